@@ -1,0 +1,38 @@
+# irlamp — every target creates .venv and installs into it first, so a fresh clone needs
+# nothing but Python >= 3.11 and make.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench soak install uninstall venv clean
+
+$(STAMP): pyproject.toml
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "irlamp needs Python >= 3.11 (found %s)" % sys.version.split()[0])'
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/irlamp simulate config/scenarios/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+soak: $(STAMP)
+	IRLAMP_KILL_POINTS=1000 $(BIN)/python -m pytest tests/test_crash_safety.py
+
+# On a Raspberry Pi: sudo make install   (see README, "Installing on a Pi")
+install:
+	sh systemd/install.sh
+
+uninstall:
+	sh systemd/uninstall.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

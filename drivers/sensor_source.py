@@ -1,0 +1,68 @@
+"""The sensor source interface: what every distance or skin sensor implementation promises.
+
+A *source* is the thinnest layer over one physical (or simulated, or emulated) chip.
+It performs one blocking read when asked and either returns a value or raises one of
+the exceptions below. It never retries, never caches, never sleeps longer than its
+own bounded I/O timeout (a hung I2C bus may still block it: the sampler that calls it
+lives in its own thread precisely so a hung read cannot stop the control loop).
+
+Implementations:
+  - real:      drivers.vl53l0x.VL53L0XSource, drivers.mlx90614.MLX90614Source
+               (Adafruit CircuitPython drivers over Blinka)
+  - emulated:  the same real sources on top of drivers.emulated_i2c (register-level chips)
+  - simulated: drivers.sim_sensors (scenario-driven values with seeded noise)
+
+Exception contract (the sampler maps each to a fault kind):
+  OSError            -> "io_error"      (I2C NACK errno 121, bus errors, device gone)
+  RuntimeError       -> "timeout"       (driver waited for data longer than its io timeout)
+  SensorValueError   -> "out_of_range"  (chip reported an invalid measurement: range
+                                         status error, MLX90614 error flag, bad PEC,
+                                         impossible raw value)
+Returned values may still be NaN or implausible; judging them is the controller's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+# VL53L0X reports 8190 or 8191 mm when it sees no target within range.
+NO_TARGET_MM = 8190.0
+
+
+class SensorValueError(ValueError):
+    """The chip answered, but its own status says the measurement is invalid."""
+
+
+@dataclass(frozen=True)
+class SkinReading:
+    """One MLX90614 reading: object (skin) and sensor-body (ambient) temperature, deg C."""
+
+    skin_c: float
+    ambient_c: float
+
+
+@runtime_checkable
+class DistanceSource(Protocol):
+    """Distance from the lamp head to the person, millimetres."""
+
+    name: str
+
+    def read_distance_mm(self) -> float:
+        """One measurement in mm (>= NO_TARGET_MM means nothing in range). May raise."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SkinSource(Protocol):
+    """Infrared thermometer aimed at the treated skin."""
+
+    name: str
+
+    def read_skin(self) -> SkinReading:
+        """One object+ambient reading in deg C. May raise."""
+        ...
+
+    def close(self) -> None: ...
