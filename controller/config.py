@@ -1,0 +1,435 @@
+"""Strict loader for the irlamp YAML configuration (SR-11).
+
+`load_config` reads one YAML file (plus optional overrides, e.g. a scenario's `config:`
+section) and returns a frozen `Config`, or raises `ConfigError` whose `.message` is one
+line naming file, line and dotted key: `config/lamp.yaml:12: session.max_on_minutes:
+must be at most 20 (hard ceiling), got 25`. Unknown keys, duplicate keys, wrong types,
+out-of-range values and broken cross-field rules are all refused; nothing is guessed.
+Every number has bounds in `_BOUNDS`; bounds that are safety limits (`Hard`) are called
+"hard floor" / "hard ceiling" in messages because no configuration may loosen them.
+"""
+
+import dataclasses
+import difflib
+import math
+import operator
+import os
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from yaml.constructor import SafeConstructor
+
+
+class ConfigError(Exception):
+    """A refused configuration. `.message` is one line: `file:line: key: problem`."""
+
+    def __init__(self, message: str):
+        self.message = " ".join(str(message).split())
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    """BCM pins (4..27, all distinct) and relay polarities."""
+
+    relay_pin: int = 17
+    relay_active_high: bool = True
+    enable_relay_pin: int | None = None
+    enable_relay_active_high: bool = True
+    button_pin: int = 27
+    led_green_pin: int = 22
+    led_amber_pin: int = 23
+    led_red_pin: int = 24
+    buzzer_pin: int | None = None
+
+
+@dataclass(frozen=True)
+class DistanceConfig:
+    """VL53L0X distance band, pause/absence timing (SR-4); min_mm has a hard floor of 12 in."""
+
+    min_mm: float = 304.8
+    hysteresis_mm: float = 25.0
+    max_mm: float = 460.0
+    absent_mm: float = 900.0
+    offset_mm: float = 0.0
+    resume_after_s: float = 3.0
+    max_pause_s: float = 120.0
+    absent_end_s: float = 60.0
+    timing_budget_ms: int = 33
+
+
+@dataclass(frozen=True)
+class SkinConfig:
+    """MLX90614 skin limit, warning band and plausibility checks (SR-5); limit_c hard ceiling 45."""
+
+    limit_c: float = 43.0
+    warning_margin_c: float = 2.0
+    plausible_min_c: float = 15.0
+    plausible_max_c: float = 60.0
+    heating_check_s: float = 120.0
+    heating_min_rise_c: float = 1.0
+    sensor_body_max_c: float = 60.0
+    period_ms: int = 250
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Exposure and daily limits (SR-6, SR-7): at most 20 min, 3 a day, 30 min apart."""
+
+    max_on_minutes: float = 20.0
+    max_wall_minutes: float = 30.0
+    sessions_per_day: int = 3
+    min_gap_minutes: float = 60.0
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Deadlines for stale and frozen readings, and the bounded retry (SR-8)."""
+
+    distance_stale_s: float = 0.25
+    skin_stale_s: float = 1.0
+    distance_frozen_s: float = 3.0
+    skin_frozen_s: float = 15.0
+    retry_errors: int = 1
+
+
+@dataclass(frozen=True)
+class ButtonConfig:
+    """Long press (acknowledge), stuck-button time and debounce (SR-10)."""
+
+    long_press_s: float = 3.0
+    stuck_s: float = 20.0
+    bounce_ms: float = 30.0
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Control loop, independent guard, journal checkpoint (at most 5 s) and status timing."""
+
+    rate_hz: float = 20.0
+    guard_deadline_s: float = 0.5
+    guard_on_margin_s: float = 5.0
+    checkpoint_s: float = 5.0
+    status_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where the journal (state_dir) and status.json (runtime_dir) live; absolute paths."""
+
+    state_dir: str = "/var/lib/irlamp"
+    runtime_dir: str = "/run/irlamp"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration; `source` is the file it came from."""
+
+    gpio: GpioConfig
+    distance: DistanceConfig
+    skin: SkinConfig
+    session: SessionConfig
+    faults: FaultConfig
+    button: ButtonConfig
+    loop: LoopConfig
+    paths: PathsConfig
+    source: str
+
+
+class Hard(float):
+    """A bound that is a safety limit (SR-4..SR-7, SR-12): configuration may only tighten it."""
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
+_TYPES = {f"{name}.{key}": hint for name, cls in _SECTIONS.items()
+          for key, hint in typing.get_type_hints(cls).items()}
+_PIN_KEYS = [key for key in _TYPES if key.startswith("gpio.") and key.endswith("_pin")]
+
+# Inclusive (lowest, highest) of every number. BCM 0/1 are the HAT EEPROM, 2/3 are I2C.
+_BOUNDS = {
+    **{key: (4, 27) for key in _PIN_KEYS},
+    "distance.min_mm": (Hard(304.8), 600), "distance.hysteresis_mm": (5, 100),
+    "distance.max_mm": (329.8, 1000), "distance.absent_mm": (329.8, 2000),
+    "distance.offset_mm": (0, 150), "distance.resume_after_s": (1, 30),
+    "distance.max_pause_s": (10, 600), "distance.absent_end_s": (10, 600),
+    "distance.timing_budget_ms": (20, 200),
+    "skin.limit_c": (38, Hard(45)), "skin.warning_margin_c": (0.5, 5),
+    "skin.plausible_min_c": (0, 30), "skin.plausible_max_c": (46, 100),
+    "skin.heating_check_s": (30, 300), "skin.heating_min_rise_c": (0.3, 5),
+    "skin.sensor_body_max_c": (35, 85), "skin.period_ms": (100, 250),
+    "session.max_on_minutes": (1, Hard(20)), "session.max_wall_minutes": (1, 40),
+    "session.sessions_per_day": (1, Hard(3)), "session.min_gap_minutes": (Hard(30), 1440),
+    "faults.distance_stale_s": (0.1, 1.0), "faults.skin_stale_s": (0.5, 3.0),
+    "faults.distance_frozen_s": (1, 10), "faults.skin_frozen_s": (5, 60),
+    "faults.retry_errors": (0, 2),
+    "button.long_press_s": (2, 5), "button.stuck_s": (10, 120), "button.bounce_ms": (5, 100),
+    "loop.rate_hz": (20, 100), "loop.guard_deadline_s": (0.1, 3.0),
+    "loop.guard_on_margin_s": (1, 30), "loop.checkpoint_s": (1, Hard(5)),
+    "loop.status_interval_s": (0.5, 5),
+}
+
+# Cross-field rules: (subject, relation, expression of other keys and constants joined by + / -).
+_RELATIONS = (
+    ("distance.max_mm", ">=", "distance.min_mm + distance.hysteresis_mm + 20"),
+    ("distance.absent_mm", ">", "distance.max_mm"),
+    ("session.max_wall_minutes", ">=", "session.max_on_minutes"),
+    ("skin.plausible_max_c", ">", "skin.limit_c"),
+    ("skin.plausible_min_c", "<", "skin.limit_c - skin.warning_margin_c"),
+    ("button.stuck_s", ">=", "button.long_press_s + 5"),
+)
+_COMPARE = {">=": (operator.ge, "at least"), ">": (operator.gt, "greater than"),
+            "<": (operator.lt, "less than")}
+
+SYSTEM_CONFIG_PATH = Path("/etc/irlamp/lamp.yaml")
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
+    source: str
+    line: int | None
+    rank: int
+
+    def order(self) -> tuple[int, int]:
+        return (self.rank, self.line or 0)
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+
+def _refuse(where: _Where, key: str, problem: str) -> typing.NoReturn:
+    raise ConfigError(f"{where}: {key}: {problem}")
+
+
+def _fmt(number) -> str:
+    if isinstance(number, float) and math.isfinite(number):
+        number = round(number, 9)
+        return str(int(number)) if number.is_integer() else repr(number)
+    return str(number)
+
+
+def _describe(value) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str):
+        return f"{value[:40]!r} (a string)"
+    if isinstance(value, (yaml.MappingNode, dict)):
+        return "a mapping"
+    if isinstance(value, (yaml.SequenceNode, list)):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return _fmt(value)
+    if isinstance(value, yaml.ScalarNode):
+        return value.value[:40]
+    return f"{value} (a {type(value).__name__})"
+
+
+def _suggest(word: str, choices) -> str:
+    """' (did you mean ...?)' naming the same key in another section, else the closest name."""
+    moved = [choice for choice in choices if choice.endswith("." + word.split(".")[-1])]
+    close = moved or difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _items(tree, name: str, where: _Where):
+    """Yield (key, value, where) of a mapping given as a YAML node or a dict; empty means {}."""
+    if tree is None or (isinstance(tree, yaml.ScalarNode) and tree.tag == _NULL_TAG):
+        return
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            if not isinstance(key, str):
+                _refuse(where, name, f"keys must be names, got {_describe(key)}")
+            yield key, value, where
+        return
+    if not isinstance(tree, yaml.MappingNode):
+        _refuse(where, name, f"must be a mapping of names to values, got {_describe(tree)}")
+    first_lines = {}
+    for key_node, value_node in tree.value:
+        key_where = _Where(where.source, key_node.start_mark.line + 1, where.rank)
+        if not isinstance(key_node, yaml.ScalarNode):
+            _refuse(key_where, name, "keys must be plain names")
+        key = key_node.value
+        dotted = key if name == "(top level)" else f"{name}.{key}"
+        if key in first_lines:
+            _refuse(key_where, dotted, f"duplicate key (first given at line {first_lines[key]})")
+        first_lines[key] = key_where.line
+        yield key, value_node, key_where
+
+
+def _checked_value(key: str, raw, where: _Where):
+    """The Python value of one setting, after type and static range checks."""
+    value = raw
+    if isinstance(raw, yaml.ScalarNode):
+        try:
+            value = SafeConstructor().construct_object(raw)
+        except yaml.YAMLError as error:
+            _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
+    hint = _TYPES[key]
+    optional = isinstance(hint, types.UnionType)
+    kind = int if optional else hint
+    if value is None and optional:
+        return None
+    if kind is bool or kind is str:
+        if not isinstance(value, kind):
+            wanted = "true or false" if kind is bool else "a path (text)"
+            _refuse(where, key, f"must be {wanted}, got {_describe(value)}")
+        if kind is str and not Path(value).is_absolute():
+            _refuse(where, key, f"must be an absolute path, got {value!r}")
+        return value
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int and not (is_number and isinstance(value, int)):
+        _refuse(where, key, f"must be a whole number{' or null' if optional else ''}, "
+                            f"got {_describe(value)}")
+    if kind is float and (not is_number or math.isnan(value)):
+        _refuse(where, key, f"must be a number, got {_describe(value)}")
+    value = float(value) if kind is float else value
+    lowest, highest = _BOUNDS[key]
+    if value < lowest:
+        hard = " (hard floor)" if isinstance(lowest, Hard) else ""
+        _refuse(where, key, f"must be at least {_fmt(lowest)}{hard}, got {_fmt(value)}")
+    if value > highest:
+        hard = " (hard ceiling)" if isinstance(highest, Hard) else ""
+        _refuse(where, key, f"must be at most {_fmt(highest)}{hard}, got {_fmt(value)}")
+    return value
+
+
+def _read_entries(tree, source: str, rank: int) -> dict:
+    """Flatten a config tree into {'section.key': (value, where)}, refusing anything unknown."""
+    line = tree.start_mark.line + 1 if isinstance(tree, yaml.Node) else None
+    entries = {}
+    top = _Where(source, line, rank)
+    for section, section_tree, section_where in _items(tree, "(top level)", top):
+        if section not in _SECTIONS:
+            _refuse(section_where, section,
+                    "unknown section" + _suggest(section, [*_SECTIONS, *_TYPES]))
+        for key, raw, where in _items(section_tree, section, section_where):
+            dotted = f"{section}.{key}"
+            if dotted not in _TYPES:
+                _refuse(where, dotted, "unknown key" + _suggest(dotted, _TYPES))
+            entries[dotted] = (_checked_value(dotted, raw, where), where)
+    return entries
+
+
+def _compose_file(source: str):
+    """The YAML node tree of the file (None when empty), or ConfigError with the line."""
+    try:
+        data = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except OSError as error:
+        reason = error.strerror or error
+        raise ConfigError(f"{source}: cannot read config file: {reason}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        bad_byte = data[error.start]
+        raise ConfigError(f"{source}:{line}: not UTF-8 text (byte {bad_byte:#04x})") from None
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        problem = ", ".join(part for part in (error.context, error.problem) if part)
+        mark = error.problem_mark or error.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        raise ConfigError(f"{source}:{line}: YAML syntax error: {error.reason}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply") from None
+
+
+def _check_relations(values: dict) -> None:
+    """Cross-field rules, blamed on the key of the rule that was set last (the 'second' key)."""
+    for subject, relation, expression in _RELATIONS:
+        terms = expression.split()
+        bound = values[terms[0]][0]
+        for sign, term in zip(terms[1::2], terms[2::2]):
+            amount = values[term][0] if term in values else float(term)
+            bound = bound + amount if sign == "+" else bound - amount
+        compare, words = _COMPARE[relation]
+        value = values[subject][0]
+        if compare(value, round(bound, 9)):
+            continue
+        involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
+        blamed = max(involved, key=lambda key: values[key][1].order())
+        rule = f"must be {words} {expression} = {_fmt(bound)}"
+        if blamed == subject:
+            _refuse(values[subject][1], subject, f"{rule}, got {_fmt(value)}")
+        _refuse(values[blamed][1], blamed, f"{subject} ({_fmt(value)}) {rule}")
+
+
+def _check_pins_distinct(values: dict) -> None:
+    used = {}
+    for key in sorted(_PIN_KEYS, key=lambda key: values[key][1].order()):
+        pin, where = values[key]
+        if pin is not None and pin in used:
+            _refuse(where, key, f"GPIO {pin} is already used by {used[pin]}")
+        if pin is not None:
+            used[pin] = key
+
+
+def default_config_path() -> Path:
+    """$IRLAMP_CONFIG if set, else /etc/irlamp/lamp.yaml if it exists,
+    else config/lamp.yaml of this repository."""
+    if os.environ.get("IRLAMP_CONFIG"):
+        return Path(os.environ["IRLAMP_CONFIG"])
+    if SYSTEM_CONFIG_PATH.exists():
+        return SYSTEM_CONFIG_PATH
+    return Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
+
+
+def load_config(path: str | Path | None = None, *, overrides=None,
+                overrides_source: str = "<overrides>") -> Config:
+    """Load and validate the file, deep-merging `overrides` (None, a dict, or a yaml MappingNode
+    whose marks point into `overrides_source`) over it. Returns a Config or raises ConfigError."""
+    source = str(default_config_path() if path is None else path)
+    try:
+        defaults = _Where(source, None, 0)
+        values = {key: (getattr(_SECTIONS[key.split(".")[0]](), key.split(".")[1]), defaults)
+                  for key in _TYPES}
+        values.update(_read_entries(_compose_file(source), source, rank=1))
+        if overrides is not None:
+            values.update(_read_entries(overrides, overrides_source, rank=2))
+        _check_relations(values)
+        _check_pins_distinct(values)
+        sections = {name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items()
+                                 if key.startswith(name + ".")})
+                    for name, cls in _SECTIONS.items()}
+        return Config(**sections, source=source)
+    except ConfigError:
+        raise
+    except Exception as error:  # a bug here must still end as one clear line, lamp off
+        problem = f"{type(error).__name__}: {error}"
+        raise ConfigError(f"{source}: cannot load config: {problem}") from error
+
+
+def config_to_dict(cfg: Config) -> dict:
+    """Nested plain dict of the effective values, without `source`."""
+    return {name: dataclasses.asdict(getattr(cfg, name)) for name in _SECTIONS}
+
+
+def format_config(cfg: Config) -> str:
+    """The effective configuration as YAML text (loadable again by load_config)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
+
+
+def check_config_command(path: str | None) -> int:
+    """`irlamp check-config [PATH]`: 'OK: <path>' and the effective config on stdout -> 0,
+    or the one-line error on stderr -> 2."""
+    try:
+        cfg = load_config(path)
+    except ConfigError as error:
+        print(error.message, file=sys.stderr)
+        return 2
+    print(f"OK: {cfg.source}")
+    print(format_config(cfg), end="")
+    return 0
