@@ -1,0 +1,201 @@
+"""The real distance reader: a VL53L0X time-of-flight sensor through Adafruit's driver.
+
+Runs the UNMODIFIED ``adafruit_vl53l0x`` driver over whatever ``busio.I2C``-like bus it
+is given: Blinka's ``board.I2C()`` on the Pi (see ``VL53L0XSource.open_on_pi``), the
+register-level emulation of ``drivers.emulated_i2c`` in tests.
+
+The Adafruit driver initialises the chip, programs the timing budget and starts and
+stops continuous ranging. Reading a sample is done here, through the driver's
+``I2CDevice`` and the named result registers, because the driver
+  - busy-waits for data-ready (a core at 100 % for a whole timing budget), and
+  - does not expose the range status, without which an invalid measurement
+    (hardware failure, sigma or signal check failed) would pass as a distance.
+The result block is read in one transfer so status and range belong to the same sample.
+
+Range status (bits 6:3 of RESULT_RANGE_STATUS, ST's ``VL53L0X_DEVICEERROR_*``):
+  11 range complete        -> the distance (unless the range is the 8190/8191 sentinel)
+   4 MSRC no target        -> NO_TARGET_MM (ST: "signal fail", nothing returned light)
+   6, 9 phase check/phase consistency -> NO_TARGET_MM (ST: "phase fail", the target is
+                              beyond the unambiguous range: nobody within reach)
+  range >= 8190 mm         -> NO_TARGET_MM (the chip's own "out of range" value),
+                              except with a status below that says the chip is broken
+  0 (no measurement), 1-3 (VCSEL/hardware failure), 5 SNR, 7 sigma, 8 TCC, 10 min clip
+  (target closer than the minimum range), 12-14 (algorithm under/overflow, range
+  ignore threshold)        -> SensorValueError: the chip answered but the value is not
+                              a distance. The controller treats it as a fault (lamp off).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from typing import Callable
+
+import adafruit_vl53l0x
+
+from drivers.sensor_source import NO_TARGET_MM, SensorValueError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADDRESS = 0x29
+
+# Registers (page 0), from ST's VL53L0X API register map.
+SYSTEM_INTERRUPT_CLEAR = 0x0B
+RESULT_INTERRUPT_STATUS = 0x13
+RESULT_RANGE_STATUS = 0x14            # first byte of the 12-byte result block
+RESULT_BLOCK_LENGTH = 12
+RESULT_RANGE_MM_OFFSET = 10           # RESULT_RANGE_STATUS + 10 = 0x1E, big-endian mm
+
+INTERRUPT_STATUS_MASK = 0x07
+INTERRUPT_CLEAR_RANGING = 0x01
+
+# Device range status values (bits 6:3 of RESULT_RANGE_STATUS).
+STATUS_RANGE_COMPLETE = 11
+NO_TARGET_STATUSES = frozenset({4, 6, 9})   # MSRC no target, range phase check, phase consistency
+BROKEN_CHIP_STATUSES = frozenset({0, 1, 2, 3})  # no measurement, VCSEL continuity/watchdog, no VHV
+NO_TARGET_RAW_MM = 8190                       # the chip reports 8190 or 8191 when out of range
+
+# Bounds of the configuration numbers.
+TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX = 20, 200
+IO_TIMEOUT_S_MIN, IO_TIMEOUT_S_MAX = 0.05, 5.0
+
+POLL_INTERVAL_S = 0.001      # poll cadence once a sample is due
+EARLY_WAKE_S = 0.002         # wake this much before the expected sample
+
+
+def open_pi_i2c_bus():
+    """Blinka's I2C bus 1 on a Raspberry Pi (GPIO2 = SDA, GPIO3 = SCL).
+
+    ``board`` is imported here, not at module import time: its import fails on a
+    machine that is not a supported board. The bus speed is not set from Python on
+    Linux; it comes from ``dtparam=i2c_arm_baudrate`` in /boot/firmware/config.txt
+    (the MLX90614 needs <= 50 kHz, which the VL53L0X also accepts).
+    """
+    import board  # noqa: PLC0415 - lazy on purpose
+
+    return board.I2C()
+
+
+class VL53L0XSource:
+    """A ``DistanceSource`` on a VL53L0X in continuous (back-to-back) ranging mode.
+
+    ``read_distance_mm()`` returns the next new sample: it sleeps until the sample is
+    about due, then polls data-ready every ~1 ms, and gives up with RuntimeError after
+    ``io_timeout_s``. I2C errors (OSError) pass through unchanged. A read may still
+    block for longer than ``io_timeout_s`` if the bus itself hangs inside a transfer;
+    the caller runs it in its own thread for that reason.
+    """
+
+    name = "vl53l0x"
+
+    def __init__(self, i2c, *, address: int = DEFAULT_ADDRESS, timing_budget_ms: int = 33,
+                 io_timeout_s: float = 0.2, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        if not TIMING_BUDGET_MS_MIN <= timing_budget_ms <= TIMING_BUDGET_MS_MAX:
+            raise ValueError(f"VL53L0X timing_budget_ms must be {TIMING_BUDGET_MS_MIN}.."
+                             f"{TIMING_BUDGET_MS_MAX}, got {timing_budget_ms}")
+        if not IO_TIMEOUT_S_MIN <= io_timeout_s <= IO_TIMEOUT_S_MAX:
+            raise ValueError(f"VL53L0X io_timeout_s must be {IO_TIMEOUT_S_MIN}.."
+                             f"{IO_TIMEOUT_S_MAX}, got {io_timeout_s}")
+        if io_timeout_s <= timing_budget_ms / 1000:
+            raise ValueError(f"VL53L0X io_timeout_s ({io_timeout_s} s) must be longer than "
+                             f"the timing budget ({timing_budget_ms} ms)")
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._io_timeout_s = io_timeout_s
+        self._closed = False
+        try:
+            self._sensor = adafruit_vl53l0x.VL53L0X(i2c, address=address,
+                                                    io_timeout_s=io_timeout_s)
+        except ValueError as exc:   # I2CDevice's probe: nothing acknowledges the address
+            raise OSError(errno.EREMOTEIO, f"VL53L0X not found at 0x{address:02X}: {exc}") from exc
+        self._sensor.measurement_timing_budget = timing_budget_ms * 1000
+        # The getter re-reads the programmed registers: the period the chip really uses.
+        self._sample_period_s = self._sensor.measurement_timing_budget / 1e6
+        self._device = self._sensor._device   # the driver's I2CDevice, for result registers
+        self._register = bytearray(1)
+        self._status = bytearray(1)
+        self._result = bytearray(RESULT_BLOCK_LENGTH)
+        self._sensor.start_continuous()
+        self._last_sample_at: float | None = self._monotonic()
+
+    @classmethod
+    def open_on_pi(cls, **config) -> VL53L0XSource:
+        """The reader on the Pi's I2C bus 1 (``board.I2C()``); ``config`` as for ``__init__``."""
+        return cls(open_pi_i2c_bus(), **config)
+
+    @property
+    def sample_period_s(self) -> float:
+        """The measurement period the chip is programmed for."""
+        return self._sample_period_s
+
+    def read_distance_mm(self) -> float:
+        """The next new measurement in mm, NO_TARGET_MM when nothing is in range.
+
+        Raises RuntimeError (no data-ready within io_timeout_s), SensorValueError (the
+        chip flags the measurement invalid) or OSError (I2C error).
+        """
+        deadline = self._monotonic() + self._io_timeout_s
+        if self._data_ready():
+            # Already waiting for us: when it completed is unknown, so is the phase.
+            self._last_sample_at = None
+        else:
+            self._sleep_until_sample_due(deadline)
+            while not self._data_ready():
+                now = self._monotonic()
+                if now >= deadline:
+                    raise RuntimeError(f"VL53L0X: no new measurement within "
+                                       f"{self._io_timeout_s:.3f} s (data-ready never set)")
+                self._sleep(min(POLL_INTERVAL_S, deadline - now))
+            self._last_sample_at = self._monotonic()
+        status_byte, range_mm = self._read_result_and_clear()
+        return _interpret(status_byte, range_mm)
+
+    def close(self) -> None:
+        """Stop continuous ranging. Never raises; a failure is logged."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._sensor.stop_continuous()
+        except (OSError, RuntimeError) as exc:
+            log.warning("VL53L0X: could not stop continuous ranging: %s", exc)
+
+    # --- registers -------------------------------------------------------------------
+    def _sleep_until_sample_due(self, deadline: float) -> None:
+        if self._last_sample_at is None:
+            return
+        wake_at = min(self._last_sample_at + self._sample_period_s - EARLY_WAKE_S, deadline)
+        delay_s = wake_at - self._monotonic()
+        if delay_s > 0:
+            self._sleep(delay_s)
+
+    def _data_ready(self) -> bool:
+        self._register[0] = RESULT_INTERRUPT_STATUS
+        with self._device as device:
+            device.write_then_readinto(self._register, self._status)
+        return self._status[0] & INTERRUPT_STATUS_MASK != 0
+
+    def _read_result_and_clear(self) -> tuple[int, int]:
+        self._register[0] = RESULT_RANGE_STATUS
+        with self._device as device:
+            device.write_then_readinto(self._register, self._result)
+        with self._device as device:
+            device.write(bytes([SYSTEM_INTERRUPT_CLEAR, INTERRUPT_CLEAR_RANGING]))
+        range_mm = (self._result[RESULT_RANGE_MM_OFFSET] << 8) | self._result[RESULT_RANGE_MM_OFFSET + 1]
+        return self._result[0], range_mm
+
+
+def _interpret(status_byte: int, range_mm: int) -> float:
+    """Map the chip's range status and raw range to a distance (see the module docstring)."""
+    device_status = (status_byte >> 3) & 0x0F
+    if device_status in BROKEN_CHIP_STATUSES:
+        raise SensorValueError(f"VL53L0X range status {device_status}: no valid measurement "
+                               f"(hardware or VCSEL failure)")
+    if range_mm >= NO_TARGET_RAW_MM or device_status in NO_TARGET_STATUSES:
+        return NO_TARGET_MM
+    if device_status != STATUS_RANGE_COMPLETE:
+        raise SensorValueError(f"VL53L0X range status {device_status}: measurement invalid "
+                               f"(raw {range_mm} mm)")
+    return float(range_mm)
