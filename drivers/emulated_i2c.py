@@ -36,6 +36,32 @@ from typing import Callable, Protocol
 Clock = Callable[[], float]
 
 
+class FakeClock:
+    """A monotonic clock that only moves when someone sleeps on it (thread-safe).
+
+    Pass ``clock.monotonic`` to the chips and the readers and ``clock.sleep`` to the
+    readers: waits then take no real time and are exactly reproducible. ``tick_s`` moves
+    the clock a little on every reading of it, so code that busy-waits on the clock
+    (instead of sleeping) still reaches its deadline and fails a test instead of hanging it.
+    """
+
+    def __init__(self, start_s: float = 1000.0, tick_s: float = 0.0) -> None:
+        self._now_s = start_s
+        self._tick_s = tick_s
+        self._guard = threading.Lock()
+
+    def monotonic(self) -> float:
+        with self._guard:
+            self._now_s += self._tick_s
+            return self._now_s
+
+    def sleep(self, seconds: float) -> None:
+        with self._guard:
+            self._now_s += max(0.0, seconds)
+
+    advance = sleep
+
+
 def nack_error() -> OSError:
     """What Linux's i2c-dev reports when a device does not acknowledge its address."""
     return OSError(errno.EREMOTEIO, os.strerror(errno.EREMOTEIO))
