@@ -1,0 +1,405 @@
+"""Durable journal of lamp sessions and faults (SR-12): SQLite, WAL, durable commits.
+
+What this module promises:
+- Every write method runs in its own transaction, committed with `synchronous=FULL` in WAL
+  mode before it returns: once a call has returned, its record survives a crash or a power cut.
+- A SIGKILL or power cut at any instant leaves a database that opens and passes
+  `PRAGMA integrity_check` (SQLite's WAL guarantee; `tests/test_crash_safety.py` kills a
+  writer hundreds of times to check it).
+- A session cut off by a crash keeps the on-time of its last checkpoint and still counts;
+  `close_interrupted()` ends it with reason 'interrupted' at a conservative end time.
+- Session ids only grow (AUTOINCREMENT), so id order is the true order in which sessions
+  started, whatever the wall clock said. The daily limits rely on this.
+- Every SQLite failure (missing directory, unreadable or corrupt file, full disk) surfaces as
+  a one-line `JournalError` that names the journal file.
+
+Times: `*_wall` are epoch seconds (`time.time()`), `*_mono` are `time.monotonic()` seconds of
+the boot named by the record's `boot_id` (`/proc/sys/kernel/random/boot_id`); monotonic values
+of different boots cannot be compared. `note_clock_synced()` stores, per boot, wall - mono at
+a moment the wall clock was known to be right; with it the true wall time of every record of
+that boot (even those written before the clock was set) is `offset + mono`.
+
+One process writes (`Journal`, the daemon); any number may read (`JournalReader`, opened
+read-only, e.g. `irlamp history`). Use a connection from one thread only.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import quote
+
+JOURNAL_FILENAME = "journal.sqlite3"
+BUSY_TIMEOUT_S = 5.0
+# Offsets noted for the same boot that differ by less than this are not rewritten.
+_OFFSET_REWRITE_S = 0.5
+
+# Schema history. Version N is reached by running MIGRATIONS[N - 1]; never edit a released step.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # v1: sessions and faults
+        """CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            boot_id TEXT NOT NULL,
+            start_wall REAL NOT NULL, start_mono REAL NOT NULL,
+            end_wall REAL, end_mono REAL,
+            on_s REAL NOT NULL DEFAULT 0,
+            end_reason TEXT, max_skin_c REAL, min_distance_mm REAL)""",
+        """CREATE TABLE faults (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            boot_id TEXT NOT NULL, wall REAL NOT NULL, mono REAL NOT NULL,
+            code TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '', ack_wall REAL)""",
+    ),
+    (  # v2: checkpoints, so a crashed session can be closed at its last known time
+        "ALTER TABLE sessions ADD COLUMN checkpoint_wall REAL",
+        "ALTER TABLE sessions ADD COLUMN checkpoint_mono REAL",
+        """UPDATE sessions SET checkpoint_wall = COALESCE(end_wall, start_wall),
+                               checkpoint_mono = COALESCE(end_mono, start_mono)""",
+    ),
+    (  # v3: per-boot wall-clock offsets; indexes for the time-window queries
+        """CREATE TABLE boot_clocks (
+            boot_id TEXT PRIMARY KEY, wall_minus_mono_s REAL NOT NULL, noted_wall REAL NOT NULL)""",
+        "CREATE INDEX sessions_by_start_wall ON sessions(start_wall)",
+        "CREATE INDEX faults_by_wall ON faults(wall)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class JournalError(Exception):
+    """The journal cannot be opened, read or written. The message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: int
+    boot_id: str
+    start_wall: float
+    start_mono: float
+    end_wall: float | None  # None while the session is open
+    end_mono: float | None
+    on_s: float  # lamp-on seconds (as of the last checkpoint while open)
+    end_reason: str | None
+    max_skin_c: float | None
+    min_distance_mm: float | None
+    # wall - mono of this session's boot while its clock was synchronised; None if never known.
+    boot_clock_offset_s: float | None = None
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    id: int
+    wall: float
+    code: str
+    detail: str
+    ack_wall: float | None  # None while unacknowledged
+
+
+_SESSION_COLUMNS = """s.id, s.boot_id, s.start_wall, s.start_mono, s.end_wall, s.end_mono, s.on_s,
+    s.end_reason, s.max_skin_c, s.min_distance_mm, b.wall_minus_mono_s
+    FROM sessions s LEFT JOIN boot_clocks b ON b.boot_id = s.boot_id"""
+_FAULT_COLUMNS = "id, wall, code, detail, ack_wall FROM faults"
+
+
+def journal_path(state_dir: str | Path) -> Path:
+    return Path(state_dir) / JOURNAL_FILENAME
+
+
+def _finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"journal: {name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _optional_finite(name: str, value: float | None) -> float | None:
+    return None if value is None else _finite(name, value)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _JournalQueries:
+    """Read-side queries shared by the writer and the read-only reader."""
+
+    path: Path
+    _conn: sqlite3.Connection
+
+    def _error(self, action: str, exc: BaseException) -> JournalError:
+        return JournalError(f"journal {self.path}: cannot {action}: {_one_line(exc)}")
+
+    def _query(self, action: str, sql: str, params: tuple = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(action, exc) from exc
+
+    def _sessions(self, where_order_limit: str, params: tuple = ()) -> list[SessionRecord]:
+        rows = self._query("read sessions", f"SELECT {_SESSION_COLUMNS} {where_order_limit}", params)
+        return [SessionRecord(*row) for row in rows]
+
+    def _faults(self, where_order: str, params: tuple = ()) -> list[FaultRecord]:
+        rows = self._query("read faults", f"SELECT {_FAULT_COLUMNS} {where_order}", params)
+        return [FaultRecord(*row) for row in rows]
+
+    def sessions_since(self, wall: float) -> list[SessionRecord]:
+        """Sessions that started or ended at or after `wall`, or are still open; oldest first.
+
+        Selection trusts the recorded wall times. For the daily limits prefer
+        `sessions_for_limits()`, which does not."""
+        return self._sessions(
+            "WHERE s.start_wall >= ? OR s.end_wall >= ? OR s.end_wall IS NULL ORDER BY s.id",
+            (wall, wall))
+
+    def sessions_for_limits(self, count: int = 32) -> list[SessionRecord]:
+        """The newest `count` sessions by id (true start order), oldest first.
+
+        Independent of any wall clock. With `count` >= sessions_per_day this is all
+        `limits.start_allowance` needs (see that module)."""
+        newest = self._sessions("ORDER BY s.id DESC LIMIT ?", (int(count),))
+        return newest[::-1]
+
+    def recent_sessions(self, limit: int = 20) -> list[SessionRecord]:
+        """The newest `limit` sessions, newest first."""
+        return self._sessions("ORDER BY s.id DESC LIMIT ?", (int(limit),))
+
+    def history(self, days: float, now_wall: float) -> tuple[list[SessionRecord], list[FaultRecord]]:
+        """Sessions started and faults recorded within `days` before `now_wall` (or later than
+        it, should the clock have been set back), newest first."""
+        since_wall = now_wall - days * 86400.0
+        sessions = self._sessions("WHERE s.start_wall >= ? ORDER BY s.id DESC", (since_wall,))
+        faults = self._faults("WHERE wall >= ? ORDER BY id DESC", (since_wall,))
+        return sessions, faults
+
+    def unacknowledged_faults(self) -> list[FaultRecord]:
+        """Faults nobody has acknowledged yet, oldest first (e.g. to re-latch after a restart)."""
+        return self._faults("WHERE ack_wall IS NULL ORDER BY id")
+
+    def newest_record_wall(self) -> float | None:
+        """The latest wall time the clock actually showed when a record was written (session
+        start, checkpoint or end, fault, acknowledgement, clock note); None for an empty journal.
+
+        The synthetic end time `close_interrupted` gives a crashed session is not included."""
+        rows = self._query("read newest record time", """SELECT MAX(w) FROM (
+            SELECT MAX(start_wall) AS w FROM sessions
+            UNION ALL SELECT MAX(checkpoint_wall) FROM sessions
+            UNION ALL SELECT MAX(wall) FROM faults
+            UNION ALL SELECT MAX(ack_wall) FROM faults
+            UNION ALL SELECT MAX(noted_wall) FROM boot_clocks)""")
+        return rows[0][0]
+
+    def integrity_check(self) -> str:
+        """'ok', or SQLite's description of the damage."""
+        rows = self._query("check integrity", "PRAGMA integrity_check")
+        return "; ".join(str(row[0]) for row in rows)
+
+    def schema_version(self) -> int:
+        return int(self._query("read schema version", "PRAGMA user_version")[0][0])
+
+    def close(self) -> None:
+        try:
+            self._conn.close()
+        except sqlite3.Error as exc:
+            raise self._error("close", exc) from exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class JournalReader(_JournalQueries):
+    """Read-only view of an existing journal: never creates, migrates or writes anything,
+    and never blocks the daemon (WAL readers do not take write locks)."""
+
+    def __init__(self, state_dir: str | Path):
+        self.path = journal_path(state_dir)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
+                                         isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error("open read-only", exc) from exc
+        try:
+            version = self.schema_version()
+        except JournalError:
+            self._conn.close()
+            raise
+        if version != SCHEMA_VERSION:
+            self._conn.close()
+            hint = ("start the irlamp daemon once to upgrade it" if version < SCHEMA_VERSION
+                    else "it was written by a newer irlamp")
+            raise JournalError(f"journal {self.path}: schema version {version}, this irlamp "
+                               f"reads version {SCHEMA_VERSION}; {hint}")
+
+
+class Journal(_JournalQueries):
+    """The daemon's read-write journal at `<state_dir>/journal.sqlite3`, for boot `boot_id`.
+
+    Opening creates the directory and file if needed, switches to WAL, checks the file's
+    integrity and migrates an older schema. A file that is not an irlamp journal, is damaged,
+    or is newer than this code raises JournalError."""
+
+    def __init__(self, state_dir: str | Path, boot_id: str):
+        if not boot_id:
+            raise ValueError("journal: boot_id must not be empty")
+        self.boot_id = boot_id
+        self.path = journal_path(state_dir)
+        self._noted_offset_s: float | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._error("create its directory", exc) from exc
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
+                                         isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error("open", exc) from exc
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _prepare(self) -> None:
+        try:
+            mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            self._conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as exc:
+            raise self._error("open (is it an irlamp journal?)", exc) from exc
+        if str(mode).lower() != "wal":
+            raise JournalError(f"journal {self.path}: cannot switch to WAL mode (got {mode!r})")
+        damage = self._query("check integrity", "PRAGMA quick_check")
+        if damage != [("ok",)]:
+            detail = "; ".join(str(row[0]) for row in damage[:3])
+            raise JournalError(f"journal {self.path}: file is damaged: {detail}")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._write("migrate schema") as conn:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise JournalError(f"journal {self.path}: schema version {version} is newer than "
+                                   f"this irlamp understands ({SCHEMA_VERSION})")
+            if version == 0 and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
+                raise JournalError(f"journal {self.path}: holds other tables; not an irlamp journal")
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One transaction, committed (durably) when the block ends, rolled back on error."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(action, exc) from exc
+
+    def close_interrupted(self, checkpoint_s: float) -> list[int]:
+        """End every session still open (its process died): reason 'interrupted', on-time as of
+        its last checkpoint, end = last checkpoint + `checkpoint_s` (the latest the lamp can have
+        been on if checkpoints come at least every `checkpoint_s`, so the cool-down is counted
+        from no earlier than the true end). Call once at start-up, before `start_session`.
+        Returns the ids closed."""
+        gap_s = _finite("checkpoint_s", checkpoint_s)
+        with self._write("close interrupted sessions") as conn:
+            ids = [row[0] for row in conn.execute(
+                "SELECT id FROM sessions WHERE end_wall IS NULL ORDER BY id")]
+            conn.execute("""UPDATE sessions SET end_reason = 'interrupted',
+                end_wall = COALESCE(checkpoint_wall, start_wall) + ?,
+                end_mono = COALESCE(checkpoint_mono, start_mono) + ?
+                WHERE end_wall IS NULL""", (gap_s, gap_s))
+        return ids
+
+    def start_session(self, start_wall: float, start_mono: float) -> int:
+        """Record a session that starts now (on-time 0); returns its id."""
+        wall, mono = _finite("start_wall", start_wall), _finite("start_mono", start_mono)
+        with self._write("start a session") as conn:
+            cursor = conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, on_s,
+                checkpoint_wall, checkpoint_mono) VALUES (?, ?, ?, 0, ?, ?)""",
+                (self.boot_id, wall, mono, wall, mono))
+            return int(cursor.lastrowid)
+
+    def checkpoint(self, session_id: int, on_s: float, max_skin_c: float | None,
+                   min_distance_mm: float | None, wall: float, mono: float) -> None:
+        """Durably record an open session's progress. The recorded on-time never decreases and
+        the extremes only widen. Raises JournalError if the session is not open."""
+        self._update_open(session_id, "checkpoint a session", on_s, max_skin_c, min_distance_mm,
+                          wall, mono, end=None)
+
+    def end_session(self, session_id: int, on_s: float, reason: str, max_skin_c: float | None,
+                    min_distance_mm: float | None, end_wall: float, end_mono: float) -> None:
+        """Close an open session with its final values. Raises JournalError if it is not open."""
+        if not isinstance(reason, str) or not reason:
+            raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
+        self._update_open(session_id, "end a session", on_s, max_skin_c, min_distance_mm,
+                          end_wall, end_mono, end=reason)
+
+    def _update_open(self, session_id: int, action: str, on_s: float, max_skin_c: float | None,
+                     min_distance_mm: float | None, wall: float, mono: float,
+                     end: str | None) -> None:
+        values = (_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
+                  _optional_finite("min_distance_mm", min_distance_mm),
+                  _finite("wall", wall), _finite("mono", mono))
+        on, skin, distance, wall_s, mono_s = values
+        ending = end is not None
+        with self._write(action) as conn:
+            cursor = conn.execute(f"""UPDATE sessions SET
+                on_s = MAX(on_s, ?),
+                max_skin_c = MAX(COALESCE(?, max_skin_c), COALESCE(max_skin_c, ?)),
+                min_distance_mm = MIN(COALESCE(?, min_distance_mm), COALESCE(min_distance_mm, ?)),
+                checkpoint_wall = ?, checkpoint_mono = ?
+                {", end_wall = ?, end_mono = ?, end_reason = ?" if ending else ""}
+                WHERE id = ? AND end_wall IS NULL""",
+                (on, skin, skin, distance, distance, wall_s, mono_s,
+                 *((wall_s, mono_s, end) if ending else ()), int(session_id)))
+            if cursor.rowcount != 1:
+                raise JournalError(f"journal {self.path}: cannot {action}: "
+                                   f"session {session_id} is not open")
+
+    def record_fault(self, code: str, detail: str, wall: float, mono: float) -> int:
+        """Record a fault (unacknowledged); returns its id."""
+        if not isinstance(code, str) or not code:
+            raise ValueError(f"journal: fault code must be a non-empty string, got {code!r}")
+        with self._write("record a fault") as conn:
+            cursor = conn.execute(
+                "INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES (?, ?, ?, ?, ?)",
+                (self.boot_id, _finite("wall", wall), _finite("mono", mono), code, str(detail)))
+            return int(cursor.lastrowid)
+
+    def acknowledge_faults(self, wall: float) -> int:
+        """Mark every unacknowledged fault as acknowledged at `wall`; returns how many."""
+        with self._write("acknowledge faults") as conn:
+            return conn.execute("UPDATE faults SET ack_wall = ? WHERE ack_wall IS NULL",
+                                (_finite("wall", wall),)).rowcount
+
+    def note_clock_synced(self, wall: float, mono: float) -> None:
+        """Tell the journal that the wall clock is synchronised (NTP) right now. Stores this
+        boot's wall - mono, which lets the daily limits place this boot's records on the true
+        timeline after a later reboot. Cheap to call every loop: writes only when the offset
+        moved by more than half a second. The newest note wins (after a suspend the offset
+        grows, which only makes earlier records look more recent: the conservative side)."""
+        offset_s = _finite("wall", wall) - _finite("mono", mono)
+        if self._noted_offset_s is not None and abs(offset_s - self._noted_offset_s) < _OFFSET_REWRITE_S:
+            return
+        with self._write("note the clock offset") as conn:
+            conn.execute("""INSERT INTO boot_clocks (boot_id, wall_minus_mono_s, noted_wall)
+                VALUES (?, ?, ?) ON CONFLICT(boot_id) DO UPDATE SET
+                wall_minus_mono_s = excluded.wall_minus_mono_s, noted_wall = excluded.noted_wall""",
+                (self.boot_id, offset_s, wall))
+        self._noted_offset_s = offset_s
