@@ -183,7 +183,8 @@ class VL53L0XSource:
             device.write_then_readinto(self._register, self._result)
         with self._device as device:
             device.write(bytes([SYSTEM_INTERRUPT_CLEAR, INTERRUPT_CLEAR_RANGING]))
-        range_mm = (self._result[RESULT_RANGE_MM_OFFSET] << 8) | self._result[RESULT_RANGE_MM_OFFSET + 1]
+        range_mm = int.from_bytes(
+            self._result[RESULT_RANGE_MM_OFFSET:RESULT_RANGE_MM_OFFSET + 2], "big")
         return self._result[0], range_mm
 
 
