@@ -192,12 +192,6 @@ class EmulatedI2C:
 # VL53L0X time-of-flight distance sensor
 # =============================================================================
 
-@dataclass(frozen=True)
-class _Sample:
-    range_mm: int
-    device_status: int
-
-
 class EmulatedVL53L0X:
     """Register model of the ST VL53L0X at 0x29.
 
@@ -398,13 +392,12 @@ class EmulatedVL53L0X:
         if self.data_ready_stops:
             return
         page0 = self._regs(0)
-        sample = _Sample(range_mm=max(0, min(0xFFFF, round(self.distance_mm))),
-                         device_status=self.range_status & 0x0F)
-        page0[self.RESULT_RANGE_STATUS] = sample.device_status << 3
+        range_mm = max(0, min(0xFFFF, round(self.distance_mm)))
+        page0[self.RESULT_RANGE_STATUS] = (self.range_status & 0x0F) << 3
         self._set_u16(self.RESULT_EFFECTIVE_SPAD_RTN_COUNT, 6 << 8)   # 8.8 fixed point
         self._set_u16(self.RESULT_SIGNAL_RATE, 5 << 7)                # 9.7 fixed point, MCPS
         self._set_u16(self.RESULT_AMBIENT_RATE, 1 << 7)
-        self._set_u16(self.RESULT_RANGE_MM, sample.range_mm)
+        self._set_u16(self.RESULT_RANGE_MM, range_mm)
         page0[self.RESULT_INTERRUPT_STATUS] = self.INTERRUPT_NEW_SAMPLE_READY
         self.samples_completed += 1
 
