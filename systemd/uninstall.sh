@@ -1,0 +1,98 @@
+#!/bin/sh
+# Remove irlamp from a Raspberry Pi:
+#
+#     sudo make uninstall      (runs: sh systemd/uninstall.sh)
+#
+# Stops and disables the service (its ExecStopPost drives the relay off),
+# then removes the unit, the venv in /opt/irlamp, the `irlamp` command link
+# and the irlamp user.
+#
+# It KEEPS, on purpose:
+#   /var/lib/irlamp   the session journal: the record of past sessions and
+#                     faults, and what counts today's sessions if you
+#                     reinstall (the daily limits must survive a reinstall);
+#   /etc/irlamp       your configuration, possibly edited.
+# and the I2C lines in the boot config (harmless without irlamp).
+# Delete those two directories yourself if you want them gone.
+#
+# DESTDIR=/some/dir works as for install.sh: paths are prefixed, and
+# systemctl/userdel are only printed.
+
+set -eu
+
+DESTDIR=${DESTDIR:-}
+VENV_PARENT=/opt/irlamp
+UNIT_FILE=/etc/systemd/system/irlamp.service
+UNIT_WANTS_LINK=/etc/systemd/system/multi-user.target.wants/irlamp.service
+CLI_LINK=/usr/local/bin/irlamp
+CONFIG_DIR=/etc/irlamp
+STATE_DIR=/var/lib/irlamp
+SERVICE_USER=irlamp
+
+say() { printf 'irlamp uninstall: %s\n' "$*"; }
+die() { printf 'irlamp uninstall: ERROR: %s\n' "$*" >&2; exit 1; }
+
+system() {
+    if [ -n "$DESTDIR" ]; then
+        say "(DESTDIR set, not run) $*"
+    else
+        "$@"
+    fi
+}
+
+if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then
+    die "must be run as root: sudo make uninstall"
+fi
+if [ -n "$DESTDIR" ]; then
+    [ -d "$DESTDIR" ] || die "DESTDIR=$DESTDIR does not exist"
+    DESTDIR=$(cd "$DESTDIR" && pwd)
+fi
+
+# Stop first, while the venv still exists: stopping runs ExecStopPost
+# (`irlamp failsafe`), which needs it to drive the relay off.
+if [ -n "$DESTDIR" ]; then
+    system systemctl disable --now irlamp.service
+elif command -v systemctl >/dev/null 2>&1 && [ -e "$UNIT_FILE" ]; then
+    systemctl disable --now irlamp.service \
+        || say "WARNING: could not stop/disable irlamp.service; check: systemctl status irlamp"
+fi
+
+rm -f "$DESTDIR$UNIT_WANTS_LINK"
+if [ -e "$DESTDIR$UNIT_FILE" ]; then
+    rm -f "$DESTDIR$UNIT_FILE"
+    say "removed $UNIT_FILE"
+fi
+if [ -n "$DESTDIR" ]; then
+    system systemctl daemon-reload
+    system systemctl reset-failed irlamp.service
+elif command -v systemctl >/dev/null 2>&1; then
+    systemctl daemon-reload
+    systemctl reset-failed irlamp.service 2>/dev/null || true
+fi
+
+if [ -d "$DESTDIR$VENV_PARENT" ]; then
+    rm -rf "$DESTDIR$VENV_PARENT/venv"
+    rmdir "$DESTDIR$VENV_PARENT" 2>/dev/null || say "left $VENV_PARENT: it holds files irlamp did not put there"
+    say "removed the venv in $VENV_PARENT"
+fi
+
+# Only our own link to the venv, never some other `irlamp`.
+link_path="$DESTDIR$CLI_LINK"
+if [ -L "$link_path" ] && [ "$(readlink "$link_path")" = "$VENV_PARENT/venv/bin/irlamp" ]; then
+    rm -f "$link_path"
+    say "removed $CLI_LINK"
+fi
+
+if [ -n "$DESTDIR" ]; then
+    system userdel "$SERVICE_USER"
+elif getent passwd "$SERVICE_USER" >/dev/null 2>&1; then
+    userdel "$SERVICE_USER" || say "WARNING: could not remove user $SERVICE_USER (is a process still running as it?)"
+    say "removed user $SERVICE_USER"
+fi
+
+echo
+say "done. KEPT on purpose:"
+say "  $STATE_DIR   the session journal (history; today's session count if you reinstall)"
+say "  $CONFIG_DIR        your configuration"
+say "To remove them too:  sudo rm -r $STATE_DIR $CONFIG_DIR"
+say "The gpio/i2c groups and the I2C lines in the boot config were left in place."
