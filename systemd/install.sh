@@ -134,7 +134,7 @@ else
     (cd "$SOURCE_DIR" && tar --exclude=./.venv --exclude=./.git --exclude=./build \
         --exclude='./*.egg-info' -cf - .) | (cd "$build_copy" && tar -xf -)
     say "installing irlamp and its dependencies into $VENV_DIR (needs the network)"
-    "$venv_path/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "$venv_path/bin/python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         --no-cache-dir --upgrade "$build_copy"
     rm -rf "$build_copy"
     trap - EXIT
