@@ -25,7 +25,8 @@ since the session started and since it ended (its "age"):
   `journal.note_clock_synced`; this corrects records written before the clock was set). Then
   the age is `now_wall - (offset + mono)`, less a 2 s tolerance.
 - Chronology: sessions happen one after another in id order, so each is at least as old as
-  the next one; within one boot, older by at least the monotonic time between them.
+  the next one: within one boot, older by at least the monotonic time between them; across a
+  reboot, by at least the later boot's monotonic time (its uptime) at the later session.
 
 Counting "today":
 - If the wall clock can be trusted now, a session counts for today when the earliest start its
@@ -114,9 +115,12 @@ def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono:
         return age_s
 
     def mono_step_s(earlier: SessionRecord, earlier_mono, later: SessionRecord, later_mono) -> float:
-        if earlier.boot_id != later.boot_id or not (_finite(earlier_mono) and _finite(later_mono)):
+        """Lower bound on the true seconds from the earlier instant to the later one."""
+        if not _finite(later_mono):
             return 0.0
-        return max(0.0, later_mono - earlier_mono)
+        if earlier.boot_id != later.boot_id:  # a reboot lies between: at least the uptime
+            return max(0.0, later_mono)        # of the later boot at the later instant
+        return max(0.0, later_mono - earlier_mono) if _finite(earlier_mono) else 0.0
 
     result: list[_Ages] = []
     later: _Ages | None = None
