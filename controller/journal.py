@@ -138,7 +138,8 @@ class _JournalQueries:
             raise self._error(action, exc) from exc
 
     def _sessions(self, where_order_limit: str, params: tuple = ()) -> list[SessionRecord]:
-        rows = self._query("read sessions", f"SELECT {_SESSION_COLUMNS} {where_order_limit}", params)
+        rows = self._query("read sessions", f"SELECT {_SESSION_COLUMNS} {where_order_limit}",
+                           params)
         return [SessionRecord(*row) for row in rows]
 
     def _faults(self, where_order: str, params: tuple = ()) -> list[FaultRecord]:
@@ -166,7 +167,8 @@ class _JournalQueries:
         """The newest `limit` sessions, newest first."""
         return self._sessions("ORDER BY s.id DESC LIMIT ?", (int(limit),))
 
-    def history(self, days: float, now_wall: float) -> tuple[list[SessionRecord], list[FaultRecord]]:
+    def history(self, days: float,
+                now_wall: float) -> tuple[list[SessionRecord], list[FaultRecord]]:
         """Sessions started and faults recorded within `days` before `now_wall` (or later than
         it, should the clock have been set back), newest first."""
         since_wall = now_wall - days * 86400.0
@@ -288,7 +290,8 @@ class Journal(_JournalQueries):
                 raise JournalError(f"journal {self.path}: schema version {version} is newer than "
                                    f"this irlamp understands ({SCHEMA_VERSION})")
             if version == 0 and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
-                raise JournalError(f"journal {self.path}: holds other tables; not an irlamp journal")
+                raise JournalError(f"journal {self.path}: holds other tables; "
+                                   "not an irlamp journal")
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     conn.execute(statement)
@@ -395,7 +398,8 @@ class Journal(_JournalQueries):
         moved by more than half a second. The newest note wins (after a suspend the offset
         grows, which only makes earlier records look more recent: the conservative side)."""
         offset_s = _finite("wall", wall) - _finite("mono", mono)
-        if self._noted_offset_s is not None and abs(offset_s - self._noted_offset_s) < _OFFSET_REWRITE_S:
+        previous_s = self._noted_offset_s
+        if previous_s is not None and abs(offset_s - previous_s) < _OFFSET_REWRITE_S:
             return
         with self._write("note the clock offset") as conn:
             conn.execute("""INSERT INTO boot_clocks (boot_id, wall_minus_mono_s, noted_wall)

@@ -114,7 +114,8 @@ def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono:
             age_s = max(age_s, now_wall - (offset_s + mono) - CLOCK_TOLERANCE_S)
         return age_s
 
-    def mono_step_s(earlier: SessionRecord, earlier_mono, later: SessionRecord, later_mono) -> float:
+    def mono_step_s(earlier: SessionRecord, earlier_mono: float | None,
+                    later: SessionRecord, later_mono: float | None) -> float:
         """Lower bound on the true seconds from the earlier instant to the later one."""
         if not _finite(later_mono):
             return 0.0
@@ -152,7 +153,8 @@ def start_allowance(sessions: Sequence[SessionRecord], *, now_wall: float, now_m
         raise ValueError(f"limits: min_gap_s must be >= 0, got {min_gap_s}")
     if isinstance(sessions_per_day, bool) or not isinstance(sessions_per_day, int) \
             or sessions_per_day < 1:
-        raise ValueError(f"limits: sessions_per_day must be an integer >= 1, got {sessions_per_day!r}")
+        raise ValueError(f"limits: sessions_per_day must be an integer >= 1, "
+                         f"got {sessions_per_day!r}")
     if newest_record_wall is not None:
         newest_record_wall = _require("newest_record_wall", newest_record_wall)
 
