@@ -15,6 +15,7 @@ Implementations:
 Exception contract (the sampler maps each to a fault kind):
   OSError            -> "io_error"      (I2C NACK errno 121, bus errors, device gone)
   RuntimeError       -> "timeout"       (driver waited for data longer than its io timeout)
+  SensorMissingError -> "missing"       (chip absent or failed to initialise)
   SensorValueError   -> "out_of_range"  (chip reported an invalid measurement: range
                                          status error, MLX90614 error flag, bad PEC,
                                          impossible raw value)
@@ -32,6 +33,10 @@ NO_TARGET_MM = 8190.0
 
 class SensorValueError(ValueError):
     """The chip answered, but its own status says the measurement is invalid."""
+
+
+class SensorMissingError(OSError):
+    """The chip could not be found or initialised (maps to the 'missing' fault kind)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,137 @@
+"""`irlamp` command line. Exit codes: 0 ok, 1 failure, 2 bad input (config, scenario, wiring).
+
+Every user error is one clear line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="irlamp", description="Infrared heat lamp safety daemon")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon (real hardware, or --simulate)")
+    run.add_argument("--config", help="config file (default: /etc/irlamp/lamp.yaml or the bundled one)")
+    run.add_argument("--state-dir", help="journal directory (overrides paths.state_dir)")
+    run.add_argument("--runtime-dir", help="status file directory (overrides paths.runtime_dir)")
+    run.add_argument("--simulate", action="store_true",
+                     help="simulated sensors and mock pins in real time, driven from the keyboard")
+    run.add_argument("--verbose", action="store_true", help="log every event")
+
+    sim = sub.add_parser("simulate", help="run a scenario file in accelerated simulated time")
+    sim.add_argument("scenario")
+    sim.add_argument("--json", action="store_true", help="one JSON object per line")
+    sim.add_argument("--config", help="base config the scenario's `config:` is merged over")
+    sim.add_argument("--state-dir", help="keep the journal here (default: a temporary directory)")
+    sim.add_argument("--verbose", action="store_true", help="also print the daemon's log on stderr")
+
+    chk = sub.add_parser("check-config", help="validate a config file and print the effective values")
+    chk.add_argument("path", nargs="?")
+
+    st = sub.add_parser("status", help="what the lamp is doing now (read-only)")
+    st.add_argument("--json", action="store_true")
+    st.add_argument("--config")
+    st.add_argument("--state-dir")
+    st.add_argument("--runtime-dir")
+
+    hi = sub.add_parser("history", help="recent sessions and faults from the journal")
+    hi.add_argument("--days", type=float, default=7.0)
+    hi.add_argument("--json", action="store_true")
+    hi.add_argument("--config")
+    hi.add_argument("--state-dir")
+
+    fs = sub.add_parser("failsafe", help="drive the relay pins off and exit (systemd ExecStopPost)")
+    fs.add_argument("--config")
+
+    se = sub.add_parser("selftest", help="bring up real hardware: sensors, LEDs, relay (asks first)")
+    se.add_argument("--config")
+    se.add_argument("--seconds", type=float, default=5.0, help="how long to print live readings")
+    return p
+
+
+def _config(path):
+    from controller.config import load_config
+    return load_config(path)
+
+
+def _dirs(args, cfg) -> tuple[Path, Path]:
+    state = Path(getattr(args, "state_dir", None) or cfg.paths.state_dir)
+    runtime = Path(getattr(args, "runtime_dir", None) or cfg.paths.runtime_dir)
+    return state, runtime
+
+
+def _cmd_simulate(args) -> int:
+    from controller.scenario import load_scenario
+    from controller.simulate import run_scenario
+    scenario = load_scenario(args.scenario)
+    run_scenario(scenario, as_json=args.json, out=sys.stdout, state_dir=args.state_dir, config_path=args.config)
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from controller.status import find_status_file, status_command
+    state, runtime = _dirs(args, _config_or_default(args.config))
+    return status_command(find_status_file(runtime, state), args.json)
+
+
+def _cmd_history(args) -> int:
+    from controller.history import history_command
+    state, _ = _dirs(args, _config_or_default(args.config))
+    return history_command(state, args.days, args.json)
+
+
+def _config_or_default(path):
+    """Status/history only need paths: fall back to defaults if the config is unreadable to this user."""
+    from controller.config import ConfigError, load_config
+    try:
+        return load_config(path)
+    except ConfigError:
+        if path:
+            raise
+        return load_config(Path(__file__).resolve().parent.parent / "config" / "lamp.yaml")
+
+
+def _cmd_failsafe(args) -> int:
+    from controller.run import failsafe
+    return failsafe(_config(args.config))
+
+
+def _cmd_run(args) -> int:
+    from controller.run import run_daemon
+    return run_daemon(_config(args.config), args)
+
+
+def _cmd_selftest(args) -> int:
+    from controller.run import selftest
+    return selftest(_config(args.config), args.seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) or args.command == "run"
+                        else quiet,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from controller.config import ConfigError, check_config_command
+    from controller.scenario import ScenarioError
+    from drivers.relay import WiringError
+    try:
+        if args.command == "check-config":
+            return check_config_command(args.path)
+        handler = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
+                   "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest}[args.command]
+        return handler(args)
+    except (ConfigError, ScenarioError, WiringError) as exc:
+        print(f"irlamp: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

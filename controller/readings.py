@@ -1,0 +1,44 @@
+"""Timestamped sensor samples as the control loop sees them.
+
+The samplers (drivers/sampler.py) publish one `Sample` per completed read; the
+controller never reads a sensor itself. It judges each sample by its age on the
+monotonic clock, so a sensor that stops delivering is noticed even though nothing
+"happens".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One completed read of one sensor.
+
+    seq        increases by one per completed read (lets the controller see "new").
+    t_s        monotonic seconds when the read completed.
+    value      distance_mm or skin_c; None when the read failed.
+    ambient_c  skin sensor only: the thermometer's own body temperature.
+    error      None, or the failure kind: 'io_error' | 'timeout' | 'out_of_range' | 'missing'.
+    detail     the raw cause, for the log and the journal.
+    """
+
+    seq: int
+    t_s: float
+    value: float | None
+    ambient_c: float | None = None
+    error: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SensorFeed:
+    """What a sampler can say about its sensor right now.
+
+    latest          the newest completed sample, or None before the first one.
+    busy_since_s    start time of a read that has not returned yet (None when idle):
+                    a read that stays busy too long is a hung bus.
+    """
+
+    latest: Sample | None
+    busy_since_s: float | None = None

@@ -1,0 +1,184 @@
+"""`irlamp run`, `irlamp failsafe`, `irlamp selftest`: the daemon in real time.
+
+`run_daemon` wires real (or, with --simulate, simulated) hardware to the same `Daemon`
+the scenario simulator drives, then loops: step, wait for the next sample or tick.
+Sensor samplers and the guard run on their own threads. SIGTERM/SIGINT/SIGHUP switch the
+relay off in the handler itself, then stop the loop; `finally` switches it off again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from controller.clock import RealClock
+from controller.daemon import Daemon, FatalLoopError
+from controller.journal import Journal
+from controller.notify import SystemdNotifier
+from controller.status import status_path
+from drivers.hardware import ReopeningSource, build_hardware, check_wiring
+
+log = logging.getLogger("irlamp")
+
+TIME_ERROR = 5   # adjtimex() return value: clock not synchronised
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return f"unknown-boot-{int(time.time() - time.monotonic())}"
+
+
+class ClockSync:
+    """Is the wall clock synchronised (NTP)? Cached for a minute."""
+
+    def __init__(self):
+        self._checked_at = float("-inf")
+        self._synced = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at > 60.0:
+            self._checked_at = now
+            self._synced = self._probe()
+        return self._synced
+
+    @staticmethod
+    def _probe() -> bool:
+        if Path("/run/systemd/timesync/synchronized").exists():
+            return True
+        try:
+            buf = ctypes.create_string_buffer(512)       # struct timex, zeroed: modes = 0 (read only)
+            state = ctypes.CDLL(None, use_errno=True).adjtimex(buf)
+            return state not in (-1, TIME_ERROR)
+        except (OSError, AttributeError):
+            return False
+
+
+def _real_sources(cfg):
+    from drivers.mlx90614 import MLX90614Source
+    from drivers.vl53l0x import VL53L0XSource
+    budget = cfg.distance.timing_budget_ms
+    distance = ReopeningSource("distance", lambda: VL53L0XSource.open_on_pi(
+        timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0)))
+    skin = ReopeningSource("skin", lambda: MLX90614Source.open_on_pi())
+    return distance, skin, None
+
+
+def _sim_sources(cfg, clock):
+    from gpiozero.pins.mock import MockFactory
+
+    from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
+    world = SimWorld(400.0, 32.0, thermal_model=True, seed=int(time.time()), monotonic=clock.monotonic)
+    return SimDistanceSource(world), SimSkinSource(world), MockFactory(), world
+
+
+def run_daemon(cfg, args) -> int:
+    check_wiring(cfg.gpio)
+    state_dir = Path(args.state_dir or cfg.paths.state_dir)
+    runtime_dir = Path(args.runtime_dir or cfg.paths.runtime_dir)
+    clock = RealClock()
+    wake = threading.Event()
+    stop = threading.Event()
+    world = None
+    if args.simulate:
+        distance_src, skin_src, factory, world = _sim_sources(cfg, clock)
+    else:
+        distance_src, skin_src, factory = _real_sources(cfg)
+    hw = build_hardware(cfg, distance_source=distance_src, skin_source=skin_src, monotonic=clock.monotonic,
+                        pin_factory=factory, on_sample=wake.set)
+    if world is not None:
+        world.lamp_on = hw.output.is_on
+    notifier = SystemdNotifier()
+    journal = None
+    reason = "exit"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal(state_dir, boot_id())
+        daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
+                        boot_id=boot_id(), clock_synced=ClockSync(), notifier=notifier)
+
+        def on_signal(signum, _frame):
+            nonlocal reason
+            hw.output.set(False, f"signal_{signal.Signals(signum).name}")
+            reason = signal.Signals(signum).name
+            stop.set()
+            wake.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        hw.distance.start()
+        hw.skin.start()
+        hw.guard.start_thread(clock.monotonic, cfg.loop.guard_deadline_s / 5.0)
+        daemon.step()
+        notifier.ready(daemon.status_line())
+        log.info("irlamp running (%s); lamp off until the button starts a session",
+                 "SIMULATED hardware" if args.simulate else "real hardware")
+        keyboard = None
+        if world is not None:
+            from controller.keyboard import KeyboardDriver
+            keyboard = KeyboardDriver(world, factory, cfg, daemon, stop, wake)
+            keyboard.start()
+        while not stop.is_set():
+            daemon.step()
+            wake.wait(max(0.0, daemon.next_wake_s() - clock.monotonic()))
+            wake.clear()
+        if keyboard is not None:
+            keyboard.stop()
+        daemon.shutdown(reason)
+        return 0
+    except FatalLoopError as exc:
+        log.critical("%s; exiting so systemd restarts the daemon (lamp off)", exc)
+        return 1
+    finally:
+        hw.output.set(False, "exit")
+        hw.close()
+        if journal is not None:
+            journal.close()
+        notifier.close()
+
+
+def failsafe(cfg) -> int:
+    """Drive every relay pin to its off level and the LEDs dark; used by ExecStopPost."""
+    from gpiozero import OutputDevice
+    g = cfg.gpio
+    pins = [(g.relay_pin, g.relay_active_high), (g.enable_relay_pin, g.enable_relay_active_high)]
+    pins += [(p, True) for p in (g.led_green_pin, g.led_amber_pin, g.led_red_pin, g.buzzer_pin)]
+    failed = []
+    for pin, active_high in pins:
+        if pin is None:
+            continue
+        try:
+            OutputDevice(pin, active_high=active_high, initial_value=False).off()
+        except Exception as exc:  # keep going: every other pin must still be driven off
+            failed.append(f"GPIO {pin}: {exc}")
+    for line in failed:
+        print(f"irlamp failsafe: could not drive {line}", file=sys.stderr)
+    if not failed:
+        print(f"irlamp failsafe: relay GPIO {g.relay_pin} driven off", file=sys.stderr)
+    return 1 if failed and any(f.startswith(f"GPIO {g.relay_pin}:") for f in failed) else 0
+
+
+def selftest(cfg, seconds: float) -> int:
+    from gpiozero import LED, Buzzer, OutputDevice
+
+    from controller.selftest import run_selftest_on_pi
+    check_wiring(cfg.gpio)
+    g = cfg.gpio
+    outputs = {"relay": OutputDevice(g.relay_pin, active_high=g.relay_active_high, initial_value=False),
+               "green": LED(g.led_green_pin), "amber": LED(g.led_amber_pin), "red": LED(g.led_red_pin)}
+    if g.enable_relay_pin is not None:
+        outputs["enable_relay"] = OutputDevice(g.enable_relay_pin, active_high=g.enable_relay_active_high,
+                                               initial_value=False)
+    if g.buzzer_pin is not None:
+        outputs["buzzer"] = Buzzer(g.buzzer_pin)
+    try:
+        return run_selftest_on_pi(outputs, readings_s=seconds)
+    finally:
+        outputs["relay"].off()

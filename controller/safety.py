@@ -1,0 +1,323 @@
+"""The safety decision: may the lamp be on right now, and if not, why not.
+
+`SafetyController.step(inputs)` is deterministic and does no I/O: no clock reads, no
+GPIO, no files. Everything it knows arrives in `StepInputs` (sensor feeds, the raw
+button level, the daily-limit allowance, the independent guard's state, and `now_s`
+on the monotonic clock). Everything it wants done leaves in `Decision` (lamp on/off
+with a reason, events to log and journal, what the LEDs should show). The daemon,
+the scenario simulator and the property tests all drive this same object.
+
+Priority, checked every step: latched fault > skin limit > on-time cap > wall-time
+cap > heating not observed > distance (too close / nobody there) > sensor doubt.
+Anything that is not an explicit "yes" leaves the lamp off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.button import ButtonTracker
+from controller.limits import Allowance
+from controller.readings import Sample, SensorFeed
+from controller.sensor_health import SensorJudge, SensorLimits, Verdict
+from drivers.sensor_source import NO_TARGET_MM
+
+REFUSAL_SHOW_S = 6.0  # how long the LEDs show why a start was refused
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    now_s: float
+    distance: SensorFeed
+    skin: SensorFeed
+    button_pressed: bool
+    allowance: Allowance
+    guard_fault: str | None = None   # a code when the independent guard has cut the relay
+
+
+@dataclass
+class Session:
+    start_s: float
+    skin_baseline_c: float
+    on_s: float = 0.0
+    paused_since_s: float | None = None
+    pause_reason: str | None = None
+    in_band_since_s: float | None = None
+    heating_seen: bool = False
+    max_skin_c: float = float("-inf")
+    min_distance_mm: float = float("inf")
+
+
+@dataclass
+class Decision:
+    lamp_on: bool
+    reason: str
+    events: list[tuple[str, dict]] = field(default_factory=list)
+    warning: bool = False
+
+
+def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
+    """Distance sensor judging rules built from the `distance` and `faults` config."""
+    period_s = cfg.distance.timing_budget_ms / 1000.0
+
+    def plausible(sample: Sample) -> str | None:
+        return None if 0.0 <= sample.value <= NO_TARGET_MM + 1 else "out_of_range"
+
+    return SensorLimits("distance", stale_s=cfg.faults.distance_stale_s,
+                        doubt_s=min(2.5 * period_s, cfg.faults.distance_stale_s),
+                        frozen_s=cfg.faults.distance_frozen_s, retry_errors=cfg.faults.retry_errors,
+                        startup_grace_s=start_s_grace, plausible=plausible,
+                        frozen_exempt=lambda value: value >= NO_TARGET_MM)
+
+
+def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
+    """Skin thermometer judging rules built from the `skin` and `faults` config."""
+    period_s = cfg.skin.period_ms / 1000.0
+
+    def plausible(sample: Sample) -> str | None:
+        ok = cfg.skin.plausible_min_c <= sample.value <= cfg.skin.plausible_max_c
+        ambient_ok = sample.ambient_c is None or -40.0 <= sample.ambient_c <= 125.0
+        return None if ok and ambient_ok else "out_of_range"
+
+    return SensorLimits("skin", stale_s=cfg.faults.skin_stale_s,
+                        doubt_s=min(2.5 * period_s, cfg.faults.skin_stale_s),
+                        frozen_s=cfg.faults.skin_frozen_s, retry_errors=cfg.faults.retry_errors,
+                        startup_grace_s=start_s_grace, plausible=plausible)
+
+
+class SafetyController:
+    STARTUP_GRACE_S = 2.0
+
+    def __init__(self, cfg, start_s: float):
+        self.cfg = cfg
+        self.distance = SensorJudge(distance_limits(cfg, self.STARTUP_GRACE_S), start_s)
+        self.skin = SensorJudge(skin_limits(cfg, self.STARTUP_GRACE_S), start_s)
+        b = cfg.button
+        self.button = ButtonTracker(b.long_press_s, b.stuck_s, b.bounce_ms / 1000.0)
+        self.latched: list[str] = []
+        self.session: Session | None = None
+        self.lamp_on = False
+        self.last_step_s = start_s
+        self.refused: tuple[str, float] | None = None   # (reason, until_s) for the LEDs
+        self.press_consumed = False
+        self.warning = False
+        self.last_distance_mm: float | None = None
+        self.last_skin_c: float | None = None
+        self.last_ambient_c: float | None = None
+
+    # -- public --------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        if self.latched:
+            return "fault"
+        if self.session is None:
+            return "idle"
+        return "paused" if self.session.paused_since_s is not None else "running"
+
+    def time_left_s(self) -> float | None:
+        if self.session is None:
+            return None
+        return max(0.0, self.cfg.session.max_on_minutes * 60.0 - self.session.on_s)
+
+    def restore_faults(self, codes: list[str]) -> None:
+        """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
+        never clears by itself, not even by restarting the daemon)."""
+        for code in codes:
+            if code not in self.latched:
+                self.latched.append(code)
+
+    def external_fault(self, code: str, detail: str, now_s: float) -> list[tuple[str, dict]]:
+        """Latch a fault found outside the decision (e.g. an exception); ends any session."""
+        events: list[tuple[str, dict]] = []
+        self._account(now_s)
+        self._latch(code, detail, events)
+        self._end_session("fault", now_s, events)
+        self.lamp_on = False
+        return events
+
+    def stop_session(self, reason: str, now_s: float) -> list[tuple[str, dict]]:
+        """End the session (daemon shutdown); the lamp is already off."""
+        events: list[tuple[str, dict]] = []
+        self._account(now_s)
+        self._end_session(reason, now_s, events)
+        self.lamp_on = False
+        return events
+
+    def _account(self, now_s: float) -> None:
+        """Add the lamp-on time since the previous step to the session's on-time."""
+        if self.lamp_on and self.session is not None:
+            self.session.on_s += max(0.0, now_s - self.last_step_s)
+        self.last_step_s = max(self.last_step_s, now_s)
+
+    def step(self, inp: StepInputs) -> Decision:
+        now = inp.now_s
+        events: list[tuple[str, dict]] = []
+        self._account(now)
+        dist = self._judge(self.distance, inp.distance, now, events)
+        skin = self._judge(self.skin, inp.skin, now, events)
+        if inp.guard_fault:
+            self._latch(inp.guard_fault, "independent guard cut the relay", events)
+        self._button(inp, dist, skin, events)
+        if self.session is None:
+            reason = self.latched[0] if self.latched else "idle"
+            return self._decide(False, reason, events, skin)
+        return self._decide(*self._session_step(now, dist, skin, events), events, skin)
+
+    # -- sensors -------------------------------------------------------------------
+    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events) -> Verdict:
+        verdict = judge.judge(feed, now)
+        if verdict.fault:
+            self._latch(f"{judge.limits.name}_{verdict.fault}", verdict.detail, events)
+        if verdict.good is not None:
+            ambient_c = verdict.good.ambient_c
+            if ambient_c is not None and ambient_c >= self.cfg.skin.sensor_body_max_c:
+                self._latch("skin_sensor_hot", f"sensor body {ambient_c:.1f} C", events)
+            if judge is self.distance:
+                self.last_distance_mm = verdict.good.value
+            else:
+                self.last_skin_c, self.last_ambient_c = verdict.good.value, verdict.good.ambient_c
+        return verdict
+
+    def _latch(self, code: str, detail: str, events) -> None:
+        if code not in self.latched:
+            self.latched.append(code)
+            events.append(("fault", {"code": code, "detail": detail}))
+
+    # -- button --------------------------------------------------------------------
+    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+        for event in self.button.update(inp.now_s, inp.button_pressed):
+            if event == "stuck":
+                self._latch("button_stuck", "button held at start-up or far too long", events)
+                self._end_session("fault", inp.now_s, events)
+            elif event == "press":
+                self.press_consumed = self.session is not None
+                if self.session is not None:
+                    self._end_session("stopped_by_button", inp.now_s, events)
+            elif event == "long" and self.latched:
+                events.append(("fault_acknowledged", {"codes": list(self.latched)}))
+                self.latched.clear()
+                self.distance.reset(inp.now_s)
+                self.skin.reset(inp.now_s)
+                self.press_consumed = True
+            elif event == "short" and not self.press_consumed and self.session is None:
+                self._try_start(inp, dist, skin, events)
+
+    def start_refusal(self, inp: StepInputs, dist: Verdict, skin: Verdict) -> str | None:
+        """SR-3: the reason a start must be refused now, or None when it may start."""
+        d, s = self.cfg.distance, self.cfg.skin
+        if self.latched:
+            return "fault_latched"
+        if dist.good is None or skin.good is None or inp.guard_fault:
+            return "sensor_unhealthy"
+        distance_mm = dist.good.value - d.offset_mm
+        if distance_mm < d.min_mm + d.hysteresis_mm:
+            return "too_close"
+        if distance_mm > d.max_mm:
+            return "out_of_band"
+        if skin.good.value >= s.limit_c:
+            return "skin_too_warm"
+        if skin.good.ambient_c is not None and skin.good.ambient_c >= s.sensor_body_max_c:
+            return "sensor_unhealthy"
+        if not inp.allowance.allowed:
+            return inp.allowance.reason or "daily_limit"
+        return None
+
+    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+        reason = self.start_refusal(inp, dist, skin)
+        if reason is not None:
+            self.refused = (reason, inp.now_s + REFUSAL_SHOW_S)
+            events.append(("start_refused", {"reason": reason}))
+            return
+        self.refused = None
+        self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value)
+        events.append(("session_started", {"skin_c": skin.good.value,
+                                           "distance_mm": dist.good.value - self.cfg.distance.offset_mm}))
+
+    def _end_session(self, reason: str, now: float, events) -> None:
+        ses = self.session
+        if ses is None:
+            return
+        self.session = None
+        events.append(("session_ended", {
+            "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
+            "max_skin_c": None if ses.max_skin_c == float("-inf") else ses.max_skin_c,
+            "min_distance_mm": None if ses.min_distance_mm == float("inf") else ses.min_distance_mm}))
+
+    # -- the session ---------------------------------------------------------------
+    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events) -> tuple[bool, str]:
+        ses, cfg = self.session, self.cfg
+        if skin.good is not None:
+            ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
+            if skin.good.value >= cfg.skin.limit_c:
+                self._latch("skin_overheat", f"skin {skin.good.value:.2f} C >= limit {cfg.skin.limit_c} C", events)
+        if self.latched:
+            code = self.latched[-1]
+            self._end_session("overheat" if code == "skin_overheat" else "fault", now, events)
+            return False, code
+        if ses.on_s >= cfg.session.max_on_minutes * 60.0:
+            self._end_session("completed", now, events)
+            return False, "session_completed"
+        if now - ses.start_s >= cfg.session.max_wall_minutes * 60.0:
+            self._end_session("wall_time_cap", now, events)
+            return False, "wall_time_cap"
+        if not ses.heating_seen:
+            ses.heating_seen = ses.max_skin_c - ses.skin_baseline_c >= cfg.skin.heating_min_rise_c
+            if not ses.heating_seen and ses.on_s >= cfg.skin.heating_check_s:
+                self._latch("skin_not_heating", f"skin rose {ses.max_skin_c - ses.skin_baseline_c:.2f} C "
+                            f"in {ses.on_s:.0f} s of heat", events)
+                self._end_session("fault", now, events)
+                return False, "skin_not_heating"
+        distance_ok = self._distance_step(now, dist, events)
+        if ses is not self.session:          # the pause lasted too long and ended the session
+            return False, ses.pause_reason or "paused"
+        if not distance_ok:
+            return False, ses.pause_reason or dist.doubt or "distance_doubt"
+        if skin.good is None:
+            return False, skin.doubt or "skin_doubt"
+        return True, "session_started" if ses.on_s == 0.0 else "resumed"
+
+    def _distance_step(self, now: float, dist: Verdict, events) -> bool:
+        """Pause / resume / end by distance. True when distance allows the lamp on now."""
+        ses, d = self.session, self.cfg.distance
+        if dist.good is None:
+            return False
+        distance_mm = dist.good.value - d.offset_mm
+        ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
+        if distance_mm < d.min_mm:
+            self._pause("too_close", now, events)
+        elif distance_mm >= d.absent_mm or dist.good.value >= NO_TARGET_MM:
+            self._pause("nobody_there", now, events)
+        elif ses.paused_since_s is not None:
+            if distance_mm < d.min_mm + d.hysteresis_mm:
+                ses.in_band_since_s = None
+            elif ses.in_band_since_s is None:
+                ses.in_band_since_s = now
+            if ses.in_band_since_s is not None and now - ses.in_band_since_s >= d.resume_after_s:
+                events.append(("resumed", {"paused_s": round(now - ses.paused_since_s, 3)}))
+                ses.paused_since_s = ses.pause_reason = ses.in_band_since_s = None
+        if ses.paused_since_s is None:
+            return True
+        limit_s = d.max_pause_s if ses.pause_reason == "too_close" else d.absent_end_s
+        if now - ses.paused_since_s >= limit_s:
+            self._end_session("too_close_too_long" if ses.pause_reason == "too_close" else "nobody_there",
+                              now, events)
+        return False
+
+    def _pause(self, reason: str, now: float, events) -> None:
+        ses = self.session
+        ses.in_band_since_s = None
+        if ses.paused_since_s is None:
+            ses.paused_since_s = now
+        if ses.pause_reason != reason:
+            ses.pause_reason = reason
+            events.append(("paused", {"reason": reason}))
+
+    def _decide(self, lamp_on: bool, reason: str, events, skin: Verdict) -> Decision:
+        lamp_on = lamp_on and not self.latched and self.session is not None
+        s = self.cfg.skin
+        warning = skin.good is not None and skin.good.value >= s.limit_c - s.warning_margin_c
+        if warning != self.warning:
+            self.warning = warning
+            events.append(("skin_warning", {"on": warning}))
+        self.lamp_on = lamp_on
+        return Decision(lamp_on, reason, events, warning)

@@ -1,0 +1,221 @@
+"""`irlamp simulate`: runs a scenario through the real daemon in accelerated simulated time.
+
+Only the clock and the drivers differ from a Pi: a `SimClock`, simulated sensor sources
+and gpiozero's `MockFactory` pins. The daemon, the safety controller, the guard, the
+samplers (with their worker threads, so a hung read really blocks) and the journal are
+the production ones. A discrete-event schedule decides what runs when:
+  distance read every timing budget, skin read every skin period, guard check every
+  50 ms, control step at every new sample and at least at the loop rate, scenario events
+  at their `at`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from gpiozero.pins.mock import MockFactory
+
+from controller.clock import SimClock
+from controller.config import load_config
+from controller.daemon import Daemon
+from controller.journal import Journal
+from controller.scenario import Scenario
+from controller.status import status_path
+from controller.timeline import format_event
+from drivers.hardware import build_hardware
+from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
+
+GUARD_PERIOD_S = 0.05
+RESTART_DOWNTIME_S = 1.0
+
+log = logging.getLogger("irlamp.simulate")
+
+
+@dataclass
+class Summary:
+    lamp_on_s: float = 0.0
+    sessions: int = 0
+    faults: list[str] = field(default_factory=list)
+    relay_changes: int = 0
+
+
+class Simulation:
+    def __init__(self, scenario: Scenario, *, state_dir: Path, config_path=None,
+                 write: Callable[[dict], None] = lambda record: None):
+        self.scenario = scenario
+        self.cfg = load_config(config_path, overrides=scenario.config_node, overrides_source=scenario.path)
+        self.state_dir = state_dir
+        self.write = write
+        self.clock = SimClock(scenario.wall_clock)
+        self.factory = MockFactory()
+        self.world = SimWorld(scenario.distance_mm, scenario.skin_c, thermal_model=scenario.thermal_model,
+                              ambient_c=scenario.ambient_c, seed=scenario.seed,
+                              lamp_on=self._lamp_on, monotonic=self.clock.monotonic)
+        self.boot_id = f"sim-{uuid.uuid4()}"
+        self.summary = Summary()
+        self.daemon: Daemon | None = None
+        self._relay_on_since: float | None = None
+        self._new_sample = False
+
+    # -- output --------------------------------------------------------------------------
+    def emit(self, event: str, **fields) -> None:
+        t = self.clock.monotonic()
+        if event == "relay":
+            self.summary.relay_changes += 1
+            if fields["on"]:
+                self._relay_on_since = t
+            elif self._relay_on_since is not None:
+                self.summary.lamp_on_s += t - self._relay_on_since
+                self._relay_on_since = None
+        elif event == "session_started":
+            self.summary.sessions += 1
+        elif event == "fault":
+            self.summary.faults.append(fields["code"])
+        self.write({"t": round(t, 3), "event": event, **fields})
+
+    def _lamp_on(self) -> bool:
+        return self.daemon is not None and self.daemon.hw.output.is_on()
+
+    # -- daemon lifecycle ------------------------------------------------------------------
+    def boot(self) -> None:
+        hw = build_hardware(self.cfg, distance_source=SimDistanceSource(self.world),
+                            skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
+                            pin_factory=self.factory, on_sample=self._on_sample)
+        journal = Journal(self.state_dir, self.boot_id)
+        self.daemon = Daemon(self.cfg, hw, self.clock, journal,
+                             status_path=status_path(Path("/nonexistent-irlamp-runtime"), self.state_dir),
+                             boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0)
+
+    def halt(self, reason: str) -> None:
+        if self.daemon is None:
+            return
+        self.daemon.shutdown(reason)
+        self.daemon.hw.close()
+        self.daemon.journal.close()
+        self.daemon = None
+
+    def _on_sample(self) -> None:
+        self._new_sample = True
+
+    # -- the schedule ----------------------------------------------------------------------
+    def run(self) -> Summary:
+        until = self.scenario.until_s
+        dist_period = self.cfg.distance.timing_budget_ms / 1000.0
+        skin_period = self.cfg.skin.period_ms / 1000.0
+        events = list(self.scenario.events)
+        releases: list[float] = []
+        counters = {"dist": 0, "skin": 0, "guard": 0}
+        next_step = 0.0
+        boot_at: float | None = 0.0
+        base = 0.0    # time the current daemon instance booted; periodic reads count from it
+        t = 0.0
+        while True:
+            candidates = [next_step, base + counters["dist"] * dist_period, base + counters["skin"] * skin_period,
+                          base + counters["guard"] * GUARD_PERIOD_S]
+            if events:
+                candidates.append(events[0].at_s)
+            if releases:
+                candidates.append(releases[0])
+            if boot_at is not None:
+                candidates.append(boot_at)
+            t = min(candidates)
+            if t > until:
+                break
+            self.clock.advance_to(max(t, self.clock.monotonic()))
+            step_now = t >= next_step
+            if boot_at is not None and t >= boot_at:
+                boot_at = None
+                self.boot()
+                base, counters = t, {"dist": 0, "skin": 0, "guard": 0}
+                step_now = True
+            while events and events[0].at_s <= t:
+                event = events.pop(0)
+                if self._apply(event, releases) and self.daemon is not None:
+                    self.halt("restart")
+                    boot_at = t + RESTART_DOWNTIME_S
+                    base, next_step = boot_at, boot_at
+                    counters = {"dist": 0, "skin": 0, "guard": 0}
+                step_now = True
+            while releases and releases[0] <= t:
+                heapq.heappop(releases)
+                self.factory.pin(self.cfg.gpio.button_pin).drive_high()
+                step_now = True
+            daemon = self.daemon
+            if daemon is None:
+                continue
+            if t >= base + counters["dist"] * dist_period:
+                counters["dist"] += 1
+                daemon.hw.distance.step()
+            if t >= base + counters["skin"] * skin_period:
+                counters["skin"] += 1
+                daemon.hw.skin.step()
+            if t >= base + counters["guard"] * GUARD_PERIOD_S:
+                counters["guard"] += 1
+                daemon.hw.guard.check(t)
+            if step_now or self._new_sample:
+                self._new_sample = False
+                daemon.step()
+                next_step = daemon.next_wake_s()
+        self.clock.advance_to(max(until, self.clock.monotonic()))
+        self.halt("end of scenario")
+        if self._relay_on_since is not None:   # cannot happen after halt, kept for clarity
+            self.summary.lamp_on_s += until - self._relay_on_since
+        return self.summary
+
+    def _apply(self, event, releases: list[float]) -> bool:
+        """Apply one scenario event; True when it asks for a daemon restart."""
+        fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in event.actions.items()}
+        if "fault" in fields:
+            fields["fault"] = {"sensor": fields["fault"][0], "kind": fields["fault"][1]}
+        self.emit("scenario", **fields)
+        acts = event.actions
+        if "wall_clock_jump_s" in acts:
+            self.clock.jump_wall(acts["wall_clock_jump_s"])
+        if "distance_mm" in acts:
+            self.world.distance_mm = acts["distance_mm"]
+        if "skin_c" in acts:
+            self.world.set_skin(acts["skin_c"])
+        if "ambient_c" in acts:
+            self.world.ambient_c = acts["ambient_c"]
+        if "fault" in acts:
+            self.world.set_fault(*acts["fault"])
+        if "press" in acts:
+            self.factory.pin(self.cfg.gpio.button_pin).drive_low()
+            heapq.heappush(releases, event.at_s + acts["press"])
+        return bool(acts.get("restart"))
+
+
+def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: str | None = None,
+                 config_path: str | None = None) -> Summary:
+    """Run and print (JSON lines or a timeline). The state dir is temporary unless given."""
+    def write(record: dict) -> None:
+        if as_json:
+            out.write(json.dumps(record, default=_jsonable) + "\n")
+        else:
+            line = format_event(record)
+            if line:
+                out.write(line + "\n")
+
+    with tempfile.TemporaryDirectory(prefix="irlamp-sim-") as tmp:
+        directory = Path(state_dir) if state_dir else Path(tmp)
+        directory.mkdir(parents=True, exist_ok=True)
+        sim = Simulation(scenario, state_dir=directory, config_path=config_path, write=write)
+        summary = sim.run()
+        record = {"t": round(sim.clock.monotonic(), 3), "event": "summary",
+                  "lamp_on_s": round(summary.lamp_on_s, 3), "sessions": summary.sessions,
+                  "faults": summary.faults}
+        write(record)
+    return summary
+
+
+def _jsonable(value):
+    if isinstance(value, float):
+        return value
+    return str(value)

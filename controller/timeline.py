@@ -1,0 +1,82 @@
+"""Turns simulation/daemon events into lines a person can follow (`irlamp simulate` without --json)."""
+
+from __future__ import annotations
+
+from controller.faults import fault_info
+from controller.indicators import REFUSAL_BLINKS
+
+PAUSE_WORDS = {"too_close": "person is closer than the minimum distance",
+               "nobody_there": "nobody in front of the lamp"}
+END_WORDS = {"completed": "time limit reached", "stopped_by_button": "stopped with the button",
+             "too_close_too_long": "too close for too long", "nobody_there": "nobody there for too long",
+             "overheat": "skin reached the limit", "fault": "a fault", "wall_time_cap": "session wall-time cap",
+             "daemon_stopped": "daemon stopped", "interrupted": "interrupted by a crash"}
+
+
+def _clock(t: float) -> str:
+    minutes, seconds = divmod(t, 60.0)
+    return f"{int(minutes):3d}:{seconds:06.3f}"
+
+
+def _fmt(value, unit: str, digits: int = 1) -> str:
+    return "?" if value is None else f"{value:.{digits}f} {unit}"
+
+
+def _scenario(r: dict) -> str:
+    parts = []
+    if "press" in r:
+        parts.append(f"button held {r['press']:g} s")
+    if "distance_mm" in r:
+        d = r["distance_mm"]
+        parts.append("person leaves (no target)" if d >= 8190 else f"person at {d:g} mm ({d / 25.4:.1f} in)")
+    if "skin_c" in r:
+        parts.append(f"skin set to {r['skin_c']:g} C")
+    if "ambient_c" in r:
+        parts.append(f"sensor body at {r['ambient_c']:g} C")
+    if "fault" in r:
+        parts.append(f"inject {r['fault']['sensor']} sensor fault: {r['fault']['kind']}")
+    if "restart" in r:
+        parts.append("daemon restarts")
+    if "wall_clock_jump_s" in r:
+        parts.append(f"wall clock jumps {r['wall_clock_jump_s']:+g} s")
+    return "> " + "; ".join(parts)
+
+
+def format_event(r: dict) -> str | None:
+    """One readable line for an event record, or None for records not worth a line."""
+    e = r["event"]
+    if e == "scenario":
+        text = _scenario(r)
+    elif e == "relay":
+        text = f"LAMP {'ON ' if r['on'] else 'OFF'}  ({r['reason'].replace('_', ' ')})"
+    elif e == "session_started":
+        text = f"session started: distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}"
+    elif e == "session_ended":
+        text = (f"session ended: {END_WORDS.get(r['reason'], r['reason'])} after {r['on_s'] / 60:.2f} min of heat "
+                f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)})")
+    elif e == "paused":
+        text = f"paused: {PAUSE_WORDS.get(r['reason'], r['reason'])} (lamp off)"
+    elif e == "resumed":
+        text = f"resumed after {r['paused_s']:.1f} s paused (back in the band long enough)"
+    elif e == "start_refused":
+        blinks = REFUSAL_BLINKS.get(r["reason"], 7)
+        text = f"start refused: {r['reason'].replace('_', ' ')} (amber blinks {blinks}x)"
+    elif e == "fault":
+        info = fault_info(r["code"])
+        text = (f"FAULT {r['code']}: {r.get('detail', '')} -- LEDs red {info.red} / amber {info.amber}; "
+                f"{info.advice}")
+    elif e == "fault_acknowledged":
+        text = f"fault acknowledged by long press: {', '.join(r['codes'])}"
+    elif e == "skin_warning":
+        text = "skin in the warning band (amber on)" if r["on"] else "skin below the warning band"
+    elif e == "faults_restored":
+        text = f"still latched from before the restart: {', '.join(r['codes'])} (long press to acknowledge)"
+    elif e == "session_interrupted":
+        text = f"session {r['session']} had been cut off by a crash; recorded as interrupted"
+    elif e == "summary":
+        faults = ", ".join(r["faults"]) or "none"
+        text = (f"summary: lamp on {r['lamp_on_s'] / 60:.2f} min in total, {r['sessions']} session(s) started, "
+                f"faults: {faults}")
+    else:
+        return None
+    return f"{_clock(r['t'])}  {text}"

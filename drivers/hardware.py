@@ -1,0 +1,104 @@
+"""Assembles the physical (or simulated) parts from the config: relay, guard, panel, samplers.
+
+Simulation and the Pi differ only in what is passed in here: sensor sources (simulated or
+Adafruit), the gpiozero pin factory (MockFactory or the Pi's default) and the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from drivers.guard import RelayGuard
+from drivers.panel import Panel
+from drivers.relay import LampOutput, check_boot_safe
+from drivers.sampler import Sampler
+from drivers.sensor_source import DistanceSource, SensorMissingError, SkinSource
+
+
+@dataclass
+class Hardware:
+    output: LampOutput
+    guard: RelayGuard
+    panel: Panel
+    distance: Sampler
+    skin: Sampler
+    sources: tuple
+
+    def close(self) -> None:
+        """Lamp off first, then everything else; safe to call twice."""
+        self.output.set(False, "shutdown")
+        self.guard.stop_thread()
+        for sampler in (self.distance, self.skin):
+            sampler.stop()
+        for source in self.sources:
+            try:
+                source.close()
+            except Exception:  # noqa: BLE001 - a sensor that fails to close must not stop shutdown
+                pass
+        self.panel.close()
+        self.output.close()
+
+
+def check_wiring(gpio) -> None:
+    """SR-2: refuse relay wirings that an undriven pin would switch on (raises WiringError)."""
+    check_boot_safe(gpio.relay_pin, gpio.relay_active_high, "lamp relay")
+    if gpio.enable_relay_pin is not None:
+        check_boot_safe(gpio.enable_relay_pin, gpio.enable_relay_active_high, "enable relay")
+
+
+def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSource,
+                   monotonic: Callable[[], float], pin_factory=None,
+                   on_sample: Callable[[], None] | None = None) -> Hardware:
+    check_wiring(cfg.gpio)
+    g = cfg.gpio
+    output = LampOutput(g.relay_pin, g.relay_active_high, g.enable_relay_pin, g.enable_relay_active_high,
+                        pin_factory=pin_factory)
+    guard = RelayGuard(output, deadline_s=cfg.loop.guard_deadline_s,
+                       max_on_s=cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s,
+                       rest_s=cfg.session.min_gap_minutes * 60.0, start_s=monotonic())
+    panel = Panel(g, pin_factory=pin_factory)
+    distance = Sampler("distance", lambda: (distance_source.read_distance_mm(), None),
+                       cfg.distance.timing_budget_ms / 1000.0, monotonic, on_sample,
+                       may_block=getattr(distance_source, "may_block", lambda: True))
+
+    def read_skin():
+        reading = skin_source.read_skin()
+        return reading.skin_c, reading.ambient_c
+
+    skin = Sampler("skin", read_skin, cfg.skin.period_ms / 1000.0, monotonic, on_sample,
+                   may_block=getattr(skin_source, "may_block", lambda: True))
+    return Hardware(output, guard, panel, distance, skin, (distance_source, skin_source))
+
+
+class ReopeningSource:
+    """Wraps a real sensor that may be absent: every read first tries to (re)open it.
+
+    While the chip cannot be opened each read raises SensorMissingError, which latches the
+    'missing' fault; once it answers, reads pass straight through.
+    """
+
+    def __init__(self, name: str, opener: Callable[[], object]):
+        self.name = name
+        self._opener = opener
+        self._device = None
+        self._why = ""
+
+    def _get(self):
+        if self._device is None:
+            try:
+                self._device = self._opener()
+            except (OSError, ValueError, RuntimeError, ImportError, NotImplementedError) as exc:
+                self._why = f"{type(exc).__name__}: {exc}"
+                raise SensorMissingError(f"{self.name} sensor not available ({self._why})") from exc
+        return self._device
+
+    def read_distance_mm(self) -> float:
+        return self._get().read_distance_mm()
+
+    def read_skin(self):
+        return self._get().read_skin()
+
+    def close(self) -> None:
+        if self._device is not None:
+            self._device.close()

@@ -1,0 +1,133 @@
+"""Reads one sensor on its own schedule and publishes timestamped samples.
+
+The control loop never calls a sensor: it looks at `feed()`, which is always instant.
+Reads run on the sampler's own worker thread, so a read that blocks forever (a locked
+I2C bus blocks inside the kernel and cannot be interrupted) only makes the feed show
+a read that has been busy too long; the loop notices and cuts the lamp.
+
+Two ways to drive it, same read path:
+  - real time: `start()` runs a thread that reads every `period_s` (a source that waits
+    for its own data-ready, like the VL53L0X, paces itself);
+  - simulation: `step()` asks the worker for one read and waits for it, but never
+    longer than `sim_wait_s` of real time — a read still running then is a hung read,
+    and later steps see it still busy until it returns.
+Exceptions map to fault kinds: OSError -> io_error, RuntimeError -> timeout,
+SensorValueError -> out_of_range; anything else -> io_error with its type named.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from controller.readings import Sample, SensorFeed
+from drivers.sensor_source import SensorMissingError, SensorValueError
+
+ReadFn = Callable[[], tuple[float, float | None]]   # -> (value, ambient_c or None)
+
+
+def classify(exc: BaseException) -> str:
+    if isinstance(exc, SensorMissingError):
+        return "missing"
+    if isinstance(exc, SensorValueError):
+        return "out_of_range"
+    if isinstance(exc, OSError):
+        return "io_error"
+    if isinstance(exc, (RuntimeError, TimeoutError)):
+        return "timeout"
+    return "io_error"
+
+
+class Sampler:
+    def __init__(self, name: str, read: ReadFn, period_s: float, monotonic: Callable[[], float],
+                 on_sample: Callable[[], None] | None = None, sim_wait_s: float = 0.5,
+                 may_block: Callable[[], bool] = lambda: True):
+        self.name = name
+        self._read = read
+        self.period_s = period_s
+        self._monotonic = monotonic
+        self.on_sample = on_sample
+        self.sim_wait_s = sim_wait_s
+        self.may_block = may_block
+        self._latest: Sample | None = None
+        self._busy_since: float | None = None
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._request = threading.Event()
+        self._done = threading.Event()
+
+    def feed(self) -> SensorFeed:
+        with self._lock:
+            return SensorFeed(self._latest, self._busy_since)
+
+    def read_once(self) -> None:
+        """One read, published as a Sample (value or error). Never raises."""
+        with self._lock:
+            self._busy_since = self._monotonic()
+        value: float | None = None
+        ambient: float | None = None
+        error: str | None = None
+        detail = ""
+        try:
+            value, ambient = self._read()
+        except Exception as exc:  # every failure becomes a sample the controller judges
+            error, detail = classify(exc), f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self._seq += 1
+            self._latest = Sample(self._seq, self._monotonic(), value, ambient, error, detail)
+            self._busy_since = None
+        if self.on_sample is not None:
+            self.on_sample()
+
+    # -- real time ------------------------------------------------------------------------
+    def start(self) -> None:
+        def run() -> None:
+            next_s = self._monotonic()
+            while not self._stop.is_set():
+                self.read_once()
+                next_s += self.period_s
+                now = self._monotonic()
+                if next_s < now:
+                    next_s = now
+                self._stop.wait(next_s - now)
+        self._thread = threading.Thread(target=run, name=f"irlamp-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._request.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)   # a hung read cannot be joined; it is a daemon thread
+
+    # -- simulation -----------------------------------------------------------------------
+    def step(self) -> bool:
+        """Simulation: do one read on the worker unless one is still running. True if a sample was published.
+
+        A source that says it cannot block right now (`may_block() is False`) is read on the
+        calling thread, which is the same read without the thread hand-off; the simulated
+        sources say so except while a `hang` fault is injected.
+        """
+        if self._request.is_set() or self.feed().busy_since_s is not None:
+            return False              # the previous read is still blocked
+        seq_before = self._seq
+        if not self.may_block():
+            self.read_once()
+            return self._seq != seq_before
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._sim_worker, name=f"irlamp-sim-{self.name}", daemon=True)
+            self._thread.start()
+        self._done.clear()
+        self._request.set()
+        self._done.wait(self.sim_wait_s)
+        return self._seq != seq_before
+
+    def _sim_worker(self) -> None:
+        while True:
+            self._request.wait()
+            if self._stop.is_set():
+                return
+            self.read_once()
+            self._request.clear()
+            self._done.set()
