@@ -31,7 +31,6 @@ MAX_EXCEPTION_STREAK = 20      # consecutive failing steps before the daemon giv
 ALLOWANCE_REFRESH_S = 1.0
 FAULT_BUZZ_S = 1.0
 END_BUZZ_S = 0.3
-HISTORY_WINDOW_S = 3 * 86400.0
 
 Emit = Callable[..., None]      # emit(event_name, **fields)
 
@@ -64,6 +63,7 @@ class Daemon:
         self.exception_streak = 0
         self.last_fault: dict | None = None
         self.healthy = False
+        self.status_error: str | None = None
         hw.output.observer = self._on_relay
         interrupted = journal.close_interrupted(cfg.loop.checkpoint_s)
         for sid in interrupted:
@@ -119,9 +119,12 @@ class Daemon:
     def _allowance(self, now: float, refresh: bool) -> Allowance:
         if refresh or self.allowance is None or now - self.allowance_at_s >= ALLOWANCE_REFRESH_S:
             wall = self.clock.wall()
+            synced = self.clock_synced()
+            if synced:
+                self.journal.note_clock_synced(wall, now)
             self.allowance = start_allowance(
-                self.journal.sessions_since(wall - HISTORY_WINDOW_S), now_wall=wall, now_mono=now,
-                boot_id=self.boot_id, clock_synced=self.clock_synced(),
+                self.journal.sessions_for_limits(), now_wall=wall, now_mono=now,
+                boot_id=self.boot_id, clock_synced=synced,
                 newest_record_wall=self.journal.newest_record_wall(),
                 sessions_per_day=self.cfg.session.sessions_per_day,
                 min_gap_s=self.cfg.session.min_gap_minutes * 60.0)
@@ -221,12 +224,21 @@ class Daemon:
             "fault_latched": bool(ctl.latched), "latched_faults": list(ctl.latched),
             "last_fault": self.last_fault,
             "leds": self.hw.panel.shown.describe() if self.hw.panel.shown else "...",
-            "heartbeat_wall": self.clock.wall(), "pid": os.getpid(), "simulated": bool(self.clock.simulated),
+            "heartbeat_wall": self.clock.wall(), "heartbeat_mono": now, "boot_id": self.boot_id,
+            "pid": os.getpid(), "simulated": bool(self.clock.simulated),
         }
 
     def _write_status(self, now: float) -> None:
-        if self.status_path is not None:
+        """The caregiver's status file. Failing to write it is logged, not a lamp fault."""
+        if self.status_path is None:
+            return
+        try:
             write_status_atomic(self.status_path, self.status_snapshot())
+            self.status_error = None
+        except OSError as exc:
+            if self.status_error != str(exc):
+                log.error("cannot write status file %s: %s", self.status_path, exc)
+            self.status_error = str(exc)
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self, reason: str) -> None:
@@ -240,7 +252,10 @@ class Daemon:
         if self.status_path is not None:
             snapshot = self.status_snapshot()
             snapshot.update(state="stopped", lamp_on=False)
-            write_status_atomic(self.status_path, snapshot)
+            try:
+                write_status_atomic(self.status_path, snapshot)
+            except OSError as exc:
+                log.error("cannot write status file %s: %s", self.status_path, exc)
 
 
 def _finite(value: float) -> float | None:
