@@ -6,6 +6,8 @@
   f      distance sensor I/O error     g       skin sensor I/O error
   x      clear injected faults         q       quit (lamp off)
 A status line (relay, LEDs, distance, skin, time left) is redrawn twice a second.
+With stdin not a terminal, each input line is read as a string of keys (the word
+`space` stands for the space bar), so scripts and benchmarks can drive it too.
 """
 
 from __future__ import annotations
@@ -90,17 +92,24 @@ class KeyboardDriver:
             if interactive:
                 tty.setcbreak(sys.stdin.fileno())
             while not self.stop_event.is_set():
-                sys.stderr.write(self.status_line())
-                sys.stderr.flush()
-                if not interactive:
-                    self.stop_event.wait(0.5)
-                    continue
+                if interactive:
+                    sys.stderr.write(self.status_line())
+                    sys.stderr.flush()
                 ready, _, _ = select.select([sys.stdin], [], [], 0.5)
-                if ready:
-                    key = sys.stdin.read(1)
-                    if key == "\x1b":          # arrow keys: ESC [ A/B
-                        key = sys.stdin.read(2)[-1:]
-                    self.handle(key)
+                if not ready:
+                    continue
+                if not interactive:             # piped input: each line is a string of keys
+                    line = sys.stdin.readline()
+                    if not line:                # end of input: keep running until a signal
+                        self.stop_event.wait()
+                        break
+                    for key in line.rstrip("\n").replace("space", " "):
+                        self.handle(key)
+                    continue
+                key = sys.stdin.read(1)
+                if key == "\x1b":              # arrow keys: ESC [ A/B
+                    key = sys.stdin.read(2)[-1:]
+                self.handle(key)
         finally:
             if old is not None:
                 termios.tcsetattr(sys.stdin, termios.TCSADRAIN, old)

@@ -264,10 +264,10 @@ def status_command(path: Path, as_json: bool, now_wall: float | None = None, *,
 
     age_s = _heartbeat_age_s(status, now_wall, now_mono,
                              _current_boot_id() if boot_id is None else boot_id)
-    if abs(age_s) <= STALE_AFTER_S:
-        daemon, code = "running", EXIT_RUNNING
-    elif status.get("state") == "stopped" or not _pid_alive(status.get("pid")):
+    if status.get("state") == "stopped" or not _pid_alive(status.get("pid")):
         daemon, code = "not running", EXIT_NOT_RUNNING
+    elif abs(age_s) <= STALE_AFTER_S:
+        daemon, code = "running", EXIT_RUNNING
     else:
         daemon, code = "stale", EXIT_STALE_OR_UNREADABLE
 

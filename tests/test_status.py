@@ -228,6 +228,24 @@ def test_stopped_state_with_old_heartbeat_means_not_running(tmp_path):
     assert code == 3 and "not running" in out and "'stopped'" in out
 
 
+def test_fresh_status_of_a_daemon_that_stopped_means_not_running(tmp_path):
+    # the daemon's last act is writing state 'stopped'; a caregiver asking a second later
+    # must not be told it is running
+    path = tmp_path / "status.json"
+    write_status_atomic(path, sample(state="stopped", lamp_on=False, heartbeat_wall=NOW - 0.5))
+    code, out, _ = run(path)
+    assert code == 3 and "not running" in out
+
+
+def test_fresh_heartbeat_of_an_exited_process_means_not_running(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    path = tmp_path / "status.json"
+    write_status_atomic(path, sample(heartbeat_wall=NOW - 0.5, pid=int(dead.stdout)))
+    code, out, _ = run(path)
+    assert code == 3 and "not running" in out
+
+
 def test_monotonic_heartbeat_ignores_wall_clock_jumps_within_one_boot(tmp_path):
     path = tmp_path / "status.json"
     write_status_atomic(path, sample(heartbeat_wall=NOW - 7200, heartbeat_mono=500.0,
