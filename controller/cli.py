@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -97,8 +99,15 @@ def _config_or_default(path):
 
 
 def _cmd_failsafe(args) -> int:
-    from controller.run import failsafe
-    return failsafe(_config(args.config))
+    from controller.run import failsafe, failsafe_pins_from_raw
+    from controller.config import ConfigError
+    try:
+        return failsafe(_config(args.config).gpio)
+    except ConfigError as exc:
+        # The fail-safe must still switch the lamp off when the config is broken (it runs
+        # after every stop, also after a start refused for a bad config).
+        print(f"irlamp failsafe: {exc.message}; using the relay pins as written in the file", file=sys.stderr)
+        return failsafe(failsafe_pins_from_raw(args.config))
 
 
 def _cmd_run(args) -> int:
@@ -113,6 +122,8 @@ def _cmd_selftest(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # lgpio creates its notification pipe in the working directory unless LG_WD says where.
+    os.environ.setdefault("LG_WD", tempfile.gettempdir())
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) or args.command == "run"
                         else quiet,
@@ -131,6 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from gpiozero.exc import GPIOZeroError
+        if isinstance(exc, GPIOZeroError):
+            print(f"irlamp: cannot use the GPIO pins ({exc}); is this a Raspberry Pi with the gpio group? "
+                  f"Without one, try `irlamp run --simulate`.", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

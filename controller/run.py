@@ -144,25 +144,52 @@ def run_daemon(cfg, args) -> int:
         notifier.close()
 
 
-def failsafe(cfg) -> int:
-    """Drive every relay pin to its off level and the LEDs dark; used by ExecStopPost."""
+def failsafe(gpio) -> int:
+    """Drive every relay pin to its off level and the LEDs dark; used by ExecStopPost.
+
+    Exit 0 when the relay pins were driven off, 1 when a relay pin could not be.
+    """
     from gpiozero import OutputDevice
-    g = cfg.gpio
-    pins = [(g.relay_pin, g.relay_active_high), (g.enable_relay_pin, g.enable_relay_active_high)]
-    pins += [(p, True) for p in (g.led_green_pin, g.led_amber_pin, g.led_red_pin, g.buzzer_pin)]
-    failed = []
-    for pin, active_high in pins:
+    relays = [(gpio.relay_pin, gpio.relay_active_high), (gpio.enable_relay_pin, gpio.enable_relay_active_high)]
+    leds = [(getattr(gpio, name, None), True) for name in ("led_green_pin", "led_amber_pin", "led_red_pin", "buzzer_pin")]
+    relay_failed = False
+    for index, (pin, active_high) in enumerate(relays + leds):
         if pin is None:
             continue
         try:
             OutputDevice(pin, active_high=active_high, initial_value=False).off()
+            if index < len(relays):
+                print(f"irlamp failsafe: relay GPIO {pin} driven off", file=sys.stderr)
         except Exception as exc:  # keep going: every other pin must still be driven off
-            failed.append(f"GPIO {pin}: {exc}")
-    for line in failed:
-        print(f"irlamp failsafe: could not drive {line}", file=sys.stderr)
-    if not failed:
-        print(f"irlamp failsafe: relay GPIO {g.relay_pin} driven off", file=sys.stderr)
-    return 1 if failed and any(f.startswith(f"GPIO {g.relay_pin}:") for f in failed) else 0
+            relay_failed |= index < len(relays)
+            print(f"irlamp failsafe: could not drive GPIO {pin} off: {exc}", file=sys.stderr)
+    return 1 if relay_failed else 0
+
+
+def failsafe_pins_from_raw(path):
+    """Relay pins read leniently from a config file that failed validation (bundled defaults otherwise)."""
+    import types
+
+    import yaml
+
+    from controller.config import GpioConfig, default_config_path
+    defaults = GpioConfig()
+    raw: dict = {}
+    try:
+        loaded = yaml.safe_load(Path(path or default_config_path()).read_text())
+        raw = loaded.get("gpio", {}) if isinstance(loaded, dict) else {}
+        raw = raw if isinstance(raw, dict) else {}
+    except (OSError, yaml.YAMLError):
+        raw = {}
+
+    def pick(key, kind):
+        value = raw.get(key, getattr(defaults, key))
+        return value if isinstance(value, kind) and not (kind is int and isinstance(value, bool)) else getattr(defaults, key)
+
+    return types.SimpleNamespace(
+        relay_pin=pick("relay_pin", int), relay_active_high=pick("relay_active_high", bool),
+        enable_relay_pin=raw.get("enable_relay_pin") if isinstance(raw.get("enable_relay_pin"), int) else None,
+        enable_relay_active_high=pick("enable_relay_active_high", bool))
 
 
 def selftest(cfg, seconds: float) -> int:
