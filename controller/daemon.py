@@ -95,9 +95,15 @@ class Daemon:
         self.last_button = button
         decision = ctl.step(StepInputs(now, hw.distance.feed(), hw.skin.feed(), button, allowance,
                                        hw.guard.tripped))
+        # A session is journaled before its lamp goes on (a crash in between must not lose it);
+        # everything else is recorded after the relay has been switched.
+        early = [e for e in decision.events if e[0] == "session_started"]
+        for name, fields in early:
+            self._record(name, fields, now)
         hw.guard.command(decision.lamp_on, now, decision.reason)
         for name, fields in decision.events:
-            self._record(name, fields, now)
+            if name != "session_started":
+                self._record(name, fields, now)
         self._checkpoint(now)
         first_fault = ctl.latched[0] if ctl.latched else None
         hw.panel.show(leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s))

@@ -47,6 +47,12 @@ def check_wiring(gpio) -> None:
         check_boot_safe(gpio.enable_relay_pin, gpio.enable_relay_active_high, "enable relay")
 
 
+def guard_rest_s(cfg) -> float:
+    """Relay-off time after which the guard forgets past on-time: one minute less than the
+    minimum gap between sessions, so it has always reset before the next session may start."""
+    return max(60.0, cfg.session.min_gap_minutes * 60.0 - 60.0)
+
+
 def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSource,
                    monotonic: Callable[[], float], pin_factory=None,
                    on_sample: Callable[[], None] | None = None) -> Hardware:
@@ -56,7 +62,7 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
                         pin_factory=pin_factory)
     guard = RelayGuard(output, deadline_s=cfg.loop.guard_deadline_s,
                        max_on_s=cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s,
-                       rest_s=cfg.session.min_gap_minutes * 60.0, start_s=monotonic())
+                       rest_s=guard_rest_s(cfg), start_s=monotonic())
     panel = Panel(g, pin_factory=pin_factory)
     distance = Sampler("distance", lambda: (distance_source.read_distance_mm(), None),
                        cfg.distance.timing_budget_ms / 1000.0, monotonic, on_sample,

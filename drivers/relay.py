@@ -45,7 +45,8 @@ class LampOutput:
     def __init__(self, relay_pin: int, active_high: bool, enable_pin: int | None = None,
                  enable_active_high: bool = True, pin_factory=None,
                  observer: Callable[[bool, str], None] | None = None):
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler may switch the lamp off while the main thread is inside set().
+        self._lock = threading.RLock()
         self.main = OutputDevice(relay_pin, active_high=active_high, initial_value=False,
                                  pin_factory=pin_factory)
         self.enable = None
