@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:          # e.g. `irlamp simulate x.yaml | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:
         from gpiozero.exc import GPIOZeroError
         if isinstance(exc, GPIOZeroError):
