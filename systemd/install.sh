@@ -48,23 +48,11 @@ SERVICE_USER=irlamp
 # clock, which the Pi's I2C controller handles badly): run the bus at 50 kHz.
 I2C_MAX_BAUD=50000
 
-say() { printf 'irlamp install: %s\n' "$*"; }
-die() { printf 'irlamp install: ERROR: %s\n' "$*" >&2; exit 1; }
-
-# Run a command that changes the system outside DESTDIR - or, with DESTDIR
-# set, only say what would have been run.
-system() {
-    if [ -n "$DESTDIR" ]; then
-        say "(DESTDIR set, not run) $*"
-    else
-        "$@"
-    fi
-}
+SCRIPT_NAME=install
+. "$SOURCE_DIR/systemd/common.sh"
 
 # --- 1. preconditions ----------------------------------------------------
-if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then
-    die "must be run as root: sudo make install"
-fi
+require_root_or_destdir
 command -v "$PYTHON" >/dev/null 2>&1 \
     || die "$PYTHON not found; irlamp needs Python >= 3.11 (sudo apt install python3)"
 if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then

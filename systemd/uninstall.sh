@@ -29,20 +29,10 @@ CONFIG_DIR=/etc/irlamp
 STATE_DIR=/var/lib/irlamp
 SERVICE_USER=irlamp
 
-say() { printf 'irlamp uninstall: %s\n' "$*"; }
-die() { printf 'irlamp uninstall: ERROR: %s\n' "$*" >&2; exit 1; }
+SCRIPT_NAME=uninstall
+. "$(cd "$(dirname "$0")" && pwd)/common.sh"
 
-system() {
-    if [ -n "$DESTDIR" ]; then
-        say "(DESTDIR set, not run) $*"
-    else
-        "$@"
-    fi
-}
-
-if [ -z "$DESTDIR" ] && [ "$(id -u)" -ne 0 ]; then
-    die "must be run as root: sudo make uninstall"
-fi
+require_root_or_destdir
 if [ -n "$DESTDIR" ]; then
     [ -d "$DESTDIR" ] || die "DESTDIR=$DESTDIR does not exist"
     DESTDIR=$(cd "$DESTDIR" && pwd)
