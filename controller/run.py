@@ -62,12 +62,14 @@ class ClockSync:
 
 
 def _real_sources(cfg):
+    """The Adafruit-driver sources on the Pi's bus 1, shared politely by both sampler threads."""
+    from drivers.i2c_bus import pi_i2c_bus
     from drivers.mlx90614 import MLX90614Source
     from drivers.vl53l0x import VL53L0XSource
     budget = cfg.distance.timing_budget_ms
-    distance = ReopeningSource("distance", lambda: VL53L0XSource.open_on_pi(
-        timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0)))
-    skin = ReopeningSource("skin", lambda: MLX90614Source.open_on_pi())
+    distance = ReopeningSource("distance", lambda: VL53L0XSource(
+        pi_i2c_bus(), timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0)))
+    skin = ReopeningSource("skin", lambda: MLX90614Source(pi_i2c_bus()))
     return distance, skin, None
 
 
