@@ -78,32 +78,53 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
 
 
 class ReopeningSource:
-    """Wraps a real sensor that may be absent: every read first tries to (re)open it.
+    """Wraps a real sensor that may be absent or may lose its settings (brown-out).
 
     While the chip cannot be opened each read raises SensorMissingError, which latches the
-    'missing' fault; once it answers, reads pass straight through.
+    'missing' fault. After `reopen_after` failed reads in a row the chip is closed and opened
+    afresh on the next read (a VL53L0X that browned out comes back with default settings and
+    never ranges again otherwise). By then a fault has latched and the lamp is off.
     """
 
-    def __init__(self, name: str, opener: Callable[[], object]):
+    def __init__(self, name: str, opener: Callable[[], object], reopen_after: int = 3):
         self.name = name
         self._opener = opener
         self._device = None
-        self._why = ""
+        self._failures = 0
+        self.reopen_after = reopen_after
+        self.opened = 0
 
     def _get(self):
         if self._device is None:
             try:
                 self._device = self._opener()
+                self.opened += 1
             except (OSError, ValueError, RuntimeError, ImportError, NotImplementedError) as exc:
-                self._why = f"{type(exc).__name__}: {exc}"
-                raise SensorMissingError(f"{self.name} sensor not available ({self._why})") from exc
+                raise SensorMissingError(f"{self.name} sensor not available ({type(exc).__name__}: {exc})") from exc
         return self._device
 
+    def _read(self, method: str):
+        device = self._get()
+        try:
+            value = getattr(device, method)()
+        except Exception:
+            self._failures += 1
+            if self._failures >= self.reopen_after:
+                self._failures = 0
+                self._device = None
+                try:
+                    device.close()
+                except Exception:  # noqa: BLE001 - the chip is being given up on anyway
+                    pass
+            raise
+        self._failures = 0
+        return value
+
     def read_distance_mm(self) -> float:
-        return self._get().read_distance_mm()
+        return self._read("read_distance_mm")
 
     def read_skin(self):
-        return self._get().read_skin()
+        return self._read("read_skin")
 
     def close(self) -> None:
         if self._device is not None:
