@@ -79,13 +79,18 @@ class _Reader:
             out[key] = (key_node, value_node)
         return out
 
-    def scalar(self, node) -> Any:
+    def scalar(self, node, what: str = "value") -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            self.fail(node, "expected a single value")
-        return yaml.SafeLoader("").construct_object(node)
+            self.fail(node, f"{what}: expected a single value")
+        try:
+            return yaml.SafeLoader("").construct_object(node)
+        except yaml.YAMLError as exc:   # e.g. a !!python/... tag the safe loader refuses
+            self.fail(node, f"{what}: {getattr(exc, 'problem', None) or exc}")
+        except ValueError as exc:       # e.g. 2026-13-01 looks like a date but is none
+            self.fail(node, f"{what}: {exc}")
 
     def number(self, node, what: str, low: float = -math.inf, high: float = math.inf) -> float:
-        value = self.scalar(node)
+        value = self.scalar(node, what)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             self.fail(node, f"{what} must be a number, got {value!r}")
         if not low <= value <= high:
@@ -93,7 +98,7 @@ class _Reader:
         return float(value)
 
     def wall_clock(self, node) -> float:
-        value = self.scalar(node)
+        value = self.scalar(node, "start.wall_clock")
         if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
             value = dt.datetime(value.year, value.month, value.day)
         if isinstance(value, str):
@@ -112,6 +117,8 @@ def load_scenario(path: str | Path) -> Scenario:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read scenario: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: cannot read scenario: not UTF-8 text (byte {exc.start})") from exc
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -131,19 +138,26 @@ def load_scenario(path: str | Path) -> Scenario:
         if "wall_clock" in start:
             kw["wall_clock"] = r.wall_clock(start["wall_clock"][1])
     if "thermal_model" in top:
-        value = r.scalar(top["thermal_model"][1])
+        value = r.scalar(top["thermal_model"][1], "thermal_model")
         if not isinstance(value, bool):
             r.fail(top["thermal_model"][1], f"thermal_model must be true or false, got {value!r}")
         kw["thermal_model"] = value
     if "seed" in top:
-        kw["seed"] = int(r.number(top["seed"][1], "seed", 0, 2**31))
+        seed = r.number(top["seed"][1], "seed", 0, 2**31)
+        if not seed.is_integer():
+            r.fail(top["seed"][1], f"seed must be a whole number, got {seed:g}")
+        kw["seed"] = int(seed)
     if "name" in top:
-        kw["name"] = str(r.scalar(top["name"][1]))
+        kw["name"] = str(r.scalar(top["name"][1], "name"))
     events = _events(r, top["events"][1]) if "events" in top else []
     last_at = events[-1].at_s if events else 0.0
     until = last_at + DEFAULT_TAIL_S
     if "until" in top:
         until = r.number(top["until"][1], "until", 0.0, MAX_UNTIL_S)
+        late = [e for e in events if e.at_s > until]
+        if late:   # it would silently never happen
+            raise ScenarioError(f"{path}:{late[0].line}: event at {late[0].at_s:g} s comes after "
+                                f"until ({until:g} s) and would never run")
     config_node = top["config"][1] if "config" in top else None
     if config_node is not None and not isinstance(config_node, yaml.MappingNode):
         if not (isinstance(config_node, yaml.ScalarNode) and config_node.value in ("", "~", "null")):
@@ -177,7 +191,7 @@ def _events(r: _Reader, node) -> list[ScenarioEvent]:
             if key == "fault":
                 actions[key] = _fault(r, value_node, index)
             elif key == "restart":
-                value = r.scalar(value_node)
+                value = r.scalar(value_node, f"event {index}: restart")
                 if value is not True:
                     r.fail(value_node, f"event {index}: restart must be true, got {value!r}")
                 actions[key] = True
@@ -194,8 +208,8 @@ def _fault(r: _Reader, node, index: int) -> tuple[str, str]:
     for key in ("sensor", "kind"):
         if key not in entries:
             r.fail(node, f"event {index}: fault needs '{key}'")
-    sensor = r.scalar(entries["sensor"][1])
-    kind = r.scalar(entries["kind"][1])
+    sensor = r.scalar(entries["sensor"][1], f"event {index}: fault sensor")
+    kind = r.scalar(entries["kind"][1], f"event {index}: fault kind")
     if sensor not in ("distance", "skin"):
         r.fail(entries["sensor"][1], f"event {index}: fault sensor must be distance or skin, got {sensor!r}")
     if kind not in FAULT_KINDS:

@@ -26,10 +26,11 @@ from controller.clock import SimClock
 from controller.config import load_config
 from controller.daemon import Daemon
 from controller.journal import Journal
-from controller.scenario import Scenario
+from controller.scenario import Scenario, ScenarioError
 from controller.status import status_path
 from controller.timeline import format_event
-from drivers.hardware import build_hardware
+from drivers.hardware import build_hardware, check_wiring
+from drivers.relay import WiringError
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
 GUARD_PERIOD_S = 0.05
@@ -51,6 +52,7 @@ class Simulation:
                  write: Callable[[dict], None] = lambda record: None):
         self.scenario = scenario
         self.cfg = load_config(config_path, overrides=scenario.config_node, overrides_source=scenario.path)
+        _check_wiring(self.cfg, scenario, config_path)
         self.state_dir = state_dir
         self.write = write
         self.clock = SimClock(scenario.wall_clock)
@@ -213,6 +215,19 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
                   "faults": summary.faults}
         write(record)
     return summary
+
+
+def _check_wiring(cfg, scenario: Scenario, config_path) -> None:
+    """Refuse an unsafe relay wiring before anything runs, naming where it was configured."""
+    try:
+        check_wiring(cfg.gpio)
+    except WiringError as exc:
+        where = str(config_path) if config_path else "config"
+        node = scenario.config_node
+        for key_node, _ in (node.value if node is not None else []):
+            if key_node.value == "gpio":
+                where = f"{scenario.path}:{key_node.start_mark.line + 1}"
+        raise ScenarioError(f"{where}: {exc}") from exc
 
 
 def _jsonable(value):
