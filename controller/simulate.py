@@ -34,6 +34,7 @@ from drivers.relay import WiringError
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
 GUARD_PERIOD_S = 0.05
+SETTLE_WAIT_S = 5.0     # real seconds to wait for a released read to return (it returns at once)
 RESTART_DOWNTIME_S = 1.0
 
 log = logging.getLogger("irlamp.simulate")
@@ -99,7 +100,12 @@ class Simulation:
         if self.daemon is None:
             return
         self.daemon.shutdown(reason)
-        self.daemon.hw.close()
+        hw = self.daemon.hw
+        for source in hw.sources:       # abandon reads blocked on a hung bus, and wait for them,
+            source.close()              # so stopping the samplers neither waits nor races
+        for sampler in (hw.distance, hw.skin):
+            sampler.wait_idle(SETTLE_WAIT_S)
+        hw.close()
         self.daemon.journal.close()
         self.daemon = None
 
@@ -187,7 +193,12 @@ class Simulation:
         if "ambient_c" in acts:
             self.world.ambient_c = acts["ambient_c"]
         if "fault" in acts:
-            self.world.set_fault(*acts["fault"])
+            sensor, kind = acts["fault"]
+            self.world.set_fault(sensor, kind)
+            if kind != "hang" and self.daemon is not None:
+                # a released hung read completes now, at this simulated instant (deterministic)
+                sampler = self.daemon.hw.distance if sensor == "distance" else self.daemon.hw.skin
+                sampler.wait_idle(SETTLE_WAIT_S)
         if "press" in acts:
             self.factory.pin(self.cfg.gpio.button_pin).drive_low()
             heapq.heappush(releases, event.at_s + acts["press"])

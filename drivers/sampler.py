@@ -8,9 +8,9 @@ a read that has been busy too long; the loop notices and cuts the lamp.
 Two ways to drive it, same read path:
   - real time: `start()` runs a thread that reads every `period_s` (a source that waits
     for its own data-ready, like the VL53L0X, paces itself);
-  - simulation: `step()` asks the worker for one read and waits for it, but never
-    longer than `sim_wait_s` of real time — a read still running then is a hung read,
-    and later steps see it still busy until it returns.
+  - simulation: `step()` asks the worker for one read and waits for it to begin, then
+    at most SIM_FINISH_GRACE_S of real time for it to end — a read still running then is
+    a hung read, and later steps see it still busy until it returns.
 Exceptions map to fault kinds: OSError -> io_error, RuntimeError -> timeout,
 SensorValueError -> out_of_range; anything else -> io_error with its type named.
 """
@@ -22,6 +22,10 @@ from typing import Callable
 
 from controller.readings import Sample, SensorFeed
 from drivers.sensor_source import SensorMissingError, SensorValueError
+
+# Simulation: real seconds a read that has begun on the worker gets to finish before the
+# simulator treats it as blocked (a simulated source only uses the worker while it hangs).
+SIM_FINISH_GRACE_S = 0.05
 
 ReadFn = Callable[[], tuple[float, float | None]]   # -> (value, ambient_c or None)
 
@@ -57,6 +61,7 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._request = threading.Event()
         self._done = threading.Event()
+        self._started = threading.Event()
 
     def feed(self) -> SensorFeed:
         with self._lock:
@@ -66,6 +71,7 @@ class Sampler:
         """One read, published as a Sample (value or error). Never raises."""
         with self._lock:
             self._busy_since = self._monotonic()
+        self._started.set()
         value: float | None = None
         ambient: float | None = None
         error: str | None = None
@@ -119,15 +125,29 @@ class Sampler:
             self._thread = threading.Thread(target=self._sim_worker, name=f"irlamp-sim-{self.name}", daemon=True)
             self._thread.start()
         self._done.clear()
+        self._started.clear()
         self._request.set()
-        self._done.wait(self.sim_wait_s)
+        # Wait until the read has begun (its busy time is stamped while simulated time stands
+        # still), then give it a short real-time grace to finish; one still running is hung.
+        self._started.wait(self.sim_wait_s)
+        self._done.wait(min(self.sim_wait_s, SIM_FINISH_GRACE_S))
         return self._seq != seq_before
 
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Simulation: wait (real time, at most `timeout_s`) until a read running on the worker
+        has published its sample. True when no read is in progress any more.
+
+        The simulator calls this right after releasing a hung read, so the released read
+        lands at that simulated instant instead of whenever the thread gets scheduled."""
+        if not self._request.is_set():
+            return True
+        return self._done.wait(timeout_s) or not self._request.is_set()
+
     def _sim_worker(self) -> None:
-        while True:
+        while not self._stop.is_set():
             self._request.wait()
             if self._stop.is_set():
                 return
             self.read_once()
-            self._request.clear()
+            self._request.clear()   # before _done: whoever sees _done also sees no request
             self._done.set()

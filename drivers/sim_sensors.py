@@ -11,11 +11,13 @@ The noise is seeded, so a scenario always gives the same run.
 Injected faults take the real failure path: `io_error` raises OSError(121), `timeout`
 raises RuntimeError, `out_of_range` returns what a confused chip returns (65535 mm;
 1037.55 C = raw 0xFFFF), `nan` returns NaN, `frozen` returns the last value exactly,
-forever, and `hang` blocks the reading thread until the fault is cleared.
+forever, and `hang` blocks the reading thread until the fault is cleared (or replaced).
+A hang survives closing the source: a restarted daemon finds the bus still locked.
 """
 
 from __future__ import annotations
 
+import errno
 import math
 import random
 import threading
@@ -52,13 +54,16 @@ class SimWorld:
         self._lock = threading.Lock()
 
     def set_fault(self, sensor: str, kind: str) -> None:
-        if kind == "clear":
-            self.faults[sensor] = None
-            self.releases[sensor].set()
-        else:
-            self.faults[sensor] = kind
-            if kind == "hang":
+        """Inject a fault kind (or 'clear'); it replaces the previous one. A hang lasts until
+        another kind or 'clear' releases the bus: the blocked read then returns what the
+        sensor does now. A hang injected twice is still one hang (one release ends it)."""
+        if kind == "hang":
+            if self.releases[sensor].is_set():
                 self.releases[sensor] = threading.Event()
+            self.faults[sensor] = "hang"
+        else:
+            self.faults[sensor] = None if kind == "clear" else kind
+            self.releases[sensor].set()
 
     def set_skin(self, skin_c: float) -> None:
         with self._lock:
@@ -91,15 +96,19 @@ class _SimSource:
     def __init__(self, world: SimWorld):
         self.world = world
         self._last = None
+        self._closed = False
 
     def _fault_or_value(self, make_value, bad_value):
-        kind = self.world.faults[self.sensor]
+        world = self.world
+        if world.faults[self.sensor] == "hang":
+            world.releases[self.sensor].wait()   # blocks like a locked I2C bus
+            if self._closed:
+                raise OSError(errno.EIO, "read abandoned: the sensor was closed while the bus was locked")
+        kind = world.faults[self.sensor]         # what the sensor does now (after a release)
         if kind == "io_error":
             raise OSError(121, "Remote I/O error")
         if kind == "timeout":
             raise RuntimeError("timeout waiting for data ready")
-        if kind == "hang":
-            self.world.releases[self.sensor].wait()   # blocks like a locked I2C bus
         if kind == "frozen" and self._last is not None:
             return self._last
         if kind == "out_of_range":
@@ -115,7 +124,14 @@ class _SimSource:
         return self.world.faults[self.sensor] == "hang"
 
     def close(self) -> None:
-        self.world.releases[self.sensor].set()
+        """Abandon a read blocked on a hung bus (it raises). The hang itself belongs to the
+        world, not to this source: a source opened later (a restarted daemon) still hangs."""
+        self._closed = True
+        world = self.world
+        blocked = world.releases[self.sensor]
+        if world.faults[self.sensor] == "hang" and not blocked.is_set():
+            world.releases[self.sensor] = threading.Event()
+        blocked.set()
 
 
 class SimDistanceSource(_SimSource):
