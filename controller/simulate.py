@@ -141,6 +141,8 @@ class Simulation:
             if boot_at is not None and t >= boot_at:
                 boot_at = None
                 self.boot()
+                if releases:   # a press held through the restart: new gpiozero devices reset the
+                    self.factory.pin(self.cfg.gpio.button_pin).drive_low()   # mock pin to its pull-up
                 base, counters = t, {"dist": 0, "skin": 0, "guard": 0}
                 step_now = True
             while events and events[0].at_s <= t:
