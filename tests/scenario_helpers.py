@@ -10,6 +10,7 @@ Both give a `SimRun`: the parsed JSON lines plus lookups that make assertions sh
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -156,3 +157,115 @@ def scenario(events: list[dict], until: float, *, config: dict | None = None, st
     doc["until"] = until
     doc.update(extra)
     return doc
+
+
+# -- the real-time daemon (`irlamp run --simulate`) as a subprocess ------------------------------
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.05, what: str = "condition"):
+    """Poll `predicate()` until it returns something truthy; fail after `timeout_s` (bounded wait)."""
+    import time
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+class RunningDaemon:
+    """`python -m controller.cli run --simulate` with piped stdin (keys) and a NOTIFY_SOCKET the
+    test binds, so READY/WATCHDOG/STATUS/STOPPING datagrams can be checked."""
+
+    def __init__(self, base: Path, *, config: Path = DEFAULT_CONFIG, notify: bool = True):
+        import socket
+        self.base = Path(base)
+        self.state_dir = self.base / "state"
+        self.runtime_dir = self.base / "run"
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        self.messages: list[str] = []
+        self.sock = None
+        env = cli_env()
+        if notify:
+            address = str(self.base / "notify.sock")
+            Path(address).unlink(missing_ok=True)
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(address)
+            self.sock.setblocking(False)
+            env["NOTIFY_SOCKET"] = address
+        self.stderr_path = self.base / f"daemon-{len(list(self.base.glob('daemon-*.log')))}.log"
+        self._stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(
+            [PYTHON, "-m", "controller.cli", "run", "--simulate", "--state-dir", str(self.state_dir),
+             "--runtime-dir", str(self.runtime_dir), "--config", str(config)],
+            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+
+    # notify socket
+    def poll_messages(self) -> list[str]:
+        """Every datagram received so far (each may hold several NAME=value lines)."""
+        while self.sock is not None:
+            try:
+                self.messages.append(self.sock.recv(65536).decode())
+            except BlockingIOError:
+                break
+        return self.messages
+
+    def lines(self) -> list[str]:
+        return [line for message in self.poll_messages() for line in message.splitlines()]
+
+    def wait_message(self, line: str, timeout_s: float = 10.0, count: int = 1) -> None:
+        wait_for(lambda: self.lines().count(line) >= count or self._died(),
+                 timeout_s, what=f"{count} x {line!r} from the daemon")
+        assert self.lines().count(line) >= count, f"daemon exited early: {self.stderr()}"
+
+    def _died(self) -> bool:
+        return self.proc.poll() is not None
+
+    # keys, status, signals
+    def keys(self, text: str) -> None:
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    @property
+    def status_file(self) -> Path:
+        return self.runtime_dir / "status.json"
+
+    def status(self) -> dict | None:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_status(self, predicate, timeout_s: float = 10.0, what: str = "status") -> dict:
+        def check():
+            status = self.status()
+            return status if status is not None and status.get("pid") == self.proc.pid and predicate(status) \
+                else None
+        return wait_for(check, timeout_s, what=what)
+
+    def stop(self, signum, timeout_s: float = 10.0) -> int:
+        self.proc.send_signal(signum)
+        return self.proc.wait(timeout=timeout_s)
+
+    def stderr(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text()
+
+    def close(self) -> None:
+        """Make sure nothing outlives the test (SIGKILL only this process, if still running)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc.stdin:
+            with contextlib.suppress(BrokenPipeError):   # the daemon is gone already
+                self.proc.stdin.close()
+        self._stderr.close()
+        if self.sock is not None:
+            self.sock.close()
+
+
+def history_json(state_dir: Path) -> dict:
+    proc = run_cli("history", "--state-dir", str(state_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
