@@ -1,0 +1,199 @@
+"""Start-up time, CPU and peak memory of a whole program, measured from outside its process.
+
+The program is started with `$NOTIFY_SOCKET` pointing at our own datagram socket, as systemd
+would start `irlamp run` (Type=notify): start-up is the time from just before the process is
+spawned to the arrival of `READY=1`. Its stdin is a pipe: `space` presses the (mock) button,
+`q` quits, as for `irlamp run --simulate`. CPU is utime + stime from /proc/<pid>/stat (all
+threads) per wall second; memory is VmHWM (peak resident set) from /proc/<pid>/status.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+Command = Callable[[Path], list[str]]    # argv for a run whose scratch directory is the argument
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+READY_TIMEOUT_S = 15.0
+
+
+class ProcessError(Exception):
+    """The measured program did not behave as the measurement needs (one line, with its stderr)."""
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK    # utime, stime
+
+
+def status_field_kb(pid: int, name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    raise ProcessError(f"/proc/{pid}/status has no {name}")
+
+
+class Notified:
+    """Collects sd_notify datagrams (arrival time, text) on a socket in `directory`."""
+
+    def __init__(self, directory: Path):
+        self.path = str(directory / "notify.sock")
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(self.path)
+        self._sock.settimeout(0.2)
+        self.messages: list[tuple[float, str]] = []
+        self._arrived = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._closed:
+            try:
+                data = self._sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._arrived:
+                self.messages.append((time.perf_counter(), data.decode(errors="replace")))
+                self._arrived.notify_all()
+
+    def wait_for(self, needle: str, timeout_s: float, after: float = 0.0) -> float | None:
+        """Arrival time of the first message at/after `after` containing `needle`."""
+        deadline = time.perf_counter() + timeout_s
+        with self._arrived:
+            while True:
+                for t_s, text in self.messages:
+                    if t_s >= after and needle in text:
+                        return t_s
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    return None
+                self._arrived.wait(min(left, 0.2))
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(timeout=1.0)
+        self._sock.close()
+
+
+class Program:
+    """One run of a program under measurement (context manager: always stopped on exit)."""
+
+    def __init__(self, command: Command, workdir: Path, cwd: Path):
+        self.argv, self.workdir, self.cwd = command(workdir), workdir, cwd
+        self.notified = Notified(workdir)
+        self.stderr_path = workdir / "stderr.txt"
+        self.proc: subprocess.Popen | None = None
+        self.started_s = 0.0
+
+    def __enter__(self) -> Program:
+        env = {**os.environ, "NOTIFY_SOCKET": self.notified.path, "PYTHONUNBUFFERED": "1"}
+        with open(self.stderr_path, "wb") as err:
+            self.started_s = time.perf_counter()
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=err, env=env, cwd=self.cwd)
+        return self
+
+    def wait_ready(self) -> float:
+        """Seconds from spawn to READY=1."""
+        t_ready = self.notified.wait_for("READY=1", READY_TIMEOUT_S)
+        if t_ready is None:
+            raise ProcessError(f"{self.argv[1:4]} sent no READY=1 within {READY_TIMEOUT_S:.0f} s: {self.stderr_tail()}")
+        return t_ready - self.started_s
+
+    def send(self, line: str) -> None:
+        self.proc.stdin.write(line.encode())
+        self.proc.stdin.flush()
+
+    def cpu_percent_over(self, seconds: float) -> dict:
+        """CPU of the whole process per wall second, over `seconds`, as % of one core."""
+        pid = self.proc.pid
+        wall0, cpu0 = time.perf_counter(), cpu_seconds(pid)
+        time.sleep(seconds)
+        wall1, cpu1 = time.perf_counter(), cpu_seconds(pid)
+        if self.proc.poll() is not None:
+            raise ProcessError(f"{self.argv[1:4]} exited during the CPU measurement: {self.stderr_tail()}")
+        return {"cpu_percent": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 3),
+                "cpu_s": round(cpu1 - cpu0, 3), "wall_s": round(wall1 - wall0, 3)}
+
+    def stderr_tail(self) -> str:
+        try:
+            lines = self.stderr_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no stderr)"
+        return lines[-1] if lines else "(no stderr)"
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.send("q\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=5.0)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=5.0)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        self.notified.close()
+
+
+def measure_program(command: Command, *, cwd: Path, idle_s: float, running_s: float,
+                    running_marker: str, settle_s: float = 1.0) -> dict:
+    """Start-up, idle CPU, running-session CPU and peak RSS of one run of `command`.
+
+    `running_marker` is the STATUS= text that proves the session is on (lamp lit).
+    """
+    with tempfile.TemporaryDirectory(prefix="irlamp-bench-proc-") as tmp:
+        workdir = Path(tmp)
+        with Program(command, workdir, cwd) as prog:
+            startup_s = prog.wait_ready()
+            time.sleep(settle_s)
+            idle = prog.cpu_percent_over(idle_s)
+            t_press = time.perf_counter()
+            prog.send("space\n")
+            if prog.notified.wait_for(running_marker, 5.0, after=t_press) is None:
+                raise ProcessError(f"{prog.argv[1:4]}: no '{running_marker}' status after a button press: "
+                                   f"{prog.stderr_tail()}")
+            running = prog.cpu_percent_over(running_s)
+            pid = prog.proc.pid
+            rss_peak_kb = status_field_kb(pid, "VmHWM")
+            threads = status_field_kb(pid, "Threads")
+        return {"startup_s": round(startup_s, 4), "idle": idle, "running": running,
+                "rss_peak_mb": round(rss_peak_kb / 1024.0, 2), "threads": threads}
+
+
+def measure_startups(command: Command, *, cwd: Path, count: int) -> list[float]:
+    """`count` fresh starts to READY=1 (each then told to quit)."""
+    times = []
+    for _ in range(count):
+        with tempfile.TemporaryDirectory(prefix="irlamp-bench-start-") as tmp:
+            with Program(command, Path(tmp), cwd) as prog:
+                times.append(round(prog.wait_ready(), 4))
+    return times
+
+
+def irlamp_command(workdir: Path) -> list[str]:
+    """`irlamp run --simulate` with its journal and status file in `workdir`."""
+    import sys
+    state, runtime = workdir / "state", workdir / "run"
+    state.mkdir(exist_ok=True)
+    runtime.mkdir(exist_ok=True)
+    config = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
+    return [sys.executable, "-m", "controller.cli", "run", "--simulate", "--config", str(config),
+            "--state-dir", str(state), "--runtime-dir", str(runtime)]
+
+
+def baseline_command(workdir: Path) -> list[str]:
+    import sys
+    return [sys.executable, "-m", "bench.baseline"]

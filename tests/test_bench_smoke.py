@@ -1,0 +1,117 @@
+"""Smoke test of `make bench`: every measurement runs with tiny trial counts and yields
+well-formed figures. Nothing here asserts speed: how fast irlamp is, is what the bench
+reports, not something a test on a shared build machine may demand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import report  # noqa: E402
+from bench.run import QUICK, run_bench  # noqa: E402
+
+PROGRAMS = ("irlamp", "baseline")
+
+
+def finite_non_negative(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    results = run_bench(QUICK, out, log=lambda message: None)
+    return results, out
+
+
+def test_the_json_file_holds_what_the_run_returned_and_nothing_failed(quick):
+    results, out = quick
+    assert json.loads(out.read_text()) == json.loads(json.dumps(results))
+    assert results["errors"] == []
+    assert results["machine"]["cpus_usable"] >= 1 and results["machine"]["cpu_model"]
+
+
+def test_every_hazard_trial_switched_the_relay_off_with_ordered_figures(quick):
+    results, _ = quick
+    for program in PROGRAMS:
+        for kind in ("distance", "overheat"):
+            figures = results[program]["hazard_to_off_ms"][kind]
+            assert figures["trials"] == 2 and figures["not_off"] == 0, (program, kind)
+            for field in ("sample_to_off", "onset_to_off", "onset_to_sample"):
+                s = figures[field]
+                assert s["n"] == 2 and s["missing"] == 0, (program, kind, field)
+                assert all(finite_non_negative(s[k]) for k in ("min", "p50", "p99", "max"))
+                assert s["min"] <= s["p50"] <= s["p99"] <= s["max"]
+            # the hazard shows up in a sample only after the world changed, and the relay after that
+            assert figures["onset_to_off"]["min"] >= figures["sample_to_off"]["min"]
+    distance = results["irlamp"]["hazard_to_off_ms"]["distance"]
+    assert distance["ready_to_off"]["n"] == 2            # the emulated chip's data-ready was seen
+    assert distance["profile_step_to_relay"]["n"] == 2   # and the path was profiled
+
+
+def test_irlamp_cuts_every_stall_and_hang_and_the_baseline_never_does(quick):
+    results, _ = quick
+    irlamp = results["irlamp"]["stall_to_off_ms"]
+    for name in ("loop_frozen", "loop_frozen_deadline_0.4", "read_hangs", "bus_stuck"):
+        assert irlamp[name]["trials"] == 1 and irlamp[name]["not_off"] == 0, name
+        assert finite_non_negative(irlamp[name]["onset_to_off"]["max"]), name
+    assert irlamp["loop_frozen"]["faults_latched"] == ["guard_loop_stall"]
+    assert "distance_hang" in irlamp["read_hangs"]["faults_latched"]
+    baseline = results["baseline"]["stall_to_off_ms"]
+    assert baseline["loop_frozen"]["not_off"] == 1 and baseline["bus_stuck"]["not_off"] == 1
+    assert results["ratios"]["stall_to_off"] == "baseline never"
+
+
+def test_cpu_memory_and_start_up_are_measured_for_both_programs(quick):
+    results, _ = quick
+    for program in PROGRAMS:
+        figures = results[program]
+        assert finite_non_negative(figures["cpu_percent"]["idle"]), program
+        assert finite_non_negative(figures["cpu_percent"]["running"]), program
+        assert figures["rss_mb"] > 5.0, program           # an interpreter with gpiozero loaded
+        assert figures["startup_s"]["n"] == QUICK.startups and figures["startup_s"]["max"] > 0
+    assert finite_non_negative(results["irlamp"]["cpu_percent"]["daemon_threads_emulated_chips"])
+
+
+def test_targets_ratios_estimates_and_table_are_complete(quick):
+    results, _ = quick
+    assert len(results["targets"]) >= 10
+    assert all(t["met"] in (True, False) for t in results["targets"]), results["targets"]
+    for name, ratio in results["ratios"].items():
+        assert ratio == "baseline never" or finite_non_negative(ratio), (name, ratio)
+    for model in report.PI_MODELS:
+        estimate = results["pi_estimate"][model]
+        assert finite_non_negative(estimate["distance_onset_to_off_p99_ms"])
+        assert finite_non_negative(estimate["startup_s_warm_cache"])
+    text = report.table(results)
+    for needle in ("sample -> off", "loop frozen", "CPU running", "peak RSS", "start-up", "Raspberry Pi 4"):
+        assert needle in text
+
+
+def test_percentile_interpolates_between_closest_ranks():
+    assert report.percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert report.percentile([float(v) for v in range(1, 201)], 99) == pytest.approx(198.01)
+    summary = report.summarize([None, 3.0, 1.0])
+    assert (summary["n"], summary["missing"], summary["p50"], summary["max"]) == (2, 1, 2.0, 3.0)
+
+
+def test_i2c_wire_time_is_nine_clocks_a_byte_plus_the_address():
+    # interrupt clear: address + register + value = 3 bytes = 27 clocks, plus start and stop
+    assert report.i2c_transfer_s(2, 0) == pytest.approx(29 / 50_000 + report.I2C_MESSAGE_OVERHEAD_S)
+
+
+def test_a_bad_trial_plan_is_one_clear_line():
+    done = subprocess.run([sys.executable, "-m", "bench.harness", "dinner=3"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "dinner=3" in done.stderr
