@@ -25,7 +25,7 @@ from gpiozero.pins.mock import MockFactory
 from controller.clock import SimClock
 from controller.config import load_config
 from controller.daemon import Daemon
-from controller.journal import Journal
+from controller.journal import Journal, JournalError
 from controller.scenario import Scenario, ScenarioError
 from controller.status import status_path
 from controller.timeline import format_event
@@ -88,10 +88,13 @@ class Simulation:
 
     # -- daemon lifecycle ------------------------------------------------------------------
     def boot(self) -> None:
+        try:
+            journal = Journal(self.state_dir, self.boot_id)
+        except JournalError as exc:   # an unusable --state-dir: one line, before anything runs
+            raise ScenarioError(str(exc)) from exc
         hw = build_hardware(self.cfg, distance_source=SimDistanceSource(self.world),
                             skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
                             pin_factory=self.factory, on_sample=self._on_sample)
-        journal = Journal(self.state_dir, self.boot_id)
         self.daemon = Daemon(self.cfg, hw, self.clock, journal,
                              status_path=status_path(Path("/nonexistent-irlamp-runtime"), self.state_dir),
                              boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0)
@@ -220,7 +223,10 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
 
     with tempfile.TemporaryDirectory(prefix="irlamp-sim-") as tmp:
         directory = Path(state_dir) if state_dir else Path(tmp)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ScenarioError(f"state directory {directory}: cannot create it: {exc.strerror or exc}") from exc
         sim = Simulation(scenario, state_dir=directory, config_path=config_path, write=write)
         summary = sim.run()
         record = {"t": round(sim.clock.monotonic(), 3), "event": "summary",

@@ -66,7 +66,7 @@ def test_json_contract_on_a_busy_scenario(tmp_path):
               {"at": 92, "fault": {"sensor": "skin", "kind": "clear"}}, press(95, 3.5)]
     run = run_sim(tmp_path, scenario(events, 110))
     check_output_contract(run, 110)
-    assert [r["on"] for r in run.relay()] == [True, False, True, False]
+    assert [r["on"] for r in run.relay()] == [True, False, True, False], run.records
     ended = run.events("session_ended")
     assert [e["reason"] for e in ended] == ["stopped_by_button"]
     assert run.summary["lamp_on_s"] == pytest.approx(sum(e["on_s"] for e in ended), abs=0.05)
@@ -323,3 +323,12 @@ def test_unreadable_or_empty_scenario(tmp_path, capsys, name, content):
 def test_missing_scenario_through_the_real_command(tmp_path):
     proc, _ = simulate_cli(tmp_path / "nope.yaml")
     assert_refused(proc, str(tmp_path / "nope.yaml"), "cannot read")
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file"])
+def test_unusable_state_dir_is_one_clear_line(tmp_path, capsys, where):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    state = blocker if where == "a_file" else blocker / "state"
+    path = write_scenario(tmp_path, scenario([press(1)], 5))
+    assert_refused(simulate_in_process(capsys, path, "--state-dir", str(state)), str(state), "")
