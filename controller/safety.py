@@ -280,6 +280,8 @@ class SafetyController:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
         ses, d = self.session, self.cfg.distance
         if dist.good is None:
+            if ses.paused_since_s is not None:
+                ses.in_band_since_s = None   # "continuously in the band" must be seen, not assumed
             return False
         distance_mm = dist.good.value - d.offset_mm
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)

@@ -1,0 +1,523 @@
+"""Example tests for `SafetyController`: one behaviour of SR-3, SR-4, SR-5, SR-6 and SR-10 each.
+
+The bench (tests/helpers_core.py) publishes samples on each sensor's period and steps the
+controller after every sample, like the daemon. Times are simulated; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from helpers_core import (COOLDOWN, DAILY_LIMIT, Bench, config_with, default_config, distance_period_s,
+                          skin_period_s)
+
+CFG = default_config()
+D, S, SES, BTN = CFG.distance, CFG.skin, CFG.session, CFG.button
+IN_BAND_MM = 400.0
+BOUNCE_S = BTN.bounce_ms / 1000.0
+
+
+def running_bench(cfg=CFG, **run_kwargs) -> Bench:
+    bench = Bench(cfg)
+    bench.start_session(**run_kwargs)
+    assert bench.lamp_on()
+    return bench
+
+
+def refusal_of(bench: Bench) -> str:
+    refused = bench.fields_of("start_refused")
+    assert refused, f"no refusal; events {bench.names()}"
+    return refused[-1]["reason"]
+
+
+def warming(bench: Bench, rate_c_per_s: float = 0.02, start_c: float = 33.0, most_c: float = 6.0):
+    """Skin that warms steadily from now on, as under a working lamp (passes the heating check),
+    by at most `most_c`."""
+    t0 = bench.now
+    return lambda _elapsed_s: start_c + min(most_c, rate_c_per_s * (bench.now - t0))
+
+
+# -- SR-3: only a good short press starts, and each refusal says why ---------------------------
+def test_short_press_starts_a_session_with_its_readings():
+    bench = Bench(CFG)
+    bench.settle()
+    assert bench.ctl.state == "idle" and not bench.lamp_on()
+    bench.press(0.2)
+    started = bench.fields_of("session_started")
+    assert len(started) == 1 and bench.lamp_on() and bench.ctl.state == "running"
+    assert started[0]["distance_mm"] == pytest.approx(IN_BAND_MM, abs=1.0)
+    assert started[0]["skin_c"] == pytest.approx(33.0, abs=0.1)
+    press_time = bench.first_time("session_started")
+    assert all(not d.lamp_on for t, d in bench.decisions if t < press_time)
+
+
+def test_session_starts_on_release_not_on_press():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.button = True
+    bench.run(1.0)
+    assert not bench.lamp_on() and "session_started" not in bench.names()
+    bench.button = False
+    bench.run(0.2)
+    assert bench.lamp_on()
+
+
+def test_nothing_starts_without_a_press():
+    bench = Bench(CFG)
+    bench.run(120.0)
+    assert not any(d.lamp_on for _, d in bench.decisions)
+    assert "session_started" not in bench.names()
+
+
+@pytest.mark.parametrize("distance_mm, reason", [
+    (D.min_mm + D.hysteresis_mm - 1.0, "too_close"),
+    (D.min_mm - 50.0, "too_close"),
+    (D.max_mm + 1.0, "out_of_band"),
+    (8190.0, "out_of_band"),
+])
+def test_start_refused_outside_the_band(distance_mm, reason):
+    bench = Bench(CFG)
+    bench.settle(distance_mm=distance_mm)
+    bench.press(0.2, distance_mm=distance_mm)
+    assert refusal_of(bench) == reason
+    assert bench.ctl.refused[0] == reason and bench.ctl.refused[1] > bench.now
+    assert not bench.lamp_on() and bench.ctl.session is None
+
+
+def test_start_allowed_at_the_edges_of_the_band():
+    for distance_mm in (D.min_mm + D.hysteresis_mm, D.max_mm):
+        bench = Bench(CFG)
+        bench.settle(distance_mm=distance_mm, noise=False)
+        bench.press(0.2, distance_mm=distance_mm, noise=False)
+        assert bench.lamp_on(), (distance_mm, bench.names())
+
+
+def test_distance_offset_is_subtracted_before_judging():
+    cfg = config_with({"distance": {"offset_mm": 100.0}})
+    bench = Bench(cfg)
+    reading = D.min_mm + D.hysteresis_mm + 50.0      # in the band as read, too close once offset
+    bench.settle(distance_mm=reading)
+    bench.press(0.2, distance_mm=reading)
+    assert refusal_of(bench) == "too_close"
+
+
+def test_start_refused_when_skin_already_at_limit():
+    bench = Bench(CFG)
+    bench.settle(skin_c=S.limit_c, noise=False)
+    bench.press(0.2, skin_c=S.limit_c, noise=False)
+    assert refusal_of(bench) == "skin_too_warm" and not bench.lamp_on()
+
+
+@pytest.mark.parametrize("allowance, reason", [(DAILY_LIMIT, "daily_limit"), (COOLDOWN, "cooldown")])
+def test_start_refused_by_the_daily_allowance(allowance, reason):
+    bench = Bench(CFG, allowance=allowance)
+    bench.settle()
+    bench.press(0.2)
+    assert refusal_of(bench) == reason and not bench.lamp_on()
+
+
+def test_start_refused_while_a_sensor_is_in_doubt():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.button = True
+    bench.run(0.2)
+    bench.button = False
+    bench.publish("skin", None, error="io_error")     # one failed read: doubt, not yet a fault
+    bench.step(bench.now + 0.001)
+    bench.run(0.1, skin_c=None)
+    assert refusal_of(bench) == "sensor_unhealthy"
+    assert not bench.ctl.latched and not bench.lamp_on()
+
+
+def test_start_refused_before_sensors_have_delivered():
+    bench = Bench(CFG)
+    bench.button = False
+    bench.step(bench.now + 0.01)
+    bench.button = True
+    bench.run(0.2, distance_mm=None, skin_c=None)
+    bench.button = False
+    bench.run(0.1, distance_mm=None, skin_c=None)
+    assert refusal_of(bench) == "sensor_unhealthy"
+
+
+def test_start_refused_while_a_fault_is_latched():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.run(0.1, distance_error="io_error")         # two bad reads in a row latch
+    assert bench.ctl.latched == ["distance_io_error"]
+    bench.settle()                                    # the sensor recovers; the fault stays
+    bench.press(0.2)
+    assert refusal_of(bench) == "fault_latched" and bench.ctl.state == "fault"
+
+
+def test_refusal_leaves_the_lamp_off_and_a_later_press_can_start():
+    bench = Bench(CFG)
+    bench.settle(distance_mm=250.0)
+    bench.press(0.2, distance_mm=250.0)
+    assert refusal_of(bench) == "too_close"
+    bench.settle()
+    bench.press(0.2)
+    assert bench.lamp_on() and bench.ctl.refused is None
+
+
+# -- SR-4: distance -------------------------------------------------------------------------
+def test_too_close_turns_the_lamp_off_at_the_first_sample():
+    bench = running_bench()
+    bench.publish("distance", D.min_mm - 0.01)
+    decision = bench.step(bench.now + distance_period_s(CFG))
+    assert not decision.lamp_on and decision.reason == "too_close"
+    assert ("paused", {"reason": "too_close"}) in decision.events
+    assert bench.ctl.state == "paused" and bench.ctl.session is not None
+
+
+def test_exactly_at_min_mm_is_allowed_while_running():
+    bench = running_bench()
+    bench.run(1.0, distance_mm=D.min_mm, noise=False)
+    assert bench.lamp_on() and bench.ctl.state == "running"
+
+
+def test_resume_only_after_resume_after_s_beyond_the_hysteresis():
+    bench = running_bench()
+    bench.run(1.0, distance_mm=250.0)
+    assert bench.ctl.state == "paused"
+    bench.run(10.0, distance_mm=D.min_mm + D.hysteresis_mm - 1.0)    # above min, inside hysteresis
+    assert bench.ctl.state == "paused" and not bench.lamp_on()
+    back = bench.now
+    bench.run(D.resume_after_s + 0.5, distance_mm=D.min_mm + D.hysteresis_mm + 5.0)
+    resumed_at = bench.first_time("resumed")
+    assert resumed_at is not None and bench.lamp_on()
+    first_in_band = back + distance_period_s(CFG)
+    assert resumed_at - first_in_band == pytest.approx(D.resume_after_s, abs=distance_period_s(CFG) + 1e-6)
+    assert not any(d.lamp_on for t, d in bench.decisions if back <= t < resumed_at)
+
+
+def test_a_dip_into_the_hysteresis_restarts_the_resume_wait():
+    bench = running_bench()
+    bench.run(1.0, distance_mm=250.0)
+    bench.run(D.resume_after_s - 0.5)
+    bench.run(0.1, distance_mm=D.min_mm + 10.0)
+    dip_end = bench.now
+    bench.run(D.resume_after_s - 0.2)
+    assert bench.ctl.state == "paused", "resumed although the person was not continuously in the band"
+    bench.run(0.5)
+    assert bench.ctl.state == "running" and bench.first_time("resumed") >= dip_end + D.resume_after_s - 1e-6
+
+
+def test_a_reading_in_doubt_restarts_the_resume_wait():
+    """'Continuously in the band' must be seen: a failed read during the wait is not proof."""
+    bench = running_bench()
+    bench.run(1.0, distance_mm=250.0)
+    bench.run(D.resume_after_s - 0.5)
+    bench.publish("distance", None, error="io_error")   # one glitch: doubt, below the retry bound
+    bench.step(bench.now + 0.001)
+    glitch_at = bench.now
+    bench.run(D.resume_after_s - 0.2)
+    assert not bench.ctl.latched
+    assert bench.ctl.state == "paused", "resumed across a reading the controller could not trust"
+    bench.run(0.5)
+    assert bench.ctl.state == "running" and bench.first_time("resumed") >= glitch_at + D.resume_after_s
+
+
+def test_paused_too_long_ends_the_session():
+    bench = running_bench()
+    bench.run(1.0)
+    paused_from = bench.now + distance_period_s(CFG)
+    bench.run(D.max_pause_s + 1.0, distance_mm=250.0)
+    ended = bench.fields_of("session_ended")
+    assert [e["reason"] for e in ended] == ["too_close_too_long"]
+    end_t = bench.first_time("session_ended")
+    assert end_t - paused_from == pytest.approx(D.max_pause_s, abs=distance_period_s(CFG) + 1e-6)
+    assert bench.ctl.state == "idle" and not bench.lamp_on()
+    assert ended[0]["min_distance_mm"] == pytest.approx(250.0, abs=1.0)
+
+
+@pytest.mark.parametrize("distance_mm", [8190.0, D.absent_mm, D.absent_mm + 300.0])
+def test_nobody_there_pauses_and_ends_after_absent_end_s(distance_mm):
+    bench = running_bench()
+    bench.run(1.0)
+    gone_from = bench.now + distance_period_s(CFG)
+    bench.run(1.0, distance_mm=distance_mm)
+    assert bench.ctl.state == "paused" and bench.ctl.session.pause_reason == "nobody_there"
+    assert not bench.lamp_on()
+    bench.run(D.absent_end_s, distance_mm=distance_mm)
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["nobody_there"]
+    assert bench.first_time("session_ended") - gone_from == pytest.approx(D.absent_end_s,
+                                                                        abs=distance_period_s(CFG) + 1e-6)
+
+
+def test_between_max_and_absent_the_lamp_stays_on():
+    bench = running_bench()
+    bench.run(5.0, distance_mm=(D.max_mm + D.absent_mm) / 2)
+    assert bench.lamp_on() and bench.ctl.state == "running"
+
+
+def test_paused_time_does_not_count_as_on_time():
+    bench = running_bench()
+    bench.run(10.0)
+    bench.run(30.0, distance_mm=250.0)
+    bench.run(10.0)
+    on_s = bench.ctl.session.on_s
+    assert on_s == pytest.approx(10.0 + 10.0 - D.resume_after_s, abs=0.2)
+
+
+# -- SR-5: skin ------------------------------------------------------------------------------
+def test_overheat_turns_off_ends_the_session_and_latches():
+    bench = running_bench()
+    bench.run(2.0)
+    bench.publish("skin", S.limit_c, ambient_c=30.0)
+    decision = bench.step(bench.now + 0.01)
+    assert not decision.lamp_on and decision.reason == "skin_overheat"
+    assert bench.ctl.latched == ["skin_overheat"]
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["overheat"]
+    assert bench.fields_of("session_ended")[0]["max_skin_c"] == S.limit_c
+    bench.run(300.0)                                      # skin cools; the fault does not clear
+    assert bench.ctl.state == "fault" and not bench.lamp_on()
+
+
+def test_warning_band_is_shown_and_cleared():
+    bench = running_bench()
+    warm = S.limit_c - S.warning_margin_c
+    bench.run(1.0, skin_c=warm - 0.05, noise=False)
+    assert not bench.last_decision.warning
+    bench.run(1.0, skin_c=warm, noise=False)
+    assert bench.last_decision.warning and bench.lamp_on()
+    assert bench.fields_of("skin_warning") == [{"on": True}]
+    bench.run(1.0, skin_c=warm - 0.5)
+    assert not bench.last_decision.warning
+    assert bench.fields_of("skin_warning") == [{"on": True}, {"on": False}]
+
+
+def test_skin_that_does_not_warm_is_a_not_heating_fault():
+    bench = running_bench()
+    bench.run(S.heating_check_s + 1.0, skin_c=33.0)
+    assert "skin_not_heating" in bench.ctl.latched and not bench.lamp_on()
+    fault_t = bench.first_time("fault")
+    assert fault_t - bench.first_time("session_started") == pytest.approx(S.heating_check_s,
+                                                                          abs=distance_period_s(CFG) + 0.01)
+
+
+def test_skin_that_warms_passes_the_heating_check():
+    bench = running_bench()
+    bench.run(S.heating_check_s + 30.0, skin_c=warming(bench))
+    assert bench.lamp_on() and not bench.ctl.latched
+
+
+def test_heating_check_counts_lamp_on_time_not_pauses():
+    bench = running_bench()
+    bench.run(S.heating_check_s / 2, skin_c=33.0)
+    bench.run(60.0, distance_mm=250.0, skin_c=33.0)       # paused for a minute: no heat, no fault
+    assert not bench.ctl.latched
+    bench.run(S.heating_check_s / 2 + D.resume_after_s + 1.0, skin_c=33.0)
+    assert bench.ctl.latched == ["skin_not_heating"]
+
+
+def test_hot_sensor_body_is_a_fault():
+    bench = running_bench()
+    bench.run(1.0, ambient_c=S.sensor_body_max_c)
+    assert "skin_sensor_hot" in bench.ctl.latched and not bench.lamp_on()
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["fault"]
+
+
+@pytest.mark.parametrize("skin_c", [S.plausible_min_c - 0.1, S.plausible_max_c + 0.1, -300.0, math.inf])
+def test_implausible_skin_readings_are_faults(skin_c):
+    bench = running_bench()
+    bench.run(1.0, skin_c=skin_c, noise=False)
+    assert bench.ctl.latched[0] == "skin_out_of_range" and not bench.lamp_on()
+
+
+@pytest.mark.parametrize("distance_mm", [-1.0, 9000.0, math.inf])
+def test_implausible_distance_readings_are_faults(distance_mm):
+    bench = running_bench()
+    bench.run(1.0, distance_mm=distance_mm, noise=False)
+    assert bench.ctl.latched[0] == "distance_out_of_range" and not bench.lamp_on()
+
+
+# -- SR-6: exposure time ---------------------------------------------------------------------
+def test_on_time_cap_counts_only_lamp_on_time():
+    bench = running_bench(skin_c=33.0)
+    skin = warming(bench)
+    bench.run(60.0, skin_c=skin)
+    bench.run(90.0, distance_mm=250.0, skin_c=skin)      # 90 s paused (under max_pause_s)
+    bench.run(SES.max_on_minutes * 60.0, skin_c=skin)
+    ended = bench.fields_of("session_ended")
+    assert [e["reason"] for e in ended] == ["completed"]
+    step_s = distance_period_s(CFG)
+    cap_s = SES.max_on_minutes * 60.0
+    assert cap_s <= ended[0]["on_s"] <= cap_s + step_s + 1e-3
+    assert ended[0]["elapsed_s"] >= cap_s + 90.0
+    lit = bench.on_times()
+    assert lit[-1] - lit[0] > cap_s, "paused time should have stretched the session"
+    assert not bench.lamp_on() and bench.ctl.state == "idle"
+
+
+def test_wall_time_cap_ends_a_session_with_long_pauses():
+    cfg = config_with({"session": {"max_on_minutes": 3.0, "max_wall_minutes": 4.0}})
+    bench = running_bench(cfg, skin_c=33.0)
+    skin = warming(bench)
+    for _ in range(3):
+        bench.run(30.0, skin_c=skin)
+        bench.run(60.0, distance_mm=250.0, skin_c=skin)
+    bench.run(60.0, skin_c=skin)
+    ended = bench.fields_of("session_ended")
+    assert [e["reason"] for e in ended] == ["wall_time_cap"]
+    assert ended[0]["elapsed_s"] == pytest.approx(240.0, abs=distance_period_s(cfg) + 1e-3)
+    assert ended[0]["on_s"] < 180.0
+
+
+def test_a_clock_that_goes_backwards_never_reduces_on_time():
+    bench = running_bench()
+    bench.run(5.0)
+    on_before = bench.ctl.session.on_s
+    bench.step(bench.now - 3.0)
+    assert bench.ctl.session.on_s >= on_before
+
+
+# -- SR-10: the button ------------------------------------------------------------------------
+def test_any_press_stops_at_once_and_its_release_does_not_restart():
+    bench = running_bench()
+    bench.run(5.0)
+    bench.button = True
+    bench.step(bench.now + 0.001)
+    pressed_at = bench.now
+    bench.run(0.5)
+    stop_t = bench.first_time("session_ended")
+    assert stop_t is not None and stop_t - pressed_at <= BOUNCE_S + distance_period_s(CFG) + 1e-6
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["stopped_by_button"]
+    assert not any(d.lamp_on for t, d in bench.decisions if t >= stop_t)
+    bench.button = False
+    bench.run(2.0)
+    assert len(bench.fields_of("session_started")) == 1 and not bench.lamp_on()
+
+
+def test_press_stops_a_paused_session_too():
+    bench = running_bench()
+    bench.run(1.0, distance_mm=250.0)
+    bench.press(0.3, distance_mm=250.0)
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["stopped_by_button"]
+
+
+def test_long_press_acknowledges_and_sensors_must_prove_themselves_again():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.run(0.1, distance_error="io_error")
+    assert bench.ctl.state == "fault"
+    bench.settle()
+    assert bench.ctl.state == "fault", "a fault must never clear by itself"
+    bench.button = True
+    bench.run(BTN.long_press_s - 0.2)
+    assert bench.ctl.state == "fault"
+    bench.run(0.4)
+    acks = bench.fields_of("fault_acknowledged")
+    assert acks == [{"codes": ["distance_io_error"]}] and bench.ctl.state == "idle"
+    bench.button = False
+    bench.run(0.5)
+    assert "session_started" not in bench.names(), "the acknowledging press must not start a session"
+    bench.press(0.2)
+    assert bench.lamp_on()
+
+
+def test_long_press_without_a_fault_starts_nothing():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.press(BTN.long_press_s + 0.5)
+    assert "session_started" not in bench.names() and "fault_acknowledged" not in bench.names()
+
+
+def test_button_held_at_start_up_is_a_stuck_fault():
+    bench = Bench(CFG)
+    bench.button = True
+    bench.run(1.0)
+    assert bench.ctl.latched == ["button_stuck"]
+    bench.button = False
+    bench.run(1.0)
+    assert bench.ctl.state == "fault" and "session_started" not in bench.names()
+
+
+def test_button_held_far_too_long_is_a_stuck_fault():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.button = True
+    bench.run(BTN.stuck_s - 1.0)
+    assert "button_stuck" not in bench.ctl.latched
+    bench.run(1.5)
+    assert "button_stuck" in bench.ctl.latched
+    bench.button = False
+    bench.run(1.0)
+    assert "session_started" not in bench.names()
+
+
+def chatter(bench: Bench, level: bool, gaps_s: list[float]) -> None:
+    """Toggle the raw level at each gap (all shorter than the debounce), ending at `level`."""
+    raw = level
+    for gap in gaps_s:
+        bench.button = raw
+        bench.step(bench.now + gap)
+        raw = not raw
+    bench.button = level
+    bench.step(bench.now + 0.001)
+
+
+def test_contact_chatter_never_toggles_twice():
+    bench = Bench(CFG)
+    bench.settle()
+    gaps = [0.003, 0.007, 0.002, 0.011, 0.004]
+    chatter(bench, True, gaps)
+    bench.run(0.3)
+    chatter(bench, False, gaps)
+    bench.run(1.0)
+    assert len(bench.fields_of("session_started")) == 1 and bench.lamp_on()
+    chatter(bench, True, gaps)
+    bench.run(0.3)
+    chatter(bench, False, gaps)
+    bench.run(1.0)
+    assert len(bench.fields_of("session_started")) == 1
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["stopped_by_button"]
+    assert not bench.lamp_on()
+
+
+def test_a_tap_shorter_than_the_debounce_is_ignored():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.button = True
+    bench.step(bench.now + 0.001)
+    bench.step(bench.now + BOUNCE_S / 2)
+    bench.button = False
+    bench.step(bench.now + 0.001)
+    bench.run(1.0)
+    assert "session_started" not in bench.names() and "start_refused" not in bench.names()
+
+
+# -- faults from outside the decision ---------------------------------------------------------
+def test_guard_fault_latches_and_ends_the_session():
+    bench = running_bench()
+    bench.guard_fault = "guard_loop_stall"
+    decision = bench.step(bench.now + 0.01)
+    assert not decision.lamp_on and bench.ctl.latched == ["guard_loop_stall"]
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["fault"]
+
+
+def test_restored_faults_keep_the_lamp_off_after_a_restart():
+    bench = Bench(CFG)
+    bench.ctl.restore_faults(["skin_overheat"])
+    bench.settle()
+    bench.press(0.2)
+    assert refusal_of(bench) == "fault_latched" and bench.ctl.state == "fault"
+
+
+def test_external_fault_ends_the_session_with_its_on_time():
+    bench = running_bench()
+    bench.run(4.0)
+    events = bench.ctl.external_fault("control_exception", "boom", bench.now + 0.01)
+    names = [name for name, _ in events]
+    assert names == ["fault", "session_ended"]
+    assert events[1][1]["on_s"] == pytest.approx(4.0 + 0.01, abs=0.05)
+    assert bench.step(bench.now + 0.05).lamp_on is False
+
+
+def test_skin_sample_period_keeps_the_lamp_on_between_samples():
+    """Sanity of the bench: skin samples every period_ms keep the lamp on (not in doubt)."""
+    bench = running_bench()
+    bench.run(3 * skin_period_s(CFG))
+    assert all(d.lamp_on for _, d in bench.decisions[-20:])
