@@ -178,7 +178,8 @@ class RunningDaemon:
     """`python -m controller.cli run --simulate` with piped stdin (keys) and a NOTIFY_SOCKET the
     test binds, so READY/WATCHDOG/STATUS/STOPPING datagrams can be checked."""
 
-    def __init__(self, base: Path, *, config: Path = DEFAULT_CONFIG, notify: bool = True):
+    def __init__(self, base: Path, *, config: Path = DEFAULT_CONFIG, notify: bool = True,
+                 extra_args: tuple[str, ...] = ()):
         import socket
         self.base = Path(base)
         self.state_dir = self.base / "state"
@@ -198,7 +199,7 @@ class RunningDaemon:
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
             [PYTHON, "-m", "controller.cli", "run", "--simulate", "--state-dir", str(self.state_dir),
-             "--runtime-dir", str(self.runtime_dir), "--config", str(config)],
+             "--runtime-dir", str(self.runtime_dir), "--config", str(config), *extra_args],
             cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
 
     # notify socket

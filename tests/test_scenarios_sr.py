@@ -314,6 +314,16 @@ def test_sr10_any_press_stops_at_once(tmp_path, held_s):
     assert run.first("session_started", after=at) is None, "the release of the stop press started a session"
 
 
+def test_sr10_a_press_while_paused_ends_the_session(tmp_path):
+    at = 20.005
+    events = [press(1), {"at": 10, "distance_mm": TOO_CLOSE_MM}, press(at), {"at": 21, "distance_mm": IN_BAND_MM}]
+    run = run_sim(tmp_path, scenario(events, 30))
+    (ended,) = run.events("session_ended")
+    assert ended["reason"] == "stopped_by_button"
+    assert ended["t"] - at <= BOUNCE_S + DIST_PERIOD_S + EPS_S
+    assert [r["on"] for r in run.relay()] == [True, False], "the lamp came back after the stop"
+
+
 def test_sr10_fault_survives_restart_until_long_press(tmp_path):
     events = [press(1), {"at": 10, "skin_c": 44.0}, {"at": 12, "skin_c": 32.0},
               {"at": 15, "restart": True}, press(20), {"at": 25, "restart": True}, press(30),
@@ -370,3 +380,12 @@ def test_sr12_state_dir_is_kept_and_history_shows_the_sessions(tmp_path):
     assert data["faults"][0]["acknowledged"] is True
     text = run_cli("history", "--state-dir", str(state))
     assert text.returncode == 0 and "skin too hot" in text.stdout and "stopped with the button" in text.stdout
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: when the button stops a session the relay-off event's reason is "
+                                       "'idle' (SafetyController.step reports 'idle' once the session is gone), "
+                                       "so the timeline reads 'LAMP OFF (idle)' instead of naming the stop")
+def test_sr10_relay_off_reason_names_the_button_stop(tmp_path):
+    run = run_sim(tmp_path, scenario([press(1), press(10)], 12))
+    off = run.first("relay", after=10)
+    assert off["on"] is False and off["reason"] == "stopped_by_button"
