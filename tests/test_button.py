@@ -1,0 +1,136 @@
+"""ButtonTracker (SR-10): debounce, press/short/long/stuck, chatter, wake-up deadlines."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.button import ButtonTracker
+
+LONG_S, STUCK_S, BOUNCE_S = 3.0, 20.0, 0.03
+
+
+def tracker() -> ButtonTracker:
+    b = ButtonTracker(LONG_S, STUCK_S, BOUNCE_S)
+    assert b.update(0.0, False) == []
+    return b
+
+
+def feed(b: ButtonTracker, samples: list[tuple[float, bool]]) -> list[tuple[float, str]]:
+    out = []
+    for t, level in samples:
+        out += [(t, e) for e in b.update(t, level)]
+    return out
+
+
+def test_press_is_confirmed_after_the_debounce_time_and_not_before():
+    b = tracker()
+    assert b.update(1.0, True) == []
+    assert b.update(1.0 + BOUNCE_S * 0.9, True) == []
+    assert b.update(1.0 + BOUNCE_S, True) == ["press"]
+    assert b.update(1.1, True) == []
+
+
+def test_short_press_release_gives_short_once():
+    b = tracker()
+    events = feed(b, [(1.0, True), (1.05, True), (1.3, False), (1.3 + BOUNCE_S, False), (2.0, False)])
+    assert [e for _, e in events] == ["press", "short"]
+    assert events[1][0] == 1.3 + BOUNCE_S
+
+
+def test_long_press_fires_once_at_long_press_s_from_the_first_contact_and_release_is_silent():
+    b = tracker()
+    events = feed(b, [(1.0, True), (1.0 + BOUNCE_S, True), (1.0 + LONG_S - 0.01, True),
+                      (1.0 + LONG_S, True), (1.0 + LONG_S + 0.5, True), (5.0, False), (5.1, False)])
+    assert events == [(1.0 + BOUNCE_S, "press"), (1.0 + LONG_S, "long")]
+
+
+def test_held_for_stuck_s_is_stuck_once():
+    b = tracker()
+    samples = [(1.0 + 0.5 * i, True) for i in range(60)]
+    events = [e for _, e in feed(b, samples)]
+    assert events == ["press", "long", "stuck"]
+    stuck_t = [t for t, e in feed(tracker(), samples) if e == "stuck"][0]
+    assert stuck_t == 1.0 + STUCK_S
+
+
+def test_button_held_at_start_up_is_stuck_and_never_a_press():
+    b = ButtonTracker(LONG_S, STUCK_S, BOUNCE_S)
+    assert b.update(0.0, True) == ["stuck"]
+    events = feed(b, [(t / 10, True) for t in range(1, 400)] + [(41.0, False), (41.1, False)])
+    assert events == []
+
+
+def test_chatter_shorter_than_debounce_gives_exactly_one_press_and_one_release():
+    b = tracker()
+    closing = [(1.000, True), (1.004, False), (1.009, True), (1.012, False), (1.020, True)]
+    opening = [(1.500, False), (1.503, True), (1.510, False), (1.521, True), (1.530, False)]
+    events = feed(b, closing + [(1.020 + BOUNCE_S, True), (1.3, True)] + opening
+                  + [(1.530 + BOUNCE_S, False), (2.0, False)])
+    assert events == [(1.020 + BOUNCE_S, "press"), (1.530 + BOUNCE_S, "short")]
+
+
+def test_tap_shorter_than_debounce_is_nothing():
+    b = tracker()
+    assert feed(b, [(1.0, True), (1.0 + BOUNCE_S / 2, False), (1.5, False)]) == []
+
+
+def test_deadline_computed_as_start_plus_bounce_is_met_despite_float_rounding():
+    b = tracker()
+    t0 = 0.1
+    b.update(t0, True)
+    assert b.next_deadline_s() == t0 + BOUNCE_S
+    assert b.update(t0 + BOUNCE_S, True) == ["press"]
+
+
+def test_next_deadline_names_the_next_event_that_needs_no_level_change():
+    b = tracker()
+    assert b.next_deadline_s() is None
+    b.update(1.0, True)
+    assert b.next_deadline_s() == 1.0 + BOUNCE_S
+    b.update(1.0 + BOUNCE_S, True)
+    assert b.next_deadline_s() == 1.0 + LONG_S
+    b.update(1.0 + LONG_S, True)
+    assert b.next_deadline_s() == 1.0 + STUCK_S
+    b.update(1.0 + STUCK_S, True)
+    assert b.next_deadline_s() is None
+
+
+# -- property: events follow the raw level exactly as promised ------------------------------------
+samples_strategy = st.lists(st.tuples(st.floats(0.001, 0.8), st.booleans()), min_size=1, max_size=120)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(samples_strategy)
+def test_events_match_the_raw_level(steps):
+    b = tracker()
+    t = 0.0
+    history: list[tuple[float, bool]] = [(0.0, False)]
+    pressed = False
+    press_start = None
+    long_seen = stuck_seen = False
+    for dt, level in steps:
+        t += dt
+        history.append((t, level))
+        for event in b.update(t, level):
+            # the level that was confirmed has been seen, unbroken, for the debounce time
+            stable_since = t
+            for ts, lv in reversed(history):
+                if lv != (event == "press" or (event in ("long", "stuck") and pressed)):
+                    break
+                stable_since = ts
+            if event == "press":
+                assert not pressed and t - stable_since >= BOUNCE_S - 1e-9
+                pressed, press_start, long_seen, stuck_seen = True, stable_since, False, False
+            elif event == "short":
+                assert pressed and not long_seen and t - stable_since >= BOUNCE_S - 1e-9
+                pressed = False
+            elif event == "long":
+                assert pressed and not long_seen and t - press_start >= LONG_S - 1e-9
+                long_seen = True
+            elif event == "stuck":
+                assert pressed and not stuck_seen and t - press_start >= STUCK_S - 1e-9
+                stuck_seen = True
+        if b.pressed != pressed:   # a release after a long press is silent
+            assert pressed and long_seen and not b.pressed
+            pressed = False

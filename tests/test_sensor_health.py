@@ -1,0 +1,254 @@
+"""SensorJudge (SR-8): every fault kind, the bounded retry, frozen exemption, reset.
+
+The judge gets the real limits the controller builds from the default config
+(`distance_limits` / `skin_limits`), so the numbers here are the shipped ones.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from controller.readings import Sample, SensorFeed
+from controller.safety import distance_limits, skin_limits
+from controller.sensor_health import SensorJudge
+from drivers.sensor_source import NO_TARGET_MM
+from helpers_core import config_with, default_config
+
+CFG = default_config()
+GRACE_S = 2.0
+D_PERIOD_S = CFG.distance.timing_budget_ms / 1000.0
+S_PERIOD_S = CFG.skin.period_ms / 1000.0
+
+
+class Feeder:
+    """One judge and the samples it is fed; `now` advances with each sample."""
+
+    def __init__(self, sensor: str = "distance", cfg=CFG, start_s: float = 100.0):
+        build = distance_limits if sensor == "distance" else skin_limits
+        self.limits = build(cfg, GRACE_S)
+        self.judge = SensorJudge(self.limits, start_s)
+        self.sensor = sensor
+        self.period_s = D_PERIOD_S if sensor == "distance" else S_PERIOD_S
+        self.now = start_s
+        self.seq = 0
+        self.latest: Sample | None = None
+        self.busy_since: float | None = None
+        self.noise = 0
+
+    def sample(self, value: float | None = None, *, error: str | None = None, ambient_c: float | None = None,
+               advance: bool = True, noise: bool = False):
+        if advance:
+            self.now += self.period_s
+        if value is None and error is None:
+            value = 400.0 if self.sensor == "distance" else 33.0
+        if noise and value is not None:
+            self.noise += 1
+            value += 0.5 * (self.noise % 2)
+        if self.sensor == "skin" and ambient_c is None and error is None:
+            ambient_c = 25.0
+        self.seq += 1
+        self.latest = Sample(self.seq, self.now, value, ambient_c, error, "detail" if error else "")
+        return self.verdict()
+
+    def wait(self, seconds: float):
+        self.now += seconds
+        return self.verdict()
+
+    def verdict(self):
+        return self.judge.judge(SensorFeed(self.latest, self.busy_since), self.now)
+
+    def good_run(self, seconds: float, **kwargs):
+        verdict = None
+        for _ in range(int(round(seconds / self.period_s))):
+            verdict = self.sample(noise=True, **kwargs)
+        return verdict
+
+
+def test_good_samples_are_trusted():
+    f = Feeder()
+    v = f.sample(401.0)
+    assert v.good is not None and v.good.value == 401.0 and v.fault is None and v.doubt is None
+
+
+@pytest.mark.parametrize("kind", ["io_error", "timeout", "out_of_range"])
+@pytest.mark.parametrize("sensor", ["distance", "skin"])
+def test_reported_errors_are_doubt_then_a_fault_of_their_kind(sensor, kind):
+    f = Feeder(sensor)
+    f.good_run(0.5)
+    first = f.sample(error=kind)
+    assert first.good is None and first.fault is None and first.doubt == f"{sensor}_{kind}"
+    second = f.sample(error=kind)
+    assert second.fault == kind and second.good is None
+
+
+@pytest.mark.parametrize("sensor, value, ambient", [
+    ("distance", math.nan, None), ("skin", math.nan, 25.0), ("skin", 33.0, math.nan)])
+def test_nan_is_doubt_then_a_nan_fault(sensor, value, ambient):
+    f = Feeder(sensor)
+    f.good_run(0.5)
+    assert f.sample(value, ambient_c=ambient).doubt == f"{sensor}_nan"
+    assert f.sample(value, ambient_c=ambient).fault == "nan"
+
+
+@pytest.mark.parametrize("sensor, value, ambient", [
+    ("distance", -0.5, None), ("distance", NO_TARGET_MM + 2, None), ("distance", math.inf, None),
+    ("skin", CFG.skin.plausible_min_c - 0.01, 25.0), ("skin", CFG.skin.plausible_max_c + 0.01, 25.0),
+    ("skin", 33.0, 126.0), ("skin", 33.0, -41.0)])
+def test_implausible_values_are_out_of_range(sensor, value, ambient):
+    f = Feeder(sensor)
+    f.good_run(0.5)
+    assert f.sample(value, ambient_c=ambient).doubt == f"{sensor}_out_of_range"
+    assert f.sample(value, ambient_c=ambient).fault == "out_of_range"
+
+
+@pytest.mark.parametrize("sensor, value, ambient", [
+    ("distance", 0.0, None), ("distance", NO_TARGET_MM, None),
+    ("skin", CFG.skin.plausible_min_c, 25.0), ("skin", CFG.skin.plausible_max_c, 25.0)])
+def test_values_at_the_plausible_edges_are_good(sensor, value, ambient):
+    f = Feeder(sensor)
+    assert f.sample(value, ambient_c=ambient).good is not None
+
+
+@pytest.mark.parametrize("retry_errors", [0, 1, 2])
+def test_retry_is_bounded_and_the_lamp_is_off_meanwhile(retry_errors):
+    f = Feeder(cfg=config_with({"faults": {"retry_errors": retry_errors}}))
+    f.good_run(0.5)
+    verdicts = [f.sample(error="io_error") for _ in range(retry_errors + 1)]
+    assert all(v.good is None for v in verdicts)
+    assert [v.fault for v in verdicts] == [None] * retry_errors + ["io_error"]
+
+
+def test_a_good_sample_ends_the_error_streak():
+    f = Feeder()
+    f.good_run(0.5)
+    for _ in range(5):
+        assert f.sample(error="io_error").fault is None
+        assert f.sample(noise=True).good is not None
+
+
+def test_missing_latches_at_once():
+    f = Feeder()
+    f.good_run(0.5)
+    assert f.sample(error="missing").fault == "missing"
+
+
+def test_no_good_sample_within_the_start_up_grace_is_missing():
+    f = Feeder("skin")
+    assert f.wait(GRACE_S - 0.1).doubt == "skin_not_ready"
+    v = f.wait(0.2)
+    assert v.fault == "missing" and "within" in v.detail
+
+
+def test_missing_names_the_last_problem_when_reads_kept_failing():
+    f = Feeder("skin", cfg=config_with({"faults": {"retry_errors": 2}}))
+    f.sample(error="timeout")
+    v = f.wait(GRACE_S)
+    assert v.fault == "missing" and "timeout" in v.detail
+
+
+def test_doubt_when_the_last_good_sample_is_older_than_doubt_s():
+    f = Feeder()
+    f.good_run(0.5)
+    doubt_s = f.limits.doubt_s
+    assert doubt_s == pytest.approx(2.5 * D_PERIOD_S)
+    assert f.wait(doubt_s - D_PERIOD_S - 1e-6).good is not None   # the sample came one period ago
+    assert f.wait(D_PERIOD_S + 2e-6).doubt == "distance_doubt"
+
+
+@pytest.mark.parametrize("sensor", ["distance", "skin"])
+def test_no_good_sample_for_stale_s_is_stale(sensor):
+    f = Feeder(sensor)
+    f.good_run(1.0)
+    stale_s = f.limits.stale_s
+    assert f.wait(stale_s - 0.01).fault is None
+    v = f.wait(0.02)
+    assert v.fault == "stale" and v.good is None
+
+
+def test_stale_also_when_reads_complete_but_none_is_good():
+    f = Feeder("skin", cfg=config_with({"faults": {"retry_errors": 2}}))
+    f.good_run(1.0)
+    f.sample(error="timeout")
+    f.sample(error="timeout")
+    v = f.wait(f.limits.stale_s)
+    assert v.fault == "stale" and "timeout" in v.detail
+
+
+@pytest.mark.parametrize("sensor", ["distance", "skin"])
+def test_a_read_blocked_longer_than_stale_s_is_a_hang(sensor):
+    f = Feeder(sensor)
+    f.good_run(1.0)
+    f.busy_since = f.now
+    assert f.wait(f.limits.stale_s * 0.5).fault is None
+    v = f.wait(f.limits.stale_s * 0.6)
+    assert v.fault == "hang" and v.good is None
+
+
+def test_a_busy_read_while_the_last_good_sample_is_stale_is_a_hang():
+    f = Feeder()
+    f.good_run(1.0)
+    f.now += f.limits.stale_s                 # the sampler was silent, now a read starts and blocks
+    f.busy_since = f.now
+    assert f.wait(0.01).fault == "hang"
+
+
+@pytest.mark.parametrize("sensor", ["distance", "skin"])
+def test_the_same_value_for_frozen_s_is_frozen(sensor):
+    f = Feeder(sensor)
+    frozen_s = f.limits.frozen_s
+    value = 412.0 if sensor == "distance" else 33.33
+    first_t = f.now + f.period_s
+    v = None
+    while True:
+        v = f.sample(value)
+        if f.now - first_t >= frozen_s - 1e-9:
+            break
+        assert v.fault is None, (f.now - first_t, v)
+    assert v.fault == "frozen"
+
+
+def test_a_value_that_changes_by_one_bit_is_not_frozen():
+    f = Feeder()
+    for i in range(int(2 * f.limits.frozen_s / f.period_s)):
+        v = f.sample(412.0 if i % 2 else math.nextafter(412.0, 500.0))
+        assert v.fault is None
+
+
+def test_no_target_readings_are_exempt_from_frozen():
+    f = Feeder()
+    for _ in range(int(3 * f.limits.frozen_s / f.period_s)):
+        v = f.sample(NO_TARGET_MM)
+        assert v.fault is None and v.good is not None
+
+
+def test_reset_forgets_history_and_ignores_older_samples():
+    f = Feeder()
+    f.good_run(0.5)
+    f.sample(error="io_error")
+    f.now += 0.001
+    f.judge.reset(f.now)
+    assert f.judge.error_streak == 0 and f.judge.last_good is None
+    # the old (failed) sample is still in the feed: it is not counted again
+    assert f.verdict().doubt == "distance_not_ready"
+    assert f.sample(error="io_error").fault is None, "the streak restarted after the reset"
+    assert f.sample(noise=True).good is not None
+
+
+def test_reset_requires_a_new_good_sample_within_the_grace():
+    f = Feeder()
+    f.good_run(0.5)
+    f.now += 0.001
+    f.judge.reset(f.now)
+    assert f.wait(GRACE_S - 0.01).doubt == "distance_not_ready"
+    assert f.wait(0.02).fault == "missing"
+
+
+def test_reset_restarts_the_frozen_clock():
+    f = Feeder()
+    for _ in range(int((f.limits.frozen_s - 0.5) / f.period_s)):
+        f.sample(412.0)
+    f.judge.reset(f.now)
+    for _ in range(int((f.limits.frozen_s - 0.5) / f.period_s)):
+        assert f.sample(412.0).fault is None
