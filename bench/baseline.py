@@ -150,8 +150,9 @@ class BaselineRig:
 
 
 def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: float = 2.0) -> dict:
-    """Same trial kinds and definitions as bench.harness; stall/hang wait `never_s` for an off."""
-    from bench.harness import BenchError, _latencies
+    """Same trial kinds and definitions as bench.trials; stall/hang wait `never_s` for an off."""
+    from bench.harness import BenchError
+    from bench.trials import _latencies
     from bench.instruments import now
 
     rng = random.Random(seed)

@@ -147,7 +147,7 @@ def check_targets(results: dict) -> list[dict]:
 # on the Pi itself replaces every estimate by a measurement.
 PI_MODELS = {
     "pi4": {"name": "Raspberry Pi 4 (Cortex-A72 @ 1.5 GHz)", "cpu_factor": 4.0, "range": [3.0, 6.0]},
-    "pi_zero_2w": {"name": "Raspberry Pi Zero 2 W (Cortex-A53 @ 1.0 GHz)", "cpu_factor": 10.0, "range": [7.5, 15.0]},
+    "pi_zero_2w": {"name": "Raspberry Pi Zero 2 W (Cortex-A53 @ 1.0 GHz)", "cpu_factor": 12.0, "range": [9.0, 18.0]},
 }
 I2C_HZ = 50_000            # the MLX90614 needs the Pi's bus at <= 50 kHz (drivers/mlx90614.py)
 I2C_MESSAGE_OVERHEAD_S = 50e-6   # i2c-dev ioctl + controller interrupt per transfer (assumed)

@@ -3,7 +3,7 @@
 Writes bench/results.json and prints a table. Four phases, each a few fresh processes:
   0. start-up to READY=1, several times each, on an otherwise idle machine;
   1. irlamp: `irlamp run --simulate` measured from outside (CPU idle and running, peak RSS)
-     while worker processes run the latency trials in-process (bench/harness.py);
+     while worker processes run the latency trials in-process (bench/trials.py on bench/harness.py);
   2. the baseline's latency trials (bench/baseline.py), alone;
   3. the baseline program's CPU and RSS, alone.
 The irlamp workers run side by side to fit the time budget; each holds one complete daemon,
@@ -36,7 +36,7 @@ class Plan:
     idle_s: float                               # CPU measurement windows
     running_s: float
     settle_s: float
-    irlamp_workers: tuple[tuple[str, ...], ...]  # each worker's KIND=N items (bench.harness)
+    irlamp_workers: tuple[tuple[str, ...], ...]  # each worker's KIND=N items (bench.trials)
     baseline_trials: tuple[str, ...]             # KIND=N items (bench.baseline trials)
     baseline_never_s: float                      # how long a baseline stall/hang waits for an off
 
@@ -147,7 +147,7 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
 
     log(f"phase 1: irlamp - CPU/RSS of `irlamp run --simulate` beside {len(plan.irlamp_workers)} latency workers")
     meter = report.LoadMeter()
-    workers = [_spawn(["-m", "bench.harness", *items, "--seed", str(i + 1)])
+    workers = [_spawn(["-m", "bench.trials", *items, "--seed", str(i + 1)])
                for i, items in enumerate(plan.irlamp_workers)]
     irl_run = _measure(irlamp_command, plan, errors, "irlamp")
     irl_data = [_collect(w, f"irlamp worker {i + 1}", errors) for i, w in enumerate(workers)]

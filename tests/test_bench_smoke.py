@@ -111,7 +111,7 @@ def test_i2c_wire_time_is_nine_clocks_a_byte_plus_the_address():
 
 
 def test_a_bad_trial_plan_is_one_clear_line():
-    done = subprocess.run([sys.executable, "-m", "bench.harness", "dinner=3"], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "bench.trials", "dinner=3"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "dinner=3" in done.stderr
