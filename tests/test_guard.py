@@ -1,0 +1,195 @@
+"""RelayGuard (SR-6 second mechanism, SR-9 liveness) on gpiozero mock pins.
+
+Time is passed in explicitly (`command(on, now)`, `check(now)`), except in the one
+real-thread test. The relay pin's mock level is the truth in every assertion.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from drivers.guard import RelayGuard
+from drivers.relay import LampOutput
+from helpers_core import default_config
+
+DEADLINE_S = 0.5
+CHECK_PERIOD_S = DEADLINE_S / 5          # what the daemon uses (guard_deadline_s / 5)
+LOOP_PERIOD_S = 0.05                     # the control loop at 20 Hz
+
+
+class Rig:
+    def __init__(self, *, max_on_s: float = 60.0, rest_s: float = 600.0, relay_pin: int = 17,
+                 active_high: bool = True, start_s: float = 0.0):
+        self.factory = MockFactory()
+        self.output = LampOutput(relay_pin, active_high, pin_factory=self.factory)
+        self.guard = RelayGuard(self.output, deadline_s=DEADLINE_S, max_on_s=max_on_s, rest_s=rest_s,
+                                start_s=start_s)
+        self.pin = self.factory.pin(relay_pin)
+        self.active_high = active_high
+        self.now = start_s
+        self._next_check = start_s + CHECK_PERIOD_S
+        self.last_command_s = start_s
+        self.on_since: float | None = None     # when the relay was first seen on
+
+    def relay_on(self) -> bool:
+        """What the relay coil sees."""
+        return self.pin.state == self.active_high
+
+    def advance(self, seconds: float, *, command: bool | None) -> float | None:
+        """Run the loop (commanding `command`, or silent when None) and the guard's checks for
+        `seconds`; return the first time the relay pin was seen off, or None."""
+        end = self.now + seconds
+        next_cmd = self.now + LOOP_PERIOD_S
+        off_at = None
+        while True:
+            t = min(next_cmd, self._next_check)
+            if t > end + 1e-9:
+                break
+            self.now = t
+            if abs(t - next_cmd) < 1e-9:
+                next_cmd += LOOP_PERIOD_S
+                if command is not None:
+                    self.guard.command(command, t, "test")
+                    self.last_command_s = t
+                    if self.on_since is None and self.relay_on():
+                        self.on_since = t
+            if abs(t - self._next_check) < 1e-9:
+                self._next_check += CHECK_PERIOD_S
+                self.guard.check(t)
+            if off_at is None and not self.relay_on():
+                off_at = t
+        self.now = end
+        return off_at
+
+
+@pytest.mark.parametrize("relay_pin, active_high", [(17, True), (5, False)])
+def test_a_silent_control_loop_is_cut_within_the_deadline_and_latched(relay_pin, active_high):
+    rig = Rig(relay_pin=relay_pin, active_high=active_high)
+    assert rig.advance(5.0, command=True) is None and rig.relay_on()
+    last_confirm = rig.last_command_s
+    off_at = rig.advance(2.0, command=None)
+    assert off_at is not None and not rig.relay_on()
+    assert DEADLINE_S - 1e-9 <= off_at - last_confirm <= DEADLINE_S + CHECK_PERIOD_S + 1e-9
+    assert rig.guard.tripped == "guard_loop_stall"
+    # the loop comes back asking for on: the trip stays latched
+    rig.advance(1.0, command=True)
+    assert not rig.relay_on() and rig.guard.tripped == "guard_loop_stall"
+
+
+def test_a_loop_that_keeps_confirming_is_never_cut():
+    rig = Rig(max_on_s=1e6)
+    assert rig.advance(60.0, command=True) is None
+    assert rig.guard.tripped is None and rig.relay_on()
+
+
+def test_a_silent_loop_with_the_lamp_off_trips_nothing():
+    rig = Rig()
+    rig.advance(1.0, command=False)
+    rig.advance(10.0, command=None)
+    assert rig.guard.tripped is None and not rig.relay_on()
+
+
+def test_acknowledge_releases_the_latch():
+    rig = Rig()
+    rig.advance(1.0, command=True)
+    rig.advance(1.0, command=None)
+    assert rig.guard.tripped == "guard_loop_stall"
+    rig.guard.acknowledge()
+    rig.advance(1.0, command=True)
+    assert rig.relay_on() and rig.guard.tripped is None
+
+
+def test_session_logic_that_forgets_to_stop_is_cut_at_the_guards_own_cap():
+    cfg = default_config()
+    max_on_s = cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s
+    rig = Rig(max_on_s=max_on_s, rest_s=cfg.session.min_gap_minutes * 60.0)
+    assert rig.advance(max_on_s - 1.0, command=True) is None
+    off_at = rig.advance(5.0, command=True)
+    lit_s = off_at - rig.on_since
+    assert max_on_s - 1e-6 <= lit_s <= max_on_s + LOOP_PERIOD_S + 1e-6
+    assert rig.guard.tripped == "guard_on_time" and not rig.relay_on()
+    rig.advance(3600.0, command=True)
+    assert not rig.relay_on(), "a tripped guard must not obey 'on' again without acknowledgement"
+
+
+def test_short_sessions_and_pauses_cannot_add_up_past_the_cap():
+    rig = Rig(max_on_s=20.0, rest_s=600.0)
+    on_total = 0.0
+    for _ in range(30):
+        rig.advance(2.0, command=True)
+        if rig.guard.tripped:
+            break
+        on_total += 2.0
+        rig.advance(30.0, command=False)        # off, but much shorter than rest_s
+    assert rig.guard.tripped == "guard_on_time" and not rig.relay_on()
+    assert on_total <= 20.0
+
+
+def test_the_cap_restarts_only_after_rest_s_off():
+    rest_s = 300.0
+    rig = Rig(max_on_s=10.0, rest_s=rest_s)
+    rig.advance(8.0, command=True)
+    rig.advance(rest_s - 1.0, command=False)
+    off_at = rig.advance(5.0, command=True)
+    assert off_at is not None and rig.guard.tripped == "guard_on_time", "rest too short: the cap keeps counting"
+
+    rig = Rig(max_on_s=10.0, rest_s=rest_s)
+    rig.advance(8.0, command=True)
+    rig.advance(rest_s + 1.0, command=False)
+    assert rig.advance(9.0, command=True) is None and rig.guard.tripped is None
+
+
+def test_rest_is_counted_from_when_the_relay_went_off():
+    """The rest period starts when the relay opened, not at the loop's last 'on' before that."""
+    rest_s = 60.0
+    rig = Rig(max_on_s=10.0, rest_s=rest_s)
+    rig.advance(5.0, command=True)
+    cut_at = rig.advance(1.0, command=None)     # the loop stalls: the guard cuts the relay
+    assert rig.guard.tripped == "guard_loop_stall"
+    lit_s = cut_at - rig.on_since
+    assert rig.guard.on_s == pytest.approx(lit_s, abs=1e-6)
+    rig.guard.acknowledge()
+    rig.advance(cut_at + rest_s - CHECK_PERIOD_S / 2 - rig.now, command=False)   # includes the last check before
+    assert rig.guard.on_s == pytest.approx(lit_s, abs=1e-6), "the cap was reset before the relay rested rest_s"
+    rig.advance(CHECK_PERIOD_S, command=False)
+    assert rig.guard.on_s == 0.0
+
+
+def test_rest_after_a_normal_stop_is_counted_from_the_stop():
+    rest_s = 60.0
+    rig = Rig(max_on_s=10.0, rest_s=rest_s)
+    for k in range(1, 101):                       # on from 0.05 s to 5.0 s, confirmed at 20 Hz
+        rig.guard.command(True, k * LOOP_PERIOD_S, "on")
+    stopped_at = 5.049                            # the next step, a little late, says off
+    rig.guard.command(False, stopped_at, "stop")
+    assert not rig.relay_on()
+    on_s = rig.guard.on_s
+    assert on_s == pytest.approx(stopped_at - LOOP_PERIOD_S, abs=1e-6)
+    rig.guard.check(stopped_at + rest_s - 0.02)
+    assert rig.guard.on_s == on_s, "the cap was reset before the relay rested rest_s"
+    rig.guard.check(stopped_at + rest_s + 0.001)
+    assert rig.guard.on_s == 0.0
+
+
+def test_check_from_a_real_thread_cuts_a_silent_loop():
+    factory = MockFactory()
+    output = LampOutput(17, True, pin_factory=factory)
+    guard = RelayGuard(output, deadline_s=0.2, max_on_s=60.0, rest_s=60.0, start_s=time.monotonic())
+    pin = factory.pin(17)
+    guard.start_thread(time.monotonic, 0.05)
+    try:
+        guard.command(True, time.monotonic(), "test")
+        assert pin.state is True
+        deadline = time.monotonic() + 3.0
+        poll = threading.Event()
+        while pin.state and time.monotonic() < deadline:
+            poll.wait(0.01)
+        assert pin.state is False, "the guard thread did not cut the relay within 3 s"
+        assert guard.tripped == "guard_loop_stall"
+    finally:
+        guard.stop_thread()
+        output.close()
