@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                         else quiet,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from controller.config import ConfigError, check_config_command
+    from controller.journal import JournalError
     from controller.scenario import ScenarioError
     from drivers.relay import WiringError
     try:
@@ -140,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ScenarioError, WiringError) as exc:
         print(f"irlamp: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
+    except JournalError as exc:       # the lamp never started: nothing can be recorded
+        print(f"irlamp: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:          # e.g. `irlamp simulate x.yaml | head`: the reader left

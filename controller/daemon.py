@@ -42,7 +42,8 @@ class FatalLoopError(Exception):
 class Daemon:
     def __init__(self, cfg, hw: Hardware, clock, journal: Journal, *, status_path, boot_id: str,
                  clock_synced: Callable[[], bool] = lambda: True, notifier=None,
-                 emit: Emit | None = None, status_interval_s: float | None = None):
+                 emit: Emit | None = None, status_interval_s: float | None = None,
+                 simulated: bool | None = None):
         self.cfg, self.hw, self.clock, self.journal = cfg, hw, clock, journal
         self.status_path = status_path
         self.boot_id = boot_id
@@ -50,6 +51,7 @@ class Daemon:
         self.notifier = notifier
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
+        self.simulated = clock.simulated if simulated is None else simulated
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
         self.session_id: int | None = None
@@ -231,7 +233,7 @@ class Daemon:
             "last_fault": self.last_fault,
             "leds": self.hw.panel.shown.describe() if self.hw.panel.shown else "...",
             "heartbeat_wall": self.clock.wall(), "heartbeat_mono": now, "boot_id": self.boot_id,
-            "pid": os.getpid(), "simulated": bool(self.clock.simulated),
+            "pid": os.getpid(), "simulated": bool(self.simulated),
         }
 
     def _write_status(self, now: float) -> None:

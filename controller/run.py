@@ -18,7 +18,7 @@ from pathlib import Path
 
 from controller.clock import RealClock
 from controller.daemon import Daemon, FatalLoopError
-from controller.journal import Journal
+from controller.journal import Journal, JournalError
 from controller.notify import SystemdNotifier
 from controller.status import status_path
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
@@ -101,10 +101,14 @@ def run_daemon(cfg, args) -> int:
     journal = None
     reason = "exit"
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from exc
         journal = Journal(state_dir, boot_id())
         daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
-                        boot_id=boot_id(), clock_synced=ClockSync(), notifier=notifier)
+                        boot_id=boot_id(), clock_synced=ClockSync(), notifier=notifier,
+                        simulated=bool(args.simulate))
 
         def on_signal(signum, _frame):
             nonlocal reason

@@ -146,6 +146,9 @@ class Simulation:
                 self.boot()
                 if releases:   # a press held through the restart: new gpiozero devices reset the
                     self.factory.pin(self.cfg.gpio.button_pin).drive_low()   # mock pin to its pull-up
+                # The daemon is up just before anything scripted for this instant happens, so a
+                # press at the boot instant is a press, not a button held during start-up.
+                self.daemon.step()
                 base, counters = t, {"dist": 0, "skin": 0, "guard": 0}
                 step_now = True
             while events and events[0].at_s <= t:

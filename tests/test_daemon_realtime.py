@@ -89,10 +89,6 @@ def test_bad_config_never_starts(tmp_path):
     assert len(stderr.strip().splitlines()) == 1 and str(config) in stderr and "max_on_minutes" in stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `irlamp run` with an unusable --state-dir (a path under a regular "
-                                       "file) dies with a NotADirectoryError traceback from run_daemon's "
-                                       "state_dir.mkdir(); the CLI catches only Config/Scenario/Wiring errors "
-                                       "(and JournalError is not caught either)")
 def test_unusable_state_dir_is_one_clear_line(tmp_path):
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("x")
