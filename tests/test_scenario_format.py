@@ -332,3 +332,10 @@ def test_unusable_state_dir_is_one_clear_line(tmp_path, capsys, where):
     state = blocker if where == "a_file" else blocker / "state"
     path = write_scenario(tmp_path, scenario([press(1)], 5))
     assert_refused(simulate_in_process(capsys, path, "--state-dir", str(state)), str(state), "")
+
+
+def test_a_press_at_the_boot_instant_is_a_press_not_a_stuck_button(tmp_path):
+    # The daemon boots at t=0; a scenario that presses at t=0 means "press right away".
+    run = run_sim(tmp_path, scenario([press(0.0)], until=5))
+    assert run.fault_codes() == []
+    assert run.summary["sessions"] == 1 and run.relay_on_at(1.0)
