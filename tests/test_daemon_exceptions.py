@@ -1,0 +1,107 @@
+"""SR-1: an exception anywhere in the control path turns the lamp off and is recorded.
+
+The daemon is assembled exactly as `irlamp simulate` assembles it (simulated sensors,
+MockFactory pins, simulated clock) and stepped by hand, so a failure can be injected at a
+precise point of a running session.
+"""
+
+from __future__ import annotations
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from controller.clock import SimClock
+from controller.config import load_config
+from controller.daemon import MAX_EXCEPTION_STREAK, Daemon, FatalLoopError
+from controller.journal import Journal, JournalError, JournalReader
+from drivers.hardware import build_hardware
+from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
+
+STEP_S = 0.033
+
+
+class Rig:
+    def __init__(self, tmp_path):
+        self.cfg = load_config()
+        self.clock = SimClock(1_767_600_000.0)
+        self.world = SimWorld(400.0, 32.0, thermal_model=True, monotonic=self.clock.monotonic)
+        self.factory = MockFactory()
+        self.hw = build_hardware(self.cfg, distance_source=SimDistanceSource(self.world),
+                                 skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
+                                 pin_factory=self.factory)
+        self.world.lamp_on = self.hw.output.is_on
+        self.events: list[tuple[str, dict]] = []
+        self.journal = Journal(tmp_path, "boot-1")
+        self.daemon = Daemon(self.cfg, self.hw, self.clock, self.journal, status_path=tmp_path / "status.json",
+                             boot_id="boot-1", emit=lambda name, **f: self.events.append((name, f)))
+        self.tmp_path = tmp_path
+
+    def relay_pin_on(self) -> bool:
+        return bool(self.factory.pin(self.cfg.gpio.relay_pin).state)
+
+    def run(self, seconds: float) -> None:
+        end = self.clock.monotonic() + seconds
+        while self.clock.monotonic() < end:
+            self.clock.advance_to(self.clock.monotonic() + STEP_S)
+            self.hw.distance.step()
+            self.hw.skin.step()
+            self.hw.guard.check(self.clock.monotonic())
+            self.daemon.step()
+
+    def start_session(self) -> None:
+        self.run(0.5)
+        button = self.factory.pin(self.cfg.gpio.button_pin)
+        button.drive_low()
+        self.run(0.2)
+        button.drive_high()
+        self.run(0.2)
+        assert self.relay_pin_on(), self.events
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    yield r
+    r.hw.close()
+    r.journal.close()
+
+
+def test_exception_in_a_step_turns_the_lamp_off_and_latches(rig, monkeypatch):
+    rig.start_session()
+
+    def broken(_inputs):
+        raise ZeroDivisionError("injected")
+
+    monkeypatch.setattr(rig.daemon.controller, "step", broken)
+    rig.run(STEP_S)
+    assert not rig.relay_pin_on()
+    monkeypatch.undo()
+    rig.run(1.0)
+    assert not rig.relay_pin_on()                        # stays off: the fault is latched
+    assert rig.daemon.controller.latched == ["control_exception"]
+    faults = JournalReader(rig.tmp_path).unacknowledged_faults()
+    assert [f.code for f in faults] == ["control_exception"] and "ZeroDivisionError" in faults[0].detail
+    session = JournalReader(rig.tmp_path).recent_sessions()[0]
+    assert session.end_reason == "fault" and session.on_s > 0
+
+
+def test_a_journal_that_fails_mid_session_turns_the_lamp_off(rig, monkeypatch):
+    rig.start_session()
+
+    def disk_full(*_args, **_kwargs):
+        raise JournalError("database or disk is full")
+
+    monkeypatch.setattr(rig.journal, "checkpoint", disk_full)
+    rig.run(rig.cfg.loop.checkpoint_s + 1.0)
+    assert not rig.relay_pin_on()
+    assert "control_exception" in rig.daemon.controller.latched
+
+
+def test_a_loop_that_keeps_failing_gives_up_with_the_lamp_off(rig, monkeypatch):
+    rig.start_session()
+    monkeypatch.setattr(rig.daemon.controller, "step", lambda _inputs: 1 / 0)
+    with pytest.raises(FatalLoopError):
+        for _ in range(MAX_EXCEPTION_STREAK):
+            rig.daemon.step()
+    assert not rig.relay_pin_on()
+    assert not rig.daemon.healthy                        # and so no WATCHDOG=1 ping is sent
