@@ -1,7 +1,7 @@
 """What the green, amber and red LEDs (and the buzzer) show. Pure: a function of state and time.
 
-The README's LED table is generated from the same constants (see `led_table()`), so the
-documentation cannot drift from what the lamp shows.
+The README's LED tables are checked against these constants and controller/faults.py
+(tests/test_docs.py), so the documentation cannot drift from what the lamp shows.
 
 Heartbeat: the green LED inverts for 0.15 s every 2 s in every state. A lit but unchanging
 pattern therefore means a frozen daemon; all dark means a dead one.
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.faults import fault_info
+from controller.safety import REFUSAL_SHOW_S
 
 HEARTBEAT_PERIOD_S = 2.0
 HEARTBEAT_BLIP_S = 0.15
@@ -73,7 +74,10 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
     """
     beat = _heartbeat(now_s)
     buzzer = now_s < buzz_until_s
-    if state == "fault" and fault_code:
+    # A press refused because a fault is latched is answered like any refusal; the fault's code
+    # shows again when the refusal's time is up.
+    refusing_in_fault = refused is not None and refused[0] == "fault_latched" and now_s < refused[1]
+    if state == "fault" and fault_code and not refusing_in_fault:
         info = fault_info(fault_code)
         red, amber = fault_code_leds(now_s, info.red, info.amber)
         return LedState(beat, amber, red, buzzer)
@@ -86,6 +90,10 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
         amber = True
     if refused is not None and now_s < refused[1] and not lamp_session:
         count = REFUSAL_BLINKS.get(refused[0], 7)
-        cycle = count * 2 * REFUSAL_BLINK_S + 1.0
-        amber = _counted_blinks(now_s % cycle, count, REFUSAL_BLINK_S)
+        group_s = count * 2 * REFUSAL_BLINK_S
+        cycle = group_s + 1.0
+        shown_s = max(0.0, now_s - (refused[1] - REFUSAL_SHOW_S))   # groups start at the refusal
+        index = int(shown_s // cycle)
+        whole = index * cycle + group_s <= REFUSAL_SHOW_S + 1e-9       # never show a cut-off group
+        amber = whole and _counted_blinks(shown_s - index * cycle, count, REFUSAL_BLINK_S)
     return LedState(green, amber, False, buzzer)
