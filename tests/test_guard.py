@@ -67,7 +67,7 @@ class Rig:
 
 
 @pytest.mark.parametrize("relay_pin, active_high", [(17, True), (5, False)])
-def test_a_silent_control_loop_is_cut_within_the_deadline_and_latched(relay_pin, active_high):
+def test_stalled_loop_is_cut_within_the_deadline(relay_pin, active_high):
     rig = Rig(relay_pin=relay_pin, active_high=active_high)
     assert rig.advance(5.0, command=True) is None and rig.relay_on()
     last_confirm = rig.last_command_s
@@ -103,7 +103,7 @@ def test_acknowledge_releases_the_latch():
     assert rig.relay_on() and rig.guard.tripped is None
 
 
-def test_session_logic_that_forgets_to_stop_is_cut_at_the_guards_own_cap():
+def test_guard_cuts_a_session_logic_that_never_stops():
     cfg = default_config()
     max_on_s = cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s
     rig = Rig(max_on_s=max_on_s, rest_s=cfg.session.min_gap_minutes * 60.0)
@@ -175,7 +175,7 @@ def test_rest_after_a_normal_stop_is_counted_from_the_stop():
     assert rig.guard.on_s == 0.0
 
 
-def test_check_from_a_real_thread_cuts_a_silent_loop():
+def test_guard_thread_cuts_a_frozen_loop_in_real_time():
     factory = MockFactory()
     output = LampOutput(17, True, pin_factory=factory)
     guard = RelayGuard(output, deadline_s=0.2, max_on_s=60.0, rest_s=60.0, start_s=time.monotonic())

@@ -22,7 +22,7 @@ def off_level(active_high: bool) -> bool:
 
 @pytest.mark.parametrize("pin", range(4, 28))
 @pytest.mark.parametrize("active_high", [True, False])
-def test_boot_safety_refused_exactly_when_the_undriven_level_lights_the_lamp(pin, active_high):
+def test_boot_pull_rule_for_every_pin_and_polarity(pin, active_high):
     undriven_high = pin in PULLED_UP
     lamp_on_when_undriven = undriven_high == active_high
     if not lamp_on_when_undriven:

@@ -71,19 +71,64 @@ def test_nothing_starts_without_a_press():
     assert "session_started" not in bench.names()
 
 
-@pytest.mark.parametrize("distance_mm, reason", [
-    (D.min_mm + D.hysteresis_mm - 1.0, "too_close"),
-    (D.min_mm - 50.0, "too_close"),
-    (D.max_mm + 1.0, "out_of_band"),
-    (8190.0, "out_of_band"),
-])
-def test_start_refused_outside_the_band(distance_mm, reason):
+def _refuse_by_distance(distance_mm):
+    def setup(bench: Bench) -> dict:
+        bench.settle(distance_mm=distance_mm)
+        return {"distance_mm": distance_mm}
+    return setup
+
+
+def _refuse_by_skin(bench: Bench) -> dict:
+    bench.settle(skin_c=S.limit_c, noise=False)
+    return {"skin_c": S.limit_c, "noise": False}
+
+
+def _refuse_by_allowance(allowance):
+    def setup(bench: Bench) -> dict:
+        bench.allowance = allowance
+        bench.settle()
+        return {}
+    return setup
+
+
+def _refuse_by_doubt(bench: Bench) -> dict:
+    bench.settle()
+    bench.publish("skin", None, error="io_error")     # one failed read: doubt, not yet a fault
+    bench.step(bench.now + 0.001)
+    return {"skin_c": None}
+
+
+def _refuse_by_fault(bench: Bench) -> dict:
+    bench.settle()
+    bench.run(0.1, distance_error="io_error")         # two bad reads in a row latch
+    assert bench.ctl.latched == ["distance_io_error"]
+    bench.settle()                                    # the sensor recovers; the fault stays
+    return {}
+
+
+@pytest.mark.parametrize("setup, reason", [
+    (_refuse_by_distance(D.min_mm + D.hysteresis_mm - 1.0), "too_close"),
+    (_refuse_by_distance(D.min_mm - 50.0), "too_close"),
+    (_refuse_by_distance(D.max_mm + 1.0), "out_of_band"),
+    (_refuse_by_distance(8190.0), "out_of_band"),
+    (_refuse_by_skin, "skin_too_warm"),
+    (_refuse_by_allowance(DAILY_LIMIT), "daily_limit"),
+    (_refuse_by_allowance(COOLDOWN), "cooldown"),
+    (_refuse_by_doubt, "sensor_unhealthy"),
+    (_refuse_by_fault, "fault_latched"),
+], ids=["hysteresis", "too_close", "beyond_max", "no_target", "skin", "daily_limit", "cooldown", "doubt", "fault"])
+def test_each_start_refusal_reason(setup, reason):
     bench = Bench(CFG)
-    bench.settle(distance_mm=distance_mm)
-    bench.press(0.2, distance_mm=distance_mm)
+    run_kwargs = setup(bench)
+    latched_before = list(bench.ctl.latched)
+    bench.button = True
+    bench.run(0.2, **run_kwargs)
+    bench.button = False
+    bench.run(BOUNCE_S + 0.07, **run_kwargs)
     assert refusal_of(bench) == reason
     assert bench.ctl.refused[0] == reason and bench.ctl.refused[1] > bench.now
-    assert not bench.lamp_on() and bench.ctl.session is None
+    assert bench.ctl.session is None and not any(d.lamp_on for _, d in bench.decisions)
+    assert bench.ctl.latched == latched_before, "a refusal latches nothing"
 
 
 def test_start_allowed_at_the_edges_of_the_band():
@@ -103,34 +148,6 @@ def test_distance_offset_is_subtracted_before_judging():
     assert refusal_of(bench) == "too_close"
 
 
-def test_start_refused_when_skin_already_at_limit():
-    bench = Bench(CFG)
-    bench.settle(skin_c=S.limit_c, noise=False)
-    bench.press(0.2, skin_c=S.limit_c, noise=False)
-    assert refusal_of(bench) == "skin_too_warm" and not bench.lamp_on()
-
-
-@pytest.mark.parametrize("allowance, reason", [(DAILY_LIMIT, "daily_limit"), (COOLDOWN, "cooldown")])
-def test_start_refused_by_the_daily_allowance(allowance, reason):
-    bench = Bench(CFG, allowance=allowance)
-    bench.settle()
-    bench.press(0.2)
-    assert refusal_of(bench) == reason and not bench.lamp_on()
-
-
-def test_start_refused_while_a_sensor_is_in_doubt():
-    bench = Bench(CFG)
-    bench.settle()
-    bench.button = True
-    bench.run(0.2)
-    bench.button = False
-    bench.publish("skin", None, error="io_error")     # one failed read: doubt, not yet a fault
-    bench.step(bench.now + 0.001)
-    bench.run(0.1, skin_c=None)
-    assert refusal_of(bench) == "sensor_unhealthy"
-    assert not bench.ctl.latched and not bench.lamp_on()
-
-
 def test_start_refused_before_sensors_have_delivered():
     bench = Bench(CFG)
     bench.button = False
@@ -140,16 +157,6 @@ def test_start_refused_before_sensors_have_delivered():
     bench.button = False
     bench.run(0.1, distance_mm=None, skin_c=None)
     assert refusal_of(bench) == "sensor_unhealthy"
-
-
-def test_start_refused_while_a_fault_is_latched():
-    bench = Bench(CFG)
-    bench.settle()
-    bench.run(0.1, distance_error="io_error")         # two bad reads in a row latch
-    assert bench.ctl.latched == ["distance_io_error"]
-    bench.settle()                                    # the sensor recovers; the fault stays
-    bench.press(0.2)
-    assert refusal_of(bench) == "fault_latched" and bench.ctl.state == "fault"
 
 
 def test_refusal_leaves_the_lamp_off_and_a_later_press_can_start():

@@ -112,7 +112,7 @@ def test_values_at_the_plausible_edges_are_good(sensor, value, ambient):
 
 
 @pytest.mark.parametrize("retry_errors", [0, 1, 2])
-def test_retry_is_bounded_and_the_lamp_is_off_meanwhile(retry_errors):
+def test_retry_bound(retry_errors):
     f = Feeder(cfg=config_with({"faults": {"retry_errors": retry_errors}}))
     f.good_run(0.5)
     verdicts = [f.sample(error="io_error") for _ in range(retry_errors + 1)]
