@@ -265,6 +265,11 @@ def table(results: dict) -> str:
                  _fmt(ratios.get("cpu_running"))))
     rows.append(("  daemon threads, real readers on emulated chips", _fmt(cpu_i.get("daemon_threads_emulated_chips")),
                  "", ""))
+    loop = irl.get("loop") or {}
+    if loop.get("steps_per_s") and loop.get("step_ms", {}).get("n"):
+        st = loop["step_ms"]
+        rows.append((f"  loop: {loop['steps_per_s']:.0f} steps/s, step duration ms",
+                     f"{_fmt(st['p50'])} / {_fmt(st['p99'])} / {_fmt(st['max'])}", "", ""))
     rows.append(("peak RSS (VmHWM), MB", _fmt(irl["rss_mb"]), _fmt(base["rss_mb"]), _fmt(ratios.get("rss"))))
     su_i, su_b = irl["startup_s"], base["startup_s"]
     rows.append((f"start-up to READY=1, s (p50 / max of {su_i.get('n', 0)})",

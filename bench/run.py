@@ -170,6 +170,7 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     irlamp = _program_figures(irl_run, irl_starts, errors, "irlamp")
     irlamp["cpu_percent"]["daemon_threads_emulated_chips"] = usage.get("daemon_cpu_percent")
     irlamp["cpu_percent"]["threads_emulated_chips"] = usage.get("thread_cpu_percent")
+    irlamp["loop"] = {"steps_per_s": usage.get("loop_steps_per_s"), "step_ms": usage.get("loop_step_ms")}
     irlamp["hazard_to_off_ms"], irlamp["stall_to_off_ms"] = _latency_figures(
         irl_trials, {"distance": "distance", "overheat": "overheat", "loop_frozen": "stall",
                      "loop_frozen_deadline_0.4": "stall_tight", "read_hangs": "hang_distance",
@@ -187,7 +188,8 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
                    "guard_check_period_s": cfg.loop.guard_deadline_s / 5.0, "loop_rate_hz": cfg.loop.rate_hz},
         "platform": {"thread_wake_ms": report.latency_figures(irl_trials, "thread_wake").get("wake", {}),
                      "load": load},
-        "irlamp": irlamp, "baseline": baseline, "errors": errors}
+        "irlamp": irlamp, "baseline": baseline, "errors": errors,
+        "raw_trials": {"irlamp": irl_trials, "baseline": base_trials}}
     results["ratios"] = _ratios(irlamp, baseline)
     results["targets"] = report.check_targets(results)
     results["pi_estimate"] = report.pi_estimates(results)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from bench.harness import (IN_BAND_MM, OVERHEAT_C, TOO_CLOSE_MM, BenchError, IrlampRig, bench_config)
 from bench.instruments import now
+from bench.report import summarize
 
 
 def _ms(later: float | None, earlier: float | None) -> float | None:
@@ -85,6 +86,9 @@ def distance_trials(n: int, *, seed: int = 0, cfg=None, usage: dict | None = Non
                                      f"(state {rig.daemon.controller.state}, faults {rig.daemon.controller.latched})")
             if usage is not None:
                 usage.update(_thread_usage(cpu0, thread_cpu_s(), now() - wall0))
+                steps = [(end - start) * 1000.0 for start, end in rig.steps if start >= wall0]
+                usage["loop_steps_per_s"] = round(len(steps) / (now() - wall0), 1)
+                usage["loop_step_ms"] = summarize(steps)
         finally:
             rig.close()
     return trials
