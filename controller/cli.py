@@ -130,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from controller.config import ConfigError, check_config_command
     from controller.journal import JournalError
-    from controller.scenario import ScenarioError
     from drivers.relay import WiringError
+    if args.command == "simulate":       # only `simulate` needs the scenario parser (start-up time)
+        from controller.scenario import ScenarioError
+    else:
+        ScenarioError = ConfigError      # noqa: N806 - a stand-in so the except clause stays one
     try:
         if args.command == "check-config":
             return check_config_command(args.path)

@@ -100,6 +100,7 @@ class SafetyController:
         self.last_step_s = start_s
         self.refused: tuple[str, float] | None = None   # (reason, until_s) for the LEDs
         self.press_consumed = False
+        self.last_session_end_s = float("-inf")
         self.warning = False
         self.last_distance_mm: float | None = None
         self.last_skin_c: float | None = None
@@ -190,7 +191,10 @@ class SafetyController:
                 self._latch("button_stuck", "button held at start-up or far too long", events)
                 self._end_session("fault", inp.now_s, events)
             elif event == "press":
-                self.press_consumed = self.session is not None
+                # A press that began while a session ran was meant to stop it, even when the
+                # session ended by itself before the press was confirmed: it never starts one.
+                self.press_consumed = (self.session is not None
+                                       or self.last_session_end_s >= self.button.pressed_since_s)
                 if self.session is not None:
                     self._end_session("stopped_by_button", inp.now_s, events)
             elif event == "long" and self.latched:
@@ -238,6 +242,7 @@ class SafetyController:
         if ses is None:
             return
         self.session = None
+        self.last_session_end_s = now
         events.append(("session_ended", {
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
             "max_skin_c": None if ses.max_skin_c == float("-inf") else ses.max_skin_c,

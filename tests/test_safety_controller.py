@@ -398,6 +398,33 @@ def test_any_press_stops_at_once_and_its_release_does_not_restart():
     assert len(bench.fields_of("session_started")) == 1 and not bench.lamp_on()
 
 
+def test_a_press_begun_during_a_session_never_starts_one_even_if_the_session_ended_first():
+    """The press was meant to stop the lamp: if the session ends by itself (here at its on-time
+    cap) while that press is still being debounced, releasing it must not start a new one."""
+    cfg = config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.0}})
+    bench = running_bench(cfg)
+    skin = warming(bench)
+    cap_s = 60.0
+    bench.run(cap_s - 1.0, skin_c=skin)
+
+    def tick(seconds: float) -> None:
+        bench.publish("distance", IN_BAND_MM + (bench.now * 1000.0) % 3.0)
+        bench.publish("skin", skin(0.0), ambient_c=25.0)
+        bench.step(bench.now + seconds)
+
+    while bench.ctl.session.on_s < cap_s - BOUNCE_S / 3:
+        tick(0.005)
+    bench.button = True                                   # pressed just before the cap
+    tick(0.005)
+    for _ in range(40):                                   # the cap ends it, then the press confirms
+        tick(0.005)
+    bench.button = False
+    bench.run(1.0, skin_c=skin)
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["completed"]
+    assert len(bench.fields_of("session_started")) == 1, "the stopping press started a new session"
+    assert not bench.lamp_on()
+
+
 def test_press_stops_a_paused_session_too():
     bench = running_bench()
     bench.run(1.0, distance_mm=250.0)
