@@ -193,6 +193,9 @@ def pi_estimates(results: dict) -> dict:
 
         est["distance_sample_to_off_p99_ms"] = scaled(dist.get("sample_to_off", {}).get("p99"))
         est["overheat_sample_to_off_p99_ms"] = scaled(hz["overheat"].get("sample_to_off", {}).get("p99"))
+        # Without this machine's scheduling tail: a typical wake-up plus the step's p99 work.
+        wake, work = dist.get("profile_wake", {}).get("p50"), dist.get("profile_step_to_relay", {}).get("p99")
+        est["distance_sample_to_off_cpu_part_ms"] = None if wake is None or work is None else scaled(wake + work)
         onset_to_ready = dist.get("onset_to_ready", {}).get("p99")
         if onset_to_ready is not None and est["distance_sample_to_off_p99_ms"] is not None:
             est["distance_onset_to_off_p99_ms"] = round(
@@ -299,7 +302,8 @@ def table(results: dict) -> str:
         e = pi[key]
         lines.append(f"  {e['name']}: CPU x{e['cpu_factor']:g} slower per core")
         lines.append(f"    sample -> off p99 {_fmt(e['distance_sample_to_off_p99_ms'])} ms (distance), "
-                     f"{_fmt(e['overheat_sample_to_off_p99_ms'])} ms (skin); distance onset -> off p99 "
+                     f"{_fmt(e['overheat_sample_to_off_p99_ms'])} ms (skin), CPU part alone "
+                     f"{_fmt(e.get('distance_sample_to_off_cpu_part_ms'))} ms; distance onset -> off p99 "
                      f"{_fmt(e.get('distance_onset_to_off_p99_ms'))} ms incl. I2C at {I2C_HZ // 1000} kHz")
         lines.append(f"    loop frozen -> off max {_fmt(e['stall_to_off_max_ms'])} ms; CPU idle "
                      f"{_fmt(e['cpu_percent_idle'])} %, running {_fmt(e['cpu_percent_running'])} % "

@@ -92,6 +92,7 @@ def test_targets_ratios_estimates_and_table_are_complete(quick):
     for model in report.PI_MODELS:
         estimate = results["pi_estimate"][model]
         assert finite_non_negative(estimate["distance_onset_to_off_p99_ms"])
+        assert finite_non_negative(estimate["distance_sample_to_off_cpu_part_ms"])
         assert finite_non_negative(estimate["startup_s_warm_cache"])
     text = report.table(results)
     for needle in ("sample -> off", "loop frozen", "CPU running", "peak RSS", "start-up", "Raspberry Pi 4"):
