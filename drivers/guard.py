@@ -76,6 +76,7 @@ class RelayGuard:
     def _account(self, now_s: float) -> None:
         if self.output.commanded_on:
             self.on_s += max(0.0, now_s - self._last_account_s)
+            self._off_since_s = now_s      # on until this instant: any rest starts after it
         elif now_s - self._off_since_s >= self.rest_s:
             self.on_s = 0.0
         self._last_account_s = now_s
