@@ -1,9 +1,11 @@
 """irlamp under measurement: the production daemon, in real time, on emulated chips and mock pins.
 
 `IrlampRig` assembles exactly what `irlamp run` assembles (controller/run.py: run_daemon):
-`build_hardware` with the sampler threads waking the loop through `on_sample=wake.set`,
-the guard's own thread, a `Daemon` with a SQLite journal made and used on the loop's own
-thread, and the same loop (`step(); wake.wait(next_wake_s - now); wake.clear()`). The
+the sources of `_real_sources` (`ReopeningSource` around each reader, both sharing one
+`PoliteI2C` bus), `build_hardware` with the sampler threads waking the loop through
+`on_sample=wake.set`, the guard's own thread, a `Daemon` with a SQLite journal made and
+used on the loop's own thread, and the same loop
+(`step(); wake.wait(next_wake_s - now); wake.clear()`). The
 differences are only what a Pi would have and a build machine has not: the sensors are the
 real readers (`VL53L0XSource`, `MLX90614Source`) on the unmodified Adafruit drivers over
 the register-level emulated chips (the VL53L0X ranges every 33.6 ms in real time), the pins
@@ -24,7 +26,8 @@ from controller.daemon import Daemon
 from controller.journal import Journal
 from controller.notify import SystemdNotifier
 from controller.run import ClockSync, boot_id
-from drivers.hardware import build_hardware
+from drivers.hardware import ReopeningSource, build_hardware
+from drivers.i2c_bus import PoliteI2C
 from drivers.mlx90614 import MLX90614Source
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 from drivers.vl53l0x import VL53L0XSource
@@ -66,12 +69,13 @@ class IrlampRig:
         self.last_step_s = 0.0                 # perf_counter at the start of the latest step
         self.steps: deque[tuple[float, float]] = deque(maxlen=20000)   # (start, end) of each step
         self.bus = self.vl53 = self.mlx = self.world = None
-        if sources == "emulated":
+        if sources == "emulated":              # as run.py's _real_sources, on the emulated bus
             self.bus, self.vl53, self.mlx = noisy_bus(seed=seed, distance_mm=IN_BAND_MM, skin_c=SKIN_START_C)
+            shared = PoliteI2C(self.bus)
             budget_ms = cfg.distance.timing_budget_ms
-            distance = VL53L0XSource(self.bus, timing_budget_ms=budget_ms,
-                                     io_timeout_s=max(0.1, 3 * budget_ms / 1000.0))   # as run.py
-            skin = MLX90614Source(self.bus)
+            distance = ReopeningSource("distance", lambda: VL53L0XSource(
+                shared, timing_budget_ms=budget_ms, io_timeout_s=max(0.1, 3 * budget_ms / 1000.0)))
+            skin = ReopeningSource("skin", lambda: MLX90614Source(shared))
         elif sources == "sim":
             self.world = SimWorld(IN_BAND_MM, SKIN_START_C, seed=seed, monotonic=self.clock.monotonic)
             distance, skin = SimDistanceSource(self.world), SimSkinSource(self.world)
