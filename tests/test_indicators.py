@@ -6,6 +6,8 @@ slowest code, and compared the way a person across the room would: by what chang
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from controller.faults import FAULTS, fault_info
@@ -64,6 +66,7 @@ def every_group(values: list[bool], gap_s: float) -> list[int]:
     return groups
 
 
+@functools.lru_cache(maxsize=1)
 def all_patterns() -> dict[str, list[LedState]]:
     patterns = {
         "idle": sample("idle"),
