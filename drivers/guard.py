@@ -19,6 +19,8 @@ import threading
 
 from drivers.relay import LampOutput
 
+DUE_MARGIN_S = 0.0005   # wake just after a deadline, so the check sees it passed
+
 
 class RelayGuard:
     def __init__(self, output: LampOutput, *, deadline_s: float, max_on_s: float, rest_s: float,
@@ -86,10 +88,23 @@ class RelayGuard:
             self._off_since_s = now_s
 
     # -- real-time thread -----------------------------------------------------------------
+    def seconds_until_due(self, now_s: float) -> float | None:
+        """Time until one of the guard's rules would trip if nothing changed (None: lamp off)."""
+        with self._lock:
+            if not self.output.commanded_on:
+                return None
+            return max(0.0, min(self._last_confirm_s + self.deadline_s, now_s + self.max_on_s - self.on_s) - now_s)
+
     def start_thread(self, monotonic, period_s: float) -> None:
+        """Check every `period_s`, and also exactly when a rule would trip: a frozen loop is
+        cut at its deadline, not up to one period later."""
         def run() -> None:
-            while not self._stop.wait(period_s):
-                self.check(monotonic())
+            wait_s = period_s
+            while not self._stop.wait(wait_s):
+                now = monotonic()
+                self.check(now)
+                due_s = self.seconds_until_due(now)
+                wait_s = period_s if due_s is None else min(period_s, due_s + DUE_MARGIN_S)
         self._thread = threading.Thread(target=run, name="irlamp-guard", daemon=True)
         self._thread.start()
 
