@@ -22,7 +22,8 @@ from controller.readings import Sample, SensorFeed
 from controller.sensor_health import SensorJudge, SensorLimits, Verdict
 from drivers.sensor_source import NO_TARGET_MM
 
-REFUSAL_SHOW_S = 6.0  # how long the LEDs show why a start was refused
+REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
+WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,8 @@ class SafetyController:
             self._latch(inp.guard_fault, "independent guard cut the relay", events)
         self._button(inp, dist, skin, events)
         if self.session is None:
-            reason = self.latched[0] if self.latched else "idle"
+            ended = [f["reason"] for name, f in events if name == "session_ended"]
+            reason = self.latched[0] if self.latched else (ended[-1] if ended else "idle")
             return self._decide(False, reason, events, skin)
         return self._decide(*self._session_step(now, dist, skin, events), events, skin)
 
@@ -322,7 +324,8 @@ class SafetyController:
     def _decide(self, lamp_on: bool, reason: str, events, skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
         s = self.cfg.skin
-        warning = skin.good is not None and skin.good.value >= s.limit_c - s.warning_margin_c
+        threshold_c = s.limit_c - s.warning_margin_c - (WARNING_HYSTERESIS_C if self.warning else 0.0)
+        warning = skin.good is not None and skin.good.value >= threshold_c
         if warning != self.warning:
             self.warning = warning
             events.append(("skin_warning", {"on": warning}))
