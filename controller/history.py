@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from controller.journal import FaultRecord, JournalError, JournalReader, SessionRecord, journal_path
+from controller.status import local_time
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
 MM_PER_INCH = 25.4
@@ -40,12 +41,7 @@ def end_reason_words(reason: str | None) -> str:
 
 
 def _local(wall: float | None, tz: dt.tzinfo | None, fmt: str) -> str:
-    if wall is None:
-        return "-"
-    try:
-        return dt.datetime.fromtimestamp(wall, tz).strftime(fmt)
-    except (OverflowError, OSError, ValueError):
-        return "?"
+    return local_time(wall, tz, fmt, missing="-")
 
 
 def _distance(mm: float | None) -> str:

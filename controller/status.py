@@ -147,9 +147,11 @@ def _heartbeat_age_s(status: dict, now_wall: float, now_mono: float | None,
     return now_wall - _number(status["heartbeat_wall"])
 
 
-def _local(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H:%M",
+               missing: str = "?") -> str:
+    """Epoch seconds as local (or `tz`) time; `missing` for None, '?' for an impossible time."""
     if wall is None:
-        return "?"
+        return missing
     try:
         return dt.datetime.fromtimestamp(wall, tz).strftime(fmt)
     except (OverflowError, OSError, ValueError):
@@ -202,15 +204,15 @@ def format_status(status: dict, now_wall: float, tz: dt.tzinfo | None = None) ->
         lines.append("Next start:     allowed now")
     else:
         when = "?" if next_wall is None else (
-            _local(next_wall, tz, "%H:%M") if _local(next_wall, tz, "%Y-%m-%d")
-            == _local(now_wall, tz, "%Y-%m-%d") else _local(next_wall, tz))
+            local_time(next_wall, tz, "%H:%M") if local_time(next_wall, tz, "%Y-%m-%d")
+            == local_time(now_wall, tz, "%Y-%m-%d") else local_time(next_wall, tz))
         why = _BLOCK_WORDS.get(str(blocked), str(blocked).replace("_", " ")) if blocked else ""
         lines.append(f"Next start:     not before {when}" + (f" ({why})" if why else ""))
     fault = status.get("last_fault")
     if isinstance(fault, dict) and fault.get("code"):
         code = str(fault["code"])
         latched = "LATCHED — " if status.get("fault_latched") else ""
-        lines.append(f"Last fault:     {latched}{code} at {_local(_number(fault.get('wall')), tz)}"
+        lines.append(f"Last fault:     {latched}{code} at {local_time(_number(fault.get('wall')), tz)}"
                      + (f": {fault['detail']}" if fault.get("detail") else ""))
         lines.append(f"  what it means: {_fault_words(code)}")
         if status.get("fault_latched"):
