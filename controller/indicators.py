@@ -86,7 +86,7 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
     amber = False
     if state == "paused":
         amber = (now_s % 1.0) < 0.5
-    if warning and lamp_session:
+    if warning and state == "running":   # paused keeps its blink: "lamp off, waiting" matters more
         amber = True
     if refused is not None and now_s < refused[1] and not lamp_session:
         count = REFUSAL_BLINKS.get(refused[0], 7)

@@ -15,9 +15,12 @@ A trip stays latched until `acknowledge()` (a long button press, via the daemon)
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from drivers.relay import LampOutput
+
+log = logging.getLogger("irlamp.guard")
 
 DUE_MARGIN_S = 0.0005   # wake just after a deadline, so the check sees it passed
 
@@ -102,8 +105,13 @@ class RelayGuard:
             wait_s = period_s
             while not self._stop.wait(wait_s):
                 now = monotonic()
-                self.check(now)
-                due_s = self.seconds_until_due(now)
+                try:
+                    self.check(now)
+                    due_s = self.seconds_until_due(now)
+                except Exception:  # the guard must outlive its own bugs: cut, log, keep watching
+                    log.exception("guard check failed; relay switched off")
+                    self.output.set(False, "guard_error")
+                    due_s = None
                 wait_s = period_s if due_s is None else min(period_s, due_s + DUE_MARGIN_S)
         self._thread = threading.Thread(target=run, name="irlamp-guard", daemon=True)
         self._thread.start()

@@ -205,3 +205,10 @@ def test_fault_code_cycle_repeats():
 
 def test_describe_names_the_lit_leds():
     assert LedState(True, False, True).describe() == "G.R"
+
+
+def test_paused_with_skin_in_the_warning_band_still_blinks_unlike_running():
+    # "lamp off, waiting for the person" must not look like "lamp on, skin warm"
+    paused_warm = sample("paused", warning=True)
+    assert paused_warm != sample("running", warning=True)
+    assert [s.amber for s in paused_warm] == [s.amber for s in sample("paused")]
