@@ -97,3 +97,15 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
         whole = index * cycle + group_s <= REFUSAL_SHOW_S + 1e-9       # never show a cut-off group
         amber = whole and _counted_blinks(shown_s - index * cycle, count, REFUSAL_BLINK_S)
     return LedState(green, amber, False, buzzer)
+
+
+def pattern_name(state: str, warning: bool = False, fault_code: str | None = None) -> str:
+    """The README's words for what the LEDs show in this state (for timelines and logs)."""
+    if state == "fault" and fault_code:
+        info = fault_info(fault_code)
+        return f"red {info.red} / amber {info.amber} blink code"
+    if state == "running":
+        return "green steady, amber steady (skin warning)" if warning else "green steady"
+    if state == "paused":
+        return "green steady, amber blinking"
+    return "green heartbeat"

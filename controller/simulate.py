@@ -25,6 +25,7 @@ from gpiozero.pins.mock import MockFactory
 from controller.clock import SimClock
 from controller.config import load_config
 from controller.daemon import Daemon
+from controller.indicators import pattern_name
 from controller.journal import Journal, JournalError
 from controller.scenario import Scenario, ScenarioError
 from controller.status import status_path
@@ -36,6 +37,7 @@ from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 GUARD_PERIOD_S = 0.05
 SETTLE_WAIT_S = 5.0     # real seconds to wait for a released read to return (it returns at once)
 RESTART_DOWNTIME_S = 1.0
+PROGRESS_EVERY_S = 300.0   # a `progress` line every 5 simulated minutes while a session runs
 
 log = logging.getLogger("irlamp.simulate")
 
@@ -65,6 +67,7 @@ class Simulation:
         self.summary = Summary()
         self.daemon: Daemon | None = None
         self._relay_on_since: float | None = None
+        self._next_progress_s = PROGRESS_EVERY_S
         self._new_sample = False
 
     # -- output --------------------------------------------------------------------------
@@ -82,6 +85,15 @@ class Simulation:
         elif event == "fault":
             self.summary.faults.append(fields["code"])
         self.write({"t": round(t, 3), "event": event, **fields})
+
+    def _progress(self, daemon: Daemon) -> None:
+        """A `progress` record every few simulated minutes of a session, for people following along."""
+        ctl = daemon.controller
+        if ctl.session is None:
+            return
+        self.emit("progress", state=ctl.state, on_s=round(ctl.session.on_s, 1),
+                  time_left_s=round(ctl.time_left_s(), 1), distance_mm=ctl.last_distance_mm,
+                  skin_c=ctl.last_skin_c, leds=pattern_name(ctl.state, ctl.warning))
 
     def _lamp_on(self) -> bool:
         return self.daemon is not None and self.daemon.hw.output.is_on()
@@ -179,6 +191,9 @@ class Simulation:
                 self._new_sample = False
                 daemon.step()
                 next_step = daemon.next_wake_s()
+            if t >= self._next_progress_s:
+                self._next_progress_s = (t // PROGRESS_EVERY_S + 1) * PROGRESS_EVERY_S
+                self._progress(daemon)
         self.clock.advance_to(max(until, self.clock.monotonic()))
         self.halt("end of scenario")
         if self._relay_on_since is not None:   # cannot happen after halt, kept for clarity
@@ -231,6 +246,9 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
         except OSError as exc:
             raise ScenarioError(f"state directory {directory}: cannot create it: {exc.strerror or exc}") from exc
         sim = Simulation(scenario, state_dir=directory, config_path=config_path, write=write)
+        if not as_json:
+            out.write(f"irlamp simulation of {scenario.path}: times are simulated minutes:seconds; "
+                      f"'>' lines are the script, the others are what the daemon did.\n")
         summary = sim.run()
         record = {"t": round(sim.clock.monotonic(), 3), "event": "summary",
                   "lamp_on_s": round(summary.lamp_on_s, 3), "sessions": summary.sessions,

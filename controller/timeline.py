@@ -73,6 +73,10 @@ def format_event(r: dict) -> str | None:
         text = f"still latched from before the restart: {', '.join(r['codes'])} (long press to acknowledge)"
     elif e == "session_interrupted":
         text = f"session {r['session']} had been cut off by a crash; recorded as interrupted"
+    elif e == "progress":
+        text = (f"  ... {r['state']}: {r['on_s'] / 60:.1f} min of heat, {r['time_left_s'] / 60:.1f} min left, "
+                f"distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}, "
+                f"LEDs {r['leds']}")
     elif e == "summary":
         faults = ", ".join(r["faults"]) or "none"
         text = (f"summary: lamp on {r['lamp_on_s'] / 60:.2f} min in total, {r['sessions']} session(s) started, "

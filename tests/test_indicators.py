@@ -212,3 +212,11 @@ def test_paused_with_skin_in_the_warning_band_still_blinks_unlike_running():
     paused_warm = sample("paused", warning=True)
     assert paused_warm != sample("running", warning=True)
     assert [s.amber for s in paused_warm] == [s.amber for s in sample("paused")]
+
+
+def test_pattern_names_match_the_readme_words():
+    from controller.indicators import pattern_name
+    assert pattern_name("running") == "green steady"
+    assert "amber steady" in pattern_name("running", warning=True)
+    assert "amber blinking" in pattern_name("paused", warning=True)
+    assert pattern_name("fault", fault_code="skin_overheat") == "red 3 / amber 1 blink code"

@@ -227,7 +227,8 @@ def test_text_mode_is_a_readable_timeline(tmp_path):
     assert "LAMP ON" in text and "LAMP OFF" in text and "session started" in text
     assert "paused" in text and "stopped with the button" in text
     assert lines[-1].split()[1] == "summary:" and "1 session(s) started" in lines[-1]
-    assert lines[0].split()[0] == "0:01.000"
+    assert lines[0].startswith("irlamp simulation of") and "simulated minutes:seconds" in lines[0]
+    assert lines[1].split()[0] == "0:01.000"
 
 
 # -- refusals ----------------------------------------------------------------------------------
