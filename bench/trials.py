@@ -48,6 +48,20 @@ class _Dirs:
         return path
 
 
+def _fresh_sessions(cfg, n: int, seed: int, **rig_options):
+    """n fresh daemons, one after another, each with a session running; closed after use.
+    (Overheat, stall and hang trials latch a fault, so each needs a daemon of its own.)"""
+    with tempfile.TemporaryDirectory(prefix="irlamp-bench-") as root:
+        dirs = _Dirs(root)
+        for i in range(n):
+            rig = IrlampRig(cfg, dirs.new(), seed=seed * 1000 + i, **rig_options)
+            rig.start()
+            try:
+                rig.start_session()
+                yield rig
+            finally:
+                rig.close()
+
 
 # -- trials -----------------------------------------------------------------------------
 def distance_trials(n: int, *, seed: int = 0, cfg=None, usage: dict | None = None) -> list[dict]:
@@ -101,23 +115,15 @@ def overheat_trials(n: int, *, seed: int = 0, cfg=None) -> list[dict]:
     limit_c = cfg.skin.limit_c
     period_s = cfg.skin.period_ms / 1000.0
     trials = []
-    with tempfile.TemporaryDirectory(prefix="irlamp-bench-") as root:
-        dirs = _Dirs(root)
-        for i in range(n):
-            rig = IrlampRig(cfg, dirs.new(), seed=seed * 1000 + i)
-            rig.start()
-            try:
-                rig.start_session()
-                time.sleep(0.05 + rng.uniform(0.0, period_s))
-                t_onset = now()
-                rig.set_skin(OVERHEAT_C)
-                t_off = rig.relay_off_after(t_onset)
-                time.sleep(0.02)
-                sample = rig.skin.values.first_after(t_onset, lambda c: c >= limit_c)
-                trials.append(_latencies("overheat", t_onset, None if sample is None else sample[0], None, t_off,
-                                         rig))
-            finally:
-                rig.close()
+    for rig in _fresh_sessions(cfg, n, seed):
+        time.sleep(0.05 + rng.uniform(0.0, period_s))
+        t_onset = now()
+        rig.set_skin(OVERHEAT_C)
+        t_off = rig.relay_off_after(t_onset)
+        time.sleep(0.02)
+        sample = rig.skin.values.first_after(t_onset, lambda c: c >= limit_c)
+        trials.append(_latencies("overheat", t_onset, None if sample is None else sample[0], None, t_off,
+                                 rig))
     return trials
 
 
@@ -127,25 +133,17 @@ def stall_trials(n: int, *, seed: int = 0, cfg=None, kind: str = "stall") -> lis
     deadline_ms = cfg.loop.guard_deadline_s * 1000.0
     rng = random.Random(seed)
     trials = []
-    with tempfile.TemporaryDirectory(prefix="irlamp-bench-") as root:
-        dirs = _Dirs(root)
-        for i in range(n):
-            rig = IrlampRig(cfg, dirs.new(), seed=seed * 1000 + i)
-            rig.start()
-            try:
-                rig.start_session()
-                time.sleep(0.1 + rng.uniform(0.0, 0.1))
-                t_freeze = now()
-                rig.gate.clear()
-                t_off = rig.relay_off_after(t_freeze)
-                last_step = rig.last_step_s
-                last_step_to_off = _ms(t_off, last_step)
-                trials.append({"kind": kind, "onset_to_off_ms": _ms(t_off, t_freeze),
-                               "last_step_to_off_ms": last_step_to_off,
-                               "beyond_deadline_ms": None if t_off is None else round(last_step_to_off - deadline_ms, 4),
-                               "guard_trip": rig.hw.guard.tripped, "off": t_off is not None})
-            finally:
-                rig.close()
+    for rig in _fresh_sessions(cfg, n, seed):
+        time.sleep(0.1 + rng.uniform(0.0, 0.1))
+        t_freeze = now()
+        rig.gate.clear()
+        t_off = rig.relay_off_after(t_freeze)
+        last_step = rig.last_step_s
+        last_step_to_off = _ms(t_off, last_step)
+        trials.append({"kind": kind, "onset_to_off_ms": _ms(t_off, t_freeze),
+                       "last_step_to_off_ms": last_step_to_off,
+                       "beyond_deadline_ms": None if t_off is None else round(last_step_to_off - deadline_ms, 4),
+                       "guard_trip": rig.hw.guard.tripped, "off": t_off is not None})
     return trials
 
 
@@ -155,22 +153,14 @@ def hang_trials(n: int, *, seed: int = 0, cfg=None, sources: str = "sim") -> lis
     rng = random.Random(seed)
     trials = []
     kind = "hang_distance" if sources == "sim" else "hang_bus"
-    with tempfile.TemporaryDirectory(prefix="irlamp-bench-") as root:
-        dirs = _Dirs(root)
-        for i in range(n):
-            rig = IrlampRig(cfg, dirs.new(), seed=seed * 1000 + i, sources=sources)
-            rig.start()
-            try:
-                rig.start_session()
-                time.sleep(0.1 + rng.uniform(0.0, 0.1))
-                t_hang = now()
-                rig.hang()
-                t_off = rig.relay_off_after(t_hang)
-                time.sleep(0.3)                # let the 'hang' fault latch, to report it
-                trials.append({"kind": kind, "onset_to_off_ms": _ms(t_off, t_hang),
-                               "faults": list(rig.daemon.controller.latched), "off": t_off is not None})
-            finally:
-                rig.close()
+    for rig in _fresh_sessions(cfg, n, seed, sources=sources):
+        time.sleep(0.1 + rng.uniform(0.0, 0.1))
+        t_hang = now()
+        rig.hang()
+        t_off = rig.relay_off_after(t_hang)
+        time.sleep(0.3)                # let the 'hang' fault latch, to report it
+        trials.append({"kind": kind, "onset_to_off_ms": _ms(t_off, t_hang),
+                       "faults": list(rig.daemon.controller.latched), "off": t_off is not None})
     return trials
 
 
