@@ -13,6 +13,20 @@ import tempfile
 from pathlib import Path
 
 
+class JournalFormatter(logging.Formatter):
+    """Under systemd (JOURNAL_STREAM set) each line starts with its syslog priority, `<3>` for
+    errors, so `journalctl -p err -u irlamp` shows exactly the faults."""
+
+    PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = next((p for level, p in self.PRIORITIES if record.levelno >= level), 7)
+        text = f"{record.name}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irlamp", description="Infrared heat lamp safety daemon")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -125,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     # lgpio creates its notification pipe in the working directory unless LG_WD says where.
     os.environ.setdefault("LG_WD", tempfile.gettempdir())
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")
+                         else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) or args.command == "run"
-                        else quiet,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+                        else quiet, handlers=[handler])
     from controller.config import ConfigError, check_config_command
     from controller.journal import JournalError
     from drivers.relay import WiringError
