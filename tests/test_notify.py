@@ -102,3 +102,18 @@ def test_watchdog_interval_is_half_of_watchdog_usec_for_this_process(monkeypatch
     assert notifier.watchdog_interval_s() == 5.0
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
     assert notifier.watchdog_interval_s() is None
+
+
+def test_a_listener_that_stops_reading_never_blocks_the_control_loop(listener):
+    # The loop pings from its own thread. If the receiver's queue is full (a busy or stuck
+    # PID 1, or a test that stops reading), a blocking send would freeze the loop; it must
+    # drop the message instead and let systemd's own watchdog judge the silence.
+    import threading
+    notifier = SystemdNotifier()
+    results: list[bool] = []
+    sender = threading.Thread(target=lambda: results.extend(notifier.watchdog() for _ in range(200)),
+                              daemon=True)
+    sender.start()
+    sender.join(timeout=10.0)
+    assert not sender.is_alive(), "a send blocked on the full socket"
+    assert len(results) == 200 and results[0] is True and results[-1] is False
