@@ -4,8 +4,7 @@
 the sources of `_real_sources` (`ReopeningSource` around each reader, both sharing one
 `PoliteI2C` bus), `build_hardware` with the sampler threads waking the loop through
 `on_sample=wake.set`, the guard's own thread, a `Daemon` with a SQLite journal made and
-used on the loop's own thread, and the same loop
-(`step(); wake.wait(next_wake_s - now); wake.clear()`). The
+used on the loop's own thread, and the same loop (`controller.run.serve`). The
 differences are only what a Pi would have and a build machine has not: the sensors are the
 real readers (`VL53L0XSource`, `MLX90614Source`) on the unmodified Adafruit drivers over
 the register-level emulated chips (the VL53L0X ranges every 33.6 ms in real time), the pins
@@ -25,7 +24,7 @@ from controller.config import load_config
 from controller.daemon import Daemon
 from controller.journal import Journal
 from controller.notify import SystemdNotifier
-from controller.run import ClockSync, boot_id
+from controller.run import ClockSync, boot_id, serve, start_threads
 from drivers.hardware import ReopeningSource, build_hardware
 from drivers.i2c_bus import PoliteI2C
 from drivers.mlx90614 import MLX90614Source
@@ -106,24 +105,24 @@ class IrlampRig:
         cfg, hw, clock, wake = self.cfg, self.hw, self.clock, self.wake
         journal = None
         try:
-            journal = Journal(self.state_dir, boot_id())
+            this_boot = boot_id()
+            journal = Journal(self.state_dir, this_boot)
             daemon = Daemon(cfg, hw, clock, journal, status_path=self.state_dir / "status.json",
-                            boot_id=boot_id(), clock_synced=ClockSync(), notifier=SystemdNotifier(""))
-            hw.distance.start()
-            hw.skin.start()
-            hw.guard.start_thread(clock.monotonic, cfg.loop.guard_deadline_s / 5.0)
+                            boot_id=this_boot, clock_synced=ClockSync(), notifier=SystemdNotifier(""))
+            start_threads(hw, cfg, clock)
             daemon.step()
             self.daemon = daemon
             self._ready.set()
-            while not self.stop.is_set():
+
+            def gated_step() -> None:
                 if not self.gate.is_set():     # bench only: the loop is frozen here (stall trials)
                     self.gate.wait()
-                    continue
+                    return
                 self.last_step_s = started = now()
                 daemon.step()
                 self.steps.append((started, now()))
-                wake.wait(max(0.0, daemon.next_wake_s() - clock.monotonic()))
-                wake.clear()
+
+            serve(daemon, clock, wake, self.stop, step=gated_step)
             daemon.shutdown("bench")
         except BaseException as exc:  # noqa: BLE001 - reported by start()/close()
             self.error = exc

@@ -81,6 +81,23 @@ def _sim_sources(cfg, clock):
     return SimDistanceSource(world), SimSkinSource(world), MockFactory(), world
 
 
+def start_threads(hw, cfg, clock) -> None:
+    """Start the sensor samplers and the guard's own thread (everything but the loop)."""
+    hw.distance.start()
+    hw.skin.start()
+    hw.guard.start_thread(clock.monotonic, cfg.loop.guard_deadline_s / 5.0)
+
+
+def serve(daemon: Daemon, clock, wake: threading.Event, stop: threading.Event, step=None) -> None:
+    """The control loop: step, then sleep until the next sample (`wake`) or tick, until `stop`.
+    `step` replaces `daemon.step` (the benchmark wraps it to time or freeze the loop)."""
+    step = step or daemon.step
+    while not stop.is_set():
+        step()
+        wake.wait(max(0.0, daemon.next_wake_s() - clock.monotonic()))
+        wake.clear()
+
+
 def run_daemon(cfg, args) -> int:
     check_wiring(cfg.gpio)
     state_dir = Path(args.state_dir or cfg.paths.state_dir)
@@ -105,9 +122,10 @@ def run_daemon(cfg, args) -> int:
             state_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from exc
-        journal = Journal(state_dir, boot_id())
+        this_boot = boot_id()
+        journal = Journal(state_dir, this_boot)
         daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
-                        boot_id=boot_id(), clock_synced=ClockSync(), notifier=notifier,
+                        boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
                         simulated=bool(args.simulate))
 
         def on_signal(signum, _frame):
@@ -119,9 +137,7 @@ def run_daemon(cfg, args) -> int:
 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, on_signal)
-        hw.distance.start()
-        hw.skin.start()
-        hw.guard.start_thread(clock.monotonic, cfg.loop.guard_deadline_s / 5.0)
+        start_threads(hw, cfg, clock)
         daemon.step()
         notifier.ready(daemon.status_line())
         log.info("irlamp running (%s); lamp off until the button starts a session",
@@ -131,10 +147,7 @@ def run_daemon(cfg, args) -> int:
             from controller.keyboard import KeyboardDriver
             keyboard = KeyboardDriver(world, factory, cfg, daemon, stop, wake)
             keyboard.start()
-        while not stop.is_set():
-            daemon.step()
-            wake.wait(max(0.0, daemon.next_wake_s() - clock.monotonic()))
-            wake.clear()
+        serve(daemon, clock, wake, stop)
         if keyboard is not None:
             keyboard.stop()
         daemon.shutdown(reason)
