@@ -47,7 +47,6 @@ class Summary:
     lamp_on_s: float = 0.0
     sessions: int = 0
     faults: list[str] = field(default_factory=list)
-    relay_changes: int = 0
 
 
 class Simulation:
@@ -74,7 +73,6 @@ class Simulation:
     def emit(self, event: str, **fields) -> None:
         t = self.clock.monotonic()
         if event == "relay":
-            self.summary.relay_changes += 1
             if fields["on"]:
                 self._relay_on_since = t
             elif self._relay_on_since is not None:
@@ -196,8 +194,6 @@ class Simulation:
                 self._progress(daemon)
         self.clock.advance_to(max(until, self.clock.monotonic()))
         self.halt("end of scenario")
-        if self._relay_on_since is not None:   # cannot happen after halt, kept for clarity
-            self.summary.lamp_on_s += until - self._relay_on_since
         return self.summary
 
     def _apply(self, event, releases: list[float]) -> bool:
@@ -233,7 +229,7 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
     """Run and print (JSON lines or a timeline). The state dir is temporary unless given."""
     def write(record: dict) -> None:
         if as_json:
-            out.write(json.dumps(record, default=_jsonable) + "\n")
+            out.write(json.dumps(record, default=str) + "\n")
         else:
             line = format_event(record)
             if line:
@@ -269,8 +265,3 @@ def _check_wiring(cfg, scenario: Scenario, config_path) -> None:
                 where = f"{scenario.path}:{key_node.start_mark.line + 1}"
         raise ScenarioError(f"{where}: {exc}") from exc
 
-
-def _jsonable(value):
-    if isinstance(value, float):
-        return value
-    return str(value)
