@@ -82,10 +82,16 @@ def _dirs(args, cfg) -> tuple[Path, Path]:
 
 
 def _cmd_simulate(args) -> int:
-    from controller.scenario import load_scenario
+    # imported here, not in main(): only `simulate` needs the scenario parser (start-up time)
+    from controller.scenario import ScenarioError, load_scenario
     from controller.simulate import run_scenario
-    scenario = load_scenario(args.scenario)
-    run_scenario(scenario, as_json=args.json, out=sys.stdout, state_dir=args.state_dir, config_path=args.config)
+    try:
+        scenario = load_scenario(args.scenario)
+        run_scenario(scenario, as_json=args.json, out=sys.stdout, state_dir=args.state_dir,
+                     config_path=args.config)
+    except ScenarioError as exc:
+        print(f"irlamp: {exc.message}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -139,25 +145,21 @@ def main(argv: list[str] | None = None) -> int:
     # lgpio creates its notification pipe in the working directory unless LG_WD says where.
     os.environ.setdefault("LG_WD", tempfile.gettempdir())
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")
-                         else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log_handler = logging.StreamHandler(sys.stderr)
+    log_handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")
+                             else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) or args.command == "run"
-                        else quiet, handlers=[handler])
+                        else quiet, handlers=[log_handler])
     from controller.config import ConfigError, check_config_command
     from controller.journal import JournalError
     from drivers.relay import WiringError
-    if args.command == "simulate":       # only `simulate` needs the scenario parser (start-up time)
-        from controller.scenario import ScenarioError
-    else:
-        ScenarioError = ConfigError      # noqa: N806 - a stand-in so the except clause stays one
     try:
         if args.command == "check-config":
             return check_config_command(args.path)
-        handler = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
+        command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
                    "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest}[args.command]
-        return handler(args)
-    except (ConfigError, ScenarioError, WiringError) as exc:
+        return command(args)
+    except (ConfigError, WiringError) as exc:
         print(f"irlamp: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
     except JournalError as exc:       # the lamp never started: nothing can be recorded
