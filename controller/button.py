@@ -1,4 +1,4 @@
-"""Turns raw button levels sampled by the control loop into press events. Pure: no I/O.
+"""Turns raw button levels and timestamped edges into press events. Pure: no I/O.
 
 Promises:
   - 'press'        once per debounced press, as soon as it is confirmed (stop is immediate).
@@ -8,6 +8,11 @@ Promises:
                    daemon starts (a stuck or shorted button must never look like a press).
 A level change counts only after it has been seen stable for bounce_s, in both directions,
 so contact chatter never produces two presses.
+
+`update(now, level)` takes one level sample. `update_edges(edges, now, level)` takes the
+edges the button driver timestamped since the last step, then the level now: between two
+edges the level is known, so a press that began and ended while the loop was late is
+debounced on the edges' own times and still seen (SR-10).
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ class ButtonTracker:
     long_sent: bool = False
     stuck_sent: bool = False
     first_sample: bool = True
+    last_level: bool = False         # the raw level as of `last_s`
+    last_s: float = float("-inf")
 
     def update(self, now_s: float, raw_pressed: bool) -> list[str]:
         """Feed one raw sample; return the events it completes (usually none)."""
         events: list[str] = []
+        self.last_level, self.last_s = raw_pressed, max(self.last_s, now_s)
         if self.first_sample:
             self.first_sample = False
             if raw_pressed:  # held while the daemon started: never a press
@@ -54,6 +62,19 @@ class ButtonTracker:
             if held_s >= self.stuck_s - EPSILON_S and not self.stuck_sent:
                 self.stuck_sent = True
                 events.append("stuck")
+        return events
+
+    def update_edges(self, edges, now_s: float, raw_pressed: bool) -> list[str]:
+        """Feed the edges `(time_s, pressed)` seen since the last call (oldest first), then the
+        level at `now_s`. Every deadline that fell between two edges completes at its own time
+        with the level that held then. Edge times outside [last time, now] are clamped."""
+        events: list[str] = []
+        for t_s, level in (*edges, (now_s, raw_pressed)):
+            t_s = min(max(t_s, self.last_s), now_s)
+            if not self.first_sample:
+                while (due := self.next_deadline_s()) is not None and due <= t_s:
+                    events += self.update(max(due, self.last_s), self.last_level)
+            events += self.update(t_s, level)
         return events
 
     def _accept(self, level: bool, now_s: float) -> list[str]:

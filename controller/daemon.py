@@ -1,9 +1,16 @@
 """The control loop: one `step()` per tick or new sample, identical on a Pi and in simulation.
 
-A step reads the sensor feeds and the button level (never blocking), asks the safety
-controller for a decision, hands it to the independent guard (which owns the relay),
-then journals, shows LEDs, writes the status file and pings systemd. Relay first,
-records after: a hazard turns the lamp off before anything slow happens.
+A step reads the sensor feeds, the button's timestamped edges and level (never blocking),
+asks the safety controller for a decision, hands it to the independent guard (which owns
+the relay), then hands the records to the journal writer, shows LEDs, offers the status
+snapshot to the status writer and pings systemd. Relay first, records after.
+
+The loop never touches the disk: journal records go to `JournalWriter` (its own thread;
+`SimulatedDisk` in simulation), the status file to `StatusWriter`, and the daily-limit
+allowance is computed from the sessions the writer read back after its latest commit. The
+writer's health goes into the decision (`JournalHealth`): a session's lamp stays off
+('starting') until its start record is durable, a stuck writer ends the session with
+`journal_stalled`, and a busy one refuses starts (`journal_busy`).
 
 Any exception in a step turns the lamp off, latches `control_exception` and is logged;
 a loop that keeps failing exits non-zero so systemd restarts it (no automatic start
@@ -17,12 +24,14 @@ import os
 import traceback
 from typing import Callable
 
+from controller import journal_writer as records
 from controller.faults import fault_info
 from controller.indicators import leds_for
 from controller.journal import Journal
+from controller.journal_writer import JournalWriter, SimulatedDisk
 from controller.limits import Allowance, start_allowance
-from controller.safety import SafetyController, StepInputs
-from controller.status import write_status_atomic
+from controller.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
+from controller.status import StatusWriter
 from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
@@ -31,6 +40,8 @@ MAX_EXCEPTION_STREAK = 20      # consecutive failing steps before the daemon giv
 ALLOWANCE_REFRESH_S = 1.0
 FAULT_BUZZ_S = 1.0
 END_BUZZ_S = 0.3
+DRAIN_TIMEOUT_S = 15.0          # a clean stop waits this long for the journal backlog
+STATUS_CLOSE_TIMEOUT_S = 2.0
 
 Emit = Callable[..., None]      # emit(event_name, **fields)
 
@@ -43,7 +54,12 @@ class Daemon:
     def __init__(self, cfg, hw: Hardware, clock, journal: Journal, *, status_path, boot_id: str,
                  clock_synced: Callable[[], bool] = lambda: True, notifier=None,
                  emit: Emit | None = None, status_interval_s: float | None = None,
-                 simulated: bool | None = None):
+                 simulated: bool | None = None, disk: SimulatedDisk | None = None,
+                 on_journal_commit: Callable[[], None] | None = None):
+        """`disk`: the simulated disk's commit timing; with a simulated clock the journal writer
+        always runs on it (default: commits take no time). With a real clock the writer and the
+        status writer get threads of their own; `on_journal_commit` is called on the writer's
+        thread after each commit (the real loop wakes on it)."""
         self.cfg, self.hw, self.clock, self.journal = cfg, hw, clock, journal
         self.status_path = status_path
         self.boot_id = boot_id
@@ -54,7 +70,8 @@ class Daemon:
         self.simulated = clock.simulated if simulated is None else simulated
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
-        self.session_id: int | None = None
+        self.start_ticket: int | None = None     # the open session's start record
+        self.session_ticket = 0                  # the newest session start/end record
         self.last_checkpoint_s = now
         self.last_status_s = float("-inf")
         self.last_ping_s = float("-inf")
@@ -65,9 +82,13 @@ class Daemon:
         self.exception_streak = 0
         self.last_fault: dict | None = None
         self.healthy = False
-        self.status_error: str | None = None
+        self.stopped = False
         hw.output.observer = self._on_relay
-        interrupted = journal.close_interrupted(cfg.loop.checkpoint_s)
+        # Start-up reads and repairs run here, before the writer takes the journal over.
+        # A session's lamp can stay on for up to a checkpoint interval plus the stall bound
+        # after its last durable checkpoint (then journal_stalled ends it): that is the latest
+        # a crash-cut session may have ended, which the cool-down must count from.
+        interrupted = journal.close_interrupted(cfg.loop.checkpoint_s + JOURNAL_STALL_S)
         for sid in interrupted:
             log.warning("session %s was cut off by a crash or power loss; recorded as interrupted", sid)
             self.emit("session_interrupted", session=sid)
@@ -79,6 +100,11 @@ class Daemon:
             self.last_fault = {"code": last.code, "detail": last.detail, "wall": last.wall}
             log.warning("faults still latched from before the restart: %s (hold the button 3 s)", ", ".join(codes))
             self.emit("faults_restored", codes=codes)
+        real_time = not clock.simulated
+        self.writer = JournalWriter(journal, clock.monotonic, on_commit=on_journal_commit,
+                                    disk=None if real_time else (disk or SimulatedDisk()))
+        self.status_writer = (StatusWriter(status_path, threaded=real_time)
+                              if status_path is not None else None)
 
     # -- the loop body ---------------------------------------------------------------------
     def step(self) -> None:
@@ -92,20 +118,17 @@ class Daemon:
 
     def _step(self, now: float) -> None:
         hw, ctl = self.hw, self.controller
+        edges = hw.panel.take_button_edges()     # edges first: a later edge is also in the level
         button = hw.panel.button_pressed()
-        allowance = self._allowance(now, refresh=button != self.last_button)
+        allowance = self._allowance(now, refresh=bool(edges) or button != self.last_button)
         self.last_button = button
         decision = ctl.step(StepInputs(now, hw.distance.feed(), hw.skin.feed(), button, allowance,
-                                       hw.guard.tripped))
-        # A session is journaled before its lamp goes on (a crash in between must not lose it);
-        # everything else is recorded after the relay has been switched.
-        early = [e for e in decision.events if e[0] == "session_started"]
-        for name, fields in early:
-            self._record(name, fields, now)
+                                       hw.guard.tripped, self.journal_health(now), tuple(edges)))
+        # A new session's lamp stays off ('starting') until its start record is durable
+        # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
         hw.guard.command(decision.lamp_on, now, decision.reason)
         for name, fields in decision.events:
-            if name != "session_started":
-                self._record(name, fields, now)
+            self._record(name, fields, now)
         self._checkpoint(now)
         first_fault = ctl.latched[0] if ctl.latched else None
         hw.panel.show(leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s))
@@ -114,10 +137,22 @@ class Daemon:
             self._write_status(now)
         self._ping(now)
 
+    def journal_health(self, now: float) -> JournalHealth:
+        """The writer's state as the decision needs it (no disk access)."""
+        writer = self.writer
+        return JournalHealth(
+            start_needs_commit=True,
+            start_recorded=self.start_ticket is not None and writer.committed(self.start_ticket),
+            stalled_s=writer.stalled_s(now), full=writer.full,
+            limits_current=writer.limits_view().as_of_ticket >= self.session_ticket)
+
     def next_wake_s(self) -> float:
         """The latest time the next step may run (it also runs at every new sample)."""
         now = self.clock.monotonic()
         wake = now + 1.0 / self.cfg.loop.rate_hz
+        if (self.controller.state == "starting" and self.start_ticket is not None
+                and self.writer.committed(self.start_ticket)):
+            return now                      # the start is durable: light the lamp now
         button_due = self.controller.button.next_deadline_s()
         if button_due is not None:
             wake = min(wake, max(now + 1e-6, button_due))
@@ -125,45 +160,51 @@ class Daemon:
 
     # -- helpers ---------------------------------------------------------------------------
     def _allowance(self, now: float, refresh: bool) -> Allowance:
+        """The daily-limit allowance from the sessions the writer read back after its newest
+        commit (JournalHealth.limits_current says whether that includes every session record)."""
         if refresh or self.allowance is None or now - self.allowance_at_s >= ALLOWANCE_REFRESH_S:
             wall = self.clock.wall()
             synced = self.clock_synced()
             if synced:
-                self.journal.note_clock_synced(wall, now)
+                self.writer.note_clock_synced(wall, now)
+            view = self.writer.limits_view()
             self.allowance = start_allowance(
-                self.journal.sessions_for_limits(), now_wall=wall, now_mono=now,
+                view.sessions, now_wall=wall, now_mono=now,
                 boot_id=self.boot_id, clock_synced=synced,
-                newest_record_wall=self.journal.newest_record_wall(),
+                newest_record_wall=view.newest_record_wall,
                 sessions_per_day=self.cfg.session.sessions_per_day,
                 min_gap_s=self.cfg.session.min_gap_minutes * 60.0)
             self.allowance_at_s = now
         return self.allowance
 
     def _record(self, name: str, fields: dict, now: float) -> None:
+        """Hand an event's record to the journal writer (never waits), log it, emit it."""
         wall = self.clock.wall()
         if name == "session_started":
-            self.session_id = self.journal.start_session(wall, now)
+            self.start_ticket = self.session_ticket = self.writer.submit(records.StartSession(
+                wall, now, fields["distance_mm"], fields["skin_c"]))
             self.last_checkpoint_s = now
             self.allowance = None
-            log.info("session %s started (distance %.0f mm, skin %.2f C)", self.session_id,
-                     fields["distance_mm"], fields["skin_c"])
+            log.info("session starting: its lamp goes on once the journal has it (distance %.0f mm, "
+                     "skin %.2f C)", fields["distance_mm"], fields["skin_c"])
         elif name == "session_ended":
-            if self.session_id is not None:
-                self.journal.end_session(self.session_id, fields["on_s"], fields["reason"], fields["max_skin_c"],
-                                         fields["min_distance_mm"], wall, now)
-            log.info("session %s ended: %s after %.1f s of heat", self.session_id, fields["reason"], fields["on_s"])
-            self.session_id = None
+            if self.start_ticket is not None:
+                self.session_ticket = self.writer.submit(records.EndSession(
+                    fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
+                    wall, now))
+            log.info("session ended: %s after %.1f s of heat", fields["reason"], fields["on_s"])
+            self.start_ticket = None
             self.allowance = None
             self.buzz_until_s = now + END_BUZZ_S
         elif name == "fault":
             info = fault_info(fields["code"])
-            self.journal.record_fault(fields["code"], fields["detail"], wall, now)
+            self.writer.submit(records.Fault(fields["code"], fields["detail"], wall, now))
             self.last_fault = {"code": fields["code"], "detail": fields["detail"], "wall": wall}
             self.buzz_until_s = now + FAULT_BUZZ_S
             log.error("FAULT %s (%s): %s; blink code red %d / amber %d", fields["code"], info.meaning,
                       fields["detail"], info.red, info.amber)
         elif name == "fault_acknowledged":
-            self.journal.acknowledge_faults(wall)
+            self.writer.submit(records.AcknowledgeFaults(wall))
             self.hw.guard.acknowledge()
             log.warning("fault(s) acknowledged by long press: %s", ", ".join(fields["codes"]))
         else:
@@ -172,12 +213,12 @@ class Daemon:
 
     def _checkpoint(self, now: float) -> None:
         ses = self.controller.session
-        if ses is None or self.session_id is None:
+        if ses is None or self.start_ticket is None:
             return
         if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
             self.last_checkpoint_s = now
-            self.journal.checkpoint(self.session_id, ses.on_s, _finite(ses.max_skin_c),
-                                    _finite(ses.min_distance_mm), self.clock.wall(), now)
+            self.writer.submit(records.Checkpoint(ses.on_s, _finite(ses.max_skin_c),
+                                                  _finite(ses.min_distance_mm), self.clock.wall(), now))
 
     def _on_relay(self, on: bool, reason: str) -> None:
         log.info("relay %s (%s)", "ON" if on else "OFF", reason)
@@ -215,6 +256,8 @@ class Daemon:
             parts.append(f"{left / 60:.1f} min left")
         if ctl.latched:
             parts.append("fault " + ctl.latched[0])
+        if self.writer.backlog:
+            parts.append(f"journal backlog {self.writer.backlog}")
         return ", ".join(parts)
 
     def status_snapshot(self) -> dict:
@@ -227,43 +270,44 @@ class Daemon:
             "distance_mm": ctl.last_distance_mm, "skin_c": ctl.last_skin_c, "ambient_c": ctl.last_ambient_c,
             "sessions_today": allowance.sessions_today, "sessions_per_day": self.cfg.session.sessions_per_day,
             "next_start_allowed_wall": allowance.next_start_wall,
-            "start_blocked_reason": allowance.reason,
+            "start_blocked_reason": allowance.reason or journal_refusal(self.journal_health(now)),
             "pause_reason": None if ses is None else ses.pause_reason,
             "fault_latched": bool(ctl.latched), "latched_faults": list(ctl.latched),
             "last_fault": self.last_fault,
             "leds": self.hw.panel.shown.describe() if self.hw.panel.shown else "...",
             "heartbeat_wall": self.clock.wall(), "heartbeat_mono": now, "boot_id": self.boot_id,
             "pid": os.getpid(), "simulated": bool(self.simulated),
+            "journal_backlog": self.writer.backlog,
+            "journal_stalled_s": round(self.writer.stalled_s(now), 1),
+            "journal_error": self.writer.last_error,
         }
 
     def _write_status(self, now: float) -> None:
-        """The caregiver's status file. Failing to write it is logged, not a lamp fault."""
-        if self.status_path is None:
-            return
-        try:
-            write_status_atomic(self.status_path, self.status_snapshot())
-            self.status_error = None
-        except OSError as exc:
-            if self.status_error != str(exc):
-                log.error("cannot write status file %s: %s", self.status_path, exc)
-            self.status_error = str(exc)
+        """Offer the caregiver's status to its writer (written off the loop; failures are
+        logged there, never a lamp fault)."""
+        if self.status_writer is not None:
+            self.status_writer.offer(self.status_snapshot())
 
     # -- shutdown --------------------------------------------------------------------------
-    def shutdown(self, reason: str) -> None:
-        """Lamp off, session closed in the journal, status 'stopped'. Safe to call twice."""
+    def shutdown(self, reason: str, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Lamp off, session closed in the journal, the writer's backlog drained (at most
+        `drain_timeout_s`) and the journal closed, status 'stopped'. Safe to call twice."""
         self.hw.output.set(False, reason)
+        if self.stopped:
+            return
+        self.stopped = True
         now = self.clock.monotonic()
         for name, fields in self.controller.stop_session("daemon_stopped", now):
             self._record(name, fields, now)
         if self.notifier is not None:
             self.notifier.stopping(f"stopping: {reason}")
-        if self.status_path is not None:
+        if self.writer.backlog:
+            log.info("writing %d journal record(s) before exit", self.writer.backlog)
+        self.writer.close(drain_timeout_s)
+        if self.status_writer is not None:
             snapshot = self.status_snapshot()
             snapshot.update(state="stopped", lamp_on=False)
-            try:
-                write_status_atomic(self.status_path, snapshot)
-            except OSError as exc:
-                log.error("cannot write status file %s: %s", self.status_path, exc)
+            self.status_writer.close(snapshot, STATUS_CLOSE_TIMEOUT_S)
 
 
 def _finite(value: float) -> float | None:

@@ -5,7 +5,8 @@ button for the long-press time. Nothing clears a fault by itself.
 
 Blink code: the red LED blinks `red` times, then the amber LED blinks `amber` times,
 then both stay dark for a pause, and the pattern repeats. `red` names the part
-(1 distance sensor, 2 skin sensor, 3 skin temperature, 4 button, 5 controller),
+(1 distance sensor, 2 skin sensor, 3 skin temperature, 4 button, 5 controller,
+6 records / storage),
 `amber` names what went wrong with it.
 """
 
@@ -73,6 +74,9 @@ FAULTS: dict[str, FaultInfo] = {
                   "the session timer failed to stop the lamp; check the log, then hold 3 s"),
         FaultInfo("control_exception", 5, 3, "unexpected error in the control loop",
                   "check `journalctl -u irlamp`; then hold 3 s"),
+        FaultInfo("journal_stalled", 6, 1, "the journal could not be written for 10 s (SD card stuck, "
+                  "failing or full)", "check the SD card and free space (`df -h /var/lib/irlamp`), "
+                  "see `journalctl -u irlamp`; then hold 3 s"),
     ]
 }
 

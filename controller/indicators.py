@@ -29,7 +29,9 @@ REFUSAL_BLINKS = {
     "cooldown": 5,
     "sensor_unhealthy": 6,
     "fault_latched": 7,
+    "journal_busy": 8,
 }
+STARTING_BLINK_S = 0.1    # 'starting': green blinks 5 times a second until the start is journaled
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
              refused: tuple[str, float] | None, buzz_until_s: float = 0.0) -> LedState:
     """The LED picture for one instant.
 
-    state       'idle' | 'running' | 'paused' | 'fault'
+    state       'idle' | 'starting' | 'running' | 'paused' | 'fault'
     fault_code  the first latched fault (state 'fault')
     warning     skin in the warning band
     refused     (reason, show_until_s) after a refused start
@@ -81,6 +83,8 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
         info = fault_info(fault_code)
         red, amber = fault_code_leds(now_s, info.red, info.amber)
         return LedState(beat, amber, red, buzzer)
+    if state == "starting":   # lamp off until the session's start is durable in the journal
+        return LedState((now_s % (2 * STARTING_BLINK_S)) < STARTING_BLINK_S, False, False, buzzer)
     lamp_session = state in ("running", "paused")
     green = (not beat) if lamp_session else beat
     amber = False
@@ -108,4 +112,6 @@ def pattern_name(state: str, warning: bool = False, fault_code: str | None = Non
         return "green steady, amber steady (skin warning)" if warning else "green steady"
     if state == "paused":
         return "green steady, amber blinking"
+    if state == "starting":
+        return "green blinking fast (starting)"
     return "green heartbeat"

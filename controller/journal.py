@@ -20,7 +20,8 @@ a moment the wall clock was known to be right; with it the true wall time of eve
 that boot (even those written before the clock was set) is `offset + mono`.
 
 One process writes (`Journal`, the daemon); any number may read (`JournalReader`, opened
-read-only, e.g. `irlamp history`). Use a connection from one thread only.
+read-only, e.g. `irlamp history`). Use a connection from one thread at a time
+(the daemon hands its `Journal` to the writer thread after start-up).
 """
 
 from __future__ import annotations
@@ -259,8 +260,10 @@ class Journal(_JournalQueries):
         except OSError as exc:
             raise self._error("create its directory", exc) from exc
         try:
+            # check_same_thread=False: the daemon opens and repairs the journal at start-up, then
+            # hands it to its writer thread (controller/journal_writer.py); one thread at a time.
             self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
-                                         isolation_level=None)
+                                         isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error("open", exc) from exc
         try:

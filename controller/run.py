@@ -2,7 +2,8 @@
 
 `run_daemon` wires real (or, with --simulate, simulated) hardware to the same `Daemon`
 the scenario simulator drives, then loops: step, wait for the next sample or tick.
-Sensor samplers and the guard run on their own threads. SIGTERM/SIGINT/SIGHUP switch the
+Sensor samplers, the guard, the journal writer and the status writer run on their own
+threads: the loop never waits for the disk. SIGTERM/SIGINT/SIGHUP switch the
 relay off in the handler itself, then stop the loop; `finally` switches it off again.
 """
 
@@ -115,7 +116,7 @@ def run_daemon(cfg, args) -> int:
     if world is not None:
         world.lamp_on = hw.output.is_on
     notifier = SystemdNotifier()
-    journal = None
+    journal = daemon = None
     reason = "exit"
     try:
         try:
@@ -126,7 +127,7 @@ def run_daemon(cfg, args) -> int:
         journal = Journal(state_dir, this_boot)
         daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
                         boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
-                        simulated=bool(args.simulate))
+                        simulated=bool(args.simulate), on_journal_commit=wake.set)
 
         def on_signal(signum, _frame):
             nonlocal reason
@@ -157,10 +158,14 @@ def run_daemon(cfg, args) -> int:
         return 1
     finally:
         hw.output.set(False, "exit")
-        hw.close()
-        if journal is not None:
-            journal.close()
-        notifier.close()
+        try:
+            if daemon is not None:
+                daemon.shutdown(reason)     # a no-op after a clean stop; drains the writer otherwise
+            elif journal is not None:
+                journal.close()
+        finally:
+            hw.close()
+            notifier.close()
 
 
 def failsafe(gpio) -> int:

@@ -8,8 +8,14 @@ with a reason, events to log and journal, what the LEDs should show). The daemon
 the scenario simulator and the property tests all drive this same object.
 
 Priority, checked every step: latched fault > skin limit > on-time cap > wall-time
-cap > heating not observed > distance (too close / nobody there) > sensor doubt.
-Anything that is not an explicit "yes" leaves the lamp off.
+cap > heating not observed > distance (too close / nobody there) > sensor doubt >
+session start not yet journaled ('starting'). Anything that is not an explicit "yes"
+leaves the lamp off.
+
+The journal is written by a writer of its own (controller/journal_writer.py); its health
+arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
+start record is durable, a writer that commits nothing for `JOURNAL_STALL_S` while a
+session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
 """
 
 from __future__ import annotations
@@ -23,7 +29,20 @@ from controller.sensor_health import SensorJudge, SensorLimits, Verdict
 from drivers.sensor_source import NO_TARGET_MM
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
+JOURNAL_STALL_S = 10.0      # writer silent this long with work pending: session ends, fault latches
+JOURNAL_BUSY_S = 2.0        # writer silent this long with work pending: no new start
 WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
+
+
+@dataclass(frozen=True)
+class JournalHealth:
+    """The journal writer as the daemon sees it at the start of a step. The defaults describe a
+    journal written synchronously (the controller's own tests); the daemon's writer is not."""
+    start_needs_commit: bool = False  # a new session waits ('starting') until its start is durable
+    start_recorded: bool = True     # the start record of the session open before this step is durable
+    stalled_s: float = 0.0          # seconds the writer has had records pending and committed none
+    full: bool = False              # its backlog reached capacity
+    limits_current: bool = True     # the allowance was read from a journal holding every session record
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,8 @@ class StepInputs:
     button_pressed: bool
     allowance: Allowance
     guard_fault: str | None = None   # a code when the independent guard has cut the relay
+    journal: JournalHealth = JournalHealth()
+    button_edges: tuple[tuple[float, bool], ...] = ()   # (time_s, pressed) of each edge since the last step
 
 
 @dataclass
@@ -45,6 +66,7 @@ class Session:
     pause_reason: str | None = None
     in_band_since_s: float | None = None
     heating_seen: bool = False
+    recorded: bool = False          # its start record is durable: the lamp may go on
     max_skin_c: float = float("-inf")
     min_distance_mm: float = float("inf")
 
@@ -55,6 +77,15 @@ class Decision:
     reason: str
     events: list[tuple[str, dict]] = field(default_factory=list)
     warning: bool = False
+
+
+def journal_refusal(journal: JournalHealth) -> str | None:
+    """'journal_busy' while the writer cannot take a new session at once: its backlog is full,
+    it has committed nothing for JOURNAL_BUSY_S, or the daily limits were not yet read from a
+    journal holding every session record handed over. None otherwise."""
+    if journal.full or not journal.limits_current or journal.stalled_s > JOURNAL_BUSY_S:
+        return "journal_busy"
+    return None
 
 
 def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
@@ -114,6 +145,8 @@ class SafetyController:
             return "fault"
         if self.session is None:
             return "idle"
+        if not self.session.recorded:
+            return "starting"
         return "paused" if self.session.paused_since_s is not None else "running"
 
     def time_left_s(self) -> float | None:
@@ -159,6 +192,11 @@ class SafetyController:
         skin = self._judge(self.skin, inp.skin, now, events)
         if inp.guard_fault:
             self._latch(inp.guard_fault, "independent guard cut the relay", events)
+        if self.session is not None:
+            self.session.recorded = self.session.recorded or inp.journal.start_recorded
+            if inp.journal.stalled_s > JOURNAL_STALL_S:
+                self._latch("journal_stalled", f"the journal committed nothing for "
+                            f"{inp.journal.stalled_s:.1f} s", events)
         self._button(inp, dist, skin, events)
         if self.session is None:
             ended = [f["reason"] for name, f in events if name == "session_ended"]
@@ -188,7 +226,7 @@ class SafetyController:
 
     # -- button --------------------------------------------------------------------
     def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
-        for event in self.button.update(inp.now_s, inp.button_pressed):
+        for event in self.button.update_edges(inp.button_edges, inp.now_s, inp.button_pressed):
             if event == "stuck":
                 self._latch("button_stuck", "button held at start-up or far too long", events)
                 self._end_session("fault", inp.now_s, events)
@@ -215,6 +253,8 @@ class SafetyController:
             return "fault_latched"
         if dist.good is None or skin.good is None or inp.guard_fault:
             return "sensor_unhealthy"
+        if journal_refusal(inp.journal):
+            return "journal_busy"
         distance_mm = dist.good.value - d.offset_mm
         if distance_mm < d.min_mm + d.hysteresis_mm:
             return "too_close"
@@ -235,7 +275,8 @@ class SafetyController:
             events.append(("start_refused", {"reason": reason}))
             return
         self.refused = None
-        self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value)
+        self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value,
+                               recorded=not inp.journal.start_needs_commit)
         events.append(("session_started", {"skin_c": skin.good.value,
                                            "distance_mm": dist.good.value - self.cfg.distance.offset_mm}))
 
@@ -281,6 +322,8 @@ class SafetyController:
             return False, ses.pause_reason or dist.doubt or "distance_doubt"
         if skin.good is None:
             return False, skin.doubt or "skin_doubt"
+        if not ses.recorded:
+            return False, "starting"
         return True, "session_started" if ses.on_s == 0.0 else "resumed"
 
     def _distance_step(self, now: float, dist: Verdict, events) -> bool:

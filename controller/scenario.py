@@ -6,7 +6,8 @@ thermal_model, events, until, plus seed (noise seed, default 0), name and descri
 Each event has `at` (seconds, not decreasing) and one or more actions:
 press (seconds held), distance_mm, skin_c, ambient_c (sensor body temperature),
 fault {sensor: distance|skin, kind: io_error|timeout|out_of_range|nan|frozen|hang|clear},
-restart: true, wall_clock_jump_s.
+restart: true, wall_clock_jump_s, journal_commit_s (from then on every journal commit takes
+this many simulated seconds; `never`: commits never return).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from drivers.sim_sensors import FAULT_KINDS
 
 TOP_KEYS = ("config", "start", "thermal_model", "events", "until", "seed", "name", "description")
 START_KEYS = ("distance_mm", "skin_c", "ambient_c", "wall_clock")
-ACTION_KEYS = ("press", "distance_mm", "skin_c", "ambient_c", "fault", "restart", "wall_clock_jump_s")
+ACTION_KEYS = ("press", "distance_mm", "skin_c", "ambient_c", "fault", "restart", "wall_clock_jump_s",
+               "journal_commit_s")
 DEFAULT_WALL_CLOCK = "2026-01-05T09:00:00"
 MAX_UNTIL_S = 7 * 86400.0
 DEFAULT_TAIL_S = 60.0
@@ -167,7 +169,8 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 _RANGES = {"distance_mm": (0.0, 65535.0), "skin_c": (-40.0, 400.0), "ambient_c": (-40.0, 125.0),
-           "press": (0.001, 3600.0), "wall_clock_jump_s": (-10 * 365 * 86400.0, 10 * 365 * 86400.0)}
+           "press": (0.001, 3600.0), "wall_clock_jump_s": (-10 * 365 * 86400.0, 10 * 365 * 86400.0),
+           "journal_commit_s": (0.0, 3600.0)}
 
 
 def _events(r: _Reader, node) -> list[ScenarioEvent]:
@@ -195,6 +198,9 @@ def _events(r: _Reader, node) -> list[ScenarioEvent]:
                 if value is not True:
                     r.fail(value_node, f"event {index}: restart must be true, got {value!r}")
                 actions[key] = True
+            elif key == "journal_commit_s" and isinstance(value_node, yaml.ScalarNode) \
+                    and value_node.value == "never":
+                actions[key] = None
             else:
                 actions[key] = r.number(value_node, f"event {index}: {key}", *_RANGES[key])
         if not actions:

@@ -6,7 +6,8 @@ samplers (with their worker threads, so a hung read really blocks) and the journ
 the production ones. A discrete-event schedule decides what runs when:
   distance read every timing budget, skin read every skin period, guard check every
   50 ms, control step at every new sample and at least at the loop rate, scenario events
-  at their `at`.
+  at their `at`, journal commits when the simulated disk completes them (a control step
+  follows each). The disk commits at once unless a scenario's `journal_commit_s` slows it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from controller.config import load_config
 from controller.daemon import Daemon
 from controller.indicators import pattern_name
 from controller.journal import Journal, JournalError
+from controller.journal_writer import SimulatedDisk
 from controller.scenario import Scenario, ScenarioError
 from controller.status import status_path
 from controller.timeline import format_event
@@ -63,6 +65,7 @@ class Simulation:
                               ambient_c=scenario.ambient_c, seed=scenario.seed,
                               lamp_on=self._lamp_on, monotonic=self.clock.monotonic)
         self.boot_id = f"sim-{uuid.uuid4()}"
+        self.disk = SimulatedDisk()   # kept across restarts, like the SD card
         self.summary = Summary()
         self.daemon: Daemon | None = None
         self._relay_on_since: float | None = None
@@ -104,10 +107,10 @@ class Simulation:
             raise ScenarioError(str(exc)) from exc
         hw = build_hardware(self.cfg, distance_source=SimDistanceSource(self.world),
                             skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
-                            pin_factory=self.factory, on_sample=self._on_sample)
+                            pin_factory=self.factory, on_sample=self._on_sample, edges_on_clock=True)
         self.daemon = Daemon(self.cfg, hw, self.clock, journal,
                              status_path=status_path(Path("/nonexistent-irlamp-runtime"), self.state_dir),
-                             boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0)
+                             boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0, disk=self.disk)
 
     def halt(self, reason: str) -> None:
         if self.daemon is None:
@@ -118,8 +121,7 @@ class Simulation:
             source.close()              # so stopping the samplers neither waits nor races
         for sampler in (hw.distance, hw.skin):
             sampler.wait_idle(SETTLE_WAIT_S)
-        hw.close()
-        self.daemon.journal.close()
+        hw.close()                      # the journal was closed by shutdown, after its backlog
         self.daemon = None
 
     def _on_sample(self) -> None:
@@ -144,6 +146,9 @@ class Simulation:
                 candidates.append(events[0].at_s)
             if releases:
                 candidates.append(releases[0])
+            commit_due = self.daemon.writer.next_due_s() if self.daemon is not None else None
+            if commit_due is not None:
+                candidates.append(commit_due)
             if boot_at is not None:
                 candidates.append(boot_at)
             t = min(candidates)
@@ -176,6 +181,8 @@ class Simulation:
             daemon = self.daemon
             if daemon is None:
                 continue
+            if daemon.writer.pump():
+                step_now = True
             if t >= base + counters["dist"] * dist_period:
                 counters["dist"] += 1
                 daemon.hw.distance.step()
@@ -218,6 +225,8 @@ class Simulation:
                 # a released hung read completes now, at this simulated instant (deterministic)
                 sampler = self.daemon.hw.distance if sensor == "distance" else self.daemon.hw.skin
                 sampler.wait_idle(SETTLE_WAIT_S)
+        if "journal_commit_s" in acts:
+            self.disk.set_commit_s(acts["journal_commit_s"])
         if "press" in acts:
             self.factory.pin(self.cfg.gpio.button_pin).drive_low()
             heapq.heappush(releases, event.at_s + acts["press"])

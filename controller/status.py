@@ -8,7 +8,8 @@ Promises:
 - `status_command` only reads. It cannot command the lamp.
 
 Keys written by the daemon (`STATUS_KEYS`):
-  state                    'starting' | 'idle' | 'running' | 'paused' | 'fault' | 'stopped'
+  state                    'starting' (a session's start is being journaled, lamp off) |
+                           'idle' | 'running' | 'paused' | 'fault' | 'stopped'
   lamp_on                  bool, relay commanded on
   time_left_s              float | null, lamp-on seconds left in the running/paused session
   on_s                     float, lamp-on seconds of the current session (0 when idle)
@@ -25,6 +26,9 @@ Keys written by the daemon (`STATUS_KEYS`):
   boot_id                  wall-clock jumps when it runs in the same boot, optional)
   pid                      int, the daemon's process id
   simulated                bool, true in `irlamp simulate`
+  journal_backlog          int, records handed to the journal writer and not yet committed
+  journal_stalled_s        float, seconds the writer has had records and committed none
+  journal_error            str | null, the writer's last failure while it persists
 
 Exit codes of `irlamp status`: 0 daemon running, 3 not running, 4 stale (heartbeat older
 than 5 s: the daemon may be frozen) or the file is unreadable.
@@ -34,10 +38,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TextIO
@@ -56,7 +62,8 @@ STATUS_KEYS = (
 )
 STATES = ("starting", "idle", "running", "paused", "fault", "stopped")
 _BLOCK_WORDS = {"daily_limit": "daily session limit reached",
-                "cooldown": "skin cool-down between sessions"}
+                "cooldown": "skin cool-down between sessions",
+                "journal_busy": "the journal (SD card) is behind"}
 
 
 def _json_safe(value):
@@ -87,6 +94,64 @@ def write_status_atomic(path: Path, data: dict) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+class StatusWriter:
+    """Writes the daemon's status file off the control loop: `offer()` keeps only the newest
+    snapshot and returns at once; a thread of its own writes it (`threaded=False`: written
+    inside `offer()`, for the simulator). A failed write is logged once per distinct error,
+    never a lamp fault."""
+
+    def __init__(self, path: Path, *, threaded: bool):
+        self.path = Path(path)
+        self.error: str | None = None
+        self._latest: dict | None = None
+        self._closing = False
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="irlamp-status", daemon=True)
+            self._thread.start()
+
+    def offer(self, snapshot: dict) -> None:
+        if self._thread is None:
+            self._write(snapshot)
+            return
+        with self._lock:
+            self._latest = snapshot
+            self._lock.notify_all()
+
+    def close(self, final: dict | None, timeout_s: float) -> None:
+        """Write `final` (if given) as the last status, waiting at most `timeout_s`."""
+        if self._thread is None:
+            if final is not None:
+                self._write(final)
+            return
+        with self._lock:
+            if final is not None:
+                self._latest = final
+            self._closing = True
+            self._lock.notify_all()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while self._latest is None and not self._closing:
+                    self._lock.wait()
+                snapshot, self._latest = self._latest, None
+            if snapshot is None:
+                return
+            self._write(snapshot)
+
+    def _write(self, snapshot: dict) -> None:
+        try:
+            write_status_atomic(self.path, snapshot)
+            self.error = None
+        except OSError as exc:
+            if self.error != str(exc):
+                logging.getLogger("irlamp").error("cannot write status file %s: %s", self.path, exc)
+            self.error = str(exc)
 
 
 def status_path(runtime_dir: str | Path | None, state_dir: str | Path) -> Path:

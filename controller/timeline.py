@@ -39,6 +39,10 @@ def _scenario(r: dict) -> str:
         parts.append("daemon restarts")
     if "wall_clock_jump_s" in r:
         parts.append(f"wall clock jumps {r['wall_clock_jump_s']:+g} s")
+    if "journal_commit_s" in r:
+        commit_s = r["journal_commit_s"]
+        parts.append("journal commits never return from now on" if commit_s is None
+                     else f"each journal commit takes {commit_s:g} s from now on")
     return "> " + "; ".join(parts)
 
 

@@ -55,7 +55,10 @@ def guard_rest_s(cfg) -> float:
 
 def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSource,
                    monotonic: Callable[[], float], pin_factory=None,
-                   on_sample: Callable[[], None] | None = None) -> Hardware:
+                   on_sample: Callable[[], None] | None = None,
+                   edges_on_clock: bool = False) -> Hardware:
+    """`edges_on_clock`: stamp button edges with `monotonic()` when their callback runs (a
+    simulator that drives mock pins at simulated instants); otherwise with the pin's ticks."""
     check_wiring(cfg.gpio)
     g = cfg.gpio
     output = LampOutput(g.relay_pin, g.relay_active_high, g.enable_relay_pin, g.enable_relay_active_high,
@@ -63,7 +66,7 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
     guard = RelayGuard(output, deadline_s=cfg.loop.guard_deadline_s,
                        max_on_s=cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s,
                        rest_s=guard_rest_s(cfg), start_s=monotonic())
-    panel = Panel(g, pin_factory=pin_factory)
+    panel = Panel(g, pin_factory=pin_factory, monotonic=monotonic, edges_on_clock=edges_on_clock)
     distance = Sampler("distance", lambda: (distance_source.read_distance_mm(), None),
                        cfg.distance.timing_budget_ms / 1000.0, monotonic, on_sample,
                        may_block=getattr(distance_source, "may_block", lambda: True))

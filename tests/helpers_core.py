@@ -14,7 +14,7 @@ from typing import Callable
 from controller.config import load_config
 from controller.limits import Allowance
 from controller.readings import Sample, SensorFeed
-from controller.safety import Decision, SafetyController, StepInputs
+from controller.safety import Decision, JournalHealth, SafetyController, StepInputs
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO / "config" / "lamp.yaml"
@@ -71,6 +71,7 @@ class Bench:
     now: float = 1000.0
     allowance: Allowance = ALLOWED
     guard_fault: str | None = None
+    journal: JournalHealth = JournalHealth()
     button: bool = False
     distance_busy_since: float | None = None
     skin_busy_since: float | None = None
@@ -105,7 +106,7 @@ class Bench:
         if now is not None:
             self.now = now
         decision = self.ctl.step(StepInputs(self.now, self.feed("distance"), self.feed("skin"), self.button,
-                                            self.allowance, self.guard_fault))
+                                            self.allowance, self.guard_fault, self.journal))
         self.decisions.append((self.now, decision))
         self.events.extend((self.now, name, fields) for name, fields in decision.events)
         self.last_decision = decision

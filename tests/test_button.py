@@ -134,3 +134,54 @@ def test_events_match_the_raw_level(steps):
         if b.pressed != pressed:   # a release after a long press is silent
             assert pressed and long_seen and not b.pressed
             pressed = False
+
+
+# -- edges timestamped by the driver, fed late (the loop was stalled) ------------------------------
+def test_a_press_that_began_and_ended_between_two_steps_is_seen():
+    b = tracker()
+    # the loop's previous step was at 0.0; the next comes 1 s later; a 100 ms press lies between
+    assert b.update_edges([(0.4, True), (0.5, False)], 1.0, False) == ["press", "short"]
+    assert b.pressed_since_s == 0.4
+
+
+def test_chatter_between_two_steps_is_still_one_press():
+    b = tracker()
+    edges = [(1.000, True), (1.004, False), (1.009, True), (1.012, False), (1.020, True),
+             (1.500, False), (1.503, True), (1.510, False)]
+    assert b.update_edges(edges, 2.0, False) == ["press", "short"]
+
+
+def test_a_hold_reported_late_still_counts_as_long_from_its_edges():
+    b = tracker()
+    assert b.update_edges([(1.0, True)], 1.0 + LONG_S + 0.5, True) == ["press", "long"]
+    assert b.update_edges([(1.0 + LONG_S + 1.0, False)], 1.0 + LONG_S + 2.0, False) == []
+
+
+edge_gaps_ms = st.lists(st.integers(1, 300), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(edge_gaps_ms, st.integers(1, 2000))
+def test_edges_fed_late_give_the_events_of_a_level_sampled_every_millisecond(gaps_ms, step_every_ms):
+    """Replaying timestamped edges at sparse loop steps = sampling the level densely."""
+    edges, t_ms, level = [], 0, False
+    for gap in gaps_ms:
+        t_ms += gap
+        level = not level
+        edges.append((t_ms, level))
+    end_ms = t_ms + 500
+    dense, sparse = tracker(), tracker()
+    dense_events, sparse_events = [], []
+    current, index = False, 0
+    for now_ms in range(1, end_ms + 1):
+        while index < len(edges) and edges[index][0] <= now_ms:
+            current = edges[index][1]
+            index += 1
+        dense_events += dense.update(now_ms / 1000.0, current)
+    pending = [(t / 1000.0, lv) for t, lv in edges]
+    for now_ms in list(range(step_every_ms, end_ms + 1, step_every_ms)) + [end_ms]:
+        due = [e for e in pending if e[0] <= now_ms / 1000.0]
+        pending = pending[len(due):]
+        level_now = due[-1][1] if due else sparse.last_level
+        sparse_events += sparse.update_edges(due, now_ms / 1000.0, level_now)
+    assert sparse_events == dense_events

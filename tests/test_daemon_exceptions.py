@@ -14,6 +14,7 @@ from controller.clock import SimClock
 from controller.config import load_config
 from controller.daemon import MAX_EXCEPTION_STREAK, Daemon, FatalLoopError
 from controller.journal import Journal, JournalError, JournalReader
+from controller.safety import JOURNAL_STALL_S
 from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
@@ -46,6 +47,7 @@ class Rig:
             self.hw.distance.step()
             self.hw.skin.step()
             self.hw.guard.check(self.clock.monotonic())
+            self.daemon.writer.pump()
             self.daemon.step()
 
     def start_session(self) -> None:
@@ -86,15 +88,20 @@ def test_exception_in_a_step_turns_the_lamp_off_and_latches(rig, monkeypatch):
 
 
 def test_a_journal_that_fails_mid_session_turns_the_lamp_off(rig, monkeypatch):
+    """A failing journal write is retried by the writer (never on the loop); a disk that keeps
+    failing looks like a stuck one and ends the session within the stall bound."""
     rig.start_session()
 
     def disk_full(*_args, **_kwargs):
         raise JournalError("database or disk is full")
 
     monkeypatch.setattr(rig.journal, "checkpoint", disk_full)
-    rig.run(rig.cfg.loop.checkpoint_s + 1.0)
+    rig.run(rig.cfg.loop.checkpoint_s + JOURNAL_STALL_S - 0.5)
+    assert rig.relay_pin_on() and not rig.daemon.controller.latched   # retrying, not yet stuck
+    rig.run(1.0)
     assert not rig.relay_pin_on()
-    assert "control_exception" in rig.daemon.controller.latched
+    assert rig.daemon.controller.latched == ["journal_stalled"]
+    assert "disk is full" in rig.daemon.writer.last_error
 
 
 def test_a_loop_that_keeps_failing_gives_up_with_the_lamp_off(rig, monkeypatch):

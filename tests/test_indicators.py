@@ -72,6 +72,7 @@ def all_patterns() -> dict[str, list[LedState]]:
         "idle": sample("idle"),
         "running": sample("running"),
         "paused": sample("paused"),
+        "starting": sample("starting"),
         "running, skin warning": sample("running", warning=True),
     }
     for reason in REFUSAL_BLINKS:
@@ -220,3 +221,9 @@ def test_pattern_names_match_the_readme_words():
     assert "amber steady" in pattern_name("running", warning=True)
     assert "amber blinking" in pattern_name("paused", warning=True)
     assert pattern_name("fault", fault_code="skin_overheat") == "red 3 / amber 1 blink code"
+
+
+def test_starting_blinks_green_fast_with_the_lamp_off_and_no_refusal_over_it():
+    seq = sample("starting", refused=("too_close", WINDOW_S))
+    assert not any(s.amber or s.red for s in seq)
+    assert len(runs([s.green for s in seq[:100]])) >= 9          # 5 blinks a second
