@@ -3,13 +3,14 @@
 `IrlampRig` assembles exactly what `irlamp run` assembles (controller/run.py: run_daemon):
 the sources of `_real_sources` (`ReopeningSource` around each reader, both sharing one
 `PoliteI2C` bus), `build_hardware` with the sampler threads waking the loop through
-`on_sample=wake.set`, the guard's own thread, a `Daemon` with a SQLite journal made and
-used on the loop's own thread, and the same loop (`controller.run.serve`). The
+`on_sample=wake.set`, the guard's own thread, a `Daemon` whose SQLite journal is written by
+its journal-writer thread (waking the loop on each commit), and the same loop
+(`controller.run.serve`). The
 differences are only what a Pi would have and a build machine has not: the sensors are the
 real readers (`VL53L0XSource`, `MLX90614Source`) on the unmodified Adafruit drivers over
 the register-level emulated chips (the VL53L0X ranges every 33.6 ms in real time), the pins
 are gpiozero MockFactory pins, and the loop has a gate the bench can close to freeze it.
-The trials that drive it are in bench/trials.py.
+The trials that drive it are in bench/trials.py and bench/slow_disk.py.
 """
 
 from __future__ import annotations
@@ -57,8 +58,14 @@ def bench_config(extra: dict | None = None):
 class IrlampRig:
     """One complete daemon. `sources`: 'emulated' (real readers on emulated chips) or 'sim'."""
 
-    def __init__(self, cfg, state_dir: str | Path, *, seed: int = 0, sources: str = "emulated"):
+    def __init__(self, cfg, state_dir: str | Path, *, seed: int = 0, sources: str = "emulated",
+                 journal_wrap=None, drain_timeout_s: float | None = None):
+        """`journal_wrap(journal)`: what the daemon gets instead of the journal (bench/slow_disk.py
+        slows or blocks its writes); `drain_timeout_s`: how long close() lets the daemon's
+        shutdown wait for the journal backlog (None: the daemon's default)."""
         self.cfg = cfg
+        self.journal_wrap = journal_wrap
+        self.drain_timeout_s = drain_timeout_s
         self.factory = timed_factory()
         self.clock = RealClock()
         self.wake = threading.Event()
@@ -101,14 +108,17 @@ class IrlampRig:
             raise BenchError(f"the daemon did not start: {self.error!r}")
 
     def _run_daemon(self) -> None:
-        """run_daemon's body: journal and Daemon are made (and used) on this thread only."""
+        """run_daemon's body: journal and Daemon are made here; the journal writer and the status
+        writer run on threads of their own, as in `irlamp run`."""
         cfg, hw, clock, wake = self.cfg, self.hw, self.clock, self.wake
-        journal = None
+        journal = daemon = None
         try:
             this_boot = boot_id()
             journal = Journal(self.state_dir, this_boot)
-            daemon = Daemon(cfg, hw, clock, journal, status_path=self.state_dir / "status.json",
-                            boot_id=this_boot, clock_synced=ClockSync(), notifier=SystemdNotifier(""))
+            used = self.journal_wrap(journal) if self.journal_wrap is not None else journal
+            daemon = Daemon(cfg, hw, clock, used, status_path=self.state_dir / "status.json",
+                            boot_id=this_boot, clock_synced=ClockSync(), notifier=SystemdNotifier(""),
+                            on_journal_commit=wake.set)
             start_threads(hw, cfg, clock)
             daemon.step()
             self.daemon = daemon
@@ -123,15 +133,18 @@ class IrlampRig:
                 self.steps.append((started, now()))
 
             serve(daemon, clock, wake, self.stop, step=gated_step)
-            daemon.shutdown("bench")
         except BaseException as exc:  # noqa: BLE001 - reported by start()/close()
             self.error = exc
         finally:
             hw.output.set(False, "exit")
-            hw.close()
-            if journal is not None:
-                journal.close()
-            self._ready.set()
+            try:
+                if daemon is not None:   # drains and closes the journal on the writer's thread
+                    daemon.shutdown("bench", *(() if self.drain_timeout_s is None else (self.drain_timeout_s,)))
+                elif journal is not None:
+                    journal.close()
+            finally:
+                hw.close()
+                self._ready.set()
 
     def close(self) -> None:
         self.release_hang()
@@ -139,7 +152,7 @@ class IrlampRig:
         self.gate.set()
         self.wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=5.0)
+            self._thread.join(timeout=5.0 + (self.drain_timeout_s or 0.0))
         if self.error is not None:
             raise BenchError(f"the daemon failed: {self.error!r}")
 

@@ -138,7 +138,34 @@ def check_targets(results: dict) -> list[dict]:
     add("CPU running, % of one core", "<= 2 %", irl["cpu_percent"]["running"], 2.0)
     add("peak RSS, MB", "<= 40 MB", irl["rss_mb"], 40.0)
     add("start-up to READY=1, s (max of runs)", "<= 1.5 s", irl["startup_s"].get("max"), 1.5)
+    disk = (results.get("slow_disk") or {}).get("figures")
+    if disk:
+        slow, never = disk["commit_1s"], disk["commit_never"]
+        add("slow disk (1 s per commit): guard trips", "0", slow["guard_trips"] if slow["trials"] else None, 0)
+        add("slow disk (1 s per commit): loop step p99, ms (worst session)", "<= 5 ms",
+            slow["loop_step_p99_ms_worst"], 5.0)
+        if never["trials"]:
+            add("stuck disk -> journal_stalled, max s", f"<= {never['bound_s']:g} s (checkpoint + stall bound)",
+                never["stuck_to_journal_stalled_s"].get("max"), never["bound_s"])
     return rows
+
+
+def slow_disk_lines(disk: dict) -> list[str]:
+    """The slow-disk phase (bench/slow_disk.py) in a few lines."""
+    slow, never = disk["commit_1s"], disk["commit_never"]
+    stuck = never["stuck_to_journal_stalled_s"]
+    press, start = slow["press_to_off_ms"], slow["start_press_to_on_ms"]
+    return [
+        f"slow disk, every journal commit +{disk['commit_delay_s']:g} s  [n={slow['trials']}, longest session "
+        f"{_fmt(slow['session_s_longest'])} s]: loop step p99 {_fmt(slow['loop_step_p99_ms_worst'])} ms "
+        f"(max {_fmt(slow['loop_step_max_ms_worst'])} ms), guard trips {slow['guard_trips']}, faults "
+        f"{', '.join(slow['faults']) or 'none'}",
+        f"  STOP pressed 100 ms inside a commit stall: {slow['stops_inside_a_commit_stall']}/{slow['trials']} "
+        f"stopped, press -> off p50/max {_fmt(press.get('p50'))} / {_fmt(press.get('max'))} ms; "
+        f"start press -> lamp on p50 {_fmt(start.get('p50'))} ms (includes the start's commit)",
+        f"stuck disk (a commit never returns)  [n={never['trials']}]: stuck -> journal_stalled, lamp off "
+        f"p50/max {_fmt(stuck.get('p50'))} / {_fmt(stuck.get('max'))} s (bound {_fmt(never['bound_s'])} s), "
+        f"guard trips {never['guard_trips']}, then a start is refused: {', '.join(never['start_refused']) or '-'}"]
 
 
 # -- a Raspberry Pi -----------------------------------------------------------------------------
@@ -291,6 +318,8 @@ def table(results: dict) -> str:
     lines.append("machine load, % of one core (whole machine / this bench / others): " + "; ".join(
         f"{name.split('_', 1)[0]} {v['machine_busy_percent']:.0f}/{v['bench_percent']:.0f}/{v['others_percent']:.0f}"
         for name, v in load.items()))
+    if (results.get("slow_disk") or {}).get("figures"):
+        lines += [""] + slow_disk_lines(results["slow_disk"]["figures"])
     lines += ["", "targets (2-core x86 build machine):"]
     for t in results["targets"]:
         mark = {True: "met ", False: "MISS", None: "n/a "}[t["met"]]

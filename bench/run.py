@@ -1,11 +1,13 @@
 """`make bench`: irlamp and the naive baseline on simulated hardware in real time.
 
-Writes bench/results.json and prints a table. Four phases, each a few fresh processes:
+Writes bench/results.json and prints a table. Five phases, each a few fresh processes:
   0. start-up to READY=1, several times each, on an otherwise idle machine;
   1. irlamp: `irlamp run --simulate` measured from outside (CPU idle and running, peak RSS)
      while worker processes run the latency trials in-process (bench/trials.py on bench/harness.py);
   2. the baseline's latency trials (bench/baseline.py), alone;
-  3. the baseline program's CPU and RSS, alone.
+  3. the baseline program's CPU and RSS, alone;
+  4. irlamp with a slow journal disk (bench/slow_disk.py: every commit +1 s; a commit that
+     never returns), alone; `python -m bench.slow_disk` runs this phase by itself.
 The irlamp workers run side by side to fit the time budget; each holds one complete daemon,
 and the light load of the others can only make the figures more pessimistic. The baseline
 busy-waits a whole core, so its two measurements get the machine to themselves.
@@ -39,6 +41,7 @@ class Plan:
     irlamp_workers: tuple[tuple[str, ...], ...]  # each worker's KIND=N items (bench.trials)
     baseline_trials: tuple[str, ...]             # KIND=N items (bench.baseline trials)
     baseline_never_s: float                      # how long a baseline stall/hang waits for an off
+    slow_disk: tuple[str, ...] = ("--full",)     # bench.slow_disk arguments ('--quick' or '--full')
 
 
 FULL = Plan(startups=5, idle_s=30.0, running_s=30.0, settle_s=1.0,
@@ -52,7 +55,7 @@ QUICK = Plan(startups=1, idle_s=0.3, running_s=0.3, settle_s=0.2,
              irlamp_workers=(("distance=2", "overheat=2"),
                              ("stall=1", "stall_tight=1", "hang_distance=1", "hang_bus=1", "thread_wake=20")),
              baseline_trials=("distance=2", "overheat=2", "stall=1", "hang=1"),
-             baseline_never_s=0.5)
+             baseline_never_s=0.5, slow_disk=("--quick",))
 
 WORKER_TIMEOUT_S = 240.0
 
@@ -167,6 +170,12 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     base_run = _measure(baseline_command, plan, errors, "baseline")
     load["phase3_baseline_cpu"] = meter.read()
 
+    log("phase 4: irlamp - slow journal disk (alone)")
+    meter = report.LoadMeter()
+    disk_worker = _spawn(["-m", "bench.slow_disk", *[a for a in plan.slow_disk if a != "--full"]])
+    slow_disk = _collect(disk_worker, "slow-disk worker", errors)
+    load["phase4_slow_disk"] = meter.read()
+
     irlamp = _program_figures(irl_run, irl_starts, errors, "irlamp")
     irlamp["cpu_percent"]["daemon_threads_emulated_chips"] = usage.get("daemon_cpu_percent")
     irlamp["cpu_percent"]["threads_emulated_chips"] = usage.get("thread_cpu_percent")
@@ -189,6 +198,8 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
         "platform": {"thread_wake_ms": report.latency_figures(irl_trials, "thread_wake").get("wake", {}),
                      "load": load},
         "irlamp": irlamp, "baseline": baseline, "errors": errors,
+        "slow_disk": {"figures": slow_disk.get("figures"), "plan": slow_disk.get("plan"),
+                      "trials": slow_disk.get("trials", [])},
         "raw_trials": {"irlamp": irl_trials, "baseline": base_trials}}
     results["ratios"] = _ratios(irlamp, baseline)
     results["targets"] = report.check_targets(results)

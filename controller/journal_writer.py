@@ -20,8 +20,9 @@ Promises:
   - A record that fails (JournalError: disk full, I/O error) is retried after `RETRY_S`, and
     nothing behind it is committed first: order is kept, and a failing disk looks exactly
     like a stuck one (`stalled_s` grows) to the control loop.
-  - `committed(ticket)` says whether a record is durable; `stalled_s(now)` how long the writer
-    has had work and committed nothing; `limits_view()` the journal's sessions as of the
+  - `committed(ticket)` says whether a record is durable; `stalled_s(now)` how long the oldest
+    record not yet committed has been waiting (a checkpoint that replaced a waiting one
+    inherits its wait); `limits_view()` the journal's sessions as of the
     newest commit, read on the writer's side, so the loop's daily-limit decision never reads
     the disk either.
   - `close(timeout_s)` drains the backlog (bounded) and closes the journal on the writer's
@@ -136,7 +137,7 @@ class JournalWriter:
         self._queue: deque[_Pending] = deque()
         self._next_ticket = 1
         self._committed_ticket = 0
-        self._progress_s = monotonic()       # last commit, or when work arrived at an idle writer
+        self._progress_s = monotonic()       # when the latest commit completed
         self._session_id: int | None = None  # the open session, once its start is committed
         self._clock_note: tuple[float, float] | None = None
         self.last_error: str | None = None
@@ -156,11 +157,9 @@ class JournalWriter:
         """Hand a record over; returns its ticket (records commit in ticket order)."""
         now = self.monotonic()
         with self._lock:
-            if not self._queue:
-                self._progress_s = now
             tail = self._queue[-1] if len(self._queue) > 1 else None   # the head may be in progress
             if isinstance(record, Checkpoint) and tail is not None and isinstance(tail.record, Checkpoint):
-                tail.record, tail.handed_s = record, now
+                tail.record = record          # newer progress; its wait still counts from the first
                 return tail.ticket
             ticket = self._next_ticket
             self._next_ticket += 1
@@ -190,9 +189,11 @@ class JournalWriter:
         return len(self._queue) >= CAPACITY
 
     def stalled_s(self, now_s: float) -> float:
-        """Seconds the writer has had records to commit and committed none (0 when idle)."""
+        """Seconds the oldest record not yet committed has been waiting (0 when idle). A record
+        is handed over at least every checkpoint interval while a session exists, so this also
+        bounds how old the newest durable checkpoint can get: checkpoint_s + stalled_s."""
         with self._lock:
-            return max(0.0, now_s - self._progress_s) if self._queue else 0.0
+            return max(0.0, now_s - self._queue[0].handed_s) if self._queue else 0.0
 
     def limits_view(self) -> LimitsView:
         return self._limits
@@ -241,8 +242,6 @@ class JournalWriter:
             self._committed_ticket = head.ticket
             self._limits = limits
             self._progress_s = done_s()
-            if self._queue and self._queue[0].handed_s > self._progress_s:
-                self._progress_s = self._queue[0].handed_s
         if self.last_error is not None:
             log.warning("journal writes succeed again")
             self.last_error = None

@@ -14,7 +14,7 @@ leaves the lamp off.
 
 The journal is written by a writer of its own (controller/journal_writer.py); its health
 arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
-start record is durable, a writer that commits nothing for `JOURNAL_STALL_S` while a
+start record is durable, a record left uncommitted for `JOURNAL_STALL_S` while a
 session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
 """
 
@@ -29,8 +29,8 @@ from controller.sensor_health import SensorJudge, SensorLimits, Verdict
 from drivers.sensor_source import NO_TARGET_MM
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
-JOURNAL_STALL_S = 10.0      # writer silent this long with work pending: session ends, fault latches
-JOURNAL_BUSY_S = 2.0        # writer silent this long with work pending: no new start
+JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
+JOURNAL_BUSY_S = 2.0        # a record uncommitted this long: no new start
 WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
 
 
@@ -40,7 +40,7 @@ class JournalHealth:
     journal written synchronously (the controller's own tests); the daemon's writer is not."""
     start_needs_commit: bool = False  # a new session waits ('starting') until its start is durable
     start_recorded: bool = True     # the start record of the session open before this step is durable
-    stalled_s: float = 0.0          # seconds the writer has had records pending and committed none
+    stalled_s: float = 0.0          # seconds the oldest record not yet committed has been waiting
     full: bool = False              # its backlog reached capacity
     limits_current: bool = True     # the allowance was read from a journal holding every session record
 
@@ -81,7 +81,7 @@ class Decision:
 
 def journal_refusal(journal: JournalHealth) -> str | None:
     """'journal_busy' while the writer cannot take a new session at once: its backlog is full,
-    it has committed nothing for JOURNAL_BUSY_S, or the daily limits were not yet read from a
+    a record has waited JOURNAL_BUSY_S for its commit, or the daily limits were not yet read from a
     journal holding every session record handed over. None otherwise."""
     if journal.full or not journal.limits_current or journal.stalled_s > JOURNAL_BUSY_S:
         return "journal_busy"
@@ -195,8 +195,8 @@ class SafetyController:
         if self.session is not None:
             self.session.recorded = self.session.recorded or inp.journal.start_recorded
             if inp.journal.stalled_s > JOURNAL_STALL_S:
-                self._latch("journal_stalled", f"the journal committed nothing for "
-                            f"{inp.journal.stalled_s:.1f} s", events)
+                self._latch("journal_stalled", f"a journal record has waited "
+                            f"{inp.journal.stalled_s:.1f} s for its commit", events)
         self._button(inp, dist, skin, events)
         if self.session is None:
             ended = [f["reason"] for name, f in events if name == "session_ended"]

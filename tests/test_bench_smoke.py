@@ -116,3 +116,11 @@ def test_a_bad_trial_plan_is_one_clear_line():
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "dinner=3" in done.stderr
+
+
+def test_the_slow_disk_phase_stops_inside_a_commit_stall_without_a_guard_trip(quick):
+    results, _ = quick
+    disk = results["slow_disk"]["figures"]["commit_1s"]
+    assert disk["trials"] == 1 and disk["guard_trips"] == 0 and disk["faults"] == []
+    assert disk["stops_inside_a_commit_stall"] == 1
+    assert disk["loop_step_p99_ms_worst"] is not None

@@ -362,3 +362,15 @@ def test_journal_stalled_latches_only_while_a_session_exists():
     bench.step(bench.now + 0.01)
     assert not bench.lamp_on() and bench.fault_codes() == ["journal_stalled"]
     assert bench.fields_of("session_ended")[-1]["reason"] == "fault"
+
+
+@pytest.mark.parametrize("slow_from_s,commit_s", [(0.0, 0.8), (5.0, 1.5)])
+def test_the_issue_s_slow_disk_trials_run_a_full_20_minute_session_without_a_fault(tmp_path, slow_from_s, commit_s):
+    """The trials that used to end in guard_loop_stall within seconds (0.8 s fsyncs from the
+    start; 1.5 s fsyncs from 5 s into the session) now complete the session."""
+    cap_s = CFG.session.max_on_minutes * 60.0
+    run = run_sim(tmp_path, scenario([press(1), {"at": slow_from_s, "journal_commit_s": commit_s}],
+                                     cap_s + 30, thermal_model=True))
+    assert run.fault_codes() == []
+    (ended,) = run.events("session_ended")
+    assert ended["reason"] == "completed" and cap_s <= ended["on_s"] <= cap_s + STEP_S
