@@ -179,7 +179,7 @@ class RunningDaemon:
     test binds, so READY/WATCHDOG/STATUS/STOPPING datagrams can be checked."""
 
     def __init__(self, base: Path, *, config: Path = DEFAULT_CONFIG, notify: bool = True,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None):
         import socket
         self.base = Path(base)
         self.state_dir = self.base / "state"
@@ -187,7 +187,7 @@ class RunningDaemon:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         self.messages: list[str] = []
         self.sock = None
-        env = cli_env()
+        env = {**cli_env(), **(extra_env or {})}
         if notify:
             address = str(self.base / "notify.sock")
             Path(address).unlink(missing_ok=True)

@@ -374,3 +374,49 @@ def test_the_issue_s_slow_disk_trials_run_a_full_20_minute_session_without_a_fau
     assert run.fault_codes() == []
     (ended,) = run.events("session_ended")
     assert ended["reason"] == "completed" and cap_s <= ended["on_s"] <= cap_s + STEP_S
+
+
+# -- end to end: the real daemon, its real fsyncs delayed (LD_PRELOAD shim, no root needed) ------
+SHIM_SOURCE = Path(__file__).resolve().parent / "native" / "slow_fsync.c"
+
+
+def _build_shim(directory: Path) -> Path:
+    import shutil
+    import subprocess
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.skip("no C compiler (gcc/cc) to build the fsync-delaying LD_PRELOAD shim")
+    shim = directory / "slow_fsync.so"
+    built = subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(shim), str(SHIM_SOURCE), "-ldl"],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.skip(f"could not build the LD_PRELOAD shim: {built.stderr.strip()[:200]}")
+    return shim
+
+
+def test_end_to_end_fsyncs_delayed_1s_keep_the_session_running_and_a_press_stops_it(tmp_path):
+    import signal
+
+    from scenario_helpers import RunningDaemon, history_json
+    shim = _build_shim(tmp_path)
+    state_dir = tmp_path / "state"
+    daemon = RunningDaemon(tmp_path, extra_env={"LD_PRELOAD": str(shim), "IRLAMP_SLOW_FSYNC_MS": "1000",
+                                                "IRLAMP_SLOW_FSYNC_DIR": str(state_dir)})
+    try:
+        daemon.wait_message("READY=1", timeout_s=20.0)
+        daemon.wait_status(lambda s: s["state"] == "idle", what="idle")
+        daemon.keys("space")
+        daemon.wait_status(lambda s: s["lamp_on"] is True, timeout_s=15.0, what="lamp on")
+        # past a checkpoint, committed through a 1 s fsync on the writer's thread
+        status = daemon.wait_status(lambda s: (s["on_s"] or 0) >= CFG.loop.checkpoint_s + 1.5 or s["fault_latched"],
+                                    timeout_s=30.0, what="a checkpoint")
+        assert status["lamp_on"] is True and not status["fault_latched"], status
+        daemon.keys("space")
+        daemon.wait_status(lambda s: s["state"] == "idle" and s["lamp_on"] is False, what="stopped")
+        assert daemon.stop(signal.SIGTERM, timeout_s=30.0) == 0
+        (session,) = history_json(state_dir)["sessions"]
+        assert session["end_reason"] == "stopped_by_button"
+        assert session["on_s"] >= CFG.loop.checkpoint_s
+        assert "guard_loop_stall" not in daemon.stderr() and "FAULT" not in daemon.stderr()
+    finally:
+        daemon.close()
