@@ -420,3 +420,15 @@ def test_end_to_end_fsyncs_delayed_1s_keep_the_session_running_and_a_press_stops
         assert "guard_loop_stall" not in daemon.stderr() and "FAULT" not in daemon.stderr()
     finally:
         daemon.close()
+
+
+def test_journal_commit_s_in_a_scenario_is_a_number_or_never_and_named_with_its_line(tmp_path):
+    from controller.scenario import ScenarioError, load_scenario
+    from scenario_helpers import write_scenario
+    good = load_scenario(write_scenario(tmp_path, scenario([{"at": 1, "journal_commit_s": "never"},
+                                                            {"at": 2, "journal_commit_s": 0.5}], 5)))
+    assert [e.actions["journal_commit_s"] for e in good.events] == [None, 0.5]
+    for bad in (-1, "sometimes"):
+        path = write_scenario(tmp_path, scenario([{"at": 1, "journal_commit_s": bad}], 5), name="bad.yaml")
+        with pytest.raises(ScenarioError, match=r"bad\.yaml:\d+: event 1: journal_commit_s"):
+            load_scenario(path)
