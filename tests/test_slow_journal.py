@@ -432,3 +432,23 @@ def test_journal_commit_s_in_a_scenario_is_a_number_or_never_and_named_with_its_
         path = write_scenario(tmp_path, scenario([{"at": 1, "journal_commit_s": bad}], 5), name="bad.yaml")
         with pytest.raises(ScenarioError, match=r"bad\.yaml:\d+: event 1: journal_commit_s"):
             load_scenario(path)
+
+
+def test_a_newer_checkpoint_replaces_a_waiting_one_and_inherits_its_wait(tmp_path):
+    clock = SimClock(1.0e9)
+    writer = JournalWriter(Journal(tmp_path, "boot-1"), clock.monotonic, disk=SimulatedDisk(8.0))
+    start = writer.submit(records.StartSession(clock.wall(), 0.0, 400.0, 32.0))
+    clock.advance_to(5.0)
+    first = writer.submit(records.Checkpoint(5.0, 33.0, 400.0, clock.wall(), 5.0))
+    clock.advance_to(7.0)
+    assert writer.submit(records.Checkpoint(7.0, 34.0, 390.0, clock.wall(), 7.0)) == first
+    assert writer.backlog == 2
+    clock.advance_to(9.0)
+    assert writer.pump() == 1 and writer.committed(start) and not writer.committed(first)
+    assert writer.stalled_s(9.0) == pytest.approx(4.0)         # waiting since 5.0, not 7.0
+    clock.advance_to(16.0)
+    assert writer.pump() == 1 and writer.committed(first)
+    writer.close(1.0)
+    with JournalReader(tmp_path) as reader:
+        (session,) = reader.recent_sessions()
+    assert session.on_s == 7.0 and session.max_skin_c == 34.0
