@@ -74,6 +74,8 @@ FAULTS: dict[str, FaultInfo] = {
                   "the session timer failed to stop the lamp; check the log, then hold 3 s"),
         FaultInfo("control_exception", 5, 3, "unexpected error in the control loop",
                   "check `journalctl -u irlamp`; then hold 3 s"),
+        FaultInfo("guard_failed", 5, 5, "the independent guard's own check failed; it holds the lamp off",
+                  "a software fault: check `journalctl -u irlamp`, report it; then hold 3 s"),
     ]
 }
 
