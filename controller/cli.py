@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
     fs = sub.add_parser("failsafe", help="drive the relay pins off and exit (systemd ExecStopPost)")
     fs.add_argument("--config")
+    fs.add_argument("--runtime-dir", help="where the daemon recorded the pins it drives (default /run/irlamp)")
+    fs.add_argument("--state-dir", help="the same when the runtime directory was not writable")
 
     se = sub.add_parser("selftest", help="bring up real hardware: sensors, LEDs, relay (asks first)")
     se.add_argument("--config")
@@ -119,15 +121,10 @@ def _config_or_default(path):
 
 
 def _cmd_failsafe(args) -> int:
-    from controller.run import failsafe, failsafe_pins_from_raw
-    from controller.config import ConfigError
-    try:
-        return failsafe(_config(args.config).gpio)
-    except ConfigError as exc:
-        # The fail-safe must still switch the lamp off when the config is broken (it runs
-        # after every stop, also after a start refused for a bad config).
-        print(f"irlamp failsafe: {exc.message}; using the relay pins as written in the file", file=sys.stderr)
-        return failsafe(failsafe_pins_from_raw(args.config))
+    # It must switch the lamp off whatever the config holds (it runs after every stop, also
+    # after a start refused for a bad config): it reads the daemon's own record of its pins first.
+    from controller.failsafe import failsafe_command
+    return failsafe_command(args.config, args.runtime_dir, args.state_dir)
 
 
 def _cmd_run(args) -> int:
