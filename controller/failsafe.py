@@ -129,7 +129,7 @@ def _scan_relay_keys(text: str) -> tuple[dict, list[str]]:
         key, raw = match.group(1), match.group(2).strip()
         try:
             value = yaml.safe_load(raw) if raw else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             doubts.append(f"{key}: cannot read {raw!r}")
             continue
         if key in found and found[key] != value:
@@ -148,7 +148,7 @@ def lenient_relay_plan(path: Path, problem: str) -> PinPlan:
     text = Path(path).read_bytes().decode("utf-8", errors="replace")
     try:
         tree = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):   # RecursionError: nesting deeper than the parser copes with
         values, doubts = _scan_relay_keys(text)
         how = "read line by line (the file is not valid YAML)"
         if "relay_pin" not in values:
@@ -189,6 +189,8 @@ def config_plan(config_path) -> tuple[PinPlan | None, str]:
         return None, f"cannot read {path}: {exc.strerror or exc}"
     except PinSourceError as exc:
         return None, f"{path} does not validate ({problem}) and names no usable lamp relay pin: {exc}"
+    except Exception as exc:  # noqa: BLE001 - the fail-safe says what it could not read, never a traceback
+        return None, f"cannot read the relay keys of {path}: {type(exc).__name__}: {exc}"
 
 
 # -- driving the pins -----------------------------------------------------------------------
@@ -257,14 +259,17 @@ def failsafe_command(config_path=None, runtime_dir=None, state_dir=None, *, pin_
     except (OSError, PinSourceError) as exc:
         record_problem = f"ignoring {record_path}: {exc}"
         say(record_problem)
+    if record is not None:           # drive what was really driven before parsing anything else
+        say(f"pins from {record.source}")
+        all_driven = drive_off(record.relays, record.dark_pins, pin_factory, say)
+        config, _ = config_plan(config_path)
+        if config is not None:
+            all_driven &= drive_off(_config_only_relays(record, config, say), (), pin_factory, say)
+        return 0 if all_driven else 1
     config, config_problem = config_plan(config_path)
-    plan = record or config
-    if plan is None:
+    if config is None:
         say(f"cannot tell which GPIO drives the lamp relay: {record_problem}; {config_problem}. "
             f"No pin was driven: make sure the lamp is off (unplug it) and fix the config")
         return 1
-    say(f"pins from {plan.source}")
-    relays = list(plan.relays)
-    if record is not None and config is not None:
-        relays += _config_only_relays(record, config, say)
-    return 0 if drive_off(relays, plan.dark_pins, pin_factory, say) else 1
+    say(f"pins from {config.source}")
+    return 0 if drive_off(config.relays, config.dark_pins, pin_factory, say) else 1

@@ -154,6 +154,15 @@ def test_failsafe_with_a_latin1_byte_in_the_config_drives_the_right_pin(tmp_path
     assert "Traceback" not in err and "lamp relay GPIO 5 driven off" in err
 
 
+def test_failsafe_finds_the_relay_pin_in_a_config_that_makes_the_yaml_parser_recurse_too_deep(tmp_path, pins):
+    leave_at(pins, 5, False)
+    config = tmp_path / "lamp.yaml"
+    config.write_text("gpio:\n  relay_pin: 5\n  relay_active_high: false\nx: " + "[" * 5000 + "]" * 5000 + "\n")
+    code, err = failsafe(tmp_path, pins, config)
+    assert code == 0, err
+    assert pins.pin(5).state is True and "lamp relay GPIO 5 driven off" in err
+
+
 def test_failsafe_uses_the_daemons_record_when_the_config_is_missing(tmp_path, pins):
     record_daemon_pins(tmp_path, ACTIVE_LOW_GPIO)
     leave_at(pins, 5, False)
