@@ -31,6 +31,7 @@ from drivers.relay import LampOutput
 log = logging.getLogger("irlamp.guard")
 
 STALL_LEAD_S = 0.010   # the liveness rule trips this long before deadline_s (thread wake-up lateness)
+MIN_WAIT_S = 0.001     # the thread never spins: at least this between two rounds (well inside the lead)
 
 
 class RelayGuard:
@@ -119,7 +120,7 @@ class RelayGuard:
             log.exception("guard check failed; relay switched off, guard_failed latched")
             self.fail_closed(f"the guard's own check raised {type(exc).__name__}: {exc}")
             return period_s
-        return period_s if due_s is None else min(period_s, due_s)
+        return period_s if due_s is None else min(period_s, max(MIN_WAIT_S, due_s))
 
     def fail_closed(self, detail: str) -> None:
         """Latch 'guard_failed' (unless already tripped) and cut the relay."""

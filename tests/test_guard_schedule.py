@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.guard import STALL_LEAD_S, RelayGuard
+from drivers.guard import MIN_WAIT_S, STALL_LEAD_S, RelayGuard
 from drivers.relay import LampOutput
 
 
@@ -75,3 +75,11 @@ def test_the_guard_thread_cuts_a_frozen_loop_no_later_than_the_deadline_after_it
     assert guard.tripped == "guard_loop_stall" and not guard.output.is_on()
     assert cut_at <= last_confirm_s + guard.deadline_s, (
         f"cut {cut_at - last_confirm_s:.6f} s after the last confirmation (deadline {guard.deadline_s} s)")
+
+
+def test_the_guard_thread_never_spins_just_before_a_due_time():
+    guard = _guard()
+    guard.command(True, 1.0, "test")
+    almost_due = 1.0 + guard.deadline_s - STALL_LEAD_S - 1e-7
+    assert guard.tick(almost_due, 0.1) == MIN_WAIT_S
+    assert MIN_WAIT_S < STALL_LEAD_S                  # the floor cannot push a cut past the deadline
