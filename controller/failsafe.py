@@ -157,8 +157,8 @@ def lenient_relay_plan(path: Path, problem: str) -> PinPlan:
         if "relay_active_high" not in values and isinstance(pin, int) and not isinstance(pin, bool):
             # the only polarity the daemon accepts on this pin (SR-2 boot-pull rule)
             values["relay_active_high"] = not undriven_level_high(pin)
-            how += f"; relay_active_high not found, taken as {values['relay_active_high']}, the only " \
-                   f"polarity the daemon runs with on GPIO {pin}"
+            how += (f"; relay_active_high not found, taken as {values['relay_active_high']}, the only "
+                    f"polarity the daemon runs with on GPIO {pin}")
         values.setdefault("enable_relay_pin", None)
         values.setdefault("enable_relay_active_high", GpioConfig.enable_relay_active_high)
     else:
@@ -210,13 +210,15 @@ def drive_off(relays, dark_pins, pin_factory, say) -> bool:
         except Exception as exc:  # noqa: BLE001 - every other pin must still be driven off
             all_driven = False
             say(f"could not drive {relay.role} GPIO {relay.pin} off: {exc}")
+    dark = []
     for pin in dark_pins:
         try:
             OutputDevice(pin, initial_value=False, pin_factory=pin_factory).off()
+            dark.append(str(pin))
         except Exception as exc:  # noqa: BLE001 - an LED left lit is not a hazard
             say(f"could not switch GPIO {pin} (LED/buzzer) off: {exc}")
-    if dark_pins:
-        say(f"LED/buzzer GPIO {', '.join(map(str, dark_pins))} driven low")
+    if dark:
+        say(f"LED/buzzer GPIO {', '.join(dark)} driven low")
     return all_driven
 
 

@@ -141,6 +141,17 @@ def test_failsafe_with_a_yaml_syntax_error_drives_the_relay_pin_in_the_file_not_
     assert "read line by line" in err and "lamp relay GPIO 5 driven off (high: active-low)" in err
 
 
+@pytest.mark.parametrize("pin, off_level", [(5, True), (18, False)])
+def test_failsafe_takes_the_only_boot_safe_polarity_when_a_broken_file_does_not_give_one(tmp_path, pins,
+                                                                                        pin, off_level):
+    leave_at(pins, pin, not off_level)       # the relay was left ON
+    config = tmp_path / "lamp.yaml"
+    config.write_text(f"gpio:\n  relay_pin: {pin}\n  led_red_pin: [24\n")
+    code, err = failsafe(tmp_path, pins, config)
+    assert code == 0, err
+    assert pins.pin(pin).state is off_level and "relay_active_high not found" in err
+
+
 @pytest.mark.parametrize("yaml_ok", [True, False], ids=["valid_yaml", "broken_yaml"])
 def test_failsafe_with_a_latin1_byte_in_the_config_drives_the_right_pin(tmp_path, pins, yaml_ok):
     leave_at(pins, 5, False)
