@@ -109,15 +109,11 @@ def test_a_loop_that_keeps_failing_gives_up_with_the_lamp_off(rig, monkeypatch):
 
 def test_a_guard_whose_check_raises_latches_guard_failed_in_the_daemon_until_a_long_press(rig, monkeypatch):
     rig.start_session()
-
-    def broken_check(_now_s):
-        raise KeyError("injected into the guard")
-
-    monkeypatch.setattr(rig.hw.guard, "check", broken_check)
-    rig.run(STEP_S)
-    assert not rig.relay_pin_on()
-    monkeypatch.undo()                                   # the guard works again: still latched
-    rig.run(1.0)
+    with monkeypatch.context() as patch:                 # the guard's own check breaks for one round
+        patch.setattr(rig.hw.guard, "check", lambda _now_s: {}["injected into the guard"])
+        rig.run(STEP_S)
+        assert not rig.relay_pin_on()
+    rig.run(1.0)                                         # it works again: the fault stays latched
     assert not rig.relay_pin_on()
     assert rig.daemon.controller.latched == ["guard_failed"]
     assert ("fault", {"code": "guard_failed", "detail": "independent guard cut the relay"}) in rig.events
