@@ -1,0 +1,113 @@
+"""The daemon's one remote input (SR-13): "stop the running session", from the MQTT bridge.
+
+A Unix datagram socket `<runtime_dir>/stop.sock`, mode 0660: the daemon's user owns it and
+its group (the daemon's group, which the bridge's user is a member of: it needs that group to
+read the journal anyway) may write; nobody else may. No network is involved: the daemon keeps
+`PrivateNetwork=yes`, AF_UNIX sockets on the file system still work.
+
+Promises:
+- `take()` never blocks: it drains at most `MAX_DATAGRAMS_PER_STEP` waiting datagrams and says
+  whether one of them was exactly `STOP_REQUEST`. The control loop calls it once per step and
+  hands the answer to the safety decision as an input (`StepInputs.remote_stop`), which ends a
+  running session like a button stop press and does nothing without one.
+- Every other datagram (any other bytes, empty, too long) is ignored and counted; the log gets
+  at most one line per `LOG_EVERY_S` about them, with the running count.
+- There is no request to start a session, acknowledge a fault or change a setting: the
+  protocol has no words for them.
+- A channel that cannot be opened (no runtime directory) is logged once; the lamp is unaffected
+  and remote STOP is simply unavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+log = logging.getLogger("irlamp")
+
+STOP_SOCKET_FILENAME = "stop.sock"
+STOP_REQUEST = b"irlamp stop-session v1"
+SOCKET_MODE = 0o660
+MAX_DATAGRAMS_PER_STEP = 64
+MAX_DATAGRAM_BYTES = 512
+LOG_EVERY_S = 60.0
+
+
+def stop_socket_path(runtime_dir: str | Path) -> Path:
+    return Path(runtime_dir) / STOP_SOCKET_FILENAME
+
+
+class RemoteStopChannel:
+    """The daemon's end: bound, non-blocking, read from the control loop."""
+
+    def __init__(self, path: Path, monotonic=time.monotonic):
+        self.path = Path(path)
+        self.monotonic = monotonic
+        self.rejected = 0
+        self.accepted = 0
+        self._logged_rejected = 0
+        self._last_log_s = float("-inf")
+        self.path.unlink(missing_ok=True)        # a socket left by a crashed daemon
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self._sock.setblocking(False)
+            self._sock.bind(str(self.path))       # umask 0022: nobody but the owner can write yet
+            os.chmod(self.path, SOCKET_MODE)
+        except OSError:
+            self._sock.close()
+            raise
+
+    def take(self) -> bool:
+        """True when a stop request arrived since the last call. Never blocks."""
+        stop = False
+        for _ in range(MAX_DATAGRAMS_PER_STEP):
+            try:
+                data = self._sock.recv(MAX_DATAGRAM_BYTES + 1)
+            except (BlockingIOError, InterruptedError):
+                break
+            if data == STOP_REQUEST:
+                stop = True
+                self.accepted += 1
+            else:
+                self.rejected += 1
+        if self.rejected != self._logged_rejected:
+            self._log_rejected()
+        return stop
+
+    def _log_rejected(self) -> None:
+        now = self.monotonic()
+        if now - self._last_log_s < LOG_EVERY_S:
+            return
+        self._last_log_s = now
+        log.warning("remote stop channel %s: ignored %d datagram(s) that were not a stop request "
+                    "(%d in total)", self.path, self.rejected - self._logged_rejected, self.rejected)
+        self._logged_rejected = self.rejected
+
+    def close(self) -> None:
+        self._sock.close()
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove %s: %s", self.path, exc)
+
+
+def open_remote_stop(runtime_dir: str | Path | None) -> RemoteStopChannel | None:
+    """The channel in `runtime_dir`, or None (logged) when it cannot be made there."""
+    if runtime_dir is None:
+        return None
+    path = stop_socket_path(runtime_dir)
+    try:
+        return RemoteStopChannel(path)
+    except OSError as exc:
+        log.warning("remote stop unavailable: cannot open %s: %s", path, exc.strerror or exc)
+        return None
+
+
+def send_stop_request(path: str | Path) -> None:
+    """The bridge's end: one datagram. Raises OSError when the daemon is not listening."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.sendto(STOP_REQUEST, str(path))
