@@ -165,7 +165,8 @@ class Schema:
 
 def sections_of(config_class) -> dict:
     """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`)."""
-    return {f.name: f.type for f in dataclasses.fields(config_class) if f.name != "source"}
+    hints = typing.get_type_hints(config_class)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class) if f.name != "source"}
 
 
 _SECTIONS = sections_of(Config)

@@ -40,16 +40,34 @@ def stop_socket_path(runtime_dir: str | Path) -> Path:
     return Path(runtime_dir) / STOP_SOCKET_FILENAME
 
 
+class IgnoredInputs:
+    """Counts inputs that were not the one accepted request; logs at most once per `every_s`."""
+
+    def __init__(self, what: str, logger: logging.Logger = log, monotonic=time.monotonic,
+                 every_s: float = LOG_EVERY_S):
+        self.what, self.log, self.monotonic, self.every_s = what, logger, monotonic, every_s
+        self.count = 0
+        self._logged = 0
+        self._last_log_s = float("-inf")
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+        now = self.monotonic()
+        if self.count == self._logged or now - self._last_log_s < self.every_s:
+            return
+        self._last_log_s = now
+        self.log.warning("%s: ignored %d input(s) that were not a stop request (%d in total)",
+                         self.what, self.count - self._logged, self.count)
+        self._logged = self.count
+
+
 class RemoteStopChannel:
     """The daemon's end: bound, non-blocking, read from the control loop."""
 
     def __init__(self, path: Path, monotonic=time.monotonic):
         self.path = Path(path)
-        self.monotonic = monotonic
-        self.rejected = 0
+        self.ignored = IgnoredInputs(f"remote stop channel {self.path}", monotonic=monotonic)
         self.accepted = 0
-        self._logged_rejected = 0
-        self._last_log_s = float("-inf")
         self.path.unlink(missing_ok=True)        # a socket left by a crashed daemon
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
@@ -63,6 +81,7 @@ class RemoteStopChannel:
     def take(self) -> bool:
         """True when a stop request arrived since the last call. Never blocks."""
         stop = False
+        rejected = 0
         for _ in range(MAX_DATAGRAMS_PER_STEP):
             try:
                 data = self._sock.recv(MAX_DATAGRAM_BYTES + 1)
@@ -72,19 +91,14 @@ class RemoteStopChannel:
                 stop = True
                 self.accepted += 1
             else:
-                self.rejected += 1
-        if self.rejected != self._logged_rejected:
-            self._log_rejected()
+                rejected += 1
+        if rejected:
+            self.ignored.add(rejected)
         return stop
 
-    def _log_rejected(self) -> None:
-        now = self.monotonic()
-        if now - self._last_log_s < LOG_EVERY_S:
-            return
-        self._last_log_s = now
-        log.warning("remote stop channel %s: ignored %d datagram(s) that were not a stop request "
-                    "(%d in total)", self.path, self.rejected - self._logged_rejected, self.rejected)
-        self._logged_rejected = self.rejected
+    @property
+    def rejected(self) -> int:
+        return self.ignored.count
 
     def close(self) -> None:
         self._sock.close()
