@@ -17,8 +17,8 @@ import time
 import uuid
 
 import pytest
-from mqtt_helpers import HaClient, RunningBridge, TestBroker, choose_broker
-from scenario_helpers import RunningDaemon, history_json, wait_for
+from mqtt_helpers import HaClient, RunningBridge, TestBroker, choose_broker, free_port
+from scenario_helpers import RunningDaemon, history_json, run_cli, wait_for
 
 from controller.remote_stop import STOP_REQUEST, stop_socket_path
 
@@ -182,12 +182,41 @@ def test_random_payloads_and_datagrams_never_start_a_session_or_acknowledge(lamp
     assert lamp.bridge.proc.poll() is None and lamp.daemon.proc.poll() is None
 
 
-def test_bridge_killed_leaves_offline_via_last_will(lamp):
+def fleet(broker, *args: str) -> str:
+    proc = run_cli("fleet", "--broker", f"127.0.0.1:{broker.port}", "--wait", "1.0", *args, timeout_s=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def our_row(broker, lamp) -> dict:
+    rows = json.loads(fleet(broker, "--json"))
+    (row,) = [r for r in rows if r["lamp_id"] == lamp.lamp_id]
+    return row
+
+
+def test_bridge_killed_leaves_offline_via_last_will_and_the_fleet_marks_it(lamp, broker):
+    lamp.start_session()
+    lamp.wait_state(lambda s: s["state"] == "running", "running")
+    row = our_row(broker, lamp)
+    assert row["online"] is True and row["state"] == "running" and row["name"] == f"Test lamp {lamp.lamp_id}"
+    assert row["time_left_s"] > 0 and row["skin_c"] > 20 and row["sessions_today"] == 1
+    table = fleet(broker, "--once")
+    assert table.splitlines()[0].split()[:3] == ["LAMP", "NAME", "STATE"]
+    assert any(line.startswith(lamp.lamp_id) and "running" in line for line in table.splitlines())
     count = len(lamp.ha.received())
     lamp.bridge.proc.send_signal(signal.SIGKILL)
     lamp.bridge.proc.wait(timeout=10)
     lamp.ha.wait(lambda m: m.topic == f"{lamp.base_topic}/availability" and m.payload == b"offline",
                  20, what="last will 'offline'", since=count)
+    assert our_row(broker, lamp)["online"] is False
+    assert any(line.startswith(lamp.lamp_id) and "OFFLINE" in line for line in fleet(broker, "--once").splitlines())
+
+
+def test_fleet_names_an_unreachable_broker_in_one_line():
+    proc = run_cli("fleet", "--broker", f"127.0.0.1:{free_port()}", "--json", timeout_s=60)
+    assert proc.returncode == 1 and "cannot reach the broker" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("fleet", "--broker", "127.0.0.1:notaport", timeout_s=60)
+    assert proc.returncode == 2 and "port" in proc.stderr
 
 
 def test_daemon_stopped_or_frozen_shows_not_running(lamp):

@@ -240,3 +240,22 @@ bridge: {{state_dir: {tmp_path / 'nowhere'}}}
 def test_bad_bridge_config_on_the_command_line_is_exit_2(tmp_path):
     proc = run_cli("bridge", "--print", "--config", str(write(tmp_path, "broker: {port: x}\n")))
     assert proc.returncode == 2 and "broker.port" in proc.stderr and "Traceback" not in proc.stderr
+
+
+BRIDGE_MAY_IMPORT = {"controller", "controller.config", "controller.faults", "controller.history",
+                     "controller.journal", "controller.remote_stop", "controller.status"}
+
+
+def test_the_bridge_reaches_no_hardware_or_decision_module_and_the_daemon_never_imports_it():
+    probe = ("import sys, controller.bridge.publisher, controller.bridge.fleet, controller.bridge.mqtt_link;"
+             "print('\\n'.join(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    ours = {m for m in loaded if m.split(".")[0] in ("controller", "drivers") and not m.startswith("controller.bridge")}
+    assert ours <= BRIDGE_MAY_IMPORT, ours - BRIDGE_MAY_IMPORT
+    assert not {m for m in loaded if m.split(".")[0] in ("gpiozero", "board", "busio", "adafruit_vl53l0x")}
+    for path in [*(REPO / "controller").glob("*.py"), *(REPO / "drivers").glob("*.py")]:
+        if path.name == "cli.py":      # the command line dispatches to `irlamp bridge` / `fleet`
+            continue
+        assert "controller.bridge" not in path.read_text(), f"{path.name} imports the bridge"
