@@ -259,3 +259,27 @@ def test_the_bridge_reaches_no_hardware_or_decision_module_and_the_daemon_never_
         if path.name == "cli.py":      # the command line dispatches to `irlamp bridge` / `fleet`
             continue
         assert "controller.bridge" not in path.read_text(), f"{path.name} imports the bridge"
+
+
+def test_only_a_live_exact_stop_message_is_forwarded(tmp_path):
+    """The bridge's input filter: exact payload `STOP`, not retained (a retained STOP would stop
+    every session after each reconnect); anything else is counted, not forwarded."""
+    from types import SimpleNamespace
+
+    from controller.bridge.config import load_bridge_config as load
+    from controller.bridge.mqtt_link import MqttLink
+    from controller.bridge.topics import Topics
+    from controller.remote_stop import RemoteStopChannel, stop_socket_path
+    channel = RemoteStopChannel(stop_socket_path(tmp_path))
+    try:
+        topics = Topics("u1", "irlamp", "homeassistant")
+        link = MqttLink(load(BUNDLED).broker, topics, channel.path, None, client_id="t")
+        for payload, retain in ((b"STOP", True), (b"stop", False), (b"STOP\n", False), (b"", False)):
+            link._on_message(None, None, SimpleNamespace(topic=topics.stop, payload=payload, retain=retain))
+        assert channel.take() is False and link.ignored.count == 4 and link.stops_forwarded == 0
+        link._on_message(None, None, SimpleNamespace(topic=topics.stop, payload=b"STOP", retain=False))
+        assert channel.take() is True and link.stops_forwarded == 1
+        link._on_message(None, None, SimpleNamespace(topic=topics.ha_status, payload=b"online", retain=False))
+        assert link.ha_online.is_set()
+    finally:
+        channel.close()

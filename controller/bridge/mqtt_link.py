@@ -85,7 +85,8 @@ class MqttLink:
             return
         if message.topic != self.topics.stop:
             return
-        if message.payload != STOP_PAYLOAD:
+        if message.payload != STOP_PAYLOAD or message.retain:
+            # a retained STOP would stop every session after each reconnect: not a press
             self.ignored.add()
             return
         try:
