@@ -270,7 +270,7 @@ def test_only_a_live_exact_stop_message_is_forwarded(tmp_path):
     from controller.bridge.mqtt_link import MqttLink
     from controller.bridge.topics import Topics
     from controller.remote_stop import RemoteStopChannel, stop_socket_path
-    channel = RemoteStopChannel(stop_socket_path(tmp_path))
+    channel = RemoteStopChannel(stop_socket_path(tmp_path), frozenset({os.getuid()}))
     try:
         topics = Topics("u1", "irlamp", "homeassistant")
         link = MqttLink(load(BUNDLED).broker, topics, channel.path, None, client_id="t")

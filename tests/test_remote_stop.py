@@ -7,14 +7,20 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import socket
 import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from helpers_core import Bench, default_config
 
 from controller.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
-                                    open_remote_stop, send_stop_request, stop_socket_path)
+                                    allowed_sender_uids, open_remote_stop, send_stop_request,
+                                    stop_socket_path)
 
 CFG = default_config()
 
@@ -63,7 +69,7 @@ def test_remote_stop_neither_starts_nor_acknowledges():
 
 @pytest.fixture
 def channel(tmp_path):
-    opened = RemoteStopChannel(stop_socket_path(tmp_path))
+    opened = RemoteStopChannel(stop_socket_path(tmp_path), frozenset({os.getuid()}))
     yield opened
     opened.close()
 
@@ -112,3 +118,46 @@ def test_no_runtime_dir_means_no_channel_not_an_error(tmp_path, caplog):
     assert "remote stop unavailable" in caplog.text
     with pytest.raises(OSError):
         send_stop_request(stop_socket_path(tmp_path / "missing"))
+
+
+def test_a_stop_request_from_another_user_is_ignored_and_counted(tmp_path):
+    """A person in the socket's group is not the bridge: the kernel names the sender (SO_PASSCRED)
+    and only the bridge's user, the daemon's own user and root are obeyed."""
+    someone_else = frozenset({os.getuid() + 4242})
+    channel = RemoteStopChannel(stop_socket_path(tmp_path), someone_else)
+    try:
+        send_stop_request(channel.path)
+        assert channel.take() is False and channel.rejected == 1
+    finally:
+        channel.close()
+    assert {0, os.getuid()} <= allowed_sender_uids()
+
+
+SENDER = "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); " \
+         "s.sendto(sys.argv[2].encode(), sys.argv[1]); print('sent')"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_a_member_of_the_socket_group_who_is_not_the_bridge_is_not_obeyed():
+    """For real: 'nobody' with the socket's group may write the 0660 socket, but its request is
+    not from the bridge's user, so the daemon ignores it; without the group it cannot even send."""
+    directory = Path(tempfile.mkdtemp(prefix="irlamp-stop-"))     # pytest's tmp is root-only
+    try:
+        directory.chmod(0o755)
+        channel = open_remote_stop(directory)
+        try:
+            def send_as_nobody(*group_args: str) -> subprocess.CompletedProcess:
+                return subprocess.run(["setpriv", "--reuid", "nobody", *group_args, sys.executable, "-c",
+                                       SENDER, str(channel.path), STOP_REQUEST.decode()],
+                                      capture_output=True, text=True, timeout=60, cwd="/")
+            in_group = send_as_nobody("--regid", str(os.stat(channel.path).st_gid), "--clear-groups")
+            assert in_group.returncode == 0, in_group.stderr
+            assert channel.take() is False and channel.rejected == 1
+            outsider = send_as_nobody("--regid", "nogroup", "--clear-groups")
+            assert outsider.returncode != 0 and "Permission denied" in outsider.stderr
+            send_stop_request(channel.path)                    # root (here: the daemon's user) is obeyed
+            assert channel.take() is True
+        finally:
+            channel.close()
+    finally:
+        shutil.rmtree(directory)
