@@ -153,14 +153,28 @@ def _cmd_selftest(args) -> int:
     return selftest(_config(args.config), args.seconds)
 
 
+def _needs_paho(command: str) -> bool:
+    """True if paho-mqtt is importable; else says how to get it (one line)."""
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        print(f"irlamp {command}: needs paho-mqtt >= 2: pip install 'irlamp[bridge]'", file=sys.stderr)
+        return False
+    return True
+
+
 def _cmd_bridge(args) -> int:
     from controller.bridge.config import load_bridge_config
     from controller.bridge.publisher import print_bridge, run_bridge
     cfg = load_bridge_config(args.config)
-    return print_bridge(cfg) if args.print_only else run_bridge(cfg)
+    if args.print_only:
+        return print_bridge(cfg)
+    return run_bridge(cfg) if _needs_paho("bridge") else 1
 
 
 def _cmd_fleet(args) -> int:
+    if not _needs_paho("fleet"):
+        return 1
     from controller.bridge.fleet import fleet_command
     return fleet_command(args.broker, args.prefix, args.json, args.wait,
                          live=not (args.once or args.json) and sys.stdout.isatty())
