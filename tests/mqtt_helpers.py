@@ -33,6 +33,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM this process (only it), SIGKILL it if it is still there after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def choose_broker() -> tuple[str | None, str]:
     """(kind, why): kind is 'mosquitto', 'amqtt' or None (then `why` is the skip reason)."""
     forced = os.environ.get("IRLAMP_TEST_BROKER")
@@ -90,13 +101,8 @@ class TestBroker:
         wait_for(accepting, START_TIMEOUT_S, what=f"{self.kind} accepting on port {self.port}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            terminate(self.proc)
         self.proc = None
 
     def restart(self) -> None:
@@ -189,11 +195,5 @@ class RunningBridge:
         return self.stderr_path.read_text()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self._stderr.close()
