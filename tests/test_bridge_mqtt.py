@@ -28,11 +28,11 @@ BROKER_KIND, BROKER_WHY = choose_broker()
 
 @pytest.fixture(scope="module")
 def broker(request, tmp_path_factory):
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():           # say which broker, also under -q
+        print(f"\n[MQTT bridge tests: broker {BROKER_KIND or 'none, skipped'} ({BROKER_WHY})]")
     if BROKER_KIND is None:
         pytest.skip(BROKER_WHY)
-    if reporter is not None:
-        reporter.write_line(f"MQTT bridge tests: broker {BROKER_KIND} ({BROKER_WHY})")
     running = TestBroker(BROKER_KIND, tmp_path_factory.mktemp("broker"))
     running.start()
     yield running

@@ -283,3 +283,15 @@ def test_only_a_live_exact_stop_message_is_forwarded(tmp_path):
         assert link.ha_online.is_set()
     finally:
         channel.close()
+
+
+def test_without_mosquitto_or_amqtt_the_broker_tests_say_why_they_skip(monkeypatch):
+    import mqtt_helpers
+    monkeypatch.delenv("IRLAMP_TEST_BROKER", raising=False)
+    monkeypatch.setattr(mqtt_helpers.shutil, "which", lambda name: None)
+    assert mqtt_helpers.choose_broker()[0] == "amqtt"                 # the Python fallback
+    monkeypatch.setitem(sys.modules, "amqtt", None)                   # `import amqtt` now fails
+    kind, why = mqtt_helpers.choose_broker()
+    assert kind is None and "mosquitto" in why and "amqtt" in why
+    monkeypatch.setenv("IRLAMP_TEST_BROKER", "mosquitto")
+    assert mqtt_helpers.choose_broker() == (None, "IRLAMP_TEST_BROKER=mosquitto but it is not installed")
