@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from helpers_core import Bench, default_config
 
 from controller.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
@@ -161,3 +163,28 @@ def test_a_member_of_the_socket_group_who_is_not_the_bridge_is_not_obeyed():
             channel.close()
     finally:
         shutil.rmtree(directory)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from([None, "io_error", "nan"])), min_size=5, max_size=40))
+def test_remote_stops_alone_never_start_or_acknowledge(steps):
+    """Whatever arrives on the remote channel, with sensor trouble or without: without the
+    button no session starts and no latched fault is acknowledged."""
+    bench = Bench(CFG)
+    bench.settle()
+    for remote, trouble in steps:
+        bench.remote_stop = remote
+        bench.run(0.5, distance_error=trouble)
+    assert "session_started" not in bench.names() and "fault_acknowledged" not in bench.names()
+    assert not bench.lamp_on()
+
+
+def test_remote_stop_mid_session_then_the_button_still_works():
+    bench = running_bench()
+    bench.remote_stop = True
+    bench.step(bench.now + 0.01)
+    bench.remote_stop = False
+    bench.run(1.0)
+    bench.press(0.2)                       # a new session needs the button, and it still starts one
+    assert [f["reason"] for f in bench.fields_of("session_ended")] == ["stopped_remotely"]
+    assert bench.ctl.state == "running" and len(bench.fields_of("session_started")) == 2
