@@ -20,6 +20,7 @@ from controller.daemon import Daemon, FatalLoopError
 from controller.failsafe import write_output_record
 from controller.journal import Journal, JournalError
 from controller.notify import SystemdNotifier
+from controller.remote_stop import open_remote_stop
 from controller.status import status_path
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
@@ -128,13 +129,15 @@ def run_daemon(cfg, args) -> int:
         world.lamp_on = hw.output.is_on
     notifier = SystemdNotifier()
     journal = None
+    remote_stop = None
     reason = "exit"
     try:
         this_boot = boot_id()
         journal = Journal(state_dir, this_boot)
+        remote_stop = open_remote_stop(runtime_dir)
         daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
                         boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
-                        simulated=bool(args.simulate))
+                        simulated=bool(args.simulate), remote_stop=remote_stop)
 
         def on_signal(signum, _frame):
             nonlocal reason
@@ -168,6 +171,8 @@ def run_daemon(cfg, args) -> int:
         hw.close()
         if journal is not None:
             journal.close()
+        if remote_stop is not None:
+            remote_stop.close()
         notifier.close()
 
 
