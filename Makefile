@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench soak install uninstall venv clean
+.PHONY: demo test bench bench-bridge bench-slow-disk soak install uninstall venv clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "irlamp needs Python >= 3.11 (found %s)" % sys.version.split()[0])'
@@ -23,6 +23,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.bridge
+
+# Phase 4 of `make bench` alone: the MQTT bridge's CPU, RSS and change -> publish latency.
+bench-bridge: $(STAMP)
+	$(BIN)/python -m bench.bridge
+
+# The slow-disk phase of `make bench` alone: the loop with 1 s journal commits and a stuck disk.
+bench-slow-disk: $(STAMP)
+	$(BIN)/python -m bench.slow_disk
 
 soak: $(STAMP)
 	IRLAMP_KILL_POINTS=1000 $(BIN)/python -m pytest tests/test_crash_safety.py

@@ -1,13 +1,14 @@
 """`make bench`: irlamp and the naive baseline on simulated hardware in real time.
 
-Writes bench/results.json and prints a table. Five phases, each a few fresh processes:
+Writes bench/results.json and prints a table. Its phases, each a few fresh processes:
   0. start-up to READY=1, several times each, on an otherwise idle machine;
   1. irlamp: `irlamp run --simulate` measured from outside (CPU idle and running, peak RSS)
      while worker processes run the latency trials in-process (bench/trials.py on bench/harness.py);
   2. the baseline's latency trials (bench/baseline.py), alone;
   3. the baseline program's CPU and RSS, alone;
-  4. irlamp with a slow journal disk (bench/slow_disk.py: every commit +1 s; a commit that
-     never returns), alone; `python -m bench.slow_disk` runs this phase by itself.
+  slow disk: irlamp with a slow journal disk (bench/slow_disk.py: every commit +1 s; a commit
+     that never returns), alone; `make bench-slow-disk` runs this phase by itself.
+(`make bench` then runs phase 4, the MQTT bridge: bench/bridge.py.)
 The irlamp workers run side by side to fit the time budget; each holds one complete daemon,
 and the light load of the others can only make the figures more pessimistic. The baseline
 busy-waits a whole core, so its two measurements get the machine to themselves.
@@ -170,11 +171,11 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     base_run = _measure(baseline_command, plan, errors, "baseline")
     load["phase3_baseline_cpu"] = meter.read()
 
-    log("phase 4: irlamp - slow journal disk (alone)")
+    log("slow-disk phase: irlamp with a slow journal disk (alone)")
     meter = report.LoadMeter()
     disk_worker = _spawn(["-m", "bench.slow_disk", *[a for a in plan.slow_disk if a != "--full"]])
     slow_disk = _collect(disk_worker, "slow-disk worker", errors)
-    load["phase4_slow_disk"] = meter.read()
+    load["slowdisk_journal"] = meter.read()
 
     irlamp = _program_figures(irl_run, irl_starts, errors, "irlamp")
     irlamp["cpu_percent"]["daemon_threads_emulated_chips"] = usage.get("daemon_cpu_percent")

@@ -54,7 +54,7 @@ class Daemon:
     def __init__(self, cfg, hw: Hardware, clock, journal: Journal, *, status_path, boot_id: str,
                  clock_synced: Callable[[], bool] = lambda: True, notifier=None,
                  emit: Emit | None = None, status_interval_s: float | None = None,
-                 simulated: bool | None = None, disk: SimulatedDisk | None = None,
+                 simulated: bool | None = None, remote_stop=None, disk: SimulatedDisk | None = None,
                  on_journal_commit: Callable[[], None] | None = None):
         """`disk`: the simulated disk's commit timing; with a simulated clock the journal writer
         always runs on it (default: commits take no time). With a real clock the writer and the
@@ -68,6 +68,7 @@ class Daemon:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
         self.simulated = clock.simulated if simulated is None else simulated
+        self.remote_stop = remote_stop      # controller.remote_stop.RemoteStopChannel or None
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
         self.start_ticket: int | None = None     # the open session's start record
@@ -122,8 +123,10 @@ class Daemon:
         button = hw.panel.button_pressed()
         allowance = self._allowance(now, refresh=bool(edges) or button != self.last_button)
         self.last_button = button
+        remote_stop = self.remote_stop is not None and self.remote_stop.take()
         decision = ctl.step(StepInputs(now, hw.distance.feed(), hw.skin.feed(), button, allowance,
-                                       hw.guard.tripped, self.journal_health(now), tuple(edges)))
+                                       hw.guard.tripped, remote_stop, journal=self.journal_health(now),
+                                       button_edges=tuple(edges)))
         # A new session's lamp stays off ('starting') until its start record is durable
         # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
         hw.guard.command(decision.lamp_on, now, decision.reason)

@@ -24,6 +24,7 @@ MM_PER_INCH = 25.4
 END_REASON_WORDS = {
     "completed": "time limit reached",
     "stopped_by_button": "stopped with the button",
+    "stopped_remotely": "stopped remotely (STOP from the MQTT bridge)",
     "too_close_too_long": "too close for too long",
     "nobody_there": "nobody there for too long",
     "overheat": "skin too hot",

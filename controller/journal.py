@@ -181,6 +181,21 @@ class _JournalQueries:
         """Faults nobody has acknowledged yet, oldest first (e.g. to re-latch after a restart)."""
         return self._faults("WHERE ack_wall IS NULL ORDER BY id")
 
+    def faults_after(self, fault_id: int, limit: int) -> list[FaultRecord]:
+        """Up to `limit` faults with an id above `fault_id`, oldest first (the MQTT bridge's cursor)."""
+        return self._faults("WHERE id > ? ORDER BY id LIMIT ?", (int(fault_id), int(limit)))
+
+    def ended_sessions_after(self, session_id: int, limit: int) -> list[SessionRecord]:
+        """Up to `limit` ended sessions with an id above `session_id`, oldest first."""
+        return self._sessions("WHERE s.id > ? AND s.end_reason IS NOT NULL ORDER BY s.id LIMIT ?",
+                              (int(session_id), int(limit)))
+
+    def newest_ids(self) -> tuple[int, int]:
+        """(highest fault id, highest session id), 0 for none."""
+        rows = self._query("read newest ids", """SELECT (SELECT COALESCE(MAX(id), 0) FROM faults),
+            (SELECT COALESCE(MAX(id), 0) FROM sessions)""")
+        return int(rows[0][0]), int(rows[0][1])
+
     def newest_record_wall(self) -> float | None:
         """The latest wall time the clock actually showed when a record was written (session
         start, checkpoint or end, fault, acknowledgement, clock note); None for an empty journal.
@@ -219,11 +234,14 @@ class JournalReader(_JournalQueries):
     """Read-only view of an existing journal: never creates, migrates or writes anything,
     and never blocks the daemon (WAL readers do not take write locks)."""
 
-    def __init__(self, state_dir: str | Path):
+    def __init__(self, state_dir: str | Path, *, immutable: bool = False):
+        """`immutable`: for a reader that cannot create the -shm file (no write access to the
+        directory) while no writer has the journal open (no -wal file): reads the main file
+        as it is. Keep such a reader only for one read; the daemon may start at any moment."""
         self.path = journal_path(state_dir)
         if not self.path.is_file():
             raise FileNotFoundError(f"no journal at {self.path}")
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
         try:
             self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
                                          isolation_level=None)

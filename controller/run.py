@@ -1,4 +1,4 @@
-"""`irlamp run`, `irlamp failsafe`, `irlamp selftest`: the daemon in real time.
+"""`irlamp run`, `irlamp selftest`: the daemon in real time.
 
 `run_daemon` wires real (or, with --simulate, simulated) hardware to the same `Daemon`
 the scenario simulator drives, then loops: step, wait for the next sample or tick.
@@ -12,15 +12,16 @@ from __future__ import annotations
 import ctypes
 import logging
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
 from controller.clock import RealClock
 from controller.daemon import Daemon, FatalLoopError
+from controller.failsafe import write_output_record
 from controller.journal import Journal, JournalError
 from controller.notify import SystemdNotifier
+from controller.remote_stop import open_remote_stop
 from controller.status import status_path
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
@@ -103,6 +104,18 @@ def run_daemon(cfg, args) -> int:
     check_wiring(cfg.gpio)
     state_dir = Path(args.state_dir or cfg.paths.state_dir)
     runtime_dir = Path(args.runtime_dir or cfg.paths.runtime_dir)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from exc
+    # Before any pin is driven: `irlamp failsafe` drives these pins off after a crash, whatever
+    # the config file says by then. Beside the status file (tmpfs when there is one).
+    record_dir = status_path(runtime_dir, state_dir).parent
+    try:
+        write_output_record(record_dir, cfg.gpio)
+    except OSError as exc:
+        raise JournalError(f"cannot record the relay pins for the fail-safe in {record_dir}: "
+                           f"{exc.strerror or exc}") from exc
     clock = RealClock()
     wake = threading.Event()
     stop = threading.Event()
@@ -117,17 +130,16 @@ def run_daemon(cfg, args) -> int:
         world.lamp_on = hw.output.is_on
     notifier = SystemdNotifier()
     journal = daemon = None
+    remote_stop = None
     reason = "exit"
     try:
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from exc
         this_boot = boot_id()
         journal = Journal(state_dir, this_boot)
+        remote_stop = open_remote_stop(runtime_dir)
         daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
                         boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
-                        simulated=bool(args.simulate), on_journal_commit=wake.set)
+                        simulated=bool(args.simulate), remote_stop=remote_stop,
+                        on_journal_commit=wake.set)
 
         def on_signal(signum, _frame):
             nonlocal reason
@@ -165,55 +177,9 @@ def run_daemon(cfg, args) -> int:
                 journal.close()
         finally:
             hw.close()
+            if remote_stop is not None:
+                remote_stop.close()
             notifier.close()
-
-
-def failsafe(gpio) -> int:
-    """Drive every relay pin to its off level and the LEDs dark; used by ExecStopPost.
-
-    Exit 0 when the relay pins were driven off, 1 when a relay pin could not be.
-    """
-    from gpiozero import OutputDevice
-    relays = [(gpio.relay_pin, gpio.relay_active_high), (gpio.enable_relay_pin, gpio.enable_relay_active_high)]
-    leds = [(getattr(gpio, name, None), True) for name in ("led_green_pin", "led_amber_pin", "led_red_pin", "buzzer_pin")]
-    relay_failed = False
-    for index, (pin, active_high) in enumerate(relays + leds):
-        if pin is None:
-            continue
-        try:
-            OutputDevice(pin, active_high=active_high, initial_value=False).off()
-            if index < len(relays):
-                print(f"irlamp failsafe: relay GPIO {pin} driven off", file=sys.stderr)
-        except Exception as exc:  # keep going: every other pin must still be driven off
-            relay_failed |= index < len(relays)
-            print(f"irlamp failsafe: could not drive GPIO {pin} off: {exc}", file=sys.stderr)
-    return 1 if relay_failed else 0
-
-
-def failsafe_pins_from_raw(path):
-    """Relay pins read leniently from a config file that failed validation (bundled defaults otherwise)."""
-    import types
-
-    import yaml
-
-    from controller.config import GpioConfig, default_config_path
-    defaults = GpioConfig()
-    raw: dict = {}
-    try:
-        loaded = yaml.safe_load(Path(path or default_config_path()).read_text())
-        raw = loaded.get("gpio", {}) if isinstance(loaded, dict) else {}
-        raw = raw if isinstance(raw, dict) else {}
-    except (OSError, yaml.YAMLError):
-        raw = {}
-
-    def pick(key, kind):
-        value = raw.get(key, getattr(defaults, key))
-        return value if isinstance(value, kind) and not (kind is int and isinstance(value, bool)) else getattr(defaults, key)
-
-    return types.SimpleNamespace(
-        relay_pin=pick("relay_pin", int), relay_active_high=pick("relay_active_high", bool),
-        enable_relay_pin=raw.get("enable_relay_pin") if isinstance(raw.get("enable_relay_pin"), int) else None,
-        enable_relay_active_high=pick("enable_relay_active_high", bool))
 
 
 def selftest(cfg, seconds: float) -> int:

@@ -53,6 +53,7 @@ class StepInputs:
     button_pressed: bool
     allowance: Allowance
     guard_fault: str | None = None   # a code when the independent guard has cut the relay
+    remote_stop: bool = False        # SR-13: "stop the running session" arrived from the bridge
     journal: JournalHealth = JournalHealth()
     button_edges: tuple[tuple[float, bool], ...] = ()   # (time_s, pressed) of each edge since the last step
 
@@ -192,6 +193,8 @@ class SafetyController:
         skin = self._judge(self.skin, inp.skin, now, events)
         if inp.guard_fault:
             self._latch(inp.guard_fault, "independent guard cut the relay", events)
+        if inp.remote_stop:      # like a stop press: ends a session, does nothing without one
+            self._end_session("stopped_remotely", now, events)
         if self.session is not None:
             self.session.recorded = self.session.recorded or inp.journal.start_recorded
             if inp.journal.stalled_s > JOURNAL_STALL_S:

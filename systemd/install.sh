@@ -15,6 +15,11 @@
 #      boot config (a reboot is needed when that changes);
 #   7. installs /etc/systemd/system/irlamp.service and enables it (it starts
 #      at the next boot; start it now yourself after `irlamp selftest`).
+#   8. lays down the MQTT bridge (README, "Home Assistant and remote
+#      monitoring"): user "irlamp-bridge", /etc/irlamp/bridge.yaml and
+#      /etc/systemd/system/irlamp-bridge.service - enabled and started only
+#      when asked: IRLAMP_ENABLE_BRIDGE=1 sudo -E make install
+#      (or later: sudo systemctl enable --now irlamp-bridge).
 #
 # Running it again upgrades irlamp in place and changes nothing you edited.
 #
@@ -27,6 +32,9 @@
 #                         create the venv but do not pip-install into it
 #                         (offline and fast; every other file is laid down).
 #   PYTHON=/path/python3  the interpreter to build the venv from.
+#   IRLAMP_ENABLE_BRIDGE=1
+#                         also enable and start the MQTT bridge (edit
+#                         /etc/irlamp/bridge.yaml first: broker, lamp name).
 
 set -eu
 # Everything installed must be readable by the irlamp user and caregivers,
@@ -37,11 +45,14 @@ SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 DESTDIR=${DESTDIR:-}
 SKIP_PIP=${IRLAMP_INSTALL_SKIP_PIP:-0}
 PYTHON=${PYTHON:-python3}
+ENABLE_BRIDGE=${IRLAMP_ENABLE_BRIDGE:-0}
 
 VENV_DIR=/opt/irlamp/venv
 CONFIG_DIR=/etc/irlamp
 STATE_DIR=/var/lib/irlamp
 UNIT_FILE=/etc/systemd/system/irlamp.service
+BRIDGE_UNIT_FILE=/etc/systemd/system/irlamp-bridge.service
+BRIDGE_USER=irlamp-bridge
 CLI_LINK=/usr/local/bin/irlamp
 SERVICE_USER=irlamp
 # The MLX90614 cannot keep up with the Pi's default 100 kHz (it stretches the
@@ -94,6 +105,13 @@ if [ -n "$DESTDIR" ] || ! getent passwd "$SERVICE_USER" >/dev/null 2>&1; then
         --comment "irlamp heat lamp controller" "$SERVICE_USER"
 fi
 system usermod --append --groups gpio,i2c "$SERVICE_USER"
+# The MQTT bridge's own user: no GPIO, no I2C. Its unit adds the irlamp group
+# (read the journal, write the STOP socket) while it runs.
+if [ -n "$DESTDIR" ] || ! getent passwd "$BRIDGE_USER" >/dev/null 2>&1; then
+    system useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell "$(command -v nologin 2>/dev/null || echo /usr/sbin/nologin)" \
+        --comment "irlamp MQTT bridge" "$BRIDGE_USER"
+fi
 
 # --- 3. the venv ---------------------------------------------------------
 # --system-site-packages: lgpio and libgpiod's Python bindings come from
@@ -123,7 +141,7 @@ else
         --exclude='./*.egg-info' -cf - .) | (cd "$build_copy" && tar -xf -)
     say "installing irlamp and its dependencies into $VENV_DIR (needs the network)"
     "$venv_path/bin/python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-        --no-cache-dir --upgrade "$build_copy"
+        --no-cache-dir --upgrade "$build_copy[bridge]"
     rm -rf "$build_copy"
     trap - EXIT
     if [ -z "$DESTDIR" ] && ! "$venv_path/bin/python" -c 'import lgpio, gpiod' 2>/dev/null; then
@@ -148,20 +166,25 @@ else
 fi
 
 # --- 4. configuration ------------------------------------------------------
-default_config="$SOURCE_DIR/config/lamp.yaml"
-config_path="$DESTDIR$CONFIG_DIR/lamp.yaml"
+# install_config NAME: config/NAME to /etc/irlamp/NAME, never over an edited one.
+install_config() {
+    default_config="$SOURCE_DIR/config/$1"
+    config_path="$DESTDIR$CONFIG_DIR/$1"
+    if [ ! -e "$config_path" ]; then
+        install -m 0644 "$default_config" "$config_path"
+        say "installed the default config as $CONFIG_DIR/$1"
+    elif cmp -s "$default_config" "$config_path"; then
+        say "$CONFIG_DIR/$1 is already the current default; left as it is"
+    else
+        install -m 0644 "$default_config" "$config_path.new"
+        say "KEPT your $CONFIG_DIR/$1 (it differs from the default)."
+        say "  The new default is beside it as $CONFIG_DIR/$1.new; compare them with:"
+        say "  diff $CONFIG_DIR/$1 $CONFIG_DIR/$1.new"
+    fi
+}
 install -d -m 0755 "$DESTDIR$CONFIG_DIR"
-if [ ! -e "$config_path" ]; then
-    install -m 0644 "$default_config" "$config_path"
-    say "installed the default config as $CONFIG_DIR/lamp.yaml"
-elif cmp -s "$default_config" "$config_path"; then
-    say "$CONFIG_DIR/lamp.yaml is already the current default; left as it is"
-else
-    install -m 0644 "$default_config" "$config_path.new"
-    say "KEPT your $CONFIG_DIR/lamp.yaml (it differs from the default)."
-    say "  The new default is beside it as $CONFIG_DIR/lamp.yaml.new; compare them with:"
-    say "  diff $CONFIG_DIR/lamp.yaml $CONFIG_DIR/lamp.yaml.new"
-fi
+install_config lamp.yaml
+install_config bridge.yaml
 if [ -z "$DESTDIR" ] && [ -x "$VENV_DIR/bin/irlamp" ]; then
     if ! "$VENV_DIR/bin/irlamp" check-config "$CONFIG_DIR/lamp.yaml"; then
         say "WARNING: $CONFIG_DIR/lamp.yaml does not pass check-config; irlamp will refuse to start until it does"
@@ -272,8 +295,18 @@ fi
 install -d -m 0755 "$(dirname "$DESTDIR$UNIT_FILE")"
 install -m 0644 "$SOURCE_DIR/systemd/irlamp.service" "$DESTDIR$UNIT_FILE"
 say "installed $UNIT_FILE"
+install -m 0644 "$SOURCE_DIR/systemd/irlamp-bridge.service" "$DESTDIR$BRIDGE_UNIT_FILE"
+say "installed $BRIDGE_UNIT_FILE"
 system systemctl daemon-reload
 system systemctl enable irlamp.service
+if [ "$ENABLE_BRIDGE" = 1 ]; then
+    system systemctl enable --now irlamp-bridge.service
+    say "the MQTT bridge is enabled and started (settings: $CONFIG_DIR/bridge.yaml)"
+else
+    say "the MQTT bridge is installed but NOT enabled. To use it: edit $CONFIG_DIR/bridge.yaml,"
+    say "  check it with: irlamp bridge --print --config $CONFIG_DIR/bridge.yaml"
+    say "  then: sudo systemctl enable --now irlamp-bridge"
+fi
 
 running_old_version=0
 if [ -z "$DESTDIR" ] && systemctl is-active --quiet irlamp.service 2>/dev/null; then

@@ -149,7 +149,7 @@ class Rig:
         self.clock.advance_to(t)
         self.hw.distance.step()
         self.hw.skin.step()
-        self.hw.guard.check(t)
+        self.hw.guard.tick(t, STEP_S)      # as the guard's own thread does
         self.daemon.writer.pump()
         self.daemon.step()
         if check is not None:
@@ -164,7 +164,7 @@ class Rig:
             self.clock.advance_to(start + offset_s)
             self.hw.distance.step()
             self.hw.skin.step()
-            self.hw.guard.check(self.clock.monotonic())
+            self.hw.guard.tick(self.clock.monotonic(), DIST_PERIOD_S)
             if offset_s in actions:
                 (self.button.drive_low if actions[offset_s] == "press" else self.button.drive_high)()
         self.clock.advance_to(start + seconds)
