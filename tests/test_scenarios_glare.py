@@ -53,7 +53,9 @@ def test_twenty_minutes_under_moderate_glare_complete_with_the_lamp_off_at_every
     assert 0.015 < share < 0.05                          # "a few per cent" really happened
     assert len(doubted_steps) >= ended[0]["distance_doubts"] > 500
     assert run.events("paused", reason="distance_doubt")
-    assert run.events("ambient_high")                    # the log warned about the light
+    warnings = [r["t"] for r in run.events("ambient_high")]
+    assert warnings                                      # the log warned about the light ...
+    assert all(b - a >= 60.0 for a, b in zip(warnings, warnings[1:]))   # ... once a minute at most
 
 
 def test_heavy_glare_mid_session_latches_distance_unreliable_within_the_window(tmp_path, doubted_steps):
@@ -109,3 +111,13 @@ def test_glare_is_refused_out_of_range_with_file_and_line(tmp_path):
     path = write_scenario(tmp_path, "events:\n  - {at: 1, glare: -2}\n")
     with pytest.raises(ScenarioError, match=r"scenario.yaml:2: event 1: glare must be between 0 and 100"):
         load_scenario(path)
+
+
+def test_status_json_carries_the_light_rates_and_the_doubt_share(tmp_path):
+    state = tmp_path / "state"
+    run_sim(tmp_path, scenario([press(1.0), {"at": 30.0, "glare": MODERATE_MCPS}], until=60.0,
+                               thermal_model=True), state_dir=state)
+    status = json.loads((state / "status.json").read_text())
+    assert status["ambient_rate_mcps"] == pytest.approx(glare.DARK_AMBIENT_MCPS + MODERATE_MCPS, abs=0.01)
+    assert status["signal_rate_mcps"] == pytest.approx(glare.SIGNAL_AT_400MM_MCPS, abs=0.2)
+    assert 0.0 < status["distance_doubt_share"] < 0.1
