@@ -121,3 +121,21 @@ def test_status_json_carries_the_light_rates_and_the_doubt_share(tmp_path):
     assert status["ambient_rate_mcps"] == pytest.approx(glare.DARK_AMBIENT_MCPS + MODERATE_MCPS, abs=0.01)
     assert status["signal_rate_mcps"] == pytest.approx(glare.SIGNAL_AT_400MM_MCPS, abs=0.2)
     assert 0.0 < status["distance_doubt_share"] < 0.1
+
+
+def test_the_daemon_log_warns_about_the_light_and_the_timeline_reads_it(tmp_path, caplog):
+    from controller.scenario import load_scenario
+    from controller.simulate import run_scenario
+    from scenario_helpers import write_scenario
+    path = write_scenario(tmp_path, scenario([press(1.0), {"at": 20.0, "glare": MODERATE_MCPS}], until=90.0,
+                                             thermal_model=True))
+    out = io.StringIO()
+    with caplog.at_level("WARNING", logger="irlamp"):
+        run_scenario(load_scenario(path), as_json=False, out=out)
+    warnings = [r for r in caplog.records if "ambient light on the distance sensor" in r.getMessage()]
+    assert len(warnings) == 2                            # at 20 s and 80 s: once a minute
+    assert all(r.levelname == "WARNING" for r in warnings)
+    text = out.getvalue()
+    assert "glare on the distance sensor: 0.97" in text
+    assert "paused: the distance sensor says its measurement is not trustworthy (lamp off)" in text
+    assert "warning: ambient light on the distance sensor 1.03 Mcps" in text
