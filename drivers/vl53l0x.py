@@ -230,7 +230,7 @@ def _interpret(block: bytes) -> DistanceReading:
                                f"measurement (hardware or VCSEL failure)")
     if range_mm >= NO_TARGET_RAW_MM or device_status in NO_TARGET_STATUSES:
         return DistanceReading(NO_TARGET_MM, rates)
-    if device_status != STATUS_RANGE_COMPLETE:
+    if device_status in DOUBT_STATUSES:
         raise DistanceDoubtError(
             f"VL53L0X range status {device_status} ({name}): measurement not trustworthy "
             f"(raw {range_mm} mm, signal {rates.signal_rate_mcps:.2f} Mcps, "

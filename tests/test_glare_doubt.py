@@ -21,7 +21,7 @@ from drivers import glare
 from drivers.emulated_i2c import EmulatedI2C, EmulatedVL53L0X, FakeClock
 from drivers.hardware import ReopeningSource
 from drivers.sampler import Sampler
-from drivers.sensor_source import NO_TARGET_MM, DistanceDoubtError, LightRates, SensorValueError
+from drivers.sensor_source import DistanceDoubtError, LightRates, SensorValueError
 from drivers.vl53l0x import BROKEN_CHIP_STATUSES, DOUBT_STATUSES, NO_TARGET_STATUSES, VL53L0XSource
 from helpers_core import Bench, config_with, default_config
 
