@@ -419,7 +419,7 @@ class SafetyController:
         ends = {"too_close": (d.max_pause_s, "too_close_too_long"),
                 "nobody_there": (d.absent_end_s, "nobody_there"),
                 DOUBT_PAUSE: (d.max_pause_s, "distance_doubt_too_long")}
-        limit_s, end_reason = ends[ses.pause_reason]
+        limit_s, end_reason = ends.get(ses.pause_reason, (d.max_pause_s, "paused_too_long"))
         if now - ses.paused_since_s >= limit_s:
             self._end_session(end_reason, now, events)
         return False
