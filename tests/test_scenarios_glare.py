@@ -139,3 +139,19 @@ def test_the_daemon_log_warns_about_the_light_and_the_timeline_reads_it(tmp_path
     assert "glare on the distance sensor: 0.97" in text
     assert "paused: the distance sensor says its measurement is not trustworthy (lamp off)" in text
     assert "warning: ambient light on the distance sensor 1.03 Mcps" in text
+
+
+def test_the_keyboard_steps_the_glare_none_moderate_heavy_and_back():
+    import threading
+
+    from controller.keyboard import GLARE_STEPS_MCPS, KeyboardDriver
+    from drivers.sim_sensors import SimWorld
+    world = SimWorld(400.0, 32.0)
+    keys = KeyboardDriver(world, None, None, None, threading.Event(), threading.Event())
+    seen = []
+    for _ in range(4):
+        keys.handle("b")
+        seen.append(world.glare_mcps)
+    assert seen == [*GLARE_STEPS_MCPS[1:], 0.0, GLARE_STEPS_MCPS[1]]
+    assert 0.01 < glare.rejection_probability(GLARE_STEPS_MCPS[1], glare.SIGNAL_AT_400MM_MCPS) < 0.05
+    assert glare.rejection_probability(GLARE_STEPS_MCPS[2], glare.SIGNAL_AT_400MM_MCPS) > 0.2
