@@ -20,7 +20,7 @@ Keys written by the daemon (`STATUS_KEYS`):
   sessions_today, sessions_per_day int, from limits.start_allowance
   next_start_allowed_wall  epoch s | null (null: a start is allowed now)
   start_blocked_reason     null | 'daily_limit' | 'cooldown' | another reason the daemon names
-  pause_reason             null | e.g. 'too_close', 'nobody_there'
+  pause_reason             null | e.g. 'too_close', 'nobody_there', 'distance_doubt'
   fault_latched            bool
   last_fault               {code, detail, wall} | null
   leds                     str, what the LEDs show, in words
