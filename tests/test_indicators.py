@@ -20,9 +20,10 @@ WINDOW_S = 20.0
 
 def sample(state: str, fault_code: str | None = None, warning: bool = False,
            refused: tuple[str, float] | None = None, start_s: float = 0.0,
-           seconds: float = WINDOW_S) -> list[LedState]:
+           seconds: float = WINDOW_S, pause_reason: str | None = None) -> list[LedState]:
     n = int(round(seconds / DT_S))
-    return [leds_for(start_s + i * DT_S, state, fault_code, warning, refused) for i in range(n)]
+    return [leds_for(start_s + i * DT_S, state, fault_code, warning, refused, pause_reason=pause_reason)
+            for i in range(n)]
 
 
 def runs(values: list[bool]) -> list[tuple[bool, int]]:
@@ -72,6 +73,7 @@ def all_patterns() -> dict[str, list[LedState]]:
         "idle": sample("idle"),
         "running": sample("running"),
         "paused": sample("paused"),
+        "paused, distance in doubt": sample("paused", pause_reason="distance_doubt"),
         "running, skin warning": sample("running", warning=True),
     }
     for reason in REFUSAL_BLINKS:
@@ -220,3 +222,9 @@ def test_pattern_names_match_the_readme_words():
     assert "amber steady" in pattern_name("running", warning=True)
     assert "amber blinking" in pattern_name("paused", warning=True)
     assert pattern_name("fault", fault_code="skin_overheat") == "red 3 / amber 1 blink code"
+
+
+def test_a_distance_doubt_pause_flashes_amber_twice_a_second_with_green_steady():
+    seq = sample("paused", pause_reason="distance_doubt", seconds=4.0)
+    assert blink_groups([s.amber for s in seq], gap_s=0.5) == [2, 2, 2]
+    assert sum(s.green for s in seq) > 0.9 * len(seq)
