@@ -59,7 +59,7 @@ class SlowDisk:
         if name not in WRITES:
             return target
 
-        def slow_write(*args):
+        def slow_write(*args, **kwargs):
             self.busy.set()
             self.waits += 1
             try:
@@ -69,7 +69,7 @@ class SlowDisk:
                     time.sleep(self.delay_s)
             finally:
                 self.busy.clear()
-            return target(*args)
+            return target(*args, **kwargs)
         return slow_write
 
 

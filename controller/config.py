@@ -61,6 +61,8 @@ class DistanceConfig:
     max_pause_s: float = 120.0
     absent_end_s: float = 60.0
     timing_budget_ms: int = 33
+    ambient_warn_mcps: float = 1.0
+    ambient_doubt_mcps: float = 8.0
 
 
 @dataclass(frozen=True)
@@ -89,13 +91,17 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class FaultConfig:
-    """Deadlines for stale and frozen readings, and the bounded retry (SR-8)."""
+    """Deadlines for stale and frozen readings, the bounded retry (SR-8), and when doubted
+    distance measurements stop being doubt and become a fault (SR-15)."""
 
     distance_stale_s: float = 0.25
     skin_stale_s: float = 1.0
     distance_frozen_s: float = 3.0
     skin_frozen_s: float = 15.0
     retry_errors: int = 1
+    distance_unreliable_after_s: float = 2.0
+    distance_unreliable_window_s: float = 10.0
+    distance_unreliable_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,7 @@ _BOUNDS = {
     "distance.offset_mm": (0, 150), "distance.resume_after_s": (1, 30),
     "distance.max_pause_s": (10, 600), "distance.absent_end_s": (10, 600),
     "distance.timing_budget_ms": (20, 200),
+    "distance.ambient_warn_mcps": (0.2, 20), "distance.ambient_doubt_mcps": (1, 40),
     "skin.limit_c": (38, Hard(45)), "skin.warning_margin_c": (0.5, 5),
     "skin.plausible_min_c": (0, 30), "skin.plausible_max_c": (46, 100),
     "skin.heating_check_s": (30, 300), "skin.heating_min_rise_c": (0.3, 5),
@@ -191,6 +198,8 @@ _BOUNDS = {
     "faults.distance_stale_s": (0.1, 1.0), "faults.skin_stale_s": (0.5, 3.0),
     "faults.distance_frozen_s": (1, 10), "faults.skin_frozen_s": (5, 60),
     "faults.retry_errors": (0, 2),
+    "faults.distance_unreliable_after_s": (0.5, 5), "faults.distance_unreliable_window_s": (5, 60),
+    "faults.distance_unreliable_share": (0.02, 0.5),
     "button.long_press_s": (2, 5), "button.stuck_s": (10, 120), "button.bounce_ms": (5, 100),
     "loop.rate_hz": (20, 100), "loop.guard_deadline_s": (0.1, 3.0),
     "loop.guard_on_margin_s": (1, 30), "loop.checkpoint_s": (1, Hard(5)),
@@ -205,6 +214,8 @@ _RELATIONS = (
     ("skin.plausible_max_c", ">", "skin.limit_c"),
     ("skin.plausible_min_c", "<", "skin.limit_c - skin.warning_margin_c"),
     ("button.stuck_s", ">=", "button.long_press_s + 5"),
+    ("distance.ambient_doubt_mcps", ">", "distance.ambient_warn_mcps"),
+    ("faults.distance_unreliable_after_s", ">=", "faults.distance_stale_s"),
 )
 _COMPARE = {">=": (operator.ge, "at least"), ">": (operator.gt, "greater than"),
             "<": (operator.lt, "less than")}

@@ -27,7 +27,7 @@ from typing import Callable
 from controller import journal_writer as records
 from controller.faults import fault_info
 from controller.indicators import leds_for
-from controller.journal import Journal
+from controller.journal import LIGHT_FIELDS, Journal
 from controller.journal_writer import JournalWriter, SimulatedDisk
 from controller.limits import Allowance, start_allowance
 from controller.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
@@ -134,7 +134,9 @@ class Daemon:
             self._record(name, fields, now)
         self._checkpoint(now)
         first_fault = ctl.latched[0] if ctl.latched else None
-        hw.panel.show(leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s))
+        pause_reason = ctl.session.pause_reason if ctl.session is not None else None
+        hw.panel.show(leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s,
+                               pause_reason))
         if now - self.last_status_s >= self.status_interval_s:
             self.last_status_s = now
             self._write_status(now)
@@ -194,7 +196,7 @@ class Daemon:
             if self.start_ticket is not None:
                 self.session_ticket = self.writer.submit(records.EndSession(
                     fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
-                    wall, now))
+                    wall, now, light={k: fields[k] for k in LIGHT_FIELDS}))
             log.info("session ended: %s after %.1f s of heat", fields["reason"], fields["on_s"])
             self.start_ticket = None
             self.allowance = None
@@ -206,6 +208,11 @@ class Daemon:
             self.buzz_until_s = now + FAULT_BUZZ_S
             log.error("FAULT %s (%s): %s; blink code red %d / amber %d", fields["code"], info.meaning,
                       fields["detail"], info.red, info.amber)
+        elif name == "ambient_high":
+            log.warning("ambient light on the distance sensor is %.2f Mcps (warns at %g, doubts at %g); "
+                        "%.1f %% of recent readings doubted: shade the sensor from the bulb",
+                        fields["ambient_mcps"], fields["warn_mcps"], fields["doubt_mcps"],
+                        100 * fields["doubt_share"])
         elif name == "fault_acknowledged":
             self.writer.submit(records.AcknowledgeFaults(wall))
             self.hw.guard.acknowledge()
@@ -221,7 +228,8 @@ class Daemon:
         if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
             self.last_checkpoint_s = now
             self.writer.submit(records.Checkpoint(ses.on_s, _finite(ses.max_skin_c),
-                                                  _finite(ses.min_distance_mm), self.clock.wall(), now))
+                                                  _finite(ses.min_distance_mm), self.clock.wall(), now,
+                                                  light=self.controller.session_light(ses)))
 
     def _on_relay(self, on: bool, reason: str) -> None:
         log.info("relay %s (%s)", "ON" if on else "OFF", reason)
@@ -271,6 +279,8 @@ class Daemon:
             "state": ctl.state, "lamp_on": self.hw.output.is_on(), "time_left_s": ctl.time_left_s(),
             "on_s": None if ses is None else round(ses.on_s, 1),
             "distance_mm": ctl.last_distance_mm, "skin_c": ctl.last_skin_c, "ambient_c": ctl.last_ambient_c,
+            "signal_rate_mcps": ctl.last_signal_mcps, "ambient_rate_mcps": ctl.last_ambient_mcps,
+            "distance_doubt_share": round(ctl.distance.doubt_share(), 4),
             "sessions_today": allowance.sessions_today, "sessions_per_day": self.cfg.session.sessions_per_day,
             "next_start_allowed_wall": allowance.next_start_wall,
             "start_blocked_reason": allowance.reason or journal_refusal(self.journal_health(now)),

@@ -59,6 +59,9 @@ FAULTS: dict[str, FaultInfo] = {
     f.code: f
     for f in [
         *_sensor_faults("distance", 1, "distance sensor"),
+        FaultInfo("distance_unreliable", 1, 9,
+                  "distance sensor: its measurements stayed untrustworthy (blinded by the lamp's light?)",
+                  "shade the distance sensor from the bulb (see `irlamp selftest`), then hold 3 s"),
         *_sensor_faults("skin", 2, "skin thermometer"),
         FaultInfo("skin_overheat", 3, 1, "skin reached the temperature limit",
                   "let the skin cool; check the lamp distance; then hold 3 s"),

@@ -32,6 +32,7 @@ END_REASON_WORDS = {
     "wall_time_cap": "session lasted too long overall",
     "interrupted": "cut off (crash or power loss)",
     "daemon_stopped": "service stopped",
+    "distance_doubt_too_long": "distance untrustworthy too long",
     None: "not ended yet (running, or cut off just now)",
 }
 
@@ -55,7 +56,20 @@ def session_row(s: SessionRecord, tz: dt.tzinfo | None = None) -> dict:
             "start_local": _local(s.start_wall, tz, "%Y-%m-%d %H:%M:%S"),
             "end_wall": s.end_wall, "on_s": s.on_s, "heat_minutes": round(s.on_s / 60.0, 1),
             "end_reason": s.end_reason, "ended_by": end_reason_words(s.end_reason),
-            "max_skin_c": s.max_skin_c, "min_distance_mm": s.min_distance_mm}
+            "max_skin_c": s.max_skin_c, "min_distance_mm": s.min_distance_mm,
+            "min_signal_mcps": s.min_signal_mcps, "max_signal_mcps": s.max_signal_mcps,
+            "min_ambient_mcps": s.min_ambient_mcps, "max_ambient_mcps": s.max_ambient_mcps,
+            "distance_samples": s.distance_samples, "distance_doubts": s.distance_doubts}
+
+
+def _light(s: SessionRecord) -> str:
+    """The distance sensor's ambient light over a session and its doubted share, or '-'."""
+    if s.max_ambient_mcps is None:
+        return "-"
+    doubted = ""
+    if s.distance_samples:
+        doubted = f", {100 * (s.distance_doubts or 0) / s.distance_samples:.1f} % doubted"
+    return f"{s.min_ambient_mcps:.2f}-{s.max_ambient_mcps:.2f} Mcps{doubted}"
 
 
 def fault_row(f: FaultRecord, tz: dt.tzinfo | None = None) -> dict:
@@ -71,13 +85,13 @@ def format_history(sessions: list[SessionRecord], faults: list[FaultRecord], day
     lines = [f"Sessions, {span}, newest first:"]
     if sessions:
         lines.append(f"{'Date':<10}  {'Start':<5}  {'Heat min':>8}  {'How it ended':<32}  "
-                     f"{'Peak skin':>9}  Closest")
+                     f"{'Peak skin':>9}  {'Closest':<18}  Ambient light")
         for s in sessions:
             skin = "-" if s.max_skin_c is None else f"{s.max_skin_c:.1f} °C"
             lines.append(f"{_local(s.start_wall, tz, '%Y-%m-%d'):<10}  "
                          f"{_local(s.start_wall, tz, '%H:%M'):<5}  {s.on_s / 60.0:>8.1f}  "
                          f"{end_reason_words(s.end_reason):<32}  {skin:>9}  "
-                         f"{_distance(s.min_distance_mm)}")
+                         f"{_distance(s.min_distance_mm):<18}  {_light(s)}")
     else:
         lines.append("  none")
     lines.append("")

@@ -30,8 +30,10 @@ REFUSAL_BLINKS = {
     "sensor_unhealthy": 6,
     "fault_latched": 7,
     "journal_busy": 8,
+    "distance_doubt": 9,
 }
 STARTING_BLINK_S = 0.1    # 'starting': green blinks 5 times a second until the start is journaled
+DOUBT_FLASH_S = 0.1       # distance_doubt pause: two short amber flashes every second
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,15 @@ def fault_code_leds(now_s: float, red_count: int, amber_count: int) -> tuple[boo
 
 
 def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
-             refused: tuple[str, float] | None, buzz_until_s: float = 0.0) -> LedState:
+             refused: tuple[str, float] | None, buzz_until_s: float = 0.0,
+             pause_reason: str | None = None) -> LedState:
     """The LED picture for one instant.
 
-    state       'idle' | 'starting' | 'running' | 'paused' | 'fault'
-    fault_code  the first latched fault (state 'fault')
-    warning     skin in the warning band
-    refused     (reason, show_until_s) after a refused start
+    state         'idle' | 'starting' | 'running' | 'paused' | 'fault'
+    fault_code    the first latched fault (state 'fault')
+    warning       skin in the warning band
+    refused       (reason, show_until_s) after a refused start
+    pause_reason  why a paused session is paused ('distance_doubt' has its own picture)
     """
     beat = _heartbeat(now_s)
     buzzer = now_s < buzz_until_s
@@ -88,7 +92,9 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
     lamp_session = state in ("running", "paused")
     green = (not beat) if lamp_session else beat
     amber = False
-    if state == "paused":
+    if state == "paused" and pause_reason == "distance_doubt":
+        amber = _counted_blinks(now_s % 1.0, 2, DOUBT_FLASH_S)
+    elif state == "paused":
         amber = (now_s % 1.0) < 0.5
     if warning and state == "running":   # paused keeps its blink: "lamp off, waiting" matters more
         amber = True
@@ -103,13 +109,16 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
     return LedState(green, amber, False, buzzer)
 
 
-def pattern_name(state: str, warning: bool = False, fault_code: str | None = None) -> str:
+def pattern_name(state: str, warning: bool = False, fault_code: str | None = None,
+                 pause_reason: str | None = None) -> str:
     """The README's words for what the LEDs show in this state (for timelines and logs)."""
     if state == "fault" and fault_code:
         info = fault_info(fault_code)
         return f"red {info.red} / amber {info.amber} blink code"
     if state == "running":
         return "green steady, amber steady (skin warning)" if warning else "green steady"
+    if state == "paused" and pause_reason == "distance_doubt":
+        return "green steady, amber double flash"
     if state == "paused":
         return "green steady, amber blinking"
     if state == "starting":

@@ -66,8 +66,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX sessions_by_start_wall ON sessions(start_wall)",
         "CREATE INDEX faults_by_wall ON faults(wall)",
     ),
+    (  # v4: what the distance sensor said about its light per session (SR-15): the range of
+       # its signal and ambient rates, and how many of its samples were doubted. Old sessions
+       # keep NULL (not measured), never a made-up zero.
+        "ALTER TABLE sessions ADD COLUMN min_signal_mcps REAL",
+        "ALTER TABLE sessions ADD COLUMN max_signal_mcps REAL",
+        "ALTER TABLE sessions ADD COLUMN min_ambient_mcps REAL",
+        "ALTER TABLE sessions ADD COLUMN max_ambient_mcps REAL",
+        "ALTER TABLE sessions ADD COLUMN distance_samples INTEGER",
+        "ALTER TABLE sessions ADD COLUMN distance_doubts INTEGER",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+LIGHT_FIELDS = ("min_signal_mcps", "max_signal_mcps", "min_ambient_mcps", "max_ambient_mcps",
+                "distance_samples", "distance_doubts")
 
 
 class JournalError(Exception):
@@ -88,6 +100,13 @@ class SessionRecord:
     min_distance_mm: float | None
     # wall - mono of this session's boot while its clock was synchronised; None if never known.
     boot_clock_offset_s: float | None = None
+    # The distance sensor's light over the session (None: not measured, e.g. before v4).
+    min_signal_mcps: float | None = None
+    max_signal_mcps: float | None = None
+    min_ambient_mcps: float | None = None
+    max_ambient_mcps: float | None = None
+    distance_samples: int | None = None
+    distance_doubts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +119,9 @@ class FaultRecord:
 
 
 _SESSION_COLUMNS = """s.id, s.boot_id, s.start_wall, s.start_mono, s.end_wall, s.end_mono, s.on_s,
-    s.end_reason, s.max_skin_c, s.min_distance_mm, b.wall_minus_mono_s
+    s.end_reason, s.max_skin_c, s.min_distance_mm, b.wall_minus_mono_s,
+    s.min_signal_mcps, s.max_signal_mcps, s.min_ambient_mcps, s.max_ambient_mcps,
+    s.distance_samples, s.distance_doubts
     FROM sessions s LEFT JOIN boot_clocks b ON b.boot_id = s.boot_id"""
 _FAULT_COLUMNS = "id, wall, code, detail, ack_wall FROM faults"
 
@@ -360,29 +381,56 @@ class Journal(_JournalQueries):
             return int(cursor.lastrowid)
 
     def checkpoint(self, session_id: int, on_s: float, max_skin_c: float | None,
-                   min_distance_mm: float | None, wall: float, mono: float) -> None:
+                   min_distance_mm: float | None, wall: float, mono: float, *,
+                   light: dict | None = None) -> None:
         """Durably record an open session's progress. The recorded on-time never decreases and
-        the extremes only widen. Raises JournalError if the session is not open."""
+        the extremes only widen. `light`: the distance sensor's light so far (keys of
+        LIGHT_FIELDS, values None when unknown). Raises JournalError if the session is not open."""
         self._update_open(session_id, "checkpoint a session", on_s, max_skin_c, min_distance_mm,
-                          wall, mono, end=None)
+                          wall, mono, end=None, light=light)
 
     def end_session(self, session_id: int, on_s: float, reason: str, max_skin_c: float | None,
-                    min_distance_mm: float | None, end_wall: float, end_mono: float) -> None:
+                    min_distance_mm: float | None, end_wall: float, end_mono: float, *,
+                    light: dict | None = None) -> None:
         """Close an open session with its final values. Raises JournalError if it is not open."""
         if not isinstance(reason, str) or not reason:
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
         self._update_open(session_id, "end a session", on_s, max_skin_c, min_distance_mm,
-                          end_wall, end_mono, end=reason)
+                          end_wall, end_mono, end=reason, light=light)
+
+    @staticmethod
+    def _light_values(light: dict | None) -> dict | None:
+        if not light:
+            return None
+        unknown = set(light) - set(LIGHT_FIELDS)
+        if unknown:
+            raise ValueError(f"journal: unknown light fields {sorted(unknown)}")
+        return {key: _optional_finite(key, light.get(key)) for key in LIGHT_FIELDS}
+
+    @staticmethod
+    def _widen_light(conn: sqlite3.Connection, session_id: int, values: dict) -> None:
+        """Widen an open session's light ranges and raise its sample counts (never narrow)."""
+        conn.execute("""UPDATE sessions SET
+                min_signal_mcps = MIN(COALESCE(:min_signal_mcps, min_signal_mcps), COALESCE(min_signal_mcps, :min_signal_mcps)),
+                max_signal_mcps = MAX(COALESCE(:max_signal_mcps, max_signal_mcps), COALESCE(max_signal_mcps, :max_signal_mcps)),
+                min_ambient_mcps = MIN(COALESCE(:min_ambient_mcps, min_ambient_mcps), COALESCE(min_ambient_mcps, :min_ambient_mcps)),
+                max_ambient_mcps = MAX(COALESCE(:max_ambient_mcps, max_ambient_mcps), COALESCE(max_ambient_mcps, :max_ambient_mcps)),
+                distance_samples = MAX(COALESCE(:distance_samples, distance_samples), COALESCE(distance_samples, :distance_samples)),
+                distance_doubts = MAX(COALESCE(:distance_doubts, distance_doubts), COALESCE(distance_doubts, :distance_doubts))
+                WHERE id = :id AND end_wall IS NULL""", {**values, "id": int(session_id)})
 
     def _update_open(self, session_id: int, action: str, on_s: float, max_skin_c: float | None,
                      min_distance_mm: float | None, wall: float, mono: float,
-                     end: str | None) -> None:
+                     end: str | None, light: dict | None = None) -> None:
+        light_values = self._light_values(light)
         values = (_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
                   _optional_finite("min_distance_mm", min_distance_mm),
                   _finite("wall", wall), _finite("mono", mono))
         on, skin, distance, wall_s, mono_s = values
         ending = end is not None
         with self._write(action) as conn:
+            if light_values is not None:
+                self._widen_light(conn, session_id, light_values)
             cursor = conn.execute(f"""UPDATE sessions SET
                 on_s = MAX(on_s, ?),
                 max_skin_c = MAX(COALESCE(?, max_skin_c), COALESCE(max_skin_c, ?)),

@@ -65,6 +65,7 @@ class Checkpoint:
     min_distance_mm: float | None
     wall: float
     mono: float
+    light: dict | None = None     # the distance sensor's light so far (journal.LIGHT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class EndSession:
     min_distance_mm: float | None
     wall: float
     mono: float
+    light: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -208,11 +210,11 @@ class JournalWriter:
         elif isinstance(record, Checkpoint):
             if self._session_id is not None:
                 j.checkpoint(self._session_id, record.on_s, record.max_skin_c, record.min_distance_mm,
-                             record.wall, record.mono)
+                             record.wall, record.mono, light=record.light)
         elif isinstance(record, EndSession):
             if self._session_id is not None:
                 j.end_session(self._session_id, record.on_s, record.reason, record.max_skin_c,
-                              record.min_distance_mm, record.wall, record.mono)
+                              record.min_distance_mm, record.wall, record.mono, light=record.light)
             self._session_id = None
         elif isinstance(record, Fault):
             j.record_fault(record.code, record.detail, record.wall, record.mono)

@@ -19,8 +19,13 @@ class Sample:
     t_s        monotonic seconds when the read completed.
     value      distance_mm or skin_c; None when the read failed.
     ambient_c  skin sensor only: the thermometer's own body temperature.
-    error      None, or the failure kind: 'io_error' | 'timeout' | 'out_of_range' | 'missing'.
+    error      None, or the failure kind: 'io_error' | 'timeout' | 'out_of_range' | 'missing',
+               or 'unreliable' (the chip measured but flags the measurement untrustworthy:
+               a doubt, SR-15).
     detail     the raw cause, for the log and the journal.
+    signal_rate_mcps, ambient_rate_mcps
+               distance sensor only, when the chip reports them (also with 'unreliable'):
+               the laser's return and the ambient light at 940 nm, mega-counts per second.
     """
 
     seq: int
@@ -29,6 +34,8 @@ class Sample:
     ambient_c: float | None = None
     error: str | None = None
     detail: str = ""
+    signal_rate_mcps: float | None = None
+    ambient_rate_mcps: float | None = None
 
 
 @dataclass(frozen=True)

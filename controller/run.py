@@ -196,6 +196,6 @@ def selftest(cfg, seconds: float) -> int:
     if g.buzzer_pin is not None:
         outputs["buzzer"] = Buzzer(g.buzzer_pin)
     try:
-        return run_selftest_on_pi(outputs, readings_s=seconds)
+        return run_selftest_on_pi(outputs, readings_s=seconds, cfg=cfg)
     finally:
         outputs["relay"].off()

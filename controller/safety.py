@@ -8,9 +8,17 @@ with a reason, events to log and journal, what the LEDs should show). The daemon
 the scenario simulator and the property tests all drive this same object.
 
 Priority, checked every step: latched fault > skin limit > on-time cap > wall-time
-cap > heating not observed > distance (too close / nobody there) > sensor doubt >
-session start not yet journaled ('starting'). Anything that is not an explicit "yes"
-leaves the lamp off.
+cap > heating not observed > distance (too close / nobody there / not trustworthy) >
+sensor doubt > session start not yet journaled ('starting'). Anything that is not an
+explicit "yes" leaves the lamp off.
+
+SR-15: a distance sample the chip flags as untrustworthy (sensor_health's 'unreliable')
+pauses the session as `distance_doubt` in the same step. It resumes like any pause:
+after the distance has been good and in the band for `resume_after_s`. A doubt says
+nothing about where the person is, so a single doubted sample between good ones (a hole
+no longer than the judge's `doubt_s`, 2.5 sample periods) does not break "continuously
+in the band"; two in a row do. The lamp is never on while the newest distance sample is
+in doubt.
 
 The journal is written by a writer of its own (controller/journal_writer.py); its health
 arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
@@ -32,6 +40,8 @@ REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
 JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
 JOURNAL_BUSY_S = 2.0        # a record uncommitted this long: no new start
 WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
+AMBIENT_WARN_EVERY_S = 60.0 # the "ambient light high" event at most this often
+DOUBT_PAUSE = "distance_doubt"
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,40 @@ class Session:
     recorded: bool = False          # its start record is durable: the lamp may go on
     max_skin_c: float = float("-inf")
     min_distance_mm: float = float("inf")
+    last_good_distance_s: float | None = None
+    light: LightRange = field(default_factory=lambda: LightRange())
+    distance_samples_at_start: int = 0
+    distance_doubts_at_start: int = 0
+
+
+@dataclass
+class LightRange:
+    """The range of the VL53L0X's signal and ambient rates over a session, Mcps."""
+
+    min_signal_mcps: float | None = None
+    max_signal_mcps: float | None = None
+    min_ambient_mcps: float | None = None
+    max_ambient_mcps: float | None = None
+
+    def add(self, signal_mcps: float | None, ambient_mcps: float | None) -> None:
+        if signal_mcps is not None:
+            self.min_signal_mcps = _lower(self.min_signal_mcps, signal_mcps)
+            self.max_signal_mcps = _higher(self.max_signal_mcps, signal_mcps)
+        if ambient_mcps is not None:
+            self.min_ambient_mcps = _lower(self.min_ambient_mcps, ambient_mcps)
+            self.max_ambient_mcps = _higher(self.max_ambient_mcps, ambient_mcps)
+
+    def as_fields(self) -> dict:
+        return {"min_signal_mcps": self.min_signal_mcps, "max_signal_mcps": self.max_signal_mcps,
+                "min_ambient_mcps": self.min_ambient_mcps, "max_ambient_mcps": self.max_ambient_mcps}
+
+
+def _lower(current: float | None, value: float) -> float:
+    return value if current is None else min(current, value)
+
+
+def _higher(current: float | None, value: float) -> float:
+    return value if current is None else max(current, value)
 
 
 @dataclass
@@ -94,13 +138,23 @@ def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
     period_s = cfg.distance.timing_budget_ms / 1000.0
 
     def plausible(sample: Sample) -> str | None:
-        return None if 0.0 <= sample.value <= NO_TARGET_MM + 1 else "out_of_range"
+        if not 0.0 <= sample.value <= NO_TARGET_MM + 1:
+            return "out_of_range"
+        ambient_mcps = sample.ambient_rate_mcps
+        if ambient_mcps is not None and ambient_mcps >= cfg.distance.ambient_doubt_mcps:
+            return "unreliable"      # the chip calls it valid, but it is blinded (SR-15)
+        return None
 
-    return SensorLimits("distance", stale_s=cfg.faults.distance_stale_s,
-                        doubt_s=min(2.5 * period_s, cfg.faults.distance_stale_s),
-                        frozen_s=cfg.faults.distance_frozen_s, retry_errors=cfg.faults.retry_errors,
+    f = cfg.faults
+    return SensorLimits("distance", stale_s=f.distance_stale_s,
+                        doubt_s=min(2.5 * period_s, f.distance_stale_s),
+                        frozen_s=f.distance_frozen_s, retry_errors=f.retry_errors,
                         startup_grace_s=start_s_grace, plausible=plausible,
-                        frozen_exempt=lambda value: value >= NO_TARGET_MM)
+                        frozen_exempt=lambda value: value >= NO_TARGET_MM,
+                        doubt_kinds=frozenset({"unreliable"}),
+                        unreliable_after_s=f.distance_unreliable_after_s,
+                        unreliable_window_s=f.distance_unreliable_window_s,
+                        unreliable_share=f.distance_unreliable_share)
 
 
 def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
@@ -138,6 +192,9 @@ class SafetyController:
         self.last_distance_mm: float | None = None
         self.last_skin_c: float | None = None
         self.last_ambient_c: float | None = None
+        self.last_signal_mcps: float | None = None
+        self.last_ambient_mcps: float | None = None
+        self.ambient_warned_s = float("-inf")
 
     # -- public --------------------------------------------------------------------
     @property
@@ -212,6 +269,8 @@ class SafetyController:
         verdict = judge.judge(feed, now)
         if verdict.fault:
             self._latch(f"{judge.limits.name}_{verdict.fault}", verdict.detail, events)
+        if judge is self.distance:
+            self._watch_light(judge.latest, now, events)
         if verdict.good is not None:
             ambient_c = verdict.good.ambient_c
             if ambient_c is not None and ambient_c >= self.cfg.skin.sensor_body_max_c:
@@ -221,6 +280,21 @@ class SafetyController:
             else:
                 self.last_skin_c, self.last_ambient_c = verdict.good.value, verdict.good.ambient_c
         return verdict
+
+    def _watch_light(self, sample: Sample | None, now: float, events) -> None:
+        """Keep the VL53L0X's light rates: latest, the session's range, and a rate-limited
+        event when the ambient light nears the level where measurements fail."""
+        if sample is None or sample.ambient_rate_mcps is None:
+            return
+        self.last_signal_mcps, self.last_ambient_mcps = sample.signal_rate_mcps, sample.ambient_rate_mcps
+        if self.session is not None:
+            self.session.light.add(sample.signal_rate_mcps, sample.ambient_rate_mcps)
+        d = self.cfg.distance
+        if sample.ambient_rate_mcps >= d.ambient_warn_mcps and now - self.ambient_warned_s >= AMBIENT_WARN_EVERY_S:
+            self.ambient_warned_s = now
+            events.append(("ambient_high", {
+                "ambient_mcps": round(sample.ambient_rate_mcps, 2), "warn_mcps": d.ambient_warn_mcps,
+                "doubt_mcps": d.ambient_doubt_mcps, "doubt_share": round(self.distance.doubt_share(), 3)}))
 
     def _latch(self, code: str, detail: str, events) -> None:
         if code not in self.latched:
@@ -254,6 +328,8 @@ class SafetyController:
         d, s = self.cfg.distance, self.cfg.skin
         if self.latched:
             return "fault_latched"
+        if dist.unreliable:
+            return "distance_doubt"
         if dist.good is None or skin.good is None or inp.guard_fault:
             return "sensor_unhealthy"
         if journal_refusal(inp.journal):
@@ -279,6 +355,8 @@ class SafetyController:
             return
         self.refused = None
         self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value,
+                               distance_samples_at_start=self.distance.samples_taken,
+                               distance_doubts_at_start=self.distance.doubts_taken,
                                recorded=not inp.journal.start_needs_commit)
         events.append(("session_started", {"skin_c": skin.good.value,
                                            "distance_mm": dist.good.value - self.cfg.distance.offset_mm}))
@@ -292,7 +370,14 @@ class SafetyController:
         events.append(("session_ended", {
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
             "max_skin_c": None if ses.max_skin_c == float("-inf") else ses.max_skin_c,
-            "min_distance_mm": None if ses.min_distance_mm == float("inf") else ses.min_distance_mm}))
+            "min_distance_mm": None if ses.min_distance_mm == float("inf") else ses.min_distance_mm,
+            **self.session_light(ses)}))
+
+    def session_light(self, ses: Session) -> dict:
+        """The session's light-rate range and how many of its distance samples were doubted."""
+        return {**ses.light.as_fields(),
+                "distance_samples": self.distance.samples_taken - ses.distance_samples_at_start,
+                "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
 
     # -- the session ---------------------------------------------------------------
     def _session_step(self, now: float, dist: Verdict, skin: Verdict, events) -> tuple[bool, str]:
@@ -332,35 +417,61 @@ class SafetyController:
     def _distance_step(self, now: float, dist: Verdict, events) -> bool:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
         ses, d = self.session, self.cfg.distance
+        self._track_band(now, dist)
         if dist.good is None:
-            if ses.paused_since_s is not None:
-                ses.in_band_since_s = None   # "continuously in the band" must be seen, not assumed
-            return False
+            if dist.unreliable:
+                self._pause(DOUBT_PAUSE, now, events)
+            return self._pause_limits(now, events)
         distance_mm = dist.good.value - d.offset_mm
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
         if distance_mm < d.min_mm:
             self._pause("too_close", now, events)
         elif distance_mm >= d.absent_mm or dist.good.value >= NO_TARGET_MM:
             self._pause("nobody_there", now, events)
-        elif ses.paused_since_s is not None:
-            if distance_mm < d.min_mm + d.hysteresis_mm:
-                ses.in_band_since_s = None
-            elif ses.in_band_since_s is None:
-                ses.in_band_since_s = now
-            if ses.in_band_since_s is not None and now - ses.in_band_since_s >= d.resume_after_s:
-                events.append(("resumed", {"paused_s": round(now - ses.paused_since_s, 3)}))
-                ses.paused_since_s = ses.pause_reason = ses.in_band_since_s = None
+        elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
+                and now - ses.in_band_since_s >= d.resume_after_s:
+            events.append(("resumed", {"paused_s": round(now - ses.paused_since_s, 3)}))
+            ses.paused_since_s = ses.pause_reason = None
         if ses.paused_since_s is None:
             return True
-        limit_s = d.max_pause_s if ses.pause_reason == "too_close" else d.absent_end_s
+        return self._pause_limits(now, events)
+
+    def _track_band(self, now: float, dist: Verdict) -> None:
+        """Since when the distance has been good and in the band (min + hysteresis .. absent),
+        continuously: a good sample outside the band ends it, so does any doubt other than the
+        sensor's own "not trustworthy", and so does a gap between good samples longer than the
+        judge's doubt_s (two doubted samples in a row)."""
+        ses, d = self.session, self.cfg.distance
+        good = dist.good
+        last_good_s = ses.last_good_distance_s
+        gap = last_good_s is None or now - last_good_s > self.distance.limits.doubt_s
+        if good is None:
+            if gap or not dist.unreliable:
+                ses.in_band_since_s = None
+            return
+        distance_mm = good.value - d.offset_mm
+        in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and good.value < NO_TARGET_MM
+        if not in_band:
+            ses.in_band_since_s = None
+        elif ses.in_band_since_s is None or (good.t_s != last_good_s and gap):
+            ses.in_band_since_s = now
+        ses.last_good_distance_s = good.t_s
+
+    def _pause_limits(self, now: float, events) -> bool:
+        """End a pause that has lasted too long. Always False (the lamp stays off)."""
+        ses, d = self.session, self.cfg.distance
+        if ses.paused_since_s is None:
+            return False
+        ends = {"too_close": (d.max_pause_s, "too_close_too_long"),
+                "nobody_there": (d.absent_end_s, "nobody_there"),
+                DOUBT_PAUSE: (d.max_pause_s, "distance_doubt_too_long")}
+        limit_s, end_reason = ends.get(ses.pause_reason, (d.max_pause_s, "paused_too_long"))
         if now - ses.paused_since_s >= limit_s:
-            self._end_session("too_close_too_long" if ses.pause_reason == "too_close" else "nobody_there",
-                              now, events)
+            self._end_session(end_reason, now, events)
         return False
 
     def _pause(self, reason: str, now: float, events) -> None:
         ses = self.session
-        ses.in_band_since_s = None
         if ses.paused_since_s is None:
             ses.paused_since_s = now
         if ses.pause_reason != reason:

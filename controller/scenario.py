@@ -5,9 +5,10 @@ line naming the file, the line and what is wrong. Accepted top-level keys: confi
 thermal_model, events, until, plus seed (noise seed, default 0), name and description.
 Each event has `at` (seconds, not decreasing) and one or more actions:
 press (seconds held), distance_mm, skin_c, ambient_c (sensor body temperature),
+glare (ambient light at 940 nm the distance sensor sees, Mcps; see drivers/glare.py),
 fault {sensor: distance|skin, kind: io_error|timeout|out_of_range|nan|frozen|hang|clear},
 restart: true, wall_clock_jump_s, journal_commit_s (from then on every journal commit takes
-this many simulated seconds; `never`: commits never return).
+this many simulated seconds; `never`: commits never return). `start` may also set glare.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import yaml
 from drivers.sim_sensors import FAULT_KINDS
 
 TOP_KEYS = ("config", "start", "thermal_model", "events", "until", "seed", "name", "description")
-START_KEYS = ("distance_mm", "skin_c", "ambient_c", "wall_clock")
-ACTION_KEYS = ("press", "distance_mm", "skin_c", "ambient_c", "fault", "restart", "wall_clock_jump_s",
-               "journal_commit_s")
+START_KEYS = ("distance_mm", "skin_c", "ambient_c", "glare", "wall_clock")
+ACTION_KEYS = ("press", "distance_mm", "skin_c", "ambient_c", "glare", "fault", "restart",
+               "wall_clock_jump_s", "journal_commit_s")
 DEFAULT_WALL_CLOCK = "2026-01-05T09:00:00"
 MAX_UNTIL_S = 7 * 86400.0
 DEFAULT_TAIL_S = 60.0
@@ -51,6 +52,7 @@ class Scenario:
     distance_mm: float = 400.0
     skin_c: float = 32.0
     ambient_c: float = 25.0
+    glare: float = 0.0
     wall_clock: float = 0.0
     thermal_model: bool = False
     events: list[ScenarioEvent] = field(default_factory=list)
@@ -134,7 +136,7 @@ def load_scenario(path: str | Path) -> Scenario:
     kw: dict[str, Any] = {"wall_clock": dt.datetime.fromisoformat(DEFAULT_WALL_CLOCK).timestamp()}
     if "start" in top:
         start = r.mapping(top["start"][1], "start", START_KEYS)
-        for key in ("distance_mm", "skin_c", "ambient_c"):
+        for key in ("distance_mm", "skin_c", "ambient_c", "glare"):
             if key in start:
                 kw[key] = r.number(start[key][1], f"start.{key}", *_RANGES[key])
         if "wall_clock" in start:
@@ -169,6 +171,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 _RANGES = {"distance_mm": (0.0, 65535.0), "skin_c": (-40.0, 400.0), "ambient_c": (-40.0, 125.0),
+           "glare": (0.0, 100.0),
            "press": (0.001, 3600.0), "wall_clock_jump_s": (-10 * 365 * 86400.0, 10 * 365 * 86400.0),
            "journal_commit_s": (0.0, 3600.0)}
 

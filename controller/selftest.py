@@ -4,11 +4,15 @@
    answers - with what to check when it does not;
 2. print live readings through the real readers for a few seconds;
 3. blink each LED (and the buzzer) once, naming it, so the person can check the wiring;
-4. click the lamp relay for 1 s, only after the person types exactly "yes".
+4. click the lamp relay for 1 s, only after the person types exactly "yes";
+5. with a config: the lamp-on test (controller/selftest_lamp.py), only after a second
+   "yes" with the person in the band - the lamp lit for at most 30 s by the real safety
+   decision, and a verdict per sensor on how the lamp's own light and heat affect it.
 The relay (and the optional enable relay) is switched off before anything else and again
 at the end, whatever happens in between (an exception, Ctrl-C).
 
-Returns 0 when both sensors were found and every reading succeeded, 1 otherwise.
+Returns 0 when both sensors were found, every reading succeeded and no sensor was
+judged not usable under the lamp; 1 otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from controller.selftest_lamp import DEFAULT_LAMP_S, NOT_USABLE, run_lamp_test
+from controller.selftest_lamp import lamp_off as _relays_off
 from drivers.mlx90614 import MLX90614Source
 from drivers.sensor_source import NO_TARGET_MM, SensorValueError
 from drivers.vl53l0x import VL53L0XSource, open_pi_i2c_bus
@@ -64,11 +70,13 @@ class _SensorCheck:
 def run_selftest(i2c, outputs: dict[str, object], *, ask: Callable[[str], str] = input,
                  say: Say = print, readings_s: float = 3.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> int:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 cfg=None, lamp_s: float = DEFAULT_LAMP_S) -> int:
     """Run the hardware self-test on bus ``i2c`` with gpiozero-like ``outputs``.
 
     ``outputs`` maps 'green', 'amber', 'red', 'relay' and optionally 'buzzer' and
-    'enable_relay' to devices with ``on()``/``off()``. Returns the exit status.
+    'enable_relay' to devices with ``on()``/``off()``. With ``cfg`` (the validated
+    configuration) the lamp-on test follows. Returns the exit status.
     """
     checks = [
         _SensorCheck("VL53L0X distance sensor", VL53L0X_ADDRESS, (WIRING_HINT,)),
@@ -76,19 +84,25 @@ def run_selftest(i2c, outputs: dict[str, object], *, ask: Callable[[str], str] =
                      (WIRING_HINT, MLX_SPEED_HINT)),
     ]
     _relays_off(outputs)
+    verdicts = []
+    budget_ms = cfg.distance.timing_budget_ms if cfg is not None else 33
     try:
         found = _scan(i2c, say, sleep, monotonic)
         _report_presence(checks, found, say)
-        _open_readers(i2c, checks, say, sleep, monotonic)
+        _open_readers(i2c, checks, say, sleep, monotonic, budget_ms)
         _show_live_readings(checks, say, readings_s, sleep, monotonic)
         _blink_indicators(outputs, say, sleep)
         _click_relay_if_confirmed(outputs, ask, say, sleep)
+        if cfg is not None and outputs.get("relay") is not None and all(c.source for c in checks):
+            verdicts = run_lamp_test(checks[0].source, checks[1].source, outputs, cfg, ask=ask, say=say,
+                                     monotonic=monotonic, lamp_s=lamp_s) or []
     finally:
         try:
             _relays_off(outputs)
         finally:
             _close_readers(checks)
-    return _summarise(checks, say)
+    status = _summarise(checks, say)
+    return 1 if any(v.grade == NOT_USABLE for v in verdicts) else status
 
 
 def run_selftest_on_pi(outputs: dict[str, object], **options) -> int:
@@ -143,9 +157,10 @@ def _report_presence(checks: list[_SensorCheck], found: list[int], say: Say) -> 
         say(f"  no device answers at all: {I2C_DISABLED_HINT}")
 
 
-def _open_readers(i2c, checks: list[_SensorCheck], say: Say, sleep, monotonic) -> None:
+def _open_readers(i2c, checks: list[_SensorCheck], say: Say, sleep, monotonic, budget_ms: int = 33) -> None:
     openers = {
-        VL53L0X_ADDRESS: lambda: VL53L0XSource(i2c, sleep=sleep, monotonic=monotonic),
+        VL53L0X_ADDRESS: lambda: VL53L0XSource(i2c, timing_budget_ms=budget_ms, sleep=sleep, monotonic=monotonic,
+                                               io_timeout_s=max(0.2, 3 * budget_ms / 1000.0)),
         MLX90614_ADDRESS: lambda: MLX90614Source(i2c),
     }
     for check in checks:
@@ -232,17 +247,6 @@ def _click_relay_if_confirmed(outputs: dict[str, object], ask, say: Say, sleep) 
     finally:
         _relays_off(outputs)
     say("Relay OFF.")
-
-
-def _relays_off(outputs: dict[str, object]) -> None:
-    """Main relay first, then the enable relay - each attempted even if the other fails."""
-    relay, enable_relay = outputs.get("relay"), outputs.get("enable_relay")
-    try:
-        if relay is not None:
-            relay.off()
-    finally:
-        if enable_relay is not None:
-            enable_relay.off()
 
 
 def _close_readers(checks: list[_SensorCheck]) -> None:

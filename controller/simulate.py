@@ -64,6 +64,7 @@ class Simulation:
         self.world = SimWorld(scenario.distance_mm, scenario.skin_c, thermal_model=scenario.thermal_model,
                               ambient_c=scenario.ambient_c, seed=scenario.seed,
                               lamp_on=self._lamp_on, monotonic=self.clock.monotonic)
+        self.world.glare_mcps = scenario.glare
         self.boot_id = f"sim-{uuid.uuid4()}"
         self.disk = SimulatedDisk()   # kept across restarts, like the SD card
         self.summary = Summary()
@@ -94,7 +95,8 @@ class Simulation:
             return
         self.emit("progress", state=ctl.state, on_s=round(ctl.session.on_s, 1),
                   time_left_s=round(ctl.time_left_s(), 1), distance_mm=ctl.last_distance_mm,
-                  skin_c=ctl.last_skin_c, leds=pattern_name(ctl.state, ctl.warning))
+                  skin_c=ctl.last_skin_c, ambient_mcps=ctl.last_ambient_mcps,
+                  leds=pattern_name(ctl.state, ctl.warning, pause_reason=ctl.session.pause_reason))
 
     def _lamp_on(self) -> bool:
         return self.daemon is not None and self.daemon.hw.output.is_on()
@@ -218,6 +220,8 @@ class Simulation:
             self.world.set_skin(acts["skin_c"])
         if "ambient_c" in acts:
             self.world.ambient_c = acts["ambient_c"]
+        if "glare" in acts:
+            self.world.glare_mcps = acts["glare"]
         if "fault" in acts:
             sensor, kind = acts["fault"]
             self.world.set_fault(sensor, kind)

@@ -14,10 +14,14 @@ Keys written by the daemon (`STATUS_KEYS`):
   time_left_s              float | null, lamp-on seconds left in the running/paused session
   on_s                     float, lamp-on seconds of the current session (0 when idle)
   distance_mm, skin_c, ambient_c   latest readings, float | null when there is none
+  signal_rate_mcps, ambient_rate_mcps   the distance sensor's latest light rates, Mcps (the
+                           laser's return; light it did not send, e.g. the lamp's own), or null
+  distance_doubt_share     share of the last 10 s of distance samples the sensor itself
+                           flagged untrustworthy (0..1; SR-15)
   sessions_today, sessions_per_day int, from limits.start_allowance
   next_start_allowed_wall  epoch s | null (null: a start is allowed now)
   start_blocked_reason     null | 'daily_limit' | 'cooldown' | another reason the daemon names
-  pause_reason             null | e.g. 'too_close', 'nobody_there'
+  pause_reason             null | e.g. 'too_close', 'nobody_there', 'distance_doubt'
   fault_latched            bool
   last_fault               {code, detail, wall} | null
   leds                     str, what the LEDs show, in words
@@ -56,6 +60,7 @@ BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 STATUS_KEYS = (
     "state", "lamp_on", "time_left_s", "on_s", "distance_mm", "skin_c", "ambient_c",
+    "signal_rate_mcps", "ambient_rate_mcps", "distance_doubt_share",
     "sessions_today", "sessions_per_day", "next_start_allowed_wall", "start_blocked_reason",
     "pause_reason", "fault_latched", "last_fault", "leds", "heartbeat_wall", "heartbeat_mono",
     "boot_id", "pid", "simulated",
@@ -252,6 +257,17 @@ def _clock(seconds: object) -> str:
     return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
+def _light_line(status: dict) -> list[str]:
+    """The distance sensor's light, when the daemon reported it."""
+    ambient = _number(status.get("ambient_rate_mcps"))
+    if ambient is None:
+        return []
+    share = _number(status.get("distance_doubt_share"))
+    doubted = "" if share is None else f", {100 * share:.1f} % of readings doubted"
+    return [f"Sensor light:   ambient {ambient:.2f} Mcps, signal "
+            f"{_fmt(status.get('signal_rate_mcps'), 'Mcps', 2)}{doubted}"]
+
+
 def format_status(status: dict, now_wall: float, tz: dt.tzinfo | None = None) -> list[str]:
     """The human view of a status dict, one line per item."""
     state = str(status.get("state", "?"))
@@ -263,6 +279,7 @@ def format_status(status: dict, now_wall: float, tz: dt.tzinfo | None = None) ->
              f"Skin:           {_fmt(status.get('skin_c'), '°C')}"
              + (f"   (sensor body {_fmt(status.get('ambient_c'), '°C')})"
                 if _number(status.get("ambient_c")) is not None else ""),
+             *_light_line(status),
              f"Sessions today: {status.get('sessions_today', '?')} of "
              f"{status.get('sessions_per_day', '?')}"]
     next_wall = _number(status.get("next_start_allowed_wall"))

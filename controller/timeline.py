@@ -6,11 +6,13 @@ from controller.faults import fault_info
 from controller.indicators import REFUSAL_BLINKS
 
 PAUSE_WORDS = {"too_close": "person is closer than the minimum distance",
-               "nobody_there": "nobody in front of the lamp"}
+               "nobody_there": "nobody in front of the lamp",
+               "distance_doubt": "the distance sensor says its measurement is not trustworthy"}
 END_WORDS = {"completed": "time limit reached", "stopped_by_button": "stopped with the button",
              "too_close_too_long": "too close for too long", "nobody_there": "nobody there for too long",
              "overheat": "skin reached the limit", "fault": "a fault", "wall_time_cap": "session wall-time cap",
-             "daemon_stopped": "daemon stopped", "interrupted": "interrupted by a crash"}
+             "daemon_stopped": "daemon stopped", "interrupted": "interrupted by a crash",
+             "distance_doubt_too_long": "distance untrustworthy for too long"}
 
 
 def _clock(t: float) -> str:
@@ -33,6 +35,8 @@ def _scenario(r: dict) -> str:
         parts.append(f"skin set to {r['skin_c']:g} C")
     if "ambient_c" in r:
         parts.append(f"sensor body at {r['ambient_c']:g} C")
+    if "glare" in r:
+        parts.append(f"glare on the distance sensor: {r['glare']:g} Mcps")
     if "fault" in r:
         parts.append(f"inject {r['fault']['sensor']} sensor fault: {r['fault']['kind']}")
     if "restart" in r:
@@ -71,6 +75,10 @@ def format_event(r: dict) -> str | None:
                 f"{info.advice}")
     elif e == "fault_acknowledged":
         text = f"fault acknowledged by long press: {', '.join(r['codes'])}"
+    elif e == "ambient_high":
+        text = (f"warning: ambient light on the distance sensor {r['ambient_mcps']:g} Mcps "
+                f"(warns at {r['warn_mcps']:g}, doubts at {r['doubt_mcps']:g}); "
+                f"{100 * r['doubt_share']:.1f} % of recent readings doubted")
     elif e == "skin_warning":
         text = "skin in the warning band (amber on)" if r["on"] else "skin below the warning band"
     elif e == "faults_restored":

@@ -18,6 +18,15 @@ Faults a test can switch on:
   - ``mlx90614.corrupt_pec``       the PEC byte of every read is wrong
   - ``mlx90614.error_flag``        bit 15 (error flag) of the object temperature is set
 
+Glare (drivers/glare.py, the model the simulated sensors share): ``vl53l0x.glare_mcps`` is
+ambient light the chip sees at all times, ``vl53l0x.lamp_glare_mcps`` what the heat lamp
+adds while ``vl53l0x.lamp_on()`` says it is lit. Under glare the chip's range gets noisier
+and more measurements carry a sigma/SNR/range-ignore status; the signal and ambient rate
+registers always hold the model's rates. ``ranging_noise=True`` adds the dark-room noise
+(sigma 2 mm) even without glare. The MLX90614's body (and the skin it looks at) warm
+towards ``lamp_body_rise_c`` / ``lamp_skin_rise_c`` above their set values while its
+``lamp_on()`` is true, and cool back when it is not.
+
 Run ``python -m drivers.emulated_i2c`` to measure the CPU time the real distance reader
 uses per sample at the real 33 ms timing budget.
 """
@@ -27,11 +36,14 @@ from __future__ import annotations
 import errno
 import math
 import os
+import random
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Protocol
+
+from drivers import glare
 
 Clock = Callable[[], float]
 
@@ -261,12 +273,18 @@ class EmulatedVL53L0X:
     NO_TARGET_RANGE_MM = 8190
 
     def __init__(self, *, monotonic: Clock = time.monotonic, address: int = DEFAULT_ADDRESS,
-                 distance_mm: float = 500.0) -> None:
+                 distance_mm: float = 500.0, ranging_noise: bool = False, seed: int = 0,
+                 lamp_on: Callable[[], bool] = lambda: False) -> None:
         self.address = address
         self.monotonic = monotonic
         # Settable state: what the laser currently sees.
         self.distance_mm = distance_mm
         self.range_status = self.STATUS_RANGE_COMPLETE
+        self.glare_mcps = 0.0          # ambient light at 940 nm, always there (e.g. the sun)
+        self.lamp_glare_mcps = 0.0     # what the heat lamp adds while it is lit
+        self.lamp_on = lamp_on
+        self.ranging_noise = ranging_noise
+        self.rng = random.Random(seed)
         # Fault switches.
         self.nack = False
         self.data_ready_stops = False
@@ -392,14 +410,33 @@ class EmulatedVL53L0X:
         if self.data_ready_stops:
             return
         page0 = self._regs(0)
-        range_mm = max(0, min(0xFFFF, round(self.distance_mm)))
-        page0[self.RESULT_RANGE_STATUS] = (self.range_status & 0x0F) << 3
+        status, range_mm, signal_mcps, ambient_mcps = self._measure()
+        page0[self.RESULT_RANGE_STATUS] = (status & 0x0F) << 3
         self._set_u16(self.RESULT_EFFECTIVE_SPAD_RTN_COUNT, 6 << 8)   # 8.8 fixed point
-        self._set_u16(self.RESULT_SIGNAL_RATE, 5 << 7)                # 9.7 fixed point, MCPS
-        self._set_u16(self.RESULT_AMBIENT_RATE, 1 << 7)
-        self._set_u16(self.RESULT_RANGE_MM, range_mm)
+        self._set_u16(self.RESULT_SIGNAL_RATE, _fixed_97(signal_mcps))   # 9.7 fixed point, Mcps
+        self._set_u16(self.RESULT_AMBIENT_RATE, _fixed_97(ambient_mcps))
+        self._set_u16(self.RESULT_RANGE_MM, max(0, min(0xFFFF, round(range_mm))))
         page0[self.RESULT_INTERRUPT_STATUS] = self.INTERRUPT_NEW_SAMPLE_READY
         self.samples_completed += 1
+
+    def current_glare_mcps(self) -> float:
+        return self.glare_mcps + (self.lamp_glare_mcps if self.lamp_on() else 0.0)
+
+    def _measure(self) -> tuple[int, float, float, float]:
+        """(status, range, signal rate, ambient rate) of the measurement completing now.
+
+        A status set by a test wins; a target beyond range reads the sentinel. Otherwise,
+        with glare or ranging noise, the shared glare model decides; without either the
+        range is exact (so tests can compare readings to the millimetre)."""
+        glare_mcps = self.current_glare_mcps()
+        signal_mcps = glare.signal_rate_mcps(self.distance_mm)
+        ambient_mcps = glare.DARK_AMBIENT_MCPS + glare_mcps
+        if (self.range_status != self.STATUS_RANGE_COMPLETE or self.distance_mm >= self.NO_TARGET_RANGE_MM
+                or not (glare_mcps > 0.0 or self.ranging_noise)):
+            return self.range_status, self.distance_mm, signal_mcps, ambient_mcps
+        measured = glare.measure(self.distance_mm, glare_mcps, self.rng)
+        return (measured.device_status, measured.range_mm, measured.signal_rate_mcps,
+                measured.ambient_rate_mcps)
 
     def _timing_budget_us(self) -> float:
         """The measurement time the timing registers program (ST's budget definition)."""
@@ -435,6 +472,11 @@ class EmulatedVL53L0X:
         self._regs(0)[register:register + 2] = value.to_bytes(2, "big")
 
 
+def _fixed_97(mcps: float) -> int:
+    """Mega-counts per second in the chip's unsigned 9.7 fixed point."""
+    return max(0, min(0xFFFF, round(mcps * 128)))
+
+
 def _vcsel_period_pclks(register_value: int) -> int:
     return (register_value + 1) << 1
 
@@ -452,6 +494,10 @@ def _mclks_to_us(mclks: int, vcsel_pclks: int) -> float:
 # =============================================================================
 # MLX90614 infrared thermometer
 # =============================================================================
+
+LAMP_SKIN_TAU_S = 60.0    # skin under a 250 W lamp at 40 cm: minutes to settle
+LAMP_BODY_TAU_S = 120.0   # the MLX90614's TO-39 can behind a bracket: slower
+
 
 def smbus_pec(data: bytes) -> int:
     """SMBus Packet Error Code: CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), initial 0."""
@@ -507,11 +553,22 @@ class EmulatedMLX90614:
     EEPROM_ID_FIRST = 0x3C
 
     def __init__(self, *, address: int = DEFAULT_ADDRESS, object_c: float = 33.0,
-                 ambient_c: float = 24.0) -> None:
+                 ambient_c: float = 24.0, monotonic: Clock = time.monotonic,
+                 lamp_on: Callable[[], bool] = lambda: False) -> None:
         self.address = address
         # Settable state.
         self.object_c = object_c
         self.ambient_c = ambient_c
+        # Warming under the lamp (0 = the lamp does not reach it).
+        self.lamp_on = lamp_on
+        self.monotonic = monotonic
+        self.lamp_skin_rise_c = 0.0        # steady-state rise of the skin it looks at
+        self.lamp_body_rise_c = 0.0        # steady-state rise of its own body (package)
+        self.skin_tau_s = LAMP_SKIN_TAU_S
+        self.body_tau_s = LAMP_BODY_TAU_S
+        self._skin_warmth_c = 0.0
+        self._body_warmth_c = 0.0
+        self._warmth_at_s = monotonic()
         # Fault switches.
         self.nack = False
         self.corrupt_pec = False
@@ -558,15 +615,36 @@ class EmulatedMLX90614:
         return (bytes([lsb, msb, pec]) + b"\xff" * length)[:length]
 
     # --- registers -----------------------------------------------------------------------
+    def body_c(self) -> float:
+        """The package temperature now (set value plus what the lamp has added)."""
+        self._warm()
+        return self.ambient_c + self._body_warmth_c
+
+    def skin_c(self) -> float:
+        """The object temperature now (set value plus what the lamp has added)."""
+        self._warm()
+        return self.object_c + self._skin_warmth_c
+
+    def _warm(self) -> None:
+        now = self.monotonic()
+        dt_s = max(0.0, now - self._warmth_at_s)
+        self._warmth_at_s = now
+        lit = self.lamp_on()
+        for attr, rise_c, tau_s in (("_skin_warmth_c", self.lamp_skin_rise_c, self.skin_tau_s),
+                                    ("_body_warmth_c", self.lamp_body_rise_c, self.body_tau_s)):
+            target = rise_c if lit else 0.0
+            current = getattr(self, attr)
+            setattr(self, attr, target + (current - target) * math.exp(-dt_s / tau_s))
+
     def _word_for(self, command: int) -> int:
         if command & self.ACCESS_MASK == self.EEPROM_ACCESS:
             return self.eeprom.get(command, 0x0000)
         if command & self.ACCESS_MASK != self.RAM_ACCESS:
             return 0xFFFF
         if command == self.RAM_TA:
-            return self._kelvin_word(self.ambient_c)
+            return self._kelvin_word(self.body_c())
         if command in (self.RAM_TOBJ1, self.RAM_TOBJ2):
-            word = self._kelvin_word(self.object_c)
+            word = self._kelvin_word(self.skin_c())
             return word | self.ERROR_FLAG if self.error_flag else word
         return 0x0000
 

@@ -13,7 +13,7 @@ from drivers.guard import RelayGuard
 from drivers.panel import Panel
 from drivers.relay import LampOutput, check_boot_safe
 from drivers.sampler import Sampler
-from drivers.sensor_source import DistanceSource, SensorMissingError, SkinSource
+from drivers.sensor_source import DistanceDoubtError, DistanceSource, SensorMissingError, SkinSource
 
 
 @dataclass
@@ -57,6 +57,19 @@ def guard_rest_s(cfg) -> float:
     return max(60.0, cfg.session.min_gap_minutes * 60.0 - 60.0)
 
 
+def distance_reader(source) -> Callable[[], tuple]:
+    """The sampler's read of a distance source: with the light rates when the source
+    reports them (`read_distance`), the bare distance otherwise (e.g. a test wrapper)."""
+    read_distance = getattr(source, "read_distance", None)
+    if read_distance is None:
+        return lambda: (source.read_distance_mm(), None, None)
+
+    def read():
+        reading = read_distance()
+        return reading.distance_mm, None, reading.rates
+    return read
+
+
 def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSource,
                    monotonic: Callable[[], float], pin_factory=None,
                    on_sample: Callable[[], None] | None = None,
@@ -71,13 +84,13 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
                        max_on_s=cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s,
                        rest_s=guard_rest_s(cfg), start_s=monotonic())
     panel = Panel(g, pin_factory=pin_factory, monotonic=monotonic, edges_on_clock=edges_on_clock)
-    distance = Sampler("distance", lambda: (distance_source.read_distance_mm(), None),
+    distance = Sampler("distance", distance_reader(distance_source),
                        cfg.distance.timing_budget_ms / 1000.0, monotonic, on_sample,
                        may_block=getattr(distance_source, "may_block", lambda: True))
 
     def read_skin():
         reading = skin_source.read_skin()
-        return reading.skin_c, reading.ambient_c
+        return reading.skin_c, reading.ambient_c, None
 
     skin = Sampler("skin", read_skin, cfg.skin.period_ms / 1000.0, monotonic, on_sample,
                    may_block=getattr(skin_source, "may_block", lambda: True))
@@ -90,7 +103,8 @@ class ReopeningSource:
     While the chip cannot be opened each read raises SensorMissingError, which latches the
     'missing' fault. After `reopen_after` failed reads in a row the chip is closed and opened
     afresh on the next read (a VL53L0X that browned out comes back with default settings and
-    never ranges again otherwise). By then a fault has latched and the lamp is off.
+    never ranges again otherwise). By then a fault has latched and the lamp is off. A doubted
+    measurement (DistanceDoubtError, e.g. glare) is not a failed read: the chip is working.
     """
 
     def __init__(self, name: str, opener: Callable[[], object], reopen_after: int = 3):
@@ -114,6 +128,9 @@ class ReopeningSource:
         device = self._get()
         try:
             value = getattr(device, method)()
+        except DistanceDoubtError:
+            self._failures = 0       # the chip works: it measured and judged its own result
+            raise
         except Exception:
             self._failures += 1
             if self._failures >= self.reopen_after:
@@ -129,6 +146,9 @@ class ReopeningSource:
 
     def read_distance_mm(self) -> float:
         return self._read("read_distance_mm")
+
+    def read_distance(self):
+        return self._read("read_distance")
 
     def read_skin(self):
         return self._read("read_skin")

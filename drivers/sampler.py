@@ -12,6 +12,7 @@ Two ways to drive it, same read path:
     at most SIM_FINISH_GRACE_S of real time for it to end — a read still running then is
     a hung read, and later steps see it still busy until it returns.
 Exceptions map to fault kinds: OSError -> io_error, RuntimeError -> timeout,
+DistanceDoubtError -> unreliable (a doubt; its light rates stay in the sample),
 SensorValueError -> out_of_range; anything else -> io_error with its type named.
 """
 
@@ -21,18 +22,21 @@ import threading
 from typing import Callable
 
 from controller.readings import Sample, SensorFeed
-from drivers.sensor_source import SensorMissingError, SensorValueError
+from drivers.sensor_source import DistanceDoubtError, LightRates, SensorMissingError, SensorValueError
 
 # Simulation: real seconds a read that has begun on the worker gets to finish before the
 # simulator treats it as blocked (a simulated source only uses the worker while it hangs).
 SIM_FINISH_GRACE_S = 0.05
 
-ReadFn = Callable[[], tuple[float, float | None]]   # -> (value, ambient_c or None)
+# -> (value, ambient_c or None, light rates or None)
+ReadFn = Callable[[], tuple[float, float | None, LightRates | None]]
 
 
 def classify(exc: BaseException) -> str:
     if isinstance(exc, SensorMissingError):
         return "missing"
+    if isinstance(exc, DistanceDoubtError):
+        return "unreliable"
     if isinstance(exc, SensorValueError):
         return "out_of_range"
     if isinstance(exc, OSError):
@@ -74,15 +78,20 @@ class Sampler:
         self._started.set()
         value: float | None = None
         ambient: float | None = None
+        rates: LightRates | None = None
         error: str | None = None
         detail = ""
         try:
-            value, ambient = self._read()
+            value, ambient, rates = self._read()
         except Exception as exc:  # every failure becomes a sample the controller judges
             error, detail = classify(exc), f"{type(exc).__name__}: {exc}"
+            rates = getattr(exc, "rates", None)
+        signal_mcps = None if rates is None else rates.signal_rate_mcps
+        ambient_mcps = None if rates is None else rates.ambient_rate_mcps
         with self._lock:
             self._seq += 1
-            self._latest = Sample(self._seq, self._monotonic(), value, ambient, error, detail)
+            self._latest = Sample(self._seq, self._monotonic(), value, ambient, error, detail,
+                                  signal_mcps, ambient_mcps)
             self._busy_since = None
         if self.on_sample is not None:
             self.on_sample()

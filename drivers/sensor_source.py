@@ -19,6 +19,9 @@ Exception contract (the sampler maps each to a fault kind):
   SensorValueError   -> "out_of_range"  (chip reported an invalid measurement: range
                                          status error, MLX90614 error flag, bad PEC,
                                          impossible raw value)
+  DistanceDoubtError -> "unreliable"    (the chip measured, but flags this one measurement
+                                         as untrustworthy: sigma/SNR/signal/min-range checks,
+                                         typically glare; a doubt, not a broken part - SR-15)
 Returned values may still be NaN or implausible; judging them is the controller's job.
 """
 
@@ -33,6 +36,40 @@ NO_TARGET_MM = 8190.0
 
 class SensorValueError(ValueError):
     """The chip answered, but its own status says the measurement is invalid."""
+
+
+@dataclass(frozen=True)
+class LightRates:
+    """What a VL53L0X says about the light of one measurement, mega-counts per second.
+
+    signal_rate_mcps   the laser's own return from the target (falls with distance squared)
+    ambient_rate_mcps  light the chip did not send: sunlight, or the heat lamp's own 940 nm
+    """
+
+    signal_rate_mcps: float
+    ambient_rate_mcps: float
+
+
+@dataclass(frozen=True)
+class DistanceReading:
+    """One distance measurement and, when the chip reports them, its light rates."""
+
+    distance_mm: float
+    rates: LightRates | None = None
+
+
+class DistanceDoubtError(SensorValueError):
+    """The chip measured, but says this measurement is not trustworthy (SR-15: a doubt).
+
+    Raised for the range statuses that mean "too little signal against the noise"
+    (sigma, SNR, signal and min-range checks, algorithm under/overflow) - the ones glare
+    causes - as opposed to the statuses that mean the chip itself failed.
+    """
+
+    def __init__(self, message: str, rates: LightRates | None = None, device_status: int | None = None):
+        super().__init__(message)
+        self.rates = rates
+        self.device_status = device_status
 
 
 class SensorMissingError(OSError):
@@ -55,6 +92,10 @@ class DistanceSource(Protocol):
 
     def read_distance_mm(self) -> float:
         """One measurement in mm (>= NO_TARGET_MM means nothing in range). May raise."""
+        ...
+
+    def read_distance(self) -> DistanceReading:
+        """The same measurement with the chip's light rates (None when it has none). May raise."""
         ...
 
     def close(self) -> None: ...

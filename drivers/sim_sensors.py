@@ -4,7 +4,10 @@ A `SimWorld` holds what the scenario says is true (distance, skin, sensor body t
 and, with `thermal_model`, lets the skin warm under the lamp and cool without it. The two
 sources read it the way the real chips would:
   - distance: integer millimetres, Gaussian noise sigma 2 mm (the VL53L0X's typical
-    repeatability at 30-50 cm), 8190 for "no target";
+    repeatability at 30-50 cm), 8190 for "no target"; under `glare_mcps` (ambient light
+    at 940 nm, set by a scenario's `glare`) the noise grows and some measurements are
+    flagged untrustworthy (DistanceDoubtError), by the model in drivers/glare.py that the
+    emulated chip shares; every reading carries the signal and ambient rates;
   - skin: noise sigma 0.03 C, quantised to the MLX90614's 0.02 K step.
 The noise is seeded, so a scenario always gives the same run.
 
@@ -23,10 +26,11 @@ import random
 import threading
 from typing import Callable
 
-from drivers.sensor_source import NO_TARGET_MM, SkinReading
+from drivers import glare
+from drivers.sensor_source import (NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates,
+                                   SkinReading)
 
 FAULT_KINDS = ("io_error", "timeout", "out_of_range", "nan", "frozen", "hang", "clear")
-DISTANCE_NOISE_MM = 2.0
 SKIN_NOISE_C = 0.03
 SKIN_STEP_C = 0.02
 
@@ -44,6 +48,7 @@ class SimWorld:
         self.skin_c = float(skin_c)
         self.skin_base_c = float(skin_c)
         self.ambient_c = ambient_c
+        self.glare_mcps = 0.0
         self.thermal_model = thermal_model
         self.rng = random.Random(seed)
         self.lamp_on = lamp_on
@@ -138,17 +143,27 @@ class SimDistanceSource(_SimSource):
     name = sensor = "distance"
 
     def read_distance_mm(self) -> float:
-        return self._fault_or_value(self._measure, 65535.0)
+        return self.read_distance().distance_mm
 
-    def _measure(self) -> float:
-        true_mm = self.world.distance_mm
+    def read_distance(self) -> DistanceReading:
+        return self._fault_or_value(self._measure, DistanceReading(65535.0))
+
+    def _measure(self) -> DistanceReading:
+        world = self.world
+        true_mm = world.distance_mm
         if true_mm >= NO_TARGET_MM:
-            return NO_TARGET_MM
-        return float(max(0, round(true_mm + self.world.rng.gauss(0.0, DISTANCE_NOISE_MM))))
+            return DistanceReading(NO_TARGET_MM, LightRates(0.0, glare.DARK_AMBIENT_MCPS + world.glare_mcps))
+        measured = glare.measure(true_mm, world.glare_mcps, world.rng)
+        rates = LightRates(measured.signal_rate_mcps, measured.ambient_rate_mcps)
+        if measured.device_status != glare.STATUS_RANGE_COMPLETE:
+            raise DistanceDoubtError(f"simulated range status {measured.device_status}: measurement not "
+                                     f"trustworthy (ambient {rates.ambient_rate_mcps:.2f} Mcps)",
+                                     rates, measured.device_status)
+        return DistanceReading(measured.range_mm, rates)
 
     @staticmethod
     def _nan_like(value):
-        return float("nan")
+        return DistanceReading(float("nan"), value.rates)
 
 
 class SimSkinSource(_SimSource):

@@ -12,17 +12,28 @@ stops continuous ranging. Reading a sample is done here, through the driver's
     (hardware failure, sigma or signal check failed) would pass as a distance.
 The result block is read in one transfer so status and range belong to the same sample.
 
-Range status (bits 6:3 of RESULT_RANGE_STATUS, ST's ``VL53L0X_DEVICEERROR_*``):
+Range status (bits 6:3 of RESULT_RANGE_STATUS, ST's ``VL53L0X_DEVICEERROR_*``), graded
+(SR-15; docs/safety.md has the table and the reasoning):
   11 range complete        -> the distance (unless the range is the 8190/8191 sentinel)
    4 MSRC no target        -> NO_TARGET_MM (ST: "signal fail", nothing returned light)
    6, 9 phase check/phase consistency -> NO_TARGET_MM (ST: "phase fail", the target is
                               beyond the unambiguous range: nobody within reach)
   range >= 8190 mm         -> NO_TARGET_MM (the chip's own "out of range" value),
                               except with a status below that says the chip is broken
-  0 (no measurement), 1-3 (VCSEL/hardware failure), 5 SNR, 7 sigma, 8 TCC, 10 min clip
-  (target closer than the minimum range), 12-14 (algorithm under/overflow, range
-  ignore threshold)        -> SensorValueError: the chip answered but the value is not
-                              a distance. The controller treats it as a fault (lamp off).
+  0 (no update), 1-3 (VCSEL continuity/watchdog, no VHV value), 15 (undefined)
+                           -> SensorValueError: the chip itself failed. A fault after the
+                              bounded retry, as before.
+  5 SNR, 7 sigma, 8 TCC, 10 min clip, 12/13 algorithm under/overflow, 14 range-ignore
+  threshold                -> DistanceDoubtError: the chip measured, but says this one
+                              measurement is not trustworthy (too little signal against
+                              the noise - what glare causes). A doubt: lamp off at once,
+                              a fault only when doubts persist (controller/sensor_health.py).
+
+Light rates: the same 12-byte result block holds the signal rate (0x1A) and the ambient
+rate (0x1C), both unsigned 9.7 fixed point in mega-counts per second (ST's
+``VL53L0X_GetRangingMeasurementData`` reads them from the same block). They come with
+every reading, good or doubted, at no extra bus traffic. Adafruit's driver reads only the
+two range bytes and discards the rest.
 """
 
 from __future__ import annotations
@@ -34,7 +45,8 @@ from typing import Callable
 
 import adafruit_vl53l0x
 
-from drivers.sensor_source import NO_TARGET_MM, SensorValueError
+from drivers.sensor_source import (NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates,
+                                   SensorValueError)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +58,9 @@ RESULT_INTERRUPT_STATUS = 0x13
 RESULT_RANGE_STATUS = 0x14            # first byte of the 12-byte result block
 RESULT_BLOCK_LENGTH = 12
 RESULT_RANGE_MM_OFFSET = 10           # RESULT_RANGE_STATUS + 10 = 0x1E, big-endian mm
+RESULT_SIGNAL_RATE_OFFSET = 6         # 0x1A, 9.7 fixed point Mcps
+RESULT_AMBIENT_RATE_OFFSET = 8        # 0x1C, 9.7 fixed point Mcps
+FIXED_POINT_97 = 128.0
 
 INTERRUPT_STATUS_MASK = 0x07
 INTERRUPT_CLEAR_RANGING = 0x01
@@ -53,7 +68,16 @@ INTERRUPT_CLEAR_RANGING = 0x01
 # Device range status values (bits 6:3 of RESULT_RANGE_STATUS).
 STATUS_RANGE_COMPLETE = 11
 NO_TARGET_STATUSES = frozenset({4, 6, 9})   # MSRC no target, range phase check, phase consistency
-BROKEN_CHIP_STATUSES = frozenset({0, 1, 2, 3})  # no measurement, VCSEL continuity/watchdog, no VHV
+BROKEN_CHIP_STATUSES = frozenset({0, 1, 2, 3, 15})  # no update, VCSEL continuity/watchdog, no VHV, undefined
+DOUBT_STATUSES = frozenset({5, 7, 8, 10, 12, 13, 14})  # SNR, sigma, TCC, min clip, algo under/overflow,
+                                                       # range-ignore threshold
+DEVICE_STATUS_NAMES = {
+    0: "no update", 1: "VCSEL continuity test failure", 2: "VCSEL watchdog test failure",
+    3: "no VHV value found", 4: "MSRC no target", 5: "SNR check", 6: "range phase check",
+    7: "sigma threshold check", 8: "TCC (target centre check)", 9: "phase consistency",
+    10: "min clip", 11: "range complete", 12: "range algorithm underflow",
+    13: "range algorithm overflow", 14: "range ignore threshold", 15: "undefined",
+}
 NO_TARGET_RAW_MM = 8190                       # the chip reports 8190 or 8191 when out of range
 
 # Bounds of the configuration numbers.
@@ -131,10 +155,15 @@ class VL53L0XSource:
         return self._sample_period_s
 
     def read_distance_mm(self) -> float:
-        """The next new measurement in mm, NO_TARGET_MM when nothing is in range.
+        """The next new measurement in mm, NO_TARGET_MM when nothing is in range (see read_distance)."""
+        return self.read_distance().distance_mm
 
-        Raises RuntimeError (no data-ready within io_timeout_s), SensorValueError (the
-        chip flags the measurement invalid) or OSError (I2C error).
+    def read_distance(self) -> DistanceReading:
+        """The next new measurement with its light rates.
+
+        Raises RuntimeError (no data-ready within io_timeout_s), DistanceDoubtError (the
+        chip says this measurement is not trustworthy; it carries the rates),
+        SensorValueError (the chip failed) or OSError (I2C error).
         """
         deadline = self._monotonic() + self._io_timeout_s
         if self._data_ready():
@@ -149,8 +178,7 @@ class VL53L0XSource:
                                        f"{self._io_timeout_s:.3f} s (data-ready never set)")
                 self._sleep(min(POLL_INTERVAL_S, deadline - now))
             self._last_sample_at = self._monotonic()
-        status_byte, range_mm = self._read_result_and_clear()
-        return _interpret(status_byte, range_mm)
+        return _interpret(self._read_result_and_clear())
 
     def close(self) -> None:
         """Stop continuous ranging. Never raises; a failure is logged."""
@@ -177,26 +205,34 @@ class VL53L0XSource:
             device.write_then_readinto(self._register, self._status)
         return self._status[0] & INTERRUPT_STATUS_MASK != 0
 
-    def _read_result_and_clear(self) -> tuple[int, int]:
+    def _read_result_and_clear(self) -> bytes:
         self._register[0] = RESULT_RANGE_STATUS
         with self._device as device:
             device.write_then_readinto(self._register, self._result)
         with self._device as device:
             device.write(bytes([SYSTEM_INTERRUPT_CLEAR, INTERRUPT_CLEAR_RANGING]))
-        range_mm = int.from_bytes(
-            self._result[RESULT_RANGE_MM_OFFSET:RESULT_RANGE_MM_OFFSET + 2], "big")
-        return self._result[0], range_mm
+        return bytes(self._result)
 
 
-def _interpret(status_byte: int, range_mm: int) -> float:
-    """Map the chip's range status and raw range to a distance (see the module docstring)."""
-    device_status = (status_byte >> 3) & 0x0F
+def _u16(block: bytes, offset: int) -> int:
+    return int.from_bytes(block[offset:offset + 2], "big")
+
+
+def _interpret(block: bytes) -> DistanceReading:
+    """Map the chip's result block to a reading (see the module docstring)."""
+    device_status = (block[0] >> 3) & 0x0F
+    range_mm = _u16(block, RESULT_RANGE_MM_OFFSET)
+    rates = LightRates(_u16(block, RESULT_SIGNAL_RATE_OFFSET) / FIXED_POINT_97,
+                       _u16(block, RESULT_AMBIENT_RATE_OFFSET) / FIXED_POINT_97)
+    name = DEVICE_STATUS_NAMES[device_status]
     if device_status in BROKEN_CHIP_STATUSES:
-        raise SensorValueError(f"VL53L0X range status {device_status}: no valid measurement "
-                               f"(hardware or VCSEL failure)")
+        raise SensorValueError(f"VL53L0X range status {device_status} ({name}): no valid "
+                               f"measurement (hardware or VCSEL failure)")
     if range_mm >= NO_TARGET_RAW_MM or device_status in NO_TARGET_STATUSES:
-        return NO_TARGET_MM
-    if device_status != STATUS_RANGE_COMPLETE:
-        raise SensorValueError(f"VL53L0X range status {device_status}: measurement invalid "
-                               f"(raw {range_mm} mm)")
-    return float(range_mm)
+        return DistanceReading(NO_TARGET_MM, rates)
+    if device_status in DOUBT_STATUSES:
+        raise DistanceDoubtError(
+            f"VL53L0X range status {device_status} ({name}): measurement not trustworthy "
+            f"(raw {range_mm} mm, signal {rates.signal_rate_mcps:.2f} Mcps, "
+            f"ambient {rates.ambient_rate_mcps:.2f} Mcps)", rates, device_status)
+    return DistanceReading(float(range_mm), rates)

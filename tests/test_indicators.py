@@ -20,9 +20,10 @@ WINDOW_S = 20.0
 
 def sample(state: str, fault_code: str | None = None, warning: bool = False,
            refused: tuple[str, float] | None = None, start_s: float = 0.0,
-           seconds: float = WINDOW_S) -> list[LedState]:
+           seconds: float = WINDOW_S, pause_reason: str | None = None) -> list[LedState]:
     n = int(round(seconds / DT_S))
-    return [leds_for(start_s + i * DT_S, state, fault_code, warning, refused) for i in range(n)]
+    return [leds_for(start_s + i * DT_S, state, fault_code, warning, refused, pause_reason=pause_reason)
+            for i in range(n)]
 
 
 def runs(values: list[bool]) -> list[tuple[bool, int]]:
@@ -73,6 +74,7 @@ def all_patterns() -> dict[str, list[LedState]]:
         "running": sample("running"),
         "paused": sample("paused"),
         "starting": sample("starting"),
+        "paused, distance in doubt": sample("paused", pause_reason="distance_doubt"),
         "running, skin warning": sample("running", warning=True),
     }
     for reason in REFUSAL_BLINKS:
@@ -227,3 +229,9 @@ def test_starting_blinks_green_fast_with_the_lamp_off_and_no_refusal_over_it():
     seq = sample("starting", refused=("too_close", WINDOW_S))
     assert not any(s.amber or s.red for s in seq)
     assert len(runs([s.green for s in seq[:100]])) >= 9          # 5 blinks a second
+
+
+def test_a_distance_doubt_pause_flashes_amber_twice_a_second_with_green_steady():
+    seq = sample("paused", pause_reason="distance_doubt", seconds=4.0)
+    assert blink_groups([s.amber for s in seq], gap_s=0.5) == [2, 2, 2]
+    assert sum(s.green for s in seq) > 0.9 * len(seq)

@@ -184,7 +184,7 @@ def test_migrates_a_version_1_journal_and_keeps_its_records(tmp_path):
         ("old", WALL + 5000, 5010.0, None, None, 120.0, None, 38.0, None),  # cut off
     ])
     with Journal(tmp_path, "new-boot") as j:
-        assert j.schema_version() == SCHEMA_VERSION == 3
+        assert j.schema_version() == SCHEMA_VERSION == 4
         assert j.integrity_check() == "ok"
         closed = j.close_interrupted(5.0)
         done, cut = j.sessions_for_limits()
@@ -197,6 +197,58 @@ def test_migrates_a_version_1_journal_and_keeps_its_records(tmp_path):
         120.0, "interrupted", WALL + 5005, 5015.0)
 
 
+def _create_v3(path):
+    conn = sqlite3.connect(path)
+    for step in MIGRATIONS[:3]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, end_wall, end_mono, on_s,
+        end_reason, max_skin_c, min_distance_mm, checkpoint_wall, checkpoint_mono)
+        VALUES ('old', ?, 10, ?, 610, 600, 'completed', 40.5, 331, ?, 610)""", (WALL, WALL + 600, WALL + 600))
+    conn.execute("INSERT INTO boot_clocks VALUES ('old', ?, ?)", (WALL - 10.0, WALL))
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+
+
+LIGHT = {"min_signal_mcps": 3.5, "max_signal_mcps": 4.5, "min_ambient_mcps": 0.05,
+         "max_ambient_mcps": 1.2, "distance_samples": 300, "distance_doubts": 6}
+
+
+def test_migrates_a_version_3_journal_to_4_keeping_its_sessions_with_light_unknown(tmp_path):
+    _create_v3(journal_path(tmp_path))
+    with pytest.raises(JournalError, match="schema version 3.*start the irlamp daemon once"):
+        JournalReader(tmp_path)
+    with Journal(tmp_path, "new-boot") as j:
+        assert j.schema_version() == 4
+        assert j.integrity_check() == "ok"
+        (old,) = j.sessions_for_limits()
+        sid = j.start_session(WALL + 5000, 20.0)
+        j.checkpoint(sid, 5.0, 33.0, 400.0, WALL + 5005, 25.0, light=LIGHT)
+        j.end_session(sid, 9.0, "completed", 33.5, 398.0, WALL + 5009, 29.0,
+                      light={**LIGHT, "min_signal_mcps": 3.9, "max_ambient_mcps": 0.9,
+                             "distance_samples": 450, "distance_doubts": 9})
+    assert (old.on_s, old.end_reason, old.max_skin_c, old.min_distance_mm, old.boot_clock_offset_s) == (
+        600.0, "completed", 40.5, 331.0, WALL - 10.0)
+    assert (old.min_signal_mcps, old.max_ambient_mcps, old.distance_samples, old.distance_doubts) == (
+        None, None, None, None)                       # not measured: unknown, never a made-up 0
+    with JournalReader(tmp_path) as reader:
+        new = reader.recent_sessions(1)[0]
+    # the ranges only widen (3.5 stays the lowest signal, 1.2 the highest ambient); counts only rise
+    assert (new.min_signal_mcps, new.max_signal_mcps, new.min_ambient_mcps, new.max_ambient_mcps) == (
+        3.5, 4.5, 0.05, 1.2)
+    assert (new.distance_samples, new.distance_doubts) == (450, 9)
+
+
+def test_light_fields_are_checked(tmp_path):
+    with Journal(tmp_path, "b") as j:
+        sid = j.start_session(WALL, 1.0)
+        with pytest.raises(ValueError, match="unknown light fields"):
+            j.checkpoint(sid, 1.0, None, None, WALL + 1, 2.0, light={"lux": 3})
+        with pytest.raises(ValueError, match="max_ambient_mcps must be a finite number"):
+            j.checkpoint(sid, 1.0, None, None, WALL + 1, 2.0, light={"max_ambient_mcps": float("nan")})
+
+
 def test_refuses_a_journal_from_a_newer_irlamp(tmp_path):
     with Journal(tmp_path, "b"):
         pass
@@ -204,7 +256,7 @@ def test_refuses_a_journal_from_a_newer_irlamp(tmp_path):
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(JournalError, match=r"schema version 4 is newer") as info:
+    with pytest.raises(JournalError, match=rf"schema version {SCHEMA_VERSION + 1} is newer") as info:
         Journal(tmp_path, "b")
     assert str(journal_path(tmp_path)) in str(info.value)
 

@@ -278,12 +278,12 @@ class SlowJournal:
         self.written: list[str] = []
 
     def _slow(self, name):
-        def call(*args):
+        def call(*args, **kwargs):
             if self.release is not None:
                 self.release.wait()
             elif self.delay_s:
                 threading.Event().wait(self.delay_s)   # the injected disk delay, on the writer's thread
-            result = getattr(self._journal, name)(*args)
+            result = getattr(self._journal, name)(*args, **kwargs)
             self.written.append(name)
             return result
         return call

@@ -25,7 +25,8 @@ NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=UTC).timestamp()
 def sample(**changes) -> dict:
     data = {
         "state": "running", "lamp_on": True, "time_left_s": 754.0, "on_s": 446.0,
-        "distance_mm": 412.0, "skin_c": 36.44, "ambient_c": 24.0, "sessions_today": 1,
+        "distance_mm": 412.0, "skin_c": 36.44, "ambient_c": 24.0, "signal_rate_mcps": 3.8,
+        "ambient_rate_mcps": 0.42, "distance_doubt_share": 0.013, "sessions_today": 1,
         "sessions_per_day": 3, "next_start_allowed_wall": None, "start_blocked_reason": None,
         "pause_reason": None, "fault_latched": False, "last_fault": None,
         "leds": "green steady, heartbeat blink", "heartbeat_wall": NOW - 0.4,
@@ -156,9 +157,17 @@ def test_human_view_of_a_running_session(tmp_path):
     assert "Time left:      12:34" in out
     assert "412 mm (16.2 in)" in out
     assert "36.4 °C" in out
+    assert "Sensor light:   ambient 0.42 Mcps, signal 3.80 Mcps, 1.3 % of readings doubted" in out
     assert "Sessions today: 1 of 3" in out
     assert "Next start:     allowed now" in out
     assert "Last fault:     none" in out
+
+
+def test_human_view_without_light_rates_leaves_the_line_out(tmp_path):
+    path = tmp_path / "status.json"
+    write_status_atomic(path, sample(signal_rate_mcps=None, ambient_rate_mcps=None))
+    code, out, _ = run(path)
+    assert code == 0 and "Sensor light" not in out
 
 
 def test_human_view_of_a_blocked_start_and_a_latched_fault(tmp_path):
