@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     hi.add_argument("--config")
     hi.add_argument("--state-dir")
 
+    jo = sub.add_parser("journal", help="journal maintenance (stop the daemon first)")
+    jo_sub = jo.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+    rec = jo_sub.add_parser("recover", help="put a damaged journal aside and start a new one that "
+                                            "counts the rest of today as used up")
+    rec.add_argument("--config")
+    rec.add_argument("--state-dir")
+
     fs = sub.add_parser("failsafe", help="drive the relay pins off and exit (systemd ExecStopPost)")
     fs.add_argument("--config")
 
@@ -107,6 +114,13 @@ def _cmd_history(args) -> int:
     return history_command(state, args.days, args.json)
 
 
+def _cmd_journal(args) -> int:
+    from controller.recovery import recover_journal
+    from controller.run import ClockSync, boot_id
+    state, _ = _dirs(args, _config_or_default(args.config))
+    return recover_journal(state, boot_id=boot_id(), clock_synced=ClockSync()())
+
+
 def _config_or_default(path):
     """Status/history only need paths: fall back to defaults if the config is unreadable to this user."""
     from controller.config import ConfigError, load_config
@@ -151,20 +165,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) or args.command == "run"
                         else quiet, handlers=[log_handler])
     from controller.config import ConfigError, check_config_command
-    from controller.journal import JournalError
+    from controller.dirlock import DirectoryBusy
+    from controller.storage import StorageError
     from drivers.relay import WiringError
     try:
         if args.command == "check-config":
             return check_config_command(args.path)
         command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
-                   "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest}[args.command]
+                   "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest,
+                   "journal": _cmd_journal}[args.command]
         return command(args)
     except (ConfigError, WiringError) as exc:
         print(f"irlamp: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
-    except JournalError as exc:       # the lamp never started: nothing can be recorded
+    except DirectoryBusy as exc:      # another daemon runs this lamp: touch nothing
         print(f"irlamp: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    except StorageError as exc:       # the lamp never started: nothing can be recorded
+        print(f"irlamp: {exc}", file=sys.stderr)
+        return 2 if exc.needs_a_person else 1   # 2: systemd does not retry what needs a person
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:          # e.g. `irlamp simulate x.yaml | head`: the reader left

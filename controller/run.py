@@ -18,7 +18,8 @@ from pathlib import Path
 
 from controller.clock import RealClock
 from controller.daemon import Daemon, FatalLoopError
-from controller.journal import Journal, JournalError
+from controller.dirlock import lock_state_dir
+from controller.journal import Journal
 from controller.notify import SystemdNotifier
 from controller.status import status_path
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
@@ -102,6 +103,22 @@ def run_daemon(cfg, args) -> int:
     check_wiring(cfg.gpio)
     state_dir = Path(args.state_dir or cfg.paths.state_dir)
     runtime_dir = Path(args.runtime_dir or cfg.paths.runtime_dir)
+    status_file = status_path(runtime_dir, state_dir)
+    # One daemon per lamp: locked before any pin, journal or status file is touched; held
+    # until this process ends (the kernel drops it however the process dies).
+    writer_lock = lock_state_dir(state_dir, status_file)
+    try:
+        this_boot = boot_id()
+        journal = Journal(state_dir, this_boot)   # refuses a damaged journal before any pin
+        try:
+            return _run_locked(cfg, args, journal, this_boot, status_file)
+        finally:
+            journal.close()
+    finally:
+        writer_lock.release()
+
+
+def _run_locked(cfg, args, journal: Journal, this_boot: str, status_file: Path) -> int:
     clock = RealClock()
     wake = threading.Event()
     stop = threading.Event()
@@ -115,16 +132,9 @@ def run_daemon(cfg, args) -> int:
     if world is not None:
         world.lamp_on = hw.output.is_on
     notifier = SystemdNotifier()
-    journal = None
     reason = "exit"
     try:
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise JournalError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from exc
-        this_boot = boot_id()
-        journal = Journal(state_dir, this_boot)
-        daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
+        daemon = Daemon(cfg, hw, clock, journal, status_path=status_file,
                         boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
                         simulated=bool(args.simulate))
 
@@ -158,8 +168,6 @@ def run_daemon(cfg, args) -> int:
     finally:
         hw.output.set(False, "exit")
         hw.close()
-        if journal is not None:
-            journal.close()
         notifier.close()
 
 

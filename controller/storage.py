@@ -1,0 +1,168 @@
+"""Caregiver-grade messages for storage trouble: full disk, read-only or foreign state
+directory, permission problems, disk I/O errors and a damaged journal.
+
+`explain_storage_error(path, exc, action)` turns an OSError or a sqlite3.Error into one line
+that names the file or directory, says what is wrong in plain words and what to do, and points
+to the README's "Recovery" section. `storage_problem(exc, path)` is the bare classification.
+No I/O beyond `os.stat`/`os.statvfs`/`os.access` on the path named (to tell a full disk from a
+failing card, and to say who owns what).
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import sqlite3
+import stat
+from pathlib import Path
+
+DISK_FULL, IO_ERROR, READ_ONLY, PERMISSION, DAMAGED = (
+    "disk_full", "io_error", "read_only", "permission", "damaged")
+# Below this much free space a "disk I/O error" is taken to be a full disk: SQLite needs a few
+# pages for its write-ahead log and shared-memory index, and the status file a few hundred bytes.
+NEARLY_FULL_BYTES = 1 << 20
+README_RECOVERY = 'README, "Recovery"'
+RECOVER_COMMAND = "sudo irlamp journal recover"
+SERVICE_USER = "irlamp"
+
+# SQLite primary result codes (sqlite3.Error.sqlite_errorcode & 0xff)
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
+_BY_SQLITE_CODE = {_SQLITE_FULL: DISK_FULL, _SQLITE_IOERR: IO_ERROR, _SQLITE_READONLY: READ_ONLY,
+                   _SQLITE_PERM: PERMISSION, _SQLITE_CORRUPT: DAMAGED, _SQLITE_NOTADB: DAMAGED}
+_BY_ERRNO = {errno.ENOSPC: DISK_FULL, errno.EDQUOT: DISK_FULL, errno.EFBIG: DISK_FULL,
+             errno.EIO: IO_ERROR, errno.EROFS: READ_ONLY, errno.EACCES: PERMISSION,
+             errno.EPERM: PERMISSION}
+
+
+class StorageError(Exception):
+    """The state directory cannot be used. The message is one line with a fix; `kind` is one of
+    the problems above, or None."""
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def needs_a_person(self) -> bool:
+        """True when restarting cannot help (damaged journal, permissions, read-only disk)."""
+        return self.kind in (DAMAGED, PERMISSION, READ_ONLY)
+
+
+def _existing(path: Path) -> Path | None:
+    for candidate in (path, *path.parents):
+        try:
+            candidate.stat()
+            return candidate
+        except OSError:
+            continue
+    return None
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes an unprivileged user may still write on the file system holding `path`."""
+    where = _existing(Path(path))
+    if where is None:
+        return None
+    try:
+        vfs = os.statvfs(where)
+    except OSError:
+        return None
+    return vfs.f_bavail * vfs.f_frsize
+
+
+def storage_problem(exc: BaseException, path: str | Path) -> str | None:
+    """DISK_FULL, IO_ERROR, READ_ONLY, PERMISSION, DAMAGED, or None (something else)."""
+    kind = None
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        kind = _BY_SQLITE_CODE.get(code & 0xFF) if isinstance(code, int) else None
+        text = str(exc).lower()
+        if kind is None:   # errors raised without a code (tests, older builds): by their text
+            kind = (DISK_FULL if "disk is full" in text else
+                    DAMAGED if "malformed" in text or "not a database" in text else
+                    READ_ONLY if "readonly" in text else
+                    IO_ERROR if "disk i/o error" in text else None)
+        if kind is None and (code is not None and code & 0xFF == _SQLITE_CANTOPEN
+                             or "unable to open" in text):
+            where = _existing(Path(path))
+            if where is not None and not os.access(where, os.R_OK | (os.X_OK if where.is_dir()
+                                                                      else 0)):
+                kind = PERMISSION
+    elif isinstance(exc, OSError):
+        kind = _BY_ERRNO.get(exc.errno)
+    if kind == IO_ERROR:
+        free = free_bytes(path)
+        if free is not None and free < NEARLY_FULL_BYTES:
+            kind = DISK_FULL
+    return kind
+
+
+def _owner(path: Path) -> str:
+    where = _existing(path)
+    if where is None:
+        return f"{path} does not exist"
+    try:
+        st = where.stat()
+    except OSError:
+        return f"{where} cannot be examined"
+
+    def name(lookup, ident: int) -> str:
+        try:
+            return lookup(ident)[0]
+        except KeyError:
+            return str(ident)
+    return (f"{where} belongs to {name(pwd.getpwuid, st.st_uid)}:{name(grp.getgrgid, st.st_gid)}"
+            f" (mode {stat.S_IMODE(st.st_mode):04o})")
+
+
+def _me() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid())[0]
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def _free_words(path: Path) -> str:
+    free = free_bytes(path)
+    return "" if free is None else f", {free // 1024} KiB left"
+
+
+def storage_error(path: str | Path, exc: BaseException, action: str,
+                  subject: str | None = None, cls: type[StorageError] = StorageError):
+    """`cls(explain_storage_error(...), kind)`."""
+    return cls(explain_storage_error(path, exc, action, subject), storage_problem(exc, path))
+
+
+def explain_storage_error(path: str | Path, exc: BaseException, action: str,
+                          subject: str | None = None) -> str:
+    """One line: what could not be done to `path`, why in plain words, and the fix.
+    `subject` starts the line (default: the path)."""
+    path = Path(path)
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        detail = exc.strerror
+    directory = path if path.is_dir() else path.parent
+    kind = storage_problem(exc, path)
+    head = f"{subject or path}: cannot {action}"
+    if kind == DISK_FULL:
+        return (f"{head}: the disk is full ({detail}{_free_words(path)}). Free some space "
+                f"(df -h {directory}; e.g. sudo journalctl --vacuum-size=50M, sudo apt clean), "
+                f"then sudo systemctl restart irlamp; see {README_RECOVERY}")
+    if kind == READ_ONLY:
+        return (f"{head}: the file system is read-only ({detail}); after disk errors Linux "
+                f"remounts the SD card read-only: check dmesg, then reboot; see {README_RECOVERY}")
+    if kind == PERMISSION:
+        return (f"{head}: permission denied; {_owner(path)} and this runs as {_me()}. The daemon "
+                f"runs as user {SERVICE_USER}: sudo chown -R {SERVICE_USER}:{SERVICE_USER} "
+                f"{directory}; to only read it, see {README_RECOVERY}")
+    if kind == IO_ERROR:
+        return (f"{head}: disk I/O error ({detail}{_free_words(path)}); the disk may be full or "
+                f"the SD card failing: check df -h {directory} and dmesg; see {README_RECOVERY}")
+    if kind == DAMAGED:
+        return (f"{head}: the journal is damaged ({detail}), so today's sessions cannot be "
+                f"counted. Stop irlamp and run `{RECOVER_COMMAND}` (it keeps the damaged file "
+                f"and counts the rest of today as used up); see {README_RECOVERY}")
+    return f"{head}: {detail}"
