@@ -31,6 +31,7 @@ END_REASON_WORDS = {
     "wall_time_cap": "session lasted too long overall",
     "interrupted": "cut off (crash or power loss)",
     "daemon_stopped": "service stopped",
+    "journal_recovered": "journal lost: day counted as used up",
     None: "not ended yet (running, or cut off just now)",
 }
 
