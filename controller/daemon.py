@@ -195,6 +195,10 @@ class Daemon:
                 self._record(name, fields, now)
             except Exception as record_exc:  # the journal itself may be what failed
                 log.error("could not record %s: %s", name, record_exc)
+                if name == "fault":   # the caregiver still sees what latched, and that it is unrecorded
+                    self.last_fault = {"code": fields["code"], "wall": self.clock.wall(),
+                                       "detail": f"{fields['detail']} (not in the journal: it "
+                                                 f"cannot be written)"}
                 self.emit(name, **fields)
         if self.exception_streak >= MAX_EXCEPTION_STREAK:
             raise FatalLoopError(f"control loop failed {self.exception_streak} times in a row: {detail}")
