@@ -27,6 +27,22 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+GPIO_COMMANDS = ("run", "failsafe", "selftest")
+
+
+def make_lgpio_dir_private(directory: Path) -> None:
+    """lgpio's button-edge FIFO is group-writable and world-readable: whoever can reach it can
+    fake or steal button presses. Keep its directory (LG_WD, set by the service) 0700, so that
+    read access to the state directory (the caregivers' group) gives no access to it."""
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            directory.chmod(0o700)
+    except OSError as exc:   # lgpio then reports the directory itself; the lamp stays off
+        logging.getLogger("irlamp").warning("cannot make %s private: %s", directory, exc)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irlamp", description="Infrared heat lamp safety daemon")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -157,7 +173,10 @@ def _cmd_selftest(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # lgpio creates its notification pipe in the working directory unless LG_WD says where.
+    explicit_lg_wd = os.environ.get("LG_WD")
     os.environ.setdefault("LG_WD", tempfile.gettempdir())
+    if explicit_lg_wd and args.command in GPIO_COMMANDS:
+        make_lgpio_dir_private(Path(explicit_lg_wd))
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
     log_handler = logging.StreamHandler(sys.stderr)
     log_handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
-from controller.storage import (DAMAGED, README_RECOVERY, RECOVER_COMMAND, StorageError,
-                                storage_error)
+from controller.storage import (DAMAGED, PERMISSION, README_RECOVERY, READ_ONLY,
+                                RECOVER_COMMAND, StorageError, explain_read_access, storage_error)
 
 JOURNAL_FILENAME = "journal.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -269,25 +269,41 @@ class JournalReader(_JournalQueries):
 
     def __init__(self, state_dir: str | Path):
         self.path = journal_path(state_dir)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no journal at {self.path}")
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
         try:
-            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
-                                         isolation_level=None)
-        except sqlite3.Error as exc:
-            raise self._error("open read-only", exc) from exc
+            if not self.path.is_file():
+                raise FileNotFoundError(f"no journal at {self.path}")
+        except PermissionError as exc:
+            raise JournalError(explain_read_access(self.path), PERMISSION) from exc
         try:
-            version = self.schema_version()
-        except JournalError:
-            self._conn.close()
-            raise
+            version = self._open(immutable=False)
+        except JournalError as exc:
+            # Without write access to the directory (a caregiver in the irlamp group), SQLite
+            # cannot create the shared-memory index a WAL reader needs. While the daemon runs,
+            # it exists and SQLite reads without writing it; when the daemon is stopped there
+            # is no write-ahead log and the file alone holds every record: read it immutable.
+            if exc.kind not in (READ_ONLY, PERMISSION) or Path(f"{self.path}-wal").exists():
+                raise
+            version = self._open(immutable=True)
         if version != SCHEMA_VERSION:
             self._conn.close()
             hint = ("start the irlamp daemon once to upgrade it" if version < SCHEMA_VERSION
                     else "it was written by a newer irlamp")
             raise JournalError(f"journal {self.path}: schema version {version}, this irlamp "
                                f"reads version {SCHEMA_VERSION}; {hint}")
+
+    def _open(self, immutable: bool) -> int:
+        """Connect read-only; return the schema version."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro{'&immutable=1' if immutable else ''}"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
+                                         isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error("open read-only", exc) from exc
+        try:
+            return self.schema_version()
+        except JournalError:
+            self._conn.close()
+            raise
 
 
 class Journal(_JournalQueries):

@@ -93,11 +93,21 @@ def storage_problem(exc: BaseException, path: str | Path) -> str | None:
                 kind = PERMISSION
     elif isinstance(exc, OSError):
         kind = _BY_ERRNO.get(exc.errno)
+    if kind == READ_ONLY and isinstance(exc, sqlite3.Error) and not _read_only_file_system(path):
+        kind = PERMISSION   # SQLite says "readonly database" for a file it may not write, too
     if kind == IO_ERROR:
         free = free_bytes(path)
         if free is not None and free < NEARLY_FULL_BYTES:
             kind = DISK_FULL
     return kind
+
+
+def _read_only_file_system(path: str | Path) -> bool:
+    where = _existing(Path(path))
+    try:
+        return where is not None and bool(os.statvfs(where).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _owner(path: Path) -> str:
@@ -166,3 +176,16 @@ def explain_storage_error(path: str | Path, exc: BaseException, action: str,
                 f"counted. Stop irlamp and run `{RECOVER_COMMAND}` (it keeps the damaged file "
                 f"and counts the rest of today as used up); see {README_RECOVERY}")
     return f"{head}: {detail}"
+
+
+def explain_read_access(path: str | Path) -> str:
+    """One line for a caregiver who may not read the journal: who owns it and how to get in."""
+    path = Path(path)
+    blocked = next((p for p in (*reversed(path.parents), path)
+                    if p.exists() and not os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0))),
+                   path.parent)
+    me = _me()
+    return (f"cannot read {path}: permission denied ({_owner(blocked)}; you are {me}). To read "
+            f"the history without sudo, an administrator adds you to the read-only caregivers' "
+            f"group once: sudo usermod -aG {SERVICE_USER} {me} (then log in again); or use "
+            f"sudo irlamp history")
