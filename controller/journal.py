@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
-from controller.storage import (DAMAGED, PERMISSION, README_RECOVERY, READ_ONLY,
-                                RECOVER_COMMAND, StorageError, explain_read_access, storage_error)
+from controller.storage import (DAMAGED, DAMAGED_ADVICE, PERMISSION, README_RECOVERY, READ_ONLY,
+                                StorageError, explain_read_access, storage_error)
 
 JOURNAL_FILENAME = "journal.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -83,9 +83,7 @@ _HEADER_BYTES = 100
 
 
 def _damaged(path: Path, what: str) -> JournalError:
-    return JournalError(f"journal {path}: {what}, so today's sessions cannot be counted. Stop "
-                        f"irlamp and run `{RECOVER_COMMAND}` (it keeps the damaged file and counts "
-                        f"the rest of today as used up); see {README_RECOVERY}", DAMAGED)
+    return JournalError(f"journal {path}: {what}{DAMAGED_ADVICE}; see {README_RECOVERY}", DAMAGED)
 
 
 def check_not_damaged(path: Path) -> bool:

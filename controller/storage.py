@@ -102,6 +102,25 @@ def storage_problem(exc: BaseException, path: str | Path) -> str | None:
     return kind
 
 
+# Why, in plain words, and the fix; README_RECOVERY is appended.
+DAMAGED_ADVICE = (f", so today's sessions cannot be counted. Stop irlamp and run "
+                  f"`{RECOVER_COMMAND}` (it keeps the damaged file and counts the rest of today "
+                  f"as used up)")
+_PLAIN_WORDS = {
+    DISK_FULL: "the disk is full ({detail}{free}). Free some space (df -h {directory}; e.g. "
+               "sudo journalctl --vacuum-size=50M, sudo apt clean), then sudo systemctl "
+               "restart irlamp",
+    READ_ONLY: "the file system is read-only ({detail}); after disk errors Linux remounts the "
+               "SD card read-only: check dmesg, then reboot",
+    PERMISSION: "permission denied; {owner} and this runs as {me}. The daemon runs as user "
+                "{user}: sudo chown -R {user}:{user} {directory}; to only read it, see the "
+                "caregivers' group",
+    IO_ERROR: "disk I/O error ({detail}{free}); the disk may be full or the SD card failing: "
+              "check df -h {directory} and dmesg",
+    DAMAGED: "the journal is damaged ({detail})" + DAMAGED_ADVICE,   # (it holds no braces)
+}
+
+
 def _read_only_file_system(path: str | Path) -> bool:
     where = _existing(Path(path))
     try:
@@ -157,25 +176,12 @@ def explain_storage_error(path: str | Path, exc: BaseException, action: str,
     directory = path if path.is_dir() else path.parent
     kind = storage_problem(exc, path)
     head = f"{subject or path}: cannot {action}"
-    if kind == DISK_FULL:
-        return (f"{head}: the disk is full ({detail}{_free_words(path)}). Free some space "
-                f"(df -h {directory}; e.g. sudo journalctl --vacuum-size=50M, sudo apt clean), "
-                f"then sudo systemctl restart irlamp; see {README_RECOVERY}")
-    if kind == READ_ONLY:
-        return (f"{head}: the file system is read-only ({detail}); after disk errors Linux "
-                f"remounts the SD card read-only: check dmesg, then reboot; see {README_RECOVERY}")
-    if kind == PERMISSION:
-        return (f"{head}: permission denied; {_owner(path)} and this runs as {_me()}. The daemon "
-                f"runs as user {SERVICE_USER}: sudo chown -R {SERVICE_USER}:{SERVICE_USER} "
-                f"{directory}; to only read it, see {README_RECOVERY}")
-    if kind == IO_ERROR:
-        return (f"{head}: disk I/O error ({detail}{_free_words(path)}); the disk may be full or "
-                f"the SD card failing: check df -h {directory} and dmesg; see {README_RECOVERY}")
-    if kind == DAMAGED:
-        return (f"{head}: the journal is damaged ({detail}), so today's sessions cannot be "
-                f"counted. Stop irlamp and run `{RECOVER_COMMAND}` (it keeps the damaged file "
-                f"and counts the rest of today as used up); see {README_RECOVERY}")
-    return f"{head}: {detail}"
+    if kind is None:
+        return f"{head}: {detail}"
+    words = _PLAIN_WORDS[kind].format(
+        detail=detail, directory=directory, free=_free_words(path), owner=_owner(path), me=_me(),
+        user=SERVICE_USER)
+    return f"{head}: {words}; see {README_RECOVERY}"
 
 
 def explain_read_access(path: str | Path) -> str:

@@ -22,7 +22,7 @@ import textwrap
 
 import pytest
 from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli
-from test_daemon_exceptions import Rig
+from test_daemon_exceptions import rig  # noqa: F401  (the same daemon rig, as a fixture)
 
 from controller.journal import Journal, journal_path
 from controller.status import format_status
@@ -47,14 +47,6 @@ class _FullDisk:
 
     def close(self):
         self._conn.close()
-
-
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path)
-    yield r
-    r.hw.close()
-    r.journal.close()
 
 
 def test_a_full_disk_mid_session_shows_the_fault_in_the_status(rig):
