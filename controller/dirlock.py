@@ -43,7 +43,22 @@ class DirectoryBusy(Exception):
 
 
 class LockUnavailable(Exception):
-    """The lock file cannot be created or opened (permissions, read-only, full disk)."""
+    """The lock file `path` cannot be created or opened (permissions, read-only, full disk)."""
+
+    def __init__(self, message: str, path: Path):
+        super().__init__(message)
+        self.path = path
+
+
+def adopt_directory_owner(path: Path, directory: Path | None = None) -> None:
+    """Run as root (sudo) in a directory that belongs to another user (the irlamp user's state
+    directory; default: `path`'s own): give `path` to that user and group, so that the daemon
+    can still open it."""
+    if os.geteuid() != 0:
+        return
+    owner = (directory or path.parent).stat()
+    if owner.st_uid != 0:
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def _holder_pid(fd: int) -> int | None:
@@ -59,9 +74,10 @@ def _lock_file(path: Path, what: str) -> int:
     LockUnavailable."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        adopt_directory_owner(path)
     except OSError as exc:
         raise LockUnavailable(f"cannot create the lock file {path}: "
-                              f"{exc.strerror or exc}") from exc
+                              f"{exc.strerror or exc}", path) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -72,7 +88,7 @@ def _lock_file(path: Path, what: str) -> int:
             raise DirectoryBusy(f"{what} is in use by another irlamp ({holder}): only one daemon "
                                 f"per lamp. Stop that one first (sudo systemctl stop irlamp), or "
                                 f"give this one its own --state-dir and --runtime-dir") from exc
-        raise LockUnavailable(f"cannot lock {path}: {exc.strerror or exc}") from exc
+        raise LockUnavailable(f"cannot lock {path}: {exc.strerror or exc}", path) from exc
     try:   # for the message a second process prints; the lock itself is the flock
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -130,4 +146,4 @@ def lock_state_dir(state_dir: str | Path, status_file: str | Path | None = None)
     except OSError as exc:
         raise storage_error(state_dir, exc, "use it as the state directory") from exc
     except LockUnavailable as exc:
-        raise storage_error(state_dir, exc.__cause__ or exc, "lock it (state directory)") from exc
+        raise storage_error(exc.path, exc.__cause__ or exc, "open it (irlamp's lock file)") from exc

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TextIO
 
 from controller.config import _BOUNDS
-from controller.dirlock import DirectoryBusy, lock_state_dir
+from controller.dirlock import DirectoryBusy, adopt_directory_owner, lock_state_dir
 from controller.journal import Journal, JournalError, journal_path
 from controller.status import local_time
 from controller.storage import DAMAGED, StorageError
@@ -125,6 +125,7 @@ def _replace(state_dir: Path, path: Path, boot_id: str, clock_synced: bool, now_
         _fsync_dir(state_dir)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+        adopt_directory_owner(new_file, state_dir)   # after sudo: still the daemon's file
         os.replace(new_file, path)
         _fsync_dir(state_dir)
     finally:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
+import pwd
 import shutil
 import subprocess
 
@@ -228,3 +230,15 @@ def test_journal_recover_command_end_to_end(tmp_path):
     assert "journal-damaged-" in proc.stdout and "used up" in proc.stdout
     with Journal(tmp_path, "any"):
         pass
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: recovery run with sudo")
+def test_recover_with_sudo_leaves_files_the_daemon_user_can_open(tmp_path):
+    """`sudo irlamp journal recover` must not leave a root-owned journal or lock file in the
+    irlamp user's directory: the daemon could not open them and would refuse to start."""
+    nobody = pwd.getpwnam("nobody")
+    os.chown(tmp_path, nobody.pw_uid, nobody.pw_gid)
+    _damage(tmp_path, "empty")
+    assert _recover(tmp_path)[0] == 0
+    for name in ("journal.sqlite3", "irlamp.lock"):
+        assert (tmp_path / name).stat().st_uid == nobody.pw_uid, name
