@@ -79,6 +79,7 @@ class JournalError(StorageError):
 
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+CREATED_MARKER_SUFFIX = ".created"
 _HEADER_BYTES = 100
 
 
@@ -86,13 +87,21 @@ def _damaged(path: Path, what: str) -> JournalError:
     return JournalError(f"journal {path}: {what}{DAMAGED_ADVICE}; see {README_RECOVERY}", DAMAGED)
 
 
+def created_marker_path(path: Path) -> Path:
+    """A file that says a journal once existed at `path`: its disappearance is lost records,
+    not a fresh install. Written right after a journal is created (and when an older journal
+    without one is opened)."""
+    return path.with_name(path.name + CREATED_MARKER_SUFFIX)
+
+
 def check_not_damaged(path: Path) -> bool:
     """Refuse (JournalError, kind DAMAGED) a journal file that exists but cannot hold the
     records: empty, not SQLite, or shorter than its own header says. Returns whether the file
     exists. Only what can be told without SQLite; SQLite's own checks follow at open.
 
-    A journal is never legitimately empty or missing beside its log: irlamp creates it
-    complete under another name and renames it into place (see `Journal`)."""
+    A journal is never legitimately empty, or missing beside its log or after it once existed
+    (`created_marker_path`): irlamp creates it complete under another name and renames it into
+    place (see `Journal`). Only a journal that never existed here is a fresh install."""
     wal = Path(f"{path}-wal")
     try:
         size = path.stat().st_size
@@ -100,6 +109,10 @@ def check_not_damaged(path: Path) -> bool:
         if wal.exists() and wal.stat().st_size > 0:
             raise _damaged(path, f"is missing but its write-ahead log {wal.name} is there "
                                  "(the journal file was deleted or moved)") from None
+        marker = created_marker_path(path)
+        if marker.exists():
+            raise _damaged(path, f"is missing, but a journal existed here ({marker.name}): it "
+                                 "was deleted or moved") from None
         return False
     except OSError as exc:
         raise storage_error(path, exc, "examine", f"journal {path}", JournalError) from exc
@@ -326,9 +339,20 @@ class Journal(_JournalQueries):
         self._conn = self._connect(self.path)
         try:
             self._prepare()
+            self._mark_created()
         except BaseException:
             self._conn.close()
             raise
+
+    def _mark_created(self) -> None:
+        marker = created_marker_path(self.path)
+        if marker.exists():
+            return
+        try:
+            marker.write_text("a journal was created here; if journal.sqlite3 is missing, its "
+                              "records were lost: run `irlamp journal recover`\n")
+        except OSError as exc:
+            raise self._error("mark that it exists", exc) from exc
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         try:

@@ -3,7 +3,8 @@ rest of the day as used up (SR-7: lost records count against the user, never for
 
 What it does, with the daemon stopped (it takes the daemon's lock, so it refuses while one runs):
 1. Checks the journal the way the daemon does at start. A journal the daemon would accept is
-   left alone ("nothing to recover"); a missing one needs no recovery (a fresh install).
+   left alone ("nothing to recover"); one that never existed needs no recovery (a fresh
+   install), one that existed and is gone (`journal.created_marker_path`) does.
 2. Builds the new journal completely in a scratch directory beside it. Into it go
    `LOST_DAY_PLACEHOLDERS` closed sessions, each with end reason 'journal_recovered', zero
    on-time, started and ended now (this boot's monotonic and wall clocks). Why sessions and not
@@ -33,7 +34,7 @@ from typing import TextIO
 
 from controller.config import _BOUNDS
 from controller.dirlock import DirectoryBusy, adopt_directory_owner, lock_state_dir
-from controller.journal import Journal, JournalError, journal_path
+from controller.journal import Journal, JournalError, created_marker_path, journal_path
 from controller.status import local_time
 from controller.storage import DAMAGED, StorageError
 
@@ -72,7 +73,7 @@ def recover_journal(state_dir: str | Path, *, boot_id: str, clock_synced: bool,
         print(f"irlamp journal recover: {exc}", file=err)
         return EXIT_REFUSED
     with lock:
-        if not path.exists() and not Path(f"{path}-wal").exists():
+        if not any(p.exists() for p in (path, Path(f"{path}-wal"), created_marker_path(path))):
             print(f"no journal at {path}: nothing to recover (the daemon makes a new one at its "
                   f"first start)", file=out)
             return EXIT_OK

@@ -81,7 +81,7 @@ def test_a_caregiver_in_the_group_reads_while_the_daemon_runs_and_when_it_is_sto
         assert len(json.loads(running.stdout)["sessions"]) == 2
         assert sorted(p.name for p in state.iterdir()) == files
     stopped_files = sorted(p.name for p in state.iterdir())
-    assert stopped_files == ["journal.sqlite3"]
+    assert stopped_files == ["journal.sqlite3", "journal.sqlite3.created"]
     stopped = _history(state, groups=(CAREGIVERS_GID,))
     assert stopped.returncode == 0, stopped.stderr
     assert [s["end_reason"] for s in json.loads(stopped.stdout)["sessions"]] == [

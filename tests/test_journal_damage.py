@@ -113,7 +113,19 @@ def test_a_fresh_install_gets_a_journal_and_an_interrupted_creation_leaves_none(
     monkeypatch.undo()
     with Journal(tmp_path, "b") as journal:     # the next start is a fresh install, as it was
         assert journal.sessions_for_limits() == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3", "journal.sqlite3.created"]
+
+
+def test_a_deleted_journal_is_lost_records_not_a_fresh_install(tmp_path):
+    """'I deleted the broken file' must not reset the day's count either."""
+    path = _real_journal(tmp_path)
+    path.unlink()
+    with pytest.raises(JournalError, match="is missing, but a journal existed here") as info:
+        Journal(tmp_path, "b")
+    assert info.value.kind == DAMAGED and not path.exists()
+    code, out, err = _recover(tmp_path)
+    assert code == 0, err
+    assert not _allowance(tmp_path).allowed
 
 
 def test_the_daemon_refuses_an_empty_journal_touching_nothing(tmp_path):
