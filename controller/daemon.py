@@ -23,6 +23,7 @@ from controller.journal import Journal
 from controller.limits import Allowance, start_allowance
 from controller.safety import SafetyController, StepInputs
 from controller.status import write_status_atomic
+from controller.storage import StorageError
 from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
@@ -187,7 +188,8 @@ class Daemon:
         self.healthy = False
         self.hw.output.set(False, "control_exception")
         self.exception_streak += 1
-        detail = f"{type(exc).__name__}: {exc}"
+        detail = (f"records cannot be written: {exc}" if isinstance(exc, StorageError)
+                  else f"{type(exc).__name__}: {exc}")
         log.error("exception in the control loop (lamp off): %s\n%s", detail, traceback.format_exc())
         events = self.controller.external_fault("control_exception", detail, now)
         for name, fields in events:

@@ -61,6 +61,7 @@ def test_a_full_disk_mid_session_shows_the_fault_in_the_status(rig):
     fault = status["last_fault"]
     assert fault is not None and fault["code"] == "control_exception"
     assert "disk is full" in fault["detail"] and str(rig.tmp_path) in fault["detail"]
+    assert fault["detail"].startswith("records cannot be written: journal ")
     assert "not in the journal" in fault["detail"]
     text = "\n".join(format_status(status, status["heartbeat_wall"]))
     assert "Last fault:     none" not in text and "LATCHED — control_exception" in text
