@@ -285,6 +285,7 @@ class JournalReader(_JournalQueries):
                 raise FileNotFoundError(f"no journal at {self.path}")
         except PermissionError as exc:
             raise JournalError(explain_read_access(self.path), PERMISSION) from exc
+        check_not_damaged(self.path)
         try:
             version = self._open(immutable=False)
         except JournalError as exc:

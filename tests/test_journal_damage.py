@@ -88,6 +88,16 @@ def test_a_damaged_journal_is_refused_untouched_with_the_recovery_command(tmp_pa
     assert _digest(path) == before
 
 
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_history_of_a_damaged_journal_points_to_the_recovery(tmp_path, kind):
+    """Old code called an empty journal 'schema version 0 ... start the daemon to upgrade it'."""
+    _damage(tmp_path, kind)
+    proc = run_cli("history", "--state-dir", str(tmp_path))
+    assert proc.returncode == 4 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "irlamp journal recover" in line and str(journal_path(tmp_path)) in line
+
+
 def test_a_journal_missing_beside_its_write_ahead_log_is_refused(tmp_path):
     path = _real_journal(tmp_path)
     shutil.copy(path, tmp_path / "x")

@@ -76,7 +76,8 @@ def test_full_disk_message_names_the_directory_and_the_fix(tmp_path):
 
 
 def _in_full_tmpfs(script: str) -> subprocess.CompletedProcess:
-    """Run `script` (sh) in a private mount namespace with a full 1 MiB tmpfs at $MNT."""
+    """Run `script` (sh) in a private mount namespace with a (fresh, empty) 1 MiB tmpfs at
+    $MNT; the script fills it, or remounts it read-only, itself."""
     if not ROOT or shutil.which("unshare") is None:
         pytest.skip("a real full file system needs root (unshare -m, mount -t tmpfs)")
     wrapper = textwrap.dedent(f"""\
@@ -141,6 +142,19 @@ def test_a_foreign_owned_state_directory_says_who_owns_it_and_how_to_fix_it(worl
     (line,) = proc.stderr.strip().splitlines()
     assert str(state) in line and "permission denied" in line and "root:root" in line
     assert "sudo chown -R irlamp:irlamp" in line and README_RECOVERY in line
+
+
+def test_a_restart_on_a_really_read_only_disk_says_so(tmp_path):
+    """The SD card remounted read-only after errors: named as such, exit 2 (no retrying)."""
+    proc = _in_full_tmpfs(f"""
+        {PYTHON} -c "import sys; from controller.journal import Journal; Journal(sys.argv[1], 'b').close()" "$MNT/state"
+        mount -o remount,ro "$MNT"
+        {PYTHON} -m controller.cli run --simulate --state-dir "$MNT/state" --runtime-dir {tmp_path} \
+            --config {DEFAULT_CONFIG} </dev/null && echo "EXIT=0" || echo "EXIT=$?"
+        """)
+    assert "EXIT=2" in proc.stdout, proc.stdout + proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "/state" in last and "read-only" in last and "dmesg" in last and README_RECOVERY in last
 
 
 def test_a_read_only_file_system_is_named_as_such(tmp_path):
