@@ -25,8 +25,8 @@ from gpiozero.pins.mock import MockFactory
 from controller.clock import SimClock
 from controller.config import load_config
 from controller.daemon import Daemon
-from controller.indicators import pattern_name
 from controller.dirlock import DirectoryBusy, lock_state_dir
+from controller.indicators import pattern_name
 from controller.journal import Journal, JournalError
 from controller.scenario import Scenario, ScenarioError
 from controller.status import status_path
