@@ -11,7 +11,12 @@ What this module promises:
 - Session ids only grow (AUTOINCREMENT), so id order is the true order in which sessions
   started, whatever the wall clock said. The daily limits rely on this.
 - Every SQLite failure (missing directory, unreadable or corrupt file, full disk) surfaces as
-  a one-line `JournalError` that names the journal file.
+  a one-line `JournalError` that names the journal file, says what is wrong in plain words and
+  how to fix it (`controller/storage.py`; `kind` tells a damaged journal from a full disk).
+- Lost records are never a fresh start: a journal that is empty, not SQLite, truncated, or
+  gone after it once existed is refused (kind DAMAGED) until `irlamp journal recover`
+  (controller/recovery.py) has kept it aside and used up the rest of the day. A new journal is
+  built complete under a temporary name and renamed into place.
 
 Times: `*_wall` are epoch seconds (`time.time()`), `*_mono` are `time.monotonic()` seconds of
 the boot named by the record's `boot_id` (`/proc/sys/kernel/random/boot_id`); monotonic values
