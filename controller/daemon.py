@@ -190,7 +190,9 @@ class Daemon:
         self.exception_streak += 1
         detail = (f"records cannot be written: {exc}" if isinstance(exc, StorageError)
                   else f"{type(exc).__name__}: {exc}")
-        log.error("exception in the control loop (lamp off): %s\n%s", detail, traceback.format_exc())
+        # A storage failure's message says what and where; other exceptions need the stack.
+        stack = "" if isinstance(exc, StorageError) else "\n" + traceback.format_exc()
+        log.error("exception in the control loop (lamp off): %s%s", detail, stack)
         events = self.controller.external_fault("control_exception", detail, now)
         for name, fields in events:
             try:
