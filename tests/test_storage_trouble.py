@@ -22,7 +22,7 @@ import textwrap
 
 import pytest
 from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli
-from test_daemon_exceptions import rig  # noqa: F401  (the same daemon rig, as a fixture)
+from test_daemon_exceptions import rig  # noqa: F401  (a fixture: the same daemon rig)
 
 from controller.journal import Journal, journal_path
 from controller.status import format_status
@@ -49,7 +49,7 @@ class _FullDisk:
         self._conn.close()
 
 
-def test_a_full_disk_mid_session_shows_the_fault_in_the_status(rig):
+def test_a_full_disk_mid_session_shows_the_fault_in_the_status(rig):  # noqa: F811
     """Old code: lamp off and state 'fault', but 'Last fault: none' (the fault was never
     recorded, and the status only showed recorded faults)."""
     rig.start_session()
