@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench soak install uninstall venv clean
+.PHONY: demo test bench bench-bridge soak install uninstall venv clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "irlamp needs Python >= 3.11 (found %s)" % sys.version.split()[0])'
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.bridge
+
+# Phase 4 of `make bench` alone: the MQTT bridge's CPU, RSS and change -> publish latency.
+bench-bridge: $(STAMP)
+	$(BIN)/python -m bench.bridge
 
 soak: $(STAMP)
 	IRLAMP_KILL_POINTS=1000 $(BIN)/python -m pytest tests/test_crash_safety.py

@@ -86,6 +86,21 @@ def _parser() -> argparse.ArgumentParser:
 
     fs = sub.add_parser("failsafe", help="drive the relay pins off and exit (systemd ExecStopPost)")
     fs.add_argument("--config")
+    fs.add_argument("--runtime-dir", help="where the daemon recorded the pins it drives (default /run/irlamp)")
+    fs.add_argument("--state-dir", help="the same when the runtime directory was not writable")
+
+    br = sub.add_parser("bridge", help="MQTT bridge: Home Assistant discovery, state, events, remote STOP")
+    br.add_argument("--config", help="bridge config (default: /etc/irlamp/bridge.yaml or the bundled one)")
+    br.add_argument("--print", action="store_true", dest="print_only",
+                    help="print what would be published now, without a broker")
+    br.add_argument("--verbose", action="store_true", help="log every connect and forwarded STOP")
+
+    fl = sub.add_parser("fleet", help="every lamp on an MQTT broker (read-only)")
+    fl.add_argument("--broker", required=True, metavar="HOST[:PORT]")
+    fl.add_argument("--prefix", default="irlamp", help="the bridges' topic prefix (default irlamp)")
+    fl.add_argument("--json", action="store_true", help="one JSON list of the lamps, then exit")
+    fl.add_argument("--once", action="store_true", help="print the table once instead of refreshing it")
+    fl.add_argument("--wait", type=float, default=1.5, help="seconds to collect retained states first")
 
     se = sub.add_parser("selftest", help="bring up real hardware: sensors, LEDs, relay (asks first)")
     se.add_argument("--config")
@@ -149,15 +164,10 @@ def _config_or_default(path):
 
 
 def _cmd_failsafe(args) -> int:
-    from controller.run import failsafe, failsafe_pins_from_raw
-    from controller.config import ConfigError
-    try:
-        return failsafe(_config(args.config).gpio)
-    except ConfigError as exc:
-        # The fail-safe must still switch the lamp off when the config is broken (it runs
-        # after every stop, also after a start refused for a bad config).
-        print(f"irlamp failsafe: {exc.message}; using the relay pins as written in the file", file=sys.stderr)
-        return failsafe(failsafe_pins_from_raw(args.config))
+    # It must switch the lamp off whatever the config holds (it runs after every stop, also
+    # after a start refused for a bad config): it reads the daemon's own record of its pins first.
+    from controller.failsafe import failsafe_command
+    return failsafe_command(args.config, args.runtime_dir, args.state_dir)
 
 
 def _cmd_run(args) -> int:
@@ -168,6 +178,33 @@ def _cmd_run(args) -> int:
 def _cmd_selftest(args) -> int:
     from controller.run import selftest
     return selftest(_config(args.config), args.seconds)
+
+
+def _needs_paho(command: str) -> bool:
+    """True if paho-mqtt is importable; else says how to get it (one line)."""
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        print(f"irlamp {command}: needs paho-mqtt >= 2: pip install 'irlamp[bridge]'", file=sys.stderr)
+        return False
+    return True
+
+
+def _cmd_bridge(args) -> int:
+    from controller.bridge.config import load_bridge_config
+    from controller.bridge.publisher import print_bridge, run_bridge
+    cfg = load_bridge_config(args.config)
+    if args.print_only:
+        return print_bridge(cfg)
+    return run_bridge(cfg) if _needs_paho("bridge") else 1
+
+
+def _cmd_fleet(args) -> int:
+    if not _needs_paho("fleet"):
+        return 1
+    from controller.bridge.fleet import fleet_command
+    return fleet_command(args.broker, args.prefix, args.json, args.wait,
+                         live=not (args.once or args.json) and sys.stdout.isatty())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                              else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) or args.command == "run"
                         else quiet, handlers=[log_handler])
+    if args.command in ("bridge", "fleet"):
+        logging.getLogger("paho").setLevel(logging.WARNING)
     from controller.config import ConfigError, check_config_command
     from controller.dirlock import DirectoryBusy
     from controller.storage import StorageError
@@ -192,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             return check_config_command(args.path)
         command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
                    "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest,
-                   "journal": _cmd_journal}[args.command]
+                   "journal": _cmd_journal, "bridge": _cmd_bridge, "fleet": _cmd_fleet}[args.command]
         return command(args)
     except (ConfigError, WiringError) as exc:
         print(f"irlamp: {getattr(exc, 'message', exc)}", file=sys.stderr)

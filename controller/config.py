@@ -145,7 +145,31 @@ class Hard(float):
     """A bound that is a safety limit (SR-4..SR-7, SR-12): configuration may only tighten it."""
 
 
-_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
+@dataclass(frozen=True)
+class Schema:
+    """What one YAML file may hold: sections (name -> dataclass with defaults), inclusive
+    (lowest, highest) bounds of every number, cross-field rules, and for text settings that
+    are not absolute paths a (regex, description) they must match. lamp.yaml and the MQTT
+    bridge's bridge.yaml are both read through this one validator."""
+
+    sections: dict
+    bounds: dict
+    relations: tuple = ()
+    text_patterns: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def types(self) -> dict:
+        return {f"{name}.{key}": hint for name, cls in self.sections.items()
+                for key, hint in typing.get_type_hints(cls).items()}
+
+
+def sections_of(config_class) -> dict:
+    """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`)."""
+    hints = typing.get_type_hints(config_class)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class) if f.name != "source"}
+
+
+_SECTIONS = sections_of(Config)
 _TYPES = {f"{name}.{key}": hint for name, cls in _SECTIONS.items()
           for key, hint in typing.get_type_hints(cls).items()}
 _PIN_KEYS = [key for key in _TYPES if key.startswith("gpio.") and key.endswith("_pin")]
@@ -184,6 +208,8 @@ _RELATIONS = (
 )
 _COMPARE = {">=": (operator.ge, "at least"), ">": (operator.gt, "greater than"),
             "<": (operator.lt, "less than")}
+
+LAMP_SCHEMA = Schema(_SECTIONS, _BOUNDS, _RELATIONS)
 
 SYSTEM_CONFIG_PATH = Path("/etc/irlamp/lamp.yaml")
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -264,7 +290,7 @@ def _items(tree, name: str, where: _Where):
         yield key, value_node, key_where
 
 
-def _checked_value(key: str, raw, where: _Where):
+def _checked_value(schema: Schema, key: str, raw, where: _Where):
     """The Python value of one setting, after type and static range checks."""
     value = raw
     if isinstance(raw, yaml.ScalarNode):
@@ -272,17 +298,21 @@ def _checked_value(key: str, raw, where: _Where):
             value = SafeConstructor().construct_object(raw)
         except yaml.YAMLError as error:
             _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
-    hint = _TYPES[key]
+    hint = schema.types[key]
     optional = isinstance(hint, types.UnionType)
-    kind = int if optional else hint
+    kind = next(arg for arg in typing.get_args(hint) if arg is not type(None)) if optional else hint
     if value is None and optional:
         return None
+    pattern = schema.text_patterns.get(key)
     if kind is bool or kind is str:
         if not isinstance(value, kind):
-            wanted = "true or false" if kind is bool else "a path (text)"
-            _refuse(where, key, f"must be {wanted}, got {_describe(value)}")
-        if kind is str and not Path(value).is_absolute():
+            wanted = "true or false" if kind is bool else ("text" if pattern else "a path (text)")
+            _refuse(where, key, f"must be {wanted}{' or null' if optional else ''}, "
+                                f"got {_describe(value)}")
+        if kind is str and pattern is None and not Path(value).is_absolute():
             _refuse(where, key, f"must be an absolute path, got {value!r}")
+        if kind is str and pattern is not None and not re.fullmatch(pattern[0], value):
+            _refuse(where, key, f"must be {pattern[1]}, got {value[:40]!r}")
         return value
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int and not (is_number and isinstance(value, int)):
@@ -291,7 +321,7 @@ def _checked_value(key: str, raw, where: _Where):
     if kind is float and (not is_number or math.isnan(value)):
         _refuse(where, key, f"must be a number, got {_describe(value)}")
     value = float(value) if kind is float else value
-    lowest, highest = _BOUNDS[key]
+    lowest, highest = schema.bounds[key]
     if value < lowest:
         hard = " (hard floor)" if isinstance(lowest, Hard) else ""
         _refuse(where, key, f"must be at least {_fmt(lowest)}{hard}, got {_fmt(value)}")
@@ -301,20 +331,21 @@ def _checked_value(key: str, raw, where: _Where):
     return value
 
 
-def _read_entries(tree, source: str, rank: int) -> dict:
+def _read_entries(schema: Schema, tree, source: str, rank: int) -> dict:
     """Flatten a config tree into {'section.key': (value, where)}, refusing anything unknown."""
     line = tree.start_mark.line + 1 if isinstance(tree, yaml.Node) else None
     entries = {}
     top = _Where(source, line, rank)
+    known = schema.types
     for section, section_tree, section_where in _items(tree, "(top level)", top):
-        if section not in _SECTIONS:
+        if section not in schema.sections:
             _refuse(section_where, section,
-                    "unknown section" + _suggest(section, [*_SECTIONS, *_TYPES]))
+                    "unknown section" + _suggest(section, [*schema.sections, *known]))
         for key, raw, where in _items(section_tree, section, section_where):
             dotted = f"{section}.{key}"
-            if dotted not in _TYPES:
-                _refuse(where, dotted, "unknown key" + _suggest(dotted, _TYPES))
-            entries[dotted] = (_checked_value(dotted, raw, where), where)
+            if dotted not in known:
+                _refuse(where, dotted, "unknown key" + _suggest(dotted, known))
+            entries[dotted] = (_checked_value(schema, dotted, raw, where), where)
     return entries
 
 
@@ -347,9 +378,9 @@ def _compose_file(source: str):
         raise ConfigError(f"{source}: YAML nested too deeply") from None
 
 
-def _check_relations(values: dict) -> None:
+def _check_relations(schema: Schema, values: dict) -> None:
     """Cross-field rules, blamed on the key of the rule that was set last (the 'second' key)."""
-    for subject, relation, expression in _RELATIONS:
+    for subject, relation, expression in schema.relations:
         terms = expression.split()
         bound = values[terms[0]][0]
         for sign, term in zip(terms[1::2], terms[2::2]):
@@ -392,19 +423,29 @@ def load_config(path: str | Path | None = None, *, overrides=None,
     """Load and validate the file, deep-merging `overrides` (None, a dict, or a yaml MappingNode
     whose marks point into `overrides_source`) over it. Returns a Config or raises ConfigError."""
     source = str(default_config_path() if path is None else path)
+    return load_sections(LAMP_SCHEMA, source, overrides=overrides, overrides_source=overrides_source,
+                         check=_check_pins_distinct, build=lambda sections: Config(**sections, source=source))
+
+
+def load_sections(schema: Schema, source: str, *, build, overrides=None,
+                  overrides_source: str = "<overrides>", check=None):
+    """Validate the YAML file `source` (plus `overrides`) against `schema` and return
+    `build({section name: section dataclass})`, or raise ConfigError (one line, file:line: key).
+    `check(values)` runs extra rules over {'section.key': (value, where)}."""
     try:
         defaults = _Where(source, None, 0)
-        values = {key: (getattr(_SECTIONS[key.split(".")[0]](), key.split(".")[1]), defaults)
-                  for key in _TYPES}
-        values.update(_read_entries(_compose_file(source), source, rank=1))
+        values = {key: (getattr(schema.sections[key.split(".")[0]](), key.split(".")[1]), defaults)
+                  for key in schema.types}
+        values.update(_read_entries(schema, _compose_file(source), source, rank=1))
         if overrides is not None:
-            values.update(_read_entries(overrides, overrides_source, rank=2))
-        _check_relations(values)
-        _check_pins_distinct(values)
+            values.update(_read_entries(schema, overrides, overrides_source, rank=2))
+        _check_relations(schema, values)
+        if check is not None:
+            check(values)
         sections = {name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items()
                                  if key.startswith(name + ".")})
-                    for name, cls in _SECTIONS.items()}
-        return Config(**sections, source=source)
+                    for name, cls in schema.sections.items()}
+        return build(sections)
     except ConfigError:
         raise
     except Exception as error:  # a bug here must still end as one clear line, lamp off

@@ -44,7 +44,7 @@ class Daemon:
     def __init__(self, cfg, hw: Hardware, clock, journal: Journal, *, status_path, boot_id: str,
                  clock_synced: Callable[[], bool] = lambda: True, notifier=None,
                  emit: Emit | None = None, status_interval_s: float | None = None,
-                 simulated: bool | None = None):
+                 simulated: bool | None = None, remote_stop=None):
         self.cfg, self.hw, self.clock, self.journal = cfg, hw, clock, journal
         self.status_path = status_path
         self.boot_id = boot_id
@@ -53,6 +53,7 @@ class Daemon:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
         self.simulated = clock.simulated if simulated is None else simulated
+        self.remote_stop = remote_stop      # controller.remote_stop.RemoteStopChannel or None
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
         self.session_id: int | None = None
@@ -96,8 +97,9 @@ class Daemon:
         button = hw.panel.button_pressed()
         allowance = self._allowance(now, refresh=button != self.last_button)
         self.last_button = button
+        remote_stop = self.remote_stop is not None and self.remote_stop.take()
         decision = ctl.step(StepInputs(now, hw.distance.feed(), hw.skin.feed(), button, allowance,
-                                       hw.guard.tripped))
+                                       hw.guard.tripped, remote_stop))
         # A session is journaled before its lamp goes on (a crash in between must not lose it);
         # everything else is recorded after the relay has been switched.
         early = [e for e in decision.events if e[0] == "session_started"]

@@ -66,13 +66,16 @@ FAULTS: dict[str, FaultInfo] = {
         FaultInfo("skin_sensor_hot", 3, 3, "the thermometer itself is too hot",
                   "move the thermometer out of the lamp's beam, let it cool, then hold 3 s"),
         FaultInfo("button_stuck", 4, 1, "button held at start-up or far too long",
-                  "release or replace the button; then restart the service"),
+                  "release the button; if it stays pressed, repair or replace it; then hold the "
+                  "working button 3 s (nothing else clears it)"),
         FaultInfo("guard_loop_stall", 5, 1, "the control loop stopped confirming the lamp",
                   "independent guard cut the lamp; check the log, then hold 3 s"),
         FaultInfo("guard_on_time", 5, 2, "independent guard's on-time limit reached",
                   "the session timer failed to stop the lamp; check the log, then hold 3 s"),
         FaultInfo("control_exception", 5, 3, "unexpected error in the control loop",
                   "check `journalctl -u irlamp`; then hold 3 s"),
+        FaultInfo("guard_failed", 5, 5, "the independent guard's own check failed; it holds the lamp off",
+                  "a software fault: check `journalctl -u irlamp`, report it; then hold 3 s"),
     ]
 }
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from controller.journal import FaultRecord, JournalError, JournalReader, SessionRecord, journal_path
+from controller.journal import (FaultRecord, JournalError, SessionRecord, journal_path,
+                                reader_for_one_read)
 from controller.status import local_time
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
@@ -24,6 +25,7 @@ MM_PER_INCH = 25.4
 END_REASON_WORDS = {
     "completed": "time limit reached",
     "stopped_by_button": "stopped with the button",
+    "stopped_remotely": "stopped remotely (STOP from the MQTT bridge)",
     "too_close_too_long": "too close for too long",
     "nobody_there": "nobody there for too long",
     "overheat": "skin too hot",
@@ -104,7 +106,7 @@ def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float
         return EXIT_BAD_ARGUMENT
     now_wall = time.time() if now_wall is None else now_wall
     try:
-        with JournalReader(state_dir) as reader:
+        with reader_for_one_read(state_dir) as reader:
             sessions, faults = reader.history(days, now_wall)
     except FileNotFoundError:
         print(f"irlamp history: no journal at {journal_path(state_dir)} — the daemon has not "

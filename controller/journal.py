@@ -245,6 +245,21 @@ class _JournalQueries:
         """Faults nobody has acknowledged yet, oldest first (e.g. to re-latch after a restart)."""
         return self._faults("WHERE ack_wall IS NULL ORDER BY id")
 
+    def faults_after(self, fault_id: int, limit: int) -> list[FaultRecord]:
+        """Up to `limit` faults with an id above `fault_id`, oldest first (the MQTT bridge's cursor)."""
+        return self._faults("WHERE id > ? ORDER BY id LIMIT ?", (int(fault_id), int(limit)))
+
+    def ended_sessions_after(self, session_id: int, limit: int) -> list[SessionRecord]:
+        """Up to `limit` ended sessions with an id above `session_id`, oldest first."""
+        return self._sessions("WHERE s.id > ? AND s.end_reason IS NOT NULL ORDER BY s.id LIMIT ?",
+                              (int(session_id), int(limit)))
+
+    def newest_ids(self) -> tuple[int, int]:
+        """(highest fault id, highest session id), 0 for none."""
+        rows = self._query("read newest ids", """SELECT (SELECT COALESCE(MAX(id), 0) FROM faults),
+            (SELECT COALESCE(MAX(id), 0) FROM sessions)""")
+        return int(rows[0][0]), int(rows[0][1])
+
     def newest_record_wall(self) -> float | None:
         """The latest wall time the clock actually showed when a record was written (session
         start, checkpoint or end, fault, acknowledgement, clock note); None for an empty journal.
@@ -283,7 +298,10 @@ class JournalReader(_JournalQueries):
     """Read-only view of an existing journal: never creates, migrates or writes anything,
     and never blocks the daemon (WAL readers do not take write locks)."""
 
-    def __init__(self, state_dir: str | Path):
+    def __init__(self, state_dir: str | Path, *, immutable: bool = False):
+        """`immutable`: for a reader that cannot create the -shm file (no write access to the
+        directory) while no writer has the journal open (no -wal file): reads the main file
+        as it is. Keep such a reader only for one read; the daemon may start at any moment."""
         self.path = journal_path(state_dir)
         try:
             if not self.path.is_file():
@@ -291,16 +309,7 @@ class JournalReader(_JournalQueries):
         except PermissionError as exc:
             raise JournalError(explain_read_access(self.path), PERMISSION) from exc
         check_not_damaged(self.path)
-        try:
-            version = self._open(immutable=False)
-        except JournalError as exc:
-            # Without write access to the directory (a caregiver in the irlamp group), SQLite
-            # cannot create the shared-memory index a WAL reader needs. While the daemon runs,
-            # it exists and SQLite reads without writing it; when the daemon is stopped there
-            # is no write-ahead log and the file alone holds every record: read it immutable.
-            if exc.kind not in (READ_ONLY, PERMISSION) or Path(f"{self.path}-wal").exists():
-                raise
-            version = self._open(immutable=True)
+        version = self._open(immutable)
         if version != SCHEMA_VERSION:
             self._conn.close()
             hint = ("start the irlamp daemon once to upgrade it" if version < SCHEMA_VERSION
@@ -321,6 +330,21 @@ class JournalReader(_JournalQueries):
         except JournalError:
             self._conn.close()
             raise
+
+
+def reader_for_one_read(state_dir: str | Path) -> JournalReader:
+    """A `JournalReader` for one read (`irlamp history`), also for a user with read-only access
+    (a caregiver in the irlamp group). Such a user cannot create the shared-memory index a WAL
+    reader needs: while the daemon runs it exists, and SQLite reads without writing it; when
+    the daemon is stopped there is no write-ahead log, the file alone holds every record, and it
+    is read `immutable`. Do not keep that reader: the daemon may start at any moment."""
+    try:
+        return JournalReader(state_dir)
+    except JournalError as exc:
+        if exc.kind not in (READ_ONLY, PERMISSION) or isinstance(exc.__cause__, PermissionError) \
+                or Path(f"{journal_path(state_dir)}-wal").exists():
+            raise
+    return JournalReader(state_dir, immutable=True)
 
 
 class Journal(_JournalQueries):

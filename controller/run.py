@@ -1,4 +1,4 @@
-"""`irlamp run`, `irlamp failsafe`, `irlamp selftest`: the daemon in real time.
+"""`irlamp run`, `irlamp selftest`: the daemon in real time.
 
 `run_daemon` wires real (or, with --simulate, simulated) hardware to the same `Daemon`
 the scenario simulator drives, then loops: step, wait for the next sample or tick.
@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,9 +18,12 @@ from pathlib import Path
 from controller.clock import RealClock
 from controller.daemon import Daemon, FatalLoopError
 from controller.dirlock import lock_state_dir
+from controller.failsafe import write_output_record
 from controller.journal import Journal
 from controller.notify import SystemdNotifier
+from controller.remote_stop import open_remote_stop
 from controller.status import status_path
+from controller.storage import storage_error
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
 log = logging.getLogger("irlamp")
@@ -104,21 +106,29 @@ def run_daemon(cfg, args) -> int:
     state_dir = Path(args.state_dir or cfg.paths.state_dir)
     runtime_dir = Path(args.runtime_dir or cfg.paths.runtime_dir)
     status_file = status_path(runtime_dir, state_dir)
-    # One daemon per lamp: locked before any pin, journal or status file is touched; held
-    # until this process ends (the kernel drops it however the process dies).
+    # One daemon per lamp: locked before any pin, record, journal or status file is touched;
+    # held until this process ends (the kernel drops it however the process dies).
     writer_lock = lock_state_dir(state_dir, status_file)
     try:
+        # Before any pin is driven: `irlamp failsafe` drives these pins off after a crash,
+        # whatever the config file says by then. Beside the status file (tmpfs when there is one).
+        record_dir = status_file.parent
+        try:
+            write_output_record(record_dir, cfg.gpio)
+        except OSError as exc:
+            raise storage_error(record_dir, exc, "record the relay pins for the fail-safe") from exc
         this_boot = boot_id()
         journal = Journal(state_dir, this_boot)   # refuses a damaged journal before any pin
         try:
-            return _run_locked(cfg, args, journal, this_boot, status_file)
+            return _run_locked(cfg, args, journal, this_boot, runtime_dir, status_file)
         finally:
             journal.close()
     finally:
         writer_lock.release()
 
 
-def _run_locked(cfg, args, journal: Journal, this_boot: str, status_file: Path) -> int:
+def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
+                status_file: Path) -> int:
     clock = RealClock()
     wake = threading.Event()
     stop = threading.Event()
@@ -132,11 +142,13 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, status_file: Path) 
     if world is not None:
         world.lamp_on = hw.output.is_on
     notifier = SystemdNotifier()
+    remote_stop = None
     reason = "exit"
     try:
+        remote_stop = open_remote_stop(runtime_dir)
         daemon = Daemon(cfg, hw, clock, journal, status_path=status_file,
                         boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
-                        simulated=bool(args.simulate))
+                        simulated=bool(args.simulate), remote_stop=remote_stop)
 
         def on_signal(signum, _frame):
             nonlocal reason
@@ -168,55 +180,9 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, status_file: Path) 
     finally:
         hw.output.set(False, "exit")
         hw.close()
+        if remote_stop is not None:
+            remote_stop.close()
         notifier.close()
-
-
-def failsafe(gpio) -> int:
-    """Drive every relay pin to its off level and the LEDs dark; used by ExecStopPost.
-
-    Exit 0 when the relay pins were driven off, 1 when a relay pin could not be.
-    """
-    from gpiozero import OutputDevice
-    relays = [(gpio.relay_pin, gpio.relay_active_high), (gpio.enable_relay_pin, gpio.enable_relay_active_high)]
-    leds = [(getattr(gpio, name, None), True) for name in ("led_green_pin", "led_amber_pin", "led_red_pin", "buzzer_pin")]
-    relay_failed = False
-    for index, (pin, active_high) in enumerate(relays + leds):
-        if pin is None:
-            continue
-        try:
-            OutputDevice(pin, active_high=active_high, initial_value=False).off()
-            if index < len(relays):
-                print(f"irlamp failsafe: relay GPIO {pin} driven off", file=sys.stderr)
-        except Exception as exc:  # keep going: every other pin must still be driven off
-            relay_failed |= index < len(relays)
-            print(f"irlamp failsafe: could not drive GPIO {pin} off: {exc}", file=sys.stderr)
-    return 1 if relay_failed else 0
-
-
-def failsafe_pins_from_raw(path):
-    """Relay pins read leniently from a config file that failed validation (bundled defaults otherwise)."""
-    import types
-
-    import yaml
-
-    from controller.config import GpioConfig, default_config_path
-    defaults = GpioConfig()
-    raw: dict = {}
-    try:
-        loaded = yaml.safe_load(Path(path or default_config_path()).read_text())
-        raw = loaded.get("gpio", {}) if isinstance(loaded, dict) else {}
-        raw = raw if isinstance(raw, dict) else {}
-    except (OSError, yaml.YAMLError):
-        raw = {}
-
-    def pick(key, kind):
-        value = raw.get(key, getattr(defaults, key))
-        return value if isinstance(value, kind) and not (kind is int and isinstance(value, bool)) else getattr(defaults, key)
-
-    return types.SimpleNamespace(
-        relay_pin=pick("relay_pin", int), relay_active_high=pick("relay_active_high", bool),
-        enable_relay_pin=raw.get("enable_relay_pin") if isinstance(raw.get("enable_relay_pin"), int) else None,
-        enable_relay_active_high=pick("enable_relay_active_high", bool))
 
 
 def selftest(cfg, seconds: float) -> int:

@@ -34,6 +34,7 @@ class StepInputs:
     button_pressed: bool
     allowance: Allowance
     guard_fault: str | None = None   # a code when the independent guard has cut the relay
+    remote_stop: bool = False        # SR-13: "stop the running session" arrived from the bridge
 
 
 @dataclass
@@ -159,6 +160,8 @@ class SafetyController:
         skin = self._judge(self.skin, inp.skin, now, events)
         if inp.guard_fault:
             self._latch(inp.guard_fault, "independent guard cut the relay", events)
+        if inp.remote_stop:      # like a stop press: ends a session, does nothing without one
+            self._end_session("stopped_remotely", now, events)
         self._button(inp, dist, skin, events)
         if self.session is None:
             ended = [f["reason"] for name, f in events if name == "session_ended"]

@@ -186,7 +186,7 @@ class Simulation:
                 daemon.hw.skin.step()
             if t >= base + counters["guard"] * GUARD_PERIOD_S:
                 counters["guard"] += 1
-                daemon.hw.guard.check(t)
+                daemon.hw.guard.tick(t, GUARD_PERIOD_S)   # as its thread: fails closed if the check raises
             if step_now or self._new_sample:
                 self._new_sample = False
                 daemon.step()

@@ -99,10 +99,12 @@ def status_path(runtime_dir: str | Path | None, state_dir: str | Path) -> Path:
     return Path(state_dir) / STATUS_FILENAME
 
 
-def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path) -> Path:
-    """Where a reader should look: the more recently written of the two possible files; if
-    neither exists, the runtime one (or the state one without a runtime dir)."""
-    candidates = [Path(d) / STATUS_FILENAME for d in (runtime_dir, state_dir) if d is not None]
+def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path,
+                     filename: str = STATUS_FILENAME) -> Path:
+    """Where a reader should look for `filename` (the status file, or another file the daemon
+    keeps beside it): the more recently written of the two possible files; if neither exists,
+    the runtime one (or the state one without a runtime dir)."""
+    candidates = [Path(d) / filename for d in (runtime_dir, state_dir) if d is not None]
     existing = []
     for candidate in candidates:
         try:

@@ -10,7 +10,15 @@ only while both of its own rules hold, and otherwise cuts the relay and latches:
     'guard_on_time'. The sum restarts only after the relay has been off for
     `rest_s` without a break (the minimum gap between sessions), so no sequence of
     short sessions or pauses can add up to more than the cap.
-A trip stays latched until `acknowledge()` (a long button press, via the daemon).
+  - its own failure (SR-1): an exception inside its check latches 'guard_failed' and
+    cuts the relay. A guard that cannot check must not let the loop switch the lamp on.
+A trip stays latched until `acknowledge()` (a long button press, via the daemon, which
+sees `tripped` at its next step and latches and journals the same code).
+
+The liveness deadline is measured from the loop's last confirmation, and a check at that
+instant cuts. The thread wakes STALL_LEAD_S before it, because a sleeping thread wakes late
+(bench: p99 0.2 ms, worst 10 ms on a loaded 2-core machine); the rule counts as broken from
+that moment, so the cut lands at or before `last confirmation + deadline_s`.
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from drivers.relay import LampOutput
 
 log = logging.getLogger("irlamp.guard")
 
-DUE_MARGIN_S = 0.0005   # wake just after a deadline, so the check sees it passed
+STALL_LEAD_S = 0.010   # the liveness rule trips this long before deadline_s (thread wake-up lateness)
+MIN_WAIT_S = 0.001     # the thread never spins: at least this between two rounds (well inside the lead)
 
 
 class RelayGuard:
@@ -66,12 +75,15 @@ class RelayGuard:
             self._account(now_s)
             if self.output.is_on():
                 silent_s = now_s - self._last_confirm_s
-                if silent_s > self.deadline_s:
+                if now_s >= self._stall_due_s():
                     self._trip("guard_loop_stall", f"no confirmation from the control loop for {silent_s:.2f} s")
                 elif self.on_s >= self.max_on_s:
                     self._trip("guard_on_time", f"relay on for {self.on_s:.1f} s (guard cap {self.max_on_s:.0f} s)")
             self._note_output(now_s)
             return self.tripped
+
+    def _stall_due_s(self) -> float:
+        return self._last_confirm_s + self.deadline_s - STALL_LEAD_S
 
     def _trip(self, code: str, detail: str) -> None:
         if self.tripped is None:
@@ -96,7 +108,24 @@ class RelayGuard:
         with self._lock:
             if not self.output.commanded_on:
                 return None
-            return max(0.0, min(self._last_confirm_s + self.deadline_s, now_s + self.max_on_s - self.on_s) - now_s)
+            return max(0.0, min(self._stall_due_s(), now_s + self.max_on_s - self.on_s) - now_s)
+
+    def tick(self, now_s: float, period_s: float) -> float:
+        """One round of the guard's thread: enforce both rules, failing closed when that raises.
+        Returns how long to sleep: `period_s`, or less when a rule falls due sooner."""
+        try:
+            self.check(now_s)
+            due_s = self.seconds_until_due(now_s)
+        except Exception as exc:  # noqa: BLE001 - a guard that cannot check holds the lamp off
+            log.exception("guard check failed; relay switched off, guard_failed latched")
+            self.fail_closed(f"the guard's own check raised {type(exc).__name__}: {exc}")
+            return period_s
+        return period_s if due_s is None else min(period_s, max(MIN_WAIT_S, due_s))
+
+    def fail_closed(self, detail: str) -> None:
+        """Latch 'guard_failed' (unless already tripped) and cut the relay."""
+        with self._lock:
+            self._trip("guard_failed", detail)
 
     def start_thread(self, monotonic, period_s: float) -> None:
         """Check every `period_s`, and also exactly when a rule would trip: a frozen loop is
@@ -104,15 +133,11 @@ class RelayGuard:
         def run() -> None:
             wait_s = period_s
             while not self._stop.wait(wait_s):
-                now = monotonic()
                 try:
-                    self.check(now)
-                    due_s = self.seconds_until_due(now)
-                except Exception:  # the guard must outlive its own bugs: cut, log, keep watching
-                    log.exception("guard check failed; relay switched off")
-                    self.output.set(False, "guard_error")
-                    due_s = None
-                wait_s = period_s if due_s is None else min(period_s, due_s + DUE_MARGIN_S)
+                    wait_s = self.tick(monotonic(), period_s)
+                except Exception:  # noqa: BLE001 - even cutting failed: keep the thread, try again
+                    log.exception("guard could not cut the relay; retrying")
+                    wait_s = period_s
         self._thread = threading.Thread(target=run, name="irlamp-guard", daemon=True)
         self._thread.start()
 

@@ -6,7 +6,7 @@ Adafruit), the gpiozero pin factory (MockFactory or the Pi's default) and the cl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from drivers.guard import RelayGuard
@@ -24,9 +24,12 @@ class Hardware:
     distance: Sampler
     skin: Sampler
     sources: tuple
+    closed: bool = field(default=False, init=False)
 
     def close(self) -> None:
-        """Lamp off first, then everything else; safe to call twice."""
+        """Lamp off first, then everything else; a second call does nothing."""
+        if self.closed:
+            return
         self.output.set(False, "shutdown")
         self.guard.stop_thread()
         for sampler in (self.distance, self.skin):
@@ -38,6 +41,7 @@ class Hardware:
                 pass
         self.panel.close()
         self.output.close()
+        self.closed = True    # only now: a close that failed half-way is tried again in full
 
 
 def check_wiring(gpio) -> None:

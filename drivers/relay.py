@@ -55,6 +55,7 @@ class LampOutput:
                                        initial_value=False, pin_factory=pin_factory)
         self.observer = observer
         self._on = False
+        self._closed = False
 
     @property
     def commanded_on(self) -> bool:
@@ -83,7 +84,12 @@ class LampOutput:
             self.observer(now_on, reason)
 
     def close(self) -> None:
-        self.set(False, "shutdown")
-        for device in (self.main, self.enable):
-            if device is not None:
-                device.close()
+        """Relays off, then release the pins; a second call does nothing (as gpiozero's close())."""
+        with self._lock:
+            if self._closed:
+                return
+            self.set(False, "shutdown")
+            for device in (self.main, self.enable):
+                if device is not None:
+                    device.close()
+            self._closed = True

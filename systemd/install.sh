@@ -17,6 +17,11 @@
 #      boot config (a reboot is needed when that changes);
 #   7. installs /etc/systemd/system/irlamp.service and enables it (it starts
 #      at the next boot; start it now yourself after `irlamp selftest`).
+#   8. lays down the MQTT bridge (README, "Home Assistant and remote
+#      monitoring"): user "irlamp-bridge", /etc/irlamp/bridge.yaml and
+#      /etc/systemd/system/irlamp-bridge.service - enabled and started only
+#      when asked: IRLAMP_ENABLE_BRIDGE=1 sudo -E make install
+#      (or later: sudo systemctl enable --now irlamp-bridge).
 #
 # Running it again upgrades irlamp in place and changes nothing you edited.
 #
@@ -30,9 +35,13 @@
 #                         (offline and fast; every other file is laid down).
 #   PYTHON=/path/python3  the interpreter to build the venv from.
 #   IRLAMP_CAREGIVERS="alice bob"
-#                         add these login users to the irlamp group, which may
-#                         only read the journal (irlamp history without sudo).
+#                         add these login users to the irlamp group, which
+#                         reads the journal (irlamp history without sudo) and
+#                         can change nothing.
 #                         Later: sudo usermod -aG irlamp NAME (then log in again).
+#   IRLAMP_ENABLE_BRIDGE=1
+#                         also enable and start the MQTT bridge (edit
+#                         /etc/irlamp/bridge.yaml first: broker, lamp name).
 
 set -eu
 # Everything installed must be readable by the irlamp user and caregivers,
@@ -43,11 +52,14 @@ SOURCE_DIR=$(cd "$(dirname "$0")/.." && pwd)
 DESTDIR=${DESTDIR:-}
 SKIP_PIP=${IRLAMP_INSTALL_SKIP_PIP:-0}
 PYTHON=${PYTHON:-python3}
+ENABLE_BRIDGE=${IRLAMP_ENABLE_BRIDGE:-0}
 
 VENV_DIR=/opt/irlamp/venv
 CONFIG_DIR=/etc/irlamp
 STATE_DIR=/var/lib/irlamp
 UNIT_FILE=/etc/systemd/system/irlamp.service
+BRIDGE_UNIT_FILE=/etc/systemd/system/irlamp-bridge.service
+BRIDGE_USER=irlamp-bridge
 CLI_LINK=/usr/local/bin/irlamp
 SERVICE_USER=irlamp
 # The MLX90614 cannot keep up with the Pi's default 100 kHz (it stretches the
@@ -100,6 +112,13 @@ if [ -n "$DESTDIR" ] || ! getent passwd "$SERVICE_USER" >/dev/null 2>&1; then
         --comment "irlamp heat lamp controller" "$SERVICE_USER"
 fi
 system usermod --append --groups gpio,i2c "$SERVICE_USER"
+# The MQTT bridge's own user: no GPIO, no I2C. Its unit adds the irlamp group
+# (read the journal, write the STOP socket) while it runs.
+if [ -n "$DESTDIR" ] || ! getent passwd "$BRIDGE_USER" >/dev/null 2>&1; then
+    system useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell "$(command -v nologin 2>/dev/null || echo /usr/sbin/nologin)" \
+        --comment "irlamp MQTT bridge" "$BRIDGE_USER"
+fi
 
 # --- 3. the venv ---------------------------------------------------------
 # --system-site-packages: lgpio and libgpiod's Python bindings come from
@@ -129,7 +148,7 @@ else
         --exclude='./*.egg-info' -cf - .) | (cd "$build_copy" && tar -xf -)
     say "installing irlamp and its dependencies into $VENV_DIR (needs the network)"
     "$venv_path/bin/python" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-        --no-cache-dir --upgrade "$build_copy"
+        --no-cache-dir --upgrade "$build_copy[bridge]"
     rm -rf "$build_copy"
     trap - EXIT
     if [ -z "$DESTDIR" ] && ! "$venv_path/bin/python" -c 'import lgpio, gpiod' 2>/dev/null; then
@@ -154,20 +173,25 @@ else
 fi
 
 # --- 4. configuration ------------------------------------------------------
-default_config="$SOURCE_DIR/config/lamp.yaml"
-config_path="$DESTDIR$CONFIG_DIR/lamp.yaml"
+# install_config NAME: config/NAME to /etc/irlamp/NAME, never over an edited one.
+install_config() {
+    default_config="$SOURCE_DIR/config/$1"
+    config_path="$DESTDIR$CONFIG_DIR/$1"
+    if [ ! -e "$config_path" ]; then
+        install -m 0644 "$default_config" "$config_path"
+        say "installed the default config as $CONFIG_DIR/$1"
+    elif cmp -s "$default_config" "$config_path"; then
+        say "$CONFIG_DIR/$1 is already the current default; left as it is"
+    else
+        install -m 0644 "$default_config" "$config_path.new"
+        say "KEPT your $CONFIG_DIR/$1 (it differs from the default)."
+        say "  The new default is beside it as $CONFIG_DIR/$1.new; compare them with:"
+        say "  diff $CONFIG_DIR/$1 $CONFIG_DIR/$1.new"
+    fi
+}
 install -d -m 0755 "$DESTDIR$CONFIG_DIR"
-if [ ! -e "$config_path" ]; then
-    install -m 0644 "$default_config" "$config_path"
-    say "installed the default config as $CONFIG_DIR/lamp.yaml"
-elif cmp -s "$default_config" "$config_path"; then
-    say "$CONFIG_DIR/lamp.yaml is already the current default; left as it is"
-else
-    install -m 0644 "$default_config" "$config_path.new"
-    say "KEPT your $CONFIG_DIR/lamp.yaml (it differs from the default)."
-    say "  The new default is beside it as $CONFIG_DIR/lamp.yaml.new; compare them with:"
-    say "  diff $CONFIG_DIR/lamp.yaml $CONFIG_DIR/lamp.yaml.new"
-fi
+install_config lamp.yaml
+install_config bridge.yaml
 if [ -z "$DESTDIR" ] && [ -x "$VENV_DIR/bin/irlamp" ]; then
     if ! "$VENV_DIR/bin/irlamp" check-config "$CONFIG_DIR/lamp.yaml"; then
         say "WARNING: $CONFIG_DIR/lamp.yaml does not pass check-config; irlamp will refuse to start until it does"
@@ -180,9 +204,10 @@ fi
 install -d -m 0750 "$DESTDIR$STATE_DIR"
 install -d -m 0700 "$DESTDIR$STATE_DIR/gpio"
 system chown "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR" "$STATE_DIR/gpio"
-# Caregivers: read-only through the irlamp group. The group gives no write
-# access anywhere: the state dir is 0750 and its files 0644 (0600 for the
-# locks), and lgpio's button FIFO lives in the 0700 gpio directory.
+# Caregivers: read-only through the irlamp group. The group can change
+# nothing: the state dir is 0750 and its files 0644 (0600 for the locks),
+# lgpio's button FIFO lives in the 0700 gpio directory, and the daemon obeys
+# the STOP socket (0660) only from the bridge's user (SO_PASSCRED).
 for caregiver in ${IRLAMP_CAREGIVERS:-}; do
     if [ -n "$DESTDIR" ] || getent passwd "$caregiver" >/dev/null 2>&1; then
         system usermod --append --groups "$SERVICE_USER" "$caregiver"
@@ -290,8 +315,18 @@ fi
 install -d -m 0755 "$(dirname "$DESTDIR$UNIT_FILE")"
 install -m 0644 "$SOURCE_DIR/systemd/irlamp.service" "$DESTDIR$UNIT_FILE"
 say "installed $UNIT_FILE"
+install -m 0644 "$SOURCE_DIR/systemd/irlamp-bridge.service" "$DESTDIR$BRIDGE_UNIT_FILE"
+say "installed $BRIDGE_UNIT_FILE"
 system systemctl daemon-reload
 system systemctl enable irlamp.service
+if [ "$ENABLE_BRIDGE" = 1 ]; then
+    system systemctl enable --now irlamp-bridge.service
+    say "the MQTT bridge is enabled and started (settings: $CONFIG_DIR/bridge.yaml)"
+else
+    say "the MQTT bridge is installed but NOT enabled. To use it: edit $CONFIG_DIR/bridge.yaml,"
+    say "  check it with: irlamp bridge --print --config $CONFIG_DIR/bridge.yaml"
+    say "  then: sudo systemctl enable --now irlamp-bridge"
+fi
 
 running_old_version=0
 if [ -z "$DESTDIR" ] && systemctl is-active --quiet irlamp.service 2>/dev/null; then

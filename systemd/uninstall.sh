@@ -23,6 +23,8 @@ set -eu
 DESTDIR=${DESTDIR:-}
 VENV_PARENT=/opt/irlamp
 UNIT_FILE=/etc/systemd/system/irlamp.service
+BRIDGE_UNIT_FILE=/etc/systemd/system/irlamp-bridge.service
+BRIDGE_USER=irlamp-bridge
 UNIT_WANTS_LINK=/etc/systemd/system/multi-user.target.wants/irlamp.service
 CLI_LINK=/usr/local/bin/irlamp
 CONFIG_DIR=/etc/irlamp
@@ -45,6 +47,19 @@ if [ -n "$DESTDIR" ]; then
 elif command -v systemctl >/dev/null 2>&1 && [ -e "$UNIT_FILE" ]; then
     systemctl disable --now irlamp.service \
         || say "WARNING: could not stop/disable irlamp.service; check: systemctl status irlamp"
+fi
+
+# The MQTT bridge (it only reads what the daemon writes; the daemon stopped first).
+if [ -n "$DESTDIR" ]; then
+    system systemctl disable --now irlamp-bridge.service
+elif command -v systemctl >/dev/null 2>&1 && [ -e "$BRIDGE_UNIT_FILE" ]; then
+    systemctl disable --now irlamp-bridge.service \
+        || say "WARNING: could not stop/disable irlamp-bridge.service"
+fi
+rm -f "$DESTDIR/etc/systemd/system/multi-user.target.wants/irlamp-bridge.service"
+if [ -e "$DESTDIR$BRIDGE_UNIT_FILE" ]; then
+    rm -f "$DESTDIR$BRIDGE_UNIT_FILE"
+    say "removed $BRIDGE_UNIT_FILE"
 fi
 
 rm -f "$DESTDIR$UNIT_WANTS_LINK"
@@ -73,16 +88,19 @@ if [ -L "$link_path" ] && [ "$(readlink "$link_path")" = "$VENV_PARENT/venv/bin/
     say "removed $CLI_LINK"
 fi
 
-if [ -n "$DESTDIR" ]; then
-    system userdel "$SERVICE_USER"
-elif getent passwd "$SERVICE_USER" >/dev/null 2>&1; then
-    userdel "$SERVICE_USER" || say "WARNING: could not remove user $SERVICE_USER (is a process still running as it?)"
-    say "removed user $SERVICE_USER"
-fi
+for user in "$BRIDGE_USER" "$SERVICE_USER"; do
+    if [ -n "$DESTDIR" ]; then
+        system userdel "$user"
+    elif getent passwd "$user" >/dev/null 2>&1; then
+        userdel "$user" || say "WARNING: could not remove user $user (is a process still running as it?)"
+        say "removed user $user"
+    fi
+done
 
 echo
 say "done. KEPT on purpose:"
 say "  $STATE_DIR   the session journal (history; today's session count if you reinstall)"
+say "  /var/lib/irlamp-bridge   which journal events the MQTT broker already has"
 say "  $CONFIG_DIR        your configuration"
-say "To remove them too:  sudo rm -r $STATE_DIR $CONFIG_DIR"
+say "To remove them too:  sudo rm -r $STATE_DIR /var/lib/irlamp-bridge $CONFIG_DIR"
 say "The gpio/i2c groups and the I2C lines in the boot config were left in place."

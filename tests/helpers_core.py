@@ -72,6 +72,7 @@ class Bench:
     allowance: Allowance = ALLOWED
     guard_fault: str | None = None
     button: bool = False
+    remote_stop: bool = False
     distance_busy_since: float | None = None
     skin_busy_since: float | None = None
     ctl: SafetyController = field(init=False)
@@ -105,7 +106,7 @@ class Bench:
         if now is not None:
             self.now = now
         decision = self.ctl.step(StepInputs(self.now, self.feed("distance"), self.feed("skin"), self.button,
-                                            self.allowance, self.guard_fault))
+                                            self.allowance, self.guard_fault, self.remote_stop))
         self.decisions.append((self.now, decision))
         self.events.extend((self.now, name, fields) for name, fields in decision.events)
         self.last_decision = decision

@@ -45,7 +45,7 @@ class Rig:
             self.clock.advance_to(self.clock.monotonic() + STEP_S)
             self.hw.distance.step()
             self.hw.skin.step()
-            self.hw.guard.check(self.clock.monotonic())
+            self.hw.guard.tick(self.clock.monotonic(), STEP_S)   # as the guard's own thread does
             self.daemon.step()
 
     def start_session(self) -> None:
@@ -105,3 +105,27 @@ def test_a_loop_that_keeps_failing_gives_up_with_the_lamp_off(rig, monkeypatch):
             rig.daemon.step()
     assert not rig.relay_pin_on()
     assert not rig.daemon.healthy                        # and so no WATCHDOG=1 ping is sent
+
+
+def test_a_guard_whose_check_raises_latches_guard_failed_in_the_daemon_until_a_long_press(rig, monkeypatch):
+    rig.start_session()
+    with monkeypatch.context() as patch:                 # the guard's own check breaks for one round
+        patch.setattr(rig.hw.guard, "check", lambda _now_s: {}["injected into the guard"])
+        rig.run(STEP_S)
+        assert not rig.relay_pin_on()
+    rig.run(1.0)                                         # it works again: the fault stays latched
+    assert not rig.relay_pin_on()
+    assert rig.daemon.controller.latched == ["guard_failed"]
+    assert ("fault", {"code": "guard_failed", "detail": "independent guard cut the relay"}) in rig.events
+    assert [f.code for f in JournalReader(rig.tmp_path).unacknowledged_faults()] == ["guard_failed"]
+    button = rig.factory.pin(rig.cfg.gpio.button_pin)
+    button.drive_low()                                   # a short press cannot start a session
+    rig.run(0.2)
+    button.drive_high()
+    rig.run(0.5)
+    assert not rig.relay_pin_on()
+    button.drive_low()                                   # the long press acknowledges
+    rig.run(rig.cfg.button.long_press_s + 0.2)
+    button.drive_high()
+    rig.run(0.2)
+    assert rig.daemon.controller.latched == [] and rig.hw.guard.tripped is None

@@ -61,7 +61,7 @@ def _test_names(path: Path) -> set[str]:
 
 def test_safety_document_names_existing_tests_for_every_requirement():
     text = (ROOT / "docs" / "safety.md").read_text(encoding="utf-8")
-    for number in range(1, 13):
+    for number in range(1, 14):
         row = next((line for line in text.splitlines() if line.startswith(f"| SR-{number} ")), None)
         assert row is not None, f"docs/safety.md has no row for SR-{number}"
         refs = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", row)
@@ -70,3 +70,18 @@ def test_safety_document_names_existing_tests_for_every_requirement():
             path = ROOT / file_name
             assert path.exists(), f"SR-{number}: {file_name} does not exist"
             assert test_name in _test_names(path), f"SR-{number}: {file_name}::{test_name} does not exist"
+
+
+def test_no_fault_advice_says_a_restart_clears_it():
+    """A restart re-latches every unacknowledged fault from the journal; only a long press of a
+    working button clears one. Advice that says 'restart' sends a caregiver round in circles."""
+    readme_rows = _table_rows(README)
+    for code, info in FAULTS.items():
+        for where, advice in (("controller/faults.py", info.advice), ("README", readme_rows[code][-1])):
+            assert "restart" not in advice.lower(), f"{where}: advice for {code} says restart: {advice!r}"
+
+
+def test_button_stuck_advice_says_how_a_stuck_button_is_cleared():
+    readme_advice = _table_rows(README)["button_stuck"][-1]
+    for advice in (FAULTS["button_stuck"].advice, readme_advice):
+        assert "replace" in advice and "hold" in advice and "3 s" in advice, advice

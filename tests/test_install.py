@@ -69,6 +69,7 @@ def checkout(tmp_path: Path) -> Path:
         shutil.copy2(default_config, root / "config" / "lamp.yaml")
     else:  # written by another part of the project; any file proves the copy
         (root / "config" / "lamp.yaml").write_text("# stand-in default config\nrelay: {pin: 17}\n")
+    shutil.copy2(REPO / "config" / "bridge.yaml", root / "config" / "bridge.yaml")
     return root
 
 

@@ -127,3 +127,16 @@ def test_is_on_reads_the_pins_not_the_last_command():
     output.main.off()                     # something else drove the pin low
     assert output.commanded_on and not output.is_on()
     assert factory.pin(17).state is False
+
+
+@pytest.mark.parametrize("relay_pin, active_high, enable_pin", [(17, True, None), (5, False, 6)])
+def test_lamp_output_close_twice_is_safe_and_leaves_the_relays_off(relay_pin, active_high, enable_pin):
+    factory = MockFactory()
+    output = LampOutput(relay_pin, active_high, enable_pin, active_high, pin_factory=factory)
+    output.set(True, "test")
+    output.close()
+    output.close()                                    # gpiozero's own close() allows this too
+    for pin in (relay_pin, enable_pin):
+        if pin is not None:
+            assert factory.pin(pin).state == off_level(active_high)
+    assert not output.commanded_on

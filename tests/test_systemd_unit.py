@@ -116,7 +116,10 @@ def test_runs_the_daemon_after_checking_the_config(unit):
 def test_fail_safe_drives_the_relay_off_after_every_stop(unit):
     exec_stop_post = only(unit, "Service", "ExecStopPost")
     # No "-" (or other) prefix: a failing fail-safe must mark the unit failed.
-    assert exec_stop_post.split() == [VENV_IRLAMP, "failsafe", "--config", CONFIG]
+    # It reads the pins the daemon recorded where the daemon keeps its status file (the same
+    # directories as ExecStart), before the config.
+    assert exec_stop_post.split() == [VENV_IRLAMP, "failsafe", "--config", CONFIG,
+                                      "--runtime-dir", "/run/irlamp", "--state-dir", "/var/lib/irlamp"]
     assert only(unit, "Service", "KillSignal") == "SIGTERM"
     assert 0 < seconds(only(unit, "Service", "TimeoutStopSec")) <= 30
 

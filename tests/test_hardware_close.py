@@ -1,0 +1,26 @@
+"""`Hardware.close()` (lamp off first, then threads, sensors, LEDs, relay) is safe to call twice:
+`run_daemon`'s `finally` and a caller's own clean-up may both reach it."""
+
+from __future__ import annotations
+
+from gpiozero.pins.mock import MockFactory
+
+from controller.clock import SimClock
+from drivers.hardware import build_hardware
+from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
+from helpers_core import default_config
+
+
+def test_hardware_close_twice_is_safe_and_leaves_the_relay_off():
+    cfg = default_config()
+    clock = SimClock(1_767_600_000.0)
+    world = SimWorld(400.0, 32.0, monotonic=clock.monotonic)
+    factory = MockFactory()
+    hw = build_hardware(cfg, distance_source=SimDistanceSource(world), skin_source=SimSkinSource(world),
+                        monotonic=clock.monotonic, pin_factory=factory)
+    hw.guard.command(True, clock.monotonic(), "test")
+    assert factory.pin(cfg.gpio.relay_pin).state is True
+    hw.close()
+    hw.close()
+    assert factory.pin(cfg.gpio.relay_pin).state is False
+    assert not hw.output.commanded_on
