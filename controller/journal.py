@@ -304,11 +304,11 @@ class JournalReader(_JournalQueries):
         as it is. Keep such a reader only for one read; the daemon may start at any moment."""
         self.path = journal_path(state_dir)
         try:
-            if not self.path.is_file():
-                raise FileNotFoundError(f"no journal at {self.path}")
+            exists = self.path.is_file()
         except PermissionError as exc:
             raise JournalError(explain_read_access(self.path), PERMISSION) from exc
-        check_not_damaged(self.path)
+        if not check_not_damaged(self.path) or not exists:   # gone after it existed: damaged
+            raise FileNotFoundError(f"no journal at {self.path}")
         version = self._open(immutable)
         if version != SCHEMA_VERSION:
             self._conn.close()

@@ -133,6 +133,8 @@ def test_a_deleted_journal_is_lost_records_not_a_fresh_install(tmp_path):
     with pytest.raises(JournalError, match="is missing, but a journal existed here") as info:
         Journal(tmp_path, "b")
     assert info.value.kind == DAMAGED and not path.exists()
+    shown = run_cli("history", "--state-dir", str(tmp_path))
+    assert shown.returncode == 4 and "irlamp journal recover" in shown.stderr
     code, out, err = _recover(tmp_path)
     assert code == 0, err
     assert not _allowance(tmp_path).allowed
