@@ -23,6 +23,7 @@ from controller.journal import LIGHT_FIELDS, Journal
 from controller.limits import Allowance, start_allowance
 from controller.safety import SafetyController, StepInputs
 from controller.status import write_status_atomic
+from controller.storage import StorageError
 from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
@@ -198,14 +199,21 @@ class Daemon:
         self.healthy = False
         self.hw.output.set(False, "control_exception")
         self.exception_streak += 1
-        detail = f"{type(exc).__name__}: {exc}"
-        log.error("exception in the control loop (lamp off): %s\n%s", detail, traceback.format_exc())
+        detail = (f"records cannot be written: {exc}" if isinstance(exc, StorageError)
+                  else f"{type(exc).__name__}: {exc}")
+        # A storage failure's message says what and where; other exceptions need the stack.
+        stack = "" if isinstance(exc, StorageError) else "\n" + traceback.format_exc()
+        log.error("exception in the control loop (lamp off): %s%s", detail, stack)
         events = self.controller.external_fault("control_exception", detail, now)
         for name, fields in events:
             try:
                 self._record(name, fields, now)
             except Exception as record_exc:  # the journal itself may be what failed
                 log.error("could not record %s: %s", name, record_exc)
+                if name == "fault":   # the caregiver still sees what latched, and that it is unrecorded
+                    self.last_fault = {"code": fields["code"], "wall": self.clock.wall(),
+                                       "detail": f"{fields['detail']} (not in the journal: it "
+                                                 f"cannot be written)"}
                 self.emit(name, **fields)
         if self.exception_streak >= MAX_EXCEPTION_STREAK:
             raise FatalLoopError(f"control loop failed {self.exception_streak} times in a row: {detail}")
