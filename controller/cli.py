@@ -27,6 +27,22 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in text.splitlines())
 
 
+GPIO_COMMANDS = ("run", "failsafe", "selftest")
+
+
+def make_lgpio_dir_private(directory: Path) -> None:
+    """lgpio's button-edge FIFO is group-writable and world-readable: whoever can reach it can
+    fake or steal button presses. Keep its directory (LG_WD, set by the service) 0700, so that
+    read access to the state directory (the caregivers' group) gives no access to it."""
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        info = directory.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            directory.chmod(0o700)
+    except OSError as exc:   # lgpio then reports the directory itself; the lamp stays off
+        logging.getLogger("irlamp").warning("cannot make %s private: %s", directory, exc)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="irlamp", description="Infrared heat lamp safety daemon")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -60,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     hi.add_argument("--json", action="store_true")
     hi.add_argument("--config")
     hi.add_argument("--state-dir")
+
+    jo = sub.add_parser("journal", help="journal maintenance (stop the daemon first)")
+    jo_sub = jo.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+    rec = jo_sub.add_parser("recover", help="put a damaged journal aside and start a new one that "
+                                            "counts the rest of today as used up")
+    rec.add_argument("--config")
+    rec.add_argument("--state-dir")
 
     fs = sub.add_parser("failsafe", help="drive the relay pins off and exit (systemd ExecStopPost)")
     fs.add_argument("--config")
@@ -122,6 +145,13 @@ def _cmd_history(args) -> int:
     return history_command(state, args.days, args.json)
 
 
+def _cmd_journal(args) -> int:
+    from controller.recovery import recover_journal
+    from controller.run import ClockSync, boot_id
+    state, _ = _dirs(args, _config_or_default(args.config))
+    return recover_journal(state, boot_id=boot_id(), clock_synced=ClockSync()())
+
+
 def _config_or_default(path):
     """Status/history only need paths: fall back to defaults if the config is unreadable to this user."""
     from controller.config import ConfigError, load_config
@@ -180,7 +210,10 @@ def _cmd_fleet(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # lgpio creates its notification pipe in the working directory unless LG_WD says where.
+    explicit_lg_wd = os.environ.get("LG_WD")
     os.environ.setdefault("LG_WD", tempfile.gettempdir())
+    if explicit_lg_wd and args.command in GPIO_COMMANDS:
+        make_lgpio_dir_private(Path(explicit_lg_wd))
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
     log_handler = logging.StreamHandler(sys.stderr)
     log_handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")
@@ -190,21 +223,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("bridge", "fleet"):
         logging.getLogger("paho").setLevel(logging.WARNING)
     from controller.config import ConfigError, check_config_command
-    from controller.journal import JournalError
+    from controller.dirlock import DirectoryBusy
+    from controller.storage import StorageError
     from drivers.relay import WiringError
     try:
         if args.command == "check-config":
             return check_config_command(args.path)
         command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
                    "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest,
-                   "bridge": _cmd_bridge, "fleet": _cmd_fleet}[args.command]
+                   "journal": _cmd_journal, "bridge": _cmd_bridge, "fleet": _cmd_fleet}[args.command]
         return command(args)
     except (ConfigError, WiringError) as exc:
         print(f"irlamp: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
-    except JournalError as exc:       # the lamp never started: nothing can be recorded
+    except DirectoryBusy as exc:      # another daemon runs this lamp: touch nothing
         print(f"irlamp: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    except StorageError as exc:       # the lamp never started: nothing can be recorded
+        print(f"irlamp: {exc}", file=sys.stderr)
+        return 2 if exc.needs_a_person else 1   # 2: systemd does not retry what needs a person
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:          # e.g. `irlamp simulate x.yaml | head`: the reader left

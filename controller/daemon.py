@@ -32,6 +32,7 @@ from controller.journal_writer import JournalWriter, SimulatedDisk
 from controller.limits import Allowance, start_allowance
 from controller.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
 from controller.status import StatusWriter
+from controller.storage import StorageError
 from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
@@ -148,7 +149,7 @@ class Daemon:
         return JournalHealth(
             start_needs_commit=True,
             start_recorded=self.start_ticket is not None and writer.committed(self.start_ticket),
-            stalled_s=writer.stalled_s(now), full=writer.full,
+            stalled_s=writer.stalled_s(now), write_error=writer.last_error, full=writer.full,
             limits_current=writer.limits_view().as_of_ticket >= self.session_ticket)
 
     def next_wake_s(self) -> float:
@@ -204,7 +205,8 @@ class Daemon:
         elif name == "fault":
             info = fault_info(fields["code"])
             self.writer.submit(records.Fault(fields["code"], fields["detail"], wall, now))
-            self.last_fault = {"code": fields["code"], "detail": fields["detail"], "wall": wall}
+            unstored = " (not in the journal yet: it cannot be written now)" if self.writer.last_error else ""
+            self.last_fault = {"code": fields["code"], "detail": fields["detail"] + unstored, "wall": wall}
             self.buzz_until_s = now + FAULT_BUZZ_S
             log.error("FAULT %s (%s): %s; blink code red %d / amber %d", fields["code"], info.meaning,
                       fields["detail"], info.red, info.amber)
@@ -239,14 +241,21 @@ class Daemon:
         self.healthy = False
         self.hw.output.set(False, "control_exception")
         self.exception_streak += 1
-        detail = f"{type(exc).__name__}: {exc}"
-        log.error("exception in the control loop (lamp off): %s\n%s", detail, traceback.format_exc())
+        detail = (f"records cannot be written: {exc}" if isinstance(exc, StorageError)
+                  else f"{type(exc).__name__}: {exc}")
+        # A storage failure's message says what and where; other exceptions need the stack.
+        stack = "" if isinstance(exc, StorageError) else "\n" + traceback.format_exc()
+        log.error("exception in the control loop (lamp off): %s%s", detail, stack)
         events = self.controller.external_fault("control_exception", detail, now)
         for name, fields in events:
             try:
                 self._record(name, fields, now)
             except Exception as record_exc:  # the journal itself may be what failed
                 log.error("could not record %s: %s", name, record_exc)
+                if name == "fault":   # the caregiver still sees what latched, and that it is unrecorded
+                    self.last_fault = {"code": fields["code"], "wall": self.clock.wall(),
+                                       "detail": f"{fields['detail']} (not in the journal: it "
+                                                 f"cannot be written)"}
                 self.emit(name, **fields)
         if self.exception_streak >= MAX_EXCEPTION_STREAK:
             raise FatalLoopError(f"control loop failed {self.exception_streak} times in a row: {detail}")

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from controller.journal import FaultRecord, JournalError, JournalReader, SessionRecord, journal_path
+from controller.journal import (FaultRecord, JournalError, SessionRecord, journal_path,
+                                reader_for_one_read)
 from controller.status import local_time
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
@@ -33,6 +34,7 @@ END_REASON_WORDS = {
     "interrupted": "cut off (crash or power loss)",
     "daemon_stopped": "service stopped",
     "distance_doubt_too_long": "distance untrustworthy too long",
+    "journal_recovered": "journal lost: day counted as used up",
     None: "not ended yet (running, or cut off just now)",
 }
 
@@ -118,7 +120,7 @@ def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float
         return EXIT_BAD_ARGUMENT
     now_wall = time.time() if now_wall is None else now_wall
     try:
-        with JournalReader(state_dir) as reader:
+        with reader_for_one_read(state_dir) as reader:
             sessions, faults = reader.history(days, now_wall)
     except FileNotFoundError:
         print(f"irlamp history: no journal at {journal_path(state_dir)} — the daemon has not "

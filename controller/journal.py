@@ -11,7 +11,12 @@ What this module promises:
 - Session ids only grow (AUTOINCREMENT), so id order is the true order in which sessions
   started, whatever the wall clock said. The daily limits rely on this.
 - Every SQLite failure (missing directory, unreadable or corrupt file, full disk) surfaces as
-  a one-line `JournalError` that names the journal file.
+  a one-line `JournalError` that names the journal file, says what is wrong in plain words and
+  how to fix it (`controller/storage.py`; `kind` tells a damaged journal from a full disk).
+- Lost records are never a fresh start: a journal that is empty, not SQLite, truncated, or
+  gone after it once existed is refused (kind DAMAGED) until `irlamp journal recover`
+  (controller/recovery.py) has kept it aside and used up the rest of the day. A new journal is
+  built complete under a temporary name and renamed into place.
 
 Times: `*_wall` are epoch seconds (`time.time()`), `*_mono` are `time.monotonic()` seconds of
 the boot named by the record's `boot_id` (`/proc/sys/kernel/random/boot_id`); monotonic values
@@ -27,12 +32,16 @@ read-only, e.g. `irlamp history`). Use a connection from one thread at a time
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
+
+from controller.storage import (DAMAGED, DAMAGED_ADVICE, PERMISSION, README_RECOVERY, READ_ONLY,
+                                StorageError, explain_read_access, storage_error)
 
 JOURNAL_FILENAME = "journal.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -82,8 +91,68 @@ LIGHT_FIELDS = ("min_signal_mcps", "max_signal_mcps", "min_ambient_mcps", "max_a
                 "distance_samples", "distance_doubts")
 
 
-class JournalError(Exception):
-    """The journal cannot be opened, read or written. The message is one line naming the file."""
+class JournalError(StorageError):
+    """The journal cannot be opened, read or written. The message is one line naming the file
+    and, for a full disk, a permission problem or damage, what to do (`kind`: see storage)."""
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+CREATED_MARKER_SUFFIX = ".created"
+_HEADER_BYTES = 100
+
+
+def _damaged(path: Path, what: str) -> JournalError:
+    return JournalError(f"journal {path}: {what}{DAMAGED_ADVICE}; see {README_RECOVERY}", DAMAGED)
+
+
+def created_marker_path(path: Path) -> Path:
+    """A file that says a journal once existed at `path`: its disappearance is lost records,
+    not a fresh install. Written right after a journal is created (and when an older journal
+    without one is opened)."""
+    return path.with_name(path.name + CREATED_MARKER_SUFFIX)
+
+
+def check_not_damaged(path: Path) -> bool:
+    """Refuse (JournalError, kind DAMAGED) a journal file that exists but cannot hold the
+    records: empty, not SQLite, or shorter than its own header says. Returns whether the file
+    exists. Only what can be told without SQLite; SQLite's own checks follow at open.
+
+    A journal is never legitimately empty, or missing beside its log or after it once existed
+    (`created_marker_path`): irlamp creates it complete under another name and renames it into
+    place (see `Journal`). Only a journal that never existed here is a fresh install."""
+    wal = Path(f"{path}-wal")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        if wal.exists() and wal.stat().st_size > 0:
+            raise _damaged(path, f"is missing but its write-ahead log {wal.name} is there "
+                                 "(the journal file was deleted or moved)") from None
+        marker = created_marker_path(path)
+        if marker.exists():
+            raise _damaged(path, f"is missing, but a journal existed here ({marker.name}): it "
+                                 "was deleted or moved") from None
+        return False
+    except OSError as exc:
+        raise storage_error(path, exc, "examine", f"journal {path}", JournalError) from exc
+    if size == 0:
+        raise _damaged(path, "is empty (0 bytes): its records are lost")
+    try:
+        with open(path, "rb") as file:
+            header = file.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise storage_error(path, exc, "read", f"journal {path}", JournalError) from exc
+    if len(header) < _HEADER_BYTES or not header.startswith(SQLITE_MAGIC):
+        raise _damaged(path, f"is not an SQLite database ({size} bytes; overwritten or cut short)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_size_valid = header[24:28] == header[92:96]
+    # With a write-ahead log present, a checkpoint cut off by a crash may have written the new
+    # header before the pages: SQLite repairs that from the log, so only judge a file without one.
+    if header_size_valid and not (wal.exists() and wal.stat().st_size > 0) \
+            and pages * page_size > size:
+        raise _damaged(path, f"is truncated ({size} of {pages * page_size} bytes)")
+    return True
 
 
 @dataclass(frozen=True)
@@ -140,10 +209,6 @@ def _optional_finite(name: str, value: float | None) -> float | None:
     return None if value is None else _finite(name, value)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 class _JournalQueries:
     """Read-side queries shared by the writer and the read-only reader."""
 
@@ -151,7 +216,7 @@ class _JournalQueries:
     _conn: sqlite3.Connection
 
     def _error(self, action: str, exc: BaseException) -> JournalError:
-        return JournalError(f"journal {self.path}: cannot {action}: {_one_line(exc)}")
+        return storage_error(self.path, exc, action, f"journal {self.path}", JournalError)
 
     def _query(self, action: str, sql: str, params: tuple = ()) -> list[tuple]:
         try:
@@ -260,25 +325,48 @@ class JournalReader(_JournalQueries):
         directory) while no writer has the journal open (no -wal file): reads the main file
         as it is. Keep such a reader only for one read; the daemon may start at any moment."""
         self.path = journal_path(state_dir)
-        if not self.path.is_file():
+        try:
+            exists = self.path.is_file()
+        except PermissionError as exc:
+            raise JournalError(explain_read_access(self.path), PERMISSION) from exc
+        if not check_not_damaged(self.path) or not exists:   # gone after it existed: damaged
             raise FileNotFoundError(f"no journal at {self.path}")
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
-        try:
-            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
-                                         isolation_level=None)
-        except sqlite3.Error as exc:
-            raise self._error("open read-only", exc) from exc
-        try:
-            version = self.schema_version()
-        except JournalError:
-            self._conn.close()
-            raise
+        version = self._open(immutable)
         if version != SCHEMA_VERSION:
             self._conn.close()
             hint = ("start the irlamp daemon once to upgrade it" if version < SCHEMA_VERSION
                     else "it was written by a newer irlamp")
             raise JournalError(f"journal {self.path}: schema version {version}, this irlamp "
                                f"reads version {SCHEMA_VERSION}; {hint}")
+
+    def _open(self, immutable: bool) -> int:
+        """Connect read-only; return the schema version."""
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro{'&immutable=1' if immutable else ''}"
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
+                                         isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error("open read-only", exc) from exc
+        try:
+            return self.schema_version()
+        except JournalError:
+            self._conn.close()
+            raise
+
+
+def reader_for_one_read(state_dir: str | Path) -> JournalReader:
+    """A `JournalReader` for one read (`irlamp history`), also for a user with read-only access
+    (a caregiver in the irlamp group). Such a user cannot create the shared-memory index a WAL
+    reader needs: while the daemon runs it exists, and SQLite reads without writing it; when
+    the daemon is stopped there is no write-ahead log, the file alone holds every record, and it
+    is read `immutable`. Do not keep that reader: the daemon may start at any moment."""
+    try:
+        return JournalReader(state_dir)
+    except JournalError as exc:
+        if exc.kind not in (READ_ONLY, PERMISSION) or isinstance(exc.__cause__, PermissionError) \
+                or Path(f"{journal_path(state_dir)}-wal").exists():
+            raise
+    return JournalReader(state_dir, immutable=True)
 
 
 class Journal(_JournalQueries):
@@ -298,31 +386,74 @@ class Journal(_JournalQueries):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._error("create its directory", exc) from exc
-        try:
-            # check_same_thread=False: the daemon opens and repairs the journal at start-up, then
-            # hands it to its writer thread (controller/journal_writer.py); one thread at a time.
-            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S,
-                                         isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise self._error("open", exc) from exc
+        if not check_not_damaged(self.path):
+            self._create()
+        self._conn = self._connect(self.path)
         try:
             self._prepare()
+            self._mark_created()
         except BaseException:
             self._conn.close()
             raise
+
+    def _mark_created(self) -> None:
+        marker = created_marker_path(self.path)
+        if marker.exists():
+            return
+        try:
+            marker.write_text("a journal was created here; if journal.sqlite3 is missing, its "
+                              "records were lost: run `irlamp journal recover`\n")
+        except OSError as exc:
+            raise self._error("mark that it exists", exc) from exc
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        try:
+            # check_same_thread=False: the daemon opens and repairs the journal at start-up, then
+            # hands it to its writer thread (controller/journal_writer.py); one thread at a time.
+            return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._error("open", exc) from exc
+
+    def _create(self) -> None:
+        """A new journal, made complete under a temporary name and renamed into place, so that
+        a crash or a full disk during creation never leaves an empty `journal.sqlite3` (which
+        would be refused as lost records at the next start)."""
+        tmp = self.path.with_name(f".{self.path.name}.new")
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)     # an unfinished creation: held no records
+        self._conn = self._connect(tmp)
+        try:
+            self._prepare()
+        finally:
+            self._conn.close()   # the last connection checkpoints the log into the file
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise self._error("create", exc) from exc
 
     def _prepare(self) -> None:
         try:
             mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self._conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as exc:
-            raise self._error("open (is it an irlamp journal?)", exc) from exc
+            raise self._error("open", exc) from exc
         if str(mode).lower() != "wal":
             raise JournalError(f"journal {self.path}: cannot switch to WAL mode (got {mode!r})")
         damage = self._query("check integrity", "PRAGMA quick_check")
         if damage != [("ok",)]:
             detail = "; ".join(str(row[0]) for row in damage[:3])
-            raise JournalError(f"journal {self.path}: file is damaged: {detail}")
+            raise _damaged(self.path, f"is damaged ({detail})")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -332,8 +463,7 @@ class Journal(_JournalQueries):
                 raise JournalError(f"journal {self.path}: schema version {version} is newer than "
                                    f"this irlamp understands ({SCHEMA_VERSION})")
             if version == 0 and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
-                raise JournalError(f"journal {self.path}: holds other tables; "
-                                   "not an irlamp journal")
+                raise _damaged(self.path, "holds other tables: not an irlamp journal")
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     conn.execute(statement)
@@ -379,6 +509,20 @@ class Journal(_JournalQueries):
                 checkpoint_wall, checkpoint_mono) VALUES (?, ?, ?, 0, ?, ?)""",
                 (self.boot_id, wall, mono, wall, mono))
             return int(cursor.lastrowid)
+
+    def record_lost_day(self, count: int, reason: str, wall: float, mono: float) -> list[int]:
+        """Record `count` closed placeholder sessions that start and end now with zero on-time
+        and end reason `reason`: records were lost, and these make the daily limits count the
+        rest of the day as used up (see controller/recovery.py). Returns their ids."""
+        if not isinstance(reason, str) or not reason:
+            raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
+        wall, mono = _finite("wall", wall), _finite("mono", mono)
+        with self._write("record the lost day") as conn:
+            return [int(conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono,
+                end_wall, end_mono, on_s, end_reason, checkpoint_wall, checkpoint_mono)
+                VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)""",
+                (self.boot_id, wall, mono, wall, mono, reason, wall, mono)).lastrowid)
+                for _ in range(int(count))]
 
     def checkpoint(self, session_id: int, on_s: float, max_skin_c: float | None,
                    min_distance_mm: float | None, wall: float, mono: float, *,

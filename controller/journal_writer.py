@@ -18,8 +18,9 @@ Promises:
     which the writer reports itself full (new starts are refused, see safety.JournalHealth);
     the backlog beyond it is bounded by what latches once or needs a human press.
   - A record that fails (JournalError: disk full, I/O error) is retried after `RETRY_S`, and
-    nothing behind it is committed first: order is kept, and a failing disk looks exactly
-    like a stuck one (`stalled_s` grows) to the control loop.
+    nothing behind it is committed first: order is kept. `last_error` says why (one line
+    naming the file and a fix) until a commit succeeds again; the control loop ends a running
+    session on it at once, and `stalled_s` grows meanwhile as for a stuck disk.
   - `committed(ticket)` says whether a record is durable; `stalled_s(now)` how long the oldest
     record not yet committed has been waiting (a checkpoint that replaced a waiting one
     inherits its wait); `limits_view()` the journal's sessions as of the
@@ -41,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from controller.journal import Journal, SessionRecord
+from controller.journal import Journal, JournalError, SessionRecord
 
 log = logging.getLogger("irlamp.journal")
 
@@ -233,8 +234,8 @@ class JournalWriter:
         try:
             self._apply(head.record)
             limits = self._read_limits(head.ticket)
-        except Exception as exc:  # noqa: BLE001 - any failure: keep the record, retry, stall shows it
-            message = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - any failure: keep the record, retry, report it
+            message = str(exc) if isinstance(exc, JournalError) else f"{type(exc).__name__}: {exc}"
             if message != self.last_error:
                 log.error("journal write failed, will retry (lamp goes off if it persists): %s", message)
             self.last_error = message

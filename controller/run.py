@@ -18,11 +18,13 @@ from pathlib import Path
 
 from controller.clock import RealClock
 from controller.daemon import Daemon, FatalLoopError
+from controller.dirlock import lock_state_dir
 from controller.failsafe import write_output_record
-from controller.journal import Journal, JournalError
+from controller.journal import Journal
 from controller.notify import SystemdNotifier
 from controller.remote_stop import open_remote_stop
 from controller.status import status_path
+from controller.storage import storage_error
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
 log = logging.getLogger("irlamp")
@@ -104,18 +106,32 @@ def run_daemon(cfg, args) -> int:
     check_wiring(cfg.gpio)
     state_dir = Path(args.state_dir or cfg.paths.state_dir)
     runtime_dir = Path(args.runtime_dir or cfg.paths.runtime_dir)
+    status_file = status_path(runtime_dir, state_dir)
+    # One daemon per lamp: locked before any pin, record, journal or status file is touched;
+    # held until this process ends (the kernel drops it however the process dies).
+    writer_lock = lock_state_dir(state_dir, status_file)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise JournalError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from exc
-    # Before any pin is driven: `irlamp failsafe` drives these pins off after a crash, whatever
-    # the config file says by then. Beside the status file (tmpfs when there is one).
-    record_dir = status_path(runtime_dir, state_dir).parent
-    try:
-        write_output_record(record_dir, cfg.gpio)
-    except OSError as exc:
-        raise JournalError(f"cannot record the relay pins for the fail-safe in {record_dir}: "
-                           f"{exc.strerror or exc}") from exc
+        # Before any pin is driven: `irlamp failsafe` drives these pins off after a crash,
+        # whatever the config file says by then. Beside the status file (tmpfs when there is one).
+        record_dir = status_file.parent
+        try:
+            write_output_record(record_dir, cfg.gpio)
+        except OSError as exc:
+            raise storage_error(record_dir, exc, "record the relay pins for the fail-safe") from exc
+        this_boot = boot_id()
+        journal = Journal(state_dir, this_boot)   # refuses a damaged journal before any pin
+        handed_over: list[bool] = []
+        try:
+            return _run_locked(cfg, args, journal, this_boot, runtime_dir, status_file, handed_over)
+        finally:
+            if not handed_over:   # a daemon's journal writer closes it on its own thread, after
+                journal.close()   # its backlog; a writer stuck on the disk must not be waited on
+    finally:
+        writer_lock.release()
+
+
+def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
+                status_file: Path, handed_over: list[bool]) -> int:
     clock = RealClock()
     wake = threading.Event()
     stop = threading.Event()
@@ -129,17 +145,16 @@ def run_daemon(cfg, args) -> int:
     if world is not None:
         world.lamp_on = hw.output.is_on
     notifier = SystemdNotifier()
-    journal = daemon = None
+    daemon = None
     remote_stop = None
     reason = "exit"
     try:
-        this_boot = boot_id()
-        journal = Journal(state_dir, this_boot)
         remote_stop = open_remote_stop(runtime_dir)
-        daemon = Daemon(cfg, hw, clock, journal, status_path=status_path(runtime_dir, state_dir),
+        daemon = Daemon(cfg, hw, clock, journal, status_path=status_file,
                         boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
                         simulated=bool(args.simulate), remote_stop=remote_stop,
                         on_journal_commit=wake.set)
+        handed_over.append(True)
 
         def on_signal(signum, _frame):
             nonlocal reason
@@ -173,8 +188,6 @@ def run_daemon(cfg, args) -> int:
         try:
             if daemon is not None:
                 daemon.shutdown(reason)     # a no-op after a clean stop; drains the writer otherwise
-            elif journal is not None:
-                journal.close()
         finally:
             hw.close()
             if remote_stop is not None:

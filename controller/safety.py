@@ -22,8 +22,8 @@ in doubt.
 
 The journal is written by a writer of its own (controller/journal_writer.py); its health
 arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
-start record is durable, a record left uncommitted for `JOURNAL_STALL_S` while a
-session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
+start record is durable, a failed commit or a record left uncommitted for `JOURNAL_STALL_S`
+while a session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class JournalHealth:
     start_needs_commit: bool = False  # a new session waits ('starting') until its start is durable
     start_recorded: bool = True     # the start record of the session open before this step is durable
     stalled_s: float = 0.0          # seconds the oldest record not yet committed has been waiting
+    write_error: str | None = None  # why the writer's latest commit failed (None: no failure now)
     full: bool = False              # its backlog reached capacity
     limits_current: bool = True     # the allowance was read from a journal holding every session record
 
@@ -126,9 +127,10 @@ class Decision:
 
 def journal_refusal(journal: JournalHealth) -> str | None:
     """'journal_busy' while the writer cannot take a new session at once: its backlog is full,
-    a record has waited JOURNAL_BUSY_S for its commit, or the daily limits were not yet read from a
+    its latest commit failed, a record has waited JOURNAL_BUSY_S for its commit, or the daily limits were not yet read from a
     journal holding every session record handed over. None otherwise."""
-    if journal.full or not journal.limits_current or journal.stalled_s > JOURNAL_BUSY_S:
+    if (journal.full or not journal.limits_current or journal.write_error
+            or journal.stalled_s > JOURNAL_BUSY_S):
         return "journal_busy"
     return None
 
@@ -254,7 +256,10 @@ class SafetyController:
             self._end_session("stopped_remotely", now, events)
         if self.session is not None:
             self.session.recorded = self.session.recorded or inp.journal.start_recorded
-            if inp.journal.stalled_s > JOURNAL_STALL_S:
+            if inp.journal.write_error:
+                self._latch("journal_stalled", f"records cannot be written: {inp.journal.write_error}",
+                            events)
+            elif inp.journal.stalled_s > JOURNAL_STALL_S:
                 self._latch("journal_stalled", f"a journal record has waited "
                             f"{inp.journal.stalled_s:.1f} s for its commit", events)
         self._button(inp, dist, skin, events)

@@ -26,11 +26,13 @@ from gpiozero.pins.mock import MockFactory
 from controller.clock import SimClock
 from controller.config import load_config
 from controller.daemon import Daemon
+from controller.dirlock import DirectoryBusy, lock_state_dir
 from controller.indicators import pattern_name
 from controller.journal import Journal, JournalError
 from controller.journal_writer import SimulatedDisk
 from controller.scenario import Scenario, ScenarioError
 from controller.status import status_path
+from controller.storage import StorageError
 from controller.timeline import format_event
 from drivers.hardware import build_hardware, check_wiring
 from drivers.relay import WiringError
@@ -111,7 +113,7 @@ class Simulation:
                             skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
                             pin_factory=self.factory, on_sample=self._on_sample, edges_on_clock=True)
         self.daemon = Daemon(self.cfg, hw, self.clock, journal,
-                             status_path=status_path(Path("/nonexistent-irlamp-runtime"), self.state_dir),
+                             status_path=simulation_status_path(self.state_dir),
                              boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0, disk=self.disk)
 
     def halt(self, reason: str) -> None:
@@ -250,20 +252,26 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
 
     with tempfile.TemporaryDirectory(prefix="irlamp-sim-") as tmp:
         directory = Path(state_dir) if state_dir else Path(tmp)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ScenarioError(f"state directory {directory}: cannot create it: {exc.strerror or exc}") from exc
-        sim = Simulation(scenario, state_dir=directory, config_path=config_path, write=write)
-        if not as_json:
-            out.write(f"irlamp simulation of {scenario.path}: times are simulated minutes:seconds; "
-                      f"'>' lines are the script, the others are what the daemon did.\n")
-        summary = sim.run()
+        try:   # never a second writer beside a live daemon (or another simulation)
+            lock = lock_state_dir(directory, simulation_status_path(directory))
+        except (DirectoryBusy, StorageError) as exc:
+            raise ScenarioError(str(exc)) from exc
+        with lock:
+            sim = Simulation(scenario, state_dir=directory, config_path=config_path, write=write)
+            if not as_json:
+                out.write(f"irlamp simulation of {scenario.path}: times are simulated minutes:seconds; "
+                          f"'>' lines are the script, the others are what the daemon did.\n")
+            summary = sim.run()
         record = {"t": round(sim.clock.monotonic(), 3), "event": "summary",
                   "lamp_on_s": round(summary.lamp_on_s, 3), "sessions": summary.sessions,
                   "faults": summary.faults}
         write(record)
     return summary
+
+
+def simulation_status_path(state_dir: Path) -> Path:
+    """A simulation never writes a real runtime directory: its status file is in its state dir."""
+    return status_path(Path("/nonexistent-irlamp-runtime"), state_dir)
 
 
 def _check_wiring(cfg, scenario: Scenario, config_path) -> None:

@@ -10,7 +10,9 @@
 #   3. builds /opt/irlamp/venv and pip-installs irlamp from this checkout;
 #   4. puts the default config at /etc/irlamp/lamp.yaml - but never over an
 #      existing one: the new default then goes beside it as lamp.yaml.new;
-#   5. creates /var/lib/irlamp (the session journal), owned by irlamp, 0750;
+#   5. creates /var/lib/irlamp (the session journal), owned by irlamp, 0750:
+#      the irlamp group reads it (caregivers: see IRLAMP_CAREGIVERS below),
+#      and /var/lib/irlamp/gpio, 0700, for lgpio's button FIFO (no group);
 #   6. enables I2C and limits the bus to 50 kHz for the MLX90614 in the
 #      boot config (a reboot is needed when that changes);
 #   7. installs /etc/systemd/system/irlamp.service and enables it (it starts
@@ -32,6 +34,11 @@
 #                         create the venv but do not pip-install into it
 #                         (offline and fast; every other file is laid down).
 #   PYTHON=/path/python3  the interpreter to build the venv from.
+#   IRLAMP_CAREGIVERS="alice bob"
+#                         add these login users to the irlamp group, which
+#                         reads the journal (irlamp history without sudo) and
+#                         can change nothing.
+#                         Later: sudo usermod -aG irlamp NAME (then log in again).
 #   IRLAMP_ENABLE_BRIDGE=1
 #                         also enable and start the MQTT bridge (edit
 #                         /etc/irlamp/bridge.yaml first: broker, lamp name).
@@ -195,7 +202,20 @@ fi
 # systemd's StateDirectory= also creates and owns it; doing it here as well
 # lets `irlamp history` work before the first start.
 install -d -m 0750 "$DESTDIR$STATE_DIR"
-system chown "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR"
+install -d -m 0700 "$DESTDIR$STATE_DIR/gpio"
+system chown "$SERVICE_USER:$SERVICE_USER" "$STATE_DIR" "$STATE_DIR/gpio"
+# Caregivers: read-only through the irlamp group. The group can change
+# nothing: the state dir is 0750 and its files 0644 (0600 for the locks),
+# lgpio's button FIFO lives in the 0700 gpio directory, and the daemon obeys
+# the STOP socket (0660) only from the bridge's user (SO_PASSCRED).
+for caregiver in ${IRLAMP_CAREGIVERS:-}; do
+    if [ -n "$DESTDIR" ] || getent passwd "$caregiver" >/dev/null 2>&1; then
+        system usermod --append --groups "$SERVICE_USER" "$caregiver"
+        say "$caregiver may now read the history (irlamp history) after logging in again"
+    else
+        say "WARNING: no user $caregiver; not added to the irlamp group"
+    fi
+done
 
 # --- 6. I2C on, at 50 kHz ----------------------------------------------------
 # Bookworm keeps the boot config in /boot/firmware; older releases in /boot.
@@ -326,4 +346,8 @@ else
     say "  1. sudo irlamp selftest --config $CONFIG_DIR/lamp.yaml   (check the wiring first)"
     say "  2. sudo systemctl start irlamp"
     say "  3. irlamp status"
+fi
+if [ -z "${IRLAMP_CAREGIVERS:-}" ]; then
+    say "To let a caregiver read the history without sudo (read-only):"
+    say "  sudo usermod -aG $SERVICE_USER NAME   (then that user logs in again)"
 fi

@@ -88,20 +88,21 @@ def test_exception_in_a_step_turns_the_lamp_off_and_latches(rig, monkeypatch):
 
 
 def test_a_journal_that_fails_mid_session_turns_the_lamp_off(rig, monkeypatch):
-    """A failing journal write is retried by the writer (never on the loop); a disk that keeps
-    failing looks like a stuck one and ends the session within the stall bound."""
+    """A failing journal write fails on the writer's thread (never on the loop); the loop ends
+    the session at its next step with journal_stalled, naming the failure."""
     rig.start_session()
 
     def disk_full(*_args, **_kwargs):
         raise JournalError("database or disk is full")
 
     monkeypatch.setattr(rig.journal, "checkpoint", disk_full)
-    rig.run(rig.cfg.loop.checkpoint_s + JOURNAL_STALL_S - 0.5)
-    assert rig.relay_pin_on() and not rig.daemon.controller.latched   # retrying, not yet stuck
+    rig.run(rig.cfg.loop.checkpoint_s - 0.5)
+    assert rig.relay_pin_on() and not rig.daemon.controller.latched   # no checkpoint written yet
     rig.run(1.0)
     assert not rig.relay_pin_on()
     assert rig.daemon.controller.latched == ["journal_stalled"]
     assert "disk is full" in rig.daemon.writer.last_error
+    assert "records cannot be written" in rig.daemon.last_fault["detail"]
 
 
 def test_a_loop_that_keeps_failing_gives_up_with_the_lamp_off(rig, monkeypatch):

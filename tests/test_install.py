@@ -162,6 +162,21 @@ def test_install_lays_down_every_file(checkout, destdir):
     assert "selftest" in result.stdout and "systemctl start irlamp" in result.stdout
 
 
+def test_install_offers_caregivers_a_read_only_group(checkout, destdir):
+    """Caregivers read the journal through the irlamp group (0750 state dir); the group can
+    reach nothing writable: lgpio's button FIFO lives in a 0700 directory of its own."""
+    hinted = install(checkout, destdir)
+    assert "sudo usermod -aG irlamp NAME" in hinted.stdout
+    gpio_dir = destdir / STATE / "gpio"
+    assert stat.S_IMODE(gpio_dir.stat().st_mode) == 0o700
+    unit = (destdir / UNIT).read_text()
+    assert "Environment=LG_WD=/var/lib/irlamp/gpio" in unit.splitlines()
+
+    added = install(checkout, destdir, IRLAMP_CAREGIVERS="alice bob")
+    for name in ("alice", "bob"):
+        assert any("not run" in line and f"usermod --append --groups irlamp {name}" in line
+                   for line in added.stdout.splitlines()), added.stdout
+
 def test_second_install_keeps_an_edited_config(checkout, destdir):
     install(checkout, destdir)
     config = destdir / CONFIG

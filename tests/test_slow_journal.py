@@ -327,8 +327,9 @@ def test_a_stuck_writer_thread_never_blocks_submit_and_close_is_bounded(tmp_path
 
 # -- the decision: journal health is an input, like the allowance ---------------------------------
 @pytest.mark.parametrize("health", [JournalHealth(full=True), JournalHealth(limits_current=False),
-                                    JournalHealth(stalled_s=JOURNAL_BUSY_S + 0.1)],
-                         ids=["queue_full", "limits_not_read_back", "writer_stuck"])
+                                    JournalHealth(stalled_s=JOURNAL_BUSY_S + 0.1),
+                                    JournalHealth(write_error="journal x: the disk is full")],
+                         ids=["queue_full", "limits_not_read_back", "writer_stuck", "write_failed"])
 def test_a_start_is_refused_while_the_journal_is_busy(health):
     bench = Bench(default_config(), journal=health)
     bench.settle()
@@ -362,6 +363,15 @@ def test_journal_stalled_latches_only_while_a_session_exists():
     bench.step(bench.now + 0.01)
     assert not bench.lamp_on() and bench.fault_codes() == ["journal_stalled"]
     assert bench.fields_of("session_ended")[-1]["reason"] == "fault"
+
+
+def test_a_failed_journal_write_ends_the_session_at_once_with_the_disk_s_words():
+    bench = Bench(default_config())
+    bench.start_session()
+    bench.journal = JournalHealth(write_error="journal /var/lib/irlamp/journal.sqlite3: the disk is full")
+    bench.step(bench.now + 0.01)
+    assert not bench.lamp_on() and bench.fault_codes() == ["journal_stalled"]
+    assert bench.fields_of("fault")[0]["detail"].startswith("records cannot be written: journal /var/lib")
 
 
 @pytest.mark.parametrize("slow_from_s,commit_s", [(0.0, 0.8), (5.0, 1.5)])

@@ -142,9 +142,26 @@ def test_directories(unit):
 def test_lgpio_fifo_lives_in_a_private_writable_directory(unit):
     # lgpio makes its edge-notification FIFO in $LG_WD or the working
     # directory. In / it fails (read-only); in world-readable /run/irlamp
-    # another user could read the FIFO and steal button presses.
+    # another user could read the FIFO and steal button presses; in the state
+    # dir, caregivers of the irlamp group (read access) could fake them.
     assert only(unit, "Service", "WorkingDirectory") == "/var/lib/irlamp"
-    assert "LG_WD=/var/lib/irlamp" in words(unit, "Service", "Environment")
+    assert "LG_WD=/var/lib/irlamp/gpio" in words(unit, "Service", "Environment")
+
+
+def test_the_lgpio_directory_is_made_private_at_start(tmp_path):
+    """`irlamp` creates $LG_WD 0700 (or narrows it to 0700) before lgpio is imported."""
+    import os
+    import stat
+    import sys
+    lg_wd = tmp_path / "gpio"
+    env = {**os.environ, "LG_WD": str(lg_wd), "PYTHONPATH": str(REPO)}
+    for _ in range(2):     # created, then narrowed back after someone opened it up
+        # (a missing config: refused right after, before any pin)
+        subprocess.run([sys.executable, "-m", "controller.cli", "run", "--config",
+                        str(tmp_path / "missing.yaml")], cwd=REPO, env=env, capture_output=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+        assert stat.S_IMODE(lg_wd.stat().st_mode) == 0o700
+        lg_wd.chmod(0o775)
 
 
 def test_device_access_is_only_gpio_chips_and_i2c(unit):
