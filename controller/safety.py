@@ -29,11 +29,12 @@ while a session exists latches `journal_stalled`, and a busy writer refuses star
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from controller.button import ButtonTracker
 from controller.limits import Allowance
 from controller.readings import Sample, SensorFeed
-from controller.sensor_health import SensorJudge, SensorLimits, Verdict
+from controller.sensor_health import SensorJudge, SensorLimits, Verdict, sample_problem
 from drivers.sensor_source import NO_TARGET_MM
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
@@ -133,6 +134,52 @@ def journal_refusal(journal: JournalHealth) -> str | None:
             or journal.stalled_s > JOURNAL_BUSY_S):
         return "journal_busy"
     return None
+
+
+# -- the hazard rules: one definition each, called by the decision below and by the samplers'
+# hazard check (drivers/sampler.py), which cuts the relay through the guard without waiting
+# for the loop; the loop then records why. A cut can only switch the lamp off.
+def too_close(cfg, reading_mm: float) -> bool:
+    """SR-4: a distance reading (before the offset) closer than the floor."""
+    return reading_mm - cfg.distance.offset_mm < cfg.distance.min_mm
+
+
+def skin_at_limit(cfg, skin_c: float) -> bool:
+    """SR-5: skin at or above the limit."""
+    return skin_c >= cfg.skin.limit_c
+
+
+def sensor_body_hot(cfg, ambient_c: float | None) -> bool:
+    """The thermometer's own body too hot to trust (skin_sensor_hot)."""
+    return ambient_c is not None and ambient_c >= cfg.skin.sensor_body_max_c
+
+
+def distance_hazard(cfg, limits: SensorLimits, sample: Sample) -> str | None:
+    """Why this distance sample alone means the lamp must be off now, or None: an invalid
+    or doubted reading (sensor_health.sample_problem), or too close."""
+    kind, _ = sample_problem(limits, sample)
+    if kind is not None:
+        return f"distance_{kind}"
+    return "too_close" if too_close(cfg, sample.value) else None
+
+
+def skin_hazard(cfg, limits: SensorLimits, sample: Sample) -> str | None:
+    """Why this skin sample alone means the lamp must be off now, or None: an invalid
+    reading, skin at the limit, or the sensor's body too hot."""
+    kind, _ = sample_problem(limits, sample)
+    if kind is not None:
+        return f"skin_{kind}"
+    if skin_at_limit(cfg, sample.value):
+        return "skin_overheat"
+    return "skin_sensor_hot" if sensor_body_hot(cfg, sample.ambient_c) else None
+
+
+def hazard_checks(cfg) -> tuple[Callable[[Sample], str | None], Callable[[Sample], str | None]]:
+    """(distance, skin) hazard checks for the samplers, with the judge's own limits."""
+    dist_limits = distance_limits(cfg, SafetyController.STARTUP_GRACE_S)
+    skin_lim = skin_limits(cfg, SafetyController.STARTUP_GRACE_S)
+    return (lambda sample: distance_hazard(cfg, dist_limits, sample),
+            lambda sample: skin_hazard(cfg, skin_lim, sample))
 
 
 def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
@@ -278,7 +325,7 @@ class SafetyController:
             self._watch_light(judge.latest, now, events)
         if verdict.good is not None:
             ambient_c = verdict.good.ambient_c
-            if ambient_c is not None and ambient_c >= self.cfg.skin.sensor_body_max_c:
+            if sensor_body_hot(self.cfg, ambient_c):
                 self._latch("skin_sensor_hot", f"sensor body {ambient_c:.1f} C", events)
             if judge is self.distance:
                 self.last_distance_mm = verdict.good.value
@@ -330,7 +377,7 @@ class SafetyController:
 
     def start_refusal(self, inp: StepInputs, dist: Verdict, skin: Verdict) -> str | None:
         """SR-3: the reason a start must be refused now, or None when it may start."""
-        d, s = self.cfg.distance, self.cfg.skin
+        d = self.cfg.distance
         if self.latched:
             return "fault_latched"
         if dist.unreliable:
@@ -344,9 +391,9 @@ class SafetyController:
             return "too_close"
         if distance_mm > d.max_mm:
             return "out_of_band"
-        if skin.good.value >= s.limit_c:
+        if skin_at_limit(self.cfg, skin.good.value):
             return "skin_too_warm"
-        if skin.good.ambient_c is not None and skin.good.ambient_c >= s.sensor_body_max_c:
+        if sensor_body_hot(self.cfg, skin.good.ambient_c):
             return "sensor_unhealthy"
         if not inp.allowance.allowed:
             return inp.allowance.reason or "daily_limit"
@@ -389,7 +436,7 @@ class SafetyController:
         ses, cfg = self.session, self.cfg
         if skin.good is not None:
             ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
-            if skin.good.value >= cfg.skin.limit_c:
+            if skin_at_limit(cfg, skin.good.value):
                 self._latch("skin_overheat", f"skin {skin.good.value:.2f} C >= limit {cfg.skin.limit_c} C", events)
         if self.latched:
             code = self.latched[-1]
@@ -429,7 +476,7 @@ class SafetyController:
             return self._pause_limits(now, events)
         distance_mm = dist.good.value - d.offset_mm
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
-        if distance_mm < d.min_mm:
+        if too_close(self.cfg, dist.good.value):
             self._pause("too_close", now, events)
         elif distance_mm >= d.absent_mm or dist.good.value >= NO_TARGET_MM:
             self._pause("nobody_there", now, events)

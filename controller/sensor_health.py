@@ -59,6 +59,23 @@ class Verdict:
     unreliable: bool = False   # the doubt is the sensor's own "not trustworthy" (SR-15)
 
 
+def sample_problem(lim: SensorLimits, sample: Sample) -> tuple[str | None, str]:
+    """What is wrong with one sample by itself (rule 1 and rule 6): its failure kind and
+    detail, or (None, '') for a good value. One definition, used by the judge and by the
+    sampler's hazard check (controller/safety.py: distance_hazard, skin_hazard)."""
+    if sample.error is not None:
+        return sample.error, sample.detail
+    if sample.value is None or math.isnan(sample.value) or (
+            sample.ambient_c is not None and math.isnan(sample.ambient_c)):
+        return "nan", "reading is not a number"
+    kind = lim.plausible(sample)
+    if kind is None:
+        return None, ""
+    if kind in lim.doubt_kinds:
+        return kind, f"reading {sample.value!r} with ambient light {sample.ambient_rate_mcps} Mcps"
+    return kind, f"implausible reading {sample.value!r}"
+
+
 class SensorJudge:
     """Holds the little history one sensor needs (error streak, last good, frozen run)."""
 
@@ -127,20 +144,10 @@ class SensorJudge:
     def _take(self, sample: Sample) -> Verdict | None:
         """Account for one new sample; a Verdict when it decides this step by itself."""
         lim = self.limits
-        kind = sample.error
-        detail = sample.detail
+        kind, detail = sample_problem(lim, sample)
         self.latest = sample
         self.last_sample_s = sample.t_s
         self.samples_taken += 1
-        if kind is None:
-            if sample.value is None or math.isnan(sample.value) or (
-                    sample.ambient_c is not None and math.isnan(sample.ambient_c)):
-                kind, detail = "nan", "reading is not a number"
-            else:
-                kind = lim.plausible(sample)
-                detail = f"implausible reading {sample.value!r}" if kind else ""
-                if kind in lim.doubt_kinds:
-                    detail = f"reading {sample.value!r} with ambient light {sample.ambient_rate_mcps} Mcps"
         doubted = kind in lim.doubt_kinds
         self._count(sample.t_s, doubted)
         if doubted:

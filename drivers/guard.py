@@ -12,6 +12,9 @@ only while both of its own rules hold, and otherwise cuts the relay and latches:
     short sessions or pauses can add up to more than the cap.
   - its own failure (SR-1): an exception inside its check latches 'guard_failed' and
     cuts the relay. A guard that cannot check must not let the loop switch the lamp on.
+A sampler that reads a hazardous value calls `cut()`: the relay goes off at once, nothing
+latches (the loop records why at its next step), and no step that began before the cut
+can switch it on again. `cut()` only ever switches off; `command()` is the only way on.
 A trip stays latched until `acknowledge()` (a long button press, via the daemon, which
 sees `tripped` at its next step and latches and journals the same code).
 
@@ -31,6 +34,7 @@ from drivers.relay import LampOutput
 log = logging.getLogger("irlamp.guard")
 
 STALL_LEAD_S = 0.010   # the liveness rule trips this long before deadline_s (thread wake-up lateness)
+HAZARD_HOLD = "hazard_cut"   # the relay reason while a step older than a sampler's cut asks for on
 MIN_WAIT_S = 0.001     # the thread never spins: at least this between two rounds (well inside the lead)
 
 
@@ -45,6 +49,7 @@ class RelayGuard:
         self._last_confirm_s = start_s
         self._last_account_s = start_s
         self._off_since_s = start_s - rest_s
+        self._held_off_until_s = float("-inf")   # the latest sampler cut (see cut())
         self.on_s = 0.0
         self.tripped: str | None = None
         self.trip_detail = ""
@@ -59,10 +64,23 @@ class RelayGuard:
             self._last_confirm_s = now_s
             if on and self.tripped is None and self.on_s >= self.max_on_s:
                 self._trip("guard_on_time", f"asked for more than the guard's cap of {self.max_on_s:.0f} s on")
-            allowed = on and self.tripped is None
-            self.output.set(allowed, reason if allowed or not on else self.tripped)
+            held = now_s < self._held_off_until_s     # this step's inputs predate a sampler's cut
+            allowed = on and self.tripped is None and not held
+            self.output.set(allowed, reason if allowed or not on else (self.tripped or HAZARD_HOLD))
             self._note_output(now_s)
             return self.output.commanded_on
+
+    # -- called by a sampler's thread ----------------------------------------------------
+    def cut(self, reason: str, now_s: float) -> None:
+        """A sampler read a hazardous value at `now_s` (after publishing it): relay off now.
+        Only ever switches off and latches nothing. A loop step that began before `now_s` may
+        not have seen that sample, so `command(on)` from such a step keeps the relay off; a
+        step that began at or after it has seen it (the loop reads `now` before the feeds)."""
+        with self._lock:
+            self._held_off_until_s = max(self._held_off_until_s, now_s)
+            if self.output.commanded_on:
+                self._account(max(now_s, self._last_account_s))
+                self.output.set(False, reason)
 
     def acknowledge(self) -> None:
         with self._lock:

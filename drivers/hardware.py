@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from controller.safety import hazard_checks
 from drivers.guard import RelayGuard
 from drivers.panel import Panel
 from drivers.relay import LampOutput, check_boot_safe
@@ -84,16 +85,19 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
                        max_on_s=cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s,
                        rest_s=guard_rest_s(cfg), start_s=monotonic())
     panel = Panel(g, pin_factory=pin_factory, monotonic=monotonic, edges_on_clock=edges_on_clock)
+    distance_hazard, skin_hazard = hazard_checks(cfg)
     distance = Sampler("distance", distance_reader(distance_source),
                        cfg.distance.timing_budget_ms / 1000.0, monotonic, on_sample,
-                       may_block=getattr(distance_source, "may_block", lambda: True))
+                       may_block=getattr(distance_source, "may_block", lambda: True),
+                       hazard=distance_hazard, on_hazard=guard.cut)
 
     def read_skin():
         reading = skin_source.read_skin()
         return reading.skin_c, reading.ambient_c, None
 
     skin = Sampler("skin", read_skin, cfg.skin.period_ms / 1000.0, monotonic, on_sample,
-                   may_block=getattr(skin_source, "may_block", lambda: True))
+                   may_block=getattr(skin_source, "may_block", lambda: True),
+                   hazard=skin_hazard, on_hazard=guard.cut)
     return Hardware(output, guard, panel, distance, skin, (distance_source, skin_source))
 
 

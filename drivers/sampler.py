@@ -11,6 +11,10 @@ Two ways to drive it, same read path:
   - simulation: `step()` asks the worker for one read and waits for it to begin, then
     at most SIM_FINISH_GRACE_S of real time for it to end — a read still running then is
     a hung read, and later steps see it still busy until it returns.
+The hazard fast path: with `hazard` (a pure rule function from controller/safety.py, the
+same one the decision calls) and `on_hazard` (the guard's `cut`), a sample the rule calls
+hazardous cuts the relay on this thread right after it is published, before the loop is
+woken (`on_sample`) to decide and record why. It can only switch the lamp off.
 Exceptions map to fault kinds: OSError -> io_error, RuntimeError -> timeout,
 DistanceDoubtError -> unreliable (a doubt; its light rates stay in the sample),
 SensorValueError -> out_of_range; anything else -> io_error with its type named.
@@ -49,7 +53,9 @@ def classify(exc: BaseException) -> str:
 class Sampler:
     def __init__(self, name: str, read: ReadFn, period_s: float, monotonic: Callable[[], float],
                  on_sample: Callable[[], None] | None = None, sim_wait_s: float = 0.5,
-                 may_block: Callable[[], bool] = lambda: True):
+                 may_block: Callable[[], bool] = lambda: True,
+                 hazard: Callable[[Sample], str | None] | None = None,
+                 on_hazard: Callable[[str, float], None] | None = None):
         self.name = name
         self._read = read
         self.period_s = period_s
@@ -57,6 +63,8 @@ class Sampler:
         self.on_sample = on_sample
         self.sim_wait_s = sim_wait_s
         self.may_block = may_block
+        self.hazard = hazard
+        self.on_hazard = on_hazard
         self._latest: Sample | None = None
         self._busy_since: float | None = None
         self._seq = 0
@@ -90,11 +98,23 @@ class Sampler:
         ambient_mcps = None if rates is None else rates.ambient_rate_mcps
         with self._lock:
             self._seq += 1
-            self._latest = Sample(self._seq, self._monotonic(), value, ambient, error, detail,
-                                  signal_mcps, ambient_mcps)
+            sample = self._latest = Sample(self._seq, self._monotonic(), value, ambient, error, detail,
+                                           signal_mcps, ambient_mcps)
             self._busy_since = None
+        self._check_hazard(sample)
         if self.on_sample is not None:
             self.on_sample()
+
+    def _check_hazard(self, sample: Sample) -> None:
+        """Cut the relay now when this sample alone calls for it (see the module text)."""
+        if self.hazard is None or self.on_hazard is None:
+            return
+        try:
+            reason = self.hazard(sample)
+        except Exception as exc:  # noqa: BLE001 - a rule that cannot judge resolves to off
+            reason = f"{self.name}_hazard_check_failed: {type(exc).__name__}"
+        if reason is not None:
+            self.on_hazard(reason, self._monotonic())
 
     # -- real time ------------------------------------------------------------------------
     def start(self) -> None:
