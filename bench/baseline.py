@@ -1,4 +1,11 @@
-"""THE NAIVE BASELINE - not irlamp. The straightforward program irlamp is measured against.
+"""THE BASELINES - not irlamp. The straightforward programs irlamp is measured against.
+
+Two styles of the same loop, measured side by side:
+  - busy  (the Adafruit example style): read, check, read again at once. In continuous mode
+    `VL53L0X.range` busy-waits for data-ready, so on the in-process emulated chip the loop
+    burns a core (on a Pi the driver's wait is I2C polling, which also never sleeps);
+  - sleeping (a careful hobbyist): the same loop with `time.sleep(one distance period)` after
+    each round - the fair comparison for CPU.
 
 What a first version of a lamp controller usually looks like: one `while True` loop that
 calls the Adafruit drivers' blocking reads and checks the limits inline:
@@ -14,9 +21,9 @@ No threads, no watchdog, no journal, no status file: nothing can switch the rela
 while the loop is stuck in a read or frozen. It runs on the same emulated chips
 (drivers.emulated_i2c) and gpiozero MockFactory pins as the benchmark's irlamp.
 
-  python -m bench.baseline                 run it (stdin lines: 'space' = button, 'q' = quit),
+  python -m bench.baseline [--sleeping]    run it (stdin lines: 'space' = button, 'q' = quit),
                                            READY=1 to $NOTIFY_SOCKET once the sensors are up
-  python -m bench.baseline trials distance=200 overheat=200 stall=3 hang=3
+  python -m bench.baseline trials [--sleeping] distance=200 overheat=200 stall=3 hang=3
                                            latency trials in this process, JSON on stdout
 """
 
@@ -41,6 +48,7 @@ MIN_DISTANCE_MM = 304.8
 SKIN_LIMIT_C = 43.0
 MAX_ON_S = 20 * 60.0
 TIMING_BUDGET_US = 33000
+SLEEP_S = TIMING_BUDGET_US / 1e6     # the sleeping baseline: one distance period per round
 
 Observe = Callable[[str, float], None]
 
@@ -48,7 +56,7 @@ Observe = Callable[[str, float], None]
 class NaiveLamp:
     """The baseline controller. `observe(name, value)` is a bench probe called after each read."""
 
-    def __init__(self, i2c, pin_factory, observe: Observe | None = None):
+    def __init__(self, i2c, pin_factory, observe: Observe | None = None, sleep_s: float = 0.0):
         self.tof = adafruit_vl53l0x.VL53L0X(i2c)
         self.tof.measurement_timing_budget = TIMING_BUDGET_US
         self.tof.start_continuous()
@@ -56,6 +64,7 @@ class NaiveLamp:
         self.relay = OutputDevice(RELAY_PIN, initial_value=False, pin_factory=pin_factory)
         self.button = Button(BUTTON_PIN, pull_up=True, pin_factory=pin_factory)
         self.observe = observe
+        self.sleep_s = sleep_s       # 0: busy (Adafruit example); SLEEP_S: the sleeping baseline
         self.heating = False
         self.heating_since = 0.0
 
@@ -73,6 +82,8 @@ class NaiveLamp:
             if skin_c >= SKIN_LIMIT_C or time.monotonic() - self.heating_since >= MAX_ON_S:
                 self.heating = False
             self.relay.value = self.heating and distance_mm >= MIN_DISTANCE_MM
+            if self.sleep_s:
+                time.sleep(self.sleep_s)
         self.relay.off()
 
 
@@ -102,12 +113,12 @@ def _keyboard(factory, lamp: NaiveLamp, stop: threading.Event) -> None:
     stop.set()
 
 
-def program() -> int:
+def program(sleep_s: float = 0.0) -> int:
     from drivers.emulated_i2c import emulated_bus
 
     bus, _, _ = emulated_bus(distance_mm=400.0, object_c=33.0)
     factory = MockFactory()
-    lamp = NaiveLamp(bus, factory)
+    lamp = NaiveLamp(bus, factory, sleep_s=sleep_s)
     stop = threading.Event()
     threading.Thread(target=_keyboard, args=(factory, lamp, stop), daemon=True).start()
     _notify(f"READY=1\nMAINPID={os.getpid()}")
@@ -119,7 +130,7 @@ def program() -> int:
 class BaselineRig:
     """The baseline loop on a thread, on the noisy emulated chips, with timed pins and probes."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, sleep_s: float = 0.0):
         from bench.instruments import Timeline, noisy_bus, timed_factory
 
         self.bus, self.vl53, self.mlx = noisy_bus(seed=seed, distance_mm=400.0, skin_c=33.0)
@@ -127,7 +138,7 @@ class BaselineRig:
         self.values = {"distance": Timeline(), "skin": Timeline()}
         self.gate = threading.Event()      # cleared: the loop freezes at its next probe
         self.gate.set()
-        self.lamp = NaiveLamp(self.bus, self.factory, observe=self._observe)
+        self.lamp = NaiveLamp(self.bus, self.factory, observe=self._observe, sleep_s=sleep_s)
         self.relay = self.factory.pin(RELAY_PIN)
         self.button = self.factory.pin(BUTTON_PIN)
         self.stop = threading.Event()
@@ -149,7 +160,8 @@ class BaselineRig:
         self.thread.join(timeout=2.0)
 
 
-def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: float = 2.0) -> dict:
+def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: float = 2.0,
+                    sleep_s: float = 0.0) -> dict:
     """Same trial kinds and definitions as bench.trials; stall/hang wait `never_s` for an off."""
     from bench.harness import BenchError
     from bench.trials import _latencies
@@ -160,7 +172,7 @@ def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: floa
     trials: list[dict] = []
     errors: list[str] = []
     for kind, n in plan:
-        rig = BaselineRig(seed)
+        rig = BaselineRig(seed, sleep_s)
         rig.thread.start()
         try:
             t_press = now()
@@ -211,14 +223,15 @@ def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: floa
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        return program()
+    if not argv or argv == ["--sleeping"]:
+        return program(SLEEP_S if argv else 0.0)
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.baseline")
     parser.add_argument("mode", choices=["trials"])
     parser.add_argument("plan", nargs="+", help="KIND=N, KIND in distance, overheat, stall, hang")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sleeping", action="store_true", help="the sleeping baseline (default: busy)")
     parser.add_argument("--never-s", type=float, default=2.0,
                         help="how long a stall/hang trial waits for an off that never comes")
     args = parser.parse_args(argv)
@@ -230,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         plan.append((kind, int(count)))
     wall0 = time.monotonic()
-    results = baseline_trials(plan, seed=args.seed, never_s=args.never_s)
+    results = baseline_trials(plan, seed=args.seed, never_s=args.never_s,
+                              sleep_s=SLEEP_S if args.sleeping else 0.0)
     results["wall_s"] = time.monotonic() - wall0
     json.dump(results, sys.stdout)
     return 0

@@ -194,6 +194,21 @@ def irlamp_command(workdir: Path) -> list[str]:
             "--state-dir", str(state), "--runtime-dir", str(runtime)]
 
 
+def emulated_command(workdir: Path) -> list[str]:
+    """`irlamp run` on the real readers over emulated chips (bench/emulated_program.py)."""
+    import sys
+    state, runtime = workdir / "state", workdir / "run"
+    state.mkdir(exist_ok=True)
+    runtime.mkdir(exist_ok=True)
+    return [sys.executable, "-m", "bench.emulated_program", "--state-dir", str(state),
+            "--runtime-dir", str(runtime)]
+
+
 def baseline_command(workdir: Path) -> list[str]:
     import sys
     return [sys.executable, "-m", "bench.baseline"]
+
+
+def sleeping_baseline_command(workdir: Path) -> list[str]:
+    import sys
+    return [sys.executable, "-m", "bench.baseline", "--sleeping"]

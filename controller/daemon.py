@@ -26,11 +26,12 @@ from typing import Callable
 
 from controller import journal_writer as records
 from controller.faults import fault_info
-from controller.indicators import leds_for
+from controller.indicators import leds_for, next_heartbeat_change_s
 from controller.journal import LIGHT_FIELDS, Journal
 from controller.journal_writer import JournalWriter, SimulatedDisk
 from controller.limits import Allowance, start_allowance
 from controller.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
+from controller.sampling import wants_full_rate
 from controller.status import StatusWriter
 from controller.storage import StorageError
 from drivers.hardware import Hardware
@@ -80,6 +81,7 @@ class Daemon:
         self.allowance: Allowance | None = None
         self.allowance_at_s = float("-inf")
         self.last_button = False
+        self.last_button_edge_s = float("-inf")
         self.buzz_until_s = 0.0
         self.exception_streak = 0
         self.last_fault: dict | None = None
@@ -134,6 +136,7 @@ class Daemon:
         for name, fields in decision.events:
             self._record(name, fields, now)
         self._checkpoint(now)
+        self._set_sampling_rate(now, edges, button)
         first_fault = ctl.latched[0] if ctl.latched else None
         pause_reason = ctl.session.pause_reason if ctl.session is not None else None
         hw.panel.show(leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s,
@@ -153,9 +156,16 @@ class Daemon:
             limits_current=writer.limits_view().as_of_ticket >= self.session_ticket)
 
     def next_wake_s(self) -> float:
-        """The latest time the next step may run (it also runs at every new sample)."""
+        """The latest time the next step may run (it also runs at every new sample).
+
+        Quiet idle (no session, no fault, no refusal or buzz showing, samplers at their idle
+        rate): the loop needs to run only for the samples (they wake it), the heartbeat LED's
+        edges, the status file and the watchdog ping; otherwise at least at loop.rate_hz."""
         now = self.clock.monotonic()
         wake = now + 1.0 / self.cfg.loop.rate_hz
+        if self._quiet_idle(now):
+            dues = (self.last_status_s + self.status_interval_s, self.last_ping_s + 1.0)
+            wake = min(next_heartbeat_change_s(now), now + 1.0, *(due for due in dues if due > now))
         if (self.controller.state == "starting" and self.start_ticket is not None
                 and self.writer.committed(self.start_ticket)):
             return now                      # the start is durable: light the lamp now
@@ -165,6 +175,25 @@ class Daemon:
         return wake
 
     # -- helpers ---------------------------------------------------------------------------
+    def _quiet_idle(self, now: float) -> bool:
+        """Nothing to show but the heartbeat and nothing to watch but idle-rate samples."""
+        ctl = self.controller
+        refusal_showing = ctl.refused is not None and now < ctl.refused[1]
+        return (ctl.state == "idle" and not refusal_showing and now >= self.buzz_until_s
+                and not self.hw.distance.full_rate and not self.hw.skin.full_rate)
+
+
+    def _set_sampling_rate(self, now: float, edges, button: bool) -> None:
+        """Idle rate while nothing is going on, full rate otherwise (controller/sampling.py)."""
+        if edges:
+            self.last_button_edge_s = max(t for t, _ in edges)
+        ctl = self.controller
+        full = wants_full_rate(session_open=ctl.session is not None, button_pressed=button,
+                               start_waiting=ctl.start_waiting_since_s is not None,
+                               last_button_edge_s=self.last_button_edge_s, now_s=now)
+        self.hw.distance.set_full_rate(full)
+        self.hw.skin.set_full_rate(full)
+
     def _allowance(self, now: float, refresh: bool) -> Allowance:
         """The daily-limit allowance from the sessions the writer read back after its newest
         commit (JournalHealth.limits_current says whether that includes every session record)."""

@@ -51,6 +51,15 @@ def _heartbeat(now_s: float) -> bool:
     return (now_s % HEARTBEAT_PERIOD_S) < HEARTBEAT_BLIP_S
 
 
+def next_heartbeat_change_s(now_s: float) -> float:
+    """The next instant after `now_s` at which the idle heartbeat blip starts or ends."""
+    cycle_start = now_s - now_s % HEARTBEAT_PERIOD_S
+    for edge in (cycle_start + HEARTBEAT_BLIP_S, cycle_start + HEARTBEAT_PERIOD_S):
+        if edge > now_s:
+            return edge
+    return cycle_start + HEARTBEAT_PERIOD_S + HEARTBEAT_BLIP_S
+
+
 def _counted_blinks(t_s: float, count: int, on_s: float) -> bool:
     """True while inside one of `count` blinks that start at t=0 (t within one repetition)."""
     index = int(t_s // (2 * on_s))

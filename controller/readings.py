@@ -26,6 +26,8 @@ class Sample:
     signal_rate_mcps, ambient_rate_mcps
                distance sensor only, when the chip reports them (also with 'unreliable'):
                the laser's return and the ambient light at 940 nm, mega-counts per second.
+    period_s   the sampler's period when this read began: its idle rate or its full rate
+               (None: the full rate). A start is only decided on full-rate samples.
     """
 
     seq: int
@@ -36,6 +38,7 @@ class Sample:
     detail: str = ""
     signal_rate_mcps: float | None = None
     ambient_rate_mcps: float | None = None
+    period_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,10 @@ class SensorFeed:
     latest          the newest completed sample, or None before the first one.
     busy_since_s    start time of a read that has not returned yet (None when idle):
                     a read that stays busy too long is a hung bus.
+    period_s        the sampler's period now (None: the full rate); the judge's time
+                    bounds scale with the slower of this and the newest sample's period.
     """
 
     latest: Sample | None
     busy_since_s: float | None = None
+    period_s: float | None = None

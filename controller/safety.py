@@ -43,6 +43,7 @@ JOURNAL_BUSY_S = 2.0        # a record uncommitted this long: no new start
 WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
 AMBIENT_WARN_EVERY_S = 60.0 # the "ambient light high" event at most this often
 DOUBT_PAUSE = "distance_doubt"
+START_FRESH_WAIT_S = 0.1    # a start waits this long for full-rate samples of both sensors
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,13 @@ def hazard_checks(cfg) -> tuple[Callable[[Sample], str | None], Callable[[Sample
             lambda sample: skin_hazard(cfg, skin_lim, sample))
 
 
+def _idle_rate(judge: SensorJudge, verdict: Verdict) -> bool:
+    """Is what the decision would judge this sensor by (its good sample, else its newest)
+    an idle-rate sample?"""
+    sample = verdict.good or judge.latest
+    return sample is not None and not judge.full_rate(sample)
+
+
 def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
     """Distance sensor judging rules built from the `distance` and `faults` config."""
     period_s = cfg.distance.timing_budget_ms / 1000.0
@@ -203,7 +211,7 @@ def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
                         doubt_kinds=frozenset({"unreliable"}),
                         unreliable_after_s=f.distance_unreliable_after_s,
                         unreliable_window_s=f.distance_unreliable_window_s,
-                        unreliable_share=f.distance_unreliable_share)
+                        unreliable_share=f.distance_unreliable_share, period_s=period_s)
 
 
 def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
@@ -218,7 +226,7 @@ def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
     return SensorLimits("skin", stale_s=cfg.faults.skin_stale_s,
                         doubt_s=min(2.5 * period_s, cfg.faults.skin_stale_s),
                         frozen_s=cfg.faults.skin_frozen_s, retry_errors=cfg.faults.retry_errors,
-                        startup_grace_s=start_s_grace, plausible=plausible)
+                        startup_grace_s=start_s_grace, plausible=plausible, period_s=period_s)
 
 
 class SafetyController:
@@ -244,6 +252,7 @@ class SafetyController:
         self.last_signal_mcps: float | None = None
         self.last_ambient_mcps: float | None = None
         self.ambient_warned_s = float("-inf")
+        self.start_waiting_since_s: float | None = None   # a start request waiting for full-rate samples
 
     # -- public --------------------------------------------------------------------
     @property
@@ -310,6 +319,8 @@ class SafetyController:
                 self._latch("journal_stalled", f"a journal record has waited "
                             f"{inp.journal.stalled_s:.1f} s for its commit", events)
         self._button(inp, dist, skin, events)
+        if self.start_waiting_since_s is not None:
+            self._try_start(inp, dist, skin, events)
         if self.session is None:
             ended = [f["reason"] for name, f in events if name == "session_ended"]
             reason = self.latched[0] if self.latched else (ended[-1] if ended else "idle")
@@ -360,6 +371,7 @@ class SafetyController:
                 self._latch("button_stuck", "button held at start-up or far too long", events)
                 self._end_session("fault", inp.now_s, events)
             elif event == "press":
+                self.start_waiting_since_s = None
                 # A press that began while a session ran was meant to stop it, even when the
                 # session ended by itself before the press was confirmed: it never starts one.
                 self.press_consumed = (self.session is not None
@@ -400,7 +412,20 @@ class SafetyController:
         return None
 
     def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
-        reason = self.start_refusal(inp, dist, skin)
+        """Decide a start request, but only on full-rate samples of both sensors (the button's
+        press switched the samplers from their idle rate): wait up to START_FRESH_WAIT_S for
+        them, then refuse as sensor_unhealthy."""
+        fresh = not (_idle_rate(self.distance, dist) or _idle_rate(self.skin, skin))
+        if self.session is not None:
+            self.start_waiting_since_s = None
+            return
+        if not fresh:
+            if self.start_waiting_since_s is None:
+                self.start_waiting_since_s = inp.now_s
+            if inp.now_s - self.start_waiting_since_s < START_FRESH_WAIT_S:
+                return
+        self.start_waiting_since_s = None
+        reason = self.start_refusal(inp, dist, skin) or (None if fresh else "sensor_unhealthy")
         if reason is not None:
             self.refused = (reason, inp.now_s + REFUSAL_SHOW_S)
             events.append(("start_refused", {"reason": reason}))

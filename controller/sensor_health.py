@@ -22,13 +22,19 @@ Rules, per sensor, evaluated at every control step:
      trustworthy sample has come for `unreliable_after_s`, or when more than
      `unreliable_share` of the samples of the last `unreliable_window_s` were doubted
      (judged once the sensor has been watched for a whole window).
+  7. Idle-rate sampling: with no session the samplers read slower (controller/sampling.py).
+     `stale_s`, `doubt_s` and `frozen_s` are stated for the full rate (`period_s`) and scale
+     with the sampler's period: the same number of sample periods. The slower of the
+     sampler's period now and the newest sample's period counts, so neither switch
+     (idle -> full on a button press, full -> idle after a session) makes an older sample
+     look stale. `full_rate()` says whether a sample was read at the full rate.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from controller.readings import Sample, SensorFeed
@@ -48,6 +54,15 @@ class SensorLimits:
     unreliable_after_s: float = math.inf
     unreliable_window_s: float = 10.0
     unreliable_share: float = 1.0
+    period_s: float = 0.0     # the full-rate sample period the time bounds are stated for (0: no scaling)
+
+    def at_period(self, period_s: float | None) -> SensorLimits:
+        """These limits for a sampler reading every `period_s` (rule 7)."""
+        if not self.period_s or period_s is None or period_s <= self.period_s:
+            return self
+        factor = period_s / self.period_s
+        return replace(self, stale_s=self.stale_s * factor, doubt_s=self.doubt_s * factor,
+                       frozen_s=self.frozen_s * factor, period_s=period_s)
 
 
 @dataclass(frozen=True)
@@ -103,12 +118,22 @@ class SensorJudge:
     def doubt_share(self) -> float:
         """Share of doubted samples in the current window (0 when empty)."""
         return self.window_doubts / len(self.window) if self.window else 0.0
+    def full_rate(self, sample: Sample | None) -> bool:
+        """Was `sample` read at the full rate (not the idle rate)?"""
+        return sample is not None and (sample.period_s is None or sample.period_s <= self.limits.period_s)
+
+    def limits_now(self, feed: SensorFeed) -> SensorLimits:
+        """The limits for the slower of the sampler's period now and its newest sample's (rule 7)."""
+        latest = self.latest if feed.latest is None else feed.latest
+        periods = [p for p in (feed.period_s, latest.period_s if latest is not None else None) if p is not None]
+        return self.limits.at_period(max(periods)) if periods else self.limits
+
     def judge(self, feed: SensorFeed, now_s: float) -> Verdict:
-        lim = self.limits
+        lim = self.limits_now(feed)
         sample = feed.latest
         if sample is not None and sample.seq != self.seen_seq and sample.t_s >= self.start_s:
             self.seen_seq = sample.seq
-            verdict = self._take(sample)
+            verdict = self._take(sample, lim)
             if verdict is not None:
                 return verdict
         if feed.busy_since_s is not None:
@@ -141,9 +166,8 @@ class SensorJudge:
             return Verdict(None, doubt=f"{lim.name}_doubt")
         return Verdict(self.last_good)
 
-    def _take(self, sample: Sample) -> Verdict | None:
+    def _take(self, sample: Sample, lim: SensorLimits) -> Verdict | None:
         """Account for one new sample; a Verdict when it decides this step by itself."""
-        lim = self.limits
         kind, detail = sample_problem(lim, sample)
         self.latest = sample
         self.last_sample_s = sample.t_s

@@ -134,18 +134,17 @@ class Simulation:
     # -- the schedule ----------------------------------------------------------------------
     def run(self) -> Summary:
         until = self.scenario.until_s
-        dist_period = self.cfg.distance.timing_budget_ms / 1000.0
-        skin_period = self.cfg.skin.period_ms / 1000.0
         events = list(self.scenario.events)
         releases: list[float] = []
-        counters = {"dist": 0, "skin": 0, "guard": 0}
+        counters = {"guard": 0}
         next_step = 0.0
         boot_at: float | None = 0.0
         base = 0.0    # time the current daemon instance booted; periodic reads count from it
         t = 0.0
         while True:
-            candidates = [next_step, base + counters["dist"] * dist_period, base + counters["skin"] * skin_period,
-                          base + counters["guard"] * GUARD_PERIOD_S]
+            candidates = [next_step, base + counters["guard"] * GUARD_PERIOD_S]
+            if self.daemon is not None:     # each sampler's own schedule (idle or full rate)
+                candidates += [self.daemon.hw.distance.next_read_s(), self.daemon.hw.skin.next_read_s()]
             if events:
                 candidates.append(events[0].at_s)
             if releases:
@@ -168,7 +167,7 @@ class Simulation:
                 # The daemon is up just before anything scripted for this instant happens, so a
                 # press at the boot instant is a press, not a button held during start-up.
                 self.daemon.step()
-                base, counters = t, {"dist": 0, "skin": 0, "guard": 0}
+                base, counters = t, {"guard": 0}
                 step_now = True
             while events and events[0].at_s <= t:
                 event = events.pop(0)
@@ -176,7 +175,7 @@ class Simulation:
                     self.halt("restart")
                     boot_at = t + RESTART_DOWNTIME_S
                     base, next_step = boot_at, boot_at
-                    counters = {"dist": 0, "skin": 0, "guard": 0}
+                    counters = {"guard": 0}
                 step_now = True
             while releases and releases[0] <= t:
                 heapq.heappop(releases)
@@ -187,11 +186,9 @@ class Simulation:
                 continue
             if daemon.writer.pump():
                 step_now = True
-            if t >= base + counters["dist"] * dist_period:
-                counters["dist"] += 1
+            if t >= daemon.hw.distance.next_read_s():
                 daemon.hw.distance.step()
-            if t >= base + counters["skin"] * skin_period:
-                counters["skin"] += 1
+            if t >= daemon.hw.skin.next_read_s():
                 daemon.hw.skin.step()
             if t >= base + counters["guard"] * GUARD_PERIOD_S:
                 counters["guard"] += 1

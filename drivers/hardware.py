@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from controller.safety import hazard_checks
+from controller.sampling import idle_periods_s
 from drivers.guard import RelayGuard
 from drivers.panel import Panel
 from drivers.relay import LampOutput, check_boot_safe
@@ -86,10 +87,11 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
                        rest_s=guard_rest_s(cfg), start_s=monotonic())
     panel = Panel(g, pin_factory=pin_factory, monotonic=monotonic, edges_on_clock=edges_on_clock)
     distance_hazard, skin_hazard = hazard_checks(cfg)
+    idle_distance_s, idle_skin_s = idle_periods_s(cfg)
     distance = Sampler("distance", distance_reader(distance_source),
                        cfg.distance.timing_budget_ms / 1000.0, monotonic, on_sample,
                        may_block=getattr(distance_source, "may_block", lambda: True),
-                       hazard=distance_hazard, on_hazard=guard.cut)
+                       hazard=distance_hazard, on_hazard=guard.cut, idle_period_s=idle_distance_s)
 
     def read_skin():
         reading = skin_source.read_skin()
@@ -97,7 +99,14 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
 
     skin = Sampler("skin", read_skin, cfg.skin.period_ms / 1000.0, monotonic, on_sample,
                    may_block=getattr(skin_source, "may_block", lambda: True),
-                   hazard=skin_hazard, on_hazard=guard.cut)
+                   hazard=skin_hazard, on_hazard=guard.cut, idle_period_s=idle_skin_s)
+
+    def full_rate_now() -> None:       # the press edge: a start is decided on full-rate samples
+        distance.set_full_rate(True)
+        skin.set_full_rate(True)
+        if on_sample is not None:      # and the loop, which may be sleeping its idle wait, steps
+            on_sample()
+    panel.on_press = full_rate_now
     return Hardware(output, guard, panel, distance, skin, (distance_source, skin_source))
 
 

@@ -41,6 +41,7 @@ class Panel:
         self.red = LED(gpio.led_red_pin, pin_factory=pin_factory)
         self.buzzer = Buzzer(gpio.buzzer_pin, pin_factory=pin_factory) if gpio.buzzer_pin is not None else None
         self._shown: LedState | None = None
+        self.on_press: Callable[[], None] | None = None   # called at each press edge (any thread)
 
     def _on_edge(self, ticks, state) -> None:
         """Called by the pin (any thread) at each edge; the button pulls the pin low."""
@@ -49,6 +50,8 @@ class Panel:
             factory = self.button.pin_factory
             now -= max(0.0, factory.ticks_diff(factory.ticks(), ticks))
         self._edges.append((now, not state))
+        if not state and self.on_press is not None:
+            self.on_press()
 
     def take_button_edges(self) -> list[tuple[float, bool]]:
         """The edges `(time_s, pressed)` since the last call, oldest first."""

@@ -5,6 +5,11 @@ Reads run on the sampler's own worker thread, so a read that blocks forever (a l
 I2C bus blocks inside the kernel and cannot be interrupted) only makes the feed show
 a read that has been busy too long; the loop notices and cuts the lamp.
 
+Two rates (controller/sampling.py): with `idle_period_s` the sampler starts at that idle
+rate; `set_full_rate(True)` switches to `full_period_s` and reads at once (the button's
+press edge calls it), `set_full_rate(False)` goes back to idle. Each sample carries the
+period its read began at, and the feed the period now, so the judge scales its bounds.
+
 Two ways to drive it, same read path:
   - real time: `start()` runs a thread that reads every `period_s` (a source that waits
     for its own data-ready, like the VL53L0X, paces itself);
@@ -55,10 +60,16 @@ class Sampler:
                  on_sample: Callable[[], None] | None = None, sim_wait_s: float = 0.5,
                  may_block: Callable[[], bool] = lambda: True,
                  hazard: Callable[[Sample], str | None] | None = None,
-                 on_hazard: Callable[[str, float], None] | None = None):
+                 on_hazard: Callable[[str, float], None] | None = None,
+                 idle_period_s: float | None = None):
         self.name = name
         self._read = read
-        self.period_s = period_s
+        self.full_period_s = period_s
+        self.idle_period_s = max(period_s, idle_period_s or period_s)
+        self._full = self.idle_period_s == period_s
+        self._due_base_s = monotonic()    # reads are due at base + n * period (n counts reads)
+        self._due_n = 0
+        self._wake = threading.Event()    # the real-time thread's sleep: a rate switch or stop ends it
         self._monotonic = monotonic
         self.on_sample = on_sample
         self.sim_wait_s = sim_wait_s
@@ -75,14 +86,45 @@ class Sampler:
         self._done = threading.Event()
         self._started = threading.Event()
 
+    @property
+    def period_s(self) -> float:
+        return self.full_period_s if self._full else self.idle_period_s
+
+    @property
+    def full_rate(self) -> bool:
+        return self._full
+
+    def set_full_rate(self, full: bool) -> None:
+        """Switch rate. To the full rate: the next read is due now (the real-time thread wakes)."""
+        with self._lock:
+            if full == self._full:
+                return
+            self._full = full
+            now = self._monotonic()
+            self._due_base_s, self._due_n = (now, 0) if full else (now, 1)
+        if full:
+            self._wake.set()
+
+    def next_read_s(self) -> float:
+        """When the next read is due (simulation schedules `step()` at it)."""
+        with self._lock:
+            return self._due_base_s + self._due_n * self.period_s
+
+    def _count_read(self) -> float:
+        """One read is under way: the next is due one period later. Returns when."""
+        with self._lock:
+            self._due_n += 1
+            return self._due_base_s + self._due_n * self.period_s
+
     def feed(self) -> SensorFeed:
         with self._lock:
-            return SensorFeed(self._latest, self._busy_since)
+            return SensorFeed(self._latest, self._busy_since, self.period_s)
 
     def read_once(self) -> None:
         """One read, published as a Sample (value or error). Never raises."""
         with self._lock:
             self._busy_since = self._monotonic()
+            period_s = self.period_s
         self._started.set()
         value: float | None = None
         ambient: float | None = None
@@ -99,7 +141,8 @@ class Sampler:
         with self._lock:
             self._seq += 1
             sample = self._latest = Sample(self._seq, self._monotonic(), value, ambient, error, detail,
-                                           signal_mcps, ambient_mcps)
+                                           signal_mcps, ambient_mcps,
+                                           None if period_s == self.full_period_s else period_s)
             self._busy_since = None
         self._check_hazard(sample)
         if self.on_sample is not None:
@@ -119,19 +162,22 @@ class Sampler:
     # -- real time ------------------------------------------------------------------------
     def start(self) -> None:
         def run() -> None:
-            next_s = self._monotonic()
             while not self._stop.is_set():
+                self._wake.clear()
                 self.read_once()
-                next_s += self.period_s
+                due_s = self._count_read()
                 now = self._monotonic()
-                if next_s < now:
-                    next_s = now
-                self._stop.wait(next_s - now)
+                if due_s < now:              # late: the schedule restarts from now
+                    with self._lock:
+                        self._due_base_s, self._due_n = now, 0
+                    continue
+                self._wake.wait(due_s - now)
         self._thread = threading.Thread(target=run, name=f"irlamp-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._request.set()
         if self._thread is not None:
             self._thread.join(timeout=1.0)   # a hung read cannot be joined; it is a daemon thread
@@ -144,6 +190,7 @@ class Sampler:
         calling thread, which is the same read without the thread hand-off; the simulated
         sources say so except while a `hang` fault is injected.
         """
+        self._count_read()
         if self._request.is_set() or self.feed().busy_since_s is not None:
             return False              # the previous read is still blocked
         seq_before = self._seq

@@ -4,6 +4,10 @@ For each case: the relay is off within a bound derived from the config, the firs
 latches is `<sensor>_<kind>`, a start is refused while it is latched (fault_latched), a long
 press acknowledges it, and afterwards the refusal reason changes (cooldown after a session)
 or a start works (no session before). Runs in-process: one scenario per case.
+
+While idle the samplers read at their idle rate (controller/sampling.py), and every time
+bound scales with it (sensor_health rule 7): the idle cases are held to the scaled bounds
+(docs/safety.md, fault-bounds table).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import math
 
 import pytest
 from scenario_helpers import ROUNDING_S, SimRun, default_config, press, run_sim, scenario
+
+from controller.sampling import idle_periods_s
 
 CFG = default_config()
 SENSORS = ("distance", "skin")
@@ -22,36 +28,50 @@ PERIOD_S = {"distance": CFG.distance.timing_budget_ms / 1000.0, "skin": CFG.skin
 STALE_S = {"distance": CFG.faults.distance_stale_s, "skin": CFG.faults.skin_stale_s}
 FROZEN_S = {"distance": CFG.faults.distance_frozen_s, "skin": CFG.faults.skin_frozen_s}
 DOUBT_S = {s: min(2.5 * PERIOD_S[s], STALE_S[s]) for s in SENSORS}
+IDLE_PERIOD_S = dict(zip(SENSORS, idle_periods_s(CFG)))
+# idle rate: the same number of sample periods (rule 7)
+IDLE_FACTOR = {s: IDLE_PERIOD_S[s] / PERIOD_S[s] for s in SENSORS}
 # The loop steps at every new sample and at least at rate_hz: a condition that becomes true
 # between samples is acted on within one loop period.
 STEP_S = 1.0 / CFG.loop.rate_hz
 EPS_S = ROUNDING_S + 1e-6
 
 
-def bounds_s(sensor: str, kind: str) -> tuple[float, float]:
-    """(relay off, fault latched) at most this long after the fault is injected."""
-    period = PERIOD_S[sensor]
+def bounds_s(sensor: str, kind: str, state: str = "running") -> tuple[float, float]:
+    """(relay off, fault latched) at most this long after the fault is injected; while idle
+    every figure is scaled to the idle rate."""
+    factor = IDLE_FACTOR[sensor] if state == "idle" else 1.0
+    period = PERIOD_S[sensor] * factor
     if kind in ("io_error", "timeout", "out_of_range", "nan"):
         # the first bad sample is doubt (off at once); retry_errors more bad samples latch
         return period + EPS_S, (CFG.faults.retry_errors + 1) * period + EPS_S
     if kind == "frozen":   # the identical run may have begun just before the injection
-        latch = FROZEN_S[sensor] + period + EPS_S
+        latch = FROZEN_S[sensor] * factor + period + EPS_S
         return latch, latch
     if kind == "hang":     # the last good sample ages: doubt, then the stale deadline latches
-        return DOUBT_S[sensor] + STEP_S + EPS_S, STALE_S[sensor] + STEP_S + EPS_S
+        return (DOUBT_S[sensor] * factor + STEP_S + EPS_S,
+                STALE_S[sensor] * factor + STEP_S + EPS_S)
     raise AssertionError(kind)
 
 
 FAULT_AT_S = 10.0
 START_PRESS_S = 1.0
 TOO_CLOSE_AT_S = 5.0
-REFUSED_PRESS_S = FAULT_AT_S + max(FROZEN_S.values()) + 5.0   # after every kind has latched
+REFUSED_PRESS_S = FAULT_AT_S + max(FROZEN_S[s] * IDLE_FACTOR[s] for s in SENSORS) + 5.0   # every kind latched
 CLEAR_AT_S = REFUSED_PRESS_S + 2.0
 ACK_PRESS_S = CLEAR_AT_S + 1.0
 LONG_PRESS_HELD_S = CFG.button.long_press_s + 0.5
 RETRY_PRESS_S = ACK_PRESS_S + LONG_PRESS_HELD_S + 3.0
 UNTIL_S = RETRY_PRESS_S + 3.0
 START_LATENCY_S = CFG.button.bounce_ms / 1000.0 + PERIOD_S["distance"] + EPS_S
+
+
+def full_rate_read_s(sensor: str, t: float, *, before: bool = False) -> float:
+    """The first full-rate read at or after `t` (the last one before it with `before`) of a
+    session started by a press at START_PRESS_S: the press edge restarts the schedule."""
+    period = PERIOD_S[sensor]
+    n = (math.ceil if not before else lambda x: math.ceil(x) - 1)((t - START_PRESS_S) / period - 1e-9)
+    return START_PRESS_S + n * period
 
 
 def matrix_events(sensor: str, kind: str, state: str) -> list[dict]:
@@ -84,7 +104,7 @@ def assert_state_before_fault(run: SimRun, state: str) -> None:
 @pytest.mark.parametrize("sensor", SENSORS)
 def test_fault_matrix(tmp_path, sensor, kind, state):
     run = run_sim(tmp_path, scenario(matrix_events(sensor, kind, state), UNTIL_S))
-    off_bound_s, latch_bound_s = bounds_s(sensor, kind)
+    off_bound_s, latch_bound_s = bounds_s(sensor, kind, state)
     assert_state_before_fault(run, state)
 
     # relay off within the bound, and it stays off until the fault is acknowledged
@@ -149,7 +169,7 @@ def test_sensor_bad_from_start_is_a_fault_within_two_seconds(tmp_path, sensor, k
 def test_one_bad_sample_is_doubt_lamp_off_then_on_without_a_fault(tmp_path, sensor):
     """SR-8: a single glitch is retried, with the lamp off while the reading is in doubt."""
     period = PERIOD_S[sensor]
-    first_bad = -(-FAULT_AT_S // period) * period   # the first sample at or after the injection
+    first_bad = full_rate_read_s(sensor, FAULT_AT_S)   # the first sample at or after the injection
     events = [press(START_PRESS_S), {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "io_error"}},
               {"at": first_bad + period / 2, "fault": {"sensor": sensor, "kind": "clear"}}]
     run = run_sim(tmp_path, scenario(events, 20))
@@ -166,7 +186,7 @@ def test_a_hang_shorter_than_the_stale_deadline_is_doubt_only(tmp_path, sensor):
     """A read blocked for less than stale_s and then released: lamp off meanwhile, no fault,
     the released read lands when the bus is released (not later), and the session goes on."""
     period = PERIOD_S[sensor]
-    last_good_s = (math.ceil(FAULT_AT_S / period) - 1) * period   # reads at the injection instant hang
+    last_good_s = full_rate_read_s(sensor, FAULT_AT_S, before=True)   # reads at the injection instant hang
     clear_at_s = last_good_s + (DOUBT_S[sensor] + STALE_S[sensor]) / 2
     assert last_good_s + DOUBT_S[sensor] + STEP_S < clear_at_s < last_good_s + STALE_S[sensor] - STEP_S
     events = [press(START_PRESS_S), {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "hang"}},

@@ -150,13 +150,17 @@ def test_ambient_event_and_start_value(tmp_path):
 def test_fault_event_every_kind_and_clear(tmp_path, sensor, kind):
     """Each kind latches `<sensor>_<kind>` first; after `clear` and a long press the sensor is
     healthy again and a start works."""
+    # idle: the samplers read at their idle rate and 'frozen' takes as many samples as at the
+    # full rate (skin: 30 s), so the clear comes after the slowest idle frozen bound
+    clear_at = 34
     events = [{"at": 2, "fault": {"sensor": sensor, "kind": kind}},
-              {"at": 20, "fault": {"sensor": sensor, "kind": "clear"}}, press(21, 3.5), press(30)]
-    run = run_sim(tmp_path, scenario(events, 33))
+              {"at": clear_at, "fault": {"sensor": sensor, "kind": "clear"}}, press(clear_at + 1, 3.5),
+              press(clear_at + 10)]
+    run = run_sim(tmp_path, scenario(events, clear_at + 13))
     assert run.fault_codes()[0] == f"{sensor}_{kind}"
-    assert run.first("fault_acknowledged", after=21) is not None
-    started_after(run, 30, 0.2)
-    assert all(f["t"] < 21 for f in run.events("fault")), "a fault latched after the clear"
+    assert run.first("fault_acknowledged", after=clear_at + 1) is not None
+    started_after(run, clear_at + 10, 0.2)
+    assert all(f["t"] < clear_at + 1 for f in run.events("fault")), "a fault latched after the clear"
 
 
 def test_restart_event_keeps_state_and_never_starts_the_lamp(tmp_path):

@@ -73,12 +73,15 @@ def test_sr3_start_refused_by_distance_or_skin(tmp_path, setup, reason):
 
 
 def test_sr3_refusals_for_cooldown_daily_limit_fault_and_unhealthy_sensor(tmp_path):
-    skin_error_at = 10 * SKIN_PERIOD_S + SKIN_PERIOD_S / 2    # one bad skin sample, then good again
+    # An unhealthy (in doubt, not yet latched) sensor at the moment of the start request: the
+    # press edge switches the samplers to the full rate and the skin is read at once (bad);
+    # it is good again by the next skin read, after the start was decided.
+    press_at, held_s = 2.6, 0.15
+    assert held_s + BOUNCE_S < SKIN_PERIOD_S
     events = [
-        # an unhealthy (in doubt, not yet latched) sensor at the moment of the start request
-        {"at": skin_error_at, "fault": {"sensor": "skin", "kind": "io_error"}},
-        press(skin_error_at + SKIN_PERIOD_S / 2 + 0.05 - SHORT_HELD_S),
-        {"at": skin_error_at + SKIN_PERIOD_S, "fault": {"sensor": "skin", "kind": "clear"}},
+        {"at": press_at - 0.05, "fault": {"sensor": "skin", "kind": "io_error"}},
+        press(press_at, held_s),
+        {"at": press_at + 0.1, "fault": {"sensor": "skin", "kind": "clear"}},
         press(5), press(8),                                  # a session, stopped
         press(10),                                           # cool-down
         {"at": 20, "skin_c": 43.5}, press(21),               # skin too warm (no fault while idle)
@@ -87,7 +90,7 @@ def test_sr3_refusals_for_cooldown_daily_limit_fault_and_unhealthy_sensor(tmp_pa
         {"at": 26, "fault": {"sensor": "distance", "kind": "clear"}}, press(27),   # fault latched
     ]
     run = run_sim(tmp_path, scenario(events, 30, config={"session": {"sessions_per_day": 2}}))
-    assert refusal(run, skin_error_at + SKIN_PERIOD_S / 2 + 0.05 - SHORT_HELD_S) == "sensor_unhealthy"
+    assert refusal(run, press_at) == "sensor_unhealthy"
     started(run, 5)
     assert refusal(run, 10) == "cooldown"
     assert refusal(run, 21) == "skin_too_warm"

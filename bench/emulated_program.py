@@ -1,0 +1,73 @@
+"""`irlamp run` on the real readers over emulated chips: the program the bench's headline CPU,
+RSS and start-up figures are measured on.
+
+This is `controller.cli main(["run", ...])` unchanged, except for what a build machine does
+not have: `controller.run._real_sources` is replaced by the same construction on the
+bench's noisy emulated I2C bus (the production `VL53L0XSource` and `MLX90614Source` on the
+unmodified Adafruit drivers, each in a `ReopeningSource`, sharing one `PoliteI2C`), and the
+pins are gpiozero MockFactory pins. A line with 'space' on stdin presses the mock button
+for 0.15 s (bench scaffolding, as `irlamp run --simulate` reads its keyboard).
+
+    python -m bench.emulated_program --state-dir D --runtime-dir R   (READY=1 to $NOTIFY_SOCKET)
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from gpiozero.pins.mock import MockFactory
+
+BUTTON_HELD_S = 0.15
+
+
+def install_emulated_sources(factory: MockFactory, seed: int = 1) -> None:
+    """Make `irlamp run` build its sensors on the emulated bus and its pins on `factory`."""
+    import controller.run as run
+    from bench.instruments import noisy_bus
+    from drivers.hardware import ReopeningSource
+    from drivers.i2c_bus import PoliteI2C
+    from drivers.mlx90614 import MLX90614Source
+    from drivers.vl53l0x import VL53L0XSource
+
+    bus, _, _ = noisy_bus(seed=seed, distance_mm=400.0, skin_c=33.0)
+    shared = PoliteI2C(bus)
+
+    def emulated_sources(cfg):      # run.py's _real_sources, on the emulated bus
+        budget = cfg.distance.timing_budget_ms
+        distance = ReopeningSource("distance", lambda: VL53L0XSource(
+            shared, timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0)))
+        skin = ReopeningSource("skin", lambda: MLX90614Source(shared))
+        return distance, skin, factory
+
+    run._real_sources = emulated_sources
+
+
+def _keyboard(factory: MockFactory, button_pin: int) -> None:
+    pin = factory.pin(button_pin)
+    for line in sys.stdin:
+        if "q" in line:
+            break
+        if "space" in line or " " in line:
+            pin.drive_low()
+            time.sleep(BUTTON_HELD_S)
+            pin.drive_high()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from controller import cli
+    from controller.config import load_config
+    from bench.harness import REPO
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    config = str(REPO / "config" / "lamp.yaml")
+    factory = MockFactory()
+    install_emulated_sources(factory)
+    button_pin = load_config(REPO / "config" / "lamp.yaml").gpio.button_pin
+    threading.Thread(target=_keyboard, args=(factory, button_pin), name="bench-keyboard", daemon=True).start()
+    return cli.main(["run", "--config", config, *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

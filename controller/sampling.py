@@ -1,0 +1,30 @@
+"""Idle-rate sampling: with no session, the sensors are read slowly. Pure: no I/O, no clock.
+
+A daemon spends most of its life waiting for a button press. While no session exists and
+the button is not in use, the samplers read at their idle rate (distance 5 Hz, skin 2 Hz);
+the judge's time bounds scale with the rate (controller/sensor_health.py, rule 7), so a
+sensor that fails while idle is still caught, within the scaled bound. The button's
+press edge switches both samplers to the full rate at once (drivers/hardware.py wires the
+panel's edge to them); a start is decided only on full-rate samples (controller/safety.py,
+START_FRESH_WAIT_S). The full rate holds while a session exists and for FULL_RATE_HOLD_S
+after the last button edge.
+"""
+
+from __future__ import annotations
+
+IDLE_DISTANCE_PERIOD_S = 0.2   # 5 Hz (full rate: the VL53L0X's timing budget, 33 ms)
+IDLE_SKIN_PERIOD_S = 0.5       # 2 Hz (full rate: skin.period_ms, 250 ms)
+FULL_RATE_HOLD_S = 2.0         # after the last button edge (a press is being decided)
+
+
+def idle_periods_s(cfg) -> tuple[float, float]:
+    """(distance, skin) idle-rate periods: never faster than the full rate."""
+    return (max(IDLE_DISTANCE_PERIOD_S, cfg.distance.timing_budget_ms / 1000.0),
+            max(IDLE_SKIN_PERIOD_S, cfg.skin.period_ms / 1000.0))
+
+
+def wants_full_rate(*, session_open: bool, button_pressed: bool, start_waiting: bool,
+                    last_button_edge_s: float, now_s: float) -> bool:
+    """Should the samplers read at the full rate now?"""
+    return (session_open or button_pressed or start_waiting
+            or now_s - last_button_edge_s < FULL_RATE_HOLD_S)
