@@ -3,7 +3,7 @@
 Both relays are created OFF. The lamp is lit only when both are on; switching off
 opens the main relay first. `check_boot_safe` refuses wirings whose undriven pin would
 light the lamp: a Raspberry Pi pulls GPIO 0-8 up and GPIO 9-27 down at power-on, and a
-pin that no process drives floats to that pull (boot, crash before start, after exit).
+pin that no process drives floats to that pull (boot, until the daemon claims it, reset).
 
 On the Pi's own pin factory (gpiozero's lgpio one) a relay pin does not go through
 gpiozero's pin object, whose creation and close() claim the line as an input with the pull
@@ -11,7 +11,7 @@ switched off and whose output is claimed low before its level is written (a puls
 an active-low relay). `open_relay_line` claims the line as an output at its off level in one
 call, and `close()` writes the off level and releases the line still an output: a Raspberry Pi
 OS kernel keeps a released output's level (pinctrl persist_gpio_outputs; not with
-dtparam=strict_gpiod, where it returns to an input at its unchanged pull).
+dtparam=strict_gpiod, where it returns to an input, at its pull as far as we know).
 """
 
 from __future__ import annotations
