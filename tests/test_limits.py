@@ -221,6 +221,26 @@ def test_sessions_of_an_unplaceable_boot_count_until_a_new_day_after_this_boot()
     assert allow(old, now_wall=boot_wall + now_mono, now_mono=now_mono).allowed
 
 
+def test_a_reboot_between_two_sessions_proves_the_earlier_one_older_by_the_uptime():
+    """Chronology across reboots, to the second: session 1 (boot A) ended before session 2 (boot C)
+    started, and boot C had been up `c_uptime_s` by then, so session 1 is at least that much older
+    than session 2. No clock is trusted here; only this bound takes session 1 out of the 26 h
+    window, and it must do so exactly when the bound says, not a minute early."""
+    now_mono = 2 * HOUR                                      # this boot ("N") has been up 2 h
+    wanted_age_s = MAX_LOCAL_DAY_S - 30.0                    # session 1's start age: 30 s inside
+    c_uptime_s = wanted_age_s - now_mono - 40 * MINUTE       # the 40 min: both sessions' 20 min
+    first = session(1, "A", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL, offset_known=False)
+    second = session(2, "C", c_uptime_s, c_uptime_s + 20 * MINUTE, wall_minus_mono=BOOT_WALL,
+                     offset_known=False)
+    now_wall = BOOT_WALL + 3 * DAY
+    a = allow([first, second], now_wall=now_wall, now_mono=now_mono, boot="N", synced=False, per_day=2)
+    assert not a.allowed and a.reason == "daily_limit" and a.sessions_today == 2
+    assert a.next_start_mono == pytest.approx(now_mono + 30.0, abs=1e-6)
+    later = allow([first, second], now_wall=now_wall + 30.0, now_mono=now_mono + 30.0, boot="N",
+                  synced=False, per_day=2)
+    assert later.allowed and later.sessions_today == 1
+
+
 def test_a_truncated_history_gives_the_same_answer():
     sessions = [session(i + 1, "B", i * 5 * HOUR, i * 5 * HOUR + 20 * MINUTE,
                         wall_minus_mono=BOOT_WALL) for i in range(40)]
@@ -232,7 +252,8 @@ def test_a_truncated_history_gives_the_same_answer():
 
 
 @pytest.mark.parametrize("bad", [{"now_wall": float("nan")}, {"now_mono": float("inf")},
-                                 {"per_day": 0}, {"gap_s": -1.0}])
+                                 {"per_day": 0}, {"gap_s": -1.0}, {"gap_s": float("nan")},
+                                 {"gap_s": float("inf")}, {"newest": float("nan")}])
 def test_nonsense_inputs_are_refused(bad):
     kwargs = {"now_wall": BOOT_WALL, "now_mono": 10.0, **bad}
     with pytest.raises(ValueError, match="limits:"):

@@ -311,6 +311,41 @@ def test_skin_that_warms_passes_the_heating_check():
     assert bench.lamp_on() and not bench.ctl.latched
 
 
+def rising_to(bench: Bench, rise_c: float, start_c: float = 33.0, rate_c_per_s: float = 0.02):
+    """Skin that warms at `rate_c_per_s` from now until it has risen exactly `rise_c`, then
+    wobbles a little below that peak (never above it), so the session's largest rise is `rise_c`."""
+    t0 = bench.now
+    peak_c = start_c + rise_c
+
+    def skin_c(_elapsed_s: float) -> float:
+        warmed_c = start_c + rate_c_per_s * (bench.now - t0)
+        if warmed_c < peak_c:
+            return warmed_c
+        return peak_c if warmed_c - peak_c < 0.01 else peak_c - (0.02 if round(bench.now * 4) % 2 else 0.03)
+    return skin_c
+
+
+def wobbling_distance(bench: Bench, distance_mm: float = IN_BAND_MM):
+    """A person lying still in the band: the reading wobbles by half a millimetre."""
+    return lambda _elapsed_s: distance_mm + (0.5 if round(bench.now / distance_period_s(bench.cfg)) % 2 else 0.0)
+
+
+def test_a_rise_just_short_of_heating_min_rise_is_a_not_heating_fault():
+    """The heating check must see the whole configured rise: 95 % of it (or 0.1 C less, or
+    half) is not enough."""
+    bench = running_bench(noise=False)
+    bench.run(S.heating_check_s + 1.0, skin_c=rising_to(bench, S.heating_min_rise_c - 0.05),
+              distance_mm=wobbling_distance(bench), noise=False)
+    assert bench.ctl.latched == ["skin_not_heating"] and not bench.lamp_on()
+
+
+def test_a_rise_of_exactly_heating_min_rise_passes_the_heating_check():
+    bench = running_bench(noise=False)
+    bench.run(S.heating_check_s + 1.0, skin_c=rising_to(bench, S.heating_min_rise_c),
+              distance_mm=wobbling_distance(bench), noise=False)
+    assert bench.ctl.session.heating_seen and not bench.ctl.latched and bench.lamp_on()
+
+
 def test_heating_check_counts_lamp_on_time_not_pauses():
     bench = running_bench()
     bench.run(S.heating_check_s / 2, skin_c=33.0)
@@ -530,6 +565,33 @@ def test_guard_fault_latches_and_ends_the_session():
     decision = bench.step(bench.now + 0.01)
     assert not decision.lamp_on and bench.ctl.latched == ["guard_loop_stall"]
     assert [e["reason"] for e in bench.fields_of("session_ended")] == ["fault"]
+
+
+def test_a_sensor_that_never_delivers_is_missing_two_seconds_after_start():
+    """SafetyController.STARTUP_GRACE_S is 2 s: no reading at all by then latches '*_missing'."""
+    bench = Bench(CFG)
+    start = bench.now
+    step_s = 0.05
+    for k in range(1, 40):                                   # start + 0.05 .. start + 1.95
+        bench.step(start + k * step_s)
+    bench.step(start + 2.0)
+    assert bench.ctl.latched == [], "a fault before the grace has passed"
+    bench.step(start + 2.0 + step_s)
+    assert sorted(bench.ctl.latched) == ["distance_missing", "skin_missing"]
+    assert not bench.lamp_on()
+
+
+def test_the_displayed_readings_are_the_last_good_ones_of_each_sensor():
+    """What status, the keyboard view and the simulator show: distance from the distance sensor,
+    skin and sensor body from the thermometer, never swapped."""
+    bench = Bench(CFG)
+    assert (bench.ctl.last_distance_mm, bench.ctl.last_skin_c, bench.ctl.last_ambient_c) == (None, None, None)
+    bench.settle(distance_mm=420.0, skin_c=34.5, ambient_c=27.0, noise=False)
+    assert bench.ctl.last_distance_mm == 420.0
+    assert bench.ctl.last_skin_c == 34.5 and bench.ctl.last_ambient_c == 27.0
+    bench.publish("distance", None, error="io_error")        # a failed read keeps the last good one
+    bench.step(bench.now + 0.001)
+    assert bench.ctl.last_distance_mm == 420.0
 
 
 def test_restored_faults_keep_the_lamp_off_after_a_restart():
