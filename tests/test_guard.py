@@ -116,6 +116,27 @@ def test_guard_cuts_a_session_logic_that_never_stops():
     assert not rig.relay_on(), "a tripped guard must not obey 'on' again without acknowledgement"
 
 
+def test_the_loop_asking_for_on_past_the_cap_is_refused_by_the_command_itself():
+    """Each of the guard's two on-time checks holds on its own. Here the guard's periodic check
+    never runs: command() alone must refuse 'on' once the cap is reached."""
+    rig = Rig(max_on_s=2.0)
+    states = []
+    for k in range(0, 61):                                    # 0 .. 3 s at 20 Hz, no check()
+        states.append((k * LOOP_PERIOD_S, rig.guard.command(True, k * LOOP_PERIOD_S, "test")))
+    first_refused = next(t for t, on in states if not on)
+    assert first_refused == pytest.approx(2.0)
+    assert rig.guard.tripped == "guard_on_time" and not rig.relay_on()
+
+
+def test_the_periodic_check_cuts_at_the_cap_between_two_confirmations():
+    """...and check() alone cuts at the cap, before the loop's next command could."""
+    rig = Rig(max_on_s=1.0)
+    for t in (0.0, 0.4, 0.8):                                  # a slow but live loop
+        assert rig.guard.command(True, t, "test")
+    assert rig.guard.check(0.9) is None and rig.relay_on()
+    assert rig.guard.check(1.0) == "guard_on_time" and not rig.relay_on()
+
+
 def test_short_sessions_and_pauses_cannot_add_up_past_the_cap():
     rig = Rig(max_on_s=20.0, rest_s=600.0)
     on_total = 0.0
