@@ -617,3 +617,51 @@ def test_skin_sample_period_keeps_the_lamp_on_between_samples():
     bench = running_bench()
     bench.run(3 * skin_period_s(CFG))
     assert all(d.lamp_on for _, d in bench.decisions[-20:])
+
+
+def test_external_fault_latches_its_code_with_the_detail_and_ends_the_session_as_a_fault():
+    bench = running_bench()
+    bench.run(2.0)
+    events = bench.ctl.external_fault("control_exception", "ZeroDivisionError in step", bench.now + 0.01)
+    assert events[0] == ("fault", {"code": "control_exception", "detail": "ZeroDivisionError in step"})
+    assert events[1][1]["reason"] == "fault"
+    assert bench.ctl.latched == ["control_exception"] and bench.ctl.state == "fault"
+    assert bench.ctl.lamp_on is False
+
+
+def test_stop_session_ends_it_with_its_on_time_rounded_to_the_millisecond():
+    """Daemon shutdown: the session ends with the reason given and the lamp-on time up to the
+    stop, as the journal records it (seconds, to the millisecond)."""
+    bench = running_bench()
+    started_at = bench.first_time("session_started")
+    bench.run(4.0)
+    stop_at = bench.now + 0.0123456
+    events = bench.ctl.stop_session("shutdown", stop_at)
+    assert [name for name, _ in events] == ["session_ended"]
+    ended = events[0][1]
+    assert ended["reason"] == "shutdown"
+    assert ended["elapsed_s"] == round(stop_at - started_at, 3)
+    lit_s = ended["on_s"]
+    assert lit_s == round(lit_s, 3) and lit_s == pytest.approx(stop_at - started_at, abs=0.1)
+    assert lit_s != round(lit_s), "on_s keeps its milliseconds"
+    assert bench.ctl.session is None and bench.ctl.lamp_on is False and bench.ctl.state == "idle"
+    assert bench.ctl.stop_session("shutdown", stop_at + 1.0) == [], "nothing left to stop"
+
+
+def test_time_left_counts_down_the_on_time_cap_and_stops_at_zero():
+    bench = Bench(CFG)
+    assert bench.ctl.time_left_s() is None
+    bench.start_session()
+    bench.run(10.0)
+    cap_s = SES.max_on_minutes * 60.0
+    assert bench.ctl.time_left_s() == pytest.approx(cap_s - bench.ctl.session.on_s)
+    assert bench.ctl.time_left_s() == pytest.approx(cap_s - 10.0, abs=0.2)
+    bench.ctl.session.on_s = cap_s + 0.5                     # overrun by half a step
+    assert bench.ctl.time_left_s() == 0.0
+
+
+def test_restored_faults_are_latched_once_each_in_order():
+    bench = Bench(CFG)
+    bench.ctl.restore_faults(["skin_overheat", "guard_loop_stall"])
+    bench.ctl.restore_faults(["guard_loop_stall"])
+    assert bench.ctl.latched == ["skin_overheat", "guard_loop_stall"] and bench.ctl.state == "fault"
