@@ -124,7 +124,8 @@ def test_the_guard_thread_cuts_at_the_on_time_cap_between_two_periodic_checks():
 
 def test_the_guard_thread_switches_the_relay_off_when_its_own_check_raises(monkeypatch):
     factory = MockFactory()
-    output = LampOutput(17, True, pin_factory=factory)
+    changes: list[tuple[bool, str]] = []
+    output = LampOutput(17, True, pin_factory=factory, observer=lambda on, why: changes.append((on, why)))
     guard = RelayGuard(output, deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0)
     guard.command(True, 0.0, "test")
     assert factory.pin(17).state
@@ -135,3 +136,16 @@ def test_the_guard_thread_switches_the_relay_off_when_its_own_check_raises(monke
     sleep = run_thread_on_simulated_clock(guard, factory.pin(17), 0.1, until_s=0.35)
     assert not factory.pin(17).state and not output.commanded_on
     assert sleep.off_at_s == pytest.approx(0.1), "the first failing round must cut the relay"
+    off, reason = changes[-1]
+    assert off is False and isinstance(reason, str) and reason, "the cut is journalled with a reason"
+
+
+def test_the_guard_thread_is_a_named_daemon_thread_that_stop_thread_joins():
+    """A daemon thread never keeps a dying process alive; the name shows in a thread dump."""
+    output = LampOutput(17, True, pin_factory=MockFactory())
+    guard = RelayGuard(output, deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0)
+    guard.start_thread(lambda: 0.0, 30.0)
+    thread = guard._thread
+    assert thread.name == "irlamp-guard" and thread.daemon is True and thread.is_alive()
+    guard.stop_thread()
+    assert not thread.is_alive(), "stop_thread() returned before the thread ended"
