@@ -665,3 +665,86 @@ def test_restored_faults_are_latched_once_each_in_order():
     bench.ctl.restore_faults(["skin_overheat", "guard_loop_stall"])
     bench.ctl.restore_faults(["guard_loop_stall"])
     assert bench.ctl.latched == ["skin_overheat", "guard_loop_stall"] and bench.ctl.state == "fault"
+
+
+def test_a_new_controller_starts_off_with_no_refusal_shown_and_the_configured_debounce():
+    ctl = Bench(CFG).ctl
+    assert ctl.lamp_on is False and ctl.refused is None and ctl.state == "idle"
+    assert ctl.button.bounce_s == BTN.bounce_ms / 1000.0
+    assert ctl.button.long_press_s == BTN.long_press_s and ctl.button.stuck_s == BTN.stuck_s
+
+
+@pytest.mark.parametrize("sensor", ["distance", "skin"])
+def test_one_failed_read_turns_the_lamp_off_at_once_and_names_it(sensor):
+    """A single failed read is doubt, not yet a fault: the lamp goes off at that very step, the
+    reason names the sensor and the kind of failure, and the session goes on."""
+    bench = running_bench()
+    bench.run(1.0)
+    bench.publish(sensor, None, error="io_error")
+    decision = bench.step(bench.now + 0.001)
+    assert not decision.lamp_on and decision.reason == f"{sensor}_io_error"
+    assert not bench.ctl.latched and bench.ctl.session is not None
+
+
+def test_distance_offset_is_subtracted_while_running_and_in_the_start_record():
+    cfg = config_with({"distance": {"offset_mm": 100.0}})
+    bench = Bench(cfg)
+    bench.settle(distance_mm=500.0)
+    bench.press(0.2, distance_mm=500.0)
+    assert bench.fields_of("session_started")[0]["distance_mm"] == pytest.approx(400.0, abs=1.0)
+    bench.run(1.0, distance_mm=D.min_mm + 100.0 - 20.0)    # reads in the band, is 20 mm too close
+    assert bench.ctl.state == "paused" and bench.ctl.session.pause_reason == "too_close"
+    assert not bench.lamp_on()
+
+
+def test_exactly_at_absent_mm_nobody_is_there():
+    bench = running_bench()
+    bench.run(1.0, distance_mm=D.absent_mm, noise=False)
+    assert bench.ctl.state == "paused" and bench.ctl.session.pause_reason == "nobody_there"
+
+
+def test_the_decision_names_why_the_lamp_is_on_or_off():
+    """Decision.reason reaches the relay record: started, resumed, and each way a session ends."""
+    cfg = config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 2.0}})
+    bench = running_bench(cfg)
+    started_at = bench.first_time("session_started")
+    assert [d.reason for t, d in bench.decisions if t == started_at] == ["session_started"]
+    bench.run(5.0, skin_c=warming(bench))
+    bench.run(1.0, distance_mm=250.0)
+    assert bench.last_decision.reason == "too_close"
+    resumed_from = bench.now
+    bench.run(D.resume_after_s + 1.0)
+    first_on = next(d for t, d in bench.decisions if t > resumed_from and d.lamp_on)
+    assert first_on.reason == "resumed"
+    bench.run(70.0, skin_c=warming(bench))
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["session_completed"]
+
+    bench = running_bench(config_with({"session": {"max_on_minutes": 3.0, "max_wall_minutes": 3.0}}))
+    skin = warming(bench)
+    bench.run(30.0, skin_c=skin)
+    bench.run(100.0, distance_mm=250.0, skin_c=skin)
+    bench.run(60.0, skin_c=skin)
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["wall_time_cap"]
+
+    bench = running_bench()
+    bench.run(D.max_pause_s + 1.0, distance_mm=250.0)
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["too_close"]
+
+
+def test_faults_found_in_a_session_carry_a_detail_and_end_it_as_a_fault():
+    bench = running_bench()
+    bench.run(S.heating_check_s + 1.0, skin_c=33.0)
+    fault = bench.fields_of("fault")[0]
+    assert fault["code"] == "skin_not_heating" and fault["detail"].startswith("skin rose 0.0")
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["fault"]
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["skin_not_heating"]
+
+    bench = running_bench()
+    bench.publish("skin", S.limit_c + 0.5, ambient_c=30.0)
+    bench.step(bench.now + 0.01)
+    fault = bench.fields_of("fault")[0]
+    assert fault["code"] == "skin_overheat" and str(S.limit_c) in fault["detail"]
