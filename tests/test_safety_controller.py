@@ -748,3 +748,87 @@ def test_faults_found_in_a_session_carry_a_detail_and_end_it_as_a_fault():
     bench.step(bench.now + 0.01)
     fault = bench.fields_of("fault")[0]
     assert fault["code"] == "skin_overheat" and str(S.limit_c) in fault["detail"]
+
+
+# -- limits hit exactly: a binary time grid --------------------------------------------------
+# Steps of 1/32 s are exact in binary floating point, so on-time, elapsed and pause times land
+# exactly on the configured limits, and a '>=' that became '>' (one step late) shows.
+GRID_S = 1.0 / 32
+GRID_CFG = config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.5},
+                        "skin": {"heating_check_s": 300.0},
+                        "distance": {"max_pause_s": 10.0, "resume_after_s": 3.0}})
+
+
+def tick(bench: Bench, steps: int = 1, distance_mm: float = IN_BAND_MM, skin_c: float = 33.0) -> None:
+    """`steps` control steps of GRID_S, each after a fresh sample of both sensors (which wobble
+    upwards by a hair, so nothing reads as frozen)."""
+    for _ in range(steps):
+        bench.now += GRID_S
+        wobble = bench._seq["distance"] % 2
+        bench.publish("distance", distance_mm + 0.5 * wobble)
+        bench.publish("skin", skin_c + 0.01 * wobble, ambient_c=25.0)
+        bench.step()
+
+
+def grid_session(cfg=GRID_CFG) -> Bench:
+    bench = Bench(cfg)
+    tick(bench, 32)
+    bench.button = True
+    tick(bench, 8)
+    bench.button = False
+    tick(bench, 8)
+    assert bench.ctl.state == "running" and bench.lamp_on()
+    return bench
+
+
+def ended_when(bench: Bench, **tick_kwargs) -> dict:
+    while bench.ctl.session is not None:
+        tick(bench, **tick_kwargs)
+    return bench.fields_of("session_ended")[-1]
+
+
+def test_the_on_time_cap_ends_the_session_exactly_at_max_on():
+    bench = grid_session()
+    ended = ended_when(bench)
+    assert ended["reason"] == "completed" and ended["on_s"] == 60.0
+
+
+def test_the_wall_time_cap_ends_the_session_exactly_at_max_wall():
+    bench = grid_session()
+    for _ in range(4):                                     # 4 pauses of 5 s (+3 s to resume)
+        tick(bench, 32 * 10)
+        tick(bench, 32 * 5, distance_mm=250.0)
+    ended = ended_when(bench)
+    assert ended["reason"] == "wall_time_cap" and ended["elapsed_s"] == 90.0
+
+
+def test_the_heating_check_is_made_exactly_at_heating_check_s():
+    bench = grid_session(config_with({"skin": {"heating_check_s": 30.0}}))
+    ended = ended_when(bench)
+    assert bench.ctl.latched == ["skin_not_heating"] and ended["on_s"] == 30.0
+
+
+def test_a_pause_ends_the_session_exactly_at_max_pause_s():
+    bench = grid_session()
+    tick(bench, 32)
+    ended = ended_when(bench, distance_mm=250.0)
+    paused_at = bench.first_time("paused")
+    assert ended["reason"] == "too_close_too_long"
+    assert bench.first_time("session_ended") - paused_at == 10.0
+
+
+def test_the_lamp_resumes_exactly_resume_after_s_after_the_person_is_back():
+    bench = grid_session()
+    tick(bench, 32)
+    tick(bench, 32, distance_mm=250.0)
+    back_at = bench.now + GRID_S
+    tick(bench, 32 * 4)
+    assert bench.first_time("resumed") - back_at == 3.0
+
+
+def test_exactly_at_min_mm_plus_hysteresis_counts_as_back_in_the_band():
+    bench = grid_session()
+    tick(bench, 32, distance_mm=250.0)
+    back_at = bench.now + GRID_S
+    tick(bench, 32 * 4, distance_mm=D.min_mm + D.hysteresis_mm)   # every other sample exactly at the edge
+    assert bench.first_time("resumed") - back_at == 3.0
