@@ -832,3 +832,63 @@ def test_exactly_at_min_mm_plus_hysteresis_counts_as_back_in_the_band():
     back_at = bench.now + GRID_S
     tick(bench, 32 * 4, distance_mm=D.min_mm + D.hysteresis_mm)   # every other sample exactly at the edge
     assert bench.first_time("resumed") - back_at == 3.0
+
+
+def test_faults_found_by_the_controller_say_what_was_seen():
+    bench = Bench(CFG)
+    bench.button = True
+    bench.run(0.5)
+    assert bench.fields_of("fault") == [{"code": "button_stuck",
+                                         "detail": "button held at start-up or far too long"}]
+    bench = running_bench()
+    bench.run(0.5, ambient_c=S.sensor_body_max_c + 1.0)
+    hot = bench.fields_of("fault")[0]
+    assert hot["code"] == "skin_sensor_hot" and hot["detail"] == f"sensor body {S.sensor_body_max_c + 1.0:.1f} C"
+    bench = running_bench()
+    bench.guard_fault = "guard_loop_stall"
+    bench.step(bench.now + 0.01)
+    assert bench.fields_of("fault") == [{"code": "guard_loop_stall", "detail": "independent guard cut the relay"}]
+    bench = running_bench()
+    bench.run(0.1, distance_error="io_error")
+    assert bench.fields_of("fault") == [{"code": "distance_io_error", "detail": "injected io_error"}]
+
+
+def test_the_warning_ends_only_0_2_c_below_where_it_began():
+    bench = running_bench()
+    warm = S.limit_c - S.warning_margin_c
+    bench.run(1.0, skin_c=warm + 0.05)
+    assert bench.last_decision.warning
+    bench.run(1.0, skin_c=warm - 0.1)
+    assert bench.last_decision.warning, "the warning flickered off inside its hysteresis"
+    bench.run(1.0, skin_c=warm - 0.3)
+    assert not bench.last_decision.warning
+
+
+def test_with_no_session_the_decision_says_why():
+    bench = Bench(CFG)
+    bench.settle()
+    assert bench.last_decision.reason == "idle"
+    bench = running_bench()
+    bench.run(1.0)
+    bench.button = True
+    bench.run(0.1)
+    stopped_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == stopped_at] == ["stopped_by_button"]
+    bench = Bench(CFG)
+    bench.ctl.restore_faults(["skin_overheat", "guard_loop_stall"])
+    bench.settle()
+    assert bench.last_decision.reason == "skin_overheat" and not bench.lamp_on()
+
+
+def test_a_press_begun_at_the_very_step_the_session_ends_never_starts_one():
+    bench = grid_session(config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 2.0},
+                                      "skin": {"heating_check_s": 300.0}}))
+    while bench.ctl.session.on_s < 60.0 - GRID_S:
+        tick(bench)
+    bench.button = True                                    # raw level goes down at the ending step
+    tick(bench)
+    assert bench.ctl.session is None and bench.ctl.last_session_end_s == bench.now
+    tick(bench, 8)
+    bench.button = False
+    tick(bench, 16)
+    assert len(bench.fields_of("session_started")) == 1, "the stopping press started a new session"
