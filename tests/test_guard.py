@@ -232,7 +232,7 @@ def test_every_relay_change_reaches_the_journal_with_its_reason():
     assert guard.tripped == "guard_loop_stall"
 
 
-def test_every_trip_records_a_detail_for_the_status_and_journal():
+def test_every_trip_records_a_detail():
     rig = Rig(max_on_s=1.0)
     rig.advance(0.5, command=True)
     rig.advance(1.0, command=None)
@@ -262,5 +262,6 @@ def test_the_cap_restarts_after_exactly_rest_s_off():
 
 def test_stopping_a_guard_whose_thread_never_started_is_harmless():
     rig = Rig()
+    assert rig.guard.tripped is None and rig.guard.trip_detail == ""
     rig.guard.stop_thread()
     assert rig.guard.command(True, 0.1, "test") and rig.relay_on()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -239,6 +239,29 @@ def test_a_reboot_between_two_sessions_proves_the_earlier_one_older_by_the_uptim
     later = allow([first, second], now_wall=now_wall + 30.0, now_mono=now_mono + 30.0, boot="N",
                   synced=False, per_day=2)
     assert later.allowed and later.sessions_today == 1
+
+
+def test_an_impossible_monotonic_time_in_this_boot_counts_as_now():
+    """A record of this boot whose end time is not a usable number (NaN, minus infinity) ends,
+    for the cool-down, now: never 'long ago'."""
+    for bad_end in (float("nan"), float("-inf"), float("inf")):
+        prev = session(1, "B", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)
+        prev = replace(prev, end_mono=bad_end)
+        now_mono = 5 * HOUR
+        a = allow([prev], now_wall=BOOT_WALL + now_mono, now_mono=now_mono)
+        assert not a.allowed and a.reason == "cooldown"
+        assert a.next_start_mono == pytest.approx(now_mono + GAP_S)
+
+
+def test_a_short_session_of_an_earlier_boot_is_placed_to_the_half_second():
+    """A session of 0.5 s in a boot nothing places in time: its start is at least its end's age
+    plus 0.5 s old, not a whole second."""
+    first = session(1, "X", HOUR, HOUR + 0.5, wall_minus_mono=BOOT_WALL, offset_known=False)
+    now_mono = MAX_LOCAL_DAY_S - 0.25 - 0.5                 # start age 26 h - 0.25 s: still counts
+    a = allow([first], now_wall=BOOT_WALL + 3 * DAY, now_mono=now_mono, boot="N", synced=False,
+              per_day=1)
+    assert not a.allowed and a.reason == "daily_limit"
+    assert a.next_start_mono == pytest.approx(now_mono + 0.25, abs=1e-6)
 
 
 def test_a_truncated_history_gives_the_same_answer():

@@ -820,10 +820,13 @@ def test_a_pause_ends_the_session_exactly_at_max_pause_s():
 def test_the_lamp_resumes_exactly_resume_after_s_after_the_person_is_back():
     bench = grid_session()
     tick(bench, 32)
-    tick(bench, 32, distance_mm=250.0)
+    tick(bench, 33, distance_mm=250.0)
     back_at = bench.now + GRID_S
     tick(bench, 32 * 4)
-    assert bench.first_time("resumed") - back_at == 3.0
+    resumed_at = bench.first_time("resumed")
+    assert resumed_at - back_at == 3.0
+    paused_s = resumed_at - bench.first_time("paused")        # 4.03125 s
+    assert bench.fields_of("resumed") == [{"paused_s": round(paused_s, 3)}] and paused_s != round(paused_s, 3)
 
 
 def test_exactly_at_min_mm_plus_hysteresis_counts_as_back_in_the_band():
