@@ -316,3 +316,32 @@ def test_a_skin_reading_is_trusted_for_exactly_two_and_a_half_periods():
     assert f.wait(2.5 * S_PERIOD_S).good is not None
     late = f.wait(1.0 / 64)
     assert late.good is None and late.doubt == "skin_doubt" and late.fault is None
+
+
+def test_stale_and_hang_are_declared_only_past_stale_s_and_say_how_long():
+    """distance_stale_s is 0.25 s: a reading (or a blocked read) exactly that old is still only
+    doubt; a moment later it is a fault whose detail gives both ages."""
+    stale_s = CFG.faults.distance_stale_s
+    f = Feeder(start_s=64.0)
+    f.now = 64.0
+    f.sample(400.0, advance=False)
+    f.busy_since = 64.0                                  # the next read blocks at once
+    at_limit = f.wait(stale_s)
+    assert at_limit.fault is None and at_limit.doubt == "distance_doubt"
+    hung = f.wait(1.0 / 64)
+    assert hung.fault == "hang" and hung.detail == "read blocked for 0.27 s, no good reading for 0.27 s"
+
+    f = Feeder(start_s=64.0)
+    f.now = 64.0
+    f.sample(400.0, advance=False)
+    assert f.wait(stale_s).fault is None
+    assert f.wait(1.0 / 64).fault == "stale"
+
+
+def test_a_read_that_blocks_from_start_up_is_a_hang_counted_from_the_start():
+    f = Feeder(start_s=64.0)
+    f.now = 64.0
+    f.busy_since = 64.0
+    assert f.wait(CFG.faults.distance_stale_s).fault is None
+    hung = f.wait(1.0 / 64)
+    assert hung.fault == "hang" and hung.detail.endswith("no good reading for 0.27 s")
