@@ -135,6 +135,7 @@ def test_the_periodic_check_cuts_at_the_cap_between_two_confirmations():
         assert rig.guard.command(True, t, "test")
     assert rig.guard.check(0.9) is None and rig.relay_on()
     assert rig.guard.check(1.0) == "guard_on_time" and not rig.relay_on()
+    assert rig.guard.trip_detail, "the trip says what the guard saw"
 
 
 def test_short_sessions_and_pauses_cannot_add_up_past_the_cap():
