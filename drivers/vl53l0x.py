@@ -2,7 +2,7 @@
 
 Runs the UNMODIFIED ``adafruit_vl53l0x`` driver over whatever ``busio.I2C``-like bus it
 is given: Blinka's ``board.I2C()`` on the Pi (see ``VL53L0XSource.open_on_pi``), the
-register-level emulation of ``drivers.emulated_i2c`` in tests.
+register-level emulation of ``tests/emulated_i2c.py`` in tests.
 
 The Adafruit driver initialises the chip, programs the timing budget and starts and
 stops continuous ranging. Reading a sample is done here, through the driver's
@@ -27,7 +27,7 @@ Range status (bits 6:3 of RESULT_RANGE_STATUS, ST's ``VL53L0X_DEVICEERROR_*``), 
   threshold                -> DistanceDoubtError: the chip measured, but says this one
                               measurement is not trustworthy (too little signal against
                               the noise - what glare causes). A doubt: lamp off at once,
-                              a fault only when doubts persist (controller/sensor_health.py).
+                              a fault only when doubts persist (controller/core/sensor_health.py).
 
 Light rates: the same 12-byte result block holds the signal rate (0x1A) and the ambient
 rate (0x1C), both unsigned 9.7 fixed point in mega-counts per second (ST's

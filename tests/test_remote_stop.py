@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from helpers_core import Bench, default_config
 
-from controller.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
+from controller.service.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
                                     allowed_sender_uids, open_remote_stop, send_stop_request,
                                     stop_socket_path)
 

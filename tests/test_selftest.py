@@ -8,8 +8,8 @@ import pytest
 from gpiozero import LED, Buzzer, OutputDevice
 from gpiozero.pins.mock import MockFactory
 
-from controller.selftest import RELAY_PROMPT, run_selftest
-from drivers.emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X, FakeClock
+from controller.service.selftest import RELAY_PROMPT, run_selftest
+from emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X, FakeClock
 
 
 class Rig:

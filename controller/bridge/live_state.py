@@ -11,7 +11,7 @@ import math
 import time
 from pathlib import Path
 
-from controller.status import _heartbeat_age_s, _pid_alive, _read_status, find_status_file
+from controller.service.status import _heartbeat_age_s, _pid_alive, _read_status, find_status_file
 
 NOT_RUNNING = "not running"
 STATES = ("starting", "idle", "running", "paused", "fault", NOT_RUNNING)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from controller.faults import fault_info
-from controller.indicators import REFUSAL_BLINKS
+from controller.core.faults import fault_info
+from controller.core.indicators import REFUSAL_BLINKS
 
 PAUSE_WORDS = {"too_close": "person is closer than the minimum distance",
                "nobody_there": "nobody in front of the lamp",

@@ -24,9 +24,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
-from controller.limits import Allowance
-from controller.readings import Sample, SensorFeed
-from controller.safety import SafetyController, StepInputs
+from controller.core.limits import Allowance
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import SafetyController, StepInputs
 from drivers.sampler import classify
 
 LAMP_TEST_MAX_S = 30.0

@@ -20,7 +20,7 @@ no longer than the judge's `doubt_s`, 2.5 sample periods) does not break "contin
 in the band"; two in a row do. The lamp is never on while the newest distance sample is
 in doubt.
 
-The journal is written by a writer of its own (controller/journal_writer.py); its health
+The journal is written by a writer of its own (controller/service/journal_writer.py); its health
 arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
 start record is durable, a failed commit or a record left uncommitted for `JOURNAL_STALL_S`
 while a session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
@@ -30,11 +30,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.button import ButtonTracker
-from controller.limits import Allowance
-from controller.readings import Sample, SensorFeed
-from controller.sensor_health import SensorJudge, SensorLimits, Verdict
-from drivers.sensor_source import NO_TARGET_MM
+from controller.core.button import ButtonTracker
+from controller.core.limits import Allowance
+from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed
+from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
 JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches

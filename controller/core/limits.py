@@ -54,7 +54,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from controller.journal import SessionRecord
+from controller.core.records import SessionRecord
 
 MAX_LOCAL_DAY_S = 26 * 3600.0
 CLOCK_TOLERANCE_S = 2.0

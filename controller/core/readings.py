@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# VL53L0X reports 8190 or 8191 mm when it sees no target within range; the readers map
+# its no-target statuses to this value too.
+NO_TARGET_MM = 8190.0
+
 
 @dataclass(frozen=True)
 class Sample:

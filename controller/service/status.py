@@ -232,7 +232,7 @@ def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H
 
 def _fault_words(code: str) -> str:
     try:
-        from controller.faults import fault_info
+        from controller.core.faults import fault_info
     except ImportError:
         return code.replace("_", " ")
     info = fault_info(code)

@@ -12,10 +12,10 @@ What this module promises:
   started, whatever the wall clock said. The daily limits rely on this.
 - Every SQLite failure (missing directory, unreadable or corrupt file, full disk) surfaces as
   a one-line `JournalError` that names the journal file, says what is wrong in plain words and
-  how to fix it (`controller/storage.py`; `kind` tells a damaged journal from a full disk).
+  how to fix it (`controller/service/storage.py`; `kind` tells a damaged journal from a full disk).
 - Lost records are never a fresh start: a journal that is empty, not SQLite, truncated, or
   gone after it once existed is refused (kind DAMAGED) until `irlamp journal recover`
-  (controller/recovery.py) has kept it aside and used up the rest of the day. A new journal is
+  (controller/service/recovery.py) has kept it aside and used up the rest of the day. A new journal is
   built complete under a temporary name and renamed into place.
 
 Times: `*_wall` are epoch seconds (`time.time()`), `*_mono` are `time.monotonic()` seconds of
@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
-from controller.storage import (DAMAGED, DAMAGED_ADVICE, PERMISSION, README_RECOVERY, READ_ONLY,
+from controller.core.records import SessionRecord
+from controller.service.storage import (DAMAGED, DAMAGED_ADVICE, PERMISSION, README_RECOVERY, READ_ONLY,
                                 StorageError, explain_read_access, storage_error)
 
 JOURNAL_FILENAME = "journal.sqlite3"
@@ -153,29 +154,6 @@ def check_not_damaged(path: Path) -> bool:
             and pages * page_size > size:
         raise _damaged(path, f"is truncated ({size} of {pages * page_size} bytes)")
     return True
-
-
-@dataclass(frozen=True)
-class SessionRecord:
-    id: int
-    boot_id: str
-    start_wall: float
-    start_mono: float
-    end_wall: float | None  # None while the session is open
-    end_mono: float | None
-    on_s: float  # lamp-on seconds (as of the last checkpoint while open)
-    end_reason: str | None
-    max_skin_c: float | None
-    min_distance_mm: float | None
-    # wall - mono of this session's boot while its clock was synchronised; None if never known.
-    boot_clock_offset_s: float | None = None
-    # The distance sensor's light over the session (None: not measured, e.g. before v4).
-    min_signal_mcps: float | None = None
-    max_signal_mcps: float | None = None
-    min_ambient_mcps: float | None = None
-    max_ambient_mcps: float | None = None
-    distance_samples: int | None = None
-    distance_doubts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -409,7 +387,7 @@ class Journal(_JournalQueries):
     def _connect(self, path: Path) -> sqlite3.Connection:
         try:
             # check_same_thread=False: the daemon opens and repairs the journal at start-up, then
-            # hands it to its writer thread (controller/journal_writer.py); one thread at a time.
+            # hands it to its writer thread (controller/service/journal_writer.py); one thread at a time.
             return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:
@@ -513,7 +491,7 @@ class Journal(_JournalQueries):
     def record_lost_day(self, count: int, reason: str, wall: float, mono: float) -> list[int]:
         """Record `count` closed placeholder sessions that start and end now with zero on-time
         and end reason `reason`: records were lost, and these make the daily limits count the
-        rest of the day as used up (see controller/recovery.py). Returns their ids."""
+        rest of the day as used up (see controller/service/recovery.py). Returns their ids."""
         if not isinstance(reason, str) or not reason:
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
         wall, mono = _finite("wall", wall), _finite("mono", mono)

@@ -426,7 +426,7 @@ def default_config_path() -> Path:
         return Path(os.environ["IRLAMP_CONFIG"])
     if SYSTEM_CONFIG_PATH.exists():
         return SYSTEM_CONFIG_PATH
-    return Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
+    return Path(__file__).resolve().parents[2] / "config" / "lamp.yaml"
 
 
 def load_config(path: str | Path | None = None, *, overrides=None,

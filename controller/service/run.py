@@ -16,15 +16,15 @@ import threading
 import time
 from pathlib import Path
 
-from controller.clock import RealClock
-from controller.daemon import Daemon, FatalLoopError
-from controller.dirlock import lock_state_dir
-from controller.failsafe import write_output_record
-from controller.journal import Journal
-from controller.notify import SystemdNotifier
-from controller.remote_stop import open_remote_stop
-from controller.status import status_path
-from controller.storage import storage_error
+from controller.service.clock import RealClock
+from controller.service.daemon import Daemon, FatalLoopError
+from controller.service.dirlock import lock_state_dir
+from controller.service.failsafe import write_output_record
+from controller.service.journal import Journal
+from controller.service.notify import SystemdNotifier
+from controller.service.remote_stop import open_remote_stop
+from controller.service.status import status_path
+from controller.service.storage import storage_error
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
 log = logging.getLogger("irlamp")
@@ -172,7 +172,7 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
                  "SIMULATED hardware" if args.simulate else "real hardware")
         keyboard = None
         if world is not None:
-            from controller.keyboard import KeyboardDriver
+            from drivers.sim_keyboard import KeyboardDriver
             keyboard = KeyboardDriver(world, factory, cfg, daemon, stop, wake)
             keyboard.start()
         serve(daemon, clock, wake, stop)
@@ -198,7 +198,7 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
 def selftest(cfg, seconds: float) -> int:
     from gpiozero import LED, Buzzer, OutputDevice
 
-    from controller.selftest import run_selftest_on_pi
+    from controller.service.selftest import run_selftest_on_pi
     check_wiring(cfg.gpio)
     g = cfg.gpio
     outputs = {"relay": OutputDevice(g.relay_pin, active_high=g.relay_active_high, initial_value=False),

@@ -23,17 +23,17 @@ from typing import Callable, TextIO
 
 from gpiozero.pins.mock import MockFactory
 
-from controller.clock import SimClock
-from controller.config import load_config
-from controller.daemon import Daemon
-from controller.dirlock import DirectoryBusy, lock_state_dir
-from controller.indicators import pattern_name
-from controller.journal import Journal, JournalError
-from controller.journal_writer import SimulatedDisk
-from controller.scenario import Scenario, ScenarioError
-from controller.status import status_path
-from controller.storage import StorageError
-from controller.timeline import format_event
+from controller.service.clock import SimClock
+from controller.service.config import load_config
+from controller.service.daemon import Daemon
+from controller.service.dirlock import DirectoryBusy, lock_state_dir
+from controller.core.indicators import pattern_name
+from controller.service.journal import Journal, JournalError
+from controller.service.journal_writer import SimulatedDisk
+from controller.sim.scenario import Scenario, ScenarioError
+from controller.service.status import status_path
+from controller.service.storage import StorageError
+from controller.sim.timeline import format_event
 from drivers.hardware import build_hardware, check_wiring
 from drivers.relay import WiringError
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld

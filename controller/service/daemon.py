@@ -24,15 +24,15 @@ import os
 import traceback
 from typing import Callable
 
-from controller import journal_writer as records
-from controller.faults import fault_info
-from controller.indicators import leds_for
-from controller.journal import LIGHT_FIELDS, Journal
-from controller.journal_writer import JournalWriter, SimulatedDisk
-from controller.limits import Allowance, start_allowance
-from controller.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
-from controller.status import StatusWriter
-from controller.storage import StorageError
+from controller.service import journal_writer as records
+from controller.core.faults import fault_info
+from controller.core.indicators import leds_for
+from controller.service.journal import LIGHT_FIELDS, Journal
+from controller.service.journal_writer import JournalWriter, SimulatedDisk
+from controller.core.limits import Allowance, start_allowance
+from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
+from controller.service.status import StatusWriter
+from controller.service.storage import StorageError
 from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
@@ -69,7 +69,7 @@ class Daemon:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
         self.simulated = clock.simulated if simulated is None else simulated
-        self.remote_stop = remote_stop      # controller.remote_stop.RemoteStopChannel or None
+        self.remote_stop = remote_stop      # controller.service.remote_stop.RemoteStopChannel or None
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
         self.start_ticket: int | None = None     # the open session's start record
