@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +38,11 @@ def make_lgpio_dir_private(directory: Path) -> None:
     try:
         directory.mkdir(mode=0o700, exist_ok=True)
         info = directory.stat()
+        if info.st_mode & stat.S_ISVTX:   # /tmp and the like: narrowing it would lock out everyone else
+            logging.getLogger("irlamp").warning(
+                "LG_WD=%s is a shared directory (sticky, like /tmp): not made private; "
+                "give irlamp a directory of its own (the service uses /var/lib/irlamp/gpio)", directory)
+            return
         if info.st_uid == os.geteuid() and info.st_mode & 0o077:
             directory.chmod(0o700)
     except OSError as exc:   # lgpio then reports the directory itself; the lamp stays off
@@ -210,10 +216,13 @@ def _cmd_fleet(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # lgpio creates its notification pipe in the working directory unless LG_WD says where.
-    explicit_lg_wd = os.environ.get("LG_WD")
-    os.environ.setdefault("LG_WD", tempfile.gettempdir())
-    if explicit_lg_wd and args.command in GPIO_COMMANDS:
-        make_lgpio_dir_private(Path(explicit_lg_wd))
+    # Only for the commands that use GPIO: a default set here is inherited by every process
+    # started afterwards, which would take it for an explicit LG_WD.
+    if args.command in GPIO_COMMANDS:
+        explicit_lg_wd = os.environ.get("LG_WD")
+        os.environ.setdefault("LG_WD", tempfile.gettempdir())
+        if explicit_lg_wd:
+            make_lgpio_dir_private(Path(explicit_lg_wd))
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
     log_handler = logging.StreamHandler(sys.stderr)
     log_handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")

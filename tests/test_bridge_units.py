@@ -9,10 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+from nobody_helpers import directory_for_nobody, why_nobody_was_denied
 from scenario_helpers import REPO, run_cli
 
 from controller.bridge.config import ConfigError, load_bridge_config, read_password
@@ -187,17 +187,14 @@ print(json.dumps([e.event_id for e in events.pending(50)]))
 def test_journal_read_by_a_user_who_cannot_write_its_directory():
     """The bridge's user may read, not write, /var/lib/irlamp: no -shm of its own. SQLite reads
     the WAL journal while the daemon has it open, and `immutable` once the daemon closed it."""
-    tmp_path = Path(tempfile.mkdtemp(prefix="irlamp-readonly-"))   # pytest's tmp is root-only
-    try:
-        tmp_path.chmod(0o755)
-        _read_as_nobody_while_open_and_after_close(tmp_path)
-    finally:
-        shutil.rmtree(tmp_path)
+    with directory_for_nobody("irlamp-readonly-") as directory:   # pytest's tmp is root-only
+        _read_as_nobody_while_open_and_after_close(directory)
 
 
 def _read_as_nobody_while_open_and_after_close(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    state.mkdir(mode=0o755)
+    state.mkdir()
+    state.chmod(0o755)
     journal = Journal(state, "boot-a")
     journal.record_fault("skin_overheat", "a", NOW, 1.0)
 
@@ -209,7 +206,7 @@ def _read_as_nobody_while_open_and_after_close(tmp_path: Path) -> None:
                                sys.executable, str(script), str(state), str(tmp_path / "nobody-bridge")],
                               capture_output=True, text=True, timeout=60,
                               env={**os.environ, "PYTHONPATH": str(REPO)}, cwd="/")
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == 0, proc.stderr + why_nobody_was_denied(state)
         return json.loads(proc.stdout)
 
     if not os.access(sys.executable, os.X_OK) or "/root/" in sys.executable:

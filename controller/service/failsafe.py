@@ -200,12 +200,11 @@ def _level(active_high: bool) -> str:
 
 def drive_off(relays, dark_pins, pin_factory, say) -> bool:
     """Drive each relay to its off level and each LED pin low. True when every relay was driven."""
-    from gpiozero import OutputDevice
+    from drivers.relay import leave_driven_off
     all_driven = True
     for relay in relays:
         try:
-            OutputDevice(relay.pin, active_high=relay.active_high, initial_value=False,
-                         pin_factory=pin_factory).off()
+            leave_driven_off(relay.pin, relay.active_high, pin_factory)
             say(f"{relay.role} GPIO {relay.pin} driven off ({_level(relay.active_high)})")
         except Exception as exc:  # noqa: BLE001 - every other pin must still be driven off
             all_driven = False
@@ -213,7 +212,7 @@ def drive_off(relays, dark_pins, pin_factory, say) -> bool:
     dark = []
     for pin in dark_pins:
         try:
-            OutputDevice(pin, initial_value=False, pin_factory=pin_factory).off()
+            leave_driven_off(pin, True, pin_factory)
             dark.append(str(pin))
         except Exception as exc:  # noqa: BLE001 - an LED left lit is not a hazard
             say(f"could not switch GPIO {pin} (LED/buzzer) off: {exc}")
