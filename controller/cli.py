@@ -160,13 +160,13 @@ def _cmd_journal(args) -> int:
 
 def _config_or_default(path):
     """Status/history only need paths: fall back to defaults if the config is unreadable to this user."""
-    from controller.service.config import ConfigError, load_config
+    from controller.service.config import BUNDLED_CONFIG_PATH, ConfigError, load_config
     try:
         return load_config(path)
     except ConfigError:
         if path:
             raise
-        return load_config(Path(__file__).resolve().parent.parent / "config" / "lamp.yaml")
+        return load_config(BUNDLED_CONFIG_PATH)
 
 
 def _cmd_failsafe(args) -> int:

@@ -45,6 +45,7 @@ from typing import Callable
 
 import adafruit_vl53l0x
 
+from controller.core.readings import TIMING_BUDGET_MS_MAX, TIMING_BUDGET_MS_MIN
 from drivers.sensor_source import (NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates,
                                    SensorValueError)
 
@@ -80,8 +81,7 @@ DEVICE_STATUS_NAMES = {
 }
 NO_TARGET_RAW_MM = 8190                       # the chip reports 8190 or 8191 when out of range
 
-# Bounds of the configuration numbers.
-TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX = 20, 200
+# Bounds of the configuration numbers (the timing budget's: controller/core/readings.py).
 IO_TIMEOUT_S_MIN, IO_TIMEOUT_S_MAX = 0.05, 5.0
 
 POLL_INTERVAL_S = 0.001      # poll cadence once a sample is due

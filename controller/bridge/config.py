@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.service.config import ConfigError, Schema, load_sections, sections_of
+from controller.service.config import BUNDLED_CONFIG_DIR, ConfigError, Schema, load_sections, sections_of
 
 SYSTEM_BRIDGE_CONFIG_PATH = Path("/etc/irlamp/bridge.yaml")
 MACHINE_ID_PATH = Path("/etc/machine-id")
@@ -119,7 +119,7 @@ def default_bridge_config_path() -> Path:
         return Path(os.environ["IRLAMP_BRIDGE_CONFIG"])
     if SYSTEM_BRIDGE_CONFIG_PATH.exists():
         return SYSTEM_BRIDGE_CONFIG_PATH
-    return Path(__file__).resolve().parents[2] / "config" / "bridge.yaml"
+    return BUNDLED_CONFIG_DIR / "bridge.yaml"
 
 
 def load_bridge_config(path: str | Path | None = None, *, overrides=None) -> BridgeConfig:

@@ -85,6 +85,16 @@ class Session:
     distance_samples_at_start: int = 0
     distance_doubts_at_start: int = 0
 
+    @property
+    def peak_skin_c(self) -> float | None:
+        """The highest skin temperature so far, None before the first good reading."""
+        return None if self.max_skin_c == float("-inf") else self.max_skin_c
+
+    @property
+    def closest_mm(self) -> float | None:
+        """The closest distance so far, None before the first good reading."""
+        return None if self.min_distance_mm == float("inf") else self.min_distance_mm
+
 
 @dataclass
 class LightRange:
@@ -211,7 +221,11 @@ class SafetyController:
     def time_left_s(self) -> float | None:
         if self.session is None:
             return None
-        return max(0.0, self.cfg.session.max_on_minutes * 60.0 - self.session.on_s)
+        return max(0.0, self.cfg.session.max_on_s - self.session.on_s)
+
+    def person_mm(self, sample: Sample) -> float:
+        """The distance to the person: the sensor's reading less its mounting offset."""
+        return sample.value - self.cfg.distance.offset_mm
 
     def restore_faults(self, codes: list[str]) -> None:
         """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
@@ -338,7 +352,7 @@ class SafetyController:
             return "sensor_unhealthy"
         if journal_refusal(inp.journal):
             return "journal_busy"
-        distance_mm = dist.good.value - d.offset_mm
+        distance_mm = self.person_mm(dist.good)
         if distance_mm < d.min_mm + d.hysteresis_mm:
             return "too_close"
         if distance_mm > d.max_mm:
@@ -363,7 +377,7 @@ class SafetyController:
                                distance_doubts_at_start=self.distance.doubts_taken,
                                recorded=not inp.journal.start_needs_commit)
         events.append(("session_started", {"skin_c": skin.good.value,
-                                           "distance_mm": dist.good.value - self.cfg.distance.offset_mm}))
+                                           "distance_mm": self.person_mm(dist.good)}))
 
     def _end_session(self, reason: str, now: float, events) -> None:
         ses = self.session
@@ -373,8 +387,7 @@ class SafetyController:
         self.last_session_end_s = now
         events.append(("session_ended", {
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
-            "max_skin_c": None if ses.max_skin_c == float("-inf") else ses.max_skin_c,
-            "min_distance_mm": None if ses.min_distance_mm == float("inf") else ses.min_distance_mm,
+            "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
             **self.session_light(ses)}))
 
     def session_light(self, ses: Session) -> dict:
@@ -394,7 +407,7 @@ class SafetyController:
             code = self.latched[-1]
             self._end_session("overheat" if code == "skin_overheat" else "fault", now, events)
             return False, code
-        if ses.on_s >= cfg.session.max_on_minutes * 60.0:
+        if ses.on_s >= cfg.session.max_on_s:
             self._end_session("completed", now, events)
             return False, "session_completed"
         if now - ses.start_s >= cfg.session.max_wall_minutes * 60.0:
@@ -426,7 +439,7 @@ class SafetyController:
             if dist.unreliable:
                 self._pause(DOUBT_PAUSE, now, events)
             return self._pause_limits(now, events)
-        distance_mm = dist.good.value - d.offset_mm
+        distance_mm = self.person_mm(dist.good)
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
         if distance_mm < d.min_mm:
             self._pause("too_close", now, events)
@@ -453,7 +466,7 @@ class SafetyController:
             if gap or not dist.unreliable:
                 ses.in_band_since_s = None
             return
-        distance_mm = good.value - d.offset_mm
+        distance_mm = self.person_mm(good)
         in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and good.value < NO_TARGET_MM
         if not in_band:
             ses.in_band_since_s = None

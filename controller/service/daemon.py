@@ -229,8 +229,7 @@ class Daemon:
             return
         if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
             self.last_checkpoint_s = now
-            self.writer.submit(records.Checkpoint(ses.on_s, _finite(ses.max_skin_c),
-                                                  _finite(ses.min_distance_mm), self.clock.wall(), now,
+            self.writer.submit(records.Checkpoint(ses.on_s, ses.peak_skin_c, ses.closest_mm, self.clock.wall(), now,
                                                   light=self.controller.session_light(ses)))
 
     def _on_relay(self, on: bool, reason: str) -> None:
@@ -330,7 +329,3 @@ class Daemon:
             snapshot = self.status_snapshot()
             snapshot.update(state="stopped", lamp_on=False)
             self.status_writer.close(snapshot, STATUS_CLOSE_TIMEOUT_S)
-
-
-def _finite(value: float) -> float | None:
-    return None if value in (float("inf"), float("-inf")) else value

@@ -177,14 +177,14 @@ def journal_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / JOURNAL_FILENAME
 
 
-def _finite(name: str, value: float) -> float:
+def _require_finite(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"journal: {name} must be a finite number, got {value!r}")
     return float(value)
 
 
 def _optional_finite(name: str, value: float | None) -> float | None:
-    return None if value is None else _finite(name, value)
+    return None if value is None else _require_finite(name, value)
 
 
 class _JournalQueries:
@@ -469,7 +469,7 @@ class Journal(_JournalQueries):
         been on if checkpoints come at least every `checkpoint_s`, so the cool-down is counted
         from no earlier than the true end). Call once at start-up, before `start_session`.
         Returns the ids closed."""
-        gap_s = _finite("checkpoint_s", checkpoint_s)
+        gap_s = _require_finite("checkpoint_s", checkpoint_s)
         with self._write("close interrupted sessions") as conn:
             ids = [row[0] for row in conn.execute(
                 "SELECT id FROM sessions WHERE end_wall IS NULL ORDER BY id")]
@@ -481,7 +481,7 @@ class Journal(_JournalQueries):
 
     def start_session(self, start_wall: float, start_mono: float) -> int:
         """Record a session that starts now (on-time 0); returns its id."""
-        wall, mono = _finite("start_wall", start_wall), _finite("start_mono", start_mono)
+        wall, mono = _require_finite("start_wall", start_wall), _require_finite("start_mono", start_mono)
         with self._write("start a session") as conn:
             cursor = conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, on_s,
                 checkpoint_wall, checkpoint_mono) VALUES (?, ?, ?, 0, ?, ?)""",
@@ -494,7 +494,7 @@ class Journal(_JournalQueries):
         rest of the day as used up (see controller/service/recovery.py). Returns their ids."""
         if not isinstance(reason, str) or not reason:
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
-        wall, mono = _finite("wall", wall), _finite("mono", mono)
+        wall, mono = _require_finite("wall", wall), _require_finite("mono", mono)
         with self._write("record the lost day") as conn:
             return [int(conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono,
                 end_wall, end_mono, on_s, end_reason, checkpoint_wall, checkpoint_mono)
@@ -545,9 +545,9 @@ class Journal(_JournalQueries):
                      min_distance_mm: float | None, wall: float, mono: float,
                      end: str | None, light: dict | None = None) -> None:
         light_values = self._light_values(light)
-        values = (_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
+        values = (_require_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
                   _optional_finite("min_distance_mm", min_distance_mm),
-                  _finite("wall", wall), _finite("mono", mono))
+                  _require_finite("wall", wall), _require_finite("mono", mono))
         on, skin, distance, wall_s, mono_s = values
         ending = end is not None
         with self._write(action) as conn:
@@ -573,14 +573,14 @@ class Journal(_JournalQueries):
         with self._write("record a fault") as conn:
             cursor = conn.execute(
                 "INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES (?, ?, ?, ?, ?)",
-                (self.boot_id, _finite("wall", wall), _finite("mono", mono), code, str(detail)))
+                (self.boot_id, _require_finite("wall", wall), _require_finite("mono", mono), code, str(detail)))
             return int(cursor.lastrowid)
 
     def acknowledge_faults(self, wall: float) -> int:
         """Mark every unacknowledged fault as acknowledged at `wall`; returns how many."""
         with self._write("acknowledge faults") as conn:
             return conn.execute("UPDATE faults SET ack_wall = ? WHERE ack_wall IS NULL",
-                                (_finite("wall", wall),)).rowcount
+                                (_require_finite("wall", wall),)).rowcount
 
     def note_clock_synced(self, wall: float, mono: float) -> None:
         """Tell the journal that the wall clock is synchronised (NTP) right now. Stores this
@@ -588,7 +588,7 @@ class Journal(_JournalQueries):
         timeline after a later reboot. Cheap to call every loop: writes only when the offset
         moved by more than half a second. The newest note wins (after a suspend the offset
         grows, which only makes earlier records look more recent: the conservative side)."""
-        offset_s = _finite("wall", wall) - _finite("mono", mono)
+        offset_s = _require_finite("wall", wall) - _require_finite("mono", mono)
         previous_s = self._noted_offset_s
         if previous_s is not None and abs(offset_s - previous_s) < _OFFSET_REWRITE_S:
             return

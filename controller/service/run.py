@@ -23,7 +23,7 @@ from controller.service.failsafe import write_output_record
 from controller.service.journal import Journal
 from controller.service.notify import SystemdNotifier
 from controller.service.remote_stop import open_remote_stop
-from controller.service.status import status_path
+from controller.service.status import current_boot_id, status_path
 from controller.service.storage import storage_error
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
@@ -33,10 +33,7 @@ TIME_ERROR = 5   # adjtimex() return value: clock not synchronised
 
 
 def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return f"unknown-boot-{int(time.time() - time.monotonic())}"
+    return current_boot_id() or f"unknown-boot-{int(time.time() - time.monotonic())}"
 
 
 class ClockSync:

@@ -186,9 +186,10 @@ def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path,
     return candidates[0]
 
 
-def _current_boot_id() -> str | None:
+def current_boot_id(path: Path = BOOT_ID_PATH) -> str | None:
+    """This boot's id from the kernel, None when it cannot be read."""
     try:
-        return BOOT_ID_PATH.read_text().strip() or None
+        return path.read_text().strip() or None
     except OSError:
         return None
 
@@ -349,7 +350,7 @@ def status_command(path: Path, as_json: bool, now_wall: float | None = None, *,
         return EXIT_STALE_OR_UNREADABLE
 
     age_s = _heartbeat_age_s(status, now_wall, now_mono,
-                             _current_boot_id() if boot_id is None else boot_id)
+                             current_boot_id() if boot_id is None else boot_id)
     if status.get("state") == "stopped" or not _pid_alive(status.get("pid")):
         daemon, code = "not running", EXIT_NOT_RUNNING
     elif abs(age_s) <= STALE_AFTER_S:
