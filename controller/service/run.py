@@ -192,20 +192,23 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
             notifier.close()
 
 
-def selftest(cfg, seconds: float) -> int:
-    from gpiozero import LED, Buzzer, OutputDevice
+def selftest(cfg, seconds: float, pin_factory=None) -> int:
+    from gpiozero import LED, Buzzer
 
     from controller.service.selftest import run_selftest_on_pi
+    from drivers.relay import open_relay_line, switch_pair
     check_wiring(cfg.gpio)
     g = cfg.gpio
-    outputs = {"relay": OutputDevice(g.relay_pin, active_high=g.relay_active_high, initial_value=False),
-               "green": LED(g.led_green_pin), "amber": LED(g.led_amber_pin), "red": LED(g.led_red_pin)}
+    # The relays through the relay driver, like the daemon's: claimed at their off level.
+    outputs = {"relay": open_relay_line(g.relay_pin, g.relay_active_high, pin_factory),
+               "green": LED(g.led_green_pin, pin_factory=pin_factory),
+               "amber": LED(g.led_amber_pin, pin_factory=pin_factory),
+               "red": LED(g.led_red_pin, pin_factory=pin_factory)}
     if g.enable_relay_pin is not None:
-        outputs["enable_relay"] = OutputDevice(g.enable_relay_pin, active_high=g.enable_relay_active_high,
-                                               initial_value=False)
+        outputs["enable_relay"] = open_relay_line(g.enable_relay_pin, g.enable_relay_active_high, pin_factory)
     if g.buzzer_pin is not None:
-        outputs["buzzer"] = Buzzer(g.buzzer_pin)
+        outputs["buzzer"] = Buzzer(g.buzzer_pin, pin_factory=pin_factory)
     try:
         return run_selftest_on_pi(outputs, readings_s=seconds, cfg=cfg)
     finally:
-        outputs["relay"].off()
+        switch_pair(outputs["relay"], outputs.get("enable_relay"), False)

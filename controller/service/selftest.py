@@ -24,6 +24,7 @@ from typing import Callable
 from controller.service.selftest_lamp import DEFAULT_LAMP_S, NOT_USABLE, run_lamp_test
 from controller.service.selftest_lamp import lamp_off as _relays_off
 from drivers.mlx90614 import MLX90614Source
+from drivers.relay import switch_pair
 from drivers.sensor_source import NO_TARGET_MM, SensorValueError
 from drivers.vl53l0x import VL53L0XSource, open_pi_i2c_bus
 
@@ -237,12 +238,9 @@ def _click_relay_if_confirmed(outputs: dict[str, object], ask, say: Say, sleep) 
     if answer != "yes":
         say("Relay not clicked (you did not type yes).")
         return
-    enable_relay = outputs.get("enable_relay")
     say(f"Relay ON for {RELAY_CLICK_S:g} s ...")
     try:
-        if enable_relay is not None:
-            enable_relay.on()
-        relay.on()
+        switch_pair(relay, outputs.get("enable_relay"), True)
         sleep(RELAY_CLICK_S)
     finally:
         _relays_off(outputs)
