@@ -1,7 +1,8 @@
 """The real distance reader: a VL53L0X time-of-flight sensor through Adafruit's driver.
 
 Runs the UNMODIFIED ``adafruit_vl53l0x`` driver over whatever ``busio.I2C``-like bus it
-is given: Blinka's ``board.I2C()`` on the Pi (see ``VL53L0XSource.open_on_pi``), the
+is given: Blinka's ``board.I2C()`` on the Pi (``open_pi_i2c_bus``, shared through
+``drivers.i2c_bus.pi_i2c_bus``), the
 register-level emulation of ``tests/emulated_i2c.py`` in tests.
 
 The Adafruit driver initialises the chip, programs the timing budget and starts and
@@ -143,11 +144,6 @@ class VL53L0XSource:
         self._result = bytearray(RESULT_BLOCK_LENGTH)
         self._sensor.start_continuous()
         self._last_sample_at: float | None = self._monotonic()
-
-    @classmethod
-    def open_on_pi(cls, **config) -> VL53L0XSource:
-        """The reader on the Pi's I2C bus 1 (``board.I2C()``); ``config`` as for ``__init__``."""
-        return cls(open_pi_i2c_bus(), **config)
 
     @property
     def sample_period_s(self) -> float:

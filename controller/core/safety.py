@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.core.button import ButtonTracker
+from controller.core.events import Event, EventKind
 from controller.core.limits import Allowance
 from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed
 from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict
@@ -130,7 +131,7 @@ def _higher(current: float | None, value: float) -> float:
 class Decision:
     lamp_on: bool
     reason: str
-    events: list[tuple[str, dict]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     warning: bool = False
 
 
@@ -199,6 +200,8 @@ class SafetyController:
         self.refused: tuple[str, float] | None = None   # (reason, until_s) for the LEDs
         self.press_consumed = False
         self.last_session_end_s = float("-inf")
+        self.last_end_reason: str | None = None   # why the newest session ended
+        self.sessions_ended = 0
         self.warning = False
         self.last_distance_mm: float | None = None
         self.last_skin_c: float | None = None
@@ -234,18 +237,18 @@ class SafetyController:
             if code not in self.latched:
                 self.latched.append(code)
 
-    def external_fault(self, code: str, detail: str, now_s: float) -> list[tuple[str, dict]]:
+    def external_fault(self, code: str, detail: str, now_s: float) -> list[Event]:
         """Latch a fault found outside the decision (e.g. an exception); ends any session."""
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now_s)
         self._latch(code, detail, events)
         self._end_session("fault", now_s, events)
         self.lamp_on = False
         return events
 
-    def stop_session(self, reason: str, now_s: float) -> list[tuple[str, dict]]:
+    def stop_session(self, reason: str, now_s: float) -> list[Event]:
         """End the session (daemon shutdown); the lamp is already off."""
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now_s)
         self._end_session(reason, now_s, events)
         self.lamp_on = False
@@ -259,8 +262,9 @@ class SafetyController:
 
     def step(self, inp: StepInputs) -> Decision:
         now = inp.now_s
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now)
+        ended_before = self.sessions_ended
         dist = self._judge(self.distance, inp.distance, now, events)
         skin = self._judge(self.skin, inp.skin, now, events)
         if inp.guard_fault:
@@ -277,13 +281,13 @@ class SafetyController:
                             f"{inp.journal.stalled_s:.1f} s for its commit", events)
         self._button(inp, dist, skin, events)
         if self.session is None:
-            ended = [f["reason"] for name, f in events if name == "session_ended"]
-            reason = self.latched[0] if self.latched else (ended[-1] if ended else "idle")
+            ended_reason = self.last_end_reason if self.sessions_ended > ended_before else None
+            reason = self.latched[0] if self.latched else (ended_reason or "idle")
             return self._decide(False, reason, events, skin)
         return self._decide(*self._session_step(now, dist, skin, events), events, skin)
 
     # -- sensors -------------------------------------------------------------------
-    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events) -> Verdict:
+    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events: list[Event]) -> Verdict:
         verdict = judge.judge(feed, now)
         if verdict.fault:
             self._latch(f"{judge.limits.name}_{verdict.fault}", verdict.detail, events)
@@ -299,7 +303,7 @@ class SafetyController:
                 self.last_skin_c, self.last_ambient_c = verdict.good.value, verdict.good.ambient_c
         return verdict
 
-    def _watch_light(self, sample: Sample | None, now: float, events) -> None:
+    def _watch_light(self, sample: Sample | None, now: float, events: list[Event]) -> None:
         """Keep the VL53L0X's light rates: latest, the session's range, and a rate-limited
         event when the ambient light nears the level where measurements fail."""
         if sample is None or sample.ambient_rate_mcps is None:
@@ -310,17 +314,17 @@ class SafetyController:
         d = self.cfg.distance
         if sample.ambient_rate_mcps >= d.ambient_warn_mcps and now - self.ambient_warned_s >= AMBIENT_WARN_EVERY_S:
             self.ambient_warned_s = now
-            events.append(("ambient_high", {
+            events.append(Event(EventKind.AMBIENT_HIGH, {
                 "ambient_mcps": round(sample.ambient_rate_mcps, 2), "warn_mcps": d.ambient_warn_mcps,
                 "doubt_mcps": d.ambient_doubt_mcps, "doubt_share": round(self.distance.doubt_share(), 3)}))
 
-    def _latch(self, code: str, detail: str, events) -> None:
+    def _latch(self, code: str, detail: str, events: list[Event]) -> None:
         if code not in self.latched:
             self.latched.append(code)
-            events.append(("fault", {"code": code, "detail": detail}))
+            events.append(Event(EventKind.FAULT, {"code": code, "detail": detail}))
 
     # -- button --------------------------------------------------------------------
-    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
         for event in self.button.update_edges(inp.button_edges, inp.now_s, inp.button_pressed):
             if event == "stuck":
                 self._latch("button_stuck", "button held at start-up or far too long", events)
@@ -333,7 +337,7 @@ class SafetyController:
                 if self.session is not None:
                     self._end_session("stopped_by_button", inp.now_s, events)
             elif event == "long" and self.latched:
-                events.append(("fault_acknowledged", {"codes": list(self.latched)}))
+                events.append(Event(EventKind.FAULT_ACKNOWLEDGED, {"codes": list(self.latched)}))
                 self.latched.clear()
                 self.distance.reset(inp.now_s)
                 self.skin.reset(inp.now_s)
@@ -365,27 +369,29 @@ class SafetyController:
             return inp.allowance.reason or "daily_limit"
         return None
 
-    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
         reason = self.start_refusal(inp, dist, skin)
         if reason is not None:
             self.refused = (reason, inp.now_s + REFUSAL_SHOW_S)
-            events.append(("start_refused", {"reason": reason}))
+            events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
             return
         self.refused = None
         self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value,
                                distance_samples_at_start=self.distance.samples_taken,
                                distance_doubts_at_start=self.distance.doubts_taken,
                                recorded=not inp.journal.start_needs_commit)
-        events.append(("session_started", {"skin_c": skin.good.value,
+        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": skin.good.value,
                                            "distance_mm": self.person_mm(dist.good)}))
 
-    def _end_session(self, reason: str, now: float, events) -> None:
+    def _end_session(self, reason: str, now: float, events: list[Event]) -> None:
         ses = self.session
         if ses is None:
             return
         self.session = None
         self.last_session_end_s = now
-        events.append(("session_ended", {
+        self.last_end_reason = reason
+        self.sessions_ended += 1
+        events.append(Event(EventKind.SESSION_ENDED, {
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
             "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
             **self.session_light(ses)}))
@@ -397,7 +403,7 @@ class SafetyController:
                 "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
 
     # -- the session ---------------------------------------------------------------
-    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events) -> tuple[bool, str]:
+    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events: list[Event]) -> tuple[bool, str]:
         ses, cfg = self.session, self.cfg
         if skin.good is not None:
             ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
@@ -431,7 +437,7 @@ class SafetyController:
             return False, "starting"
         return True, "session_started" if ses.on_s == 0.0 else "resumed"
 
-    def _distance_step(self, now: float, dist: Verdict, events) -> bool:
+    def _distance_step(self, now: float, dist: Verdict, events: list[Event]) -> bool:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
         ses, d = self.session, self.cfg.distance
         self._track_band(now, dist)
@@ -447,7 +453,7 @@ class SafetyController:
             self._pause("nobody_there", now, events)
         elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
                 and now - ses.in_band_since_s >= d.resume_after_s:
-            events.append(("resumed", {"paused_s": round(now - ses.paused_since_s, 3)}))
+            events.append(Event(EventKind.RESUMED, {"paused_s": round(now - ses.paused_since_s, 3)}))
             ses.paused_since_s = ses.pause_reason = None
         if ses.paused_since_s is None:
             return True
@@ -474,7 +480,7 @@ class SafetyController:
             ses.in_band_since_s = now
         ses.last_good_distance_s = good.t_s
 
-    def _pause_limits(self, now: float, events) -> bool:
+    def _pause_limits(self, now: float, events: list[Event]) -> bool:
         """End a pause that has lasted too long. Always False (the lamp stays off)."""
         ses, d = self.session, self.cfg.distance
         if ses.paused_since_s is None:
@@ -487,13 +493,13 @@ class SafetyController:
             self._end_session(end_reason, now, events)
         return False
 
-    def _pause(self, reason: str, now: float, events) -> None:
+    def _pause(self, reason: str, now: float, events: list[Event]) -> None:
         ses = self.session
         if ses.paused_since_s is None:
             ses.paused_since_s = now
         if ses.pause_reason != reason:
             ses.pause_reason = reason
-            events.append(("paused", {"reason": reason}))
+            events.append(Event(EventKind.PAUSED, {"reason": reason}))
 
     def _decide(self, lamp_on: bool, reason: str, events, skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
@@ -502,6 +508,6 @@ class SafetyController:
         warning = skin.good is not None and skin.good.value >= threshold_c
         if warning != self.warning:
             self.warning = warning
-            events.append(("skin_warning", {"on": warning}))
+            events.append(Event(EventKind.SKIN_WARNING, {"on": warning}))
         self.lamp_on = lamp_on
         return Decision(lamp_on, reason, events, warning)

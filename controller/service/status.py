@@ -12,7 +12,7 @@ Keys written by the daemon (`STATUS_KEYS`):
                            'idle' | 'running' | 'paused' | 'fault' | 'stopped'
   lamp_on                  bool, relay commanded on
   time_left_s              float | null, lamp-on seconds left in the running/paused session
-  on_s                     float, lamp-on seconds of the current session (0 when idle)
+  on_s                     float | null, lamp-on seconds of the current session (null when none)
   distance_mm, skin_c, ambient_c   latest readings, float | null when there is none
   signal_rate_mcps, ambient_rate_mcps   the distance sensor's latest light rates, Mcps (the
                            laser's return; light it did not send, e.g. the lamp's own), or null
@@ -23,6 +23,7 @@ Keys written by the daemon (`STATUS_KEYS`):
   start_blocked_reason     null | 'daily_limit' | 'cooldown' | another reason the daemon names
   pause_reason             null | e.g. 'too_close', 'nobody_there', 'distance_doubt'
   fault_latched            bool
+  latched_faults           [code, ...], every latched fault, oldest first
   last_fault               {code, detail, wall} | null
   leds                     str, what the LEDs show, in words
   heartbeat_wall           epoch s of this write
