@@ -18,7 +18,9 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/irlamp simulate config/scenarios/demo.yaml
 
+# lint-imports: the rooms' import contracts in pyproject.toml (the core stays pure, ...).
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from controller.button import ButtonTracker
+from controller.core.button import ButtonTracker
 
 LONG_S, STUCK_S, BOUNCE_S = 3.0, 20.0, 0.03
 

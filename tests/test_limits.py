@@ -10,8 +10,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from controller.journal import SessionRecord
-from controller.limits import MAX_LOCAL_DAY_S, start_allowance
+from controller.service.journal import SessionRecord
+from controller.core.limits import MAX_LOCAL_DAY_S, start_allowance
 
 UTC = dt.timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

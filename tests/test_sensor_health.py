@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from controller.readings import Sample, SensorFeed
-from controller.safety import distance_limits, skin_limits
-from controller.sensor_health import SensorJudge
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import distance_limits, skin_limits
+from controller.core.sensor_health import SensorJudge
 from drivers.sensor_source import NO_TARGET_MM
 from helpers_core import config_with, default_config
 

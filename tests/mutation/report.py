@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 MUTANTS = REPO / "mutants"
 EQUIVALENT = REPO / "tests" / "mutation" / "equivalent.txt"
-MODULES = ["controller/safety.py", "controller/sensor_health.py", "controller/button.py",
-           "controller/limits.py", "drivers/guard.py"]
+MODULES = ["controller/core/safety.py", "controller/core/sensor_health.py", "controller/core/button.py",
+           "controller/core/limits.py", "drivers/guard.py"]
 TARGET = 0.95
 KILLED_CODES = {1, 3, 36, 37, -24, 24, 152, 255, -11, -9}   # a test failed, timed out or crashed
 TABLE_START, TABLE_END = "<!-- mutation-table:start -->", "<!-- mutation-table:end -->"
