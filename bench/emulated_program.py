@@ -2,7 +2,7 @@
 RSS and start-up figures are measured on.
 
 This is `controller.cli main(["run", ...])` unchanged, except for what a build machine does
-not have: `controller.run._real_sources` is replaced by the same construction on the
+not have: `controller.service.run._real_sources` is replaced by the same construction on the
 bench's noisy emulated I2C bus (the production `VL53L0XSource` and `MLX90614Source` on the
 unmodified Adafruit drivers, each in a `ReopeningSource`, sharing one `PoliteI2C`), and the
 pins are gpiozero MockFactory pins. A line with 'space' on stdin presses the mock button
@@ -24,7 +24,7 @@ BUTTON_HELD_S = 0.15
 
 def install_emulated_sources(factory: MockFactory, seed: int = 1) -> None:
     """Make `irlamp run` build its sensors on the emulated bus and its pins on `factory`."""
-    import controller.run as run
+    import controller.service.run as run
     from bench.instruments import noisy_bus
     from drivers.hardware import ReopeningSource
     from drivers.i2c_bus import PoliteI2C
@@ -57,7 +57,7 @@ def _keyboard(factory: MockFactory, button_pin: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from controller import cli
-    from controller.config import load_config
+    from controller.service.config import load_config
     from bench.harness import REPO
 
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -5,7 +5,7 @@ Reads run on the sampler's own worker thread, so a read that blocks forever (a l
 I2C bus blocks inside the kernel and cannot be interrupted) only makes the feed show
 a read that has been busy too long; the loop notices and cuts the lamp.
 
-Two rates (controller/sampling.py): with `idle_period_s` the sampler starts at that idle
+Two rates (controller/core/sampling.py): with `idle_period_s` the sampler starts at that idle
 rate; `set_full_rate(True)` switches to `full_period_s` and reads at once (the button's
 press edge calls it), `set_full_rate(False)` goes back to idle. Each sample carries the
 period its read began at, and the feed the period now, so the judge scales its bounds.
@@ -16,7 +16,7 @@ Two ways to drive it, same read path:
   - simulation: `step()` asks the worker for one read and waits for it to begin, then
     at most SIM_FINISH_GRACE_S of real time for it to end — a read still running then is
     a hung read, and later steps see it still busy until it returns.
-The hazard fast path: with `hazard` (a pure rule function from controller/safety.py, the
+The hazard fast path: with `hazard` (a pure rule function from controller/core/safety.py, the
 same one the decision calls) and `on_hazard` (the guard's `cut`), a sample the rule calls
 hazardous cuts the relay on this thread right after it is published, before the loop is
 woken (`on_sample`) to decide and record why. It can only switch the lamp off.
@@ -30,7 +30,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from controller.readings import Sample, SensorFeed
+from controller.core.readings import Sample, SensorFeed
 from drivers.sensor_source import DistanceDoubtError, LightRates, SensorMissingError, SensorValueError
 
 # Simulation: real seconds a read that has begun on the worker gets to finish before the

@@ -5,7 +5,7 @@ latches is `<sensor>_<kind>`, a start is refused while it is latched (fault_latc
 press acknowledges it, and afterwards the refusal reason changes (cooldown after a session)
 or a start works (no session before). Runs in-process: one scenario per case.
 
-While idle the samplers read at their idle rate (controller/sampling.py), and every time
+While idle the samplers read at their idle rate (controller/core/sampling.py), and every time
 bound scales with it (sensor_health rule 7): the idle cases are held to the scaled bounds
 (docs/safety.md, fault-bounds table).
 """
@@ -17,7 +17,7 @@ import math
 import pytest
 from scenario_helpers import ROUNDING_S, SimRun, default_config, press, run_sim, scenario
 
-from controller.sampling import idle_periods_s
+from controller.core.sampling import IDLE_LOOP_PERIOD_S, idle_periods_s
 
 CFG = default_config()
 SENSORS = ("distance", "skin")
@@ -49,8 +49,9 @@ def bounds_s(sensor: str, kind: str, state: str = "running") -> tuple[float, flo
         latch = FROZEN_S[sensor] * factor + period + EPS_S
         return latch, latch
     if kind == "hang":     # the last good sample ages: doubt, then the stale deadline latches
-        return (DOUBT_S[sensor] * factor + STEP_S + EPS_S,
-                STALE_S[sensor] * factor + STEP_S + EPS_S)
+        step_s = IDLE_LOOP_PERIOD_S if state == "idle" else STEP_S   # how often the loop steps at least
+        return (DOUBT_S[sensor] * factor + step_s + EPS_S,
+                STALE_S[sensor] * factor + step_s + EPS_S)
     raise AssertionError(kind)
 
 
@@ -160,7 +161,7 @@ def test_sensor_bad_from_start_is_a_fault_within_two_seconds(tmp_path, sensor, k
     run = run_sim(tmp_path, scenario([{"at": 0, "fault": {"sensor": sensor, "kind": kind}}, press(3)], 5))
     first = run.first("fault")
     assert first is not None and first["code"] in (f"{sensor}_missing", f"{sensor}_{kind}")
-    assert first["t"] <= grace_s + STEP_S + EPS_S
+    assert first["t"] <= grace_s + IDLE_LOOP_PERIOD_S + EPS_S   # idle: the loop steps at least this often
     assert run.first("start_refused")["reason"] == "fault_latched"
     assert run.relay() == []
 

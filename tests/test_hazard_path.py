@@ -1,6 +1,6 @@
 """The hazard fast path: a sampler that reads a hazardous value cuts the relay itself.
 
-- The rule is ONE definition (controller/safety.py: distance_hazard, skin_hazard, built on
+- The rule is ONE definition (controller/core/safety.py: distance_hazard, skin_hazard, built on
   too_close / skin_at_limit / sensor_body_hot and sensor_health.sample_problem), used by the
   decision and by the sampler: for every sample, the sampler's verdict equals the decision's
   (hypothesis).
@@ -19,8 +19,8 @@ from gpiozero.pins.mock import MockFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.readings import Sample
-from controller.safety import hazard_checks
+from controller.core.readings import Sample
+from controller.core.safety import hazard_checks
 from drivers.guard import HAZARD_HOLD, RelayGuard
 from drivers.relay import LampOutput
 from drivers.sampler import Sampler

@@ -1,4 +1,4 @@
-"""Idle-rate sampling (controller/sampling.py): slow while nothing happens, full rate for a start.
+"""Idle-rate sampling (controller/core/sampling.py): slow while nothing happens, full rate for a start.
 
 - the sampler starts at its idle rate, stamps each sample with the period its read began
   at, and the press edge switches it to the full rate with a read due at once;
@@ -15,10 +15,10 @@ from __future__ import annotations
 import pytest
 from scenario_helpers import press, run_sim, scenario
 
-from controller.readings import Sample, SensorFeed
-from controller.safety import START_FRESH_WAIT_S
-from controller.sampling import FULL_RATE_HOLD_S, IDLE_DISTANCE_PERIOD_S, IDLE_SKIN_PERIOD_S, idle_periods_s
-from controller.sensor_health import SensorJudge
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import START_FRESH_WAIT_S
+from controller.core.sampling import FULL_RATE_HOLD_S, IDLE_DISTANCE_PERIOD_S, IDLE_SKIN_PERIOD_S, idle_periods_s
+from controller.core.sensor_health import SensorJudge
 from drivers.sampler import Sampler
 from helpers_core import Bench, default_config
 

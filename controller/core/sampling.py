@@ -2,10 +2,10 @@
 
 A daemon spends most of its life waiting for a button press. While no session exists and
 the button is not in use, the samplers read at their idle rate (distance 5 Hz, skin 2 Hz);
-the judge's time bounds scale with the rate (controller/sensor_health.py, rule 7), so a
+the judge's time bounds scale with the rate (controller/core/sensor_health.py, rule 7), so a
 sensor that fails while idle is still caught, within the scaled bound. The button's
 press edge switches both samplers to the full rate at once (drivers/hardware.py wires the
-panel's edge to them); a start is decided only on full-rate samples (controller/safety.py,
+panel's edge to them); a start is decided only on full-rate samples (controller/core/safety.py,
 START_FRESH_WAIT_S). The full rate holds while a session exists and for FULL_RATE_HOLD_S
 after the last button edge.
 """
@@ -15,6 +15,9 @@ from __future__ import annotations
 IDLE_DISTANCE_PERIOD_S = 0.2   # 5 Hz (full rate: the VL53L0X's timing budget, 33 ms)
 IDLE_SKIN_PERIOD_S = 0.5       # 2 Hz (full rate: skin.period_ms, 250 ms)
 FULL_RATE_HOLD_S = 2.0         # after the last button edge (a press is being decided)
+# Quiet idle: the loop steps at least this often (besides every sample), so a bound that
+# runs out between samples (a hung read, a sensor gone silent) is acted on within it.
+IDLE_LOOP_PERIOD_S = IDLE_DISTANCE_PERIOD_S
 
 
 def idle_periods_s(cfg) -> tuple[float, float]:

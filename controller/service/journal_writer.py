@@ -42,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Union
 
-from controller.journal import Journal, JournalError, SessionRecord
+from controller.service.journal import Journal, JournalError, SessionRecord
 
 log = logging.getLogger("irlamp.journal")
 

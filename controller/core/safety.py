@@ -20,7 +20,7 @@ no longer than the judge's `doubt_s`, 2.5 sample periods) does not break "contin
 in the band"; two in a row do. The lamp is never on while the newest distance sample is
 in doubt.
 
-The journal is written by a writer of its own (controller/journal_writer.py); its health
+The journal is written by a writer of its own (controller/service/journal_writer.py); its health
 arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
 start record is durable, a failed commit or a record left uncommitted for `JOURNAL_STALL_S`
 while a session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
@@ -31,11 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from controller.button import ButtonTracker
-from controller.limits import Allowance
-from controller.readings import Sample, SensorFeed
-from controller.sensor_health import SensorJudge, SensorLimits, Verdict, sample_problem
-from drivers.sensor_source import NO_TARGET_MM
+from controller.core.button import ButtonTracker
+from controller.core.events import Event, EventKind
+from controller.core.limits import Allowance
+from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed
+from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict, sample_problem
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
 JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
@@ -88,6 +88,16 @@ class Session:
     distance_samples_at_start: int = 0
     distance_doubts_at_start: int = 0
 
+    @property
+    def peak_skin_c(self) -> float | None:
+        """The highest skin temperature so far, None before the first good reading."""
+        return None if self.max_skin_c == float("-inf") else self.max_skin_c
+
+    @property
+    def closest_mm(self) -> float | None:
+        """The closest distance so far, None before the first good reading."""
+        return None if self.min_distance_mm == float("inf") else self.min_distance_mm
+
 
 @dataclass
 class LightRange:
@@ -123,7 +133,7 @@ def _higher(current: float | None, value: float) -> float:
 class Decision:
     lamp_on: bool
     reason: str
-    events: list[tuple[str, dict]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     warning: bool = False
 
 
@@ -245,6 +255,8 @@ class SafetyController:
         self.refused: tuple[str, float] | None = None   # (reason, until_s) for the LEDs
         self.press_consumed = False
         self.last_session_end_s = float("-inf")
+        self.last_end_reason: str | None = None   # why the newest session ended
+        self.sessions_ended = 0
         self.warning = False
         self.last_distance_mm: float | None = None
         self.last_skin_c: float | None = None
@@ -268,7 +280,11 @@ class SafetyController:
     def time_left_s(self) -> float | None:
         if self.session is None:
             return None
-        return max(0.0, self.cfg.session.max_on_minutes * 60.0 - self.session.on_s)
+        return max(0.0, self.cfg.session.max_on_s - self.session.on_s)
+
+    def person_mm(self, sample: Sample) -> float:
+        """The distance to the person: the sensor's reading less its mounting offset."""
+        return sample.value - self.cfg.distance.offset_mm
 
     def restore_faults(self, codes: list[str]) -> None:
         """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
@@ -277,18 +293,18 @@ class SafetyController:
             if code not in self.latched:
                 self.latched.append(code)
 
-    def external_fault(self, code: str, detail: str, now_s: float) -> list[tuple[str, dict]]:
+    def external_fault(self, code: str, detail: str, now_s: float) -> list[Event]:
         """Latch a fault found outside the decision (e.g. an exception); ends any session."""
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now_s)
         self._latch(code, detail, events)
         self._end_session("fault", now_s, events)
         self.lamp_on = False
         return events
 
-    def stop_session(self, reason: str, now_s: float) -> list[tuple[str, dict]]:
+    def stop_session(self, reason: str, now_s: float) -> list[Event]:
         """End the session (daemon shutdown); the lamp is already off."""
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now_s)
         self._end_session(reason, now_s, events)
         self.lamp_on = False
@@ -302,8 +318,9 @@ class SafetyController:
 
     def step(self, inp: StepInputs) -> Decision:
         now = inp.now_s
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now)
+        ended_before = self.sessions_ended
         dist = self._judge(self.distance, inp.distance, now, events)
         skin = self._judge(self.skin, inp.skin, now, events)
         if inp.guard_fault:
@@ -322,13 +339,13 @@ class SafetyController:
         if self.start_waiting_since_s is not None:
             self._try_start(inp, dist, skin, events)
         if self.session is None:
-            ended = [f["reason"] for name, f in events if name == "session_ended"]
-            reason = self.latched[0] if self.latched else (ended[-1] if ended else "idle")
+            ended_reason = self.last_end_reason if self.sessions_ended > ended_before else None
+            reason = self.latched[0] if self.latched else (ended_reason or "idle")
             return self._decide(False, reason, events, skin)
         return self._decide(*self._session_step(now, dist, skin, events), events, skin)
 
     # -- sensors -------------------------------------------------------------------
-    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events) -> Verdict:
+    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events: list[Event]) -> Verdict:
         verdict = judge.judge(feed, now)
         if verdict.fault:
             self._latch(f"{judge.limits.name}_{verdict.fault}", verdict.detail, events)
@@ -344,7 +361,7 @@ class SafetyController:
                 self.last_skin_c, self.last_ambient_c = verdict.good.value, verdict.good.ambient_c
         return verdict
 
-    def _watch_light(self, sample: Sample | None, now: float, events) -> None:
+    def _watch_light(self, sample: Sample | None, now: float, events: list[Event]) -> None:
         """Keep the VL53L0X's light rates: latest, the session's range, and a rate-limited
         event when the ambient light nears the level where measurements fail."""
         if sample is None or sample.ambient_rate_mcps is None:
@@ -355,17 +372,17 @@ class SafetyController:
         d = self.cfg.distance
         if sample.ambient_rate_mcps >= d.ambient_warn_mcps and now - self.ambient_warned_s >= AMBIENT_WARN_EVERY_S:
             self.ambient_warned_s = now
-            events.append(("ambient_high", {
+            events.append(Event(EventKind.AMBIENT_HIGH, {
                 "ambient_mcps": round(sample.ambient_rate_mcps, 2), "warn_mcps": d.ambient_warn_mcps,
                 "doubt_mcps": d.ambient_doubt_mcps, "doubt_share": round(self.distance.doubt_share(), 3)}))
 
-    def _latch(self, code: str, detail: str, events) -> None:
+    def _latch(self, code: str, detail: str, events: list[Event]) -> None:
         if code not in self.latched:
             self.latched.append(code)
-            events.append(("fault", {"code": code, "detail": detail}))
+            events.append(Event(EventKind.FAULT, {"code": code, "detail": detail}))
 
     # -- button --------------------------------------------------------------------
-    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
         for event in self.button.update_edges(inp.button_edges, inp.now_s, inp.button_pressed):
             if event == "stuck":
                 self._latch("button_stuck", "button held at start-up or far too long", events)
@@ -379,7 +396,7 @@ class SafetyController:
                 if self.session is not None:
                     self._end_session("stopped_by_button", inp.now_s, events)
             elif event == "long" and self.latched:
-                events.append(("fault_acknowledged", {"codes": list(self.latched)}))
+                events.append(Event(EventKind.FAULT_ACKNOWLEDGED, {"codes": list(self.latched)}))
                 self.latched.clear()
                 self.distance.reset(inp.now_s)
                 self.skin.reset(inp.now_s)
@@ -398,7 +415,7 @@ class SafetyController:
             return "sensor_unhealthy"
         if journal_refusal(inp.journal):
             return "journal_busy"
-        distance_mm = dist.good.value - d.offset_mm
+        distance_mm = self.person_mm(dist.good)
         if distance_mm < d.min_mm + d.hysteresis_mm:
             return "too_close"
         if distance_mm > d.max_mm:
@@ -411,7 +428,7 @@ class SafetyController:
             return inp.allowance.reason or "daily_limit"
         return None
 
-    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
         """Decide a start request, but only on full-rate samples of both sensors (the button's
         press switched the samplers from their idle rate): wait up to START_FRESH_WAIT_S for
         them, then refuse as sensor_unhealthy."""
@@ -428,26 +445,27 @@ class SafetyController:
         reason = self.start_refusal(inp, dist, skin) or (None if fresh else "sensor_unhealthy")
         if reason is not None:
             self.refused = (reason, inp.now_s + REFUSAL_SHOW_S)
-            events.append(("start_refused", {"reason": reason}))
+            events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
             return
         self.refused = None
         self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value,
                                distance_samples_at_start=self.distance.samples_taken,
                                distance_doubts_at_start=self.distance.doubts_taken,
                                recorded=not inp.journal.start_needs_commit)
-        events.append(("session_started", {"skin_c": skin.good.value,
-                                           "distance_mm": dist.good.value - self.cfg.distance.offset_mm}))
+        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": skin.good.value,
+                                           "distance_mm": self.person_mm(dist.good)}))
 
-    def _end_session(self, reason: str, now: float, events) -> None:
+    def _end_session(self, reason: str, now: float, events: list[Event]) -> None:
         ses = self.session
         if ses is None:
             return
         self.session = None
         self.last_session_end_s = now
-        events.append(("session_ended", {
+        self.last_end_reason = reason
+        self.sessions_ended += 1
+        events.append(Event(EventKind.SESSION_ENDED, {
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
-            "max_skin_c": None if ses.max_skin_c == float("-inf") else ses.max_skin_c,
-            "min_distance_mm": None if ses.min_distance_mm == float("inf") else ses.min_distance_mm,
+            "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
             **self.session_light(ses)}))
 
     def session_light(self, ses: Session) -> dict:
@@ -457,7 +475,7 @@ class SafetyController:
                 "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
 
     # -- the session ---------------------------------------------------------------
-    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events) -> tuple[bool, str]:
+    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events: list[Event]) -> tuple[bool, str]:
         ses, cfg = self.session, self.cfg
         if skin.good is not None:
             ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
@@ -467,7 +485,7 @@ class SafetyController:
             code = self.latched[-1]
             self._end_session("overheat" if code == "skin_overheat" else "fault", now, events)
             return False, code
-        if ses.on_s >= cfg.session.max_on_minutes * 60.0:
+        if ses.on_s >= cfg.session.max_on_s:
             self._end_session("completed", now, events)
             return False, "session_completed"
         if now - ses.start_s >= cfg.session.max_wall_minutes * 60.0:
@@ -491,7 +509,7 @@ class SafetyController:
             return False, "starting"
         return True, "session_started" if ses.on_s == 0.0 else "resumed"
 
-    def _distance_step(self, now: float, dist: Verdict, events) -> bool:
+    def _distance_step(self, now: float, dist: Verdict, events: list[Event]) -> bool:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
         ses, d = self.session, self.cfg.distance
         self._track_band(now, dist)
@@ -499,7 +517,7 @@ class SafetyController:
             if dist.unreliable:
                 self._pause(DOUBT_PAUSE, now, events)
             return self._pause_limits(now, events)
-        distance_mm = dist.good.value - d.offset_mm
+        distance_mm = self.person_mm(dist.good)
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
         if too_close(self.cfg, dist.good.value):
             self._pause("too_close", now, events)
@@ -507,7 +525,7 @@ class SafetyController:
             self._pause("nobody_there", now, events)
         elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
                 and now - ses.in_band_since_s >= d.resume_after_s:
-            events.append(("resumed", {"paused_s": round(now - ses.paused_since_s, 3)}))
+            events.append(Event(EventKind.RESUMED, {"paused_s": round(now - ses.paused_since_s, 3)}))
             ses.paused_since_s = ses.pause_reason = None
         if ses.paused_since_s is None:
             return True
@@ -526,7 +544,7 @@ class SafetyController:
             if gap or not dist.unreliable:
                 ses.in_band_since_s = None
             return
-        distance_mm = good.value - d.offset_mm
+        distance_mm = self.person_mm(good)
         in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and good.value < NO_TARGET_MM
         if not in_band:
             ses.in_band_since_s = None
@@ -534,7 +552,7 @@ class SafetyController:
             ses.in_band_since_s = now
         ses.last_good_distance_s = good.t_s
 
-    def _pause_limits(self, now: float, events) -> bool:
+    def _pause_limits(self, now: float, events: list[Event]) -> bool:
         """End a pause that has lasted too long. Always False (the lamp stays off)."""
         ses, d = self.session, self.cfg.distance
         if ses.paused_since_s is None:
@@ -547,13 +565,13 @@ class SafetyController:
             self._end_session(end_reason, now, events)
         return False
 
-    def _pause(self, reason: str, now: float, events) -> None:
+    def _pause(self, reason: str, now: float, events: list[Event]) -> None:
         ses = self.session
         if ses.paused_since_s is None:
             ses.paused_since_s = now
         if ses.pause_reason != reason:
             ses.pause_reason = reason
-            events.append(("paused", {"reason": reason}))
+            events.append(Event(EventKind.PAUSED, {"reason": reason}))
 
     def _decide(self, lamp_on: bool, reason: str, events, skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
@@ -562,6 +580,6 @@ class SafetyController:
         warning = skin.good is not None and skin.good.value >= threshold_c
         if warning != self.warning:
             self.warning = warning
-            events.append(("skin_warning", {"on": warning}))
+            events.append(Event(EventKind.SKIN_WARNING, {"on": warning}))
         self.lamp_on = lamp_on
         return Decision(lamp_on, reason, events, warning)

@@ -22,7 +22,7 @@ Rules, per sensor, evaluated at every control step:
      trustworthy sample has come for `unreliable_after_s`, or when more than
      `unreliable_share` of the samples of the last `unreliable_window_s` were doubted
      (judged once the sensor has been watched for a whole window).
-  7. Idle-rate sampling: with no session the samplers read slower (controller/sampling.py).
+  7. Idle-rate sampling: with no session the samplers read slower (controller/core/sampling.py).
      `stale_s`, `doubt_s` and `frozen_s` are stated for the full rate (`period_s`) and scale
      with the sampler's period: the same number of sample periods. The slower of the
      sampler's period now and the newest sample's period counts, so neither switch
@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from controller.readings import Sample, SensorFeed
+from controller.core.readings import Sample, SensorFeed
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class Verdict:
 def sample_problem(lim: SensorLimits, sample: Sample) -> tuple[str | None, str]:
     """What is wrong with one sample by itself (rule 1 and rule 6): its failure kind and
     detail, or (None, '') for a good value. One definition, used by the judge and by the
-    sampler's hazard check (controller/safety.py: distance_hazard, skin_hazard)."""
+    sampler's hazard check (controller/core/safety.py: distance_hazard, skin_hazard)."""
     if sample.error is not None:
         return sample.error, sample.detail
     if sample.value is None or math.isnan(sample.value) or (

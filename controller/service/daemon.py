@@ -22,18 +22,20 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from enum import StrEnum
 from typing import Callable
 
-from controller import journal_writer as records
-from controller.faults import fault_info
-from controller.indicators import leds_for, next_heartbeat_change_s
-from controller.journal import LIGHT_FIELDS, Journal
-from controller.journal_writer import JournalWriter, SimulatedDisk
-from controller.limits import Allowance, start_allowance
-from controller.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
-from controller.sampling import wants_full_rate
-from controller.status import StatusWriter
-from controller.storage import StorageError
+from controller.service import journal_writer as records
+from controller.core.events import EventKind
+from controller.core.faults import fault_info
+from controller.core.indicators import leds_for, next_heartbeat_change_s
+from controller.service.journal import LIGHT_FIELDS, Journal
+from controller.service.journal_writer import JournalWriter, SimulatedDisk
+from controller.core.limits import Allowance, start_allowance
+from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
+from controller.core.sampling import IDLE_LOOP_PERIOD_S, wants_full_rate
+from controller.service.status import StatusWriter
+from controller.service.storage import StorageError
 from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
@@ -45,7 +47,14 @@ END_BUZZ_S = 0.3
 DRAIN_TIMEOUT_S = 15.0          # a clean stop waits this long for the journal backlog
 STATUS_CLOSE_TIMEOUT_S = 2.0
 
-Emit = Callable[..., None]      # emit(event_name, **fields)
+Emit = Callable[..., None]      # emit(kind, **fields): an EventKind or a DaemonEvent
+
+
+class DaemonEvent(StrEnum):
+    """What the daemon reports besides the decision's events (core/events.py)."""
+    RELAY = "relay"                              # on, reason: the lamp's actual state changed
+    SESSION_INTERRUPTED = "session_interrupted"  # session: a crash-cut session closed at start-up
+    FAULTS_RESTORED = "faults_restored"          # codes: faults still latched from before a restart
 
 
 class FatalLoopError(Exception):
@@ -70,7 +79,7 @@ class Daemon:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
         self.simulated = clock.simulated if simulated is None else simulated
-        self.remote_stop = remote_stop      # controller.remote_stop.RemoteStopChannel or None
+        self.remote_stop = remote_stop      # controller.service.remote_stop.RemoteStopChannel or None
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
         self.start_ticket: int | None = None     # the open session's start record
@@ -95,7 +104,7 @@ class Daemon:
         interrupted = journal.close_interrupted(cfg.loop.checkpoint_s + JOURNAL_STALL_S)
         for sid in interrupted:
             log.warning("session %s was cut off by a crash or power loss; recorded as interrupted", sid)
-            self.emit("session_interrupted", session=sid)
+            self.emit(DaemonEvent.SESSION_INTERRUPTED, session=sid)
         unacknowledged = journal.unacknowledged_faults()
         if unacknowledged:
             codes = list(dict.fromkeys(f.code for f in unacknowledged))
@@ -103,7 +112,7 @@ class Daemon:
             last = unacknowledged[-1]
             self.last_fault = {"code": last.code, "detail": last.detail, "wall": last.wall}
             log.warning("faults still latched from before the restart: %s (hold the button 3 s)", ", ".join(codes))
-            self.emit("faults_restored", codes=codes)
+            self.emit(DaemonEvent.FAULTS_RESTORED, codes=codes)
         real_time = not clock.simulated
         self.writer = JournalWriter(journal, clock.monotonic, on_commit=on_journal_commit,
                                     disk=None if real_time else (disk or SimulatedDisk()))
@@ -159,13 +168,14 @@ class Daemon:
         """The latest time the next step may run (it also runs at every new sample).
 
         Quiet idle (no session, no fault, no refusal or buzz showing, samplers at their idle
-        rate): the loop needs to run only for the samples (they wake it), the heartbeat LED's
-        edges, the status file and the watchdog ping; otherwise at least at loop.rate_hz."""
+        rate): the loop runs for the samples (they wake it), the heartbeat LED's edges, the
+        status file, the watchdog ping, and at least every IDLE_LOOP_PERIOD_S; otherwise at
+        least at loop.rate_hz."""
         now = self.clock.monotonic()
         wake = now + 1.0 / self.cfg.loop.rate_hz
         if self._quiet_idle(now):
             dues = (self.last_status_s + self.status_interval_s, self.last_ping_s + 1.0)
-            wake = min(next_heartbeat_change_s(now), now + 1.0, *(due for due in dues if due > now))
+            wake = min(next_heartbeat_change_s(now), now + IDLE_LOOP_PERIOD_S, *(due for due in dues if due > now))
         if (self.controller.state == "starting" and self.start_ticket is not None
                 and self.writer.committed(self.start_ticket)):
             return now                      # the start is durable: light the lamp now
@@ -184,7 +194,7 @@ class Daemon:
 
 
     def _set_sampling_rate(self, now: float, edges, button: bool) -> None:
-        """Idle rate while nothing is going on, full rate otherwise (controller/sampling.py)."""
+        """Idle rate while nothing is going on, full rate otherwise (controller/core/sampling.py)."""
         if edges:
             self.last_button_edge_s = max(t for t, _ in edges)
         ctl = self.controller
@@ -212,17 +222,17 @@ class Daemon:
             self.allowance_at_s = now
         return self.allowance
 
-    def _record(self, name: str, fields: dict, now: float) -> None:
+    def _record(self, name: EventKind, fields: dict, now: float) -> None:
         """Hand an event's record to the journal writer (never waits), log it, emit it."""
         wall = self.clock.wall()
-        if name == "session_started":
+        if name == EventKind.SESSION_STARTED:
             self.start_ticket = self.session_ticket = self.writer.submit(records.StartSession(
                 wall, now, fields["distance_mm"], fields["skin_c"]))
             self.last_checkpoint_s = now
             self.allowance = None
             log.info("session starting: its lamp goes on once the journal has it (distance %.0f mm, "
                      "skin %.2f C)", fields["distance_mm"], fields["skin_c"])
-        elif name == "session_ended":
+        elif name == EventKind.SESSION_ENDED:
             if self.start_ticket is not None:
                 self.session_ticket = self.writer.submit(records.EndSession(
                     fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
@@ -231,7 +241,7 @@ class Daemon:
             self.start_ticket = None
             self.allowance = None
             self.buzz_until_s = now + END_BUZZ_S
-        elif name == "fault":
+        elif name == EventKind.FAULT:
             info = fault_info(fields["code"])
             self.writer.submit(records.Fault(fields["code"], fields["detail"], wall, now))
             unstored = " (not in the journal yet: it cannot be written now)" if self.writer.last_error else ""
@@ -239,12 +249,12 @@ class Daemon:
             self.buzz_until_s = now + FAULT_BUZZ_S
             log.error("FAULT %s (%s): %s; blink code red %d / amber %d", fields["code"], info.meaning,
                       fields["detail"], info.red, info.amber)
-        elif name == "ambient_high":
+        elif name == EventKind.AMBIENT_HIGH:
             log.warning("ambient light on the distance sensor is %.2f Mcps (warns at %g, doubts at %g); "
                         "%.1f %% of recent readings doubted: shade the sensor from the bulb",
                         fields["ambient_mcps"], fields["warn_mcps"], fields["doubt_mcps"],
                         100 * fields["doubt_share"])
-        elif name == "fault_acknowledged":
+        elif name == EventKind.FAULT_ACKNOWLEDGED:
             self.writer.submit(records.AcknowledgeFaults(wall))
             self.hw.guard.acknowledge()
             log.warning("fault(s) acknowledged by long press: %s", ", ".join(fields["codes"]))
@@ -258,13 +268,12 @@ class Daemon:
             return
         if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
             self.last_checkpoint_s = now
-            self.writer.submit(records.Checkpoint(ses.on_s, _finite(ses.max_skin_c),
-                                                  _finite(ses.min_distance_mm), self.clock.wall(), now,
+            self.writer.submit(records.Checkpoint(ses.on_s, ses.peak_skin_c, ses.closest_mm, self.clock.wall(), now,
                                                   light=self.controller.session_light(ses)))
 
     def _on_relay(self, on: bool, reason: str) -> None:
         log.info("relay %s (%s)", "ON" if on else "OFF", reason)
-        self.emit("relay", on=on, reason=reason)
+        self.emit(DaemonEvent.RELAY, on=on, reason=reason)
 
     def _on_exception(self, exc: Exception, now: float) -> None:
         self.healthy = False
@@ -281,7 +290,7 @@ class Daemon:
                 self._record(name, fields, now)
             except Exception as record_exc:  # the journal itself may be what failed
                 log.error("could not record %s: %s", name, record_exc)
-                if name == "fault":   # the caregiver still sees what latched, and that it is unrecorded
+                if name == EventKind.FAULT:   # the caregiver still sees what latched, and that it is unrecorded
                     self.last_fault = {"code": fields["code"], "wall": self.clock.wall(),
                                        "detail": f"{fields['detail']} (not in the journal: it "
                                                  f"cannot be written)"}
@@ -359,7 +368,3 @@ class Daemon:
             snapshot = self.status_snapshot()
             snapshot.update(state="stopped", lamp_on=False)
             self.status_writer.close(snapshot, STATUS_CLOSE_TIMEOUT_S)
-
-
-def _finite(value: float) -> float | None:
-    return None if value in (float("inf"), float("-inf")) else value
