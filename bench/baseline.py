@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("plan", nargs="+", help="KIND=N, KIND in distance, overheat, stall, hang")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sleeping", action="store_true", help="the sleeping baseline (default: busy)")
+    parser.add_argument("--label", default="", help="appended to each trial's kind (e.g. '_loaded')")
     parser.add_argument("--never-s", type=float, default=2.0,
                         help="how long a stall/hang trial waits for an off that never comes")
     args = parser.parse_args(argv)
@@ -245,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     wall0 = time.monotonic()
     results = baseline_trials(plan, seed=args.seed, never_s=args.never_s,
                               sleep_s=SLEEP_S if args.sleeping else 0.0)
+    for trial in results["trials"]:
+        trial["kind"] += args.label
     results["wall_s"] = time.monotonic() - wall0
     json.dump(results, sys.stdout)
     return 0

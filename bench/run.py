@@ -1,17 +1,19 @@
-"""`make bench`: irlamp and the naive baseline on simulated hardware in real time.
+"""`make bench`: irlamp and two baselines on emulated hardware in real time.
 
 Writes bench/results.json and prints a table. Its phases, each a few fresh processes:
-  0. start-up to READY=1, several times each, on an otherwise idle machine;
-  1. irlamp: `irlamp run --simulate` measured from outside (CPU idle and running, peak RSS)
-     while worker processes run the latency trials in-process (bench/trials.py on bench/harness.py);
-  2. the baseline's latency trials (bench/baseline.py), alone;
-  3. the baseline program's CPU and RSS, alone;
-  slow disk: irlamp with a slow journal disk (bench/slow_disk.py: every commit +1 s; a commit
-     that never returns), alone; `make bench-slow-disk` runs this phase by itself.
-(`make bench` then runs phase 4, the MQTT bridge: bench/bridge.py.)
-The irlamp workers run side by side to fit the time budget; each holds one complete daemon,
-and the light load of the others can only make the figures more pessimistic. The baseline
-busy-waits a whole core, so its two measurements get the machine to themselves.
+  0. start-up to READY=1: irlamp on its real readers over emulated chips (the headline), and
+     both baselines, several times each, on an otherwise idle machine;
+  1. irlamp's CPU (idle, then in a session) and peak RSS, measured from outside the process
+     (bench/emulated_program.py: `irlamp run` on the real readers over emulated chips), beside
+     two latency workers (overheat, stall, hang trials: bench/trials.py on bench/harness.py);
+  2. distance hazard trials on an otherwise quiet machine (two workers);
+  3. the loaded machine: two CPU-burning processes at normal priority, and beside them
+     irlamp's distance trials, then the sleeping baseline's; the burners are killed after;
+  4. the busy-waiting baseline's latency trials (alone: its busy-wait needs a core);
+  5. the sleeping baseline's latency trials;
+  6. both baselines' CPU and RSS, one after the other;
+  slow disk: irlamp with a slow journal disk (bench/slow_disk.py), alone.
+(`make bench` then runs the MQTT bridge's phase: bench/bridge.py.)
 See bench/README.md for what each figure means.
 """
 
@@ -30,35 +32,47 @@ if str(REPO) not in sys.path:           # `python bench/run.py` puts bench/ firs
     sys.path.insert(0, str(REPO))
 
 from bench import report  # noqa: E402
-from bench.procstats import baseline_command, irlamp_command, measure_program, measure_startups  # noqa: E402
+from bench.procstats import (baseline_command, emulated_command, measure_program,  # noqa: E402
+                             measure_startups, sleeping_baseline_command)
+
+BASELINES = {"baseline_busy": ([], baseline_command), "baseline_sleeping": (["--sleeping"], sleeping_baseline_command)}
 
 
 @dataclass(frozen=True)
 class Plan:
-    startups: int                               # fresh starts per program (phase 0)
-    idle_s: float                               # CPU measurement windows
+    startups: int                               # fresh starts of irlamp (phase 0)
+    baseline_startups: int                      # fresh starts of each baseline
+    idle_s: float                               # irlamp's CPU measurement windows
     running_s: float
+    baseline_cpu_s: float                       # each baseline's CPU windows (idle and running)
     settle_s: float
-    irlamp_workers: tuple[tuple[str, ...], ...]  # each worker's KIND=N items (bench.trials)
-    baseline_trials: tuple[str, ...]             # KIND=N items (bench.baseline trials)
-    baseline_never_s: float                      # how long a baseline stall/hang waits for an off
-    slow_disk: tuple[str, ...] = ("--full",)     # bench.slow_disk arguments ('--quick' or '--full')
+    side_workers: tuple[tuple[str, ...], ...]   # beside phase 1: KIND=N items (bench.trials)
+    distance_workers: tuple[tuple[str, ...], ...]  # phase 2
+    loaded: tuple[str, ...]                     # phase 3, irlamp under two CPU burners
+    baseline_loaded: tuple[str, ...]            # phase 3, the sleeping baseline under them
+    baseline_trials: tuple[str, ...]            # KIND=N items (bench.baseline trials), each baseline
+    baseline_never_s: float                     # how long a baseline stall/hang waits for an off
+    burners: int = 2
+    slow_disk: tuple[str, ...] = ("--full",)    # bench.slow_disk arguments ('--quick' or '--full')
 
 
-FULL = Plan(startups=5, idle_s=30.0, running_s=30.0, settle_s=1.0,
-            irlamp_workers=(("distance=70",), ("distance=70",), ("distance=70",),
-                            ("overheat=100", "stall=20", "stall_tight=10"),
-                            ("overheat=100", "hang_distance=15", "hang_bus=10", "thread_wake=1000")),
-            baseline_trials=("distance=210", "overheat=200", "stall=3", "hang=3"),
+FULL = Plan(startups=5, baseline_startups=3, idle_s=30.0, running_s=30.0, baseline_cpu_s=15.0, settle_s=2.0,
+            side_workers=(("overheat=80", "stall=20", "stall_tight=10"),
+                          ("overheat=80", "hang_distance=15", "hang_bus=10", "thread_wake=1000")),
+            distance_workers=(("distance=60",), ("distance=60",)),
+            loaded=("distance=60",), baseline_loaded=("distance=100",),
+            baseline_trials=("distance=150", "overheat=150", "stall=3", "hang=3"),
             baseline_never_s=1.5)
 
-QUICK = Plan(startups=1, idle_s=0.3, running_s=0.3, settle_s=0.2,
-             irlamp_workers=(("distance=2", "overheat=2"),
-                             ("stall=1", "stall_tight=1", "hang_distance=1", "hang_bus=1", "thread_wake=20")),
+QUICK = Plan(startups=1, baseline_startups=1, idle_s=0.3, running_s=0.3, baseline_cpu_s=0.3, settle_s=0.2,
+             side_workers=(("overheat=2", "stall=1", "stall_tight=1", "hang_distance=1", "hang_bus=1",
+                            "thread_wake=20"),),
+             distance_workers=(("distance=2",),), loaded=("distance=2",), baseline_loaded=("distance=2",),
              baseline_trials=("distance=2", "overheat=2", "stall=1", "hang=1"),
              baseline_never_s=0.5, slow_disk=("--quick",))
 
-WORKER_TIMEOUT_S = 240.0
+WORKER_TIMEOUT_S = 300.0
+LOADED = "_loaded"
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen:
@@ -83,6 +97,24 @@ def _collect(proc: subprocess.Popen, label: str, errors: list[str]) -> dict:
     return data
 
 
+class Burners:
+    """`count` processes that burn a CPU each at normal priority; killed (by their pid) on exit."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.procs: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Burners:
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.count)]
+        time.sleep(0.5)                 # running at full tilt before the trials begin
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
 def _program_figures(run: dict | None, startups: list[float], errors: list[str], label: str) -> dict:
     if run is None:
         errors.append(f"{label}: no CPU/RSS figures")
@@ -100,7 +132,8 @@ STALL_FIGURES = ("loop_frozen", "loop_frozen_deadline_0.4", "read_hangs", "bus_s
 
 def _latency_figures(trials: list[dict], kinds: dict[str, str]) -> tuple[dict, dict]:
     """(hazard_to_off_ms, stall_to_off_ms) from trial records; `kinds` maps figure -> trial kind."""
-    hazard = {name: report.latency_figures(trials, kinds[name]) for name in ("distance", "overheat")}
+    hazard = {name: report.latency_figures(trials, kinds.get(name, "none"))
+              for name in ("distance", "overheat", "distance" + LOADED)}
     stall = {name: report.latency_figures(trials, kinds.get(name, "none")) for name in STALL_FIGURES}
     return hazard, stall
 
@@ -114,12 +147,13 @@ def _ratio(a, b):
 
 
 def _ratios(irl: dict, base: dict) -> dict:
+    """irlamp / baseline for every figure both have (p99 for latencies)."""
     hi, hb = irl["hazard_to_off_ms"], base["hazard_to_off_ms"]
     out = {}
-    for kind in ("distance", "overheat"):
+    for kind in ("distance", "overheat", "distance" + LOADED):
         for field in ("sample_to_off", "onset_to_off", "ready_to_off"):
             a, b = hi[kind].get(field, {}).get("p99"), hb[kind].get(field, {}).get("p99")
-            if a is not None or b is not None:
+            if a is not None and b is not None:      # a baseline not measured there has no ratio
                 out[f"{kind}_{field}_p99"] = _ratio(a, b)
     si, sb = irl["stall_to_off_ms"], base["stall_to_off_ms"]
     out["stall_to_off"] = _ratio(si["loop_frozen"].get("onset_to_off", {}).get("max"),
@@ -143,33 +177,57 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     cfg = bench_config()
 
     load: dict[str, dict] = {}
-    log("phase 0: start-up to READY=1")
+    log("phase 0: start-up to READY=1 (irlamp on real readers over emulated chips; both baselines)")
     meter = report.LoadMeter()
-    irl_starts = measure_startups(irlamp_command, cwd=REPO, count=plan.startups)
-    base_starts = measure_startups(baseline_command, cwd=REPO, count=plan.startups)
+    starts = {"irlamp": measure_startups(emulated_command, cwd=REPO, count=plan.startups)}
+    for name, (_, command) in BASELINES.items():
+        starts[name] = measure_startups(command, cwd=REPO, count=plan.baseline_startups)
     load["phase0_startup"] = meter.read()
 
-    log(f"phase 1: irlamp - CPU/RSS of `irlamp run --simulate` beside {len(plan.irlamp_workers)} latency workers")
+    log(f"phase 1: irlamp CPU/RSS (real readers, emulated chips) beside {len(plan.side_workers)} latency workers")
     meter = report.LoadMeter()
     workers = [_spawn(["-m", "bench.trials", *items, "--seed", str(i + 1)])
-               for i, items in enumerate(plan.irlamp_workers)]
-    irl_run = _measure(irlamp_command, plan, errors, "irlamp")
+               for i, items in enumerate(plan.side_workers)]
+    irl_run = _measure(emulated_command, plan.idle_s, plan.running_s, plan, errors, "irlamp")
     irl_data = [_collect(w, f"irlamp worker {i + 1}", errors) for i, w in enumerate(workers)]
+    load["phase1_irlamp_cpu"] = meter.read()
+
+    log(f"phase 2: irlamp distance trials, {len(plan.distance_workers)} workers, machine otherwise quiet")
+    meter = report.LoadMeter()
+    workers = [_spawn(["-m", "bench.trials", *items, "--seed", str(i + 11)])
+               for i, items in enumerate(plan.distance_workers)]
+    irl_data += [_collect(w, f"irlamp distance worker {i + 1}", errors) for i, w in enumerate(workers)]
+    load["phase2_distance"] = meter.read()
+
+    log(f"phase 3: loaded machine ({plan.burners} CPU burners at normal priority): irlamp, then the sleeping baseline")
+    with Burners(plan.burners):
+        meter = report.LoadMeter()
+        irl_data.append(_collect(_spawn(["-m", "bench.trials", *plan.loaded, "--seed", "21", "--label", LOADED]),
+                                 "irlamp loaded worker", errors))
+        load["phase3_loaded_irlamp"] = meter.read()
+        meter = report.LoadMeter()
+        sleeping_loaded = _collect(_spawn(["-m", "bench.baseline", "trials", "--sleeping", *plan.baseline_loaded,
+                                           "--label", LOADED]), "sleeping baseline loaded worker", errors)
+        load["phase3_loaded_baseline"] = meter.read()
     irl_trials = [t for d in irl_data for t in d["trials"]]
     usage = next((d["usage"] for d in irl_data if d.get("usage")), {})
-    load["phase1_irlamp"] = meter.read()
 
-    log("phase 2: baseline - latency worker (alone: its busy-wait needs a core)")
-    meter = report.LoadMeter()
-    worker = _spawn(["-m", "bench.baseline", "trials", *plan.baseline_trials,
-                     "--never-s", str(plan.baseline_never_s)])
-    base_trials = _collect(worker, "baseline worker", errors)["trials"]
-    load["phase2_baseline_latency"] = meter.read()
+    base_trials: dict[str, list[dict]] = {}
+    for phase, (name, (flags, _)) in enumerate(BASELINES.items(), start=4):
+        log(f"phase {phase}: {name} latency trials (alone)")
+        meter = report.LoadMeter()
+        worker = _spawn(["-m", "bench.baseline", "trials", *flags, *plan.baseline_trials,
+                         "--never-s", str(plan.baseline_never_s)])
+        base_trials[name] = _collect(worker, f"{name} worker", errors)["trials"]
+        load[f"phase{phase}_{name}_latency"] = meter.read()
+    base_trials["baseline_sleeping"] += sleeping_loaded["trials"]
 
-    log("phase 3: baseline - CPU/RSS of bench/baseline.py (alone)")
-    meter = report.LoadMeter()
-    base_run = _measure(baseline_command, plan, errors, "baseline")
-    load["phase3_baseline_cpu"] = meter.read()
+    log("phase 6: baselines' CPU/RSS (one after the other)")
+    base_runs = {}
+    for name, (_, command) in BASELINES.items():
+        meter = report.LoadMeter()
+        base_runs[name] = _measure(command, plan.baseline_cpu_s, plan.baseline_cpu_s, plan, errors, name)
+        load[f"phase6_{name}_cpu"] = meter.read()
 
     log("slow-disk phase: irlamp with a slow journal disk (alone)")
     meter = report.LoadMeter()
@@ -177,32 +235,38 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     slow_disk = _collect(disk_worker, "slow-disk worker", errors)
     load["slowdisk_journal"] = meter.read()
 
-    irlamp = _program_figures(irl_run, irl_starts, errors, "irlamp")
-    irlamp["cpu_percent"]["daemon_threads_emulated_chips"] = usage.get("daemon_cpu_percent")
-    irlamp["cpu_percent"]["threads_emulated_chips"] = usage.get("thread_cpu_percent")
+    irlamp = _program_figures(irl_run, starts["irlamp"], errors, "irlamp")
+    irlamp["cpu_percent"]["daemon_threads_in_distance_trials"] = usage.get("daemon_cpu_percent")
+    irlamp["cpu_percent"]["threads_in_distance_trials"] = usage.get("thread_cpu_percent")
     irlamp["loop"] = {"steps_per_s": usage.get("loop_steps_per_s"), "step_ms": usage.get("loop_step_ms")}
     irlamp["hazard_to_off_ms"], irlamp["stall_to_off_ms"] = _latency_figures(
-        irl_trials, {"distance": "distance", "overheat": "overheat", "loop_frozen": "stall",
-                     "loop_frozen_deadline_0.4": "stall_tight", "read_hangs": "hang_distance",
-                     "bus_stuck": "hang_bus"})
-    baseline = _program_figures(base_run, base_starts, errors, "baseline")
-    baseline["hazard_to_off_ms"], baseline["stall_to_off_ms"] = _latency_figures(
-        base_trials, {"distance": "distance", "overheat": "overheat", "loop_frozen": "stall",
-                      "read_hangs": "no such trial", "bus_stuck": "hang"})
-    baseline["stall_to_off_ms"]["waited_s"] = plan.baseline_never_s
+        irl_trials, {"distance": "distance", "overheat": "overheat", "distance" + LOADED: "distance" + LOADED,
+                     "loop_frozen": "stall", "loop_frozen_deadline_0.4": "stall_tight",
+                     "read_hangs": "hang_distance", "bus_stuck": "hang_bus"})
+    baselines = {}
+    for name in BASELINES:
+        base = _program_figures(base_runs[name], starts[name], errors, name)
+        base["hazard_to_off_ms"], base["stall_to_off_ms"] = _latency_figures(
+            base_trials[name], {"distance": "distance", "overheat": "overheat",
+                                "distance" + LOADED: "distance" + LOADED, "loop_frozen": "stall",
+                                "bus_stuck": "hang"})
+        base["stall_to_off_ms"]["waited_s"] = plan.baseline_never_s
+        baselines[name] = base
 
     results = {
-        "schema": 1, "machine": machine, "plan": asdict(plan),
+        "schema": 2, "machine": machine, "plan": asdict(plan),
         "config": {"bench_overrides": BENCH_OVERRIDES, "distance_period_ms": _distance_period_ms(cfg),
                    "skin_period_ms": cfg.skin.period_ms, "guard_deadline_s": cfg.loop.guard_deadline_s,
-                   "guard_check_period_s": cfg.loop.guard_deadline_s / 5.0, "loop_rate_hz": cfg.loop.rate_hz},
+                   "guard_check_period_s": cfg.loop.guard_deadline_s / 5.0, "loop_rate_hz": cfg.loop.rate_hz,
+                   "idle_periods_s": list(_idle_periods_s(cfg))},
         "platform": {"thread_wake_ms": report.latency_figures(irl_trials, "thread_wake").get("wake", {}),
                      "load": load},
-        "irlamp": irlamp, "baseline": baseline, "errors": errors,
+        "irlamp": irlamp, **baselines, "errors": errors,
         "slow_disk": {"figures": slow_disk.get("figures"), "plan": slow_disk.get("plan"),
                       "trials": slow_disk.get("trials", [])},
-        "raw_trials": {"irlamp": irl_trials, "baseline": base_trials}}
-    results["ratios"] = _ratios(irlamp, baseline)
+        "raw_trials": {"irlamp": irl_trials, **base_trials}}
+    results["ratios"] = {"vs_sleeping": _ratios(irlamp, baselines["baseline_sleeping"]),
+                         "vs_busy": _ratios(irlamp, baselines["baseline_busy"])}
     results["targets"] = report.check_targets(results)
     results["pi_estimate"] = report.pi_estimates(results)
     results["duration_s"] = round(time.monotonic() - t0, 1)
@@ -211,14 +275,19 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     return results
 
 
-def _measure(command, plan: Plan, errors: list[str], label: str) -> dict | None:
+def _measure(command, idle_s: float, running_s: float, plan: Plan, errors: list[str], label: str) -> dict | None:
     from bench.procstats import ProcessError
     try:
-        return measure_program(command, cwd=REPO, idle_s=plan.idle_s, running_s=plan.running_s,
+        return measure_program(command, cwd=REPO, idle_s=idle_s, running_s=running_s,
                                running_marker="lamp ON", settle_s=plan.settle_s)
     except ProcessError as exc:
         errors.append(f"{label}: {exc}")
         return None
+
+
+def _idle_periods_s(cfg) -> tuple[float, float]:
+    from controller.core.sampling import idle_periods_s
+    return idle_periods_s(cfg)
 
 
 def _distance_period_ms(cfg) -> float:

@@ -139,10 +139,11 @@ def stall_trials(n: int, *, seed: int = 0, cfg=None, kind: str = "stall") -> lis
         rig.gate.clear()
         t_off = rig.relay_off_after(t_freeze)
         last_step = rig.last_step_s
-        last_step_to_off = _ms(t_off, last_step)
+        last_confirm_to_off = _ms(t_off, rig.hw.guard.last_confirm_s)   # the guard's own deadline base
         trials.append({"kind": kind, "onset_to_off_ms": _ms(t_off, t_freeze),
-                       "last_step_to_off_ms": last_step_to_off,
-                       "beyond_deadline_ms": None if t_off is None else round(last_step_to_off - deadline_ms, 4),
+                       "last_step_to_off_ms": _ms(t_off, last_step),
+                       "last_confirm_to_off_ms": last_confirm_to_off,
+                       "beyond_deadline_ms": None if t_off is None else round(last_confirm_to_off - deadline_ms, 4),
                        "guard_trip": rig.hw.guard.tripped, "off": t_off is not None})
     return trials
 
@@ -177,15 +178,16 @@ def _latencies(kind: str, t_onset: float, t_sample: float | None, t_ready: float
 
 
 def _path_profile(rig: IrlampRig, t_sample: float, t_off: float) -> dict:
-    """Where sample -> off went: finishing a step already running when the sample arrived
-    (busy), waking the loop for the next step (wake), and that step's work up to the relay
-    write (step_to_relay)."""
+    """Where sample -> off went. The sampler's own hazard cut (no loop step involved) is the
+    normal path: `cut_by_sampler`. When a loop step switched it instead: finishing a step
+    already running when the sample arrived (busy), waking the loop for the next step (wake),
+    and that step's work up to the relay write (step_to_relay)."""
     switching = rig.step_around(t_off)
     if switching is None:
-        return {}
+        return {"cut_by_sampler": True}
     busy = rig.step_around(t_sample)
     busy_end = t_sample if busy is None or busy == switching else busy[1]
-    return {"profile_busy_ms": round((busy_end - t_sample) * 1000.0, 4),
+    return {"cut_by_sampler": False, "profile_busy_ms": round((busy_end - t_sample) * 1000.0, 4),
             "profile_wake_ms": round(max(0.0, switching[0] - busy_end) * 1000.0, 4),
             "profile_step_to_relay_ms": round((t_off - max(switching[0], t_sample)) * 1000.0, 4),
             "profile_switching_step_ms": round((switching[1] - switching[0]) * 1000.0, 4)}
@@ -269,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run irlamp latency trials in this process, print JSON")
     parser.add_argument("plan", nargs="+", help="KIND=N pairs, e.g. distance=70 overheat=40")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--label", default="", help="appended to each trial's kind (e.g. '_loaded')")
     args = parser.parse_args(argv)
     plan = []
     for item in args.plan:
@@ -282,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     wall0, cpu0 = time.monotonic(), time.process_time()
     results = run_kinds(plan, args.seed)
+    for trial in results["trials"]:
+        trial["kind"] += args.label
     results["wall_s"] = time.monotonic() - wall0
     results["process_cpu_s"] = time.process_time() - cpu0
     json.dump(results, sys.stdout)

@@ -56,7 +56,6 @@ class RelayGuard:
         self.trip_detail = ""
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._wake = threading.Event()   # the thread's sleep ends early: the relay went on
 
     # -- called by the control loop ----------------------------------------------------
     def command(self, on: bool, now_s: float, reason: str) -> bool:
@@ -68,10 +67,7 @@ class RelayGuard:
                 self._trip("guard_on_time", f"asked for more than the guard's cap of {self.max_on_s:.0f} s on")
             held = now_s < self._held_off_until_s     # this step's inputs predate a sampler's cut
             allowed = on and self.tripped is None and not held
-            was_on = self.output.commanded_on
             self.output.set(allowed, reason if allowed or not on else (self.tripped or HAZARD_HOLD))
-            if self.output.commanded_on and not was_on:
-                self._wake.set()        # a thread sleeping its idle wait times this deadline now
             self._note_output(now_s)
             return self.output.commanded_on
 
@@ -86,6 +82,11 @@ class RelayGuard:
             if self.output.commanded_on:
                 self._account(max(now_s, self._last_account_s))
                 self.output.set(False, reason)
+
+    @property
+    def last_confirm_s(self) -> float:
+        """When the loop last confirmed (the liveness deadline counts from here)."""
+        return self._last_confirm_s
 
     def acknowledge(self) -> None:
         with self._lock:
@@ -150,24 +151,14 @@ class RelayGuard:
         with self._lock:
             self._trip("guard_failed", detail)
 
-    def start_thread(self, monotonic, period_s: float, idle_period_s: float | None = None) -> None:
+    def start_thread(self, monotonic, period_s: float) -> None:
         """Check every `period_s`, and also exactly when a rule would trip: a frozen loop is
-        cut at its deadline, not up to one period later. While the relay is off there is
-        nothing to enforce: the thread sleeps `idle_period_s` (default `period_s`), and the
-        relay going on wakes it at once."""
-        idle_s = idle_period_s or period_s
-
+        cut at its deadline, not up to one period later."""
         def run() -> None:
             wait_s = period_s
-            while True:
-                self._wake.wait(wait_s)
-                self._wake.clear()
-                if self._stop.is_set():
-                    return
+            while not self._stop.wait(wait_s):
                 try:
                     wait_s = self.tick(monotonic(), period_s)
-                    if not self.output.commanded_on:
-                        wait_s = idle_s
                 except Exception:  # noqa: BLE001 - even cutting failed: keep the thread, try again
                     log.exception("guard could not cut the relay; retrying")
                     wait_s = period_s
@@ -176,6 +167,5 @@ class RelayGuard:
 
     def stop_thread(self) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)

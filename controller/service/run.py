@@ -30,7 +30,6 @@ from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 log = logging.getLogger("irlamp")
 
 TIME_ERROR = 5   # adjtimex() return value: clock not synchronised
-GUARD_IDLE_PERIOD_S = 1.0   # the guard thread's sleep while the relay is off (its going on wakes it)
 
 
 def boot_id() -> str:
@@ -87,7 +86,7 @@ def start_threads(hw, cfg, clock) -> None:
     """Start the sensor samplers and the guard's own thread (everything but the loop)."""
     hw.distance.start()
     hw.skin.start()
-    hw.guard.start_thread(clock.monotonic, cfg.loop.guard_deadline_s / 5.0, GUARD_IDLE_PERIOD_S)
+    hw.guard.start_thread(clock.monotonic, cfg.loop.guard_deadline_s / 5.0)
 
 
 def serve(daemon: Daemon, clock, wake: threading.Event, stop: threading.Event, step=None) -> None:
