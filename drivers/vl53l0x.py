@@ -65,6 +65,7 @@ RESULT_AMBIENT_RATE_OFFSET = 8        # 0x1C, 9.7 fixed point Mcps
 FIXED_POINT_97 = 128.0
 
 INTERRUPT_STATUS_MASK = 0x07
+READY_PIN_SLACK_S = 0.005             # GPIO1 wait: one period plus this, then the polling path
 INTERRUPT_CLEAR_RANGING = 0x01
 
 # Device range status values (bits 6:3 of RESULT_RANGE_STATUS).
@@ -102,12 +103,26 @@ def open_pi_i2c_bus():
     return board.I2C()
 
 
+def data_ready_input(pin: int | None, pin_factory=None):
+    """The VL53L0X's GPIO1 on BCM `pin` as a gpiozero input, active while it is low (the chip
+    pulls it low for "new sample ready"; the breakout pulls it up). None without a pin."""
+    if pin is None:
+        return None
+    from gpiozero import DigitalInputDevice  # noqa: PLC0415 - only with the optional pin
+
+    return DigitalInputDevice(pin, pull_up=True, pin_factory=pin_factory)
+
+
 class VL53L0XSource:
     """A ``DistanceSource`` on a VL53L0X in continuous (back-to-back) ranging mode.
 
     ``read_distance_mm()`` returns the next new sample: it sleeps until the sample is
     about due, then polls data-ready every ~1 ms, and gives up with RuntimeError after
-    ``io_timeout_s``. I2C errors (OSError) pass through unchanged. A read may still
+    ``io_timeout_s``. With ``data_ready_pin`` (the chip's GPIO1 on a Pi input, as a gpiozero
+    input device that is active while the chip signals "new sample ready": the Adafruit
+    driver configures GPIO1 that way, active low) it waits for that edge instead of polling
+    over I2C, and confirms with one register read; an edge that never comes, or a pin that
+    says ready when the register does not, falls back to the polling path. I2C errors (OSError) pass through unchanged. A read may still
     block for longer than ``io_timeout_s`` if the bus itself hangs inside a transfer;
     the caller runs it in its own thread for that reason.
     """
@@ -116,7 +131,7 @@ class VL53L0XSource:
 
     def __init__(self, i2c, *, address: int = DEFAULT_ADDRESS, timing_budget_ms: int = 33,
                  io_timeout_s: float = 0.2, sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, data_ready_pin=None) -> None:
         if not TIMING_BUDGET_MS_MIN <= timing_budget_ms <= TIMING_BUDGET_MS_MAX:
             raise ValueError(f"VL53L0X timing_budget_ms must be {TIMING_BUDGET_MS_MIN}.."
                              f"{TIMING_BUDGET_MS_MAX}, got {timing_budget_ms}")
@@ -128,6 +143,7 @@ class VL53L0XSource:
                              f"the timing budget ({timing_budget_ms} ms)")
         self._sleep = sleep
         self._monotonic = monotonic
+        self._ready_pin = data_ready_pin     # gpiozero input device (wait_for_active) or None
         self._io_timeout_s = io_timeout_s
         self._closed = False
         try:
@@ -162,6 +178,12 @@ class VL53L0XSource:
         SensorValueError (the chip failed) or OSError (I2C error).
         """
         deadline = self._monotonic() + self._io_timeout_s
+        if self._ready_pin is not None and not self._data_ready():
+            # GPIO1: sleep until the chip says so (at most one period and a little); confirm
+            # over I2C, else poll below for the rest of the deadline
+            now = self._monotonic()
+            self._ready_pin.wait_for_active(max(0.0, min(deadline, now + self._sample_period_s
+                                                         + READY_PIN_SLACK_S) - now))
         if self._data_ready():
             # Already waiting for us: when it completed is unknown, so is the phase.
             self._last_sample_at = None

@@ -298,6 +298,9 @@ class EmulatedVL53L0X:
         self._nvm = {self.NVM_ADDRESS_SPAD_INFO: 0x86}   # aperture SPADs, 6 of them
         self._continuous_period_s: float | None = None
         self._next_sample_due = 0.0
+        self._chip_lock = threading.RLock()        # bus transfers vs the GPIO1 thread
+        self.gpio1 = None                          # a MockPin wired to GPIO1 (attach_gpio1)
+        self._gpio1_stop = threading.Event()
         self._load_power_on_defaults()
 
     # --- what a test inspects --------------------------------------------------
@@ -319,15 +322,49 @@ class EmulatedVL53L0X:
 
     # --- I2C transfers -----------------------------------------------------------
     def write(self, data: bytes) -> None:
-        self._advance_clock()
-        if not data:
-            return  # address-only probe
-        self._pointer = data[0]
-        for value in data[1:]:
-            self._write_register(self._pointer, value)
-            self._pointer = (self._pointer + 1) & 0xFF
+        with self._chip_lock:
+            self._advance_clock()
+            if not data:
+                return  # address-only probe
+            self._pointer = data[0]
+            for value in data[1:]:
+                self._write_register(self._pointer, value)
+                self._pointer = (self._pointer + 1) & 0xFF
+
+    # --- GPIO1: "new sample ready", active low (as the Adafruit driver configures it) -----
+    def attach_gpio1(self, pin) -> None:
+        """Wire GPIO1 to `pin` (a gpiozero MockPin): low while a new sample is ready, high once
+        the interrupt is cleared. A thread of the emulation completes each measurement when it
+        falls due (real chips range on their own), so the pin falls on time. `detach_gpio1()`."""
+        self.gpio1 = pin
+        pin.drive_high()
+        self._gpio1_stop.clear()
+
+        def run() -> None:
+            while not self._gpio1_stop.is_set():
+                with self._chip_lock:
+                    self._advance_clock()
+                    due = self._next_sample_due if self._continuous_period_s is not None else None
+                wait_s = 0.01 if due is None else max(0.0, due - self.monotonic()) + 0.0001
+                self._gpio1_stop.wait(wait_s)
+        threading.Thread(target=run, name="emulated-vl53l0x-gpio1", daemon=True).start()
+
+    def detach_gpio1(self) -> None:
+        self._gpio1_stop.set()
+
+    def _drive_gpio1(self) -> None:
+        if self.gpio1 is None:
+            return
+        if self._regs(0)[self.RESULT_INTERRUPT_STATUS] & 0x07:
+            self.gpio1.drive_low()
+        else:
+            self.gpio1.drive_high()
 
     def read(self, length: int) -> bytes:
+        with self._chip_lock:
+            return self._read_locked(length)
+
+    def _read_locked(self, length: int) -> bytes:
         self._advance_clock()
         out = bytearray()
         for _ in range(length):
@@ -336,8 +373,9 @@ class EmulatedVL53L0X:
         return bytes(out)
 
     def write_then_read(self, data: bytes, length: int) -> bytes:
-        self.write(data)
-        return self.read(length)
+        with self._chip_lock:
+            self.write(data)
+            return self.read(length)
 
     # --- register file -------------------------------------------------------------
     def _regs(self, page: int) -> bytearray:
@@ -375,6 +413,7 @@ class EmulatedVL53L0X:
             self._on_sysrange_start(value)
         elif self._page == 0 and register == self.SYSTEM_INTERRUPT_CLEAR and value & 0x07:
             self._regs(0)[self.RESULT_INTERRUPT_STATUS] = 0x00
+            self._drive_gpio1()
         elif self._page == 7 and register == self.NVM_STROBE and value == 0x00:
             self._read_nvm()
 
@@ -418,6 +457,7 @@ class EmulatedVL53L0X:
         self._set_u16(self.RESULT_RANGE_MM, max(0, min(0xFFFF, round(range_mm))))
         page0[self.RESULT_INTERRUPT_STATUS] = self.INTERRUPT_NEW_SAMPLE_READY
         self.samples_completed += 1
+        self._drive_gpio1()
 
     def current_glare_mcps(self) -> float:
         return self.glare_mcps + (self.lamp_glare_mcps if self.lamp_on() else 0.0)

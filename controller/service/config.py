@@ -48,6 +48,7 @@ class GpioConfig:
     led_amber_pin: int = 23
     led_red_pin: int = 24
     buzzer_pin: int | None = None
+    distance_ready_pin: int | None = None   # the VL53L0X's GPIO1 (data ready); None: poll over I2C
 
 
 @dataclass(frozen=True)
