@@ -100,16 +100,12 @@ def _notify(message: str) -> None:
 
 def _keyboard(factory, lamp: NaiveLamp, stop: threading.Event) -> None:
     """Bench scaffolding, not part of the baseline: stdin lines press the mock button."""
-    pin = factory.pin(BUTTON_PIN)
-    for line in sys.stdin:
-        if "q" in line:
-            break
-        if "space" in line or " " in line:
-            pin.drive_low()
-            time.sleep(0.3)
-            pin.drive_high()
-            time.sleep(0.2)
-            _notify(f"STATUS=lamp {'ON' if lamp.relay.value else 'off'}")
+    from bench.instruments import press_on_stdin_lines
+
+    def report() -> None:
+        time.sleep(0.2)
+        _notify(f"STATUS=lamp {'ON' if lamp.relay.value else 'off'}")
+    press_on_stdin_lines(factory.pin(BUTTON_PIN), 0.3, report)
     stop.set()
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 
 from gpiozero.pins.mock import MockFactory
 
@@ -44,28 +43,19 @@ def install_emulated_sources(factory: MockFactory, seed: int = 1) -> None:
     run._real_sources = emulated_sources
 
 
-def _keyboard(factory: MockFactory, button_pin: int) -> None:
-    pin = factory.pin(button_pin)
-    for line in sys.stdin:
-        if "q" in line:
-            break
-        if "space" in line or " " in line:
-            pin.drive_low()
-            time.sleep(BUTTON_HELD_S)
-            pin.drive_high()
-
-
 def main(argv: list[str] | None = None) -> int:
     from controller import cli
     from controller.service.config import load_config
     from bench.harness import REPO
+    from bench.instruments import press_on_stdin_lines
 
     argv = sys.argv[1:] if argv is None else list(argv)
     config = str(REPO / "config" / "lamp.yaml")
     factory = MockFactory()
     install_emulated_sources(factory)
     button_pin = load_config(REPO / "config" / "lamp.yaml").gpio.button_pin
-    threading.Thread(target=_keyboard, args=(factory, button_pin), name="bench-keyboard", daemon=True).start()
+    threading.Thread(target=press_on_stdin_lines, args=(factory.pin(button_pin), BUTTON_HELD_S),
+                     name="bench-keyboard", daemon=True).start()
     return cli.main(["run", "--config", config, *argv])
 
 

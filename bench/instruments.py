@@ -90,6 +90,22 @@ class TimedPin(MockPin):
         return changed
 
 
+def press_on_stdin_lines(pin, held_s: float, after_press=None) -> None:
+    """Bench scaffolding for the measured programs: each stdin line with 'space' (or a blank)
+    holds the mock button `pin` down for `held_s`; 'q' ends. `after_press()` runs after each."""
+    import sys
+
+    for line in sys.stdin:
+        if "q" in line:
+            break
+        if "space" in line or " " in line:
+            pin.drive_low()
+            time.sleep(held_s)
+            pin.drive_high()
+            if after_press is not None:
+                after_press()
+
+
 def timed_factory() -> MockFactory:
     return MockFactory(pin_class=TimedPin)
 
