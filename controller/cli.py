@@ -231,12 +231,13 @@ def main(argv: list[str] | None = None) -> int:
                         else quiet, handlers=[log_handler])
     if args.command in ("bridge", "fleet"):
         logging.getLogger("paho").setLevel(logging.WARNING)
-    from controller.config import ConfigError, check_config_command
+    from controller.config import ConfigError
     from controller.dirlock import DirectoryBusy
     from controller.storage import StorageError
     from drivers.relay import WiringError
     try:
         if args.command == "check-config":
+            from controller.preflight import check_config_command
             return check_config_command(args.path)
         command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
                    "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest,

@@ -15,7 +15,6 @@ import math
 import operator
 import os
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -31,6 +30,20 @@ class ConfigError(Exception):
     def __init__(self, message: str):
         self.message = " ".join(str(message).split())
         super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
+    source: str
+    line: int | None
+    rank: int
+
+    def order(self) -> tuple[int, int]:
+        return (self.rank, self.line or 0)
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
 
 
 @dataclass(frozen=True)
@@ -134,7 +147,8 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The validated configuration; `source` is the file it came from."""
+    """The validated configuration; `source` is the file it came from, `origins` where each
+    dotted key was set (file:line, or the file alone for a default)."""
 
     gpio: GpioConfig
     distance: DistanceConfig
@@ -145,6 +159,15 @@ class Config:
     loop: LoopConfig
     paths: PathsConfig
     source: str
+    origins: typing.Mapping[str, _Where] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False)
+
+    def refusal(self, keys: typing.Sequence[str], problem: str) -> ConfigError:
+        """A ConfigError `file:line: key: problem` blaming whichever of `keys` was set last
+        (for a rule that several keys break together, e.g. a relay pin and its polarity)."""
+        fallback = _Where(self.source, None, 0)
+        key = _last_set(keys, lambda key: self.origins.get(key, fallback))
+        return ConfigError(f"{self.origins.get(key, fallback)}: {key}: {problem}")
 
 
 class Hard(float):
@@ -170,9 +193,11 @@ class Schema:
 
 
 def sections_of(config_class) -> dict:
-    """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`)."""
+    """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`,
+    and `origins` where it has them)."""
     hints = typing.get_type_hints(config_class)
-    return {f.name: hints[f.name] for f in dataclasses.fields(config_class) if f.name != "source"}
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class)
+            if f.name not in ("source", "origins")}
 
 
 _SECTIONS = sections_of(Config)
@@ -226,22 +251,14 @@ SYSTEM_CONFIG_PATH = Path("/etc/irlamp/lamp.yaml")
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
-@dataclass(frozen=True)
-class _Where:
-    """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
-    source: str
-    line: int | None
-    rank: int
-
-    def order(self) -> tuple[int, int]:
-        return (self.rank, self.line or 0)
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}" if self.line else self.source
-
-
 def _refuse(where: _Where, key: str, problem: str) -> typing.NoReturn:
     raise ConfigError(f"{where}: {key}: {problem}")
+
+
+def _last_set(keys: typing.Iterable[str], where_of: typing.Callable[[str], _Where]) -> str:
+    """Of several keys that break a rule together, the one set last (overrides after the file,
+    later lines after earlier ones, defaults first): that is the edit to blame."""
+    return max(keys, key=lambda key: where_of(key).order())
 
 
 def _fmt(number) -> str:
@@ -402,7 +419,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
         if compare(value, round(bound, 9)):
             continue
         involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
-        blamed = max(involved, key=lambda key: values[key][1].order())
+        blamed = _last_set(involved, lambda key: values[key][1])
         rule = f"must be {words} {expression} = {_fmt(bound)}"
         if blamed == subject:
             _refuse(values[subject][1], subject, f"{rule}, got {_fmt(value)}")
@@ -435,13 +452,15 @@ def load_config(path: str | Path | None = None, *, overrides=None,
     whose marks point into `overrides_source`) over it. Returns a Config or raises ConfigError."""
     source = str(default_config_path() if path is None else path)
     return load_sections(LAMP_SCHEMA, source, overrides=overrides, overrides_source=overrides_source,
-                         check=_check_pins_distinct, build=lambda sections: Config(**sections, source=source))
+                         check=_check_pins_distinct,
+                         build=lambda sections, origins: Config(**sections, source=source, origins=origins))
 
 
 def load_sections(schema: Schema, source: str, *, build, overrides=None,
                   overrides_source: str = "<overrides>", check=None):
     """Validate the YAML file `source` (plus `overrides`) against `schema` and return
-    `build({section name: section dataclass})`, or raise ConfigError (one line, file:line: key).
+    `build({section name: section dataclass}, {dotted key: where it was set})`, or raise
+    ConfigError (one line, file:line: key).
     `check(values)` runs extra rules over {'section.key': (value, where)}."""
     try:
         defaults = _Where(source, None, 0)
@@ -456,7 +475,7 @@ def load_sections(schema: Schema, source: str, *, build, overrides=None,
         sections = {name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items()
                                  if key.startswith(name + ".")})
                     for name, cls in schema.sections.items()}
-        return build(sections)
+        return build(sections, types.MappingProxyType({key: where for key, (_, where) in values.items()}))
     except ConfigError:
         raise
     except Exception as error:  # a bug here must still end as one clear line, lamp off
@@ -472,16 +491,3 @@ def config_to_dict(cfg: Config) -> dict:
 def format_config(cfg: Config) -> str:
     """The effective configuration as YAML text (loadable again by load_config)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-
-
-def check_config_command(path: str | None) -> int:
-    """`irlamp check-config [PATH]`: 'OK: <path>' and the effective config on stdout -> 0,
-    or the one-line error on stderr -> 2."""
-    try:
-        cfg = load_config(path)
-    except ConfigError as error:
-        print(error.message, file=sys.stderr)
-        return 2
-    print(f"OK: {cfg.source}")
-    print(format_config(cfg), end="")
-    return 0

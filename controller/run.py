@@ -22,10 +22,11 @@ from controller.dirlock import lock_state_dir
 from controller.failsafe import write_output_record
 from controller.journal import Journal
 from controller.notify import SystemdNotifier
+from controller.preflight import check_startup
 from controller.remote_stop import open_remote_stop
 from controller.status import status_path
 from controller.storage import storage_error
-from drivers.hardware import ReopeningSource, build_hardware, check_wiring
+from drivers.hardware import ReopeningSource, build_hardware
 
 log = logging.getLogger("irlamp")
 
@@ -103,7 +104,7 @@ def serve(daemon: Daemon, clock, wake: threading.Event, stop: threading.Event, s
 
 
 def run_daemon(cfg, args) -> int:
-    check_wiring(cfg.gpio)
+    check_startup(cfg)
     state_dir = Path(args.state_dir or cfg.paths.state_dir)
     runtime_dir = Path(args.runtime_dir or cfg.paths.runtime_dir)
     status_file = status_path(runtime_dir, state_dir)
@@ -199,7 +200,7 @@ def selftest(cfg, seconds: float) -> int:
     from gpiozero import LED, Buzzer, OutputDevice
 
     from controller.selftest import run_selftest_on_pi
-    check_wiring(cfg.gpio)
+    check_startup(cfg)
     g = cfg.gpio
     outputs = {"relay": OutputDevice(g.relay_pin, active_high=g.relay_active_high, initial_value=False),
                "green": LED(g.led_green_pin), "amber": LED(g.led_amber_pin), "red": LED(g.led_red_pin)}

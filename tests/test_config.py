@@ -12,12 +12,13 @@ from hypothesis import strategies as st
 
 from controller import config as config_module
 from controller.config import (
-    Config, ConfigError, check_config_command, config_to_dict, default_config_path,
-    format_config, load_config,
+    Config, ConfigError, config_to_dict, default_config_path, format_config, load_config,
 )
+from controller.preflight import check_config_command
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
-SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
+SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config)
+                   if f.name not in ("source", "origins")}
 DEFAULT_VALUES = {name: dataclasses.asdict(cls()) for name, cls in SECTION_CLASSES.items()}
 
 

@@ -263,6 +263,8 @@ BAD_SCENARIOS = {
     "override_wrong_type": ("config:\n  skin: {limit_c: hot}\n", 2, "limit_c"),
     "override_not_a_mapping": ("config: 5\n", 1, "config"),
     "override_unsafe_wiring": ("config:\n  gpio: {relay_pin: 4}\n", 2, "GPIO 4"),
+    "override_unsafe_polarity": ("config:\n  gpio:\n    relay_active_high: false\n", 3,
+                                 "gpio.relay_active_high: lamp relay on GPIO 17 is active-low"),
     "yaml_syntax": ("events: [\n  {at: 1\n", 3, "YAML"),
     "top_level_list": ("- 1\n- 2\n", 1, "mapping"),
     "events_not_a_list": ("events: 5\n", 1, "events"),
