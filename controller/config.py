@@ -23,6 +23,8 @@ from pathlib import Path
 import yaml
 from yaml.constructor import SafeConstructor
 
+from controller.yaml_numbers import NumberFormError, plain_number
+
 
 class ConfigError(Exception):
     """A refused configuration. `.message` is one line: `file:line: key: problem`."""
@@ -262,6 +264,8 @@ def _last_set(keys: typing.Iterable[str], where_of: typing.Callable[[str], _Wher
 
 
 def _fmt(number) -> str:
+    if isinstance(number, int) and not isinstance(number, bool) and abs(number) >= 10 ** 15:
+        return f"a {int(math.log10(abs(number))) + 1}-digit number"   # str() of it may even fail
     if isinstance(number, float) and math.isfinite(number):
         number = round(number, 9)
         return str(int(number)) if number.is_integer() else repr(number)
@@ -318,17 +322,30 @@ def _items(tree, name: str, where: _Where):
         yield key, value_node, key_where
 
 
+def _scalar_value(key: str, node: yaml.ScalarNode, where: _Where, numeric: bool):
+    """The Python value of a scalar; for a number key, number-like text is read by the
+    plain-decimal rule of controller/yaml_numbers.py instead of YAML 1.1's."""
+    if numeric:
+        try:
+            number = plain_number(node)
+        except NumberFormError as error:
+            _refuse(where, key, str(error))
+        if number is not None:
+            return number
+    try:
+        return SafeConstructor().construct_object(node)
+    except yaml.YAMLError as error:
+        _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
+
+
 def _checked_value(schema: Schema, key: str, raw, where: _Where):
     """The Python value of one setting, after type and static range checks."""
-    value = raw
-    if isinstance(raw, yaml.ScalarNode):
-        try:
-            value = SafeConstructor().construct_object(raw)
-        except yaml.YAMLError as error:
-            _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
     hint = schema.types[key]
     optional = isinstance(hint, types.UnionType)
     kind = next(arg for arg in typing.get_args(hint) if arg is not type(None)) if optional else hint
+    value = raw
+    if isinstance(raw, yaml.ScalarNode):
+        value = _scalar_value(key, raw, where, numeric=kind in (int, float))
     if value is None and optional:
         return None
     pattern = schema.text_patterns.get(key)
@@ -344,11 +361,16 @@ def _checked_value(schema: Schema, key: str, raw, where: _Where):
         return value
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int and not (is_number and isinstance(value, int)):
-        _refuse(where, key, f"must be a whole number{' or null' if optional else ''}, "
-                            f"got {_describe(value)}")
+        decimal = isinstance(raw, yaml.ScalarNode) and is_number
+        written = raw.value[:40] + " (no decimal point or exponent)" if decimal else _describe(value)
+        _refuse(where, key, f"must be a whole number{' or null' if optional else ''}, got {written}")
+    if kind is float and is_number:
+        try:
+            value = float(value)
+        except OverflowError:         # an int from a dict beyond the float range
+            _refuse(where, key, f"{_fmt(value)} is far too large")
     if kind is float and (not is_number or math.isnan(value)):
         _refuse(where, key, f"must be a number, got {_describe(value)}")
-    value = float(value) if kind is float else value
     lowest, highest = schema.bounds[key]
     if value < lowest:
         hard = " (hard floor)" if isinstance(lowest, Hard) else ""

@@ -241,7 +241,8 @@ def test_bad_bridge_config_on_the_command_line_is_exit_2(tmp_path):
 
 BRIDGE_MAY_IMPORT = {"controller", "controller.config", "controller.faults", "controller.history",
                      "controller.journal", "controller.remote_stop", "controller.status",
-                     "controller.storage"}   # the journal's plain-words error messages
+                     "controller.storage",    # the journal's plain-words error messages
+                     "controller.yaml_numbers"}   # how config.py reads numbers
 
 
 def test_the_bridge_reaches_no_hardware_or_decision_module_and_the_daemon_never_imports_it():
