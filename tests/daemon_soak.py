@@ -150,6 +150,34 @@ def press_and_see_lamp_on(daemon: RunningDaemon) -> tuple[float, float]:
     return pressed_at, on["heartbeat_mono"]
 
 
+def watch(daemon: RunningDaemon, seconds: float, newest: dict) -> dict:
+    """Wait `seconds`, reading the status file meanwhile; the newest status of this daemon seen
+    (or `newest` if none came). Its `on_s` is the session's lamp-on time as the daemon counted
+    it at `heartbeat_mono`: a lower bound of the true on-time at any later kill."""
+    until = time.monotonic() + seconds
+    while True:
+        status = daemon.status()
+        if status is not None and status.get("pid") == daemon.proc.pid \
+                and status["heartbeat_mono"] >= newest["heartbeat_mono"]:
+            newest = status
+        left = until - time.monotonic()
+        if left <= 0:
+            return newest
+        time.sleep(min(0.05, left))
+
+
+def on_time_at_least_s(daemon: RunningDaemon, newest: dict, lamp_on_since: float, lamp_on_until: float,
+                       offs_caused: int = 0) -> float:
+    """Lower bound of the true on-time: the daemon's own count in its newest status, and, when its
+    log shows no relay OFF but the `offs_caused` by the test after `lamp_on_until`, the time the
+    lamp was seen on from outside. (Under load a late sample is doubt for a moment, so the relay
+    may go off and on again by itself; then only the daemon's count is known.)"""
+    counted_s = (newest.get("on_s") or 0.0) - 0.05      # status rounds on_s to 0.1 s
+    if daemon.stderr().count("relay OFF") > offs_caused:
+        return counted_s
+    return max(counted_s, lamp_on_until - lamp_on_since)
+
+
 # -- the states: (name, reachable?, drive the daemon into it and kill it there) ----------------
 
 def kill_starting(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> None:
@@ -168,24 +196,25 @@ def kill_idle(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> No
 def kill_running(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> None:
     """Lamp on in a session, before or after one or two checkpoints."""
     pressed_at, seen_on_at = press_and_see_lamp_on(daemon)
-    time.sleep(rng.uniform(0.0, 2.5 * CHECKPOINT_S))
+    newest = watch(daemon, rng.uniform(0.0, 2.5 * CHECKPOINT_S), {"heartbeat_mono": seen_on_at})
     before, after = kill(daemon)
-    assert len(relay_on_lines(daemon)) == 1 and "relay OFF" not in daemon.stderr(), daemon.stderr()
-    episode.sessions.append(ExpectedSession("interrupted", before - seen_on_at, after - pressed_at))
+    assert len(relay_on_lines(daemon)) >= 1
+    episode.sessions.append(ExpectedSession(
+        "interrupted", on_time_at_least_s(daemon, newest, seen_on_at, before), after - pressed_at))
 
 
 def kill_paused(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> None:
     """Session paused (person too close): lamp off, the session still open."""
     pressed_at, seen_on_at = press_and_see_lamp_on(daemon)
-    time.sleep(rng.uniform(0.0, 1.5 * CHECKPOINT_S))
+    watch(daemon, rng.uniform(0.0, 1.5 * CHECKPOINT_S), {"heartbeat_mono": seen_on_at})
     closer_at = time.monotonic()
     daemon.keys(TOO_CLOSE_KEYS)
     paused = daemon.wait_status(lambda s: s["state"] == "paused" and not s["lamp_on"], what="paused")
     time.sleep(rng.uniform(0.0, 1.5 * CHECKPOINT_S))
     kill(daemon)
-    assert len(relay_on_lines(daemon)) == 1, daemon.stderr()
-    episode.sessions.append(ExpectedSession("interrupted", closer_at - seen_on_at,
-                                            paused["heartbeat_mono"] - pressed_at))
+    # no on-time accrues while paused, so the paused status counts the session's whole on-time
+    on_at_least_s = on_time_at_least_s(daemon, paused, seen_on_at, closer_at, offs_caused=1)
+    episode.sessions.append(ExpectedSession("interrupted", on_at_least_s, paused["heartbeat_mono"] - pressed_at))
 
 
 def kill_fault(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> None:
@@ -193,16 +222,15 @@ def kill_fault(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> N
     session = episode.fresh and rng.random() < 0.5
     if session:
         pressed_at, seen_on_at = press_and_see_lamp_on(daemon)
-        time.sleep(rng.uniform(0.0, 1.5 * CHECKPOINT_S))
-        fault_at = time.monotonic()
+        newest = watch(daemon, rng.uniform(0.0, 1.5 * CHECKPOINT_S), {"heartbeat_mono": seen_on_at})
     daemon.keys("f")
     latched = daemon.wait_status(lambda s: DISTANCE_FAULT in s["latched_faults"] and not s["lamp_on"],
                                  what="fault latched")
     time.sleep(rng.uniform(0.0, 0.5))
     kill(daemon)
     episode.latched |= set(latched["latched_faults"])
-    if session:
-        episode.sessions.append(ExpectedSession("fault", fault_at - seen_on_at,
+    if session:    # ended by the fault: its final on-time is journaled, nothing lost
+        episode.sessions.append(ExpectedSession("fault", (newest.get("on_s") or 0.0) - 0.05,
                                                 latched["heartbeat_mono"] - pressed_at))
 
 
