@@ -13,7 +13,9 @@ the same directory and, once it is READY, `verify` checks:
   - `PRAGMA integrity_check` = ok (a read-only reader beside the running daemon);
   - every session the test started is in the journal, closed; one cut off by the kill is
     `interrupted` with an on-time between (true on-time - one checkpoint interval) and the
-    true on-time, bounded from outside by when the lamp was seen on and when the kill landed;
+    true on-time: above, the time from the press to the kill; below, the daemon's own count
+    in its newest status before the kill, or the time the lamp was seen on until the kill when
+    the log shows the relay never went off meanwhile;
   - the day's session count and the cool-down: `sessions_today` and `start_blocked_reason`;
   - a fault latched before the kill is latched again (state `fault`, same code);
   - the lamp is off and its relay has not been switched on by this life (its log has no
