@@ -18,9 +18,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/irlamp simulate config/scenarios/demo.yaml
 
-# lint-imports: the rooms' import contracts in pyproject.toml (the core stays pure, ...).
+# lint-imports: the rooms' import contracts in pyproject.toml (the core stays pure, ...);
+# ruff: lint over the tree, format check over the core.
 test: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -405,7 +405,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
     for subject, relation, expression in schema.relations:
         terms = expression.split()
         bound = values[terms[0]][0]
-        for sign, term in zip(terms[1::2], terms[2::2]):
+        for sign, term in zip(terms[1::2], terms[2::2], strict=True):
             amount = values[term][0] if term in values else float(term)
             bound = bound + amount if sign == "+" else bound - amount
         compare, words = _COMPARE[relation]

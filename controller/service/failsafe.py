@@ -152,7 +152,7 @@ def lenient_relay_plan(path: Path, problem: str) -> PinPlan:
         values, doubts = _scan_relay_keys(text)
         how = "read line by line (the file is not valid YAML)"
         if "relay_pin" not in values:
-            raise PinSourceError("relay_pin not found" + (f" ({'; '.join(doubts)})" if doubts else ""))
+            raise PinSourceError("relay_pin not found" + (f" ({'; '.join(doubts)})" if doubts else "")) from None
         pin = values["relay_pin"]
         if "relay_active_high" not in values and isinstance(pin, int) and not isinstance(pin, bool):
             # the only polarity the daemon accepts on this pin (SR-2 boot-pull rule)

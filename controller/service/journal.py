@@ -533,12 +533,18 @@ class Journal(_JournalQueries):
     def _widen_light(conn: sqlite3.Connection, session_id: int, values: dict) -> None:
         """Widen an open session's light ranges and raise its sample counts (never narrow)."""
         conn.execute("""UPDATE sessions SET
-                min_signal_mcps = MIN(COALESCE(:min_signal_mcps, min_signal_mcps), COALESCE(min_signal_mcps, :min_signal_mcps)),
-                max_signal_mcps = MAX(COALESCE(:max_signal_mcps, max_signal_mcps), COALESCE(max_signal_mcps, :max_signal_mcps)),
-                min_ambient_mcps = MIN(COALESCE(:min_ambient_mcps, min_ambient_mcps), COALESCE(min_ambient_mcps, :min_ambient_mcps)),
-                max_ambient_mcps = MAX(COALESCE(:max_ambient_mcps, max_ambient_mcps), COALESCE(max_ambient_mcps, :max_ambient_mcps)),
-                distance_samples = MAX(COALESCE(:distance_samples, distance_samples), COALESCE(distance_samples, :distance_samples)),
-                distance_doubts = MAX(COALESCE(:distance_doubts, distance_doubts), COALESCE(distance_doubts, :distance_doubts))
+                min_signal_mcps = MIN(COALESCE(:min_signal_mcps, min_signal_mcps),
+                    COALESCE(min_signal_mcps, :min_signal_mcps)),
+                max_signal_mcps = MAX(COALESCE(:max_signal_mcps, max_signal_mcps),
+                    COALESCE(max_signal_mcps, :max_signal_mcps)),
+                min_ambient_mcps = MIN(COALESCE(:min_ambient_mcps, min_ambient_mcps),
+                    COALESCE(min_ambient_mcps, :min_ambient_mcps)),
+                max_ambient_mcps = MAX(COALESCE(:max_ambient_mcps, max_ambient_mcps),
+                    COALESCE(max_ambient_mcps, :max_ambient_mcps)),
+                distance_samples = MAX(COALESCE(:distance_samples, distance_samples),
+                    COALESCE(distance_samples, :distance_samples)),
+                distance_doubts = MAX(COALESCE(:distance_doubts, distance_doubts),
+                    COALESCE(distance_doubts, :distance_doubts))
                 WHERE id = :id AND end_wall IS NULL""", {**values, "id": int(session_id)})
 
     def _update_open(self, session_id: int, action: str, on_s: float, max_skin_c: float | None,

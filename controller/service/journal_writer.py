@@ -306,7 +306,7 @@ class JournalWriter:
             if due > now:
                 break
             self._head_due = None
-            if self._commit_head(lambda: due):
+            if self._commit_head(lambda due=due: due):
                 done += 1
             else:                                   # retried RETRY_S later
                 self._head_due = (self.disk.version, now + RETRY_S)
