@@ -19,10 +19,11 @@ demo: $(STAMP)
 	$(BIN)/irlamp simulate config/scenarios/demo.yaml
 
 # lint-imports: the rooms' import contracts in pyproject.toml (the core stays pure, ...);
-# ruff: lint over the tree, format check over the core.
+# ruff: lint over the tree; mypy: strict on the core, the default checks elsewhere.
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -42,7 +42,7 @@ def state_payload(status: dict | None, *, stale_after_s: float, now_wall: float,
         age_s = _heartbeat_age_s(status, now_wall, now_mono, boot_id)
         if abs(age_s) <= stale_after_s:
             state = status["state"]
-    if state == NOT_RUNNING:
+    if state == NOT_RUNNING or status is None:
         status = {"last_fault": (status or {}).get("last_fault"),
                   "sessions_today": (status or {}).get("sessions_today")}
     fault = status.get("last_fault")

@@ -299,7 +299,7 @@ def _items(tree, name: str, where: _Where):
         return
     if not isinstance(tree, yaml.MappingNode):
         _refuse(where, name, f"must be a mapping of names to values, got {_describe(tree)}")
-    first_lines = {}
+    first_lines: dict[str, int | None] = {}
     for key_node, value_node in tree.value:
         key_where = _Where(where.source, key_node.start_mark.line + 1, where.rank)
         if not isinstance(key_node, yaml.ScalarNode):
@@ -331,9 +331,9 @@ def _checked_value(schema: Schema, key: str, raw, where: _Where):
             wanted = "true or false" if kind is bool else ("text" if pattern else "a path (text)")
             _refuse(where, key, f"must be {wanted}{' or null' if optional else ''}, "
                                 f"got {_describe(value)}")
-        if kind is str and pattern is None and not Path(value).is_absolute():
+        if kind is str and isinstance(value, str) and pattern is None and not Path(value).is_absolute():
             _refuse(where, key, f"must be an absolute path, got {value!r}")
-        if kind is str and pattern is not None and not re.fullmatch(pattern[0], value):
+        if kind is str and isinstance(value, str) and pattern is not None and not re.fullmatch(pattern[0], value):
             _refuse(where, key, f"must be {pattern[1]}, got {value[:40]!r}")
         return value
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -421,7 +421,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
 
 
 def _check_pins_distinct(values: dict) -> None:
-    used = {}
+    used: dict[int, str] = {}
     for key in sorted(_PIN_KEYS, key=lambda key: values[key][1].order()):
         pin, where = values[key]
         if pin is not None and pin in used:

@@ -65,6 +65,10 @@ class PinSourceError(Exception):
 def _pin(value, key: str, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
+    return _bcm_pin(value, key)
+
+
+def _bcm_pin(value, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in BCM_PINS:
         raise PinSourceError(f"{key} is {value!r}, not a GPIO number 0-27")
     return value
@@ -78,7 +82,7 @@ def _polarity(value, key: str) -> bool:
 
 def plan_from_gpio(values: dict, source: str) -> PinPlan:
     """A plan from the gpio keys (a record, or a validated config); raises PinSourceError."""
-    relays = [Relay("lamp relay", _pin(values.get("relay_pin"), "relay_pin"),
+    relays = [Relay("lamp relay", _bcm_pin(values.get("relay_pin"), "relay_pin"),
                     _polarity(values.get("relay_active_high"), "relay_active_high"))]
     enable_pin = _pin(values.get("enable_relay_pin"), "enable_relay_pin", optional=True)
     if enable_pin is not None:

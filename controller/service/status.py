@@ -218,7 +218,10 @@ def _heartbeat_age_s(status: dict, now_wall: float, now_mono: float | None,
     beat_mono = _number(status.get("heartbeat_mono"))
     if beat_mono is not None and status.get("boot_id") and status.get("boot_id") == boot_id:
         return (time.monotonic() if now_mono is None else now_mono) - beat_mono
-    return now_wall - _number(status["heartbeat_wall"])
+    beat_wall = _number(status["heartbeat_wall"])
+    if beat_wall is None:
+        raise TypeError(f"heartbeat_wall is not a number: {status['heartbeat_wall']!r}")
+    return now_wall - beat_wall
 
 
 def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H:%M",
