@@ -53,6 +53,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from controller.core.faults import fault_info
+
 STATUS_FILENAME = "status.json"
 STALE_AFTER_S = 5.0
 EXIT_RUNNING, EXIT_NOT_RUNNING, EXIT_STALE_OR_UNREADABLE = 0, 3, 4
@@ -236,10 +238,6 @@ def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H
 
 
 def _fault_words(code: str) -> str:
-    try:
-        from controller.core.faults import fault_info
-    except ImportError:
-        return code.replace("_", " ")
     info = fault_info(code)
     return f"{info.meaning} — {info.advice}"
 
