@@ -11,8 +11,8 @@ import math
 import time
 from pathlib import Path
 
-from controller.service.status import (BOOT_ID_PATH, _heartbeat_age_s, _pid_alive, _read_status, current_boot_id,
-                                       find_status_file)
+from controller.service.clock import BOOT_ID_PATH, current_boot_id
+from controller.service.status import _heartbeat_age_s, _pid_alive, _read_status, find_status_file
 
 NOT_RUNNING = "not running"
 STATES = ("starting", "idle", "running", "paused", "fault", NOT_RUNNING)

@@ -54,12 +54,12 @@ from pathlib import Path
 from typing import TextIO
 
 from controller.core.faults import fault_info
+from controller.service.clock import current_boot_id
 
 STATUS_FILENAME = "status.json"
 STALE_AFTER_S = 5.0
 EXIT_RUNNING, EXIT_NOT_RUNNING, EXIT_STALE_OR_UNREADABLE = 0, 3, 4
 MM_PER_INCH = 25.4
-BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 STATUS_KEYS = (
     "state", "lamp_on", "time_left_s", "on_s", "distance_mm", "skin_c", "ambient_c",
@@ -187,14 +187,6 @@ def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path,
     if existing:
         return max(existing, key=lambda pair: pair[0])[1]
     return candidates[0]
-
-
-def current_boot_id(path: Path = BOOT_ID_PATH) -> str | None:
-    """This boot's id from the kernel, None when it cannot be read."""
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
 
 
 def _pid_alive(pid: object) -> bool:
