@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(path):
-    from controller.config import load_config
+    from controller.service.config import load_config
     return load_config(path)
 
 
@@ -127,8 +127,8 @@ def _dirs(args, cfg) -> tuple[Path, Path]:
 
 def _cmd_simulate(args) -> int:
     # imported here, not in main(): only `simulate` needs the scenario parser (start-up time)
-    from controller.scenario import ScenarioError, load_scenario
-    from controller.simulate import run_scenario
+    from controller.sim.scenario import ScenarioError, load_scenario
+    from controller.sim.simulate import run_scenario
     try:
         scenario = load_scenario(args.scenario)
         run_scenario(scenario, as_json=args.json, out=sys.stdout, state_dir=args.state_dir,
@@ -140,49 +140,49 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    from controller.status import find_status_file, status_command
+    from controller.service.status import find_status_file, status_command
     state, runtime = _dirs(args, _config_or_default(args.config))
     return status_command(find_status_file(runtime, state), args.json)
 
 
 def _cmd_history(args) -> int:
-    from controller.history import history_command
+    from controller.service.history import history_command
     state, _ = _dirs(args, _config_or_default(args.config))
     return history_command(state, args.days, args.json)
 
 
 def _cmd_journal(args) -> int:
-    from controller.recovery import recover_journal
-    from controller.run import ClockSync, boot_id
+    from controller.service.recovery import recover_journal
+    from controller.service.clock import ClockSync, boot_id
     state, _ = _dirs(args, _config_or_default(args.config))
     return recover_journal(state, boot_id=boot_id(), clock_synced=ClockSync()())
 
 
 def _config_or_default(path):
     """Status/history only need paths: fall back to defaults if the config is unreadable to this user."""
-    from controller.config import ConfigError, load_config
+    from controller.service.config import BUNDLED_CONFIG_PATH, ConfigError, load_config
     try:
         return load_config(path)
     except ConfigError:
         if path:
             raise
-        return load_config(Path(__file__).resolve().parent.parent / "config" / "lamp.yaml")
+        return load_config(BUNDLED_CONFIG_PATH)
 
 
 def _cmd_failsafe(args) -> int:
     # It must switch the lamp off whatever the config holds (it runs after every stop, also
     # after a start refused for a bad config): it reads the daemon's own record of its pins first.
-    from controller.failsafe import failsafe_command
+    from controller.service.failsafe import failsafe_command
     return failsafe_command(args.config, args.runtime_dir, args.state_dir)
 
 
 def _cmd_run(args) -> int:
-    from controller.run import run_daemon
+    from controller.service.run import run_daemon
     return run_daemon(_config(args.config), args)
 
 
 def _cmd_selftest(args) -> int:
-    from controller.run import selftest
+    from controller.service.run import selftest
     return selftest(_config(args.config), args.seconds)
 
 
@@ -231,13 +231,13 @@ def main(argv: list[str] | None = None) -> int:
                         else quiet, handlers=[log_handler])
     if args.command in ("bridge", "fleet"):
         logging.getLogger("paho").setLevel(logging.WARNING)
-    from controller.config import ConfigError
-    from controller.dirlock import DirectoryBusy
-    from controller.storage import StorageError
+    from controller.service.config import ConfigError
+    from controller.service.dirlock import DirectoryBusy
+    from controller.service.storage import StorageError
     from drivers.relay import WiringError
     try:
         if args.command == "check-config":
-            from controller.preflight import check_config_command
+            from controller.service.preflight import check_config_command
             return check_config_command(args.path)
         command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
                    "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest,

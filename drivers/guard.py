@@ -1,4 +1,5 @@
-"""The independent guard: the only path from the control loop to the lamp relay.
+"""The independent guard: the only path by which the control loop switches the lamp relay on
+(off also comes straight from the daemon's exception and shutdown paths, and from the failsafe).
 
 It shares nothing with the session logic. It obeys `command(on)` from the control loop
 only while both of its own rules hold, and otherwise cuts the relay and latches:
@@ -60,7 +61,7 @@ class RelayGuard:
             if on and self.tripped is None and self.on_s >= self.max_on_s:
                 self._trip("guard_on_time", f"asked for more than the guard's cap of {self.max_on_s:.0f} s on")
             allowed = on and self.tripped is None
-            self.output.set(allowed, reason if allowed or not on else self.tripped)
+            self.output.set(allowed, reason if allowed or not on or self.tripped is None else self.tripped)
             self._note_output(now_s)
             return self.output.commanded_on
 

@@ -132,6 +132,24 @@ def leave_driven_off(pin: int, active_high: bool, pin_factory=None) -> None:
     line.close()
 
 
+def switch_pair(main, enable, on: bool) -> None:
+    """The one owner of the relay pair's order: on closes the enable relay first, then the lamp
+    relay; off opens the lamp relay first, then the enable relay, attempted even when the first
+    raises. `main` or `enable` may be None (not configured)."""
+    if on:
+        if enable is not None:
+            enable.on()
+        if main is not None:
+            main.on()
+        return
+    try:
+        if main is not None:
+            main.off()
+    finally:
+        if enable is not None:
+            enable.off()
+
+
 class LampOutput:
     """The lamp's switch: main relay plus optional enable relay. Thread-safe.
 
@@ -163,14 +181,7 @@ class LampOutput:
 
     def set(self, on: bool, reason: str) -> None:
         with self._lock:
-            if on:
-                if self.enable is not None:
-                    self.enable.on()
-                self.main.on()
-            else:
-                self.main.off()
-                if self.enable is not None:
-                    self.enable.off()
+            switch_pair(self.main, self.enable, on)
             now_on = self.is_on()
             changed = now_on != self._on
             self._on = now_on

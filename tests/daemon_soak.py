@@ -45,7 +45,7 @@ from typing import Callable
 import yaml
 from scenario_helpers import DEFAULT_CONFIG, RunningDaemon
 
-from controller.journal import JournalReader
+from controller.service.journal import JournalReader
 
 CONFIG_OVERRIDES = {"loop": {"checkpoint_s": 1.0, "status_interval_s": 0.5}}
 CHECKPOINT_S = CONFIG_OVERRIDES["loop"]["checkpoint_s"]
@@ -60,7 +60,7 @@ PRESS_S = 0.3                            # the keyboard's 'space' holds the butt
 
 def soak_config(directory: Path) -> Path:
     """The shipped config with CONFIG_OVERRIDES merged in (checked by loading it)."""
-    from controller.config import config_to_dict, load_config
+    from controller.service.config import config_to_dict, load_config
     merged = config_to_dict(load_config(DEFAULT_CONFIG, overrides=CONFIG_OVERRIDES))
     path = directory / "soak-lamp.yaml"
     path.write_text(yaml.safe_dump(merged, sort_keys=False))
@@ -130,7 +130,7 @@ def verify(daemon: RunningDaemon, episode: Episode, status: dict) -> None:
     assert episode.latched <= set(status["latched_faults"]) == unacknowledged, (where, status, unacknowledged)
     episode.latched = unacknowledged
     assert len(journaled) == len(episode.sessions), (where, journaled, episode.sessions)
-    for record, expected in zip(journaled, episode.sessions):
+    for record, expected in zip(journaled, episode.sessions, strict=True):
         assert record.end_wall is not None, f"{where}: session {record.id} left open"
         assert record.end_reason == expected.end_reason, (where, record, expected)
         lost_allowed_s = CHECKPOINT_S if expected.end_reason == "interrupted" else 0.0

@@ -20,7 +20,7 @@ import pytest
 from mqtt_helpers import HaClient, RunningBridge, TestBroker, choose_broker, free_port
 from scenario_helpers import RunningDaemon, history_json, run_cli, wait_for
 
-from controller.remote_stop import STOP_REQUEST, stop_socket_path
+from controller.service.remote_stop import STOP_REQUEST, stop_socket_path
 
 START_TIMEOUT_S = 15.0
 BROKER_KIND, BROKER_WHY = choose_broker()

@@ -11,11 +11,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import config as config_module
-from controller.config import (
+from controller.service import config as config_module
+from controller.service.config import (
     Config, ConfigError, config_to_dict, default_config_path, format_config, load_config,
 )
-from controller.preflight import check_config_command
+from controller.service.preflight import check_config_command
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
 SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config)
@@ -363,7 +363,7 @@ def relation_holds(cfg: Config, dotted: str) -> bool:
             for key, value in values.items()}
     terms = expression.split()
     bound = flat[terms[0]]
-    for sign, term in zip(terms[1::2], terms[2::2]):
+    for sign, term in zip(terms[1::2], terms[2::2], strict=True):
         bound += (1 if sign == "+" else -1) * (flat[term] if term in flat else float(term))
     value = flat[dotted]
     return {">=": value >= bound - 1e-9, ">": value > bound, "<": value < bound}[relation]

@@ -10,9 +10,9 @@ import functools
 
 import pytest
 
-from controller.faults import FAULTS, fault_info
-from controller.indicators import (HEARTBEAT_PERIOD_S, REFUSAL_BLINKS, LedState, fault_code_leds, leds_for)
-from controller.safety import REFUSAL_SHOW_S
+from controller.core.faults import FAULTS, fault_info
+from controller.core.indicators import (HEARTBEAT_PERIOD_S, REFUSAL_BLINKS, LedState, fault_code_leds, leds_for)
+from controller.core.safety import REFUSAL_SHOW_S
 
 DT_S = 0.01
 WINDOW_S = 20.0
@@ -100,7 +100,7 @@ def test_fault_codes_blink_their_own_counts():
         seq = sample("fault", code)
         red = [s.red for s in seq]
         amber = [s.amber for s in seq]
-        both = [r or a for r, a in zip(red, amber)]
+        both = [r or a for r, a in zip(red, amber, strict=True)]
         red_groups = blink_groups(red, gap_s=1.0)
         amber_groups = blink_groups(amber, gap_s=1.0)
         assert red_groups and set(red_groups) == {info.red}, (code, red_groups)
@@ -141,7 +141,7 @@ def test_heartbeat_in_every_state(name):
 def test_running_and_idle_heartbeats_are_inverse():
     idle = [s.green for s in sample("idle")]
     running = [s.green for s in sample("running")]
-    assert all(a != b for a, b in zip(idle, running))
+    assert all(a != b for a, b in zip(idle, running, strict=True))
     assert sum(idle) < len(idle) / 5 < sum(running)
 
 
@@ -218,7 +218,7 @@ def test_paused_with_skin_in_the_warning_band_still_blinks_unlike_running():
 
 
 def test_pattern_names_match_the_readme_words():
-    from controller.indicators import pattern_name
+    from controller.core.indicators import pattern_name
     assert pattern_name("running") == "green steady"
     assert "amber steady" in pattern_name("running", warning=True)
     assert "amber blinking" in pattern_name("paused", warning=True)

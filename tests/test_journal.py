@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from controller.journal import (
+from controller.service.journal import (
     MIGRATIONS, SCHEMA_VERSION, Journal, JournalError, JournalReader, journal_path,
 )
 

@@ -21,7 +21,7 @@ import pytest
 from gpiozero import OutputDevice
 from gpiozero.exc import GPIOPinInUse
 
-from controller.failsafe import failsafe_command
+from controller.service.failsafe import failsafe_command
 from drivers.relay import LampOutput
 
 PI4_REVISION = 0xC03111

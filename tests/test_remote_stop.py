@@ -12,7 +12,6 @@ import socket
 import stat
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from helpers_core import Bench, default_config
 from nobody_helpers import closed_to_others, directory_for_nobody, why_nobody_was_denied
 
-from controller.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
+from controller.service.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
                                     allowed_sender_uids, open_remote_stop, send_stop_request,
                                     stop_socket_path)
 

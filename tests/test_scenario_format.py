@@ -13,7 +13,7 @@ import pytest
 from scenario_helpers import (DEFAULT_CONFIG, ROUNDING_S, SimRun, default_config, press, run_sim,
                               scenario, simulate_cli, write_scenario)
 
-from controller.journal import JournalReader
+from controller.service.journal import JournalReader
 
 CFG = default_config()
 DIST_PERIOD_S = CFG.distance.timing_budget_ms / 1000.0
@@ -204,7 +204,7 @@ def test_config_override_and_until(tmp_path):
 
 
 def test_numbers_in_plain_decimal_with_exponents_are_read_as_written(tmp_path):
-    from controller.scenario import load_scenario
+    from controller.sim.scenario import load_scenario
     path = write_scenario(tmp_path, "start: {distance_mm: 4e2, skin_c: +32.5}\nseed: 7\n"
                                     "events:\n  - {at: 1e0, press: 2E-1}\n  - {at: 1.5e1, skin_c: 33.}\n"
                                     "until: 3e1\n")
@@ -275,7 +275,7 @@ BAD_SCENARIOS = {
     "override_unsafe_wiring": ("config:\n  gpio: {relay_pin: 4}\n", 2, "GPIO 4"),
     "override_unsafe_polarity": ("config:\n  gpio:\n    relay_active_high: false\n", 3,
                                  "gpio.relay_active_high: lamp relay on GPIO 17 is active-low"),
-    # numbers follow the config's plain-decimal rule (controller/yaml_numbers.py)
+    # numbers follow the config's plain-decimal rule (controller/service/yaml_numbers.py)
     "at_base_60": ("events:\n  - {at: 1:05, press: 0.2}\n", 2, "event 1: at: 1:05 is a base-60 number"),
     "start_hexadecimal": ("start: {distance_mm: 0x190}\n", 1, "start.distance_mm: 0x190 is a hexadecimal"),
     "press_leading_zero": ("events:\n  - {at: 1, press: 02}\n", 2, "press: 02 has a leading zero"),

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 import io
 import json
 
 import pytest
 
-from controller.daemon import Daemon
-from controller.history import history_command
+from controller.service.daemon import Daemon
+from controller.service.history import history_command
 from drivers import glare
 from scenario_helpers import default_config, press, run_sim, scenario
 
@@ -55,7 +56,7 @@ def test_twenty_minutes_under_moderate_glare_complete_with_the_lamp_off_at_every
     assert run.events("paused", reason="distance_doubt")
     warnings = [r["t"] for r in run.events("ambient_high")]
     assert warnings                                      # the log warned about the light ...
-    assert all(b - a >= 60.0 for a, b in zip(warnings, warnings[1:]))   # ... once a minute at most
+    assert all(b - a >= 60.0 for a, b in pairwise(warnings))   # ... once a minute at most
 
 
 def test_heavy_glare_mid_session_latches_distance_unreliable_within_the_window(tmp_path, doubted_steps):
@@ -106,7 +107,7 @@ def test_the_session_light_range_is_journaled_and_shown_in_history(tmp_path):
 
 
 def test_glare_is_refused_out_of_range_with_file_and_line(tmp_path):
-    from controller.scenario import ScenarioError, load_scenario
+    from controller.sim.scenario import ScenarioError, load_scenario
     from scenario_helpers import write_scenario
     path = write_scenario(tmp_path, "events:\n  - {at: 1, glare: -2}\n")
     with pytest.raises(ScenarioError, match=r"scenario.yaml:2: event 1: glare must be between 0 and 100"):
@@ -124,8 +125,8 @@ def test_status_json_carries_the_light_rates_and_the_doubt_share(tmp_path):
 
 
 def test_the_daemon_log_warns_about_the_light_and_the_timeline_reads_it(tmp_path, caplog):
-    from controller.scenario import load_scenario
-    from controller.simulate import run_scenario
+    from controller.sim.scenario import load_scenario
+    from controller.sim.simulate import run_scenario
     from scenario_helpers import write_scenario
     path = write_scenario(tmp_path, scenario([press(1.0), {"at": 20.0, "glare": MODERATE_MCPS}], until=90.0,
                                              thermal_model=True))
@@ -144,7 +145,7 @@ def test_the_daemon_log_warns_about_the_light_and_the_timeline_reads_it(tmp_path
 def test_the_keyboard_steps_the_glare_none_moderate_heavy_and_back():
     import threading
 
-    from controller.keyboard import GLARE_STEPS_MCPS, KeyboardDriver
+    from drivers.sim_keyboard import GLARE_STEPS_MCPS, KeyboardDriver
     from drivers.sim_sensors import SimWorld
     world = SimWorld(400.0, 32.0)
     keys = KeyboardDriver(world, None, None, None, threading.Event(), threading.Event())

@@ -1,0 +1,524 @@
+"""The safety decision: may the lamp be on right now, and if not, why not.
+
+`SafetyController.step(inputs)` is deterministic and does no I/O: no clock reads, no
+GPIO, no files. Everything it knows arrives in `StepInputs` (sensor feeds, the raw
+button level, the daily-limit allowance, the independent guard's state, and `now_s`
+on the monotonic clock). Everything it wants done leaves in `Decision` (lamp on/off
+with a reason, events to log and journal, what the LEDs should show). The daemon,
+the scenario simulator and the property tests all drive this same object.
+
+Priority, checked every step: latched fault > skin limit > on-time cap > wall-time
+cap > heating not observed > distance (too close / nobody there / not trustworthy) >
+sensor doubt > session start not yet journaled ('starting'). Anything that is not an
+explicit "yes" leaves the lamp off.
+
+SR-15: a distance sample the chip flags as untrustworthy (sensor_health's 'unreliable')
+pauses the session as `distance_doubt` in the same step. It resumes like any pause:
+after the distance has been good and in the band for `resume_after_s`. A doubt says
+nothing about where the person is, so a single doubted sample between good ones (a hole
+no longer than the judge's `doubt_s`, 2.5 sample periods) does not break "continuously
+in the band"; two in a row do. The lamp is never on while the newest distance sample is
+in doubt.
+
+The journal is written by a writer of its own (controller/service/journal_writer.py); its health
+arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
+start record is durable, a failed commit or a record left uncommitted for `JOURNAL_STALL_S`
+while a session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.core.button import ButtonTracker
+from controller.core.events import Event, EventKind
+from controller.core.limits import Allowance
+from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed, value_of
+from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict
+
+REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
+JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
+JOURNAL_BUSY_S = 2.0        # a record uncommitted this long: no new start
+WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
+AMBIENT_WARN_EVERY_S = 60.0 # the "ambient light high" event at most this often
+DOUBT_PAUSE = "distance_doubt"
+
+
+@dataclass(frozen=True)
+class JournalHealth:
+    """The journal writer as the daemon sees it at the start of a step. The defaults describe a
+    journal written synchronously (the controller's own tests); the daemon's writer is not."""
+    start_needs_commit: bool = False  # a new session waits ('starting') until its start is durable
+    start_recorded: bool = True     # the start record of the session open before this step is durable
+    stalled_s: float = 0.0          # seconds the oldest record not yet committed has been waiting
+    write_error: str | None = None  # why the writer's latest commit failed (None: no failure now)
+    full: bool = False              # its backlog reached capacity
+    limits_current: bool = True     # the allowance was read from a journal holding every session record
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    now_s: float
+    distance: SensorFeed
+    skin: SensorFeed
+    button_pressed: bool
+    allowance: Allowance
+    guard_fault: str | None = None   # a code when the independent guard has cut the relay
+    remote_stop: bool = False        # SR-13: "stop the running session" arrived from the bridge
+    journal: JournalHealth = JournalHealth()
+    button_edges: tuple[tuple[float, bool], ...] = ()   # (time_s, pressed) of each edge since the last step
+
+
+@dataclass
+class Session:
+    start_s: float
+    skin_baseline_c: float
+    on_s: float = 0.0
+    paused_since_s: float | None = None
+    pause_reason: str | None = None
+    in_band_since_s: float | None = None
+    heating_seen: bool = False
+    recorded: bool = False          # its start record is durable: the lamp may go on
+    max_skin_c: float = float("-inf")
+    min_distance_mm: float = float("inf")
+    last_good_distance_s: float | None = None
+    light: LightRange = field(default_factory=lambda: LightRange())
+    distance_samples_at_start: int = 0
+    distance_doubts_at_start: int = 0
+
+    @property
+    def peak_skin_c(self) -> float | None:
+        """The highest skin temperature so far, None before the first good reading."""
+        return None if self.max_skin_c == float("-inf") else self.max_skin_c
+
+    @property
+    def closest_mm(self) -> float | None:
+        """The closest distance so far, None before the first good reading."""
+        return None if self.min_distance_mm == float("inf") else self.min_distance_mm
+
+
+@dataclass
+class LightRange:
+    """The range of the VL53L0X's signal and ambient rates over a session, Mcps."""
+
+    min_signal_mcps: float | None = None
+    max_signal_mcps: float | None = None
+    min_ambient_mcps: float | None = None
+    max_ambient_mcps: float | None = None
+
+    def add(self, signal_mcps: float | None, ambient_mcps: float | None) -> None:
+        if signal_mcps is not None:
+            self.min_signal_mcps = _lower(self.min_signal_mcps, signal_mcps)
+            self.max_signal_mcps = _higher(self.max_signal_mcps, signal_mcps)
+        if ambient_mcps is not None:
+            self.min_ambient_mcps = _lower(self.min_ambient_mcps, ambient_mcps)
+            self.max_ambient_mcps = _higher(self.max_ambient_mcps, ambient_mcps)
+
+    def as_fields(self) -> dict[str, float | None]:
+        return {"min_signal_mcps": self.min_signal_mcps, "max_signal_mcps": self.max_signal_mcps,
+                "min_ambient_mcps": self.min_ambient_mcps, "max_ambient_mcps": self.max_ambient_mcps}
+
+
+def _lower(current: float | None, value: float) -> float:
+    return value if current is None else min(current, value)
+
+
+def _higher(current: float | None, value: float) -> float:
+    return value if current is None else max(current, value)
+
+
+@dataclass
+class Decision:
+    lamp_on: bool
+    reason: str
+    events: list[Event] = field(default_factory=list)
+    warning: bool = False
+
+
+def journal_refusal(journal: JournalHealth) -> str | None:
+    """'journal_busy' while the writer cannot take a new session at once: its backlog is full,
+    its latest commit failed, a record has waited JOURNAL_BUSY_S for its commit, or the daily
+    limits were not yet read from a journal holding every session record handed over. None
+    otherwise."""
+    if (journal.full or not journal.limits_current or journal.write_error
+            or journal.stalled_s > JOURNAL_BUSY_S):
+        return "journal_busy"
+    return None
+
+
+def distance_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
+    """Distance sensor judging rules built from the `distance` and `faults` config."""
+    period_s = cfg.distance.timing_budget_ms / 1000.0
+
+    def plausible(sample: Sample) -> str | None:
+        if not 0.0 <= value_of(sample) <= NO_TARGET_MM + 1:
+            return "out_of_range"
+        ambient_mcps = sample.ambient_rate_mcps
+        if ambient_mcps is not None and ambient_mcps >= cfg.distance.ambient_doubt_mcps:
+            return "unreliable"      # the chip calls it valid, but it is blinded (SR-15)
+        return None
+
+    f = cfg.faults
+    return SensorLimits("distance", stale_s=f.distance_stale_s,
+                        doubt_s=min(2.5 * period_s, f.distance_stale_s),
+                        frozen_s=f.distance_frozen_s, retry_errors=f.retry_errors,
+                        startup_grace_s=start_s_grace, plausible=plausible,
+                        frozen_exempt=lambda value: value >= NO_TARGET_MM,
+                        doubt_kinds=frozenset({"unreliable"}),
+                        unreliable_after_s=f.distance_unreliable_after_s,
+                        unreliable_window_s=f.distance_unreliable_window_s,
+                        unreliable_share=f.distance_unreliable_share)
+
+
+def skin_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
+    """Skin thermometer judging rules built from the `skin` and `faults` config."""
+    period_s = cfg.skin.period_ms / 1000.0
+
+    def plausible(sample: Sample) -> str | None:
+        ok = cfg.skin.plausible_min_c <= value_of(sample) <= cfg.skin.plausible_max_c
+        ambient_ok = sample.ambient_c is None or -40.0 <= sample.ambient_c <= 125.0
+        return None if ok and ambient_ok else "out_of_range"
+
+    return SensorLimits("skin", stale_s=cfg.faults.skin_stale_s,
+                        doubt_s=min(2.5 * period_s, cfg.faults.skin_stale_s),
+                        frozen_s=cfg.faults.skin_frozen_s, retry_errors=cfg.faults.retry_errors,
+                        startup_grace_s=start_s_grace, plausible=plausible)
+
+
+class SafetyController:
+    STARTUP_GRACE_S = 2.0
+
+    def __init__(self, cfg: Any, start_s: float):
+        # cfg: controller.service.config.Config (read here, validated there).
+        self.cfg = cfg
+        self.distance = SensorJudge(distance_limits(cfg, self.STARTUP_GRACE_S), start_s)
+        self.skin = SensorJudge(skin_limits(cfg, self.STARTUP_GRACE_S), start_s)
+        b = cfg.button
+        self.button = ButtonTracker(b.long_press_s, b.stuck_s, b.bounce_ms / 1000.0)
+        self.latched: list[str] = []
+        self.session: Session | None = None
+        self.lamp_on = False
+        self.last_step_s = start_s
+        self.refused: tuple[str, float] | None = None   # (reason, until_s) for the LEDs
+        self.press_consumed = False
+        self.last_session_end_s = float("-inf")
+        self.last_end_reason: str | None = None   # why the newest session ended
+        self.sessions_ended = 0
+        self.warning = False
+        self.last_distance_mm: float | None = None
+        self.last_skin_c: float | None = None
+        self.last_ambient_c: float | None = None
+        self.last_signal_mcps: float | None = None
+        self.last_ambient_mcps: float | None = None
+        self.ambient_warned_s = float("-inf")
+
+    # -- public --------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        if self.latched:
+            return "fault"
+        if self.session is None:
+            return "idle"
+        if not self.session.recorded:
+            return "starting"
+        return "paused" if self.session.paused_since_s is not None else "running"
+
+    def time_left_s(self) -> float | None:
+        if self.session is None:
+            return None
+        return max(0.0, float(self.cfg.session.max_on_s) - self.session.on_s)
+
+    def person_mm(self, sample: Sample) -> float:
+        """The distance to the person: the sensor's reading less its mounting offset."""
+        return value_of(sample) - float(self.cfg.distance.offset_mm)
+
+    def restore_faults(self, codes: list[str]) -> None:
+        """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
+        never clears by itself, not even by restarting the daemon)."""
+        for code in codes:
+            if code not in self.latched:
+                self.latched.append(code)
+
+    def external_fault(self, code: str, detail: str, now_s: float) -> list[Event]:
+        """Latch a fault found outside the decision (e.g. an exception); ends any session."""
+        events: list[Event] = []
+        self._account(now_s)
+        self._latch(code, detail, events)
+        self._end_session("fault", now_s, events)
+        self.lamp_on = False
+        return events
+
+    def stop_session(self, reason: str, now_s: float) -> list[Event]:
+        """End the session (daemon shutdown); the lamp is already off."""
+        events: list[Event] = []
+        self._account(now_s)
+        self._end_session(reason, now_s, events)
+        self.lamp_on = False
+        return events
+
+    def _account(self, now_s: float) -> None:
+        """Add the lamp-on time since the previous step to the session's on-time."""
+        if self.lamp_on and self.session is not None:
+            self.session.on_s += max(0.0, now_s - self.last_step_s)
+        self.last_step_s = max(self.last_step_s, now_s)
+
+    def step(self, inp: StepInputs) -> Decision:
+        now = inp.now_s
+        events: list[Event] = []
+        self._account(now)
+        ended_before = self.sessions_ended
+        dist = self._judge(self.distance, inp.distance, now, events)
+        skin = self._judge(self.skin, inp.skin, now, events)
+        if inp.guard_fault:
+            self._latch(inp.guard_fault, "independent guard cut the relay", events)
+        if inp.remote_stop:      # like a stop press: ends a session, does nothing without one
+            self._end_session("stopped_remotely", now, events)
+        if self.session is not None:
+            self.session.recorded = self.session.recorded or inp.journal.start_recorded
+            if inp.journal.write_error:
+                self._latch("journal_stalled", f"records cannot be written: {inp.journal.write_error}",
+                            events)
+            elif inp.journal.stalled_s > JOURNAL_STALL_S:
+                self._latch("journal_stalled", f"a journal record has waited "
+                            f"{inp.journal.stalled_s:.1f} s for its commit", events)
+        self._button(inp, dist, skin, events)
+        if self.session is None:
+            ended_reason = self.last_end_reason if self.sessions_ended > ended_before else None
+            reason = self.latched[0] if self.latched else (ended_reason or "idle")
+            return self._decide(False, reason, events, skin)
+        return self._decide(*self._session_step(now, dist, skin, events), events, skin)
+
+    # -- sensors -------------------------------------------------------------------
+    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events: list[Event]) -> Verdict:
+        verdict = judge.judge(feed, now)
+        if verdict.fault:
+            self._latch(f"{judge.limits.name}_{verdict.fault}", verdict.detail, events)
+        if judge is self.distance:
+            self._watch_light(judge.latest, now, events)
+        if verdict.good is not None:
+            ambient_c = verdict.good.ambient_c
+            if ambient_c is not None and ambient_c >= self.cfg.skin.sensor_body_max_c:
+                self._latch("skin_sensor_hot", f"sensor body {ambient_c:.1f} C", events)
+            if judge is self.distance:
+                self.last_distance_mm = verdict.good.value
+            else:
+                self.last_skin_c, self.last_ambient_c = verdict.good.value, verdict.good.ambient_c
+        return verdict
+
+    def _watch_light(self, sample: Sample | None, now: float, events: list[Event]) -> None:
+        """Keep the VL53L0X's light rates: latest, the session's range, and a rate-limited
+        event when the ambient light nears the level where measurements fail."""
+        if sample is None or sample.ambient_rate_mcps is None:
+            return
+        self.last_signal_mcps, self.last_ambient_mcps = sample.signal_rate_mcps, sample.ambient_rate_mcps
+        if self.session is not None:
+            self.session.light.add(sample.signal_rate_mcps, sample.ambient_rate_mcps)
+        d = self.cfg.distance
+        if sample.ambient_rate_mcps >= d.ambient_warn_mcps and now - self.ambient_warned_s >= AMBIENT_WARN_EVERY_S:
+            self.ambient_warned_s = now
+            events.append(Event(EventKind.AMBIENT_HIGH, {
+                "ambient_mcps": round(sample.ambient_rate_mcps, 2), "warn_mcps": d.ambient_warn_mcps,
+                "doubt_mcps": d.ambient_doubt_mcps, "doubt_share": round(self.distance.doubt_share(), 3)}))
+
+    def _latch(self, code: str, detail: str, events: list[Event]) -> None:
+        if code not in self.latched:
+            self.latched.append(code)
+            events.append(Event(EventKind.FAULT, {"code": code, "detail": detail}))
+
+    # -- button --------------------------------------------------------------------
+    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
+        for event in self.button.update_edges(inp.button_edges, inp.now_s, inp.button_pressed):
+            if event == "stuck":
+                self._latch("button_stuck", "button held at start-up or far too long", events)
+                self._end_session("fault", inp.now_s, events)
+            elif event == "press":
+                # A press that began while a session ran was meant to stop it, even when the
+                # session ended by itself before the press was confirmed: it never starts one.
+                self.press_consumed = (self.session is not None
+                                       or self.last_session_end_s >= self.button.pressed_since_s)
+                if self.session is not None:
+                    self._end_session("stopped_by_button", inp.now_s, events)
+            elif event == "long" and self.latched:
+                events.append(Event(EventKind.FAULT_ACKNOWLEDGED, {"codes": list(self.latched)}))
+                self.latched.clear()
+                self.distance.reset(inp.now_s)
+                self.skin.reset(inp.now_s)
+                self.press_consumed = True
+            elif event == "short" and not self.press_consumed and self.session is None:
+                self._try_start(inp, dist, skin, events)
+
+    def start_refusal(self, inp: StepInputs, dist: Verdict, skin: Verdict) -> str | None:
+        """SR-3: the reason a start must be refused now, or None when it may start."""
+        d, s = self.cfg.distance, self.cfg.skin
+        if self.latched:
+            return "fault_latched"
+        if dist.unreliable:
+            return "distance_doubt"
+        if dist.good is None or skin.good is None or inp.guard_fault:
+            return "sensor_unhealthy"
+        if journal_refusal(inp.journal):
+            return "journal_busy"
+        distance_mm = self.person_mm(dist.good)
+        if distance_mm < d.min_mm + d.hysteresis_mm:
+            return "too_close"
+        if distance_mm > d.max_mm:
+            return "out_of_band"
+        if skin.good.value >= s.limit_c:
+            return "skin_too_warm"
+        if skin.good.ambient_c is not None and skin.good.ambient_c >= s.sensor_body_max_c:
+            return "sensor_unhealthy"
+        if not inp.allowance.allowed:
+            return inp.allowance.reason or "daily_limit"
+        return None
+
+    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
+        reason = self.start_refusal(inp, dist, skin)
+        if reason is not None:
+            self.refused = (reason, inp.now_s + REFUSAL_SHOW_S)
+            events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
+            return
+        self.refused = None
+        assert dist.good is not None and skin.good is not None   # start_refusal said so
+        self.session = Session(start_s=inp.now_s, skin_baseline_c=value_of(skin.good),
+                               distance_samples_at_start=self.distance.samples_taken,
+                               distance_doubts_at_start=self.distance.doubts_taken,
+                               recorded=not inp.journal.start_needs_commit)
+        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": value_of(skin.good),
+                                           "distance_mm": self.person_mm(dist.good)}))
+
+    def _end_session(self, reason: str, now: float, events: list[Event]) -> None:
+        ses = self.session
+        if ses is None:
+            return
+        self.session = None
+        self.last_session_end_s = now
+        self.last_end_reason = reason
+        self.sessions_ended += 1
+        events.append(Event(EventKind.SESSION_ENDED, {
+            "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
+            "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
+            **self.session_light(ses)}))
+
+    def session_light(self, ses: Session) -> dict[str, float | int | None]:
+        """The session's light-rate range and how many of its distance samples were doubted."""
+        return {**ses.light.as_fields(),
+                "distance_samples": self.distance.samples_taken - ses.distance_samples_at_start,
+                "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
+
+    # -- the session ---------------------------------------------------------------
+    def _open_session(self) -> Session:
+        """The open session: the steps below run only while there is one."""
+        if self.session is None:
+            raise RuntimeError("a session step ran without an open session")
+        return self.session
+
+    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events: list[Event]) -> tuple[bool, str]:
+        ses, cfg = self._open_session(), self.cfg
+        if skin.good is not None:
+            skin_c = value_of(skin.good)
+            ses.max_skin_c = max(ses.max_skin_c, skin_c)
+            if skin_c >= cfg.skin.limit_c:
+                self._latch("skin_overheat", f"skin {skin_c:.2f} C >= limit {cfg.skin.limit_c} C", events)
+        if self.latched:
+            code = self.latched[-1]
+            self._end_session("overheat" if code == "skin_overheat" else "fault", now, events)
+            return False, code
+        if ses.on_s >= cfg.session.max_on_s:
+            self._end_session("completed", now, events)
+            return False, "session_completed"
+        if now - ses.start_s >= cfg.session.max_wall_minutes * 60.0:
+            self._end_session("wall_time_cap", now, events)
+            return False, "wall_time_cap"
+        if not ses.heating_seen:
+            ses.heating_seen = ses.max_skin_c - ses.skin_baseline_c >= cfg.skin.heating_min_rise_c
+            if not ses.heating_seen and ses.on_s >= cfg.skin.heating_check_s:
+                self._latch("skin_not_heating", f"skin rose {ses.max_skin_c - ses.skin_baseline_c:.2f} C "
+                            f"in {ses.on_s:.0f} s of heat", events)
+                self._end_session("fault", now, events)
+                return False, "skin_not_heating"
+        distance_ok = self._distance_step(now, dist, events)
+        if ses is not self.session:          # the pause lasted too long and ended the session
+            return False, ses.pause_reason or "paused"
+        if not distance_ok:
+            return False, ses.pause_reason or dist.doubt or "distance_doubt"
+        if skin.good is None:
+            return False, skin.doubt or "skin_doubt"
+        if not ses.recorded:
+            return False, "starting"
+        return True, "session_started" if ses.on_s == 0.0 else "resumed"
+
+    def _distance_step(self, now: float, dist: Verdict, events: list[Event]) -> bool:
+        """Pause / resume / end by distance. True when distance allows the lamp on now."""
+        ses, d = self._open_session(), self.cfg.distance
+        self._track_band(now, dist)
+        if dist.good is None:
+            if dist.unreliable:
+                self._pause(DOUBT_PAUSE, now, events)
+            return self._pause_limits(now, events)
+        distance_mm = self.person_mm(dist.good)
+        ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
+        if distance_mm < d.min_mm:
+            self._pause("too_close", now, events)
+        elif distance_mm >= d.absent_mm or value_of(dist.good) >= NO_TARGET_MM:
+            self._pause("nobody_there", now, events)
+        elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
+                and now - ses.in_band_since_s >= d.resume_after_s:
+            events.append(Event(EventKind.RESUMED, {"paused_s": round(now - ses.paused_since_s, 3)}))
+            ses.paused_since_s = ses.pause_reason = None
+        if ses.paused_since_s is None:
+            return True
+        return self._pause_limits(now, events)
+
+    def _track_band(self, now: float, dist: Verdict) -> None:
+        """Since when the distance has been good and in the band (min + hysteresis .. absent),
+        continuously: a good sample outside the band ends it, so does any doubt other than the
+        sensor's own "not trustworthy", and so does a gap between good samples longer than the
+        judge's doubt_s (two doubted samples in a row)."""
+        ses, d = self._open_session(), self.cfg.distance
+        good = dist.good
+        last_good_s = ses.last_good_distance_s
+        gap = last_good_s is None or now - last_good_s > self.distance.limits.doubt_s
+        if good is None:
+            if gap or not dist.unreliable:
+                ses.in_band_since_s = None
+            return
+        distance_mm = self.person_mm(good)
+        in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and value_of(good) < NO_TARGET_MM
+        if not in_band:
+            ses.in_band_since_s = None
+        elif ses.in_band_since_s is None or (good.t_s != last_good_s and gap):
+            ses.in_band_since_s = now
+        ses.last_good_distance_s = good.t_s
+
+    def _pause_limits(self, now: float, events: list[Event]) -> bool:
+        """End a pause that has lasted too long. Always False (the lamp stays off)."""
+        ses, d = self._open_session(), self.cfg.distance
+        if ses.paused_since_s is None:
+            return False
+        ends = {"too_close": (d.max_pause_s, "too_close_too_long"),
+                "nobody_there": (d.absent_end_s, "nobody_there"),
+                DOUBT_PAUSE: (d.max_pause_s, "distance_doubt_too_long")}
+        limit_s, end_reason = ends.get(ses.pause_reason or "", (d.max_pause_s, "paused_too_long"))
+        if now - ses.paused_since_s >= limit_s:
+            self._end_session(end_reason, now, events)
+        return False
+
+    def _pause(self, reason: str, now: float, events: list[Event]) -> None:
+        ses = self._open_session()
+        if ses.paused_since_s is None:
+            ses.paused_since_s = now
+        if ses.pause_reason != reason:
+            ses.pause_reason = reason
+            events.append(Event(EventKind.PAUSED, {"reason": reason}))
+
+    def _decide(self, lamp_on: bool, reason: str, events: list[Event], skin: Verdict) -> Decision:
+        lamp_on = lamp_on and not self.latched and self.session is not None
+        s = self.cfg.skin
+        threshold_c = s.limit_c - s.warning_margin_c - (WARNING_HYSTERESIS_C if self.warning else 0.0)
+        warning = skin.good is not None and skin.good.value >= threshold_c
+        if warning != self.warning:
+            self.warning = warning
+            events.append(Event(EventKind.SKIN_WARNING, {"on": warning}))
+        self.lamp_on = lamp_on
+        return Decision(lamp_on, reason, events, warning)

@@ -1,0 +1,340 @@
+"""The control loop: one `step()` per tick or new sample, identical on a Pi and in simulation.
+
+A step reads the sensor feeds, the button's timestamped edges and level (never blocking),
+asks the safety controller for a decision, hands it to the independent guard (which owns
+the relay), then hands the records to the journal writer, shows LEDs, offers the status
+snapshot to the status writer and pings systemd. Relay first, records after.
+
+The loop never touches the disk: journal records go to `JournalWriter` (its own thread;
+`SimulatedDisk` in simulation), the status file to `StatusWriter`, and the daily-limit
+allowance is computed from the sessions the writer read back after its latest commit. The
+writer's health goes into the decision (`JournalHealth`): a session's lamp stays off
+('starting') until its start record is durable, a stuck writer ends the session with
+`journal_stalled`, and a busy one refuses starts (`journal_busy`).
+
+Any exception in a step turns the lamp off, latches `control_exception` and is logged;
+a loop that keeps failing exits non-zero so systemd restarts it (no automatic start
+follows a restart: only the button starts a session).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from enum import StrEnum
+from typing import Callable
+
+from controller.service import journal_writer as records
+from controller.core.events import EventKind
+from controller.core.faults import fault_info
+from controller.core.indicators import leds_for
+from controller.service.journal import LIGHT_FIELDS, Journal
+from controller.service.journal_writer import JournalWriter, SimulatedDisk
+from controller.core.limits import Allowance, start_allowance
+from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
+from controller.service.status import StatusWriter
+from controller.service.storage import StorageError
+from drivers.hardware import Hardware
+
+log = logging.getLogger("irlamp")
+
+MAX_EXCEPTION_STREAK = 20      # consecutive failing steps before the daemon gives up (exit 1)
+ALLOWANCE_REFRESH_S = 1.0
+FAULT_BUZZ_S = 1.0
+END_BUZZ_S = 0.3
+DRAIN_TIMEOUT_S = 15.0          # a clean stop waits this long for the journal backlog
+STATUS_CLOSE_TIMEOUT_S = 2.0
+
+Emit = Callable[..., None]      # emit(kind, **fields): an EventKind or a DaemonEvent
+
+
+class DaemonEvent(StrEnum):
+    """What the daemon reports besides the decision's events (core/events.py)."""
+    RELAY = "relay"                              # on, reason: the lamp's actual state changed
+    SESSION_INTERRUPTED = "session_interrupted"  # session: a crash-cut session closed at start-up
+    FAULTS_RESTORED = "faults_restored"          # codes: faults still latched from before a restart
+
+
+class FatalLoopError(Exception):
+    """The control loop failed too many times in a row."""
+
+
+class Daemon:
+    def __init__(self, cfg, hw: Hardware, clock, journal: Journal, *, status_path, boot_id: str,
+                 clock_synced: Callable[[], bool] = lambda: True, notifier=None,
+                 emit: Emit | None = None, status_interval_s: float | None = None,
+                 simulated: bool | None = None, remote_stop=None, disk: SimulatedDisk | None = None,
+                 on_journal_commit: Callable[[], None] | None = None):
+        """`disk`: the simulated disk's commit timing; with a simulated clock the journal writer
+        always runs on it (default: commits take no time). With a real clock the writer and the
+        status writer get threads of their own; `on_journal_commit` is called on the writer's
+        thread after each commit (the real loop wakes on it)."""
+        self.cfg, self.hw, self.clock, self.journal = cfg, hw, clock, journal
+        self.status_path = status_path
+        self.boot_id = boot_id
+        self.clock_synced = clock_synced
+        self.notifier = notifier
+        self.emit: Emit = emit or (lambda event, **fields: None)
+        self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
+        self.simulated = clock.simulated if simulated is None else simulated
+        self.remote_stop = remote_stop      # controller.service.remote_stop.RemoteStopChannel or None
+        now = clock.monotonic()
+        self.controller = SafetyController(cfg, now)
+        self.start_ticket: int | None = None     # the open session's start record
+        self.session_ticket = 0                  # the newest session start/end record
+        self.last_checkpoint_s = now
+        self.last_status_s = float("-inf")
+        self.last_ping_s = float("-inf")
+        self.allowance: Allowance | None = None
+        self.allowance_at_s = float("-inf")
+        self.last_button = False
+        self.buzz_until_s = 0.0
+        self.exception_streak = 0
+        self.last_fault: dict | None = None
+        self.healthy = False
+        self.stopped = False
+        hw.output.observer = self._on_relay
+        # Start-up reads and repairs run here, before the writer takes the journal over.
+        # A session's lamp can stay on for up to a checkpoint interval plus the stall bound
+        # after its last durable checkpoint (then journal_stalled ends it): that is the latest
+        # a crash-cut session may have ended, which the cool-down must count from.
+        interrupted = journal.close_interrupted(cfg.loop.checkpoint_s + JOURNAL_STALL_S)
+        for sid in interrupted:
+            log.warning("session %s was cut off by a crash or power loss; recorded as interrupted", sid)
+            self.emit(DaemonEvent.SESSION_INTERRUPTED, session=sid)
+        unacknowledged = journal.unacknowledged_faults()
+        if unacknowledged:
+            codes = list(dict.fromkeys(f.code for f in unacknowledged))
+            self.controller.restore_faults(codes)
+            last = unacknowledged[-1]
+            self.last_fault = {"code": last.code, "detail": last.detail, "wall": last.wall}
+            log.warning("faults still latched from before the restart: %s (hold the button 3 s)", ", ".join(codes))
+            self.emit(DaemonEvent.FAULTS_RESTORED, codes=codes)
+        real_time = not clock.simulated
+        self.writer = JournalWriter(journal, clock.monotonic, on_commit=on_journal_commit,
+                                    disk=None if real_time else (disk or SimulatedDisk()))
+        self.status_writer = (StatusWriter(status_path, threaded=real_time)
+                              if status_path is not None else None)
+
+    # -- the loop body ---------------------------------------------------------------------
+    def step(self) -> None:
+        now = self.clock.monotonic()
+        try:
+            self._step(now)
+            self.exception_streak = 0
+            self.healthy = True
+        except Exception as exc:  # SR-1: any exception in the control path -> lamp off, recorded
+            self._on_exception(exc, now)
+
+    def _step(self, now: float) -> None:
+        hw, ctl = self.hw, self.controller
+        edges = hw.panel.take_button_edges()     # edges first: a later edge is also in the level
+        button = hw.panel.button_pressed()
+        allowance = self._allowance(now, refresh=bool(edges) or button != self.last_button)
+        self.last_button = button
+        remote_stop = self.remote_stop is not None and self.remote_stop.take()
+        decision = ctl.step(StepInputs(now, hw.distance.feed(), hw.skin.feed(), button, allowance,
+                                       hw.guard.tripped, remote_stop, journal=self.journal_health(now),
+                                       button_edges=tuple(edges)))
+        # A new session's lamp stays off ('starting') until its start record is durable
+        # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
+        hw.guard.command(decision.lamp_on, now, decision.reason)
+        for name, fields in decision.events:
+            self._record(name, fields, now)
+        self._checkpoint(now)
+        first_fault = ctl.latched[0] if ctl.latched else None
+        pause_reason = ctl.session.pause_reason if ctl.session is not None else None
+        hw.panel.show(leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s,
+                               pause_reason))
+        if now - self.last_status_s >= self.status_interval_s:
+            self.last_status_s = now
+            self._write_status(now)
+        self._ping(now)
+
+    def journal_health(self, now: float) -> JournalHealth:
+        """The writer's state as the decision needs it (no disk access)."""
+        writer = self.writer
+        return JournalHealth(
+            start_needs_commit=True,
+            start_recorded=self.start_ticket is not None and writer.committed(self.start_ticket),
+            stalled_s=writer.stalled_s(now), write_error=writer.last_error, full=writer.full,
+            limits_current=writer.limits_view().as_of_ticket >= self.session_ticket)
+
+    def next_wake_s(self) -> float:
+        """The latest time the next step may run (it also runs at every new sample)."""
+        now = self.clock.monotonic()
+        wake = now + 1.0 / self.cfg.loop.rate_hz
+        if (self.controller.state == "starting" and self.start_ticket is not None
+                and self.writer.committed(self.start_ticket)):
+            return now                      # the start is durable: light the lamp now
+        button_due = self.controller.button.next_deadline_s()
+        if button_due is not None:
+            wake = min(wake, max(now + 1e-6, button_due))
+        return wake
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _allowance(self, now: float, refresh: bool) -> Allowance:
+        """The daily-limit allowance from the sessions the writer read back after its newest
+        commit (JournalHealth.limits_current says whether that includes every session record)."""
+        if refresh or self.allowance is None or now - self.allowance_at_s >= ALLOWANCE_REFRESH_S:
+            wall = self.clock.wall()
+            synced = self.clock_synced()
+            if synced:
+                self.writer.note_clock_synced(wall, now)
+            view = self.writer.limits_view()
+            self.allowance = start_allowance(
+                view.sessions, now_wall=wall, now_mono=now,
+                boot_id=self.boot_id, clock_synced=synced,
+                newest_record_wall=view.newest_record_wall,
+                sessions_per_day=self.cfg.session.sessions_per_day,
+                min_gap_s=self.cfg.session.min_gap_minutes * 60.0)
+            self.allowance_at_s = now
+        return self.allowance
+
+    def _record(self, name: EventKind, fields: dict, now: float) -> None:
+        """Hand an event's record to the journal writer (never waits), log it, emit it."""
+        wall = self.clock.wall()
+        if name == EventKind.SESSION_STARTED:
+            self.start_ticket = self.session_ticket = self.writer.submit(records.StartSession(
+                wall, now, fields["distance_mm"], fields["skin_c"]))
+            self.last_checkpoint_s = now
+            self.allowance = None
+            log.info("session starting: its lamp goes on once the journal has it (distance %.0f mm, "
+                     "skin %.2f C)", fields["distance_mm"], fields["skin_c"])
+        elif name == EventKind.SESSION_ENDED:
+            if self.start_ticket is not None:
+                self.session_ticket = self.writer.submit(records.EndSession(
+                    fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
+                    wall, now, light={k: fields[k] for k in LIGHT_FIELDS}))
+            log.info("session ended: %s after %.1f s of heat", fields["reason"], fields["on_s"])
+            self.start_ticket = None
+            self.allowance = None
+            self.buzz_until_s = now + END_BUZZ_S
+        elif name == EventKind.FAULT:
+            info = fault_info(fields["code"])
+            self.writer.submit(records.Fault(fields["code"], fields["detail"], wall, now))
+            unstored = " (not in the journal yet: it cannot be written now)" if self.writer.last_error else ""
+            self.last_fault = {"code": fields["code"], "detail": fields["detail"] + unstored, "wall": wall}
+            self.buzz_until_s = now + FAULT_BUZZ_S
+            log.error("FAULT %s (%s): %s; blink code red %d / amber %d", fields["code"], info.meaning,
+                      fields["detail"], info.red, info.amber)
+        elif name == EventKind.AMBIENT_HIGH:
+            log.warning("ambient light on the distance sensor is %.2f Mcps (warns at %g, doubts at %g); "
+                        "%.1f %% of recent readings doubted: shade the sensor from the bulb",
+                        fields["ambient_mcps"], fields["warn_mcps"], fields["doubt_mcps"],
+                        100 * fields["doubt_share"])
+        elif name == EventKind.FAULT_ACKNOWLEDGED:
+            self.writer.submit(records.AcknowledgeFaults(wall))
+            self.hw.guard.acknowledge()
+            log.warning("fault(s) acknowledged by long press: %s", ", ".join(fields["codes"]))
+        else:
+            log.info("%s %s", name, " ".join(f"{k}={v}" for k, v in fields.items()))
+        self.emit(name, **fields)
+
+    def _checkpoint(self, now: float) -> None:
+        ses = self.controller.session
+        if ses is None or self.start_ticket is None:
+            return
+        if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
+            self.last_checkpoint_s = now
+            self.writer.submit(records.Checkpoint(ses.on_s, ses.peak_skin_c, ses.closest_mm, self.clock.wall(), now,
+                                                  light=self.controller.session_light(ses)))
+
+    def _on_relay(self, on: bool, reason: str) -> None:
+        log.info("relay %s (%s)", "ON" if on else "OFF", reason)
+        self.emit(DaemonEvent.RELAY, on=on, reason=reason)
+
+    def _on_exception(self, exc: Exception, now: float) -> None:
+        self.healthy = False
+        self.hw.output.set(False, "control_exception")
+        self.exception_streak += 1
+        detail = (f"records cannot be written: {exc}" if isinstance(exc, StorageError)
+                  else f"{type(exc).__name__}: {exc}")
+        # A storage failure's message says what and where; other exceptions need the stack.
+        stack = "" if isinstance(exc, StorageError) else "\n" + traceback.format_exc()
+        log.error("exception in the control loop (lamp off): %s%s", detail, stack)
+        events = self.controller.external_fault("control_exception", detail, now)
+        for name, fields in events:
+            try:
+                self._record(name, fields, now)
+            except Exception as record_exc:  # the journal itself may be what failed
+                log.error("could not record %s: %s", name, record_exc)
+                if name == EventKind.FAULT:   # the caregiver still sees what latched, and that it is unrecorded
+                    self.last_fault = {"code": fields["code"], "wall": self.clock.wall(),
+                                       "detail": f"{fields['detail']} (not in the journal: it "
+                                                 f"cannot be written)"}
+                self.emit(name, **fields)
+        if self.exception_streak >= MAX_EXCEPTION_STREAK:
+            raise FatalLoopError(f"control loop failed {self.exception_streak} times in a row: {detail}")
+
+    def _ping(self, now: float) -> None:
+        if self.notifier is None or not self.healthy:
+            return
+        if now - self.last_ping_s >= 1.0:
+            self.last_ping_s = now
+            self.notifier.watchdog()
+            self.notifier.status(self.status_line())
+
+    def status_line(self) -> str:
+        ctl = self.controller
+        left = ctl.time_left_s()
+        parts = [ctl.state, "lamp ON" if self.hw.output.is_on() else "lamp off"]
+        if left is not None:
+            parts.append(f"{left / 60:.1f} min left")
+        if ctl.latched:
+            parts.append("fault " + ctl.latched[0])
+        if self.writer.backlog:
+            parts.append(f"journal backlog {self.writer.backlog}")
+        return ", ".join(parts)
+
+    def status_snapshot(self) -> dict:
+        ctl, now = self.controller, self.clock.monotonic()
+        allowance = self._allowance(now, refresh=False)
+        ses = ctl.session
+        return {
+            "state": ctl.state, "lamp_on": self.hw.output.is_on(), "time_left_s": ctl.time_left_s(),
+            "on_s": None if ses is None else round(ses.on_s, 1),
+            "distance_mm": ctl.last_distance_mm, "skin_c": ctl.last_skin_c, "ambient_c": ctl.last_ambient_c,
+            "signal_rate_mcps": ctl.last_signal_mcps, "ambient_rate_mcps": ctl.last_ambient_mcps,
+            "distance_doubt_share": round(ctl.distance.doubt_share(), 4),
+            "sessions_today": allowance.sessions_today, "sessions_per_day": self.cfg.session.sessions_per_day,
+            "next_start_allowed_wall": allowance.next_start_wall,
+            "start_blocked_reason": allowance.reason or journal_refusal(self.journal_health(now)),
+            "pause_reason": None if ses is None else ses.pause_reason,
+            "fault_latched": bool(ctl.latched), "latched_faults": list(ctl.latched),
+            "last_fault": self.last_fault,
+            "leds": self.hw.panel.shown.describe() if self.hw.panel.shown else "...",
+            "heartbeat_wall": self.clock.wall(), "heartbeat_mono": now, "boot_id": self.boot_id,
+            "pid": os.getpid(), "simulated": bool(self.simulated),
+            "journal_backlog": self.writer.backlog,
+            "journal_stalled_s": round(self.writer.stalled_s(now), 1),
+            "journal_error": self.writer.last_error,
+        }
+
+    def _write_status(self, now: float) -> None:
+        """Offer the caregiver's status to its writer (written off the loop; failures are
+        logged there, never a lamp fault)."""
+        if self.status_writer is not None:
+            self.status_writer.offer(self.status_snapshot())
+
+    # -- shutdown --------------------------------------------------------------------------
+    def shutdown(self, reason: str, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        """Lamp off, session closed in the journal, the writer's backlog drained (at most
+        `drain_timeout_s`) and the journal closed, status 'stopped'. Safe to call twice."""
+        self.hw.output.set(False, reason)
+        if self.stopped:
+            return
+        self.stopped = True
+        now = self.clock.monotonic()
+        for name, fields in self.controller.stop_session("daemon_stopped", now):
+            self._record(name, fields, now)
+        if self.notifier is not None:
+            self.notifier.stopping(f"stopping: {reason}")
+        if self.writer.backlog:
+            log.info("writing %d journal record(s) before exit", self.writer.backlog)
+        self.writer.close(drain_timeout_s)
+        if self.status_writer is not None:
+            snapshot = self.status_snapshot()
+            snapshot.update(state="stopped", lamp_on=False)
+            self.status_writer.close(snapshot, STATUS_CLOSE_TIMEOUT_S)
