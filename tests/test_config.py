@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.service import config as config_module
+from controller.cli import check_config_command
 from controller.service.config import (
-    Config, ConfigError, check_config_command, config_to_dict, default_config_path,
+    Config, ConfigError, config_to_dict, default_config_path,
     format_config, load_config,
 )
 

@@ -16,7 +16,6 @@ import math
 import operator
 import os
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -475,16 +474,3 @@ def config_to_dict(cfg: Config) -> dict:
 def format_config(cfg: Config) -> str:
     """The effective configuration as YAML text (loadable again by load_config)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-
-
-def check_config_command(path: str | None) -> int:
-    """`irlamp check-config [PATH]`: 'OK: <path>' and the effective config on stdout -> 0,
-    or the one-line error on stderr -> 2."""
-    try:
-        cfg = load_config(path)
-    except ConfigError as error:
-        print(error.message, file=sys.stderr)
-        return 2
-    print(f"OK: {cfg.source}")
-    print(format_config(cfg), end="")
-    return 0
