@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.service import config as config_module
+from controller.cli import check_config_command
 from controller.service.config import (
     Config, ConfigError, config_to_dict, default_config_path, format_config, load_config,
 )
-from controller.service.preflight import check_config_command
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
 SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config)

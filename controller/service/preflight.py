@@ -8,9 +8,7 @@ file:line: key of the setting to change.
 
 from __future__ import annotations
 
-import sys
-
-from controller.service.config import Config, ConfigError, format_config, load_config
+from controller.service.config import Config, load_config, refusal
 from drivers.hardware import check_wiring
 from drivers.relay import WiringError
 
@@ -20,7 +18,7 @@ def check_startup(cfg: Config) -> None:
     try:
         check_wiring(cfg.gpio)
     except WiringError as error:
-        raise cfg.refusal(error.keys, str(error)) from None
+        raise refusal(cfg, error.keys, str(error)) from None
 
 
 def load_checked_config(path=None, **overrides) -> Config:
@@ -28,16 +26,3 @@ def load_checked_config(path=None, **overrides) -> Config:
     cfg = load_config(path, **overrides)
     check_startup(cfg)
     return cfg
-
-
-def check_config_command(path: str | None) -> int:
-    """`irlamp check-config [PATH]`: 'OK: <path>' and the effective config on stdout -> 0,
-    or the one-line error on stderr -> 2."""
-    try:
-        cfg = load_checked_config(path)
-    except ConfigError as error:
-        print(error.message, file=sys.stderr)
-        return 2
-    print(f"OK: {cfg.source}")
-    print(format_config(cfg), end="")
-    return 0
