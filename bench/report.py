@@ -349,7 +349,8 @@ def table(results: dict) -> str:
                      f"{_fmt(e['overheat_sample_to_off_p99_ms'])} ms (skin); distance onset -> off p99 "
                      f"{_fmt(e.get('distance_onset_to_off_p99_ms'))} ms incl. I2C at {I2C_HZ // 1000} kHz")
         lines.append(f"    last confirmation -> off max {_fmt(e['stall_to_off_max_ms'])} ms; CPU idle "
-                     f"{_fmt(e['cpu_percent_idle'])} % (sleeping baseline {_fmt(e['cpu_percent_idle_sleeping_baseline'])} %), "
+                     f"{_fmt(e['cpu_percent_idle'])} % (sleeping baseline "
+                     f"{_fmt(e['cpu_percent_idle_sleeping_baseline'])} %), "
                      f"in a session {_fmt(e['cpu_percent_running'])} %; "
                      f"RSS ~{_fmt(e['rss_mb'])} MB; start-up ~{_fmt(e['startup_s_warm_cache'])} s (warm cache)")
     if results.get("errors"):

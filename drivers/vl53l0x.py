@@ -122,7 +122,8 @@ class VL53L0XSource:
     input device that is active while the chip signals "new sample ready": the Adafruit
     driver configures GPIO1 that way, active low) it waits for that edge instead of polling
     over I2C, and confirms with one register read; an edge that never comes, or a pin that
-    says ready when the register does not, falls back to the polling path. I2C errors (OSError) pass through unchanged. A read may still
+    says ready when the register does not, falls back to the polling path. I2C errors
+    (OSError) pass through unchanged. A read may still
     block for longer than ``io_timeout_s`` if the bus itself hangs inside a transfer;
     the caller runs it in its own thread for that reason.
     """

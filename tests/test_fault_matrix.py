@@ -28,7 +28,7 @@ PERIOD_S = {"distance": CFG.distance.timing_budget_ms / 1000.0, "skin": CFG.skin
 STALE_S = {"distance": CFG.faults.distance_stale_s, "skin": CFG.faults.skin_stale_s}
 FROZEN_S = {"distance": CFG.faults.distance_frozen_s, "skin": CFG.faults.skin_frozen_s}
 DOUBT_S = {s: min(2.5 * PERIOD_S[s], STALE_S[s]) for s in SENSORS}
-IDLE_PERIOD_S = dict(zip(SENSORS, idle_periods_s(CFG)))
+IDLE_PERIOD_S = dict(zip(SENSORS, idle_periods_s(CFG), strict=True))
 # idle rate: the same number of sample periods (rule 7)
 IDLE_FACTOR = {s: IDLE_PERIOD_S[s] / PERIOD_S[s] for s in SENSORS}
 # The loop steps at every new sample and at least at rate_hz: a condition that becomes true

@@ -52,7 +52,7 @@ skin_values = _value(st.one_of(st.floats(0.0, 120.0), st.floats(41.0, 45.0)))   
 
 def _decide_after(sensor: str, value, error, ambient_c, ambient_mcps) -> tuple[bool, str]:
     """The decision (lamp on?, reason) of a running session's next step with this sample newest."""
-    bench = copy.deepcopy(_RUNNING)
+    bench = copy.deepcopy(_RUNNING, {id(_RUNNING.cfg): _RUNNING.cfg})   # the config is shared, not copied
     bench.now += 0.01
     sample = bench.publish(sensor, value, error=error, ambient_c=ambient_c)
     if ambient_mcps is not None:

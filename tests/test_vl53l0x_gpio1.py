@@ -59,7 +59,7 @@ def test_with_the_pin_each_read_waits_for_the_edge_not_a_polling_sleep(rig):
     times, status_reads = _read_many(source, chip)
     assert source.read_distance().distance_mm == 420.0
     period_s = source.sample_period_s
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     assert all(0.5 * period_s < gap < 2.5 * period_s for gap in gaps), gaps   # one new sample each
     assert sleeps == []                        # it waited on the pin, never in the polling loop
     assert status_reads <= 2 * READS           # a check before the wait and a confirmation after

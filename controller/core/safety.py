@@ -34,8 +34,9 @@ from typing import Callable
 from controller.core.button import ButtonTracker
 from controller.core.events import Event, EventKind
 from controller.core.limits import Allowance
-from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed
+from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed, value_of
 from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict, sample_problem
+from controller.core.settings import Config
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
 JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
@@ -116,7 +117,7 @@ class LightRange:
             self.min_ambient_mcps = _lower(self.min_ambient_mcps, ambient_mcps)
             self.max_ambient_mcps = _higher(self.max_ambient_mcps, ambient_mcps)
 
-    def as_fields(self) -> dict:
+    def as_fields(self) -> dict[str, float | None]:
         return {"min_signal_mcps": self.min_signal_mcps, "max_signal_mcps": self.max_signal_mcps,
                 "min_ambient_mcps": self.min_ambient_mcps, "max_ambient_mcps": self.max_ambient_mcps}
 
@@ -139,8 +140,9 @@ class Decision:
 
 def journal_refusal(journal: JournalHealth) -> str | None:
     """'journal_busy' while the writer cannot take a new session at once: its backlog is full,
-    its latest commit failed, a record has waited JOURNAL_BUSY_S for its commit, or the daily limits were not yet read from a
-    journal holding every session record handed over. None otherwise."""
+    its latest commit failed, a record has waited JOURNAL_BUSY_S for its commit, or the daily
+    limits were not yet read from a journal holding every session record handed over. None
+    otherwise."""
     if (journal.full or not journal.limits_current or journal.write_error
             or journal.stalled_s > JOURNAL_BUSY_S):
         return "journal_busy"
@@ -150,42 +152,42 @@ def journal_refusal(journal: JournalHealth) -> str | None:
 # -- the hazard rules: one definition each, called by the decision below and by the samplers'
 # hazard check (drivers/sampler.py), which cuts the relay through the guard without waiting
 # for the loop; the loop then records why. A cut can only switch the lamp off.
-def too_close(cfg, reading_mm: float) -> bool:
+def too_close(cfg: Config, reading_mm: float) -> bool:
     """SR-4: a distance reading (before the offset) closer than the floor."""
     return reading_mm - cfg.distance.offset_mm < cfg.distance.min_mm
 
 
-def skin_at_limit(cfg, skin_c: float) -> bool:
+def skin_at_limit(cfg: Config, skin_c: float) -> bool:
     """SR-5: skin at or above the limit."""
     return skin_c >= cfg.skin.limit_c
 
 
-def sensor_body_hot(cfg, ambient_c: float | None) -> bool:
+def sensor_body_hot(cfg: Config, ambient_c: float | None) -> bool:
     """The thermometer's own body too hot to trust (skin_sensor_hot)."""
     return ambient_c is not None and ambient_c >= cfg.skin.sensor_body_max_c
 
 
-def distance_hazard(cfg, limits: SensorLimits, sample: Sample) -> str | None:
+def distance_hazard(cfg: Config, limits: SensorLimits, sample: Sample) -> str | None:
     """Why this distance sample alone means the lamp must be off now, or None: an invalid
     or doubted reading (sensor_health.sample_problem), or too close."""
     kind, _ = sample_problem(limits, sample)
     if kind is not None:
         return f"distance_{kind}"
-    return "too_close" if too_close(cfg, sample.value) else None
+    return "too_close" if too_close(cfg, value_of(sample)) else None
 
 
-def skin_hazard(cfg, limits: SensorLimits, sample: Sample) -> str | None:
+def skin_hazard(cfg: Config, limits: SensorLimits, sample: Sample) -> str | None:
     """Why this skin sample alone means the lamp must be off now, or None: an invalid
     reading, skin at the limit, or the sensor's body too hot."""
     kind, _ = sample_problem(limits, sample)
     if kind is not None:
         return f"skin_{kind}"
-    if skin_at_limit(cfg, sample.value):
+    if skin_at_limit(cfg, value_of(sample)):
         return "skin_overheat"
     return "skin_sensor_hot" if sensor_body_hot(cfg, sample.ambient_c) else None
 
 
-def hazard_checks(cfg) -> tuple[Callable[[Sample], str | None], Callable[[Sample], str | None]]:
+def hazard_checks(cfg: Config) -> tuple[Callable[[Sample], str | None], Callable[[Sample], str | None]]:
     """(distance, skin) hazard checks for the samplers, with the judge's own limits."""
     dist_limits = distance_limits(cfg, SafetyController.STARTUP_GRACE_S)
     skin_lim = skin_limits(cfg, SafetyController.STARTUP_GRACE_S)
@@ -200,12 +202,12 @@ def _idle_rate(judge: SensorJudge, verdict: Verdict) -> bool:
     return sample is not None and not judge.full_rate(sample)
 
 
-def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
+def distance_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
     """Distance sensor judging rules built from the `distance` and `faults` config."""
     period_s = cfg.distance.timing_budget_ms / 1000.0
 
     def plausible(sample: Sample) -> str | None:
-        if not 0.0 <= sample.value <= NO_TARGET_MM + 1:
+        if not 0.0 <= value_of(sample) <= NO_TARGET_MM + 1:
             return "out_of_range"
         ambient_mcps = sample.ambient_rate_mcps
         if ambient_mcps is not None and ambient_mcps >= cfg.distance.ambient_doubt_mcps:
@@ -224,12 +226,12 @@ def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
                         unreliable_share=f.distance_unreliable_share, period_s=period_s)
 
 
-def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
+def skin_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
     """Skin thermometer judging rules built from the `skin` and `faults` config."""
     period_s = cfg.skin.period_ms / 1000.0
 
     def plausible(sample: Sample) -> str | None:
-        ok = cfg.skin.plausible_min_c <= sample.value <= cfg.skin.plausible_max_c
+        ok = cfg.skin.plausible_min_c <= value_of(sample) <= cfg.skin.plausible_max_c
         ambient_ok = sample.ambient_c is None or -40.0 <= sample.ambient_c <= 125.0
         return None if ok and ambient_ok else "out_of_range"
 
@@ -242,7 +244,7 @@ def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
 class SafetyController:
     STARTUP_GRACE_S = 2.0
 
-    def __init__(self, cfg, start_s: float):
+    def __init__(self, cfg: Config, start_s: float):
         self.cfg = cfg
         self.distance = SensorJudge(distance_limits(cfg, self.STARTUP_GRACE_S), start_s)
         self.skin = SensorJudge(skin_limits(cfg, self.STARTUP_GRACE_S), start_s)
@@ -284,7 +286,7 @@ class SafetyController:
 
     def person_mm(self, sample: Sample) -> float:
         """The distance to the person: the sensor's reading less its mounting offset."""
-        return sample.value - self.cfg.distance.offset_mm
+        return value_of(sample) - self.cfg.distance.offset_mm
 
     def restore_faults(self, codes: list[str]) -> None:
         """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
@@ -420,7 +422,7 @@ class SafetyController:
             return "too_close"
         if distance_mm > d.max_mm:
             return "out_of_band"
-        if skin_at_limit(self.cfg, skin.good.value):
+        if skin_at_limit(self.cfg, value_of(skin.good)):
             return "skin_too_warm"
         if sensor_body_hot(self.cfg, skin.good.ambient_c):
             return "sensor_unhealthy"
@@ -448,11 +450,12 @@ class SafetyController:
             events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
             return
         self.refused = None
-        self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value,
+        assert dist.good is not None and skin.good is not None   # start_refusal said so
+        self.session = Session(start_s=inp.now_s, skin_baseline_c=value_of(skin.good),
                                distance_samples_at_start=self.distance.samples_taken,
                                distance_doubts_at_start=self.distance.doubts_taken,
                                recorded=not inp.journal.start_needs_commit)
-        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": skin.good.value,
+        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": value_of(skin.good),
                                            "distance_mm": self.person_mm(dist.good)}))
 
     def _end_session(self, reason: str, now: float, events: list[Event]) -> None:
@@ -468,19 +471,26 @@ class SafetyController:
             "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
             **self.session_light(ses)}))
 
-    def session_light(self, ses: Session) -> dict:
+    def session_light(self, ses: Session) -> dict[str, float | int | None]:
         """The session's light-rate range and how many of its distance samples were doubted."""
         return {**ses.light.as_fields(),
                 "distance_samples": self.distance.samples_taken - ses.distance_samples_at_start,
                 "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
 
     # -- the session ---------------------------------------------------------------
+    def _open_session(self) -> Session:
+        """The open session: the steps below run only while there is one."""
+        if self.session is None:
+            raise RuntimeError("a session step ran without an open session")
+        return self.session
+
     def _session_step(self, now: float, dist: Verdict, skin: Verdict, events: list[Event]) -> tuple[bool, str]:
-        ses, cfg = self.session, self.cfg
+        ses, cfg = self._open_session(), self.cfg
         if skin.good is not None:
-            ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
-            if skin_at_limit(cfg, skin.good.value):
-                self._latch("skin_overheat", f"skin {skin.good.value:.2f} C >= limit {cfg.skin.limit_c} C", events)
+            skin_c = value_of(skin.good)
+            ses.max_skin_c = max(ses.max_skin_c, skin_c)
+            if skin_at_limit(cfg, skin_c):
+                self._latch("skin_overheat", f"skin {skin_c:.2f} C >= limit {cfg.skin.limit_c} C", events)
         if self.latched:
             code = self.latched[-1]
             self._end_session("overheat" if code == "skin_overheat" else "fault", now, events)
@@ -511,7 +521,7 @@ class SafetyController:
 
     def _distance_step(self, now: float, dist: Verdict, events: list[Event]) -> bool:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
-        ses, d = self.session, self.cfg.distance
+        ses, d = self._open_session(), self.cfg.distance
         self._track_band(now, dist)
         if dist.good is None:
             if dist.unreliable:
@@ -519,9 +529,9 @@ class SafetyController:
             return self._pause_limits(now, events)
         distance_mm = self.person_mm(dist.good)
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
-        if too_close(self.cfg, dist.good.value):
+        if too_close(self.cfg, value_of(dist.good)):
             self._pause("too_close", now, events)
-        elif distance_mm >= d.absent_mm or dist.good.value >= NO_TARGET_MM:
+        elif distance_mm >= d.absent_mm or value_of(dist.good) >= NO_TARGET_MM:
             self._pause("nobody_there", now, events)
         elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
                 and now - ses.in_band_since_s >= d.resume_after_s:
@@ -536,7 +546,7 @@ class SafetyController:
         continuously: a good sample outside the band ends it, so does any doubt other than the
         sensor's own "not trustworthy", and so does a gap between good samples longer than the
         judge's doubt_s (two doubted samples in a row)."""
-        ses, d = self.session, self.cfg.distance
+        ses, d = self._open_session(), self.cfg.distance
         good = dist.good
         last_good_s = ses.last_good_distance_s
         gap = last_good_s is None or now - last_good_s > self.distance.limits.doubt_s
@@ -545,7 +555,7 @@ class SafetyController:
                 ses.in_band_since_s = None
             return
         distance_mm = self.person_mm(good)
-        in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and good.value < NO_TARGET_MM
+        in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and value_of(good) < NO_TARGET_MM
         if not in_band:
             ses.in_band_since_s = None
         elif ses.in_band_since_s is None or (good.t_s != last_good_s and gap):
@@ -554,30 +564,30 @@ class SafetyController:
 
     def _pause_limits(self, now: float, events: list[Event]) -> bool:
         """End a pause that has lasted too long. Always False (the lamp stays off)."""
-        ses, d = self.session, self.cfg.distance
+        ses, d = self._open_session(), self.cfg.distance
         if ses.paused_since_s is None:
             return False
         ends = {"too_close": (d.max_pause_s, "too_close_too_long"),
                 "nobody_there": (d.absent_end_s, "nobody_there"),
                 DOUBT_PAUSE: (d.max_pause_s, "distance_doubt_too_long")}
-        limit_s, end_reason = ends.get(ses.pause_reason, (d.max_pause_s, "paused_too_long"))
+        limit_s, end_reason = ends.get(ses.pause_reason or "", (d.max_pause_s, "paused_too_long"))
         if now - ses.paused_since_s >= limit_s:
             self._end_session(end_reason, now, events)
         return False
 
     def _pause(self, reason: str, now: float, events: list[Event]) -> None:
-        ses = self.session
+        ses = self._open_session()
         if ses.paused_since_s is None:
             ses.paused_since_s = now
         if ses.pause_reason != reason:
             ses.pause_reason = reason
             events.append(Event(EventKind.PAUSED, {"reason": reason}))
 
-    def _decide(self, lamp_on: bool, reason: str, events, skin: Verdict) -> Decision:
+    def _decide(self, lamp_on: bool, reason: str, events: list[Event], skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
         s = self.cfg.skin
         threshold_c = s.limit_c - s.warning_margin_c - (WARNING_HYSTERESIS_C if self.warning else 0.0)
-        warning = skin.good is not None and skin.good.value >= threshold_c
+        warning = skin.good is not None and value_of(skin.good) >= threshold_c
         if warning != self.warning:
             self.warning = warning
             events.append(Event(EventKind.SKIN_WARNING, {"on": warning}))

@@ -12,6 +12,8 @@ after the last button edge.
 
 from __future__ import annotations
 
+from controller.core.settings import Config
+
 IDLE_DISTANCE_PERIOD_S = 0.2   # 5 Hz (full rate: the VL53L0X's timing budget, 33 ms)
 IDLE_SKIN_PERIOD_S = 0.5       # 2 Hz (full rate: skin.period_ms, 250 ms)
 FULL_RATE_HOLD_S = 2.0         # after the last button edge (a press is being decided)
@@ -20,7 +22,7 @@ FULL_RATE_HOLD_S = 2.0         # after the last button edge (a press is being de
 IDLE_LOOP_PERIOD_S = IDLE_DISTANCE_PERIOD_S
 
 
-def idle_periods_s(cfg) -> tuple[float, float]:
+def idle_periods_s(cfg: Config) -> tuple[float, float]:
     """(distance, skin) idle-rate periods: never faster than the full rate."""
     return (max(IDLE_DISTANCE_PERIOD_S, cfg.distance.timing_budget_ms / 1000.0),
             max(IDLE_SKIN_PERIOD_S, cfg.skin.period_ms / 1000.0))

@@ -5,8 +5,9 @@ section) and returns a frozen `Config`, or raises `ConfigError` whose `.message`
 line naming file, line and dotted key: `config/lamp.yaml:12: session.max_on_minutes:
 must be at most 20 (hard ceiling), got 25`. Unknown keys, duplicate keys, wrong types,
 out-of-range values and broken cross-field rules are all refused; nothing is guessed.
-Every number has bounds in `_BOUNDS`; bounds that are safety limits (`Hard`) are called
-"hard floor" / "hard ceiling" in messages because no configuration may loosen them.
+Every number has bounds, declared at its field (`bounded`, gathered in `_BOUNDS`); bounds
+that are safety limits (`Hard`) are called "hard floor" / "hard ceiling" in messages because
+no configuration may loosen them. Cross-field rules are listed in `_RELATIONS`.
 """
 
 import dataclasses
@@ -15,7 +16,6 @@ import math
 import operator
 import os
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -24,7 +24,11 @@ from pathlib import Path
 import yaml
 from yaml.constructor import SafeConstructor
 
-from controller.core.readings import TIMING_BUDGET_MS_MAX, TIMING_BUDGET_MS_MIN
+from controller.core.settings import (  # noqa: F401 - the settings' types, read through this module too
+    USABLE_PINS, ButtonConfig, Config, DistanceConfig, FaultConfig, GpioConfig, Hard, LoopConfig, PathsConfig,
+    SessionConfig, SkinConfig, bounded, field_bounds,
+)
+from controller.service.yaml_numbers import NumberFormError, plain_number
 
 
 class ConfigError(Exception):
@@ -36,128 +40,26 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class GpioConfig:
-    """BCM pins (4..27, all distinct) and relay polarities."""
-
-    relay_pin: int = 17
-    relay_active_high: bool = True
-    enable_relay_pin: int | None = None
-    enable_relay_active_high: bool = True
-    button_pin: int = 27
-    led_green_pin: int = 22
-    led_amber_pin: int = 23
-    led_red_pin: int = 24
-    buzzer_pin: int | None = None
-    distance_ready_pin: int | None = None   # the VL53L0X's GPIO1 (data ready); None: poll over I2C
-
-
-@dataclass(frozen=True)
-class DistanceConfig:
-    """VL53L0X distance band, pause/absence timing (SR-4); min_mm has a hard floor of 12 in."""
-
-    min_mm: float = 304.8
-    hysteresis_mm: float = 25.0
-    max_mm: float = 460.0
-    absent_mm: float = 900.0
-    offset_mm: float = 0.0
-    resume_after_s: float = 3.0
-    max_pause_s: float = 120.0
-    absent_end_s: float = 60.0
-    timing_budget_ms: int = 33
-    ambient_warn_mcps: float = 1.0
-    ambient_doubt_mcps: float = 8.0
-
-
-@dataclass(frozen=True)
-class SkinConfig:
-    """MLX90614 skin limit, warning band and plausibility checks (SR-5); limit_c hard ceiling 45."""
-
-    limit_c: float = 43.0
-    warning_margin_c: float = 2.0
-    plausible_min_c: float = 15.0
-    plausible_max_c: float = 60.0
-    heating_check_s: float = 120.0
-    heating_min_rise_c: float = 1.0
-    sensor_body_max_c: float = 60.0
-    period_ms: int = 250
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Exposure and daily limits (SR-6, SR-7): at most 20 min of heat a session, at most 3
-    sessions a day, at least 30 min apart (60 by default)."""
-
-    max_on_minutes: float = 20.0
-    max_wall_minutes: float = 30.0
-    sessions_per_day: int = 3
-    min_gap_minutes: float = 60.0
-
-    @property
-    def max_on_s(self) -> float:
-        """The session's lamp-on cap in seconds."""
-        return self.max_on_minutes * 60.0
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """Deadlines for stale and frozen readings, the bounded retry (SR-8), and when doubted
-    distance measurements stop being doubt and become a fault (SR-15)."""
-
-    distance_stale_s: float = 0.25
-    skin_stale_s: float = 1.0
-    distance_frozen_s: float = 3.0
-    skin_frozen_s: float = 15.0
-    retry_errors: int = 1
-    distance_unreliable_after_s: float = 2.0
-    distance_unreliable_window_s: float = 10.0
-    distance_unreliable_share: float = 0.1
-
-
-@dataclass(frozen=True)
-class ButtonConfig:
-    """Long press (acknowledge), stuck-button time and debounce (SR-10)."""
-
-    long_press_s: float = 3.0
-    stuck_s: float = 20.0
-    bounce_ms: float = 30.0
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Control loop, independent guard, journal checkpoint (at most 5 s) and status timing."""
-
-    rate_hz: float = 20.0
-    guard_deadline_s: float = 0.5
-    guard_on_margin_s: float = 5.0
-    checkpoint_s: float = 5.0
-    status_interval_s: float = 1.0
-
-
-@dataclass(frozen=True)
-class PathsConfig:
-    """Where the journal (state_dir) and status.json (runtime_dir) live; absolute paths."""
-
-    state_dir: str = "/var/lib/irlamp"
-    runtime_dir: str = "/run/irlamp"
-
-
-@dataclass(frozen=True)
-class Config:
-    """The validated configuration; `source` is the file it came from."""
-
-    gpio: GpioConfig
-    distance: DistanceConfig
-    skin: SkinConfig
-    session: SessionConfig
-    faults: FaultConfig
-    button: ButtonConfig
-    loop: LoopConfig
-    paths: PathsConfig
+class _Where:
+    """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
     source: str
+    line: int | None
+    rank: int
+
+    def order(self) -> tuple[int, int]:
+        return (self.rank, self.line or 0)
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
 
 
-class Hard(float):
-    """A bound that is a safety limit (SR-4..SR-7, SR-12): configuration may only tighten it."""
+def refusal(cfg: Config, keys: typing.Sequence[str], problem: str) -> ConfigError:
+    """A ConfigError `file:line: key: problem` blaming whichever of `keys` was set last in `cfg`
+    (for a rule that several keys break together, e.g. a relay pin and its polarity)."""
+    fallback = _Where(cfg.source, None, 0)
+    origins = typing.cast(typing.Mapping[str, _Where], cfg.origins)
+    key = _last_set(keys, lambda key: origins.get(key, fallback))
+    return ConfigError(f"{origins.get(key, fallback)}: {key}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -179,9 +81,11 @@ class Schema:
 
 
 def sections_of(config_class) -> dict:
-    """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`)."""
+    """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`,
+    and `origins` where it has them)."""
     hints = typing.get_type_hints(config_class)
-    return {f.name: hints[f.name] for f in dataclasses.fields(config_class) if f.name != "source"}
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class)
+            if f.name not in ("source", "origins")}
 
 
 _SECTIONS = sections_of(Config)
@@ -189,31 +93,8 @@ _TYPES = {f"{name}.{key}": hint for name, cls in _SECTIONS.items()
           for key, hint in typing.get_type_hints(cls).items()}
 _PIN_KEYS = [key for key in _TYPES if key.startswith("gpio.") and key.endswith("_pin")]
 
-# Inclusive (lowest, highest) of every number. BCM 0/1 are the HAT EEPROM, 2/3 are I2C.
-_BOUNDS = {
-    **{key: (4, 27) for key in _PIN_KEYS},
-    "distance.min_mm": (Hard(304.8), 600), "distance.hysteresis_mm": (5, 100),
-    "distance.max_mm": (329.8, 1000), "distance.absent_mm": (329.8, 2000),
-    "distance.offset_mm": (0, 150), "distance.resume_after_s": (1, 30),
-    "distance.max_pause_s": (10, 600), "distance.absent_end_s": (10, 600),
-    "distance.timing_budget_ms": (TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX),
-    "distance.ambient_warn_mcps": (0.2, 20), "distance.ambient_doubt_mcps": (1, 40),
-    "skin.limit_c": (38, Hard(45)), "skin.warning_margin_c": (0.5, 5),
-    "skin.plausible_min_c": (0, 30), "skin.plausible_max_c": (46, 100),
-    "skin.heating_check_s": (30, 300), "skin.heating_min_rise_c": (0.3, 5),
-    "skin.sensor_body_max_c": (35, 85), "skin.period_ms": (100, 250),
-    "session.max_on_minutes": (1, Hard(20)), "session.max_wall_minutes": (1, 40),
-    "session.sessions_per_day": (1, Hard(3)), "session.min_gap_minutes": (Hard(30), 1440),
-    "faults.distance_stale_s": (0.1, 1.0), "faults.skin_stale_s": (0.5, 3.0),
-    "faults.distance_frozen_s": (1, 10), "faults.skin_frozen_s": (5, 60),
-    "faults.retry_errors": (0, 2),
-    "faults.distance_unreliable_after_s": (0.5, 5), "faults.distance_unreliable_window_s": (5, 60),
-    "faults.distance_unreliable_share": (0.02, 0.5),
-    "button.long_press_s": (2, 5), "button.stuck_s": (10, 120), "button.bounce_ms": (5, 100),
-    "loop.rate_hz": (20, 100), "loop.guard_deadline_s": (0.1, 3.0),
-    "loop.guard_on_margin_s": (1, 30), "loop.checkpoint_s": (1, Hard(5)),
-    "loop.status_interval_s": (0.5, 5),
-}
+# Inclusive (lowest, highest) of every number, as declared at its field.
+_BOUNDS = field_bounds(_SECTIONS)
 
 # Cross-field rules: (subject, relation, expression of other keys and constants joined by + / -).
 _RELATIONS = (
@@ -238,25 +119,19 @@ BUNDLED_CONFIG_PATH = BUNDLED_CONFIG_DIR / "lamp.yaml"
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
-@dataclass(frozen=True)
-class _Where:
-    """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
-    source: str
-    line: int | None
-    rank: int
-
-    def order(self) -> tuple[int, int]:
-        return (self.rank, self.line or 0)
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}" if self.line else self.source
-
-
 def _refuse(where: _Where, key: str, problem: str) -> typing.NoReturn:
     raise ConfigError(f"{where}: {key}: {problem}")
 
 
+def _last_set(keys: typing.Iterable[str], where_of: typing.Callable[[str], _Where]) -> str:
+    """Of several keys that break a rule together, the one set last (overrides after the file,
+    later lines after earlier ones, defaults first): that is the edit to blame."""
+    return max(keys, key=lambda key: where_of(key).order())
+
+
 def _fmt(number) -> str:
+    if isinstance(number, int) and not isinstance(number, bool) and abs(number) >= 10 ** 15:
+        return f"a {int(math.log10(abs(number))) + 1}-digit number"   # str() of it may even fail
     if isinstance(number, float) and math.isfinite(number):
         number = round(number, 9)
         return str(int(number)) if number.is_integer() else repr(number)
@@ -300,7 +175,7 @@ def _items(tree, name: str, where: _Where):
         return
     if not isinstance(tree, yaml.MappingNode):
         _refuse(where, name, f"must be a mapping of names to values, got {_describe(tree)}")
-    first_lines = {}
+    first_lines: dict[str, int | None] = {}
     for key_node, value_node in tree.value:
         key_where = _Where(where.source, key_node.start_mark.line + 1, where.rank)
         if not isinstance(key_node, yaml.ScalarNode):
@@ -313,17 +188,30 @@ def _items(tree, name: str, where: _Where):
         yield key, value_node, key_where
 
 
+def _scalar_value(key: str, node: yaml.ScalarNode, where: _Where, numeric: bool):
+    """The Python value of a scalar; for a number key, number-like text is read by the
+    plain-decimal rule of controller/service/yaml_numbers.py instead of YAML 1.1's."""
+    if numeric:
+        try:
+            number = plain_number(node)
+        except NumberFormError as error:
+            _refuse(where, key, str(error))
+        if number is not None:
+            return number
+    try:
+        return SafeConstructor().construct_object(node)
+    except yaml.YAMLError as error:
+        _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
+
+
 def _checked_value(schema: Schema, key: str, raw, where: _Where):
     """The Python value of one setting, after type and static range checks."""
-    value = raw
-    if isinstance(raw, yaml.ScalarNode):
-        try:
-            value = SafeConstructor().construct_object(raw)
-        except yaml.YAMLError as error:
-            _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
     hint = schema.types[key]
     optional = isinstance(hint, types.UnionType)
     kind = next(arg for arg in typing.get_args(hint) if arg is not type(None)) if optional else hint
+    value = raw
+    if isinstance(raw, yaml.ScalarNode):
+        value = _scalar_value(key, raw, where, numeric=kind in (int, float))
     if value is None and optional:
         return None
     pattern = schema.text_patterns.get(key)
@@ -332,18 +220,23 @@ def _checked_value(schema: Schema, key: str, raw, where: _Where):
             wanted = "true or false" if kind is bool else ("text" if pattern else "a path (text)")
             _refuse(where, key, f"must be {wanted}{' or null' if optional else ''}, "
                                 f"got {_describe(value)}")
-        if kind is str and pattern is None and not Path(value).is_absolute():
+        if kind is str and isinstance(value, str) and pattern is None and not Path(value).is_absolute():
             _refuse(where, key, f"must be an absolute path, got {value!r}")
-        if kind is str and pattern is not None and not re.fullmatch(pattern[0], value):
+        if kind is str and isinstance(value, str) and pattern is not None and not re.fullmatch(pattern[0], value):
             _refuse(where, key, f"must be {pattern[1]}, got {value[:40]!r}")
         return value
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int and not (is_number and isinstance(value, int)):
-        _refuse(where, key, f"must be a whole number{' or null' if optional else ''}, "
-                            f"got {_describe(value)}")
+        decimal = isinstance(raw, yaml.ScalarNode) and is_number
+        written = raw.value[:40] + " (no decimal point or exponent)" if decimal else _describe(value)
+        _refuse(where, key, f"must be a whole number{' or null' if optional else ''}, got {written}")
+    if kind is float and is_number:
+        try:
+            value = float(value)
+        except OverflowError:         # an int from a dict beyond the float range
+            _refuse(where, key, f"{_fmt(value)} is far too large")
     if kind is float and (not is_number or math.isnan(value)):
         _refuse(where, key, f"must be a number, got {_describe(value)}")
-    value = float(value) if kind is float else value
     lowest, highest = schema.bounds[key]
     if value < lowest:
         hard = " (hard floor)" if isinstance(lowest, Hard) else ""
@@ -406,7 +299,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
     for subject, relation, expression in schema.relations:
         terms = expression.split()
         bound = values[terms[0]][0]
-        for sign, term in zip(terms[1::2], terms[2::2]):
+        for sign, term in zip(terms[1::2], terms[2::2], strict=True):
             amount = values[term][0] if term in values else float(term)
             bound = bound + amount if sign == "+" else bound - amount
         compare, words = _COMPARE[relation]
@@ -414,7 +307,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
         if compare(value, round(bound, 9)):
             continue
         involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
-        blamed = max(involved, key=lambda key: values[key][1].order())
+        blamed = _last_set(involved, lambda key: values[key][1])
         rule = f"must be {words} {expression} = {_fmt(bound)}"
         if blamed == subject:
             _refuse(values[subject][1], subject, f"{rule}, got {_fmt(value)}")
@@ -422,7 +315,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
 
 
 def _check_pins_distinct(values: dict) -> None:
-    used = {}
+    used: dict[int, str] = {}
     for key in sorted(_PIN_KEYS, key=lambda key: values[key][1].order()):
         pin, where = values[key]
         if pin is not None and pin in used:
@@ -447,13 +340,15 @@ def load_config(path: str | Path | None = None, *, overrides=None,
     whose marks point into `overrides_source`) over it. Returns a Config or raises ConfigError."""
     source = str(default_config_path() if path is None else path)
     return load_sections(LAMP_SCHEMA, source, overrides=overrides, overrides_source=overrides_source,
-                         check=_check_pins_distinct, build=lambda sections: Config(**sections, source=source))
+                         check=_check_pins_distinct,
+                         build=lambda sections, origins: Config(**sections, source=source, origins=origins))
 
 
 def load_sections(schema: Schema, source: str, *, build, overrides=None,
                   overrides_source: str = "<overrides>", check=None):
     """Validate the YAML file `source` (plus `overrides`) against `schema` and return
-    `build({section name: section dataclass})`, or raise ConfigError (one line, file:line: key).
+    `build({section name: section dataclass}, {dotted key: where it was set})`, or raise
+    ConfigError (one line, file:line: key).
     `check(values)` runs extra rules over {'section.key': (value, where)}."""
     try:
         defaults = _Where(source, None, 0)
@@ -468,7 +363,7 @@ def load_sections(schema: Schema, source: str, *, build, overrides=None,
         sections = {name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items()
                                  if key.startswith(name + ".")})
                     for name, cls in schema.sections.items()}
-        return build(sections)
+        return build(sections, types.MappingProxyType({key: where for key, (_, where) in values.items()}))
     except ConfigError:
         raise
     except Exception as error:  # a bug here must still end as one clear line, lamp off
@@ -484,16 +379,3 @@ def config_to_dict(cfg: Config) -> dict:
 def format_config(cfg: Config) -> str:
     """The effective configuration as YAML text (loadable again by load_config)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-
-
-def check_config_command(path: str | None) -> int:
-    """`irlamp check-config [PATH]`: 'OK: <path>' and the effective config on stdout -> 0,
-    or the one-line error on stderr -> 2."""
-    try:
-        cfg = load_config(path)
-    except ConfigError as error:
-        print(error.message, file=sys.stderr)
-        return 2
-    print(f"OK: {cfg.source}")
-    print(format_config(cfg), end="")
-    return 0

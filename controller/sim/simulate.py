@@ -31,12 +31,12 @@ from controller.service.dirlock import DirectoryBusy, lock_state_dir
 from controller.core.indicators import pattern_name
 from controller.service.journal import Journal, JournalError
 from controller.service.journal_writer import SimulatedDisk
+from controller.service.preflight import check_startup
 from controller.sim.scenario import Scenario, ScenarioError
 from controller.service.status import status_path
 from controller.service.storage import StorageError
 from controller.sim.timeline import SimEvent, format_event
-from drivers.hardware import build_hardware, check_wiring
-from drivers.relay import WiringError
+from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
 GUARD_PERIOD_S = 0.05
@@ -59,7 +59,7 @@ class Simulation:
                  write: Callable[[dict], None] = lambda record: None):
         self.scenario = scenario
         self.cfg = load_config(config_path, overrides=scenario.config_node, overrides_source=scenario.path)
-        _check_wiring(self.cfg, scenario, config_path)
+        check_startup(self.cfg)
         self.state_dir = state_dir
         self.write = write
         self.clock = SimClock(scenario.wall_clock)
@@ -97,7 +97,7 @@ class Simulation:
         if ctl.session is None:
             return
         self.emit(SimEvent.PROGRESS, state=ctl.state, on_s=round(ctl.session.on_s, 1),
-                  time_left_s=round(ctl.time_left_s(), 1), distance_mm=ctl.last_distance_mm,
+                  time_left_s=round(ctl.time_left_s() or 0.0, 1), distance_mm=ctl.last_distance_mm,
                   skin_c=ctl.last_skin_c, ambient_mcps=ctl.last_ambient_mcps,
                   leds=pattern_name(ctl.state, ctl.warning, pause_reason=ctl.session.pause_reason))
 
@@ -105,7 +105,7 @@ class Simulation:
         return self.daemon is not None and self.daemon.hw.output.is_on()
 
     # -- daemon lifecycle ------------------------------------------------------------------
-    def boot(self) -> None:
+    def boot(self) -> Daemon:
         try:
             journal = Journal(self.state_dir, self.boot_id)
         except JournalError as exc:   # an unusable --state-dir: one line, before anything runs
@@ -116,6 +116,7 @@ class Simulation:
         self.daemon = Daemon(self.cfg, hw, self.clock, journal,
                              status_path=simulation_status_path(self.state_dir),
                              boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0, disk=self.disk)
+        return self.daemon
 
     def halt(self, reason: str) -> None:
         if self.daemon is None:
@@ -162,12 +163,12 @@ class Simulation:
             step_now = t >= next_step
             if boot_at is not None and t >= boot_at:
                 boot_at = None
-                self.boot()
+                booted = self.boot()
                 if releases:   # a press held through the restart: new gpiozero devices reset the
                     self.factory.pin(self.cfg.gpio.button_pin).drive_low()   # mock pin to its pull-up
                 # The daemon is up just before anything scripted for this instant happens, so a
                 # press at the boot instant is a press, not a button held during start-up.
-                self.daemon.step()
+                booted.step()
                 base, counters = t, {"guard": 0}
                 step_now = True
             while events and events[0].at_s <= t:
@@ -270,17 +271,4 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
 def simulation_status_path(state_dir: Path) -> Path:
     """A simulation never writes a real runtime directory: its status file is in its state dir."""
     return status_path(Path("/nonexistent-irlamp-runtime"), state_dir)
-
-
-def _check_wiring(cfg, scenario: Scenario, config_path) -> None:
-    """Refuse an unsafe relay wiring before anything runs, naming where it was configured."""
-    try:
-        check_wiring(cfg.gpio)
-    except WiringError as exc:
-        where = str(config_path) if config_path else "config"
-        node = scenario.config_node
-        for key_node, _ in (node.value if node is not None else []):
-            if key_node.value == "gpio":
-                where = f"{scenario.path}:{key_node.start_mark.line + 1}"
-        raise ScenarioError(f"{where}: {exc}") from exc
 
