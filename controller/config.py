@@ -77,6 +77,8 @@ class SkinConfig:
     heating_min_rise_c: float = 1.0
     sensor_body_max_c: float = 60.0
     period_ms: int = 250
+    comfort_c: float | None = 41.0        # SR-14 servo set point; None: no servo (trip only)
+    comfort_hysteresis_c: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,9 @@ class SessionConfig:
     max_wall_minutes: float = 30.0
     sessions_per_day: int = 3
     min_gap_minutes: float = 60.0
+    min_off_s: float = 30.0               # SR-14: a comfort pause lasts at least this long
+    max_switches: int = 20                # SR-14: lamp switch-ons per session (doubt switches aside)
+    max_daily_dose_cem43: float | None = None
 
 
 @dataclass(frozen=True)
@@ -193,8 +198,11 @@ _BOUNDS = {
     "skin.plausible_min_c": (0, 30), "skin.plausible_max_c": (46, 100),
     "skin.heating_check_s": (30, 300), "skin.heating_min_rise_c": (0.3, 5),
     "skin.sensor_body_max_c": (35, 85), "skin.period_ms": (100, 250),
+    "skin.comfort_c": (36, 45), "skin.comfort_hysteresis_c": (0.3, 2),
     "session.max_on_minutes": (1, Hard(20)), "session.max_wall_minutes": (1, 40),
     "session.sessions_per_day": (1, Hard(3)), "session.min_gap_minutes": (Hard(30), 1440),
+    "session.min_off_s": (10, 300), "session.max_switches": (2, 100),
+    "session.max_daily_dose_cem43": (0.1, 1000),
     "faults.distance_stale_s": (0.1, 1.0), "faults.skin_stale_s": (0.5, 3.0),
     "faults.distance_frozen_s": (1, 10), "faults.skin_frozen_s": (5, 60),
     "faults.retry_errors": (0, 2),
@@ -216,9 +224,10 @@ _RELATIONS = (
     ("button.stuck_s", ">=", "button.long_press_s + 5"),
     ("distance.ambient_doubt_mcps", ">", "distance.ambient_warn_mcps"),
     ("faults.distance_unreliable_after_s", ">=", "faults.distance_stale_s"),
+    ("skin.comfort_c", "<=", "skin.limit_c - skin.warning_margin_c"),
 )
 _COMPARE = {">=": (operator.ge, "at least"), ">": (operator.gt, "greater than"),
-            "<": (operator.lt, "less than")}
+            "<": (operator.lt, "less than"), "<=": (operator.le, "at most")}
 
 LAMP_SCHEMA = Schema(_SECTIONS, _BOUNDS, _RELATIONS)
 
@@ -399,7 +408,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
             bound = bound + amount if sign == "+" else bound - amount
         compare, words = _COMPARE[relation]
         value = values[subject][0]
-        if compare(value, round(bound, 9)):
+        if value is None or compare(value, round(bound, 9)):   # null: the setting is off
             continue
         involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
         blamed = max(involved, key=lambda key: values[key][1].order())

@@ -9,7 +9,8 @@ Promises:
 
 Keys written by the daemon (`STATUS_KEYS`):
   state                    'starting' (a session's start is being journaled, lamp off) |
-                           'idle' | 'running' | 'paused' | 'fault' | 'stopped'
+                           'idle' | 'running' | 'paused' | 'cooling' (lamp off at the comfort
+                           set point, SR-14) | 'fault' | 'stopped'
   lamp_on                  bool, relay commanded on
   time_left_s              float | null, lamp-on seconds left in the running/paused session
   on_s                     float, lamp-on seconds of the current session (0 when idle)
@@ -65,7 +66,7 @@ STATUS_KEYS = (
     "pause_reason", "fault_latched", "last_fault", "leds", "heartbeat_wall", "heartbeat_mono",
     "boot_id", "pid", "simulated",
 )
-STATES = ("starting", "idle", "running", "paused", "fault", "stopped")
+STATES = ("starting", "idle", "running", "paused", "cooling", "fault", "stopped")
 _BLOCK_WORDS = {"daily_limit": "daily session limit reached",
                 "cooldown": "skin cool-down between sessions",
                 "journal_busy": "the journal (SD card) is behind"}

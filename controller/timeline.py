@@ -12,7 +12,9 @@ END_WORDS = {"completed": "time limit reached", "stopped_by_button": "stopped wi
              "too_close_too_long": "too close for too long", "nobody_there": "nobody there for too long",
              "overheat": "skin reached the limit", "fault": "a fault", "wall_time_cap": "session wall-time cap",
              "daemon_stopped": "daemon stopped", "interrupted": "interrupted by a crash",
-             "distance_doubt_too_long": "distance untrustworthy for too long"}
+             "distance_doubt_too_long": "distance untrustworthy for too long",
+             "comfort_cycling": "the comfort set point needed too many lamp switches",
+             "switching_limit": "too many lamp switches"}
 
 
 def _clock(t: float) -> str:
@@ -64,6 +66,10 @@ def format_event(r: dict) -> str | None:
                 f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)})")
     elif e == "paused":
         text = f"paused: {PAUSE_WORDS.get(r['reason'], r['reason'])} (lamp off)"
+    elif e == "cooling":
+        text = f"cooling: skin {r['skin_c']:.2f} C reached the comfort set point {r['comfort_c']:g} C (lamp off)"
+    elif e == "cooled":
+        text = f"cooled to {r['skin_c']:.2f} C after {r['off_s']:.0f} s: the lamp may go on again"
     elif e == "resumed":
         text = f"resumed after {r['paused_s']:.1f} s paused (back in the band long enough)"
     elif e == "start_refused":

@@ -1,0 +1,59 @@
+"""SR-14 in `irlamp simulate` with the thermal model: config/scenarios/comfort.yaml puts a person
+12.5 in from the lamp, where the simulated skin would settle above the 43 C limit. The servo must
+hold it near the comfort set point for the whole session, with no fault and bounded switching;
+without the servo the same scenario trips the overheat limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from scenario_helpers import REPO, default_config, run_sim
+
+CFG = default_config()
+SCENARIO = REPO / "config" / "scenarios" / "comfort.yaml"
+
+
+def comfort_scenario(**config) -> dict:
+    doc = yaml.safe_load(SCENARIO.read_text(encoding="utf-8"))
+    for section, values in config.items():
+        doc["config"].setdefault(section, {}).update(values)
+    return doc
+
+
+def test_the_equilibrium_at_12_5_in_is_above_the_limit_so_without_the_servo_it_trips(tmp_path: Path):
+    run = run_sim(tmp_path, comfort_scenario(skin={"comfort_c": None}))
+    assert run.fault_codes() == ["skin_overheat"]
+    assert [e["reason"] for e in run.events("session_ended")] == ["overheat"]
+
+
+def test_the_servo_holds_the_skin_near_comfort_for_a_whole_session_without_a_fault(tmp_path: Path):
+    run = run_sim(tmp_path, comfort_scenario())
+    assert run.fault_codes() == []
+    (ended,) = run.events("session_ended")
+    assert ended["reason"] == "completed"
+    assert ended["on_s"] >= CFG.session.max_on_minutes * 60 - 0.1
+    assert ended["max_skin_c"] < CFG.skin.comfort_c + 0.2           # never far above the set point
+    assert 10 <= ended["switches"] <= CFG.session.max_switches     # it did cycle, and boundedly
+    assert ended["doubt_switches"] == 0
+    ons = [r for r in run.relay() if r["on"]]
+    assert len(ons) == ended["switches"]                           # every relay switch-on counted
+    coolings = run.events("cooling")
+    assert len(coolings) == ended["switches"] - 1
+    # after it first reached the set point the skin stays within the hysteresis band and the
+    # cooling of min_off_s (the thermal model falls about 1.4 C in 30 s at 41 C)
+    first_cooling_t = coolings[0]["t"]
+    held = [r["skin_c"] for r in run.events("progress") if r["t"] > first_cooling_t and r["skin_c"]]
+    assert held and min(held) > CFG.skin.comfort_c - 2.0 and max(held) < CFG.skin.comfort_c + 0.2
+    offs = [r for r in run.relay() if not r["on"] and r["reason"] == "comfort"]
+    gaps = [on["t"] - off["t"] for off, on in zip(offs, ons[1:])]
+    assert gaps and min(gaps) >= CFG.session.min_off_s - 0.001
+
+
+def test_a_small_switch_budget_ends_the_session_as_comfort_cycling_not_a_fault(tmp_path: Path):
+    run = run_sim(tmp_path, comfort_scenario(session={"max_switches": 5}))
+    (ended,) = run.events("session_ended")
+    assert ended["reason"] == "comfort_cycling" and ended["switches"] == 5
+    assert run.fault_codes() == []
+    assert len([r for r in run.relay() if r["on"]]) == 5
