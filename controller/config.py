@@ -138,6 +138,13 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    """What the journal keeps beyond sessions and faults: each session's trace, for its picture."""
+
+    trace_retention_days: float = 90.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The validated configuration; `source` is the file it came from."""
 
@@ -149,6 +156,7 @@ class Config:
     button: ButtonConfig
     loop: LoopConfig
     paths: PathsConfig
+    records: RecordsConfig
     source: str
 
 
@@ -212,6 +220,7 @@ _BOUNDS = {
     "loop.rate_hz": (20, 100), "loop.guard_deadline_s": (0.1, 3.0),
     "loop.guard_on_margin_s": (1, 30), "loop.checkpoint_s": (1, Hard(5)),
     "loop.status_interval_s": (0.5, 5),
+    "records.trace_retention_days": (1, 3650),
 }
 
 # Cross-field rules: (subject, relation, expression of other keys and constants joined by + / -).

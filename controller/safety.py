@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.button import ButtonTracker
+from controller.dose import DoseMeter
 from controller.limits import Allowance
 from controller.readings import Sample, SensorFeed
 from controller.sensor_health import SensorJudge, SensorLimits, Verdict
@@ -103,6 +104,7 @@ class Session:
     switches: int = 0                       # relay switch-ons in this session, all of them
     doubt_switches: int = 0                 # ... of which ended an off stretch of sensor doubt only
     off_reasons: set[str] = field(default_factory=set)   # why the lamp was off since it last went off
+    dose: DoseMeter = field(default_factory=DoseMeter)     # CEM43 of its good skin samples
 
 
 @dataclass
@@ -398,8 +400,13 @@ class SafetyController:
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
             "max_skin_c": None if ses.max_skin_c == float("-inf") else ses.max_skin_c,
             "min_distance_mm": None if ses.min_distance_mm == float("inf") else ses.min_distance_mm,
-            "switches": ses.switches, "doubt_switches": ses.doubt_switches,
-            **self.session_light(ses)}))
+            **self.session_counters(ses), **self.session_light(ses)}))
+
+    @staticmethod
+    def session_counters(ses: Session) -> dict:
+        """What only grows during a session: its heat dose and lamp switch-ons."""
+        return {"dose_cem43": round(ses.dose.cem43, 6), "switches": ses.switches,
+                "doubt_switches": ses.doubt_switches}
 
     def session_light(self, ses: Session) -> dict:
         """The session's light-rate range and how many of its distance samples were doubted."""
@@ -412,6 +419,7 @@ class SafetyController:
         ses, cfg = self.session, self.cfg
         if skin.good is not None:
             ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
+            ses.dose.add(skin.good.t_s, skin.good.value)
             if cfg.skin.comfort_c is not None and skin.good.value >= cfg.skin.comfort_c:
                 ses.heating_seen = True      # a start is refused at comfort_c: the skin rose to it
             if skin.good.value >= cfg.skin.limit_c:

@@ -57,3 +57,45 @@ def test_a_small_switch_budget_ends_the_session_as_comfort_cycling_not_a_fault(t
     assert ended["reason"] == "comfort_cycling" and ended["switches"] == 5
     assert run.fault_codes() == []
     assert len([r for r in run.relay() if r["on"]]) == 5
+
+
+def test_the_dose_is_journaled_shown_in_history_and_the_daily_cap_refuses_the_next_start(tmp_path: Path):
+    import io
+    import json
+
+    from controller.history import history_command
+    from controller.journal import JournalReader
+    doc = comfort_scenario(session={"max_daily_dose_cem43": 0.5, "min_gap_minutes": 30})
+    doc["events"].append({"at": 1742 + 1801 + 60, "press": 0.3})   # after the cool-down gap
+    doc["until"] = 3700
+    state = tmp_path / "state"
+    run = run_sim(tmp_path, doc, state_dir=state)
+    (ended,) = run.events("session_ended")
+    # about 20 min between 39.6 and 41 C plus the warm-up: 1/16 CEM43 a minute at 41 C at most
+    assert 0.5 < ended["dose_cem43"] < 20 / 16
+    assert [r["reason"] for r in run.events("start_refused")] == ["daily_dose"]
+    with JournalReader(state) as reader:
+        (session,) = reader.recent_sessions(1)
+    assert session.dose_cem43 == ended["dose_cem43"] and session.switches == ended["switches"]
+    out, err = io.StringIO(), io.StringIO()
+    assert history_command(state, 3650, True, now_wall=session.end_wall, out=out, err=err) == 0
+    data = json.loads(out.getvalue())
+    assert data["sessions"][0]["dose_cem43"] == ended["dose_cem43"]
+    assert data["days"][0]["dose_cem43"] == round(ended["dose_cem43"], 4)
+
+
+def test_status_shows_the_running_sessions_dose_and_switch_ons(tmp_path: Path, monkeypatch):
+    from controller.daemon import Daemon
+    from controller.status import format_status
+    snapshots = []
+    original = Daemon.status_snapshot
+    monkeypatch.setattr(Daemon, "status_snapshot", lambda self: snapshots.append(original(self)) or snapshots[-1])
+    doc = comfort_scenario()
+    doc["until"] = 400
+    run_sim(tmp_path, doc, state_dir=tmp_path / "state")
+    during = [s for s in snapshots if s["state"] in ("running", "cooling")]
+    doses = [s["dose_cem43"] for s in during]
+    assert doses == sorted(doses) and 0.01 < doses[-1] < 1.0          # it only grows
+    assert during[-1]["switches"] >= 2
+    text = "\n".join(format_status(during[-1], during[-1]["heartbeat_wall"]))
+    assert f"Heat dose:      {doses[-1]:.2f} CEM43 min this session" in text

@@ -25,6 +25,7 @@ NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=UTC).timestamp()
 def sample(**changes) -> dict:
     data = {
         "state": "running", "lamp_on": True, "time_left_s": 754.0, "on_s": 446.0,
+        "dose_cem43": 0.37, "switches": 3,
         "distance_mm": 412.0, "skin_c": 36.44, "ambient_c": 24.0, "signal_rate_mcps": 3.8,
         "ambient_rate_mcps": 0.42, "distance_doubt_share": 0.013, "sessions_today": 1,
         "sessions_per_day": 3, "next_start_allowed_wall": None, "start_blocked_reason": None,
