@@ -12,7 +12,7 @@ calls the Adafruit drivers' blocking reads and checks the limits inline:
 
 No threads, no watchdog, no journal, no status file: nothing can switch the relay off
 while the loop is stuck in a read or frozen. It runs on the same emulated chips
-(drivers.emulated_i2c) and gpiozero MockFactory pins as the benchmark's irlamp.
+(tests/emulated_i2c.py) and gpiozero MockFactory pins as the benchmark's irlamp.
 
   python -m bench.baseline                 run it (stdin lines: 'space' = button, 'q' = quit),
                                            READY=1 to $NOTIFY_SOCKET once the sensors are up
@@ -103,7 +103,7 @@ def _keyboard(factory, lamp: NaiveLamp, stop: threading.Event) -> None:
 
 
 def program() -> int:
-    from drivers.emulated_i2c import emulated_bus
+    from emulated_i2c import emulated_bus
 
     bus, _, _ = emulated_bus(distance_mm=400.0, object_c=33.0)
     factory = MockFactory()

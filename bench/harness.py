@@ -1,11 +1,11 @@
 """irlamp under measurement: the production daemon, in real time, on emulated chips and mock pins.
 
-`IrlampRig` assembles exactly what `irlamp run` assembles (controller/run.py: run_daemon):
+`IrlampRig` assembles exactly what `irlamp run` assembles (controller/service/run.py: run_daemon):
 the sources of `_real_sources` (`ReopeningSource` around each reader, both sharing one
 `PoliteI2C` bus), `build_hardware` with the sampler threads waking the loop through
 `on_sample=wake.set`, the guard's own thread, a `Daemon` whose SQLite journal is written by
 its journal-writer thread (waking the loop on each commit), and the same loop
-(`controller.run.serve`). The
+(`controller.service.run.serve`). The
 differences are only what a Pi would have and a build machine has not: the sensors are the
 real readers (`VL53L0XSource`, `MLX90614Source`) on the unmodified Adafruit drivers over
 the register-level emulated chips (the VL53L0X ranges every 33.6 ms in real time), the pins
@@ -20,12 +20,12 @@ import time
 from collections import deque
 from pathlib import Path
 
-from controller.clock import RealClock
-from controller.config import load_config
-from controller.daemon import Daemon
-from controller.journal import Journal
-from controller.notify import SystemdNotifier
-from controller.run import ClockSync, boot_id, serve, start_threads
+from controller.service.clock import RealClock
+from controller.service.config import load_config
+from controller.service.daemon import Daemon
+from controller.service.journal import Journal
+from controller.service.notify import SystemdNotifier
+from controller.service.run import ClockSync, boot_id, serve, start_threads
 from drivers.hardware import ReopeningSource, build_hardware
 from drivers.i2c_bus import PoliteI2C
 from drivers.mlx90614 import MLX90614Source

@@ -22,7 +22,7 @@ from collections import deque
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from drivers.emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X
+from emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X
 
 now = time.perf_counter
 

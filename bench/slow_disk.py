@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 
-from controller.safety import JOURNAL_STALL_S
+from controller.core.safety import JOURNAL_STALL_S
 
 from bench.harness import BenchError, IrlampRig, bench_config
 from bench.instruments import now

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -37,6 +38,11 @@ def make_lgpio_dir_private(directory: Path) -> None:
     try:
         directory.mkdir(mode=0o700, exist_ok=True)
         info = directory.stat()
+        if info.st_mode & stat.S_ISVTX:   # /tmp and the like: narrowing it would lock out everyone else
+            logging.getLogger("irlamp").warning(
+                "LG_WD=%s is a shared directory (sticky, like /tmp): not made private; "
+                "give irlamp a directory of its own (the service uses /var/lib/irlamp/gpio)", directory)
+            return
         if info.st_uid == os.geteuid() and info.st_mode & 0o077:
             directory.chmod(0o700)
     except OSError as exc:   # lgpio then reports the directory itself; the lamp stays off
@@ -109,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(path):
-    from controller.config import load_config
+    from controller.service.config import load_config
     return load_config(path)
 
 
@@ -121,8 +127,8 @@ def _dirs(args, cfg) -> tuple[Path, Path]:
 
 def _cmd_simulate(args) -> int:
     # imported here, not in main(): only `simulate` needs the scenario parser (start-up time)
-    from controller.scenario import ScenarioError, load_scenario
-    from controller.simulate import run_scenario
+    from controller.sim.scenario import ScenarioError, load_scenario
+    from controller.sim.simulate import run_scenario
     try:
         scenario = load_scenario(args.scenario)
         run_scenario(scenario, as_json=args.json, out=sys.stdout, state_dir=args.state_dir,
@@ -134,49 +140,49 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    from controller.status import find_status_file, status_command
+    from controller.service.status import find_status_file, status_command
     state, runtime = _dirs(args, _config_or_default(args.config))
     return status_command(find_status_file(runtime, state), args.json)
 
 
 def _cmd_history(args) -> int:
-    from controller.history import history_command
+    from controller.service.history import history_command
     state, _ = _dirs(args, _config_or_default(args.config))
     return history_command(state, args.days, args.json)
 
 
 def _cmd_journal(args) -> int:
-    from controller.recovery import recover_journal
-    from controller.run import ClockSync, boot_id
+    from controller.service.recovery import recover_journal
+    from controller.service.run import ClockSync, boot_id
     state, _ = _dirs(args, _config_or_default(args.config))
     return recover_journal(state, boot_id=boot_id(), clock_synced=ClockSync()())
 
 
 def _config_or_default(path):
     """Status/history only need paths: fall back to defaults if the config is unreadable to this user."""
-    from controller.config import ConfigError, load_config
+    from controller.service.config import BUNDLED_CONFIG_PATH, ConfigError, load_config
     try:
         return load_config(path)
     except ConfigError:
         if path:
             raise
-        return load_config(Path(__file__).resolve().parent.parent / "config" / "lamp.yaml")
+        return load_config(BUNDLED_CONFIG_PATH)
 
 
 def _cmd_failsafe(args) -> int:
     # It must switch the lamp off whatever the config holds (it runs after every stop, also
     # after a start refused for a bad config): it reads the daemon's own record of its pins first.
-    from controller.failsafe import failsafe_command
+    from controller.service.failsafe import failsafe_command
     return failsafe_command(args.config, args.runtime_dir, args.state_dir)
 
 
 def _cmd_run(args) -> int:
-    from controller.run import run_daemon
+    from controller.service.run import run_daemon
     return run_daemon(_config(args.config), args)
 
 
 def _cmd_selftest(args) -> int:
-    from controller.run import selftest
+    from controller.service.run import selftest
     return selftest(_config(args.config), args.seconds)
 
 
@@ -210,10 +216,13 @@ def _cmd_fleet(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # lgpio creates its notification pipe in the working directory unless LG_WD says where.
-    explicit_lg_wd = os.environ.get("LG_WD")
-    os.environ.setdefault("LG_WD", tempfile.gettempdir())
-    if explicit_lg_wd and args.command in GPIO_COMMANDS:
-        make_lgpio_dir_private(Path(explicit_lg_wd))
+    # Only for the commands that use GPIO: a default set here is inherited by every process
+    # started afterwards, which would take it for an explicit LG_WD.
+    if args.command in GPIO_COMMANDS:
+        explicit_lg_wd = os.environ.get("LG_WD")
+        os.environ.setdefault("LG_WD", tempfile.gettempdir())
+        if explicit_lg_wd:
+            make_lgpio_dir_private(Path(explicit_lg_wd))
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
     log_handler = logging.StreamHandler(sys.stderr)
     log_handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")
@@ -222,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                         else quiet, handlers=[log_handler])
     if args.command in ("bridge", "fleet"):
         logging.getLogger("paho").setLevel(logging.WARNING)
-    from controller.config import ConfigError, check_config_command
-    from controller.dirlock import DirectoryBusy
-    from controller.storage import StorageError
+    from controller.service.config import ConfigError, check_config_command
+    from controller.service.dirlock import DirectoryBusy
+    from controller.service.storage import StorageError
     from drivers.relay import WiringError
     try:
         if args.command == "check-config":

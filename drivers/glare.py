@@ -1,6 +1,6 @@
 """One model of what glare does to a VL53L0X measurement, shared by the simulated sensor
 (drivers/sim_sensors.py, `irlamp simulate`) and the register-level emulated chip
-(drivers/emulated_i2c.py, the real reader's tests and the selftest's tests).
+(tests/emulated_i2c.py, the real reader's tests and the selftest's tests).
 
 What the datasheet and ST's application notes describe, in the simplest form that keeps
 the shape:

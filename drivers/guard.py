@@ -1,4 +1,5 @@
-"""The independent guard: the only path from the control loop to the lamp relay.
+"""The independent guard: the only path by which the control loop switches the lamp relay on
+(off also comes straight from the daemon's exception and shutdown paths, and from the failsafe).
 
 It shares nothing with the session logic. It obeys `command(on)` from the control loop
 only while both of its own rules hold, and otherwise cuts the relay and latches:

@@ -81,7 +81,7 @@ def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSou
     output = LampOutput(g.relay_pin, g.relay_active_high, g.enable_relay_pin, g.enable_relay_active_high,
                         pin_factory=pin_factory)
     guard = RelayGuard(output, deadline_s=cfg.loop.guard_deadline_s,
-                       max_on_s=cfg.session.max_on_minutes * 60.0 + cfg.loop.guard_on_margin_s,
+                       max_on_s=cfg.session.max_on_s + cfg.loop.guard_on_margin_s,
                        rest_s=guard_rest_s(cfg), start_s=monotonic())
     panel = Panel(g, pin_factory=pin_factory, monotonic=monotonic, edges_on_clock=edges_on_clock)
     distance = Sampler("distance", distance_reader(distance_source),

@@ -64,13 +64,6 @@ class MLX90614Source:
         self._command = bytearray(1)
         self._reply = bytearray(READ_WORD_LENGTH)
 
-    @classmethod
-    def open_on_pi(cls, **config) -> MLX90614Source:
-        """The reader on the Pi's I2C bus 1 (``board.I2C()``), which must run at <= 50 kHz."""
-        from drivers.vl53l0x import open_pi_i2c_bus  # noqa: PLC0415 - shares the lazy import
-
-        return cls(open_pi_i2c_bus(), **config)
-
     def read_skin(self) -> SkinReading:
         """One object + ambient reading in deg C. May raise OSError or SensorValueError."""
         object_word = self._read_word(RAM_TOBJ1, "object temperature")

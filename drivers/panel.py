@@ -3,7 +3,7 @@
 The button is watched two ways: every edge is timestamped as it happens (gpiozero's pin
 edge events: on a Pi the lgpio alert thread calls back with the kernel's timestamp of the
 edge; a MockFactory pin calls back at once inside drive_low/drive_high), and the control
-loop also reads the level. Debouncing and press timing stay controller/button.py's job,
+loop also reads the level. Debouncing and press timing stay controller/core/button.py's job,
 on the edges' own times, so a press that begins and ends while the loop is late is still
 seen, and it runs identically in simulation. LEDs are written only when their state changes.
 """
@@ -16,7 +16,7 @@ from typing import Callable
 
 from gpiozero import LED, Buzzer, InputDevice
 
-from controller.indicators import LedState
+from controller.core.indicators import LedState
 
 EDGE_BUFFER = 4096   # edges kept between two loop steps (far beyond any real chatter)
 

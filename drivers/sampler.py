@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from controller.readings import Sample, SensorFeed
+from controller.core.readings import Sample, SensorFeed
 from drivers.sensor_source import DistanceDoubtError, LightRates, SensorMissingError, SensorValueError
 
 # Simulation: real seconds a read that has begun on the worker gets to finish before the

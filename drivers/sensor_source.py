@@ -9,7 +9,7 @@ lives in its own thread precisely so a hung read cannot stop the control loop).
 Implementations:
   - real:      drivers.vl53l0x.VL53L0XSource, drivers.mlx90614.MLX90614Source
                (Adafruit CircuitPython drivers over Blinka)
-  - emulated:  the same real sources on top of drivers.emulated_i2c (register-level chips)
+  - emulated:  the same real sources on top of tests/emulated_i2c.py (register-level chips, a test double)
   - simulated: drivers.sim_sensors (scenario-driven values with seeded noise)
 
 Exception contract (the sampler maps each to a fault kind):
@@ -30,8 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-# VL53L0X reports 8190 or 8191 mm when it sees no target within range.
-NO_TARGET_MM = 8190.0
+from controller.core.readings import NO_TARGET_MM  # noqa: F401 - the readers' no-target value, defined in the core
 
 
 class SensorValueError(ValueError):

@@ -1,8 +1,9 @@
 """The real distance reader: a VL53L0X time-of-flight sensor through Adafruit's driver.
 
 Runs the UNMODIFIED ``adafruit_vl53l0x`` driver over whatever ``busio.I2C``-like bus it
-is given: Blinka's ``board.I2C()`` on the Pi (see ``VL53L0XSource.open_on_pi``), the
-register-level emulation of ``drivers.emulated_i2c`` in tests.
+is given: Blinka's ``board.I2C()`` on the Pi (``open_pi_i2c_bus``, shared through
+``drivers.i2c_bus.pi_i2c_bus``), the
+register-level emulation of ``tests/emulated_i2c.py`` in tests.
 
 The Adafruit driver initialises the chip, programs the timing budget and starts and
 stops continuous ranging. Reading a sample is done here, through the driver's
@@ -27,7 +28,7 @@ Range status (bits 6:3 of RESULT_RANGE_STATUS, ST's ``VL53L0X_DEVICEERROR_*``), 
   threshold                -> DistanceDoubtError: the chip measured, but says this one
                               measurement is not trustworthy (too little signal against
                               the noise - what glare causes). A doubt: lamp off at once,
-                              a fault only when doubts persist (controller/sensor_health.py).
+                              a fault only when doubts persist (controller/core/sensor_health.py).
 
 Light rates: the same 12-byte result block holds the signal rate (0x1A) and the ambient
 rate (0x1C), both unsigned 9.7 fixed point in mega-counts per second (ST's
@@ -45,6 +46,7 @@ from typing import Callable
 
 import adafruit_vl53l0x
 
+from controller.core.readings import TIMING_BUDGET_MS_MAX, TIMING_BUDGET_MS_MIN
 from drivers.sensor_source import (NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates,
                                    SensorValueError)
 
@@ -80,8 +82,7 @@ DEVICE_STATUS_NAMES = {
 }
 NO_TARGET_RAW_MM = 8190                       # the chip reports 8190 or 8191 when out of range
 
-# Bounds of the configuration numbers.
-TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX = 20, 200
+# Bounds of the configuration numbers (the timing budget's: controller/core/readings.py).
 IO_TIMEOUT_S_MIN, IO_TIMEOUT_S_MAX = 0.05, 5.0
 
 POLL_INTERVAL_S = 0.001      # poll cadence once a sample is due
@@ -143,11 +144,6 @@ class VL53L0XSource:
         self._result = bytearray(RESULT_BLOCK_LENGTH)
         self._sensor.start_continuous()
         self._last_sample_at: float | None = self._monotonic()
-
-    @classmethod
-    def open_on_pi(cls, **config) -> VL53L0XSource:
-        """The reader on the Pi's I2C bus 1 (``board.I2C()``); ``config`` as for ``__init__``."""
-        return cls(open_pi_i2c_bus(), **config)
 
     @property
     def sample_period_s(self) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.journal import Journal  # noqa: E402
+from controller.service.journal import Journal  # noqa: E402
 
 WALL_BASE = 1_767_600_000.0  # simulated wall = WALL_BASE + simulated monotonic
 END_REASON = "completed"

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from controller.config import load_config
-from controller.limits import Allowance
-from controller.readings import Sample, SensorFeed
-from controller.safety import Decision, JournalHealth, SafetyController, StepInputs
+from controller.service.config import load_config
+from controller.core.limits import Allowance
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import Decision, JournalHealth, SafetyController, StepInputs
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO / "config" / "lamp.yaml"

@@ -77,9 +77,15 @@ class TestBroker:
     def _command(self) -> list[str]:
         if self.kind == "mosquitto":
             conf = self.base / "mosquitto.conf"
+            # Started as root, mosquitto drops to the user `mosquitto`, which can neither enter
+            # pytest's root-only (0700) temporary directories nor write there: it then fails to save
+            # its database at exit ("Error saving in-memory database ... Permission denied" in its
+            # log) and every session and queued message is lost across a restart. `user root` keeps
+            # it as the user that made the directory (only this loopback test broker).
+            run_as = "user root\n" if os.geteuid() == 0 else ""
             conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                             f"persistence true\npersistence_location {self.base}/\n"
-                            "log_dest stderr\n")
+                            f"log_dest stderr\n{run_as}")
             return [next(p for p in map(shutil.which, MOSQUITTO_PATHS) if p), "-c", str(conf)]
         conf = self.base / "amqtt.yaml"
         conf.write_text(yaml.safe_dump({
@@ -103,10 +109,26 @@ class TestBroker:
     def stop(self) -> None:
         if self.proc is not None:
             terminate(self.proc)
+            if self.keeps_sessions:
+                self._check_saved()
         self.proc = None
 
-    def restart(self) -> None:
+    def _check_saved(self) -> None:
+        """A test that relies on sessions surviving a restart must not pass or fail by luck."""
+        log = self.log()
+        assert "Error saving" not in log and self.database.exists(), \
+            f"mosquitto did not save its sessions at exit, they will not survive the restart:\n{log}"
+
+    @property
+    def database(self) -> Path:
+        return self.base / "mosquitto.db"
+
+    def restart(self, forget: bool = False) -> None:
+        """Stop and start again; `forget`: start with nothing stored (no retained messages, no
+        sessions), as a broker without persistence (amqtt) does."""
         self.stop()
+        if forget:
+            self.database.unlink(missing_ok=True)
         self.start()
 
     def log(self) -> str:

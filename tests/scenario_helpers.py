@@ -1,7 +1,7 @@
 """Shared helpers for the scenario, fault-matrix and daemon tests.
 
 Two ways to run a scenario, same parser and simulator:
-  - `run_sim(tmp_path, scenario)`: in-process through `controller.simulate.run_scenario`
+  - `run_sim(tmp_path, scenario)`: in-process through `controller.sim.simulate.run_scenario`
     with an io.StringIO (fast; used for most cases);
   - `run_cli(*args)`: `python -m controller.cli ...` as a subprocess (exit codes, stderr,
     the real command line).
@@ -33,7 +33,7 @@ ROUNDING_S = 0.001
 
 def default_config():
     """The bundled default config (the numbers the bounds in the tests are derived from)."""
-    from controller.config import load_config
+    from controller.service.config import load_config
     return load_config(DEFAULT_CONFIG)
 
 
@@ -110,8 +110,8 @@ def parse_json_lines(text: str) -> list[dict]:
 def run_sim(tmp_path: Path, scenario: dict | str, *, state_dir: Path | None = None,
             config_path: Path | None = None, name: str = "scenario.yaml") -> SimRun:
     """Write and run a scenario in-process (JSON records), like `irlamp simulate --json`."""
-    from controller.scenario import load_scenario
-    from controller.simulate import run_scenario
+    from controller.sim.scenario import load_scenario
+    from controller.sim.simulate import run_scenario
     path = write_scenario(tmp_path, scenario, name)
     out = io.StringIO()
     run_scenario(load_scenario(path), as_json=True, out=out,

@@ -20,7 +20,7 @@ import subprocess
 import pytest
 from scenario_helpers import PYTHON, REPO, cli_env
 
-from controller.journal import Journal, journal_path
+from controller.service.journal import Journal, journal_path
 
 CAREGIVERS_GID = 48611        # no such group needs to exist: setpriv sets the number
 WALL = 1_767_600_000.0

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import config as config_module
-from controller.config import (
+from controller.service import config as config_module
+from controller.service.config import (
     Config, ConfigError, check_config_command, config_to_dict, default_config_path,
     format_config, load_config,
 )

@@ -19,8 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.history import history_command
-from controller.journal import Journal, JournalReader
+from controller.service.history import history_command
+from controller.service.journal import Journal, JournalReader
 
 CHILD = Path(__file__).with_name("crash_child.py")
 CHECKPOINT_S = 5.0

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from controller.clock import SimClock
-from controller.config import load_config
-from controller.daemon import MAX_EXCEPTION_STREAK, Daemon, FatalLoopError
-from controller.journal import Journal, JournalError, JournalReader
-from controller.safety import JOURNAL_STALL_S
+from controller.service.clock import SimClock
+from controller.service.config import load_config
+from controller.service.daemon import MAX_EXCEPTION_STREAK, Daemon, FatalLoopError
+from controller.service.journal import Journal, JournalError, JournalReader
+from controller.core.safety import JOURNAL_STALL_S
 from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 

@@ -1,7 +1,7 @@
 """The caregiver documentation must match what the code shows and records.
 
 The README's blink-code tables are what a caregiver reads at 3 a.m.; if a code or a
-count drifts from controller/faults.py or controller/indicators.py, this fails.
+count drifts from controller/core/faults.py or controller/core/indicators.py, this fails.
 docs/safety.md must give every SR a row whose named tests exist.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.faults import FAULTS
-from controller.indicators import REFUSAL_BLINKS
+from controller.core.faults import FAULTS
+from controller.core.indicators import REFUSAL_BLINKS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -77,7 +77,7 @@ def test_no_fault_advice_says_a_restart_clears_it():
     working button clears one. Advice that says 'restart' sends a caregiver round in circles."""
     readme_rows = _table_rows(README)
     for code, info in FAULTS.items():
-        for where, advice in (("controller/faults.py", info.advice), ("README", readme_rows[code][-1])):
+        for where, advice in (("controller/core/faults.py", info.advice), ("README", readme_rows[code][-1])):
             assert "restart" not in advice.lower(), f"{where}: advice for {code} says restart: {advice!r}"
 
 

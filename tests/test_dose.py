@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.dose import MAX_STEP_S, DoseMeter, cem43_minutes
+from controller.core.dose import MAX_STEP_S, DoseMeter, cem43_minutes
 
 
 @pytest.mark.parametrize("skin_c,minutes,expected", [

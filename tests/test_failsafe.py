@@ -21,8 +21,8 @@ import yaml
 from gpiozero import OutputDevice
 from gpiozero.pins.mock import MockFactory
 
-from controller import run as run_module
-from controller.failsafe import OUTPUTS_FILENAME, failsafe_command, write_output_record
+from controller.service import run as run_module
+from controller.service.failsafe import OUTPUTS_FILENAME, failsafe_command, write_output_record
 from helpers_core import REPO, config_with
 
 ACTIVE_LOW_GPIO = {"relay_pin": 5, "relay_active_high": False, "enable_relay_pin": 6,

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.readings import Sample, SensorFeed
-from controller.safety import distance_limits
-from controller.sensor_health import SensorJudge
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import distance_limits
+from controller.core.sensor_health import SensorJudge
 from drivers import glare
-from drivers.emulated_i2c import EmulatedI2C, EmulatedVL53L0X, FakeClock
+from emulated_i2c import EmulatedI2C, EmulatedVL53L0X, FakeClock
 from drivers.hardware import ReopeningSource
 from drivers.sampler import Sampler
 from drivers.sensor_source import DistanceDoubtError, LightRates, SensorValueError

@@ -116,6 +116,28 @@ def test_guard_cuts_a_session_logic_that_never_stops():
     assert not rig.relay_on(), "a tripped guard must not obey 'on' again without acknowledgement"
 
 
+def test_the_loop_asking_for_on_past_the_cap_is_refused_by_the_command_itself():
+    """Each of the guard's two on-time checks holds on its own. Here the guard's periodic check
+    never runs: command() alone must refuse 'on' once the cap is reached."""
+    rig = Rig(max_on_s=2.0)
+    states = []
+    for k in range(0, 61):                                    # 0 .. 3 s at 20 Hz, no check()
+        states.append((k * LOOP_PERIOD_S, rig.guard.command(True, k * LOOP_PERIOD_S, "test")))
+    first_refused = next(t for t, on in states if not on)
+    assert first_refused == pytest.approx(2.0)
+    assert rig.guard.tripped == "guard_on_time" and not rig.relay_on()
+
+
+def test_the_periodic_check_cuts_at_the_cap_between_two_confirmations():
+    """...and check() alone cuts at the cap, before the loop's next command could."""
+    rig = Rig(max_on_s=1.0)
+    for t in (0.0, 0.4, 0.8):                                  # a slow but live loop
+        assert rig.guard.command(True, t, "test")
+    assert rig.guard.check(0.9) is None and rig.relay_on()
+    assert rig.guard.check(1.0) == "guard_on_time" and not rig.relay_on()
+    assert rig.guard.trip_detail, "the trip says what the guard saw"
+
+
 def test_short_sessions_and_pauses_cannot_add_up_past_the_cap():
     rig = Rig(max_on_s=20.0, rest_s=600.0)
     on_total = 0.0
@@ -193,3 +215,54 @@ def test_guard_thread_cuts_a_frozen_loop_in_real_time():
     finally:
         guard.stop_thread()
         output.close()
+
+
+def test_every_relay_change_reaches_the_journal_with_its_reason():
+    """LampOutput's observer (the journal's relay records) hears why the relay changed: the
+    loop's reason when the guard obeys, the trip code when the guard cuts."""
+    changes: list[tuple[bool, str]] = []
+    factory = MockFactory()
+    output = LampOutput(17, True, pin_factory=factory, observer=lambda on, why: changes.append((on, why)))
+    guard = RelayGuard(output, deadline_s=DEADLINE_S, max_on_s=60.0, rest_s=600.0, start_s=0.0)
+    guard.command(True, 0.1, "session_started")
+    guard.command(False, 0.2, "too_close")
+    guard.command(True, 0.3, "resumed")
+    guard.check(0.3 + DEADLINE_S + 0.01)
+    assert changes == [(True, "session_started"), (False, "too_close"), (True, "resumed"),
+                       (False, "guard_loop_stall")]
+    assert guard.tripped == "guard_loop_stall"
+
+
+def test_every_trip_records_a_detail():
+    rig = Rig(max_on_s=1.0)
+    rig.advance(0.5, command=True)
+    rig.advance(1.0, command=None)
+    assert rig.guard.tripped == "guard_loop_stall" and rig.guard.trip_detail
+    rig.guard.acknowledge()
+    assert rig.guard.tripped is None and rig.guard.trip_detail == ""
+    for t in (2.0, 2.4, 2.8):
+        rig.guard.command(True, t, "test")
+    rig.guard.check(3.0)
+    assert rig.guard.tripped == "guard_on_time" and rig.guard.trip_detail
+    rig = Rig(max_on_s=1.0)
+    for k in range(30):
+        rig.guard.command(True, k * LOOP_PERIOD_S, "test")
+    assert rig.guard.tripped == "guard_on_time" and rig.guard.trip_detail
+
+
+def test_the_cap_restarts_after_exactly_rest_s_off():
+    rig = Rig(max_on_s=10.0, rest_s=60.0)
+    for t in (1.0, 1.25, 1.5, 1.75, 2.0):
+        rig.guard.command(True, t, "test")
+    rig.guard.command(False, 10.0, "stop")
+    rig.guard.check(69.5)
+    assert rig.guard.on_s > 0.0
+    rig.guard.check(70.0)
+    assert rig.guard.on_s == 0.0
+
+
+def test_stopping_a_guard_whose_thread_never_started_is_harmless():
+    rig = Rig()
+    assert rig.guard.tripped is None and rig.guard.trip_detail == ""
+    rig.guard.stop_thread()
+    assert rig.guard.command(True, 0.1, "test") and rig.relay_on()

@@ -83,3 +83,107 @@ def test_the_guard_thread_never_spins_just_before_a_due_time():
     almost_due = 1.0 + guard.deadline_s - STALL_LEAD_S - 1e-7
     assert guard.tick(almost_due, 0.1) == MIN_WAIT_S
     assert MIN_WAIT_S < STALL_LEAD_S                  # the floor cannot push a cut past the deadline
+
+
+# -- the thread itself, on a simulated clock ----------------------------------------------------
+class SimulatedSleep:
+    """Stands in for the guard thread's stop event: `wait(s)` advances a simulated clock by `s`
+    instead of sleeping, and notes when the relay pin was first seen off. Optionally a control
+    loop confirms 'on' every `loop_period_s` during the sleep, until it freezes at `freeze_at_s`.
+    It reports 'stop' once the clock passes `until_s`, which ends the thread."""
+
+    def __init__(self, pin, until_s: float, guard: RelayGuard | None = None,
+                 loop_period_s: float = 0.05, freeze_at_s: float = 0.0):
+        self.pin, self.until_s = pin, until_s
+        self.guard, self.loop_period_s, self.freeze_at_s = guard, loop_period_s, freeze_at_s
+        self.now_s = 0.0
+        self.off_at_s: float | None = None
+        self._loop_steps = 0
+
+    def monotonic(self) -> float:
+        return self.now_s
+
+    def wait(self, timeout_s: float) -> bool:
+        if self.off_at_s is None and not self.pin.state:
+            self.off_at_s = self.now_s          # the previous round (at now_s) cut the relay
+        end_s = self.now_s + timeout_s
+        while self.guard is not None:
+            step_s = (self._loop_steps + 1) * self.loop_period_s
+            if step_s > min(end_s, self.freeze_at_s) + 1e-9:
+                break
+            self._loop_steps += 1
+            self.guard.command(True, step_s, "loop")
+        self.now_s = end_s
+        return self.now_s > self.until_s
+
+    def set(self) -> None:
+        self.until_s = -1.0
+
+
+def run_thread_on_simulated_clock(guard: RelayGuard, pin, period_s: float, until_s: float,
+                                  freeze_at_s: float | None = None) -> SimulatedSleep:
+    """Run the guard's real thread function until the simulated clock passes `until_s` (with a
+    loop confirming 'on' at 20 Hz until `freeze_at_s`, when given)."""
+    sleep = SimulatedSleep(pin, until_s, guard=None if freeze_at_s is None else guard,
+                           freeze_at_s=freeze_at_s or 0.0)
+    guard._stop = sleep
+    guard.start_thread(sleep.monotonic, period_s)
+    guard._thread.join(timeout=10.0)
+    assert not guard._thread.is_alive()
+    return sleep
+
+
+@pytest.mark.parametrize("period_s", [0.15, 0.1, 0.07])
+@pytest.mark.parametrize("freeze_at_s", [0.0, 0.2, 0.55, 1.0])
+def test_the_guard_thread_cuts_a_frozen_loop_at_its_deadline_not_a_period_later(period_s, freeze_at_s):
+    """The thread sleeps at most until the deadline is due, so a loop that confirms at 20 Hz and
+    freezes at `freeze_at_s` (its last confirmation) is cut 0.5 s after that, not at the next
+    periodic check, wherever the freeze falls between the guard's rounds."""
+    factory = MockFactory()
+    output = LampOutput(17, True, pin_factory=factory)
+    guard = RelayGuard(output, deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0)
+    guard.command(True, 0.0, "test")
+    sleep = run_thread_on_simulated_clock(guard, factory.pin(17), period_s, until_s=3.0,
+                                          freeze_at_s=freeze_at_s)
+    assert guard.tripped == "guard_loop_stall" and sleep.off_at_s is not None
+    assert freeze_at_s + 0.5 - 0.05 <= sleep.off_at_s <= freeze_at_s + 0.5 + 0.001
+
+
+def test_the_guard_thread_cuts_at_the_on_time_cap_between_two_periodic_checks():
+    factory = MockFactory()
+    output = LampOutput(17, True, pin_factory=factory)
+    guard = RelayGuard(output, deadline_s=60.0, max_on_s=0.33, rest_s=600.0, start_s=0.0)
+    guard.command(True, 0.0, "test")
+    sleep = run_thread_on_simulated_clock(guard, factory.pin(17), 0.1, until_s=2.0)
+    assert guard.tripped == "guard_on_time" and sleep.off_at_s is not None
+    assert 0.33 <= sleep.off_at_s <= 0.33 + 0.002
+
+
+def test_the_guard_thread_switches_the_relay_off_when_its_own_check_raises(monkeypatch):
+    factory = MockFactory()
+    changes: list[tuple[bool, str]] = []
+    output = LampOutput(17, True, pin_factory=factory, observer=lambda on, why: changes.append((on, why)))
+    guard = RelayGuard(output, deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0)
+    guard.command(True, 0.0, "test")
+    assert factory.pin(17).state
+
+    def broken_check(now_s: float):
+        raise RuntimeError("a bug in the guard")
+    monkeypatch.setattr(guard, "check", broken_check)
+    sleep = run_thread_on_simulated_clock(guard, factory.pin(17), 0.1, until_s=0.35)
+    assert not factory.pin(17).state and not output.commanded_on
+    assert sleep.off_at_s == pytest.approx(0.1), "the first failing round must cut the relay"
+    off, reason = changes[-1]
+    assert off is False and isinstance(reason, str) and reason.startswith("guard_"), \
+        "the cut is journalled with the guard's reason"
+
+
+def test_the_guard_thread_is_a_named_daemon_thread_that_stop_thread_joins():
+    """A daemon thread never keeps a dying process alive; the name shows in a thread dump."""
+    output = LampOutput(17, True, pin_factory=MockFactory())
+    guard = RelayGuard(output, deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0)
+    guard.start_thread(lambda: 0.0, 30.0)
+    thread = guard._thread
+    assert thread.name == "irlamp-guard" and thread.daemon is True and thread.is_alive()
+    guard.stop_thread()
+    assert not thread.is_alive(), "stop_thread() returned before the thread ended"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gpiozero.pins.mock import MockFactory
 
-from controller.clock import SimClock
+from controller.service.clock import SimClock
 from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 from helpers_core import default_config

@@ -10,8 +10,8 @@ import sqlite3
 
 import pytest
 
-from controller.history import END_REASON_WORDS, history_command
-from controller.journal import MIGRATIONS, Journal, journal_path
+from controller.service.history import END_REASON_WORDS, history_command
+from controller.service.journal import MIGRATIONS, Journal, journal_path
 
 UTC = dt.timezone.utc
 DAY = 86400.0

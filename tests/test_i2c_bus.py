@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from drivers.emulated_i2c import emulated_bus
+from emulated_i2c import emulated_bus
 from drivers.i2c_bus import WAIT_PER_TRY_S, PoliteI2C
 from drivers.mlx90614 import MLX90614Source
 from drivers.vl53l0x import VL53L0XSource

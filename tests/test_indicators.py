@@ -10,9 +10,9 @@ import functools
 
 import pytest
 
-from controller.faults import FAULTS, fault_info
-from controller.indicators import (HEARTBEAT_PERIOD_S, REFUSAL_BLINKS, LedState, fault_code_leds, leds_for)
-from controller.safety import REFUSAL_SHOW_S
+from controller.core.faults import FAULTS, fault_info
+from controller.core.indicators import (HEARTBEAT_PERIOD_S, REFUSAL_BLINKS, LedState, fault_code_leds, leds_for)
+from controller.core.safety import REFUSAL_SHOW_S
 
 DT_S = 0.01
 WINDOW_S = 20.0
@@ -218,7 +218,7 @@ def test_paused_with_skin_in_the_warning_band_still_blinks_unlike_running():
 
 
 def test_pattern_names_match_the_readme_words():
-    from controller.indicators import pattern_name
+    from controller.core.indicators import pattern_name
     assert pattern_name("running") == "green steady"
     assert "amber steady" in pattern_name("running", warning=True)
     assert "amber blinking" in pattern_name("paused", warning=True)

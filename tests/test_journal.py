@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from controller.journal import (
+from controller.service.journal import (
     MIGRATIONS, SCHEMA_VERSION, Journal, JournalError, JournalReader, journal_path,
 )
 
@@ -326,7 +326,7 @@ def _create_v4(path):
 
 
 def test_migrates_a_version_4_journal_to_5_keeping_its_data_with_dose_and_trace_unknown(tmp_path):
-    from controller.journal import TracePoint
+    from controller.service.journal import TracePoint
     _create_v4(journal_path(tmp_path))
     with Journal(tmp_path, "new-boot") as j:
         assert j.schema_version() == SCHEMA_VERSION == 5
@@ -355,7 +355,7 @@ def test_migrates_a_version_4_journal_to_5_keeping_its_data_with_dose_and_trace_
 
 
 def test_traces_older_than_the_retention_are_pruned_and_their_sessions_kept(tmp_path):
-    from controller.journal import TracePoint
+    from controller.service.journal import TracePoint
     with Journal(tmp_path, "b") as j:
         ids = []
         for day in range(3):

@@ -18,11 +18,11 @@ import subprocess
 import pytest
 from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, history_json, run_cli
 
-from controller.dirlock import lock_for_writing
-from controller.journal import Journal, JournalError, JournalReader, journal_path
-from controller.limits import start_allowance
-from controller.recovery import LOST_DAY_PLACEHOLDERS, recover_journal
-from controller.storage import DAMAGED
+from controller.service.dirlock import lock_for_writing
+from controller.service.journal import Journal, JournalError, JournalReader, journal_path
+from controller.core.limits import start_allowance
+from controller.service.recovery import LOST_DAY_PLACEHOLDERS, recover_journal
+from controller.service.storage import DAMAGED
 
 UTC = dt.timezone.utc
 NOW_WALL = dt.datetime(2026, 3, 10, 9, 0, tzinfo=UTC).timestamp()

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from controller.journal import SessionRecord
-from controller.limits import MAX_LOCAL_DAY_S, start_allowance
+from controller.service.journal import SessionRecord
+from controller.core.limits import MAX_LOCAL_DAY_S, start_allowance
 
 UTC = dt.timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -221,6 +221,49 @@ def test_sessions_of_an_unplaceable_boot_count_until_a_new_day_after_this_boot()
     assert allow(old, now_wall=boot_wall + now_mono, now_mono=now_mono).allowed
 
 
+def test_a_reboot_between_two_sessions_proves_the_earlier_one_older_by_the_uptime():
+    """Chronology across reboots, to the second: session 1 (boot A) ended before session 2 (boot C)
+    started, and boot C had been up `c_uptime_s` by then, so session 1 is at least that much older
+    than session 2. No clock is trusted here; only this bound takes session 1 out of the 26 h
+    window, and it must do so exactly when the bound says, not a minute early."""
+    now_mono = 2 * HOUR                                      # this boot ("N") has been up 2 h
+    wanted_age_s = MAX_LOCAL_DAY_S - 30.0                    # session 1's start age: 30 s inside
+    c_uptime_s = wanted_age_s - now_mono - 40 * MINUTE       # the 40 min: both sessions' 20 min
+    first = session(1, "A", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL, offset_known=False)
+    second = session(2, "C", c_uptime_s, c_uptime_s + 20 * MINUTE, wall_minus_mono=BOOT_WALL,
+                     offset_known=False)
+    now_wall = BOOT_WALL + 3 * DAY
+    a = allow([first, second], now_wall=now_wall, now_mono=now_mono, boot="N", synced=False, per_day=2)
+    assert not a.allowed and a.reason == "daily_limit" and a.sessions_today == 2
+    assert a.next_start_mono == pytest.approx(now_mono + 30.0, abs=1e-6)
+    later = allow([first, second], now_wall=now_wall + 30.0, now_mono=now_mono + 30.0, boot="N",
+                  synced=False, per_day=2)
+    assert later.allowed and later.sessions_today == 1
+
+
+def test_an_impossible_monotonic_time_in_this_boot_counts_as_now():
+    """A record of this boot whose end time is not a usable number (NaN, minus infinity) ends,
+    for the cool-down, now: never 'long ago'."""
+    for bad_end in (float("nan"), float("-inf"), float("inf")):
+        prev = session(1, "B", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)
+        prev = replace(prev, end_mono=bad_end)
+        now_mono = 5 * HOUR
+        a = allow([prev], now_wall=BOOT_WALL + now_mono, now_mono=now_mono)
+        assert not a.allowed and a.reason == "cooldown"
+        assert a.next_start_mono == pytest.approx(now_mono + GAP_S)
+
+
+def test_a_short_session_of_an_earlier_boot_is_placed_to_the_half_second():
+    """A session of 0.5 s in a boot nothing places in time: its start is at least its end's age
+    plus 0.5 s old, not a whole second."""
+    first = session(1, "X", HOUR, HOUR + 0.5, wall_minus_mono=BOOT_WALL, offset_known=False)
+    now_mono = MAX_LOCAL_DAY_S - 0.25 - 0.5                 # start age 26 h - 0.25 s: still counts
+    a = allow([first], now_wall=BOOT_WALL + 3 * DAY, now_mono=now_mono, boot="N", synced=False,
+              per_day=1)
+    assert not a.allowed and a.reason == "daily_limit"
+    assert a.next_start_mono == pytest.approx(now_mono + 0.25, abs=1e-6)
+
+
 def test_a_truncated_history_gives_the_same_answer():
     sessions = [session(i + 1, "B", i * 5 * HOUR, i * 5 * HOUR + 20 * MINUTE,
                         wall_minus_mono=BOOT_WALL) for i in range(40)]
@@ -231,12 +274,89 @@ def test_a_truncated_history_gives_the_same_answer():
     assert full == newest
 
 
-@pytest.mark.parametrize("bad", [{"now_wall": float("nan")}, {"now_mono": float("inf")},
-                                 {"per_day": 0}, {"gap_s": -1.0}])
-def test_nonsense_inputs_are_refused(bad):
+@pytest.mark.parametrize("bad, named", [
+    ({"now_wall": float("nan")}, "now_wall"), ({"now_mono": float("inf")}, "now_mono"),
+    ({"per_day": 0}, "sessions_per_day"), ({"per_day": 2.5}, "sessions_per_day"),
+    ({"per_day": True}, "sessions_per_day"), ({"gap_s": -1.0}, "min_gap_s"),
+    ({"gap_s": float("nan")}, "min_gap_s"), ({"gap_s": float("inf")}, "min_gap_s"),
+    ({"newest": float("nan")}, "newest_record_wall")])
+def test_nonsense_inputs_are_refused_naming_the_input(bad, named):
     kwargs = {"now_wall": BOOT_WALL, "now_mono": 10.0, **bad}
-    with pytest.raises(ValueError, match="limits:"):
+    with pytest.raises(ValueError, match=f"limits: {named} must be"):
         allow([], **kwargs)
+
+
+def test_a_zero_gap_is_a_valid_limit():
+    prev = session(1, "B", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)
+    now_mono = prev.end_mono + 0.25
+    assert allow([prev], now_wall=BOOT_WALL + now_mono, now_mono=now_mono, gap_s=0.0).allowed
+
+
+def test_the_gap_is_kept_to_the_second_right_after_a_session_and_just_before_it_ends():
+    """The cool-down runs from the end of the previous session exactly: half a second after it
+    ends, and half a second before the gap is over, the next start is at end + gap."""
+    prev = session(1, "B", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)
+    for now_mono in (prev.end_mono + 0.5, prev.end_mono + GAP_S - 0.5):
+        a = allow([prev], now_wall=BOOT_WALL + now_mono, now_mono=now_mono)
+        assert not a.allowed and a.reason == "cooldown"
+        assert a.next_start_mono == pytest.approx(prev.end_mono + GAP_S, abs=1e-6)
+        assert a.next_start_wall == pytest.approx(prev.end_wall + GAP_S, abs=1e-6)
+
+
+def test_a_synchronised_clock_across_a_reboot_keeps_a_2_s_tolerance():
+    """A session of an earlier boot is placed in time by that boot's clock offset, less 2 s of
+    tolerance: never a moment earlier than that allows."""
+    prev = session(1, "A", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)
+    now_wall = prev.end_wall + 30 * MINUTE
+    a = allow([prev], now_wall=now_wall, now_mono=5 * MINUTE, synced=True)
+    assert not a.allowed and a.reason == "cooldown"
+    assert a.next_start_wall == pytest.approx(prev.end_wall + GAP_S + 2.0, abs=1e-6)
+
+
+def test_a_clock_exactly_at_the_newest_record_is_trusted():
+    prev = session(1, "A", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)
+    now_wall = prev.end_wall + 2 * HOUR
+    assert allow([prev], now_wall=now_wall, now_mono=5 * MINUTE, synced=True, newest=now_wall).allowed
+
+
+def test_next_start_is_the_local_midnight_when_utc_is_still_on_the_previous_day():
+    # 00:30 in Berlin on the 6th is 23:30 UTC on the 5th: 'today' and 'midnight' are Berlin's
+    boot_wall = at("2026-01-06T00:00:00", BERLIN)
+    sessions = [session(1, "B", 60.0, 120.0, wall_minus_mono=boot_wall)]
+    now_mono = 30 * MINUTE
+    a = allow(sessions, now_wall=boot_wall + now_mono, now_mono=now_mono, per_day=1, gap_s=0.0, tz=BERLIN)
+    assert not a.allowed and a.reason == "daily_limit"
+    assert a.next_start_wall == at("2026-01-07T00:00:00", BERLIN)
+
+
+def test_a_session_recorded_today_counts_even_when_its_age_places_it_before_today():
+    """A boot whose clock was never set (and ran a day fast) recorded a session 'today'. All that
+    is proven is that it is older than this boot (up since yesterday 22:00); its recorded date
+    still counts, since the true one cannot be known."""
+    now_wall = at("2026-01-05T08:00:00")
+    now_mono = 10 * HOUR
+    prev = session(1, "A", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=at("2026-01-05T05:00:00"),
+                   offset_known=False)
+    a = allow([prev], now_wall=now_wall, now_mono=now_mono, per_day=1)
+    assert not a.allowed and a.reason == "daily_limit" and a.sessions_today == 1
+
+
+def test_within_an_earlier_boot_the_monotonic_time_between_sessions_counts():
+    """Boot X ran two sessions 4 h apart (by its monotonic clock); nothing places boot X in time.
+    The first is at least 4 h 20 min older than the second's start, and that takes it out of the
+    26 h window exactly when the bound says."""
+    now_mono = 2 * HOUR
+    second_start_age_s = now_mono + 20 * MINUTE             # boot X is older than this boot
+    first_start_age_s = MAX_LOCAL_DAY_S - 30.0              # 30 s inside the window
+    between_s = first_start_age_s - second_start_age_s - 20 * MINUTE   # end of 1st .. start of 2nd
+    first = session(1, "X", HOUR, HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL, offset_known=False)
+    second_start = first.end_mono + between_s
+    second = session(2, "X", second_start, second_start + 20 * MINUTE, wall_minus_mono=BOOT_WALL,
+                     offset_known=False)
+    a = allow([first, second], now_wall=BOOT_WALL + 3 * DAY, now_mono=now_mono, boot="N",
+              synced=False, per_day=2)
+    assert not a.allowed and a.reason == "daily_limit" and a.sessions_today == 2
+    assert a.next_start_mono == pytest.approx(now_mono + 30.0, abs=1e-6)
 
 
 # --- property: a distorted wall clock never allows what the true timeline refuses ---------

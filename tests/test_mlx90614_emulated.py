@@ -8,8 +8,9 @@ import threading
 import adafruit_mlx90614
 import pytest
 
-from drivers import emulated_i2c, mlx90614
-from drivers.emulated_i2c import EmulatedI2C, EmulatedMLX90614, EepromWrite
+import emulated_i2c
+from drivers import mlx90614
+from emulated_i2c import EmulatedI2C, EmulatedMLX90614, EepromWrite
 from drivers.mlx90614 import MLX90614Source
 from drivers.sensor_source import SensorValueError, SkinReading, SkinSource
 

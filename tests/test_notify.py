@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from controller.notify import SystemdNotifier
+from controller.service.notify import SystemdNotifier
 
 
 @pytest.fixture

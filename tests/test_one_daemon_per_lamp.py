@@ -14,7 +14,7 @@ import subprocess
 import pytest
 from scenario_helpers import PYTHON, REPO, RunningDaemon, cli_env, history_json, run_cli, write_scenario
 
-from controller.dirlock import DirectoryBusy, lock_for_writing
+from controller.service.dirlock import DirectoryBusy, lock_for_writing
 
 START_TIMEOUT_S = 10.0
 
@@ -98,7 +98,7 @@ def test_a_sigkilled_daemon_leaves_no_stale_lock(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     holder = subprocess.Popen(
-        [PYTHON, "-c", "import sys, time; from controller.dirlock import lock_for_writing; "
+        [PYTHON, "-c", "import sys, time; from controller.service.dirlock import lock_for_writing; "
                        "lock_for_writing(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
          str(state)], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, text=True)
     try:

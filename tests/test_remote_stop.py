@@ -12,15 +12,15 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from helpers_core import Bench, default_config
+from nobody_helpers import closed_to_others, directory_for_nobody, why_nobody_was_denied
 
-from controller.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
+from controller.service.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
                                     allowed_sender_uids, open_remote_stop, send_stop_request,
                                     stop_socket_path)
 
@@ -143,9 +143,7 @@ SENDER = "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRA
 def test_a_member_of_the_socket_group_who_is_not_the_bridge_is_not_obeyed():
     """For real: 'nobody' with the socket's group may write the 0660 socket, but its request is
     not from the bridge's user, so the daemon ignores it; without the group it cannot even send."""
-    directory = Path(tempfile.mkdtemp(prefix="irlamp-stop-"))     # pytest's tmp is root-only
-    try:
-        directory.chmod(0o755)
+    with directory_for_nobody("irlamp-stop-") as directory:     # pytest's tmp is root-only
         channel = open_remote_stop(directory)
         try:
             def send_as_nobody(*group_args: str) -> subprocess.CompletedProcess:
@@ -153,16 +151,16 @@ def test_a_member_of_the_socket_group_who_is_not_the_bridge_is_not_obeyed():
                                        SENDER, str(channel.path), STOP_REQUEST.decode()],
                                       capture_output=True, text=True, timeout=60, cwd="/")
             in_group = send_as_nobody("--regid", str(os.stat(channel.path).st_gid), "--clear-groups")
-            assert in_group.returncode == 0, in_group.stderr
+            assert in_group.returncode == 0, in_group.stderr + why_nobody_was_denied(directory)
             assert channel.take() is False and channel.rejected == 1
+            # the directory is still open to 'nobody': only the socket's group keeps the outsider out
+            assert closed_to_others(directory) is None, closed_to_others(directory)
             outsider = send_as_nobody("--regid", "nogroup", "--clear-groups")
             assert outsider.returncode != 0 and "Permission denied" in outsider.stderr
             send_stop_request(channel.path)                    # root (here: the daemon's user) is obeyed
             assert channel.take() is True
         finally:
             channel.close()
-    finally:
-        shutil.rmtree(directory)
 
 
 @settings(max_examples=40, deadline=None)

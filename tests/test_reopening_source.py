@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.emulated_i2c import emulated_bus
+from emulated_i2c import emulated_bus
 from drivers.hardware import ReopeningSource
 from drivers.sampler import classify
 from drivers.sensor_source import SensorMissingError

@@ -311,6 +311,41 @@ def test_skin_that_warms_passes_the_heating_check():
     assert bench.lamp_on() and not bench.ctl.latched
 
 
+def rising_to(bench: Bench, rise_c: float, start_c: float = 33.0, rate_c_per_s: float = 0.02):
+    """Skin that warms at `rate_c_per_s` from now until it has risen exactly `rise_c`, then
+    wobbles a little below that peak (never above it), so the session's largest rise is `rise_c`."""
+    t0 = bench.now
+    peak_c = start_c + rise_c
+
+    def skin_c(_elapsed_s: float) -> float:
+        warmed_c = start_c + rate_c_per_s * (bench.now - t0)
+        if warmed_c < peak_c:
+            return warmed_c
+        return peak_c if warmed_c - peak_c < 0.01 else peak_c - (0.02 if round(bench.now * 4) % 2 else 0.03)
+    return skin_c
+
+
+def wobbling_distance(bench: Bench, distance_mm: float = IN_BAND_MM):
+    """A person lying still in the band: the reading wobbles by half a millimetre."""
+    return lambda _elapsed_s: distance_mm + (0.5 if round(bench.now / distance_period_s(bench.cfg)) % 2 else 0.0)
+
+
+def test_a_rise_just_short_of_heating_min_rise_is_a_not_heating_fault():
+    """The heating check must see the whole configured rise: 95 % of it (or 0.1 C less, or
+    half) is not enough."""
+    bench = running_bench(noise=False)
+    bench.run(S.heating_check_s + 1.0, skin_c=rising_to(bench, S.heating_min_rise_c - 0.05),
+              distance_mm=wobbling_distance(bench), noise=False)
+    assert bench.ctl.latched == ["skin_not_heating"] and not bench.lamp_on()
+
+
+def test_a_rise_of_exactly_heating_min_rise_passes_the_heating_check():
+    bench = running_bench(noise=False)
+    bench.run(S.heating_check_s + 1.0, skin_c=rising_to(bench, S.heating_min_rise_c),
+              distance_mm=wobbling_distance(bench), noise=False)
+    assert bench.ctl.session.heating_seen and not bench.ctl.latched and bench.lamp_on()
+
+
 def test_heating_check_counts_lamp_on_time_not_pauses():
     bench = running_bench()
     bench.run(S.heating_check_s / 2, skin_c=33.0)
@@ -532,6 +567,33 @@ def test_guard_fault_latches_and_ends_the_session():
     assert [e["reason"] for e in bench.fields_of("session_ended")] == ["fault"]
 
 
+def test_a_sensor_that_never_delivers_is_missing_two_seconds_after_start():
+    """SafetyController.STARTUP_GRACE_S is 2 s: no reading at all by then latches '*_missing'."""
+    bench = Bench(CFG)
+    start = bench.now
+    step_s = 0.05
+    for k in range(1, 40):                                   # start + 0.05 .. start + 1.95
+        bench.step(start + k * step_s)
+    bench.step(start + 2.0)
+    assert bench.ctl.latched == [], "a fault before the grace has passed"
+    bench.step(start + 2.0 + step_s)
+    assert sorted(bench.ctl.latched) == ["distance_missing", "skin_missing"]
+    assert not bench.lamp_on()
+
+
+def test_the_displayed_readings_are_the_last_good_ones_of_each_sensor():
+    """What status, the keyboard view and the simulator show: distance from the distance sensor,
+    skin and sensor body from the thermometer, never swapped."""
+    bench = Bench(CFG)
+    assert (bench.ctl.last_distance_mm, bench.ctl.last_skin_c, bench.ctl.last_ambient_c) == (None, None, None)
+    bench.settle(distance_mm=420.0, skin_c=34.5, ambient_c=27.0, noise=False)
+    assert bench.ctl.last_distance_mm == 420.0
+    assert bench.ctl.last_skin_c == 34.5 and bench.ctl.last_ambient_c == 27.0
+    bench.publish("distance", None, error="io_error")        # a failed read keeps the last good one
+    bench.step(bench.now + 0.001)
+    assert bench.ctl.last_distance_mm == 420.0
+
+
 def test_restored_faults_keep_the_lamp_off_after_a_restart():
     bench = Bench(CFG)
     bench.ctl.restore_faults(["skin_overheat"])
@@ -555,3 +617,281 @@ def test_skin_sample_period_keeps_the_lamp_on_between_samples():
     bench = running_bench()
     bench.run(3 * skin_period_s(CFG))
     assert all(d.lamp_on for _, d in bench.decisions[-20:])
+
+
+def test_external_fault_latches_its_code_with_the_detail_and_ends_the_session_as_a_fault():
+    bench = running_bench()
+    bench.run(2.0)
+    events = bench.ctl.external_fault("control_exception", "ZeroDivisionError in step", bench.now + 0.01)
+    assert events[0] == ("fault", {"code": "control_exception", "detail": "ZeroDivisionError in step"})
+    assert events[1][1]["reason"] == "fault"
+    assert bench.ctl.latched == ["control_exception"] and bench.ctl.state == "fault"
+    assert bench.ctl.lamp_on is False
+
+
+def test_stop_session_ends_it_with_its_on_time_rounded_to_the_millisecond():
+    """Daemon shutdown: the session ends with the reason given and the lamp-on time up to the
+    stop, as the journal records it (seconds, to the millisecond)."""
+    bench = running_bench()
+    started_at = bench.first_time("session_started")
+    bench.run(4.0)
+    stop_at = bench.now + 0.0123456
+    events = bench.ctl.stop_session("shutdown", stop_at)
+    assert [name for name, _ in events] == ["session_ended"]
+    ended = events[0][1]
+    assert ended["reason"] == "shutdown"
+    assert ended["elapsed_s"] == round(stop_at - started_at, 3)
+    lit_s = ended["on_s"]
+    assert lit_s == round(lit_s, 3) and lit_s == pytest.approx(stop_at - started_at, abs=0.1)
+    assert lit_s != round(lit_s), "on_s keeps its milliseconds"
+    assert bench.ctl.session is None and bench.ctl.lamp_on is False and bench.ctl.state == "idle"
+    assert bench.ctl.stop_session("shutdown", stop_at + 1.0) == [], "nothing left to stop"
+
+
+def test_time_left_counts_down_the_on_time_cap_and_stops_at_zero():
+    bench = Bench(CFG)
+    assert bench.ctl.time_left_s() is None
+    bench.start_session()
+    bench.run(10.0)
+    cap_s = SES.max_on_minutes * 60.0
+    assert bench.ctl.time_left_s() == pytest.approx(cap_s - bench.ctl.session.on_s)
+    assert bench.ctl.time_left_s() == pytest.approx(cap_s - 10.0, abs=0.2)
+    bench.ctl.session.on_s = cap_s + 0.5                     # overrun by half a step
+    assert bench.ctl.time_left_s() == 0.0
+
+
+def test_restored_faults_are_latched_once_each_in_order():
+    bench = Bench(CFG)
+    bench.ctl.restore_faults(["skin_overheat", "guard_loop_stall"])
+    bench.ctl.restore_faults(["guard_loop_stall"])
+    assert bench.ctl.latched == ["skin_overheat", "guard_loop_stall"] and bench.ctl.state == "fault"
+
+
+def test_a_new_controller_starts_off_with_no_refusal_shown_and_the_configured_debounce():
+    ctl = Bench(CFG).ctl
+    assert ctl.lamp_on is False and ctl.refused is None and ctl.state == "idle"
+    assert ctl.button.bounce_s == BTN.bounce_ms / 1000.0
+    assert ctl.button.long_press_s == BTN.long_press_s and ctl.button.stuck_s == BTN.stuck_s
+
+
+@pytest.mark.parametrize("sensor", ["distance", "skin"])
+def test_one_failed_read_turns_the_lamp_off_at_once_and_names_it(sensor):
+    """A single failed read is doubt, not yet a fault: the lamp goes off at that very step, the
+    reason names the sensor and the kind of failure, and the session goes on."""
+    bench = running_bench()
+    bench.run(1.0)
+    bench.publish(sensor, None, error="io_error")
+    decision = bench.step(bench.now + 0.001)
+    assert not decision.lamp_on and decision.reason == f"{sensor}_io_error"
+    assert not bench.ctl.latched and bench.ctl.session is not None
+
+
+def test_distance_offset_is_subtracted_while_running_and_in_the_start_record():
+    cfg = config_with({"distance": {"offset_mm": 100.0}})
+    bench = Bench(cfg)
+    bench.settle(distance_mm=500.0)
+    bench.press(0.2, distance_mm=500.0)
+    assert bench.fields_of("session_started")[0]["distance_mm"] == pytest.approx(400.0, abs=1.0)
+    bench.run(1.0, distance_mm=D.min_mm + 100.0 - 20.0)    # reads in the band, is 20 mm too close
+    assert bench.ctl.state == "paused" and bench.ctl.session.pause_reason == "too_close"
+    assert not bench.lamp_on()
+
+
+def test_exactly_at_absent_mm_nobody_is_there():
+    bench = running_bench()
+    bench.run(1.0, distance_mm=D.absent_mm, noise=False)
+    assert bench.ctl.state == "paused" and bench.ctl.session.pause_reason == "nobody_there"
+
+
+def test_the_decision_names_why_the_lamp_is_on_or_off():
+    """Decision.reason reaches the relay record: started, resumed, and each way a session ends."""
+    cfg = config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 2.0}})
+    bench = running_bench(cfg)
+    started_at = bench.first_time("session_started")
+    assert [d.reason for t, d in bench.decisions if t == started_at] == ["session_started"]
+    bench.run(5.0, skin_c=warming(bench))
+    bench.run(1.0, distance_mm=250.0)
+    assert bench.last_decision.reason == "too_close"
+    resumed_from = bench.now
+    bench.run(D.resume_after_s + 1.0)
+    first_on = next(d for t, d in bench.decisions if t > resumed_from and d.lamp_on)
+    assert first_on.reason == "resumed"
+    bench.run(70.0, skin_c=warming(bench))
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["session_completed"]
+
+    bench = running_bench(config_with({"session": {"max_on_minutes": 3.0, "max_wall_minutes": 3.0}}))
+    skin = warming(bench)
+    bench.run(30.0, skin_c=skin)
+    bench.run(100.0, distance_mm=250.0, skin_c=skin)
+    bench.run(60.0, skin_c=skin)
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["wall_time_cap"]
+
+    bench = running_bench()
+    bench.run(D.max_pause_s + 1.0, distance_mm=250.0)
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["too_close"]
+
+
+def test_faults_found_in_a_session_carry_a_detail_and_end_it_as_a_fault():
+    bench = running_bench()
+    bench.run(S.heating_check_s + 1.0, skin_c=33.0)
+    fault = bench.fields_of("fault")[0]
+    assert fault["code"] == "skin_not_heating" and fault["detail"].startswith("skin rose 0.0")
+    assert [e["reason"] for e in bench.fields_of("session_ended")] == ["fault"]
+    ended_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == ended_at] == ["skin_not_heating"]
+
+    bench = running_bench()
+    bench.publish("skin", S.limit_c + 0.5, ambient_c=30.0)
+    bench.step(bench.now + 0.01)
+    fault = bench.fields_of("fault")[0]
+    assert fault["code"] == "skin_overheat" and str(S.limit_c) in fault["detail"]
+
+
+# -- limits hit exactly: a binary time grid --------------------------------------------------
+# Steps of 1/32 s are exact in binary floating point, so on-time, elapsed and pause times land
+# exactly on the configured limits, and a '>=' that became '>' (one step late) shows.
+GRID_S = 1.0 / 32
+GRID_CFG = config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.5},
+                        "skin": {"heating_check_s": 300.0},
+                        "distance": {"max_pause_s": 10.0, "resume_after_s": 3.0}})
+
+
+def tick(bench: Bench, steps: int = 1, distance_mm: float = IN_BAND_MM, skin_c: float = 33.0) -> None:
+    """`steps` control steps of GRID_S, each after a fresh sample of both sensors (which wobble
+    upwards by a hair, so nothing reads as frozen)."""
+    for _ in range(steps):
+        bench.now += GRID_S
+        wobble = bench._seq["distance"] % 2
+        bench.publish("distance", distance_mm + 0.5 * wobble)
+        bench.publish("skin", skin_c + 0.01 * wobble, ambient_c=25.0)
+        bench.step()
+
+
+def grid_session(cfg=GRID_CFG) -> Bench:
+    bench = Bench(cfg)
+    tick(bench, 32)
+    bench.button = True
+    tick(bench, 8)
+    bench.button = False
+    tick(bench, 8)
+    assert bench.ctl.state == "running" and bench.lamp_on()
+    return bench
+
+
+def ended_when(bench: Bench, **tick_kwargs) -> dict:
+    while bench.ctl.session is not None:
+        tick(bench, **tick_kwargs)
+    return bench.fields_of("session_ended")[-1]
+
+
+def test_the_on_time_cap_ends_the_session_exactly_at_max_on():
+    bench = grid_session()
+    ended = ended_when(bench)
+    assert ended["reason"] == "completed" and ended["on_s"] == 60.0
+
+
+def test_the_wall_time_cap_ends_the_session_exactly_at_max_wall():
+    bench = grid_session()
+    for _ in range(4):                                     # 4 pauses of 5 s (+3 s to resume)
+        tick(bench, 32 * 10)
+        tick(bench, 32 * 5, distance_mm=250.0)
+    ended = ended_when(bench)
+    assert ended["reason"] == "wall_time_cap" and ended["elapsed_s"] == 90.0
+
+
+def test_the_heating_check_is_made_exactly_at_heating_check_s():
+    bench = grid_session(config_with({"skin": {"heating_check_s": 30.0}}))
+    ended = ended_when(bench)
+    assert bench.ctl.latched == ["skin_not_heating"] and ended["on_s"] == 30.0
+
+
+def test_a_pause_ends_the_session_exactly_at_max_pause_s():
+    bench = grid_session()
+    tick(bench, 32)
+    ended = ended_when(bench, distance_mm=250.0)
+    paused_at = bench.first_time("paused")
+    assert ended["reason"] == "too_close_too_long"
+    assert bench.first_time("session_ended") - paused_at == 10.0
+
+
+def test_the_lamp_resumes_exactly_resume_after_s_after_the_person_is_back():
+    bench = grid_session()
+    tick(bench, 32)
+    tick(bench, 33, distance_mm=250.0)
+    back_at = bench.now + GRID_S
+    tick(bench, 32 * 4)
+    resumed_at = bench.first_time("resumed")
+    assert resumed_at - back_at == 3.0
+    paused_s = resumed_at - bench.first_time("paused")        # 4.03125 s
+    assert bench.fields_of("resumed") == [{"paused_s": round(paused_s, 3)}] and paused_s != round(paused_s, 3)
+
+
+def test_exactly_at_min_mm_plus_hysteresis_counts_as_back_in_the_band():
+    bench = grid_session()
+    tick(bench, 32, distance_mm=250.0)
+    back_at = bench.now + GRID_S
+    tick(bench, 32 * 4, distance_mm=D.min_mm + D.hysteresis_mm)   # every other sample exactly at the edge
+    assert bench.first_time("resumed") - back_at == 3.0
+
+
+def test_faults_found_by_the_controller_say_what_was_seen():
+    bench = Bench(CFG)
+    bench.button = True
+    bench.run(0.5)
+    assert bench.fields_of("fault") == [{"code": "button_stuck",
+                                         "detail": "button held at start-up or far too long"}]
+    bench = running_bench()
+    bench.run(0.5, ambient_c=S.sensor_body_max_c + 1.0)
+    hot = bench.fields_of("fault")[0]
+    assert hot["code"] == "skin_sensor_hot" and hot["detail"] == f"sensor body {S.sensor_body_max_c + 1.0:.1f} C"
+    bench = running_bench()
+    bench.guard_fault = "guard_loop_stall"
+    bench.step(bench.now + 0.01)
+    assert bench.fields_of("fault") == [{"code": "guard_loop_stall", "detail": "independent guard cut the relay"}]
+    bench = running_bench()
+    bench.run(0.1, distance_error="io_error")
+    assert bench.fields_of("fault") == [{"code": "distance_io_error", "detail": "injected io_error"}]
+
+
+def test_the_warning_ends_only_0_2_c_below_where_it_began():
+    bench = running_bench()
+    warm = S.limit_c - S.warning_margin_c
+    bench.run(1.0, skin_c=warm + 0.05)
+    assert bench.last_decision.warning
+    bench.run(1.0, skin_c=warm - 0.1)
+    assert bench.last_decision.warning, "the warning flickered off inside its hysteresis"
+    bench.run(1.0, skin_c=warm - 0.3)
+    assert not bench.last_decision.warning
+
+
+def test_with_no_session_the_decision_says_why():
+    bench = Bench(CFG)
+    bench.settle()
+    assert bench.last_decision.reason == "idle"
+    bench = running_bench()
+    bench.run(1.0)
+    bench.button = True
+    bench.run(0.1)
+    stopped_at = bench.first_time("session_ended")
+    assert [d.reason for t, d in bench.decisions if t == stopped_at] == ["stopped_by_button"]
+    bench = Bench(CFG)
+    bench.ctl.restore_faults(["skin_overheat", "guard_loop_stall"])
+    bench.settle()
+    assert bench.last_decision.reason == "skin_overheat" and not bench.lamp_on()
+
+
+def test_a_press_begun_at_the_very_step_the_session_ends_never_starts_one():
+    bench = grid_session(config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 2.0},
+                                      "skin": {"heating_check_s": 300.0}}))
+    while bench.ctl.session.on_s < 60.0 - GRID_S:
+        tick(bench)
+    bench.button = True                                    # raw level goes down at the ending step
+    tick(bench)
+    assert bench.ctl.session is None and bench.ctl.last_session_end_s == bench.now
+    tick(bench, 8)
+    bench.button = False
+    tick(bench, 16)
+    assert len(bench.fields_of("session_started")) == 1, "the stopping press started a new session"

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, Phase, event, example, given, settings, target
 from hypothesis import strategies as st
 
-from controller.limits import Allowance
-from controller.readings import Sample, SensorFeed
-from controller.safety import SafetyController, StepInputs
+from controller.core.limits import Allowance
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import SafetyController, StepInputs
 from drivers.sensor_source import NO_TARGET_MM
 from helpers_core import (ALLOWED, COOLDOWN, DAILY_LIMIT, RETRY2_OVERRIDES, TIGHT_OVERRIDES, config_with,
                           default_config, distance_period_s, skin_period_s)

@@ -13,7 +13,7 @@ import pytest
 from scenario_helpers import (DEFAULT_CONFIG, ROUNDING_S, SimRun, default_config, press, run_sim,
                               scenario, simulate_cli, write_scenario)
 
-from controller.journal import JournalReader
+from controller.service.journal import JournalReader
 
 CFG = default_config()
 DIST_PERIOD_S = CFG.distance.timing_budget_ms / 1000.0

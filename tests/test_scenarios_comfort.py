@@ -63,8 +63,8 @@ def test_the_dose_is_journaled_shown_in_history_and_the_daily_cap_refuses_the_ne
     import io
     import json
 
-    from controller.history import history_command
-    from controller.journal import JournalReader
+    from controller.service.history import history_command
+    from controller.service.journal import JournalReader
     doc = comfort_scenario(session={"max_daily_dose_cem43": 0.5, "min_gap_minutes": 30})
     doc["events"].append({"at": 1742 + 1801 + 60, "press": 0.3})   # after the cool-down gap
     doc["until"] = 3700
@@ -85,8 +85,8 @@ def test_the_dose_is_journaled_shown_in_history_and_the_daily_cap_refuses_the_ne
 
 
 def test_status_shows_the_running_sessions_dose_and_switch_ons(tmp_path: Path, monkeypatch):
-    from controller.daemon import Daemon
-    from controller.status import format_status
+    from controller.service.daemon import Daemon
+    from controller.service.status import format_status
     snapshots = []
     original = Daemon.status_snapshot
     monkeypatch.setattr(Daemon, "status_snapshot", lambda self: snapshots.append(original(self)) or snapshots[-1])

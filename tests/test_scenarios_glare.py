@@ -14,8 +14,8 @@ import json
 
 import pytest
 
-from controller.daemon import Daemon
-from controller.history import history_command
+from controller.service.daemon import Daemon
+from controller.service.history import history_command
 from drivers import glare
 from scenario_helpers import default_config, press, run_sim, scenario
 
@@ -110,7 +110,7 @@ def test_the_session_light_range_is_journaled_and_shown_in_history(tmp_path):
 
 
 def test_glare_is_refused_out_of_range_with_file_and_line(tmp_path):
-    from controller.scenario import ScenarioError, load_scenario
+    from controller.sim.scenario import ScenarioError, load_scenario
     from scenario_helpers import write_scenario
     path = write_scenario(tmp_path, "events:\n  - {at: 1, glare: -2}\n")
     with pytest.raises(ScenarioError, match=r"scenario.yaml:2: event 1: glare must be between 0 and 100"):
@@ -128,8 +128,8 @@ def test_status_json_carries_the_light_rates_and_the_doubt_share(tmp_path):
 
 
 def test_the_daemon_log_warns_about_the_light_and_the_timeline_reads_it(tmp_path, caplog):
-    from controller.scenario import load_scenario
-    from controller.simulate import run_scenario
+    from controller.sim.scenario import load_scenario
+    from controller.sim.simulate import run_scenario
     from scenario_helpers import write_scenario
     path = write_scenario(tmp_path, scenario([press(1.0), {"at": 20.0, "glare": MODERATE_MCPS}], until=90.0,
                                              thermal_model=True))
@@ -148,7 +148,7 @@ def test_the_daemon_log_warns_about_the_light_and_the_timeline_reads_it(tmp_path
 def test_the_keyboard_steps_the_glare_none_moderate_heavy_and_back():
     import threading
 
-    from controller.keyboard import GLARE_STEPS_MCPS, KeyboardDriver
+    from drivers.sim_keyboard import GLARE_STEPS_MCPS, KeyboardDriver
     from drivers.sim_sensors import SimWorld
     world = SimWorld(400.0, 32.0)
     keys = KeyboardDriver(world, None, None, None, threading.Event(), threading.Event())

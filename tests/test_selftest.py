@@ -8,8 +8,8 @@ import pytest
 from gpiozero import LED, Buzzer, OutputDevice
 from gpiozero.pins.mock import MockFactory
 
-from controller.selftest import RELAY_PROMPT, run_selftest
-from drivers.emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X, FakeClock
+from controller.service.selftest import RELAY_PROMPT, run_selftest
+from emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X, FakeClock
 
 
 class Rig:
@@ -236,3 +236,37 @@ def test_sensors_are_closed_at_the_end(make_rig):
     rig = make_rig()
     rig.run("no")
     assert not rig.vl53.continuous
+
+
+@pytest.mark.parametrize("active_high", [True, False])
+def test_the_pi_selftest_wiring_uses_the_injected_pins_and_leaves_both_relays_off(monkeypatch, active_high):
+    """`irlamp selftest` builds its relays through the relay driver on the injected pin factory
+    (claimed at the off level, whatever the polarity) and leaves both relays off even when the
+    test itself raises."""
+    import dataclasses
+
+    from controller.service import run as run_module
+    from controller.service import selftest as selftest_module
+    from controller.service.config import load_config
+    base = load_config()
+    # Pins whose power-on pull is the off level for this polarity (the boot-safety rule).
+    relay_pin, enable_pin = (17, 18) if active_high else (5, 6)
+    cfg = dataclasses.replace(base, gpio=dataclasses.replace(
+        base.gpio, relay_pin=relay_pin, relay_active_high=active_high,
+        enable_relay_pin=enable_pin, enable_relay_active_high=active_high))
+    factory = MockFactory()
+    seen = {}
+
+    def fake_selftest(outputs, readings_s, cfg):
+        seen.update(outputs)
+        assert not outputs["relay"].value and not outputs["enable_relay"].value   # created off
+        outputs["enable_relay"].on()
+        outputs["relay"].on()
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(selftest_module, "run_selftest_on_pi", fake_selftest)
+    with pytest.raises(RuntimeError):
+        run_module.selftest(cfg, 1.0, pin_factory=factory)
+    off_level = not active_high
+    assert factory.pin(relay_pin).state == off_level and factory.pin(enable_pin).state == off_level
+    assert all(device.pin_factory is factory for device in seen.values())

@@ -14,10 +14,10 @@ import pytest
 from gpiozero import LED, OutputDevice
 from gpiozero.pins.mock import MockFactory
 
-from controller.selftest import RELAY_PROMPT, run_selftest
-from controller.selftest_lamp import LAMP_TEST_MAX_S
+from controller.service.selftest import RELAY_PROMPT, run_selftest
+from controller.service.selftest_lamp import LAMP_TEST_MAX_S
 from drivers import glare
-from drivers.emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X, FakeClock
+from emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X, FakeClock
 from helpers_core import default_config
 
 CFG = default_config()

@@ -10,9 +10,9 @@ import math
 
 import pytest
 
-from controller.readings import Sample, SensorFeed
-from controller.safety import distance_limits, skin_limits
-from controller.sensor_health import SensorJudge
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import distance_limits, skin_limits
+from controller.core.sensor_health import SensorJudge
 from drivers.sensor_source import NO_TARGET_MM
 from helpers_core import config_with, default_config
 
@@ -252,3 +252,97 @@ def test_reset_restarts_the_frozen_clock():
     f.judge.reset(f.now)
     for _ in range(int((f.limits.frozen_s - 0.5) / f.period_s)):
         assert f.sample(412.0).fault is None
+
+
+# -- what a fault says, and the exact edges --------------------------------------------------
+def test_each_fault_kind_says_what_was_seen():
+    """The fault's detail is journalled and shown: the sampler's own words for a failed read,
+    and the judge's for a NaN, an impossible value, a frozen one, a missing or a stale sensor."""
+    f = Feeder()
+    f.good_run(0.5)
+    f.sample(error="io_error")
+    assert f.sample(error="io_error").detail == "detail"             # the sampler's text
+
+    f = Feeder()
+    f.good_run(0.5)
+    f.sample(math.nan)
+    assert f.sample(math.nan).detail == "reading is not a number"
+
+    f = Feeder()
+    f.good_run(0.5)
+    f.sample(-5.0)
+    assert f.sample(-5.0).detail == "implausible reading -5.0"
+
+    f = Feeder()
+    verdicts = [f.sample(401.0) for _ in range(int(CFG.faults.distance_frozen_s / D_PERIOD_S) + 2)]
+    frozen = next(v for v in verdicts if v.fault)
+    assert frozen.fault == "frozen" and frozen.detail.startswith("value 401.0 unchanged for 3.0")
+
+    f = Feeder()
+    missing = f.wait(GRACE_S + 0.01)
+    assert missing.fault == "missing" and missing.detail == f"no reading within {GRACE_S:.1f} s of start"
+
+    f = Feeder()
+    f.good_run(0.5)
+    stale = f.wait(CFG.faults.distance_stale_s + 0.01)
+    assert stale.fault == "stale" and stale.detail.startswith("no good reading for ") and "(" not in stale.detail
+
+
+def test_a_sample_stamped_at_the_judges_start_counts():
+    f = Feeder(start_s=100.0)
+    f.latest = Sample(1, 100.0, 400.0, None, None, "")
+    assert f.verdict().good is not None
+
+
+def test_a_reading_of_no_target_plus_its_1_mm_slack_is_nobody_there_not_a_fault():
+    f = Feeder()
+    v = f.sample(NO_TARGET_MM + 1)
+    assert v.good is not None and v.fault is None
+
+
+@pytest.mark.parametrize("ambient_c, plausible", [(-40.0, True), (125.0, True), (-40.5, False), (125.5, False)])
+def test_the_thermometer_body_range_is_minus_40_to_125_inclusive(ambient_c, plausible):
+    f = Feeder("skin")
+    v = f.sample(33.0, ambient_c=ambient_c)
+    assert (v.good is not None) == plausible
+
+
+def test_a_skin_reading_is_trusted_for_exactly_two_and_a_half_periods():
+    """doubt_s = 2.5 sample periods (0.625 s at 250 ms): up to that age the reading is used,
+    a moment later the lamp waits in doubt (long before the 1 s 'stale' fault)."""
+    f = Feeder("skin", start_s=64.0)                  # binary-exact times
+    f.now = 64.0
+    f.sample(33.0, advance=False)
+    assert f.wait(2.5 * S_PERIOD_S).good is not None
+    late = f.wait(1.0 / 64)
+    assert late.good is None and late.doubt == "skin_doubt" and late.fault is None
+
+
+def test_stale_and_hang_are_declared_only_past_stale_s_and_say_how_long():
+    """distance_stale_s is 0.25 s: a reading (or a blocked read) exactly that old is still only
+    doubt; a moment later it is a fault whose detail gives both ages."""
+    stale_s = CFG.faults.distance_stale_s
+    f = Feeder(start_s=64.0)
+    f.now = 64.0
+    f.sample(400.0, advance=False)
+    f.busy_since = 64.0                                  # the next read blocks at once
+    at_limit = f.wait(stale_s)
+    assert at_limit.fault is None and at_limit.doubt == "distance_doubt"
+    hung = f.wait(1.0 / 64)
+    assert hung.fault == "hang" and hung.detail == "read blocked for 0.27 s, no good reading for 0.27 s"
+
+    f = Feeder(start_s=64.0)
+    f.now = 64.0
+    f.sample(400.0, advance=False)
+    assert f.wait(stale_s).fault is None
+    stale = f.wait(1.0 / 64)
+    assert stale.fault == "stale" and stale.detail == "no good reading for 0.27 s"
+
+
+def test_a_read_that_blocks_from_start_up_is_a_hang_counted_from_the_start():
+    f = Feeder(start_s=64.0)
+    f.now = 64.0
+    f.busy_since = 64.0
+    assert f.wait(CFG.faults.distance_stale_s).fault is None
+    hung = f.wait(1.0 / 64)
+    assert hung.fault == "hang" and hung.detail.endswith("no good reading for 0.27 s")

@@ -1,6 +1,6 @@
 """SR-9 / SR-10 / SR-12: a slow or stuck SD card never stalls the control loop.
 
-The journal is written by a writer of its own (controller/journal_writer.py). These tests slow
+The journal is written by a writer of its own (controller/service/journal_writer.py). These tests slow
 it on the simulated clock (`journal_commit_s` in a scenario, `SimulatedDisk` in a hand-stepped
 rig): every safety rule must still fire on time with 2 s commits, the records must land late
 and in order, a disk that never answers must end in `journal_stalled` within the stated bound
@@ -22,12 +22,12 @@ from helpers_core import Bench
 from hypothesis import strategies as st
 from scenario_helpers import ROUNDING_S, default_config, press, run_sim, scenario
 
-from controller import journal_writer as records
-from controller.clock import SimClock
-from controller.daemon import Daemon
-from controller.journal import Journal, JournalReader
-from controller.journal_writer import JournalWriter, SimulatedDisk
-from controller.safety import JOURNAL_BUSY_S, JOURNAL_STALL_S, JournalHealth
+from controller.service import journal_writer as records
+from controller.service.clock import SimClock
+from controller.service.daemon import Daemon
+from controller.service.journal import Journal, JournalReader
+from controller.service.journal_writer import JournalWriter, SimulatedDisk
+from controller.core.safety import JOURNAL_BUSY_S, JOURNAL_STALL_S, JournalHealth
 from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
@@ -433,7 +433,7 @@ def test_end_to_end_fsyncs_delayed_1s_keep_the_session_running_and_a_press_stops
 
 
 def test_journal_commit_s_in_a_scenario_is_a_number_or_never_and_named_with_its_line(tmp_path):
-    from controller.scenario import ScenarioError, load_scenario
+    from controller.sim.scenario import ScenarioError, load_scenario
     from scenario_helpers import write_scenario
     good = load_scenario(write_scenario(tmp_path, scenario([{"at": 1, "journal_commit_s": "never"},
                                                             {"at": 2, "journal_commit_s": 0.5}], 5)))

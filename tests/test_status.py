@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from controller import status as status_mod
-from controller.status import (
+from controller.service import status as status_mod
+from controller.service.status import (
     STATUS_KEYS, find_status_file, status_command, status_path, write_status_atomic,
 )
 

@@ -24,9 +24,9 @@ import pytest
 from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli
 from test_daemon_exceptions import rig  # noqa: F401  (a fixture: the same daemon rig)
 
-from controller.journal import Journal, journal_path
-from controller.status import format_status
-from controller.storage import DISK_FULL, PERMISSION, README_RECOVERY, explain_storage_error
+from controller.service.journal import Journal, journal_path
+from controller.service.status import format_status
+from controller.service.storage import DISK_FULL, PERMISSION, README_RECOVERY, explain_storage_error
 
 ROOT = os.geteuid() == 0
 NOBODY = "nobody"
@@ -98,7 +98,7 @@ def _in_full_tmpfs(script: str) -> subprocess.CompletedProcess:
 def test_a_restart_on_a_really_full_disk_names_the_disk_and_the_fix(tmp_path):
     """Old code: 'disk I/O error (is it an irlamp journal?)', naming neither disk nor fix."""
     proc = _in_full_tmpfs(f"""
-        {PYTHON} -c "import sys; from controller.journal import Journal; Journal(sys.argv[1], 'b').close()" "$MNT/state"
+        {PYTHON} -c "import sys; from controller.service.journal import Journal; Journal(sys.argv[1], 'b').close()" "$MNT/state"
         dd if=/dev/zero of="$MNT/filler" bs=4k 2>/dev/null || true
         df -k "$MNT" | tail -1 >&2
         {PYTHON} -m controller.cli run --simulate --state-dir "$MNT/state" --runtime-dir {tmp_path} \\
@@ -148,7 +148,7 @@ def test_a_foreign_owned_state_directory_says_who_owns_it_and_how_to_fix_it(worl
 def test_a_restart_on_a_really_read_only_disk_says_so(tmp_path):
     """The SD card remounted read-only after errors: named as such, exit 2 (no retrying)."""
     proc = _in_full_tmpfs(f"""
-        {PYTHON} -c "import sys; from controller.journal import Journal; Journal(sys.argv[1], 'b').close()" "$MNT/state"
+        {PYTHON} -c "import sys; from controller.service.journal import Journal; Journal(sys.argv[1], 'b').close()" "$MNT/state"
         mount -o remount,ro "$MNT"
         {PYTHON} -m controller.cli run --simulate --state-dir "$MNT/state" --runtime-dir {tmp_path} \
             --config {DEFAULT_CONFIG} </dev/null && echo "EXIT=0" || echo "EXIT=$?"
@@ -165,7 +165,7 @@ def test_a_read_only_file_system_is_named_as_such(tmp_path):
 
 
 def test_storage_problem_kinds_come_from_sqlite_codes_not_only_text(tmp_path):
-    from controller.storage import storage_problem
+    from controller.service.storage import storage_problem
     path = tmp_path / "db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (x)")

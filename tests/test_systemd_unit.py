@@ -164,6 +164,34 @@ def test_the_lgpio_directory_is_made_private_at_start(tmp_path):
         lg_wd.chmod(0o775)
 
 
+def test_a_shared_sticky_lg_wd_like_tmp_is_never_narrowed(tmp_path):
+    """LG_WD=/tmp (inherited, e.g. from a program that ran irlamp in-process) must not make
+    /tmp 0700 as root: that locked every other user out of /tmp on a shared machine."""
+    import os
+    import stat
+    import sys
+    shared = tmp_path / "shared-tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    env = {**os.environ, "LG_WD": str(shared), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", "run", "--config",
+                           str(tmp_path / "missing.yaml")], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert f"LG_WD={shared} is a shared directory" in proc.stderr
+
+
+def test_a_simulation_in_process_leaves_no_lg_wd_behind(tmp_path, monkeypatch):
+    """main() sets lgpio's default LG_WD only for the commands that use GPIO; a simulation run
+    in-process (tests, tools) must not hand LG_WD=/tmp on to every process it starts later."""
+    import os
+
+    from controller.cli import main
+    monkeypatch.delenv("LG_WD", raising=False)
+    main(["simulate", str(tmp_path / "missing.yaml")])
+    assert "LG_WD" not in os.environ
+
+
 def test_device_access_is_only_gpio_chips_and_i2c(unit):
     service = unit["Service"]
     # PrivateDevices=yes would hide /dev/gpiochip* and /dev/i2c-1.

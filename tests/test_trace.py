@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from controller.daemon import TRACE_INTERVAL_S
-from controller.journal import Journal, JournalReader, TracePoint
+from controller.service.daemon import TRACE_INTERVAL_S
+from controller.service.journal import Journal, JournalReader, TracePoint
 from scenario_helpers import REPO, RunningDaemon, default_config, run_sim
 
 CFG = default_config()

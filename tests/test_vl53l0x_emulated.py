@@ -8,7 +8,7 @@ import threading
 import adafruit_vl53l0x
 import pytest
 
-from drivers.emulated_i2c import EmulatedI2C, EmulatedVL53L0X, FakeClock
+from emulated_i2c import EmulatedI2C, EmulatedVL53L0X, FakeClock
 from drivers.sensor_source import NO_TARGET_MM, DistanceSource, SensorValueError
 from drivers.vl53l0x import VL53L0XSource
 

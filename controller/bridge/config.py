@@ -1,6 +1,6 @@
 """The bridge's own YAML file (`/etc/irlamp/bridge.yaml`; commented default `config/bridge.yaml`).
 
-Validated by the same machinery as lamp.yaml (`controller.config.load_sections`): unknown keys,
+Validated by the same machinery as lamp.yaml (`controller.service.config.load_sections`): unknown keys,
 wrong types and out-of-range values are refused with `file:line: key: problem`.
 """
 
@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.config import ConfigError, Schema, load_sections, sections_of
+from controller.service.config import BUNDLED_CONFIG_DIR, ConfigError, Schema, load_sections, sections_of
 
 SYSTEM_BRIDGE_CONFIG_PATH = Path("/etc/irlamp/bridge.yaml")
 MACHINE_ID_PATH = Path("/etc/machine-id")
@@ -119,7 +119,7 @@ def default_bridge_config_path() -> Path:
         return Path(os.environ["IRLAMP_BRIDGE_CONFIG"])
     if SYSTEM_BRIDGE_CONFIG_PATH.exists():
         return SYSTEM_BRIDGE_CONFIG_PATH
-    return Path(__file__).resolve().parents[2] / "config" / "bridge.yaml"
+    return BUNDLED_CONFIG_DIR / "bridge.yaml"
 
 
 def load_bridge_config(path: str | Path | None = None, *, overrides=None) -> BridgeConfig:

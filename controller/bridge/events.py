@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.bridge.live_state import iso_utc
-from controller.faults import fault_info
-from controller.history import END_REASON_WORDS
-from controller.journal import JournalError, JournalReader, journal_path
-from controller.status import write_status_atomic
+from controller.core.faults import fault_info
+from controller.service.history import END_REASON_WORDS
+from controller.service.journal import JournalError, JournalReader, journal_path
+from controller.service.status import write_status_atomic
 
 log = logging.getLogger("irlamp.bridge")
 

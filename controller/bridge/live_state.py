@@ -11,7 +11,8 @@ import math
 import time
 from pathlib import Path
 
-from controller.status import _heartbeat_age_s, _pid_alive, _read_status, find_status_file
+from controller.service.status import (BOOT_ID_PATH, _heartbeat_age_s, _pid_alive, _read_status, current_boot_id,
+                                       find_status_file)
 
 NOT_RUNNING = "not running"
 STATES = ("starting", "idle", "running", "paused", "cooling", "fault", NOT_RUNNING)
@@ -68,13 +69,10 @@ class StatusWatcher:
     """Reads the daemon's status file (the newer of runtime_dir/ and state_dir/status.json)."""
 
     def __init__(self, runtime_dir: str, state_dir: str, stale_after_s: float,
-                 boot_id_path: Path = Path("/proc/sys/kernel/random/boot_id")):
+                 boot_id_path: Path = BOOT_ID_PATH):
         self.runtime_dir, self.state_dir = runtime_dir, state_dir
         self.stale_after_s = stale_after_s
-        try:
-            self.boot_id = boot_id_path.read_text().strip() or None
-        except OSError:
-            self.boot_id = None
+        self.boot_id = current_boot_id(boot_id_path)
 
     def read(self) -> dict | None:
         try:

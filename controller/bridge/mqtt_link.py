@@ -15,7 +15,7 @@ import threading
 import paho.mqtt.client as mqtt
 
 from controller.bridge.topics import HA_ONLINE, OFFLINE, ONLINE, STOP_PAYLOAD, Topics
-from controller.remote_stop import IgnoredInputs, send_stop_request
+from controller.service.remote_stop import IgnoredInputs, send_stop_request
 
 log = logging.getLogger("irlamp.bridge")
 

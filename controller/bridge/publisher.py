@@ -22,7 +22,7 @@ from controller.bridge.discovery import discovery_messages
 from controller.bridge.events import JournalEvents
 from controller.bridge.live_state import StatusWatcher
 from controller.bridge.topics import ONLINE, Topics
-from controller.remote_stop import stop_socket_path
+from controller.service.remote_stop import stop_socket_path
 
 log = logging.getLogger("irlamp.bridge")
 

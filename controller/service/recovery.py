@@ -32,11 +32,11 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from controller.config import _BOUNDS
-from controller.dirlock import DirectoryBusy, adopt_directory_owner, lock_state_dir
-from controller.journal import Journal, JournalError, created_marker_path, journal_path
-from controller.status import local_time
-from controller.storage import DAMAGED, StorageError
+from controller.service.config import _BOUNDS
+from controller.service.dirlock import DirectoryBusy, adopt_directory_owner, lock_state_dir
+from controller.service.journal import Journal, JournalError, created_marker_path, journal_path
+from controller.service.status import local_time
+from controller.service.storage import DAMAGED, StorageError
 
 # The hard ceiling of session.sessions_per_day: a configuration may only lower it.
 LOST_DAY_PLACEHOLDERS = int(_BOUNDS["session.sessions_per_day"][1])

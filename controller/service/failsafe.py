@@ -96,7 +96,7 @@ def plan_from_gpio(values: dict, source: str) -> PinPlan:
 # -- the daemon's record --------------------------------------------------------------------
 def write_output_record(directory: Path, gpio) -> Path:
     """Record the pins the daemon is about to drive (atomic, fsynced). Call before driving any."""
-    from controller.status import write_status_atomic
+    from controller.service.status import write_status_atomic
     path = Path(directory) / OUTPUTS_FILENAME
     record = {key: getattr(gpio, key) for key in RECORD_KEYS}
     record.update(version=RECORD_VERSION, pid=os.getpid(), written_wall=time.time())
@@ -143,7 +143,7 @@ def _scan_relay_keys(text: str) -> tuple[dict, list[str]]:
 def lenient_relay_plan(path: Path, problem: str) -> PinPlan:
     """Relay pins from a config file that does not validate; raises PinSourceError/OSError when the
     lamp relay's pin cannot be determined from it."""
-    from controller.config import GpioConfig
+    from controller.service.config import GpioConfig
     from drivers.relay import undriven_level_high
     text = Path(path).read_bytes().decode("utf-8", errors="replace")
     try:
@@ -176,7 +176,7 @@ def config_plan(config_path) -> tuple[PinPlan | None, str]:
     """The plan from the config (validated, else lenient); (None, why) when neither names the pins."""
     import dataclasses
 
-    from controller.config import ConfigError, default_config_path, load_config
+    from controller.service.config import ConfigError, default_config_path, load_config
     path = Path(default_config_path() if config_path is None else config_path)
     try:
         cfg = load_config(path)
@@ -200,12 +200,11 @@ def _level(active_high: bool) -> str:
 
 def drive_off(relays, dark_pins, pin_factory, say) -> bool:
     """Drive each relay to its off level and each LED pin low. True when every relay was driven."""
-    from gpiozero import OutputDevice
+    from drivers.relay import leave_driven_off
     all_driven = True
     for relay in relays:
         try:
-            OutputDevice(relay.pin, active_high=relay.active_high, initial_value=False,
-                         pin_factory=pin_factory).off()
+            leave_driven_off(relay.pin, relay.active_high, pin_factory)
             say(f"{relay.role} GPIO {relay.pin} driven off ({_level(relay.active_high)})")
         except Exception as exc:  # noqa: BLE001 - every other pin must still be driven off
             all_driven = False
@@ -213,7 +212,7 @@ def drive_off(relays, dark_pins, pin_factory, say) -> bool:
     dark = []
     for pin in dark_pins:
         try:
-            OutputDevice(pin, initial_value=False, pin_factory=pin_factory).off()
+            leave_driven_off(pin, True, pin_factory)
             dark.append(str(pin))
         except Exception as exc:  # noqa: BLE001 - an LED left lit is not a hazard
             say(f"could not switch GPIO {pin} (LED/buzzer) off: {exc}")
@@ -245,8 +244,8 @@ def failsafe_command(config_path=None, runtime_dir=None, state_dir=None, *, pin_
                      err: TextIO | None = None) -> int:
     """Exit 0: the lamp relay pins were driven off. 1: a relay pin could not be driven, or none
     of the sources names the lamp relay's pin (then nothing was driven)."""
-    from controller.config import PathsConfig
-    from controller.status import find_status_file
+    from controller.service.config import PathsConfig
+    from controller.service.status import find_status_file
 
     def say(line: str) -> None:
         print(f"irlamp failsafe: {line}", file=err or sys.stderr)

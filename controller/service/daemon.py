@@ -22,17 +22,19 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+from enum import StrEnum
 from typing import Callable
 
-from controller import journal_writer as records
-from controller.faults import fault_info
-from controller.indicators import leds_for
-from controller.journal import COUNTER_FIELDS, LIGHT_FIELDS, Journal, TracePoint
-from controller.journal_writer import JournalWriter, SimulatedDisk
-from controller.limits import Allowance, start_allowance
-from controller.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
-from controller.status import StatusWriter
-from controller.storage import StorageError
+from controller.service import journal_writer as records
+from controller.core.events import EventKind
+from controller.core.faults import fault_info
+from controller.core.indicators import leds_for
+from controller.service.journal import COUNTER_FIELDS, LIGHT_FIELDS, Journal, TracePoint
+from controller.service.journal_writer import JournalWriter, SimulatedDisk
+from controller.core.limits import Allowance, start_allowance
+from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
+from controller.service.status import StatusWriter
+from controller.service.storage import StorageError
 from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
@@ -45,7 +47,14 @@ DRAIN_TIMEOUT_S = 15.0          # a clean stop waits this long for the journal b
 STATUS_CLOSE_TIMEOUT_S = 2.0
 TRACE_INTERVAL_S = 1.0          # a session's trace: one row about this often (and at each relay change)
 
-Emit = Callable[..., None]      # emit(event_name, **fields)
+Emit = Callable[..., None]      # emit(kind, **fields): an EventKind or a DaemonEvent
+
+
+class DaemonEvent(StrEnum):
+    """What the daemon reports besides the decision's events (core/events.py)."""
+    RELAY = "relay"                              # on, reason: the lamp's actual state changed
+    SESSION_INTERRUPTED = "session_interrupted"  # session: a crash-cut session closed at start-up
+    FAULTS_RESTORED = "faults_restored"          # codes: faults still latched from before a restart
 
 
 class FatalLoopError(Exception):
@@ -70,7 +79,7 @@ class Daemon:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
         self.simulated = clock.simulated if simulated is None else simulated
-        self.remote_stop = remote_stop      # controller.remote_stop.RemoteStopChannel or None
+        self.remote_stop = remote_stop      # controller.service.remote_stop.RemoteStopChannel or None
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
         self.start_ticket: int | None = None     # the open session's start record
@@ -96,7 +105,7 @@ class Daemon:
         interrupted = journal.close_interrupted(cfg.loop.checkpoint_s + JOURNAL_STALL_S)
         for sid in interrupted:
             log.warning("session %s was cut off by a crash or power loss; recorded as interrupted", sid)
-            self.emit("session_interrupted", session=sid)
+            self.emit(DaemonEvent.SESSION_INTERRUPTED, session=sid)
         unacknowledged = journal.unacknowledged_faults()
         if unacknowledged:
             codes = list(dict.fromkeys(f.code for f in unacknowledged))
@@ -104,7 +113,7 @@ class Daemon:
             last = unacknowledged[-1]
             self.last_fault = {"code": last.code, "detail": last.detail, "wall": last.wall}
             log.warning("faults still latched from before the restart: %s (hold the button 3 s)", ", ".join(codes))
-            self.emit("faults_restored", codes=codes)
+            self.emit(DaemonEvent.FAULTS_RESTORED, codes=codes)
         if clock_synced():       # only a wall clock known to be right may say what is 90 days old
             pruned = journal.prune_traces(clock.wall() - self._trace_retention_s())
             if pruned:
@@ -211,17 +220,17 @@ class Daemon:
             self.allowance_at_s = now
         return self.allowance
 
-    def _record(self, name: str, fields: dict, now: float) -> None:
+    def _record(self, name: EventKind, fields: dict, now: float) -> None:
         """Hand an event's record to the journal writer (never waits), log it, emit it."""
         wall = self.clock.wall()
-        if name == "session_started":
+        if name == EventKind.SESSION_STARTED:
             self.start_ticket = self.session_ticket = self.writer.submit(records.StartSession(
                 wall, now, fields["distance_mm"], fields["skin_c"]))
             self.last_checkpoint_s = now
             self.allowance = None
             log.info("session starting: its lamp goes on once the journal has it (distance %.0f mm, "
                      "skin %.2f C)", fields["distance_mm"], fields["skin_c"])
-        elif name == "session_ended":
+        elif name == EventKind.SESSION_ENDED:
             if self.start_ticket is not None:
                 self.session_ticket = self.writer.submit(records.EndSession(
                     fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
@@ -235,7 +244,7 @@ class Daemon:
             self.start_ticket = None
             self.allowance = None
             self.buzz_until_s = now + END_BUZZ_S
-        elif name == "fault":
+        elif name == EventKind.FAULT:
             info = fault_info(fields["code"])
             self.writer.submit(records.Fault(fields["code"], fields["detail"], wall, now))
             unstored = " (not in the journal yet: it cannot be written now)" if self.writer.last_error else ""
@@ -243,12 +252,12 @@ class Daemon:
             self.buzz_until_s = now + FAULT_BUZZ_S
             log.error("FAULT %s (%s): %s; blink code red %d / amber %d", fields["code"], info.meaning,
                       fields["detail"], info.red, info.amber)
-        elif name == "ambient_high":
+        elif name == EventKind.AMBIENT_HIGH:
             log.warning("ambient light on the distance sensor is %.2f Mcps (warns at %g, doubts at %g); "
                         "%.1f %% of recent readings doubted: shade the sensor from the bulb",
                         fields["ambient_mcps"], fields["warn_mcps"], fields["doubt_mcps"],
                         100 * fields["doubt_share"])
-        elif name == "fault_acknowledged":
+        elif name == EventKind.FAULT_ACKNOWLEDGED:
             self.writer.submit(records.AcknowledgeFaults(wall))
             self.hw.guard.acknowledge()
             log.warning("fault(s) acknowledged by long press: %s", ", ".join(fields["codes"]))
@@ -262,15 +271,14 @@ class Daemon:
             return
         if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
             self.last_checkpoint_s = now
-            self.writer.submit(records.Checkpoint(ses.on_s, _finite(ses.max_skin_c),
-                                                  _finite(ses.min_distance_mm), self.clock.wall(), now,
+            self.writer.submit(records.Checkpoint(ses.on_s, ses.peak_skin_c, ses.closest_mm, self.clock.wall(), now,
                                                   light=self.controller.session_light(ses),
                                                   counters=self.controller.session_counters(ses),
                                                   trace=self._take_trace()))
 
     def _on_relay(self, on: bool, reason: str) -> None:
         log.info("relay %s (%s)", "ON" if on else "OFF", reason)
-        self.emit("relay", on=on, reason=reason)
+        self.emit(DaemonEvent.RELAY, on=on, reason=reason)
 
     def _on_exception(self, exc: Exception, now: float) -> None:
         self.healthy = False
@@ -287,7 +295,7 @@ class Daemon:
                 self._record(name, fields, now)
             except Exception as record_exc:  # the journal itself may be what failed
                 log.error("could not record %s: %s", name, record_exc)
-                if name == "fault":   # the caregiver still sees what latched, and that it is unrecorded
+                if name == EventKind.FAULT:   # the caregiver still sees what latched, and that it is unrecorded
                     self.last_fault = {"code": fields["code"], "wall": self.clock.wall(),
                                        "detail": f"{fields['detail']} (not in the journal: it "
                                                  f"cannot be written)"}
@@ -367,7 +375,3 @@ class Daemon:
             snapshot = self.status_snapshot()
             snapshot.update(state="stopped", lamp_on=False)
             self.status_writer.close(snapshot, STATUS_CLOSE_TIMEOUT_S)
-
-
-def _finite(value: float) -> float | None:
-    return None if value in (float("inf"), float("-inf")) else value

@@ -31,7 +31,7 @@ and the doubt-share fault bounds how often) are counted apart (`doubt_switches`)
 that would need more than `session.max_switches` of the others ends: `comfort_cycling` when
 the switch-on would end a comfort pause, `switching_limit` otherwise.
 
-The journal is written by a writer of its own (controller/journal_writer.py); its health
+The journal is written by a writer of its own (controller/service/journal_writer.py); its health
 arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
 start record is durable, a failed commit or a record left uncommitted for `JOURNAL_STALL_S`
 while a session exists latches `journal_stalled`, and a busy writer refuses starts (`journal_busy`).
@@ -41,12 +41,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from controller.button import ButtonTracker
-from controller.dose import DoseMeter
-from controller.limits import Allowance
-from controller.readings import Sample, SensorFeed
-from controller.sensor_health import SensorJudge, SensorLimits, Verdict
-from drivers.sensor_source import NO_TARGET_MM
+from controller.core.button import ButtonTracker
+from controller.core.dose import DoseMeter
+from controller.core.events import Event, EventKind
+from controller.core.limits import Allowance
+from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed
+from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
 JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
@@ -106,6 +106,16 @@ class Session:
     off_reasons: set[str] = field(default_factory=set)   # why the lamp was off since it last went off
     dose: DoseMeter = field(default_factory=DoseMeter)     # CEM43 of its good skin samples
 
+    @property
+    def peak_skin_c(self) -> float | None:
+        """The highest skin temperature so far, None before the first good reading."""
+        return None if self.max_skin_c == float("-inf") else self.max_skin_c
+
+    @property
+    def closest_mm(self) -> float | None:
+        """The closest distance so far, None before the first good reading."""
+        return None if self.min_distance_mm == float("inf") else self.min_distance_mm
+
 
 @dataclass
 class LightRange:
@@ -141,7 +151,7 @@ def _higher(current: float | None, value: float) -> float:
 class Decision:
     lamp_on: bool
     reason: str
-    events: list[tuple[str, dict]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     warning: bool = False
 
 
@@ -210,6 +220,8 @@ class SafetyController:
         self.refused: tuple[str, float] | None = None   # (reason, until_s) for the LEDs
         self.press_consumed = False
         self.last_session_end_s = float("-inf")
+        self.last_end_reason: str | None = None   # why the newest session ended
+        self.sessions_ended = 0
         self.warning = False
         self.last_distance_mm: float | None = None
         self.last_skin_c: float | None = None
@@ -234,7 +246,11 @@ class SafetyController:
     def time_left_s(self) -> float | None:
         if self.session is None:
             return None
-        return max(0.0, self.cfg.session.max_on_minutes * 60.0 - self.session.on_s)
+        return max(0.0, self.cfg.session.max_on_s - self.session.on_s)
+
+    def person_mm(self, sample: Sample) -> float:
+        """The distance to the person: the sensor's reading less its mounting offset."""
+        return sample.value - self.cfg.distance.offset_mm
 
     def restore_faults(self, codes: list[str]) -> None:
         """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
@@ -243,18 +259,18 @@ class SafetyController:
             if code not in self.latched:
                 self.latched.append(code)
 
-    def external_fault(self, code: str, detail: str, now_s: float) -> list[tuple[str, dict]]:
+    def external_fault(self, code: str, detail: str, now_s: float) -> list[Event]:
         """Latch a fault found outside the decision (e.g. an exception); ends any session."""
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now_s)
         self._latch(code, detail, events)
         self._end_session("fault", now_s, events)
         self.lamp_on = False
         return events
 
-    def stop_session(self, reason: str, now_s: float) -> list[tuple[str, dict]]:
+    def stop_session(self, reason: str, now_s: float) -> list[Event]:
         """End the session (daemon shutdown); the lamp is already off."""
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now_s)
         self._end_session(reason, now_s, events)
         self.lamp_on = False
@@ -268,8 +284,9 @@ class SafetyController:
 
     def step(self, inp: StepInputs) -> Decision:
         now = inp.now_s
-        events: list[tuple[str, dict]] = []
+        events: list[Event] = []
         self._account(now)
+        ended_before = self.sessions_ended
         dist = self._judge(self.distance, inp.distance, now, events)
         skin = self._judge(self.skin, inp.skin, now, events)
         if inp.guard_fault:
@@ -286,13 +303,13 @@ class SafetyController:
                             f"{inp.journal.stalled_s:.1f} s for its commit", events)
         self._button(inp, dist, skin, events)
         if self.session is None:
-            ended = [f["reason"] for name, f in events if name == "session_ended"]
-            reason = self.latched[0] if self.latched else (ended[-1] if ended else "idle")
+            ended_reason = self.last_end_reason if self.sessions_ended > ended_before else None
+            reason = self.latched[0] if self.latched else (ended_reason or "idle")
             return self._decide(False, reason, events, skin)
         return self._decide(*self._session_step(now, dist, skin, events), events, skin)
 
     # -- sensors -------------------------------------------------------------------
-    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events) -> Verdict:
+    def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events: list[Event]) -> Verdict:
         verdict = judge.judge(feed, now)
         if verdict.fault:
             self._latch(f"{judge.limits.name}_{verdict.fault}", verdict.detail, events)
@@ -308,7 +325,7 @@ class SafetyController:
                 self.last_skin_c, self.last_ambient_c = verdict.good.value, verdict.good.ambient_c
         return verdict
 
-    def _watch_light(self, sample: Sample | None, now: float, events) -> None:
+    def _watch_light(self, sample: Sample | None, now: float, events: list[Event]) -> None:
         """Keep the VL53L0X's light rates: latest, the session's range, and a rate-limited
         event when the ambient light nears the level where measurements fail."""
         if sample is None or sample.ambient_rate_mcps is None:
@@ -319,17 +336,17 @@ class SafetyController:
         d = self.cfg.distance
         if sample.ambient_rate_mcps >= d.ambient_warn_mcps and now - self.ambient_warned_s >= AMBIENT_WARN_EVERY_S:
             self.ambient_warned_s = now
-            events.append(("ambient_high", {
+            events.append(Event(EventKind.AMBIENT_HIGH, {
                 "ambient_mcps": round(sample.ambient_rate_mcps, 2), "warn_mcps": d.ambient_warn_mcps,
                 "doubt_mcps": d.ambient_doubt_mcps, "doubt_share": round(self.distance.doubt_share(), 3)}))
 
-    def _latch(self, code: str, detail: str, events) -> None:
+    def _latch(self, code: str, detail: str, events: list[Event]) -> None:
         if code not in self.latched:
             self.latched.append(code)
-            events.append(("fault", {"code": code, "detail": detail}))
+            events.append(Event(EventKind.FAULT, {"code": code, "detail": detail}))
 
     # -- button --------------------------------------------------------------------
-    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+    def _button(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
         for event in self.button.update_edges(inp.button_edges, inp.now_s, inp.button_pressed):
             if event == "stuck":
                 self._latch("button_stuck", "button held at start-up or far too long", events)
@@ -342,7 +359,7 @@ class SafetyController:
                 if self.session is not None:
                     self._end_session("stopped_by_button", inp.now_s, events)
             elif event == "long" and self.latched:
-                events.append(("fault_acknowledged", {"codes": list(self.latched)}))
+                events.append(Event(EventKind.FAULT_ACKNOWLEDGED, {"codes": list(self.latched)}))
                 self.latched.clear()
                 self.distance.reset(inp.now_s)
                 self.skin.reset(inp.now_s)
@@ -361,7 +378,7 @@ class SafetyController:
             return "sensor_unhealthy"
         if journal_refusal(inp.journal):
             return "journal_busy"
-        distance_mm = dist.good.value - d.offset_mm
+        distance_mm = self.person_mm(dist.good)
         if distance_mm < d.min_mm + d.hysteresis_mm:
             return "too_close"
         if distance_mm > d.max_mm:
@@ -376,30 +393,31 @@ class SafetyController:
             return inp.allowance.reason or "daily_limit"
         return None
 
-    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events) -> None:
+    def _try_start(self, inp: StepInputs, dist: Verdict, skin: Verdict, events: list[Event]) -> None:
         reason = self.start_refusal(inp, dist, skin)
         if reason is not None:
             self.refused = (reason, inp.now_s + REFUSAL_SHOW_S)
-            events.append(("start_refused", {"reason": reason}))
+            events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
             return
         self.refused = None
         self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value,
                                distance_samples_at_start=self.distance.samples_taken,
                                distance_doubts_at_start=self.distance.doubts_taken,
                                recorded=not inp.journal.start_needs_commit)
-        events.append(("session_started", {"skin_c": skin.good.value,
-                                           "distance_mm": dist.good.value - self.cfg.distance.offset_mm}))
+        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": skin.good.value,
+                                           "distance_mm": self.person_mm(dist.good)}))
 
-    def _end_session(self, reason: str, now: float, events) -> None:
+    def _end_session(self, reason: str, now: float, events: list[Event]) -> None:
         ses = self.session
         if ses is None:
             return
         self.session = None
         self.last_session_end_s = now
-        events.append(("session_ended", {
+        self.last_end_reason = reason
+        self.sessions_ended += 1
+        events.append(Event(EventKind.SESSION_ENDED, {
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
-            "max_skin_c": None if ses.max_skin_c == float("-inf") else ses.max_skin_c,
-            "min_distance_mm": None if ses.min_distance_mm == float("inf") else ses.min_distance_mm,
+            "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
             **self.session_counters(ses), **self.session_light(ses)}))
 
     @staticmethod
@@ -415,7 +433,7 @@ class SafetyController:
                 "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
 
     # -- the session ---------------------------------------------------------------
-    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events) -> tuple[bool, str]:
+    def _session_step(self, now: float, dist: Verdict, skin: Verdict, events: list[Event]) -> tuple[bool, str]:
         ses, cfg = self.session, self.cfg
         if skin.good is not None:
             ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
@@ -428,7 +446,7 @@ class SafetyController:
             code = self.latched[-1]
             self._end_session("overheat" if code == "skin_overheat" else "fault", now, events)
             return False, code
-        if ses.on_s >= cfg.session.max_on_minutes * 60.0:
+        if ses.on_s >= cfg.session.max_on_s:
             self._end_session("completed", now, events)
             return False, "session_completed"
         if now - ses.start_s >= cfg.session.max_wall_minutes * 60.0:
@@ -459,7 +477,7 @@ class SafetyController:
         return True, "session_started" if ses.on_s == 0.0 else "resumed"
 
     # -- comfort control (SR-14): only ever says "off" ------------------------------
-    def _comfort_holds_off(self, now: float, skin_c: float, events) -> bool:
+    def _comfort_holds_off(self, now: float, skin_c: float, events: list[Event]) -> bool:
         """True while the servo keeps the lamp off: from the step the skin reaches comfort_c
         until it has fallen to comfort_c - comfort_hysteresis_c and min_off_s has passed."""
         ses, s = self.session, self.cfg.skin
@@ -469,16 +487,16 @@ class SafetyController:
             if skin_c < s.comfort_c:
                 return False
             ses.cooling_since_s = now
-            events.append(("cooling", {"skin_c": skin_c, "comfort_c": s.comfort_c}))
+            events.append(Event(EventKind.COOLING, {"skin_c": skin_c, "comfort_c": s.comfort_c}))
             return True
         cooled = skin_c <= s.comfort_c - s.comfort_hysteresis_c
         if not cooled or now - ses.cooling_since_s < self.cfg.session.min_off_s:
             return True
-        events.append(("cooled", {"skin_c": skin_c, "off_s": round(now - ses.cooling_since_s, 3)}))
+        events.append(Event(EventKind.COOLED, {"skin_c": skin_c, "off_s": round(now - ses.cooling_since_s, 3)}))
         ses.cooling_since_s = None
         return False
 
-    def _count_switch_on(self, now: float, events) -> str | None:
+    def _count_switch_on(self, now: float, events: list[Event]) -> str | None:
         """Count the switch-on this step would make. Returns the end reason when it would be
         one more than session.max_switches (the session is then ended), else None. A switch-on
         that ends an off stretch made only of sensor doubt is counted apart and not limited
@@ -495,15 +513,8 @@ class SafetyController:
             return reason
         ses.switches += 1
         return None
-        if ses.switches - ses.doubt_switches >= self.cfg.session.max_switches:
-            reason = "comfort_cycling" if ses.pause_reason == COMFORT else "switching_limit"
-            ses.pause_reason = reason
-            self._end_session(reason, now, events)
-            return False
-        ses.switches += 1
-        return True
 
-    def _distance_step(self, now: float, dist: Verdict, events) -> bool:
+    def _distance_step(self, now: float, dist: Verdict, events: list[Event]) -> bool:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
         ses, d = self.session, self.cfg.distance
         self._track_band(now, dist)
@@ -511,7 +522,7 @@ class SafetyController:
             if dist.unreliable:
                 self._pause(DOUBT_PAUSE, now, events)
             return self._pause_limits(now, events)
-        distance_mm = dist.good.value - d.offset_mm
+        distance_mm = self.person_mm(dist.good)
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
         if distance_mm < d.min_mm:
             self._pause("too_close", now, events)
@@ -519,7 +530,7 @@ class SafetyController:
             self._pause("nobody_there", now, events)
         elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
                 and now - ses.in_band_since_s >= d.resume_after_s:
-            events.append(("resumed", {"paused_s": round(now - ses.paused_since_s, 3)}))
+            events.append(Event(EventKind.RESUMED, {"paused_s": round(now - ses.paused_since_s, 3)}))
             ses.paused_since_s = ses.pause_reason = None
         if ses.paused_since_s is None:
             return True
@@ -538,7 +549,7 @@ class SafetyController:
             if gap or not dist.unreliable:
                 ses.in_band_since_s = None
             return
-        distance_mm = good.value - d.offset_mm
+        distance_mm = self.person_mm(good)
         in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and good.value < NO_TARGET_MM
         if not in_band:
             ses.in_band_since_s = None
@@ -546,7 +557,7 @@ class SafetyController:
             ses.in_band_since_s = now
         ses.last_good_distance_s = good.t_s
 
-    def _pause_limits(self, now: float, events) -> bool:
+    def _pause_limits(self, now: float, events: list[Event]) -> bool:
         """End a pause that has lasted too long. Always False (the lamp stays off)."""
         ses, d = self.session, self.cfg.distance
         if ses.paused_since_s is None:
@@ -559,13 +570,13 @@ class SafetyController:
             self._end_session(end_reason, now, events)
         return False
 
-    def _pause(self, reason: str, now: float, events) -> None:
+    def _pause(self, reason: str, now: float, events: list[Event]) -> None:
         ses = self.session
         if ses.paused_since_s is None:
             ses.paused_since_s = now
         if ses.pause_reason != reason:
             ses.pause_reason = reason
-            events.append(("paused", {"reason": reason}))
+            events.append(Event(EventKind.PAUSED, {"reason": reason}))
 
     def _decide(self, lamp_on: bool, reason: str, events, skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
@@ -579,6 +590,6 @@ class SafetyController:
         warning = skin.good is not None and skin.good.value >= threshold_c
         if warning != self.warning:
             self.warning = warning
-            events.append(("skin_warning", {"on": warning}))
+            events.append(Event(EventKind.SKIN_WARNING, {"on": warning}))
         self.lamp_on = lamp_on
         return Decision(lamp_on, reason, events, warning)

@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from controller.readings import Sample, SensorFeed
+from controller.core.readings import Sample, SensorFeed
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controller.storage import storage_error
+from controller.service.storage import storage_error
 
 STATE_LOCK_FILENAME = "irlamp.lock"
 LOCK_SUFFIX = ".lock"

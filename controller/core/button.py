@@ -72,7 +72,7 @@ class ButtonTracker:
         for t_s, level in (*edges, (now_s, raw_pressed)):
             t_s = min(max(t_s, self.last_s), now_s)
             if not self.first_sample:
-                while (due := self.next_deadline_s()) is not None and due <= t_s:
+                while (due := self.next_deadline_s()) is not None and due < t_s - EPSILON_S:
                     events += self.update(max(due, self.last_s), self.last_level)
             events += self.update(t_s, level)
         return events

@@ -24,6 +24,8 @@ from pathlib import Path
 import yaml
 from yaml.constructor import SafeConstructor
 
+from controller.core.readings import TIMING_BUDGET_MS_MAX, TIMING_BUDGET_MS_MIN
+
 
 class ConfigError(Exception):
     """A refused configuration. `.message` is one line: `file:line: key: problem`."""
@@ -83,7 +85,8 @@ class SkinConfig:
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """Exposure and daily limits (SR-6, SR-7): at most 20 min, 3 a day, 30 min apart."""
+    """Exposure and daily limits (SR-6, SR-7): at most 20 min of heat a session, at most 3
+    sessions a day, at least 30 min apart (60 by default)."""
 
     max_on_minutes: float = 20.0
     max_wall_minutes: float = 30.0
@@ -92,6 +95,11 @@ class SessionConfig:
     min_off_s: float = 30.0               # SR-14: a comfort pause lasts at least this long
     max_switches: int = 20                # SR-14: lamp switch-ons per session (doubt switches aside)
     max_daily_dose_cem43: float | None = None
+
+    @property
+    def max_on_s(self) -> float:
+        """The session's lamp-on cap in seconds."""
+        return self.max_on_minutes * 60.0
 
 
 @dataclass(frozen=True)
@@ -200,7 +208,7 @@ _BOUNDS = {
     "distance.max_mm": (329.8, 1000), "distance.absent_mm": (329.8, 2000),
     "distance.offset_mm": (0, 150), "distance.resume_after_s": (1, 30),
     "distance.max_pause_s": (10, 600), "distance.absent_end_s": (10, 600),
-    "distance.timing_budget_ms": (20, 200),
+    "distance.timing_budget_ms": (TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX),
     "distance.ambient_warn_mcps": (0.2, 20), "distance.ambient_doubt_mcps": (1, 40),
     "skin.limit_c": (38, Hard(45)), "skin.warning_margin_c": (0.5, 5),
     "skin.plausible_min_c": (0, 30), "skin.plausible_max_c": (46, 100),
@@ -241,6 +249,9 @@ _COMPARE = {">=": (operator.ge, "at least"), ">": (operator.gt, "greater than"),
 LAMP_SCHEMA = Schema(_SECTIONS, _BOUNDS, _RELATIONS)
 
 SYSTEM_CONFIG_PATH = Path("/etc/irlamp/lamp.yaml")
+# The example config of this checkout (outside an installed package: a source checkout only).
+BUNDLED_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+BUNDLED_CONFIG_PATH = BUNDLED_CONFIG_DIR / "lamp.yaml"
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
@@ -444,7 +455,7 @@ def default_config_path() -> Path:
         return Path(os.environ["IRLAMP_CONFIG"])
     if SYSTEM_CONFIG_PATH.exists():
         return SYSTEM_CONFIG_PATH
-    return Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
+    return BUNDLED_CONFIG_PATH
 
 
 def load_config(path: str | Path | None = None, *, overrides=None,

@@ -54,7 +54,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from controller.journal import SessionRecord
+from controller.core.records import SessionRecord
 
 MAX_LOCAL_DAY_S = 26 * 3600.0
 CLOCK_TOLERANCE_S = 2.0
@@ -76,12 +76,12 @@ class _Ages:
     end_age_s: float
 
 
-def _finite(value: object) -> bool:
+def _is_finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _require(name: str, value: object) -> float:
-    if not _finite(value):
+    if not _is_finite_number(value):
         raise ValueError(f"limits: {name} must be a finite number, got {value!r}")
     return float(value)
 
@@ -105,23 +105,23 @@ def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono:
                 boot_id: str, wall_trusted: bool) -> list[_Ages]:
     def direct_age_s(session: SessionRecord, mono: float | None) -> float:
         if session.boot_id == boot_id:
-            if mono is None or not _finite(mono):
+            if mono is None or not _is_finite_number(mono):
                 return 0.0  # still running (or unreadable): it ends now
             return max(0.0, now_mono - mono)
         age_s = now_mono
         offset_s = session.boot_clock_offset_s
-        if wall_trusted and _finite(offset_s) and _finite(mono):
+        if wall_trusted and _is_finite_number(offset_s) and _is_finite_number(mono):
             age_s = max(age_s, now_wall - (offset_s + mono) - CLOCK_TOLERANCE_S)
         return age_s
 
     def mono_step_s(earlier: SessionRecord, earlier_mono: float | None,
                     later: SessionRecord, later_mono: float | None) -> float:
         """Lower bound on the true seconds from the earlier instant to the later one."""
-        if not _finite(later_mono):
+        if not _is_finite_number(later_mono):
             return 0.0
         if earlier.boot_id != later.boot_id:  # a reboot lies between: at least the uptime
             return max(0.0, later_mono)        # of the later boot at the later instant
-        return max(0.0, later_mono - earlier_mono) if _finite(earlier_mono) else 0.0
+        return max(0.0, later_mono - earlier_mono) if _is_finite_number(earlier_mono) else 0.0
 
     result: list[_Ages] = []
     later: _Ages | None = None
@@ -172,7 +172,7 @@ def start_allowance(sessions: Sequence[SessionRecord], *, now_wall: float, now_m
         today = _local_date(now_wall, tz)
         counted = [a for a in ages
                    if _local_date(now_wall - a.start_age_s, tz) in (today, None)
-                   or (_finite(a.session.start_wall)
+                   or (_is_finite_number(a.session.start_wall)
                        and _local_date(a.session.start_wall, tz) == today)]
     else:
         counted = [a for a in ages if a.start_age_s < MAX_LOCAL_DAY_S]

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# VL53L0X reports 8190 or 8191 mm when it sees no target within range; the readers map
+# its no-target statuses to this value too.
+NO_TARGET_MM = 8190.0
+# The VL53L0X timing budgets irlamp accepts (its sample period): the driver refuses others
+# and the config bounds distance.timing_budget_ms by them.
+TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX = 20, 200
+
 
 @dataclass(frozen=True)
 class Sample:

@@ -23,17 +23,18 @@ from typing import Callable, TextIO
 
 from gpiozero.pins.mock import MockFactory
 
-from controller.clock import SimClock
-from controller.config import load_config
-from controller.daemon import Daemon
-from controller.dirlock import DirectoryBusy, lock_state_dir
-from controller.indicators import pattern_name
-from controller.journal import Journal, JournalError
-from controller.journal_writer import SimulatedDisk
-from controller.scenario import Scenario, ScenarioError
-from controller.status import status_path
-from controller.storage import StorageError
-from controller.timeline import format_event
+from controller.service.clock import SimClock
+from controller.service.config import load_config
+from controller.core.events import EventKind
+from controller.service.daemon import Daemon, DaemonEvent
+from controller.service.dirlock import DirectoryBusy, lock_state_dir
+from controller.core.indicators import pattern_name
+from controller.service.journal import Journal, JournalError
+from controller.service.journal_writer import SimulatedDisk
+from controller.sim.scenario import Scenario, ScenarioError
+from controller.service.status import status_path
+from controller.service.storage import StorageError
+from controller.sim.timeline import SimEvent, format_event
 from drivers.hardware import build_hardware, check_wiring
 from drivers.relay import WiringError
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
@@ -76,17 +77,17 @@ class Simulation:
         self._new_sample = False
 
     # -- output --------------------------------------------------------------------------
-    def emit(self, event: str, **fields) -> None:
+    def emit(self, event: str, **fields) -> None:   # an EventKind, DaemonEvent or SimEvent
         t = self.clock.monotonic()
-        if event == "relay":
+        if event == DaemonEvent.RELAY:
             if fields["on"]:
                 self._relay_on_since = t
             elif self._relay_on_since is not None:
                 self.summary.lamp_on_s += t - self._relay_on_since
                 self._relay_on_since = None
-        elif event == "session_started":
+        elif event == EventKind.SESSION_STARTED:
             self.summary.sessions += 1
-        elif event == "fault":
+        elif event == EventKind.FAULT:
             self.summary.faults.append(fields["code"])
         self.write({"t": round(t, 3), "event": event, **fields})
 
@@ -95,7 +96,7 @@ class Simulation:
         ctl = daemon.controller
         if ctl.session is None:
             return
-        self.emit("progress", state=ctl.state, on_s=round(ctl.session.on_s, 1),
+        self.emit(SimEvent.PROGRESS, state=ctl.state, on_s=round(ctl.session.on_s, 1),
                   time_left_s=round(ctl.time_left_s(), 1), distance_mm=ctl.last_distance_mm,
                   skin_c=ctl.last_skin_c, ambient_mcps=ctl.last_ambient_mcps,
                   leds=pattern_name(ctl.state, ctl.warning, pause_reason=ctl.session.pause_reason))
@@ -212,7 +213,7 @@ class Simulation:
         fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in event.actions.items()}
         if "fault" in fields:
             fields["fault"] = {"sensor": fields["fault"][0], "kind": fields["fault"][1]}
-        self.emit("scenario", **fields)
+        self.emit(SimEvent.SCENARIO, **fields)
         acts = event.actions
         if "wall_clock_jump_s" in acts:
             self.clock.jump_wall(acts["wall_clock_jump_s"])
@@ -262,7 +263,7 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
                 out.write(f"irlamp simulation of {scenario.path}: times are simulated minutes:seconds; "
                           f"'>' lines are the script, the others are what the daemon did.\n")
             summary = sim.run()
-        record = {"t": round(sim.clock.monotonic(), 3), "event": "summary",
+        record = {"t": round(sim.clock.monotonic(), 3), "event": SimEvent.SUMMARY,
                   "lamp_on_s": round(summary.lamp_on_s, 3), "sessions": summary.sessions,
                   "faults": summary.faults}
         write(record)

@@ -13,9 +13,9 @@ Keys written by the daemon (`STATUS_KEYS`):
                            set point, SR-14) | 'fault' | 'stopped'
   lamp_on                  bool, relay commanded on
   time_left_s              float | null, lamp-on seconds left in the running/paused session
-  on_s                     float, lamp-on seconds of the current session (0 when idle)
+  on_s                     float | null, lamp-on seconds of the current session (null when none)
   dose_cem43               float | null, this session's heat dose so far, CEM43 minutes
-                           (equivalent minutes at 43 °C; controller/dose.py says what it means)
+                           (equivalent minutes at 43 °C; controller/core/dose.py says what it means)
   switches                 int | null, this session's lamp switch-ons so far (SR-14)
   distance_mm, skin_c, ambient_c   latest readings, float | null when there is none
   signal_rate_mcps, ambient_rate_mcps   the distance sensor's latest light rates, Mcps (the
@@ -27,6 +27,7 @@ Keys written by the daemon (`STATUS_KEYS`):
   start_blocked_reason     null | 'daily_limit' | 'cooldown' | another reason the daemon names
   pause_reason             null | e.g. 'too_close', 'nobody_there', 'distance_doubt'
   fault_latched            bool
+  latched_faults           [code, ...], every latched fault, oldest first
   last_fault               {code, detail, wall} | null
   leds                     str, what the LEDs show, in words
   heartbeat_wall           epoch s of this write
@@ -191,9 +192,10 @@ def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path,
     return candidates[0]
 
 
-def _current_boot_id() -> str | None:
+def current_boot_id(path: Path = BOOT_ID_PATH) -> str | None:
+    """This boot's id from the kernel, None when it cannot be read."""
     try:
-        return BOOT_ID_PATH.read_text().strip() or None
+        return path.read_text().strip() or None
     except OSError:
         return None
 
@@ -237,7 +239,7 @@ def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H
 
 def _fault_words(code: str) -> str:
     try:
-        from controller.faults import fault_info
+        from controller.core.faults import fault_info
     except ImportError:
         return code.replace("_", " ")
     info = fault_info(code)
@@ -364,7 +366,7 @@ def status_command(path: Path, as_json: bool, now_wall: float | None = None, *,
         return EXIT_STALE_OR_UNREADABLE
 
     age_s = _heartbeat_age_s(status, now_wall, now_mono,
-                             _current_boot_id() if boot_id is None else boot_id)
+                             current_boot_id() if boot_id is None else boot_id)
     if status.get("state") == "stopped" or not _pid_alive(status.get("pid")):
         daemon, code = "not running", EXIT_NOT_RUNNING
     elif abs(age_s) <= STALE_AFTER_S:

@@ -42,7 +42,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Callable, Union
 
-from controller.journal import Journal, JournalError, SessionRecord, TracePoint
+from controller.service.journal import Journal, JournalError, SessionRecord, TracePoint
 
 log = logging.getLogger("irlamp.journal")
 

@@ -5,7 +5,7 @@
 2. print live readings through the real readers for a few seconds;
 3. blink each LED (and the buzzer) once, naming it, so the person can check the wiring;
 4. click the lamp relay for 1 s, only after the person types exactly "yes";
-5. with a config: the lamp-on test (controller/selftest_lamp.py), only after a second
+5. with a config: the lamp-on test (controller/service/selftest_lamp.py), only after a second
    "yes" with the person in the band - the lamp lit for at most 30 s by the real safety
    decision, and a verdict per sensor on how the lamp's own light and heat affect it.
 The relay (and the optional enable relay) is switched off before anything else and again
@@ -21,9 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from controller.selftest_lamp import DEFAULT_LAMP_S, NOT_USABLE, run_lamp_test
-from controller.selftest_lamp import lamp_off as _relays_off
+from controller.service.selftest_lamp import DEFAULT_LAMP_S, NOT_USABLE, run_lamp_test
+from controller.service.selftest_lamp import lamp_off as _relays_off
 from drivers.mlx90614 import MLX90614Source
+from drivers.relay import switch_pair
 from drivers.sensor_source import NO_TARGET_MM, SensorValueError
 from drivers.vl53l0x import VL53L0XSource, open_pi_i2c_bus
 
@@ -237,12 +238,9 @@ def _click_relay_if_confirmed(outputs: dict[str, object], ask, say: Say, sleep) 
     if answer != "yes":
         say("Relay not clicked (you did not type yes).")
         return
-    enable_relay = outputs.get("enable_relay")
     say(f"Relay ON for {RELAY_CLICK_S:g} s ...")
     try:
-        if enable_relay is not None:
-            enable_relay.on()
-        relay.on()
+        switch_pair(relay, outputs.get("enable_relay"), True)
         sleep(RELAY_CLICK_S)
     finally:
         _relays_off(outputs)

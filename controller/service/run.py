@@ -16,15 +16,15 @@ import threading
 import time
 from pathlib import Path
 
-from controller.clock import RealClock
-from controller.daemon import Daemon, FatalLoopError
-from controller.dirlock import lock_state_dir
-from controller.failsafe import write_output_record
-from controller.journal import Journal
-from controller.notify import SystemdNotifier
-from controller.remote_stop import open_remote_stop
-from controller.status import status_path
-from controller.storage import storage_error
+from controller.service.clock import RealClock
+from controller.service.daemon import Daemon, FatalLoopError
+from controller.service.dirlock import lock_state_dir
+from controller.service.failsafe import write_output_record
+from controller.service.journal import Journal
+from controller.service.notify import SystemdNotifier
+from controller.service.remote_stop import open_remote_stop
+from controller.service.status import current_boot_id, status_path
+from controller.service.storage import storage_error
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
 log = logging.getLogger("irlamp")
@@ -33,10 +33,7 @@ TIME_ERROR = 5   # adjtimex() return value: clock not synchronised
 
 
 def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return f"unknown-boot-{int(time.time() - time.monotonic())}"
+    return current_boot_id() or f"unknown-boot-{int(time.time() - time.monotonic())}"
 
 
 class ClockSync:
@@ -172,7 +169,7 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
                  "SIMULATED hardware" if args.simulate else "real hardware")
         keyboard = None
         if world is not None:
-            from controller.keyboard import KeyboardDriver
+            from drivers.sim_keyboard import KeyboardDriver
             keyboard = KeyboardDriver(world, factory, cfg, daemon, stop, wake)
             keyboard.start()
         serve(daemon, clock, wake, stop)
@@ -195,20 +192,23 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
             notifier.close()
 
 
-def selftest(cfg, seconds: float) -> int:
-    from gpiozero import LED, Buzzer, OutputDevice
+def selftest(cfg, seconds: float, pin_factory=None) -> int:
+    from gpiozero import LED, Buzzer
 
-    from controller.selftest import run_selftest_on_pi
+    from controller.service.selftest import run_selftest_on_pi
+    from drivers.relay import open_relay_line, switch_pair
     check_wiring(cfg.gpio)
     g = cfg.gpio
-    outputs = {"relay": OutputDevice(g.relay_pin, active_high=g.relay_active_high, initial_value=False),
-               "green": LED(g.led_green_pin), "amber": LED(g.led_amber_pin), "red": LED(g.led_red_pin)}
+    # The relays through the relay driver, like the daemon's: claimed at their off level.
+    outputs = {"relay": open_relay_line(g.relay_pin, g.relay_active_high, pin_factory),
+               "green": LED(g.led_green_pin, pin_factory=pin_factory),
+               "amber": LED(g.led_amber_pin, pin_factory=pin_factory),
+               "red": LED(g.led_red_pin, pin_factory=pin_factory)}
     if g.enable_relay_pin is not None:
-        outputs["enable_relay"] = OutputDevice(g.enable_relay_pin, active_high=g.enable_relay_active_high,
-                                               initial_value=False)
+        outputs["enable_relay"] = open_relay_line(g.enable_relay_pin, g.enable_relay_active_high, pin_factory)
     if g.buzzer_pin is not None:
-        outputs["buzzer"] = Buzzer(g.buzzer_pin)
+        outputs["buzzer"] = Buzzer(g.buzzer_pin, pin_factory=pin_factory)
     try:
         return run_selftest_on_pi(outputs, readings_s=seconds, cfg=cfg)
     finally:
-        outputs["relay"].off()
+        switch_pair(outputs["relay"], outputs.get("enable_relay"), False)

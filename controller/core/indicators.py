@@ -1,6 +1,6 @@
 """What the green, amber and red LEDs (and the buzzer) show. Pure: a function of state and time.
 
-The README's LED tables are checked against these constants and controller/faults.py
+The README's LED tables are checked against these constants and controller/core/faults.py
 (tests/test_docs.py), so the documentation cannot drift from what the lamp shows.
 
 Heartbeat: the green LED inverts for 0.15 s every 2 s in every state. A lit but unchanging
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controller.faults import fault_info
-from controller.safety import REFUSAL_SHOW_S
+from controller.core.faults import fault_info
+from controller.core.safety import REFUSAL_SHOW_S
 
 HEARTBEAT_PERIOD_S = 2.0
 HEARTBEAT_BLIP_S = 0.15

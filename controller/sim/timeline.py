@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from controller.faults import fault_info
-from controller.indicators import REFUSAL_BLINKS
+from enum import StrEnum
+
+from controller.core.events import EventKind
+from controller.core.faults import fault_info
+from controller.core.indicators import REFUSAL_BLINKS
+from controller.service.daemon import DaemonEvent
+
+
+class SimEvent(StrEnum):
+    """What the simulator itself adds to the decision's and the daemon's events."""
+    SCENARIO = "scenario"     # the scenario's actions at this instant
+    PROGRESS = "progress"     # every few simulated minutes of a session
+    SUMMARY = "summary"       # the last line
 
 PAUSE_WORDS = {"too_close": "person is closer than the minimum distance",
                "nobody_there": "nobody in front of the lamp",
@@ -55,47 +66,47 @@ def _scenario(r: dict) -> str:
 def format_event(r: dict) -> str | None:
     """One readable line for an event record, or None for records not worth a line."""
     e = r["event"]
-    if e == "scenario":
+    if e == SimEvent.SCENARIO:
         text = _scenario(r)
-    elif e == "relay":
+    elif e == DaemonEvent.RELAY:
         text = f"LAMP {'ON ' if r['on'] else 'OFF'}  ({r['reason'].replace('_', ' ')})"
-    elif e == "session_started":
+    elif e == EventKind.SESSION_STARTED:
         text = f"session started: distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}"
-    elif e == "session_ended":
+    elif e == EventKind.SESSION_ENDED:
         text = (f"session ended: {END_WORDS.get(r['reason'], r['reason'])} after {r['on_s'] / 60:.2f} min of heat "
                 f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)})")
-    elif e == "paused":
+    elif e == EventKind.PAUSED:
         text = f"paused: {PAUSE_WORDS.get(r['reason'], r['reason'])} (lamp off)"
-    elif e == "cooling":
+    elif e == EventKind.COOLING:
         text = f"cooling: skin {r['skin_c']:.2f} C reached the comfort set point {r['comfort_c']:g} C (lamp off)"
-    elif e == "cooled":
+    elif e == EventKind.COOLED:
         text = f"cooled to {r['skin_c']:.2f} C after {r['off_s']:.0f} s: the lamp may go on again"
-    elif e == "resumed":
+    elif e == EventKind.RESUMED:
         text = f"resumed after {r['paused_s']:.1f} s paused (back in the band long enough)"
-    elif e == "start_refused":
+    elif e == EventKind.START_REFUSED:
         blinks = REFUSAL_BLINKS.get(r["reason"], 7)
         text = f"start refused: {r['reason'].replace('_', ' ')} (amber blinks {blinks}x)"
-    elif e == "fault":
+    elif e == EventKind.FAULT:
         info = fault_info(r["code"])
         text = (f"FAULT {r['code']}: {r.get('detail', '')} -- LEDs red {info.red} / amber {info.amber}; "
                 f"{info.advice}")
-    elif e == "fault_acknowledged":
+    elif e == EventKind.FAULT_ACKNOWLEDGED:
         text = f"fault acknowledged by long press: {', '.join(r['codes'])}"
-    elif e == "ambient_high":
+    elif e == EventKind.AMBIENT_HIGH:
         text = (f"warning: ambient light on the distance sensor {r['ambient_mcps']:g} Mcps "
                 f"(warns at {r['warn_mcps']:g}, doubts at {r['doubt_mcps']:g}); "
                 f"{100 * r['doubt_share']:.1f} % of recent readings doubted")
-    elif e == "skin_warning":
+    elif e == EventKind.SKIN_WARNING:
         text = "skin in the warning band (amber on)" if r["on"] else "skin below the warning band"
-    elif e == "faults_restored":
+    elif e == DaemonEvent.FAULTS_RESTORED:
         text = f"still latched from before the restart: {', '.join(r['codes'])} (long press to acknowledge)"
-    elif e == "session_interrupted":
+    elif e == DaemonEvent.SESSION_INTERRUPTED:
         text = f"session {r['session']} had been cut off by a crash; recorded as interrupted"
-    elif e == "progress":
+    elif e == SimEvent.PROGRESS:
         text = (f"  ... {r['state']}: {r['on_s'] / 60:.1f} min of heat, {r['time_left_s'] / 60:.1f} min left, "
                 f"distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}, "
                 f"LEDs {r['leds']}")
-    elif e == "summary":
+    elif e == SimEvent.SUMMARY:
         faults = ", ".join(r["faults"]) or "none"
         text = (f"summary: lamp on {r['lamp_on_s'] / 60:.2f} min in total, {r['sessions']} session(s) started, "
                 f"faults: {faults}")

@@ -27,7 +27,7 @@ registers always hold the model's rates. ``ranging_noise=True`` adds the dark-ro
 towards ``lamp_body_rise_c`` / ``lamp_skin_rise_c`` above their set values while its
 ``lamp_on()`` is true, and cool back when it is not.
 
-Run ``python -m drivers.emulated_i2c`` to measure the CPU time the real distance reader
+Run ``python tests/emulated_i2c.py`` to measure the CPU time the real distance reader
 uses per sample at the real 33 ms timing budget.
 """
 

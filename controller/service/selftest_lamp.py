@@ -24,9 +24,10 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Callable
 
-from controller.limits import Allowance
-from controller.readings import Sample, SensorFeed
-from controller.safety import SafetyController, StepInputs
+from controller.core.limits import Allowance
+from controller.core.readings import Sample, SensorFeed
+from controller.core.safety import SafetyController, StepInputs
+from drivers.relay import switch_pair
 from drivers.sampler import classify
 
 LAMP_TEST_MAX_S = 30.0
@@ -179,23 +180,12 @@ class _Rig:
         if on == self.lamp_on:
             return
         self.lamp_on = on
-        if on:
-            if self.outputs.get("enable_relay") is not None:
-                self.outputs["enable_relay"].on()
-            self.outputs["relay"].on()
-        else:
-            lamp_off(self.outputs)
+        switch_pair(self.outputs.get("relay"), self.outputs.get("enable_relay"), on)
 
 
 def lamp_off(outputs: dict) -> None:
     """Main relay first, then the enable relay - each attempted even if the other fails."""
-    relay, enable_relay = outputs.get("relay"), outputs.get("enable_relay")
-    try:
-        if relay is not None:
-            relay.off()
-    finally:
-        if enable_relay is not None:
-            enable_relay.off()
+    switch_pair(outputs.get("relay"), outputs.get("enable_relay"), False)
 
 
 def run_lamp_test(distance_source, skin_source, outputs: dict, cfg, *, ask, say: Say,

@@ -12,10 +12,10 @@ What this module promises:
   started, whatever the wall clock said. The daily limits rely on this.
 - Every SQLite failure (missing directory, unreadable or corrupt file, full disk) surfaces as
   a one-line `JournalError` that names the journal file, says what is wrong in plain words and
-  how to fix it (`controller/storage.py`; `kind` tells a damaged journal from a full disk).
+  how to fix it (`controller/service/storage.py`; `kind` tells a damaged journal from a full disk).
 - Lost records are never a fresh start: a journal that is empty, not SQLite, truncated, or
   gone after it once existed is refused (kind DAMAGED) until `irlamp journal recover`
-  (controller/recovery.py) has kept it aside and used up the rest of the day. A new journal is
+  (controller/service/recovery.py) has kept it aside and used up the rest of the day. A new journal is
   built complete under a temporary name and renamed into place.
 
 Times: `*_wall` are epoch seconds (`time.time()`), `*_mono` are `time.monotonic()` seconds of
@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote
 
-from controller.storage import (DAMAGED, DAMAGED_ADVICE, PERMISSION, README_RECOVERY, READ_ONLY,
+from controller.core.records import SessionRecord
+from controller.service.storage import (DAMAGED, DAMAGED_ADVICE, PERMISSION, README_RECOVERY, READ_ONLY,
                                 StorageError, explain_read_access, storage_error)
 
 JOURNAL_FILENAME = "journal.sqlite3"
@@ -170,33 +171,6 @@ def check_not_damaged(path: Path) -> bool:
 
 
 @dataclass(frozen=True)
-class SessionRecord:
-    id: int
-    boot_id: str
-    start_wall: float
-    start_mono: float
-    end_wall: float | None  # None while the session is open
-    end_mono: float | None
-    on_s: float  # lamp-on seconds (as of the last checkpoint while open)
-    end_reason: str | None
-    max_skin_c: float | None
-    min_distance_mm: float | None
-    # wall - mono of this session's boot while its clock was synchronised; None if never known.
-    boot_clock_offset_s: float | None = None
-    # The distance sensor's light over the session (None: not measured, e.g. before v4).
-    min_signal_mcps: float | None = None
-    max_signal_mcps: float | None = None
-    min_ambient_mcps: float | None = None
-    max_ambient_mcps: float | None = None
-    distance_samples: int | None = None
-    distance_doubts: int | None = None
-    # Heat dose and lamp switch-ons (None: recorded before v5).
-    dose_cem43: float | None = None
-    switches: int | None = None
-    doubt_switches: int | None = None
-
-
-@dataclass(frozen=True)
 class TracePoint:
     """One row of a session's trace: `t_s` seconds after its start."""
     t_s: float
@@ -227,14 +201,14 @@ def journal_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / JOURNAL_FILENAME
 
 
-def _finite(name: str, value: float) -> float:
+def _require_finite(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"journal: {name} must be a finite number, got {value!r}")
     return float(value)
 
 
 def _optional_finite(name: str, value: float | None) -> float | None:
-    return None if value is None else _finite(name, value)
+    return None if value is None else _require_finite(name, value)
 
 
 class _JournalQueries:
@@ -450,7 +424,7 @@ class Journal(_JournalQueries):
     def _connect(self, path: Path) -> sqlite3.Connection:
         try:
             # check_same_thread=False: the daemon opens and repairs the journal at start-up, then
-            # hands it to its writer thread (controller/journal_writer.py); one thread at a time.
+            # hands it to its writer thread (controller/service/journal_writer.py); one thread at a time.
             return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:
@@ -532,7 +506,7 @@ class Journal(_JournalQueries):
         been on if checkpoints come at least every `checkpoint_s`, so the cool-down is counted
         from no earlier than the true end). Call once at start-up, before `start_session`.
         Returns the ids closed."""
-        gap_s = _finite("checkpoint_s", checkpoint_s)
+        gap_s = _require_finite("checkpoint_s", checkpoint_s)
         with self._write("close interrupted sessions") as conn:
             ids = [row[0] for row in conn.execute(
                 "SELECT id FROM sessions WHERE end_wall IS NULL ORDER BY id")]
@@ -544,7 +518,7 @@ class Journal(_JournalQueries):
 
     def start_session(self, start_wall: float, start_mono: float) -> int:
         """Record a session that starts now (on-time 0); returns its id."""
-        wall, mono = _finite("start_wall", start_wall), _finite("start_mono", start_mono)
+        wall, mono = _require_finite("start_wall", start_wall), _require_finite("start_mono", start_mono)
         with self._write("start a session") as conn:
             cursor = conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, on_s,
                 checkpoint_wall, checkpoint_mono) VALUES (?, ?, ?, 0, ?, ?)""",
@@ -554,10 +528,10 @@ class Journal(_JournalQueries):
     def record_lost_day(self, count: int, reason: str, wall: float, mono: float) -> list[int]:
         """Record `count` closed placeholder sessions that start and end now with zero on-time
         and end reason `reason`: records were lost, and these make the daily limits count the
-        rest of the day as used up (see controller/recovery.py). Returns their ids."""
+        rest of the day as used up (see controller/service/recovery.py). Returns their ids."""
         if not isinstance(reason, str) or not reason:
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
-        wall, mono = _finite("wall", wall), _finite("mono", mono)
+        wall, mono = _require_finite("wall", wall), _require_finite("mono", mono)
         with self._write("record the lost day") as conn:
             return [int(conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono,
                 end_wall, end_mono, on_s, end_reason, checkpoint_wall, checkpoint_mono)
@@ -606,7 +580,7 @@ class Journal(_JournalQueries):
     def prune_traces(self, older_than_wall: float) -> int:
         """Delete the traces of sessions that started before `older_than_wall` (the retention
         limit); the sessions themselves are kept. Returns how many trace rows went."""
-        cutoff = _finite("older_than_wall", older_than_wall)
+        cutoff = _require_finite("older_than_wall", older_than_wall)
         with self._write("prune old traces") as conn:
             return conn.execute("""DELETE FROM trace WHERE session_id IN
                 (SELECT id FROM sessions WHERE start_wall < ? AND end_wall IS NOT NULL)""",
@@ -630,12 +604,12 @@ class Journal(_JournalQueries):
                      trace: tuple[TracePoint, ...] = ()) -> None:
         light_values = self._light_values(light)
         counter_values = self._counter_values(counters)
-        trace_rows = [(int(session_id), _finite("t_s", p.t_s), int(bool(p.lamp_on)),
+        trace_rows = [(int(session_id), _require_finite("t_s", p.t_s), int(bool(p.lamp_on)),
                        _optional_finite("distance_mm", p.distance_mm), _optional_finite("skin_c", p.skin_c),
                        str(p.state)) for p in trace]
-        values = (_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
+        values = (_require_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
                   _optional_finite("min_distance_mm", min_distance_mm),
-                  _finite("wall", wall), _finite("mono", mono))
+                  _require_finite("wall", wall), _require_finite("mono", mono))
         on, skin, distance, wall_s, mono_s = values
         ending = end is not None
         with self._write(action) as conn:
@@ -671,14 +645,14 @@ class Journal(_JournalQueries):
         with self._write("record a fault") as conn:
             cursor = conn.execute(
                 "INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES (?, ?, ?, ?, ?)",
-                (self.boot_id, _finite("wall", wall), _finite("mono", mono), code, str(detail)))
+                (self.boot_id, _require_finite("wall", wall), _require_finite("mono", mono), code, str(detail)))
             return int(cursor.lastrowid)
 
     def acknowledge_faults(self, wall: float) -> int:
         """Mark every unacknowledged fault as acknowledged at `wall`; returns how many."""
         with self._write("acknowledge faults") as conn:
             return conn.execute("UPDATE faults SET ack_wall = ? WHERE ack_wall IS NULL",
-                                (_finite("wall", wall),)).rowcount
+                                (_require_finite("wall", wall),)).rowcount
 
     def note_clock_synced(self, wall: float, mono: float) -> None:
         """Tell the journal that the wall clock is synchronised (NTP) right now. Stores this
@@ -686,7 +660,7 @@ class Journal(_JournalQueries):
         timeline after a later reboot. Cheap to call every loop: writes only when the offset
         moved by more than half a second. The newest note wins (after a suspend the offset
         grows, which only makes earlier records look more recent: the conservative side)."""
-        offset_s = _finite("wall", wall) - _finite("mono", mono)
+        offset_s = _require_finite("wall", wall) - _require_finite("mono", mono)
         previous_s = self._noted_offset_s
         if previous_s is not None and abs(offset_s - previous_s) < _OFFSET_REWRITE_S:
             return

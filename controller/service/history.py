@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from controller.journal import (FaultRecord, JournalError, SessionRecord, journal_path,
+from controller.service.journal import (FaultRecord, JournalError, SessionRecord, journal_path,
                                 reader_for_one_read)
-from controller.status import local_time
+from controller.service.status import local_time
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
 MM_PER_INCH = 25.4
