@@ -231,7 +231,10 @@ class Daemon:
             log.info("session starting: its lamp goes on once the journal has it (distance %.0f mm, "
                      "skin %.2f C)", fields["distance_mm"], fields["skin_c"])
         elif name == EventKind.SESSION_ENDED:
-            if self.start_ticket is not None:
+            if self.start_ticket is not None:     # the trace ends with what the sensors said last
+                ctl = self.controller
+                self.trace.append(TracePoint(fields["elapsed_s"], False, ctl.last_distance_mm,
+                                             ctl.last_skin_c, "ended"))
                 self.session_ticket = self.writer.submit(records.EndSession(
                     fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
                     wall, now, light={k: fields[k] for k in LIGHT_FIELDS},
