@@ -74,7 +74,8 @@ def format_event(r: dict) -> str | None:
         text = f"session started: distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}"
     elif e == EventKind.SESSION_ENDED:
         text = (f"session ended: {END_WORDS.get(r['reason'], r['reason'])} after {r['on_s'] / 60:.2f} min of heat "
-                f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)})")
+                f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)}, "
+                f"heat dose {_fmt(r.get('dose_cem43'), 'CEM43 min', 2)}, {r.get('switches', '?')} lamp switch-ons)")
     elif e == EventKind.PAUSED:
         text = f"paused: {PAUSE_WORDS.get(r['reason'], r['reason'])} (lamp off)"
     elif e == EventKind.COOLING:
