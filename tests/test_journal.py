@@ -197,18 +197,26 @@ def test_migrates_a_version_1_journal_and_keeps_its_records(tmp_path):
         120.0, "interrupted", WALL + 5005, 5015.0)
 
 
-def _create_v3(path):
+def _create_old(path, version: int, columns: str, values: str, params: tuple) -> None:
+    """A journal of an older schema `version` holding one ended session and its boot's clock."""
     conn = sqlite3.connect(path)
-    for step in MIGRATIONS[:3]:
+    for step in MIGRATIONS[:version]:
         for statement in step:
             conn.execute(statement)
-    conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, end_wall, end_mono, on_s,
-        end_reason, max_skin_c, min_distance_mm, checkpoint_wall, checkpoint_mono)
-        VALUES ('old', ?, 10, ?, 610, 600, 'completed', 40.5, 331, ?, 610)""", (WALL, WALL + 600, WALL + 600))
+    conn.execute(f"INSERT INTO sessions ({columns}) VALUES ({values})", params)
     conn.execute("INSERT INTO boot_clocks VALUES ('old', ?, ?)", (WALL - 10.0, WALL))
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
+
+
+_V3_COLUMNS = ("boot_id, start_wall, start_mono, end_wall, end_mono, on_s, end_reason, max_skin_c, "
+               "min_distance_mm, checkpoint_wall, checkpoint_mono")
+_V3_VALUES = "'old', ?, 10, ?, 610, 600, 'completed', 40.5, 331, ?, 610"
+
+
+def _create_v3(path):
+    _create_old(path, 3, _V3_COLUMNS, _V3_VALUES, (WALL, WALL + 600, WALL + 600))
 
 
 LIGHT = {"min_signal_mcps": 3.5, "max_signal_mcps": 4.5, "min_ambient_mcps": 0.05,
@@ -309,18 +317,12 @@ def test_reader_refuses_an_old_schema_with_a_hint(tmp_path):
 
 
 def _create_v4(path):
+    _create_old(path, 4, _V3_COLUMNS + ", min_signal_mcps, max_signal_mcps, min_ambient_mcps, "
+                "max_ambient_mcps, distance_samples, distance_doubts",
+                _V3_VALUES + ", 3.5, 4.5, 0.05, 1.2, 300, 6", (WALL, WALL + 600, WALL + 600))
     conn = sqlite3.connect(path)
-    for step in MIGRATIONS[:4]:
-        for statement in step:
-            conn.execute(statement)
-    conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, end_wall, end_mono, on_s,
-        end_reason, max_skin_c, min_distance_mm, checkpoint_wall, checkpoint_mono, min_signal_mcps,
-        max_signal_mcps, min_ambient_mcps, max_ambient_mcps, distance_samples, distance_doubts)
-        VALUES ('old', ?, 10, ?, 610, 600, 'completed', 40.5, 331, ?, 610, 3.5, 4.5, 0.05, 1.2, 300, 6)""",
-                 (WALL, WALL + 600, WALL + 600))
     conn.execute("INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES ('old', ?, 300, 'skin_overheat', 'x')",
                  (WALL + 300,))
-    conn.execute("PRAGMA user_version = 4")
     conn.commit()
     conn.close()
 

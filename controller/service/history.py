@@ -138,6 +138,21 @@ def format_history(sessions: list[SessionRecord], faults: list[FaultRecord], day
     return lines
 
 
+def read_journal(state_dir: Path, command: str, read, err: TextIO):
+    """`read(reader)` on the journal opened read-only for one read. Returns (result, None), or
+    (None, exit code) after printing the one-line reason (no journal, unreadable) to `err`."""
+    try:
+        with reader_for_one_read(state_dir) as reader:
+            return read(reader), None
+    except FileNotFoundError:
+        print(f"irlamp {command}: no journal at {journal_path(state_dir)} — the daemon has not "
+              f"recorded anything yet, or the state directory is wrong", file=err)
+        return None, EXIT_NO_JOURNAL
+    except JournalError as exc:
+        print(f"irlamp {command}: {exc}", file=err)
+        return None, EXIT_UNREADABLE
+
+
 def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float | None = None,
                     *, tz: dt.tzinfo | None = None, out: TextIO | None = None,
                     err: TextIO | None = None) -> int:
@@ -148,16 +163,10 @@ def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float
         print(f"irlamp history: --days must be a number greater than 0, got {days!r}", file=err)
         return EXIT_BAD_ARGUMENT
     now_wall = time.time() if now_wall is None else now_wall
-    try:
-        with reader_for_one_read(state_dir) as reader:
-            sessions, faults = reader.history(days, now_wall)
-    except FileNotFoundError:
-        print(f"irlamp history: no journal at {journal_path(state_dir)} — the daemon has not "
-              f"recorded anything yet, or the state directory is wrong", file=err)
-        return EXIT_NO_JOURNAL
-    except JournalError as exc:
-        print(f"irlamp history: {exc}", file=err)
-        return EXIT_UNREADABLE
+    found, failed = read_journal(state_dir, "history", lambda reader: reader.history(days, now_wall), err)
+    if failed is not None:
+        return failed
+    sessions, faults = found
     if as_json:
         print(json.dumps({"sessions": [session_row(s, tz) for s in sessions],
                           "days": daily_doses(sessions, tz),

@@ -560,22 +560,14 @@ class Journal(_JournalQueries):
                           end_wall, end_mono, end=reason, light=light, counters=counters, trace=trace)
 
     @staticmethod
-    def _light_values(light: dict | None) -> dict | None:
-        if not light:
+    def _known_values(values: dict | None, fields: tuple[str, ...], what: str) -> dict | None:
+        """`values` checked against `fields` (each finite or None; missing ones None)."""
+        if not values:
             return None
-        unknown = set(light) - set(LIGHT_FIELDS)
+        unknown = set(values) - set(fields)
         if unknown:
-            raise ValueError(f"journal: unknown light fields {sorted(unknown)}")
-        return {key: _optional_finite(key, light.get(key)) for key in LIGHT_FIELDS}
-
-    @staticmethod
-    def _counter_values(counters: dict | None) -> dict | None:
-        if not counters:
-            return None
-        unknown = set(counters) - set(COUNTER_FIELDS)
-        if unknown:
-            raise ValueError(f"journal: unknown counter fields {sorted(unknown)}")
-        return {key: _optional_finite(key, counters.get(key)) for key in COUNTER_FIELDS}
+            raise ValueError(f"journal: unknown {what} fields {sorted(unknown)}")
+        return {key: _optional_finite(key, values.get(key)) for key in fields}
 
     def prune_traces(self, older_than_wall: float) -> int:
         """Delete the traces of sessions that started before `older_than_wall` (the retention
@@ -602,8 +594,8 @@ class Journal(_JournalQueries):
                      min_distance_mm: float | None, wall: float, mono: float,
                      end: str | None, light: dict | None = None, counters: dict | None = None,
                      trace: tuple[TracePoint, ...] = ()) -> None:
-        light_values = self._light_values(light)
-        counter_values = self._counter_values(counters)
+        light_values = self._known_values(light, LIGHT_FIELDS, "light")
+        counter_values = self._known_values(counters, COUNTER_FIELDS, "counter")
         trace_rows = [(int(session_id), _require_finite("t_s", p.t_s), int(bool(p.lamp_on)),
                        _optional_finite("distance_mm", p.distance_mm), _optional_finite("skin_c", p.skin_c),
                        str(p.state)) for p in trace]

@@ -22,11 +22,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from controller.service.history import end_reason_words
-from controller.service.journal import (FaultRecord, JournalError, SessionRecord, TracePoint,
-                                        journal_path, reader_for_one_read)
+from controller.service.history import EXIT_BAD_ARGUMENT, end_reason_words, read_journal
+from controller.service.journal import FaultRecord, SessionRecord, TracePoint, journal_path
 
-EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
+EXIT_OK = 0
 SUFFIXES = (".png", ".svg")
 MM_PER_INCH = 25.4
 FIGURE_IN = (10.0, 6.2)
@@ -146,24 +145,23 @@ def plot_command(state_dir: Path, session_id: int | None, output: str, cfg, *,
     except ImportError:
         print(MISSING_EXTRA, file=err)
         return EXIT_BAD_ARGUMENT
-    try:
-        with reader_for_one_read(state_dir) as reader:
-            newest = reader.recent_sessions(1)
-            session = reader.session(session_id) if session_id is not None else (newest[0] if newest else None)
-            if session is None:
-                which = f"no session {session_id}" if session_id is not None else "no session yet"
-                more = f" (the newest is {newest[0].id}; `irlamp history` lists them)" if newest else ""
-                print(f"irlamp plot: {which} in {journal_path(state_dir)}{more}", file=err)
-                return EXIT_BAD_ARGUMENT
-            trace = reader.trace(session.id)
-            faults = reader.faults_between(session.start_wall, session.end_wall or float("inf"))
-    except FileNotFoundError:
-        print(f"irlamp plot: no journal at {journal_path(state_dir)} — nothing recorded yet, or the "
-              f"state directory is wrong", file=err)
-        return EXIT_NO_JOURNAL
-    except JournalError as exc:
-        print(f"irlamp plot: {exc}", file=err)
-        return EXIT_UNREADABLE
+    def read(reader):
+        newest = reader.recent_sessions(1)
+        session = reader.session(session_id) if session_id is not None else (newest[0] if newest else None)
+        if session is None:
+            return newest, None, [], []
+        end_wall = session.end_wall or float("inf")
+        return newest, session, reader.trace(session.id), reader.faults_between(session.start_wall, end_wall)
+
+    found, failed = read_journal(state_dir, "plot", read, err)
+    if failed is not None:
+        return failed
+    newest, session, trace, faults = found
+    if session is None:
+        which = f"no session {session_id}" if session_id is not None else "no session yet"
+        more = f" (the newest is {newest[0].id}; `irlamp history` lists them)" if newest else ""
+        print(f"irlamp plot: {which} in {journal_path(state_dir)}{more}", file=err)
+        return EXIT_BAD_ARGUMENT
     if len(trace) < 2:
         print(f"irlamp plot: session {session.id} has no trace to draw (recorded before traces "
               f"existed, or older than records.trace_retention_days and pruned)", file=err)
