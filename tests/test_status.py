@@ -295,3 +295,11 @@ def test_reading_status_changes_nothing(tmp_path):
     run(path)
     run(path, as_json=True)
     assert (path.read_bytes(), path.stat().st_mtime_ns, sorted(os.listdir(tmp_path))) == before
+
+
+def test_cooling_says_why_the_lamp_is_off_and_shows_the_dose(tmp_path):
+    from controller.service.status import format_status
+    lines = format_status(sample(state="cooling", lamp_on=False), NOW)
+    assert lines[0] == "State:          cooling (lamp off at the comfort set point until the skin has cooled)"
+    assert "Heat dose:      0.37 CEM43 min this session, lamp switched on 3 times" in lines
+    assert not any(line.startswith("Heat dose") for line in format_status(sample(dose_cem43=None), NOW))

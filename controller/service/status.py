@@ -288,6 +288,8 @@ def format_status(status: dict, now_wall: float, tz: dt.tzinfo | None = None) ->
     """The human view of a status dict, one line per item."""
     state = str(status.get("state", "?"))
     pause = status.get("pause_reason")
+    if state == "cooling" and not pause:
+        pause = "lamp off at the comfort set point until the skin has cooled"
     lines = [f"State:          {state}" + (f" ({str(pause).replace('_', ' ')})" if pause else ""),
              f"Lamp:           {'ON' if status.get('lamp_on') else 'OFF'}",
              f"Time left:      {_clock(status.get('time_left_s'))}",
