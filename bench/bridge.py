@@ -135,7 +135,8 @@ def table(results: dict) -> str:
             (f"CPU idle, % of one core ({results['idle_s']:.0f} s)", f"{cpu['idle']:.2f}", f"<= {TARGET_CPU_PERCENT}"),
             (f"CPU in a session, % of one core ({results['running_s']:.0f} s)", f"{cpu['running']:.2f}",
              f"<= {TARGET_CPU_PERCENT}"),
-            ("RSS now / peak, MB", f"{results['rss_mb']:.1f} / {results['rss_peak_mb']:.1f}", f"<= {TARGET_RSS_MB:.0f}"),
+            ("RSS now / peak, MB", f"{results['rss_mb']:.1f} / {results['rss_peak_mb']:.1f}",
+             f"<= {TARGET_RSS_MB:.0f}"),
             (f"status change -> on the broker, p50 / p99 / max ms [n={lat['n']}]",
              f"{lat.get('p50', 0):.0f} / {lat.get('p99', 0):.0f} / {lat.get('max', 0):.0f}", "<= 1500")]
     return "\n".join(f"{a:<58}  {b:<14}  {c}" for a, b, c in rows)

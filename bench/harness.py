@@ -25,7 +25,8 @@ from controller.service.config import load_config
 from controller.service.daemon import Daemon
 from controller.service.journal import Journal
 from controller.service.notify import SystemdNotifier
-from controller.service.run import ClockSync, boot_id, serve, start_threads
+from controller.service.clock import ClockSync, boot_id
+from controller.service.run import serve, start_threads
 from drivers.hardware import ReopeningSource, build_hardware
 from drivers.i2c_bus import PoliteI2C
 from drivers.mlx90614 import MLX90614Source

@@ -280,7 +280,8 @@ def table(results: dict) -> str:
                  _lat(st_i["loop_frozen"], "onset_to_off"), _lat(st_b["loop_frozen"], "onset_to_off"),
                  _fmt(ratios.get("stall_to_off"))))
     rows.append(("  (from the loop's last step)", _lat(st_i["loop_frozen"], "last_step_to_off"), "", ""))
-    rows.append(("  (last step -> off minus the 500 ms deadline)", _lat(st_i["loop_frozen"], "beyond_deadline"), "", ""))
+    rows.append(("  (last step -> off minus the 500 ms deadline)", _lat(st_i["loop_frozen"], "beyond_deadline"),
+                 "", ""))
     tight = st_i.get("loop_frozen_deadline_0.4", {})
     if tight.get("trials"):
         rows.append((f"  what-if guard_deadline_s 0.4  [n={tight['trials']}]", _lat(tight, "onset_to_off"), "", ""))

@@ -166,7 +166,7 @@ def _cmd_plot(args) -> int:
 
 def _cmd_journal(args) -> int:
     from controller.service.recovery import recover_journal
-    from controller.service.run import ClockSync, boot_id
+    from controller.service.clock import ClockSync, boot_id
     state, _ = _dirs(args, _config_or_default(args.config))
     return recover_journal(state, boot_id=boot_id(), clock_synced=ClockSync()())
 

@@ -61,7 +61,7 @@ class RelayGuard:
             if on and self.tripped is None and self.on_s >= self.max_on_s:
                 self._trip("guard_on_time", f"asked for more than the guard's cap of {self.max_on_s:.0f} s on")
             allowed = on and self.tripped is None
-            self.output.set(allowed, reason if allowed or not on else self.tripped)
+            self.output.set(allowed, reason if allowed or not on or self.tripped is None else self.tripped)
             self._note_output(now_s)
             return self.output.commanded_on
 

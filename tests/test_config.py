@@ -321,7 +321,7 @@ def relation_holds(cfg: Config, dotted: str) -> bool:
             for key, value in values.items()}
     terms = expression.split()
     bound = flat[terms[0]]
-    for sign, term in zip(terms[1::2], terms[2::2]):
+    for sign, term in zip(terms[1::2], terms[2::2], strict=True):
         bound += (1 if sign == "+" else -1) * (flat[term] if term in flat else float(term))
     value = flat[dotted]
     if value is None:          # an optional setting turned off has nothing to relate

@@ -14,7 +14,6 @@ from controller.service.clock import SimClock
 from controller.service.config import load_config
 from controller.service.daemon import MAX_EXCEPTION_STREAK, Daemon, FatalLoopError
 from controller.service.journal import Journal, JournalError, JournalReader
-from controller.core.safety import JOURNAL_STALL_S
 from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 

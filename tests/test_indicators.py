@@ -101,7 +101,7 @@ def test_fault_codes_blink_their_own_counts():
         seq = sample("fault", code)
         red = [s.red for s in seq]
         amber = [s.amber for s in seq]
-        both = [r or a for r, a in zip(red, amber)]
+        both = [r or a for r, a in zip(red, amber, strict=True)]
         red_groups = blink_groups(red, gap_s=1.0)
         amber_groups = blink_groups(amber, gap_s=1.0)
         assert red_groups and set(red_groups) == {info.red}, (code, red_groups)
@@ -142,7 +142,7 @@ def test_heartbeat_in_every_state(name):
 def test_running_and_idle_heartbeats_are_inverse():
     idle = [s.green for s in sample("idle")]
     running = [s.green for s in sample("running")]
-    assert all(a != b for a, b in zip(idle, running))
+    assert all(a != b for a, b in zip(idle, running, strict=True))
     assert sum(idle) < len(idle) / 5 < sum(running)
 
 

@@ -556,7 +556,7 @@ def test_with_a_correct_clock_the_answer_is_the_true_one(t):
 
 def _with_doses(sessions, doses):
     from dataclasses import replace
-    return [replace(s, dose_cem43=d) for s, d in zip(sessions, doses)]
+    return [replace(s, dose_cem43=d) for s, d in zip(sessions, doses, strict=True)]
 
 
 def test_daily_dose_cap_refuses_once_todays_sessions_reach_it_until_midnight():

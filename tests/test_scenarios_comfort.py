@@ -47,7 +47,7 @@ def test_the_servo_holds_the_skin_near_comfort_for_a_whole_session_without_a_fau
     held = [r["skin_c"] for r in run.events("progress") if r["t"] > first_cooling_t and r["skin_c"]]
     assert held and min(held) > CFG.skin.comfort_c - 2.0 and max(held) < CFG.skin.comfort_c + 0.2
     offs = [r for r in run.relay() if not r["on"] and r["reason"] == "comfort"]
-    gaps = [on["t"] - off["t"] for off, on in zip(offs, ons[1:])]
+    gaps = [on["t"] - off["t"] for off, on in zip(offs, ons[1:], strict=False)]
     assert gaps and min(gaps) >= CFG.session.min_off_s - 0.001
 
 

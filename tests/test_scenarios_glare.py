@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 import io
 import json
 
@@ -59,7 +60,7 @@ def test_twenty_minutes_under_moderate_glare_complete_with_the_lamp_off_at_every
     assert run.events("paused", reason="distance_doubt")
     warnings = [r["t"] for r in run.events("ambient_high")]
     assert warnings                                      # the log warned about the light ...
-    assert all(b - a >= 60.0 for a, b in zip(warnings, warnings[1:]))   # ... once a minute at most
+    assert all(b - a >= 60.0 for a, b in pairwise(warnings))   # ... once a minute at most
 
 
 def test_heavy_glare_mid_session_latches_distance_unreliable_within_the_window(tmp_path, doubted_steps):

@@ -372,7 +372,7 @@ def test_sr12_state_dir_is_kept_and_history_shows_the_sessions(tmp_path):
     sessions = sorted(data["sessions"], key=lambda s: s["id"])
     assert [s["end_reason"] for s in sessions] == ["stopped_by_button", "overheat"]
     ended = run.events("session_ended")
-    for record, event in zip(sessions, ended):
+    for record, event in zip(sessions, ended, strict=True):
         assert record["on_s"] == pytest.approx(event["on_s"], abs=ROUNDING_S)
         assert record["max_skin_c"] == pytest.approx(event["max_skin_c"])
         assert record["min_distance_mm"] == pytest.approx(event["min_distance_mm"])

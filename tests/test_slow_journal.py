@@ -11,6 +11,7 @@ slow journal (no LD_PRELOAD).
 
 from __future__ import annotations
 
+from itertools import pairwise
 import tempfile
 import threading
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_slow_journal_keeps_every_safety_rule_on_time_and_records_land_late_in_o
     if case == "overheat":
         assert kinds.index("Fault") < kinds.index("EndSession")       # the order they happened in
     times = [t for t, _ in commit_log]
-    assert all(later - earlier >= COMMIT_S - 1e-9 for earlier, later in zip(times, times[1:]))
+    assert all(later - earlier >= COMMIT_S - 1e-9 for earlier, later in pairwise(times))
     assert times[-1] >= ended["t"] + COMMIT_S - 1e-9                   # late, but it landed
     (session,), faults = _session_rows(state_dir)
     assert session.end_reason == ended["reason"] and session.on_s == pytest.approx(ended["on_s"])

@@ -98,7 +98,8 @@ def _in_full_tmpfs(script: str) -> subprocess.CompletedProcess:
 def test_a_restart_on_a_really_full_disk_names_the_disk_and_the_fix(tmp_path):
     """Old code: 'disk I/O error (is it an irlamp journal?)', naming neither disk nor fix."""
     proc = _in_full_tmpfs(f"""
-        {PYTHON} -c "import sys; from controller.service.journal import Journal; Journal(sys.argv[1], 'b').close()" "$MNT/state"
+        {PYTHON} -c "import sys; from controller.service.journal import Journal; \\
+Journal(sys.argv[1], 'b').close()" "$MNT/state"
         dd if=/dev/zero of="$MNT/filler" bs=4k 2>/dev/null || true
         df -k "$MNT" | tail -1 >&2
         {PYTHON} -m controller.cli run --simulate --state-dir "$MNT/state" --runtime-dir {tmp_path} \\
@@ -148,7 +149,8 @@ def test_a_foreign_owned_state_directory_says_who_owns_it_and_how_to_fix_it(worl
 def test_a_restart_on_a_really_read_only_disk_says_so(tmp_path):
     """The SD card remounted read-only after errors: named as such, exit 2 (no retrying)."""
     proc = _in_full_tmpfs(f"""
-        {PYTHON} -c "import sys; from controller.service.journal import Journal; Journal(sys.argv[1], 'b').close()" "$MNT/state"
+        {PYTHON} -c "import sys; from controller.service.journal import Journal; \\
+Journal(sys.argv[1], 'b').close()" "$MNT/state"
         mount -o remount,ro "$MNT"
         {PYTHON} -m controller.cli run --simulate --state-dir "$MNT/state" --runtime-dir {tmp_path} \
             --config {DEFAULT_CONFIG} </dev/null && echo "EXIT=0" || echo "EXIT=$?"

@@ -73,7 +73,7 @@ def test_bridge_security_exposure_is_at_most_2_5(tmp_path):
     assert exposure <= MAX_EXPOSURE, table
 
 
-def test_installer_lays_the_bridge_down_but_does_not_enable_it(checkout, destdir):
+def test_installer_lays_the_bridge_down_but_does_not_enable_it(checkout, destdir):  # noqa: F811 (fixtures)
     result = install(checkout, destdir)
     unit = destdir / "etc/systemd/system/irlamp-bridge.service"
     assert unit.read_bytes() == BRIDGE_UNIT.read_bytes()

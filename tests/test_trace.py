@@ -5,6 +5,7 @@ kill -9 loses at most the last checkpoint interval of it."""
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 import signal
 import time
 from pathlib import Path
@@ -34,13 +35,13 @@ def test_a_simulated_session_leaves_a_trace_of_about_one_row_a_second_with_its_s
     elapsed_s = run.events("session_ended")[0]["elapsed_s"]
     times = [p.t_s for p in trace]
     assert times == sorted(times) and times[0] < 1.0
-    assert max(b - a for a, b in zip(times, times[1:])) <= TRACE_INTERVAL_S + 0.05
+    assert max(b - a for a, b in pairwise(times)) <= TRACE_INTERVAL_S + 0.05
     assert elapsed_s - CFG.loop.checkpoint_s <= times[-1] <= elapsed_s
     assert {p.state for p in trace} >= {"running", "cooling"}
     assert all(not p.lamp_on for p in trace if p.state == "cooling")
     assert all(p.skin_c is not None and p.distance_mm is not None for p in trace[2:])
     # every relay change is in it: lamp on/off flips at the times the relay did
-    flips = [p.t_s for a, p in zip(trace, trace[1:]) if a.lamp_on != p.lamp_on]
+    flips = [p.t_s for a, p in pairwise(trace) if a.lamp_on != p.lamp_on]
     assert len(flips) == len(run.relay()) - 1          # the last relay change is the session's end
 
 
@@ -89,4 +90,4 @@ def test_sigkill_mid_session_loses_at_most_the_last_checkpoint_interval_of_the_t
     tolerance_s = 0.5                                       # scheduling, the commit in flight
     assert lost_s <= CFG.loop.checkpoint_s + TRACE_INTERVAL_S + tolerance_s, (lost_s, trace[-3:])
     times = [p.t_s for p in trace]
-    assert max(b - a for a, b in zip(times, times[1:])) <= TRACE_INTERVAL_S + tolerance_s
+    assert max(b - a for a, b in pairwise(times)) <= TRACE_INTERVAL_S + tolerance_s

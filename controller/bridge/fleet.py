@@ -78,7 +78,7 @@ def format_rows(rows: list[dict]) -> list[str]:
                 local_time(row["last_seen"], None, "%H:%M:%S"))
     table = [COLUMNS, *[cell(row) for row in rows]]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(str(value).ljust(width) for value, width in zip(line, widths)).rstrip()
+    lines = ["  ".join(str(value).ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
              for line in table]
     return lines if rows else [*lines, "(no lamps on this broker yet)"]
 

@@ -11,8 +11,8 @@ import math
 import time
 from pathlib import Path
 
-from controller.service.status import (BOOT_ID_PATH, _heartbeat_age_s, _pid_alive, _read_status, current_boot_id,
-                                       find_status_file)
+from controller.service.clock import BOOT_ID_PATH, current_boot_id
+from controller.service.status import _heartbeat_age_s, _pid_alive, _read_status, find_status_file
 
 NOT_RUNNING = "not running"
 STATES = ("starting", "idle", "running", "paused", "cooling", "fault", NOT_RUNNING)
@@ -42,7 +42,7 @@ def state_payload(status: dict | None, *, stale_after_s: float, now_wall: float,
         age_s = _heartbeat_age_s(status, now_wall, now_mono, boot_id)
         if abs(age_s) <= stale_after_s:
             state = status["state"]
-    if state == NOT_RUNNING:
+    if state == NOT_RUNNING or status is None:
         status = {"last_fault": (status or {}).get("last_fault"),
                   "sessions_today": (status or {}).get("sessions_today")}
     fault = status.get("last_fault")

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from controller.bridge.config import BridgeConfig, lamp_id as configured_lamp_id, read_password
 from controller.bridge.discovery import discovery_messages
@@ -74,7 +75,7 @@ class Bridge:
         self.events = JournalEvents(cfg.daemon.state_dir, cfg.bridge.state_dir, lamp_id,
                                     cfg.bridge.first_start_backlog, read_only=read_only_cursor)
         self.version = _version()
-        self.link = None
+        self.link: Any = None     # MqttLink or PrintLink, set by run_bridge / print_bridge
         self._generation = 0
         self._last_state: dict | None = None
         self._last_state_s = float("-inf")

@@ -17,6 +17,7 @@ debounced on the edges' own times and still seen (SR-10).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 EPSILON_S = 1e-9   # float tolerance, so a deadline computed as t0 + x is met at exactly that time
@@ -64,7 +65,7 @@ class ButtonTracker:
                 events.append("stuck")
         return events
 
-    def update_edges(self, edges, now_s: float, raw_pressed: bool) -> list[str]:
+    def update_edges(self, edges: Iterable[tuple[float, bool]], now_s: float, raw_pressed: bool) -> list[str]:
         """Feed the edges `(time_s, pressed)` seen since the last call (oldest first), then the
         level at `now_s`. Every deadline that fell between two edges completes at its own time
         with the level that held then. Edge times outside [last time, now] are clamped."""

@@ -28,7 +28,7 @@ R_BELOW_43 = 0.25
 def cem43_minutes(skin_c: float, duration_s: float) -> float:
     """Equivalent minutes at 43 °C of `duration_s` seconds at `skin_c`."""
     rate = R_AT_OR_ABOVE_43 if skin_c >= 43.0 else R_BELOW_43
-    return duration_s / 60.0 * rate ** (43.0 - skin_c)
+    return float(duration_s / 60.0 * rate ** (43.0 - skin_c))
 
 
 @dataclass

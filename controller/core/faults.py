@@ -81,7 +81,8 @@ FAULTS: dict[str, FaultInfo] = {
         FaultInfo("guard_failed", 5, 5, "the independent guard's own check failed; it holds the lamp off",
                   "a software fault: check `journalctl -u irlamp`, report it; then hold 3 s"),
         FaultInfo("journal_stalled", 6, 1, "the journal cannot be written: a write failed (disk full, "
-                  "I/O error) or has waited 10 s (SD card stuck)", "check the SD card and free space (`df -h /var/lib/irlamp`), "
+                  "I/O error) or has waited 10 s (SD card stuck)",
+                  "check the SD card and free space (`df -h /var/lib/irlamp`), "
                   "see `journalctl -u irlamp`; then hold 3 s"),
     ]
 }

@@ -47,7 +47,7 @@ class LedState:
     buzzer: bool = False
 
     def describe(self) -> str:
-        return "".join(c if on else "." for c, on in zip("GAR", (self.green, self.amber, self.red)))
+        return "".join(c if on else "." for c, on in zip("GAR", (self.green, self.amber, self.red), strict=True))
 
 
 def _heartbeat(now_s: float) -> bool:

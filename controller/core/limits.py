@@ -52,7 +52,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, TypeGuard
 
 from controller.core.records import SessionRecord
 
@@ -76,14 +76,14 @@ class _Ages:
     end_age_s: float
 
 
-def _is_finite_number(value: object) -> bool:
+def _is_finite_number(value: object) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _require(name: str, value: object) -> float:
-    if not _is_finite_number(value):
-        raise ValueError(f"limits: {name} must be a finite number, got {value!r}")
-    return float(value)
+    if _is_finite_number(value):
+        return float(value)
+    raise ValueError(f"limits: {name} must be a finite number, got {value!r}")
 
 
 def _local_date(wall: float, tz: dt.tzinfo | None) -> dt.date | None:
@@ -121,7 +121,9 @@ def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono:
             return 0.0
         if earlier.boot_id != later.boot_id:  # a reboot lies between: at least the uptime
             return max(0.0, later_mono)        # of the later boot at the later instant
-        return max(0.0, later_mono - earlier_mono) if _is_finite_number(earlier_mono) else 0.0
+        if _is_finite_number(earlier_mono):
+            return max(0.0, later_mono - earlier_mono)
+        return 0.0
 
     result: list[_Ages] = []
     later: _Ages | None = None

@@ -56,3 +56,11 @@ class SensorFeed:
 
     latest: Sample | None
     busy_since_s: float | None = None
+
+
+def value_of(sample: Sample) -> float:
+    """The value of a sample that has one (every sample past the "nan" check: judged good or
+    about to be judged plausible). Raises ValueError for a failed read, which has none."""
+    if sample.value is None:
+        raise ValueError(f"sample {sample.seq} has no value ({sample.error})")
+    return sample.value

@@ -40,12 +40,13 @@ while a session exists latches `journal_stalled`, and a busy writer refuses star
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from controller.core.button import ButtonTracker
 from controller.core.dose import DoseMeter
 from controller.core.events import Event, EventKind
 from controller.core.limits import Allowance
-from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed
+from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed, value_of
 from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
@@ -134,7 +135,7 @@ class LightRange:
             self.min_ambient_mcps = _lower(self.min_ambient_mcps, ambient_mcps)
             self.max_ambient_mcps = _higher(self.max_ambient_mcps, ambient_mcps)
 
-    def as_fields(self) -> dict:
+    def as_fields(self) -> dict[str, float | None]:
         return {"min_signal_mcps": self.min_signal_mcps, "max_signal_mcps": self.max_signal_mcps,
                 "min_ambient_mcps": self.min_ambient_mcps, "max_ambient_mcps": self.max_ambient_mcps}
 
@@ -157,20 +158,21 @@ class Decision:
 
 def journal_refusal(journal: JournalHealth) -> str | None:
     """'journal_busy' while the writer cannot take a new session at once: its backlog is full,
-    its latest commit failed, a record has waited JOURNAL_BUSY_S for its commit, or the daily limits were not yet read from a
-    journal holding every session record handed over. None otherwise."""
+    its latest commit failed, a record has waited JOURNAL_BUSY_S for its commit, or the daily
+    limits were not yet read from a journal holding every session record handed over. None
+    otherwise."""
     if (journal.full or not journal.limits_current or journal.write_error
             or journal.stalled_s > JOURNAL_BUSY_S):
         return "journal_busy"
     return None
 
 
-def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
+def distance_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
     """Distance sensor judging rules built from the `distance` and `faults` config."""
     period_s = cfg.distance.timing_budget_ms / 1000.0
 
     def plausible(sample: Sample) -> str | None:
-        if not 0.0 <= sample.value <= NO_TARGET_MM + 1:
+        if not 0.0 <= value_of(sample) <= NO_TARGET_MM + 1:
             return "out_of_range"
         ambient_mcps = sample.ambient_rate_mcps
         if ambient_mcps is not None and ambient_mcps >= cfg.distance.ambient_doubt_mcps:
@@ -189,12 +191,12 @@ def distance_limits(cfg, start_s_grace: float) -> SensorLimits:
                         unreliable_share=f.distance_unreliable_share)
 
 
-def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
+def skin_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
     """Skin thermometer judging rules built from the `skin` and `faults` config."""
     period_s = cfg.skin.period_ms / 1000.0
 
     def plausible(sample: Sample) -> str | None:
-        ok = cfg.skin.plausible_min_c <= sample.value <= cfg.skin.plausible_max_c
+        ok = cfg.skin.plausible_min_c <= value_of(sample) <= cfg.skin.plausible_max_c
         ambient_ok = sample.ambient_c is None or -40.0 <= sample.ambient_c <= 125.0
         return None if ok and ambient_ok else "out_of_range"
 
@@ -207,7 +209,8 @@ def skin_limits(cfg, start_s_grace: float) -> SensorLimits:
 class SafetyController:
     STARTUP_GRACE_S = 2.0
 
-    def __init__(self, cfg, start_s: float):
+    def __init__(self, cfg: Any, start_s: float):
+        # cfg: controller.service.config.Config (read here, validated there).
         self.cfg = cfg
         self.distance = SensorJudge(distance_limits(cfg, self.STARTUP_GRACE_S), start_s)
         self.skin = SensorJudge(skin_limits(cfg, self.STARTUP_GRACE_S), start_s)
@@ -246,11 +249,11 @@ class SafetyController:
     def time_left_s(self) -> float | None:
         if self.session is None:
             return None
-        return max(0.0, self.cfg.session.max_on_s - self.session.on_s)
+        return max(0.0, float(self.cfg.session.max_on_s) - self.session.on_s)
 
     def person_mm(self, sample: Sample) -> float:
         """The distance to the person: the sensor's reading less its mounting offset."""
-        return sample.value - self.cfg.distance.offset_mm
+        return value_of(sample) - float(self.cfg.distance.offset_mm)
 
     def restore_faults(self, codes: list[str]) -> None:
         """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
@@ -400,11 +403,12 @@ class SafetyController:
             events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
             return
         self.refused = None
-        self.session = Session(start_s=inp.now_s, skin_baseline_c=skin.good.value,
+        assert dist.good is not None and skin.good is not None   # start_refusal said so
+        self.session = Session(start_s=inp.now_s, skin_baseline_c=value_of(skin.good),
                                distance_samples_at_start=self.distance.samples_taken,
                                distance_doubts_at_start=self.distance.doubts_taken,
                                recorded=not inp.journal.start_needs_commit)
-        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": skin.good.value,
+        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": value_of(skin.good),
                                            "distance_mm": self.person_mm(dist.good)}))
 
     def _end_session(self, reason: str, now: float, events: list[Event]) -> None:
@@ -421,27 +425,34 @@ class SafetyController:
             **self.session_counters(ses), **self.session_light(ses)}))
 
     @staticmethod
-    def session_counters(ses: Session) -> dict:
+    def session_counters(ses: Session) -> dict[str, float]:
         """What only grows during a session: its heat dose and lamp switch-ons."""
         return {"dose_cem43": round(ses.dose.cem43, 6), "switches": ses.switches,
                 "doubt_switches": ses.doubt_switches}
 
-    def session_light(self, ses: Session) -> dict:
+    def session_light(self, ses: Session) -> dict[str, float | int | None]:
         """The session's light-rate range and how many of its distance samples were doubted."""
         return {**ses.light.as_fields(),
                 "distance_samples": self.distance.samples_taken - ses.distance_samples_at_start,
                 "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
 
     # -- the session ---------------------------------------------------------------
+    def _open_session(self) -> Session:
+        """The open session: the steps below run only while there is one."""
+        if self.session is None:
+            raise RuntimeError("a session step ran without an open session")
+        return self.session
+
     def _session_step(self, now: float, dist: Verdict, skin: Verdict, events: list[Event]) -> tuple[bool, str]:
-        ses, cfg = self.session, self.cfg
+        ses, cfg = self._open_session(), self.cfg
         if skin.good is not None:
-            ses.max_skin_c = max(ses.max_skin_c, skin.good.value)
-            ses.dose.add(skin.good.t_s, skin.good.value)
-            if cfg.skin.comfort_c is not None and skin.good.value >= cfg.skin.comfort_c:
+            skin_c = value_of(skin.good)
+            ses.max_skin_c = max(ses.max_skin_c, skin_c)
+            ses.dose.add(skin.good.t_s, skin_c)
+            if cfg.skin.comfort_c is not None and skin_c >= cfg.skin.comfort_c:
                 ses.heating_seen = True      # a start is refused at comfort_c: the skin rose to it
-            if skin.good.value >= cfg.skin.limit_c:
-                self._latch("skin_overheat", f"skin {skin.good.value:.2f} C >= limit {cfg.skin.limit_c} C", events)
+            if skin_c >= cfg.skin.limit_c:
+                self._latch("skin_overheat", f"skin {skin_c:.2f} C >= limit {cfg.skin.limit_c} C", events)
         if self.latched:
             code = self.latched[-1]
             self._end_session("overheat" if code == "skin_overheat" else "fault", now, events)
@@ -468,7 +479,7 @@ class SafetyController:
             return False, skin.doubt or "skin_doubt"
         if not ses.recorded:
             return False, "starting"
-        if self._comfort_holds_off(now, skin.good.value, events):
+        if self._comfort_holds_off(now, value_of(skin.good), events):
             return False, COMFORT
         if not self.lamp_on:
             ended = self._count_switch_on(now, events)
@@ -480,7 +491,7 @@ class SafetyController:
     def _comfort_holds_off(self, now: float, skin_c: float, events: list[Event]) -> bool:
         """True while the servo keeps the lamp off: from the step the skin reaches comfort_c
         until it has fallen to comfort_c - comfort_hysteresis_c and min_off_s has passed."""
-        ses, s = self.session, self.cfg.skin
+        ses, s = self._open_session(), self.cfg.skin
         if s.comfort_c is None:
             return False
         if ses.cooling_since_s is None:
@@ -501,7 +512,7 @@ class SafetyController:
         one more than session.max_switches (the session is then ended), else None. A switch-on
         that ends an off stretch made only of sensor doubt is counted apart and not limited
         here: the filament is still hot, and the SR-15 doubt-share fault bounds how often."""
-        ses = self.session
+        ses = self._open_session()
         doubt_only = bool(ses.off_reasons) and ses.off_reasons <= DOUBT_OFF_REASONS
         if ses.switches > 0 and doubt_only:
             ses.switches += 1
@@ -516,7 +527,7 @@ class SafetyController:
 
     def _distance_step(self, now: float, dist: Verdict, events: list[Event]) -> bool:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
-        ses, d = self.session, self.cfg.distance
+        ses, d = self._open_session(), self.cfg.distance
         self._track_band(now, dist)
         if dist.good is None:
             if dist.unreliable:
@@ -526,7 +537,7 @@ class SafetyController:
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
         if distance_mm < d.min_mm:
             self._pause("too_close", now, events)
-        elif distance_mm >= d.absent_mm or dist.good.value >= NO_TARGET_MM:
+        elif distance_mm >= d.absent_mm or value_of(dist.good) >= NO_TARGET_MM:
             self._pause("nobody_there", now, events)
         elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
                 and now - ses.in_band_since_s >= d.resume_after_s:
@@ -541,7 +552,7 @@ class SafetyController:
         continuously: a good sample outside the band ends it, so does any doubt other than the
         sensor's own "not trustworthy", and so does a gap between good samples longer than the
         judge's doubt_s (two doubted samples in a row)."""
-        ses, d = self.session, self.cfg.distance
+        ses, d = self._open_session(), self.cfg.distance
         good = dist.good
         last_good_s = ses.last_good_distance_s
         gap = last_good_s is None or now - last_good_s > self.distance.limits.doubt_s
@@ -550,7 +561,7 @@ class SafetyController:
                 ses.in_band_since_s = None
             return
         distance_mm = self.person_mm(good)
-        in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and good.value < NO_TARGET_MM
+        in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and value_of(good) < NO_TARGET_MM
         if not in_band:
             ses.in_band_since_s = None
         elif ses.in_band_since_s is None or (good.t_s != last_good_s and gap):
@@ -559,26 +570,26 @@ class SafetyController:
 
     def _pause_limits(self, now: float, events: list[Event]) -> bool:
         """End a pause that has lasted too long. Always False (the lamp stays off)."""
-        ses, d = self.session, self.cfg.distance
+        ses, d = self._open_session(), self.cfg.distance
         if ses.paused_since_s is None:
             return False
         ends = {"too_close": (d.max_pause_s, "too_close_too_long"),
                 "nobody_there": (d.absent_end_s, "nobody_there"),
                 DOUBT_PAUSE: (d.max_pause_s, "distance_doubt_too_long")}
-        limit_s, end_reason = ends.get(ses.pause_reason, (d.max_pause_s, "paused_too_long"))
+        limit_s, end_reason = ends.get(ses.pause_reason or "", (d.max_pause_s, "paused_too_long"))
         if now - ses.paused_since_s >= limit_s:
             self._end_session(end_reason, now, events)
         return False
 
     def _pause(self, reason: str, now: float, events: list[Event]) -> None:
-        ses = self.session
+        ses = self._open_session()
         if ses.paused_since_s is None:
             ses.paused_since_s = now
         if ses.pause_reason != reason:
             ses.pause_reason = reason
             events.append(Event(EventKind.PAUSED, {"reason": reason}))
 
-    def _decide(self, lamp_on: bool, reason: str, events, skin: Verdict) -> Decision:
+    def _decide(self, lamp_on: bool, reason: str, events: list[Event], skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
         if self.session is not None:     # what the next switch-on ends (see _count_switch_on)
             if lamp_on:

@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from controller.core.readings import Sample, SensorFeed
+from controller.core.readings import Sample, SensorFeed, value_of
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class SensorJudge:
         self.doubting = False
         self.last_problem = ""
         self.last_good = sample
-        if lim.frozen_exempt(sample.value) or sample.value != self.frozen_value:
+        if lim.frozen_exempt(value_of(sample)) or sample.value != self.frozen_value:
             self.frozen_value, self.frozen_since_s = sample.value, sample.t_s
         elif sample.t_s - self.frozen_since_s >= lim.frozen_s:
             return Verdict(None, fault="frozen",

@@ -5,8 +5,9 @@ section) and returns a frozen `Config`, or raises `ConfigError` whose `.message`
 line naming file, line and dotted key: `config/lamp.yaml:12: session.max_on_minutes:
 must be at most 20 (hard ceiling), got 25`. Unknown keys, duplicate keys, wrong types,
 out-of-range values and broken cross-field rules are all refused; nothing is guessed.
-Every number has bounds in `_BOUNDS`; bounds that are safety limits (`Hard`) are called
-"hard floor" / "hard ceiling" in messages because no configuration may loosen them.
+Every number has bounds, declared at its field (`bounded`, gathered in `_BOUNDS`); bounds
+that are safety limits (`Hard`) are called "hard floor" / "hard ceiling" in messages because
+no configuration may loosen them. Cross-field rules are listed in `_RELATIONS`.
 """
 
 import dataclasses
@@ -35,52 +36,70 @@ class ConfigError(Exception):
         super().__init__(self.message)
 
 
+class Hard(float):
+    """A bound that is a safety limit (SR-4..SR-7, SR-12): configuration may only tighten it."""
+
+
+USABLE_PINS = (4, 27)   # BCM 0/1 are the HAT EEPROM, 2/3 are I2C
+
+
+def bounded(default, lowest: float, highest: float):
+    """A number's default with its inclusive (lowest, highest) bounds, declared at the field."""
+    return dataclasses.field(default=default, metadata={"bounds": (lowest, highest)})
+
+
+def field_bounds(sections: dict) -> dict:
+    """{"section.key": (lowest, highest)} of every `bounded` field of the sections' dataclasses."""
+    return {f"{name}.{f.name}": f.metadata["bounds"] for name, cls in sections.items()
+            for f in dataclasses.fields(cls) if "bounds" in f.metadata}
+
+
 @dataclass(frozen=True)
 class GpioConfig:
     """BCM pins (4..27, all distinct) and relay polarities."""
 
-    relay_pin: int = 17
+    relay_pin: int = bounded(17, *USABLE_PINS)
     relay_active_high: bool = True
-    enable_relay_pin: int | None = None
+    enable_relay_pin: int | None = bounded(None, *USABLE_PINS)
     enable_relay_active_high: bool = True
-    button_pin: int = 27
-    led_green_pin: int = 22
-    led_amber_pin: int = 23
-    led_red_pin: int = 24
-    buzzer_pin: int | None = None
+    button_pin: int = bounded(27, *USABLE_PINS)
+    led_green_pin: int = bounded(22, *USABLE_PINS)
+    led_amber_pin: int = bounded(23, *USABLE_PINS)
+    led_red_pin: int = bounded(24, *USABLE_PINS)
+    buzzer_pin: int | None = bounded(None, *USABLE_PINS)
 
 
 @dataclass(frozen=True)
 class DistanceConfig:
     """VL53L0X distance band, pause/absence timing (SR-4); min_mm has a hard floor of 12 in."""
 
-    min_mm: float = 304.8
-    hysteresis_mm: float = 25.0
-    max_mm: float = 460.0
-    absent_mm: float = 900.0
-    offset_mm: float = 0.0
-    resume_after_s: float = 3.0
-    max_pause_s: float = 120.0
-    absent_end_s: float = 60.0
-    timing_budget_ms: int = 33
-    ambient_warn_mcps: float = 1.0
-    ambient_doubt_mcps: float = 8.0
+    min_mm: float = bounded(304.8, Hard(304.8), 600)
+    hysteresis_mm: float = bounded(25.0, 5, 100)
+    max_mm: float = bounded(460.0, 329.8, 1000)
+    absent_mm: float = bounded(900.0, 329.8, 2000)
+    offset_mm: float = bounded(0.0, 0, 150)
+    resume_after_s: float = bounded(3.0, 1, 30)
+    max_pause_s: float = bounded(120.0, 10, 600)
+    absent_end_s: float = bounded(60.0, 10, 600)
+    timing_budget_ms: int = bounded(33, TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX)
+    ambient_warn_mcps: float = bounded(1.0, 0.2, 20)
+    ambient_doubt_mcps: float = bounded(8.0, 1, 40)
 
 
 @dataclass(frozen=True)
 class SkinConfig:
     """MLX90614 skin limit, warning band and plausibility checks (SR-5); limit_c hard ceiling 45."""
 
-    limit_c: float = 43.0
-    warning_margin_c: float = 2.0
-    plausible_min_c: float = 15.0
-    plausible_max_c: float = 60.0
-    heating_check_s: float = 120.0
-    heating_min_rise_c: float = 1.0
-    sensor_body_max_c: float = 60.0
-    period_ms: int = 250
-    comfort_c: float | None = 41.0        # SR-14 servo set point; None: no servo (trip only)
-    comfort_hysteresis_c: float = 0.7
+    limit_c: float = bounded(43.0, 38, Hard(45))
+    warning_margin_c: float = bounded(2.0, 0.5, 5)
+    plausible_min_c: float = bounded(15.0, 0, 30)
+    plausible_max_c: float = bounded(60.0, 46, 100)
+    heating_check_s: float = bounded(120.0, 30, 300)
+    heating_min_rise_c: float = bounded(1.0, 0.3, 5)
+    sensor_body_max_c: float = bounded(60.0, 35, 85)
+    period_ms: int = bounded(250, 100, 250)
+    comfort_c: float | None = bounded(41.0, 36, 45)   # SR-14 servo set point; None: no servo (trip only)
+    comfort_hysteresis_c: float = bounded(0.7, 0.3, 2)
 
 
 @dataclass(frozen=True)
@@ -88,13 +107,13 @@ class SessionConfig:
     """Exposure and daily limits (SR-6, SR-7): at most 20 min of heat a session, at most 3
     sessions a day, at least 30 min apart (60 by default)."""
 
-    max_on_minutes: float = 20.0
-    max_wall_minutes: float = 30.0
-    sessions_per_day: int = 3
-    min_gap_minutes: float = 60.0
-    min_off_s: float = 30.0               # SR-14: a comfort pause lasts at least this long
-    max_switches: int = 20                # SR-14: lamp switch-ons per session (doubt switches aside)
-    max_daily_dose_cem43: float | None = None
+    max_on_minutes: float = bounded(20.0, 1, Hard(20))
+    max_wall_minutes: float = bounded(30.0, 1, 40)
+    sessions_per_day: int = bounded(3, 1, Hard(3))
+    min_gap_minutes: float = bounded(60.0, Hard(30), 1440)
+    min_off_s: float = bounded(30.0, 10, 300)      # SR-14: a comfort pause lasts at least this long
+    max_switches: int = bounded(20, 2, 100)        # SR-14: lamp switch-ons per session (doubt switches aside)
+    max_daily_dose_cem43: float | None = bounded(None, 0.1, 1000)
 
     @property
     def max_on_s(self) -> float:
@@ -107,34 +126,34 @@ class FaultConfig:
     """Deadlines for stale and frozen readings, the bounded retry (SR-8), and when doubted
     distance measurements stop being doubt and become a fault (SR-15)."""
 
-    distance_stale_s: float = 0.25
-    skin_stale_s: float = 1.0
-    distance_frozen_s: float = 3.0
-    skin_frozen_s: float = 15.0
-    retry_errors: int = 1
-    distance_unreliable_after_s: float = 2.0
-    distance_unreliable_window_s: float = 10.0
-    distance_unreliable_share: float = 0.1
+    distance_stale_s: float = bounded(0.25, 0.1, 1.0)
+    skin_stale_s: float = bounded(1.0, 0.5, 3.0)
+    distance_frozen_s: float = bounded(3.0, 1, 10)
+    skin_frozen_s: float = bounded(15.0, 5, 60)
+    retry_errors: int = bounded(1, 0, 2)
+    distance_unreliable_after_s: float = bounded(2.0, 0.5, 5)
+    distance_unreliable_window_s: float = bounded(10.0, 5, 60)
+    distance_unreliable_share: float = bounded(0.1, 0.02, 0.5)
 
 
 @dataclass(frozen=True)
 class ButtonConfig:
     """Long press (acknowledge), stuck-button time and debounce (SR-10)."""
 
-    long_press_s: float = 3.0
-    stuck_s: float = 20.0
-    bounce_ms: float = 30.0
+    long_press_s: float = bounded(3.0, 2, 5)
+    stuck_s: float = bounded(20.0, 10, 120)
+    bounce_ms: float = bounded(30.0, 5, 100)
 
 
 @dataclass(frozen=True)
 class LoopConfig:
     """Control loop, independent guard, journal checkpoint (at most 5 s) and status timing."""
 
-    rate_hz: float = 20.0
-    guard_deadline_s: float = 0.5
-    guard_on_margin_s: float = 5.0
-    checkpoint_s: float = 5.0
-    status_interval_s: float = 1.0
+    rate_hz: float = bounded(20.0, 20, 100)
+    guard_deadline_s: float = bounded(0.5, 0.1, 3.0)
+    guard_on_margin_s: float = bounded(5.0, 1, 30)
+    checkpoint_s: float = bounded(5.0, 1, Hard(5))
+    status_interval_s: float = bounded(1.0, 0.5, 5)
 
 
 @dataclass(frozen=True)
@@ -149,7 +168,7 @@ class PathsConfig:
 class RecordsConfig:
     """What the journal keeps beyond sessions and faults: each session's trace, for its picture."""
 
-    trace_retention_days: float = 90.0
+    trace_retention_days: float = bounded(90.0, 1, 3650)
 
 
 @dataclass(frozen=True)
@@ -166,10 +185,6 @@ class Config:
     paths: PathsConfig
     records: RecordsConfig
     source: str
-
-
-class Hard(float):
-    """A bound that is a safety limit (SR-4..SR-7, SR-12): configuration may only tighten it."""
 
 
 @dataclass(frozen=True)
@@ -201,35 +216,8 @@ _TYPES = {f"{name}.{key}": hint for name, cls in _SECTIONS.items()
           for key, hint in typing.get_type_hints(cls).items()}
 _PIN_KEYS = [key for key in _TYPES if key.startswith("gpio.") and key.endswith("_pin")]
 
-# Inclusive (lowest, highest) of every number. BCM 0/1 are the HAT EEPROM, 2/3 are I2C.
-_BOUNDS = {
-    **{key: (4, 27) for key in _PIN_KEYS},
-    "distance.min_mm": (Hard(304.8), 600), "distance.hysteresis_mm": (5, 100),
-    "distance.max_mm": (329.8, 1000), "distance.absent_mm": (329.8, 2000),
-    "distance.offset_mm": (0, 150), "distance.resume_after_s": (1, 30),
-    "distance.max_pause_s": (10, 600), "distance.absent_end_s": (10, 600),
-    "distance.timing_budget_ms": (TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX),
-    "distance.ambient_warn_mcps": (0.2, 20), "distance.ambient_doubt_mcps": (1, 40),
-    "skin.limit_c": (38, Hard(45)), "skin.warning_margin_c": (0.5, 5),
-    "skin.plausible_min_c": (0, 30), "skin.plausible_max_c": (46, 100),
-    "skin.heating_check_s": (30, 300), "skin.heating_min_rise_c": (0.3, 5),
-    "skin.sensor_body_max_c": (35, 85), "skin.period_ms": (100, 250),
-    "skin.comfort_c": (36, 45), "skin.comfort_hysteresis_c": (0.3, 2),
-    "session.max_on_minutes": (1, Hard(20)), "session.max_wall_minutes": (1, 40),
-    "session.sessions_per_day": (1, Hard(3)), "session.min_gap_minutes": (Hard(30), 1440),
-    "session.min_off_s": (10, 300), "session.max_switches": (2, 100),
-    "session.max_daily_dose_cem43": (0.1, 1000),
-    "faults.distance_stale_s": (0.1, 1.0), "faults.skin_stale_s": (0.5, 3.0),
-    "faults.distance_frozen_s": (1, 10), "faults.skin_frozen_s": (5, 60),
-    "faults.retry_errors": (0, 2),
-    "faults.distance_unreliable_after_s": (0.5, 5), "faults.distance_unreliable_window_s": (5, 60),
-    "faults.distance_unreliable_share": (0.02, 0.5),
-    "button.long_press_s": (2, 5), "button.stuck_s": (10, 120), "button.bounce_ms": (5, 100),
-    "loop.rate_hz": (20, 100), "loop.guard_deadline_s": (0.1, 3.0),
-    "loop.guard_on_margin_s": (1, 30), "loop.checkpoint_s": (1, Hard(5)),
-    "loop.status_interval_s": (0.5, 5),
-    "records.trace_retention_days": (1, 3650),
-}
+# Inclusive (lowest, highest) of every number, as declared at its field.
+_BOUNDS = field_bounds(_SECTIONS)
 
 # Cross-field rules: (subject, relation, expression of other keys and constants joined by + / -).
 _RELATIONS = (
@@ -317,7 +305,7 @@ def _items(tree, name: str, where: _Where):
         return
     if not isinstance(tree, yaml.MappingNode):
         _refuse(where, name, f"must be a mapping of names to values, got {_describe(tree)}")
-    first_lines = {}
+    first_lines: dict[str, int | None] = {}
     for key_node, value_node in tree.value:
         key_where = _Where(where.source, key_node.start_mark.line + 1, where.rank)
         if not isinstance(key_node, yaml.ScalarNode):
@@ -349,9 +337,9 @@ def _checked_value(schema: Schema, key: str, raw, where: _Where):
             wanted = "true or false" if kind is bool else ("text" if pattern else "a path (text)")
             _refuse(where, key, f"must be {wanted}{' or null' if optional else ''}, "
                                 f"got {_describe(value)}")
-        if kind is str and pattern is None and not Path(value).is_absolute():
+        if kind is str and isinstance(value, str) and pattern is None and not Path(value).is_absolute():
             _refuse(where, key, f"must be an absolute path, got {value!r}")
-        if kind is str and pattern is not None and not re.fullmatch(pattern[0], value):
+        if kind is str and isinstance(value, str) and pattern is not None and not re.fullmatch(pattern[0], value):
             _refuse(where, key, f"must be {pattern[1]}, got {value[:40]!r}")
         return value
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -423,7 +411,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
     for subject, relation, expression in schema.relations:
         terms = expression.split()
         bound = values[terms[0]][0]
-        for sign, term in zip(terms[1::2], terms[2::2]):
+        for sign, term in zip(terms[1::2], terms[2::2], strict=True):
             amount = values[term][0] if term in values else float(term)
             bound = bound + amount if sign == "+" else bound - amount
         compare, words = _COMPARE[relation]
@@ -439,7 +427,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
 
 
 def _check_pins_distinct(values: dict) -> None:
-    used = {}
+    used: dict[int, str] = {}
     for key in sorted(_PIN_KEYS, key=lambda key: values[key][1].order()):
         pin, where = values[key]
         if pin is not None and pin in used:

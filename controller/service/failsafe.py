@@ -65,6 +65,10 @@ class PinSourceError(Exception):
 def _pin(value, key: str, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
+    return _bcm_pin(value, key)
+
+
+def _bcm_pin(value, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in BCM_PINS:
         raise PinSourceError(f"{key} is {value!r}, not a GPIO number 0-27")
     return value
@@ -78,7 +82,7 @@ def _polarity(value, key: str) -> bool:
 
 def plan_from_gpio(values: dict, source: str) -> PinPlan:
     """A plan from the gpio keys (a record, or a validated config); raises PinSourceError."""
-    relays = [Relay("lamp relay", _pin(values.get("relay_pin"), "relay_pin"),
+    relays = [Relay("lamp relay", _bcm_pin(values.get("relay_pin"), "relay_pin"),
                     _polarity(values.get("relay_active_high"), "relay_active_high"))]
     enable_pin = _pin(values.get("enable_relay_pin"), "enable_relay_pin", optional=True)
     if enable_pin is not None:
@@ -152,7 +156,7 @@ def lenient_relay_plan(path: Path, problem: str) -> PinPlan:
         values, doubts = _scan_relay_keys(text)
         how = "read line by line (the file is not valid YAML)"
         if "relay_pin" not in values:
-            raise PinSourceError("relay_pin not found" + (f" ({'; '.join(doubts)})" if doubts else ""))
+            raise PinSourceError("relay_pin not found" + (f" ({'; '.join(doubts)})" if doubts else "")) from None
         pin = values["relay_pin"]
         if "relay_active_high" not in values and isinstance(pin, int) and not isinstance(pin, bool):
             # the only polarity the daemon accepts on this pin (SR-2 boot-pull rule)

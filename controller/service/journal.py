@@ -201,6 +201,13 @@ def journal_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / JOURNAL_FILENAME
 
 
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row the cursor's INSERT made."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("the journal did not return the new row's id")
+    return cursor.lastrowid
+
+
 def _require_finite(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"journal: {name} must be a finite number, got {value!r}")
@@ -523,7 +530,7 @@ class Journal(_JournalQueries):
             cursor = conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, on_s,
                 checkpoint_wall, checkpoint_mono) VALUES (?, ?, ?, 0, ?, ?)""",
                 (self.boot_id, wall, mono, wall, mono))
-            return int(cursor.lastrowid)
+            return _row_id(cursor)
 
     def record_lost_day(self, count: int, reason: str, wall: float, mono: float) -> list[int]:
         """Record `count` closed placeholder sessions that start and end now with zero on-time
@@ -533,10 +540,10 @@ class Journal(_JournalQueries):
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
         wall, mono = _require_finite("wall", wall), _require_finite("mono", mono)
         with self._write("record the lost day") as conn:
-            return [int(conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono,
+            return [_row_id(conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono,
                 end_wall, end_mono, on_s, end_reason, checkpoint_wall, checkpoint_mono)
                 VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)""",
-                (self.boot_id, wall, mono, wall, mono, reason, wall, mono)).lastrowid)
+                (self.boot_id, wall, mono, wall, mono, reason, wall, mono)))
                 for _ in range(int(count))]
 
     def checkpoint(self, session_id: int, on_s: float, max_skin_c: float | None,
@@ -582,12 +589,18 @@ class Journal(_JournalQueries):
     def _widen_light(conn: sqlite3.Connection, session_id: int, values: dict) -> None:
         """Widen an open session's light ranges and raise its sample counts (never narrow)."""
         conn.execute("""UPDATE sessions SET
-                min_signal_mcps = MIN(COALESCE(:min_signal_mcps, min_signal_mcps), COALESCE(min_signal_mcps, :min_signal_mcps)),
-                max_signal_mcps = MAX(COALESCE(:max_signal_mcps, max_signal_mcps), COALESCE(max_signal_mcps, :max_signal_mcps)),
-                min_ambient_mcps = MIN(COALESCE(:min_ambient_mcps, min_ambient_mcps), COALESCE(min_ambient_mcps, :min_ambient_mcps)),
-                max_ambient_mcps = MAX(COALESCE(:max_ambient_mcps, max_ambient_mcps), COALESCE(max_ambient_mcps, :max_ambient_mcps)),
-                distance_samples = MAX(COALESCE(:distance_samples, distance_samples), COALESCE(distance_samples, :distance_samples)),
-                distance_doubts = MAX(COALESCE(:distance_doubts, distance_doubts), COALESCE(distance_doubts, :distance_doubts))
+                min_signal_mcps = MIN(COALESCE(:min_signal_mcps, min_signal_mcps),
+                    COALESCE(min_signal_mcps, :min_signal_mcps)),
+                max_signal_mcps = MAX(COALESCE(:max_signal_mcps, max_signal_mcps),
+                    COALESCE(max_signal_mcps, :max_signal_mcps)),
+                min_ambient_mcps = MIN(COALESCE(:min_ambient_mcps, min_ambient_mcps),
+                    COALESCE(min_ambient_mcps, :min_ambient_mcps)),
+                max_ambient_mcps = MAX(COALESCE(:max_ambient_mcps, max_ambient_mcps),
+                    COALESCE(max_ambient_mcps, :max_ambient_mcps)),
+                distance_samples = MAX(COALESCE(:distance_samples, distance_samples),
+                    COALESCE(distance_samples, :distance_samples)),
+                distance_doubts = MAX(COALESCE(:distance_doubts, distance_doubts),
+                    COALESCE(distance_doubts, :distance_doubts))
                 WHERE id = :id AND end_wall IS NULL""", {**values, "id": int(session_id)})
 
     def _update_open(self, session_id: int, action: str, on_s: float, max_skin_c: float | None,
@@ -611,7 +624,8 @@ class Journal(_JournalQueries):
                 conn.execute("""UPDATE sessions SET
                     dose_cem43 = MAX(COALESCE(:dose_cem43, dose_cem43), COALESCE(dose_cem43, :dose_cem43)),
                     switches = MAX(COALESCE(:switches, switches), COALESCE(switches, :switches)),
-                    doubt_switches = MAX(COALESCE(:doubt_switches, doubt_switches), COALESCE(doubt_switches, :doubt_switches))
+                    doubt_switches = MAX(COALESCE(:doubt_switches, doubt_switches),
+                                         COALESCE(doubt_switches, :doubt_switches))
                     WHERE id = :id AND end_wall IS NULL""", {**counter_values, "id": int(session_id)})
             if trace_rows:
                 conn.executemany("""INSERT INTO trace (session_id, t_s, lamp_on, distance_mm, skin_c, state)
@@ -638,7 +652,7 @@ class Journal(_JournalQueries):
             cursor = conn.execute(
                 "INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES (?, ?, ?, ?, ?)",
                 (self.boot_id, _require_finite("wall", wall), _require_finite("mono", mono), code, str(detail)))
-            return int(cursor.lastrowid)
+            return _row_id(cursor)
 
     def acknowledge_faults(self, wall: float) -> int:
         """Mark every unacknowledged fault as acknowledged at `wall`; returns how many."""

@@ -35,6 +35,7 @@ before the writer takes it over, and only the writer touches it afterwards.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -302,9 +303,12 @@ class JournalWriter:
 
     def _head_due_s(self) -> float:
         """The head's commit begins when it was handed over or the previous one ended."""
-        if self._head_due is None or self._head_due[0] != self.disk.version:
+        disk = self.disk
+        if disk is None:
+            raise RuntimeError("commit times are scheduled only on a simulated disk")
+        if self._head_due is None or self._head_due[0] != disk.version:
             start = max(self._queue[0].handed_s, self._progress_s)
-            self._head_due = (self.disk.version, start + self.disk.duration_s(self._queue[0].record))
+            self._head_due = (disk.version, start + disk.duration_s(self._queue[0].record))
         return self._head_due[1]
 
     def pump(self) -> int:
@@ -318,7 +322,7 @@ class JournalWriter:
             if due > now:
                 break
             self._head_due = None
-            if self._commit_head(lambda: due):
+            if self._commit_head(functools.partial(float, due)):
                 done += 1
             else:                                   # retried RETRY_S later
                 self._head_due = (self.disk.version, now + RETRY_S)

@@ -40,7 +40,7 @@ def _spans(trace: list[TracePoint], match) -> list[tuple[float, float]]:
     the next row."""
     spans: list[tuple[float, float]] = []
     start = None
-    for point, following in zip(trace, [*trace[1:], None]):
+    for point, following in zip(trace, [*trace[1:], None], strict=True):
         if match(point) and start is None:
             start = point.t_s
         if start is not None and (following is None or not match(following)):

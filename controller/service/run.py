@@ -9,58 +9,24 @@ relay off in the handler itself, then stop the loop; `finally` switches it off a
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import signal
 import threading
 import time
 from pathlib import Path
 
-from controller.service.clock import RealClock
+from controller.service.clock import ClockSync, RealClock, boot_id
 from controller.service.daemon import Daemon, FatalLoopError
 from controller.service.dirlock import lock_state_dir
 from controller.service.failsafe import write_output_record
 from controller.service.journal import Journal
 from controller.service.notify import SystemdNotifier
 from controller.service.remote_stop import open_remote_stop
-from controller.service.status import current_boot_id, status_path
+from controller.service.status import status_path
 from controller.service.storage import storage_error
 from drivers.hardware import ReopeningSource, build_hardware, check_wiring
 
 log = logging.getLogger("irlamp")
-
-TIME_ERROR = 5   # adjtimex() return value: clock not synchronised
-
-
-def boot_id() -> str:
-    return current_boot_id() or f"unknown-boot-{int(time.time() - time.monotonic())}"
-
-
-class ClockSync:
-    """Is the wall clock synchronised (NTP)? Cached for a minute."""
-
-    def __init__(self):
-        self._checked_at = float("-inf")
-        self._synced = False
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked_at > 60.0:
-            self._checked_at = now
-            self._synced = self._probe()
-        return self._synced
-
-    @staticmethod
-    def _probe() -> bool:
-        if Path("/run/systemd/timesync/synchronized").exists():
-            return True
-        try:
-            buf = ctypes.create_string_buffer(512)       # struct timex, zeroed: modes = 0 (read only)
-            state = ctypes.CDLL(None, use_errno=True).adjtimex(buf)
-            return state not in (-1, TIME_ERROR)
-        except (OSError, AttributeError):
-            return False
-
 
 def _real_sources(cfg):
     """The Adafruit-driver sources on the Pi's bus 1, shared politely by both sampler threads."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from controller.service.selftest_lamp import DEFAULT_LAMP_S, NOT_USABLE, run_lamp_test
 from controller.service.selftest_lamp import lamp_off as _relays_off
@@ -58,7 +58,7 @@ class _SensorCheck:
     address: int
     hints: tuple[str, ...]
     found: bool = False
-    source: object | None = None
+    source: Any = None
     good_readings: int = 0
     failed_readings: int = 0
     errors: list[str] = field(default_factory=list)
@@ -68,7 +68,7 @@ class _SensorCheck:
         return self.found and self.good_readings > 0 and self.failed_readings == 0
 
 
-def run_selftest(i2c, outputs: dict[str, object], *, ask: Callable[[str], str] = input,
+def run_selftest(i2c, outputs: dict[str, Any], *, ask: Callable[[str], str] = input,
                  say: Say = print, readings_s: float = 3.0,
                  sleep: Callable[[float], None] = time.sleep,
                  monotonic: Callable[[], float] = time.monotonic,
@@ -106,7 +106,7 @@ def run_selftest(i2c, outputs: dict[str, object], *, ask: Callable[[str], str] =
     return 1 if any(v.grade == NOT_USABLE for v in verdicts) else status
 
 
-def run_selftest_on_pi(outputs: dict[str, object], **options) -> int:
+def run_selftest_on_pi(outputs: dict[str, Any], **options) -> int:
     """``run_selftest`` on the Pi's I2C bus 1; explains a bus that cannot be opened."""
     try:
         i2c = open_pi_i2c_bus()
@@ -209,7 +209,7 @@ def _read_once(check: _SensorCheck) -> str:
     return text
 
 
-def _blink_indicators(outputs: dict[str, object], say: Say, sleep) -> None:
+def _blink_indicators(outputs: dict[str, Any], say: Say, sleep) -> None:
     say("Blinking each indicator once - watch (and listen):")
     for key, label in INDICATORS:
         device = outputs.get(key)
@@ -226,7 +226,7 @@ def _blink_indicators(outputs: dict[str, object], say: Say, sleep) -> None:
         sleep(BLINK_GAP_S)
 
 
-def _click_relay_if_confirmed(outputs: dict[str, object], ask, say: Say, sleep) -> None:
+def _click_relay_if_confirmed(outputs: dict[str, Any], ask, say: Say, sleep) -> None:
     relay = outputs.get("relay")
     if relay is None:
         say("No lamp relay configured: relay not tested.")

@@ -90,12 +90,14 @@ class PhaseStats:
             self.distances_mm.append(sample.value)
         if sample.ambient_rate_mcps is not None:
             self.ambient_mcps.append(sample.ambient_rate_mcps)
-            self.signal_mcps.append(sample.signal_rate_mcps)
+            if sample.signal_rate_mcps is not None:
+                self.signal_mcps.append(sample.signal_rate_mcps)
 
     def add_skin(self, sample: Sample) -> None:
         if sample.error is None and sample.value is not None:
             self.skin_c.append(sample.value)
-            self.body_c.append(sample.ambient_c)
+            if sample.ambient_c is not None:
+                self.body_c.append(sample.ambient_c)
 
     @property
     def valid_share(self) -> float:
@@ -273,7 +275,9 @@ def skin_verdict(test: LampTest, cfg) -> SensorVerdict:
     minutes = max(test.on_s, 1.0) / 60.0
     rate_c_per_min = body_rise_c / minutes
     projected_c = body_before[0] + max(rate_c_per_min, 0.0) * cfg.session.max_on_minutes
-    bad, doubtful, advice = [], [], ()
+    bad: list[str] = []
+    doubtful: list[str] = []
+    advice: tuple[str, ...] = ()
     if "skin_sensor_hot" in test.faults or projected_c >= cfg.skin.sensor_body_max_c:
         bad.append(f"its body warms {rate_c_per_min:.1f} °C/min: about {projected_c:.0f} °C after a "
                    f"full session, over the {cfg.skin.sensor_body_max_c:g} °C limit")

@@ -57,11 +57,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from controller.core.faults import fault_info
+from controller.service.clock import current_boot_id
+
 STATUS_FILENAME = "status.json"
 STALE_AFTER_S = 5.0
 EXIT_RUNNING, EXIT_NOT_RUNNING, EXIT_STALE_OR_UNREADABLE = 0, 3, 4
 MM_PER_INCH = 25.4
-BOOT_ID_PATH = Path("/proc/sys/kernel/random/boot_id")
 
 STATUS_KEYS = (
     "state", "lamp_on", "time_left_s", "on_s", "dose_cem43", "switches", "distance_mm", "skin_c", "ambient_c",
@@ -192,14 +194,6 @@ def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path,
     return candidates[0]
 
 
-def current_boot_id(path: Path = BOOT_ID_PATH) -> str | None:
-    """This boot's id from the kernel, None when it cannot be read."""
-    try:
-        return path.read_text().strip() or None
-    except OSError:
-        return None
-
-
 def _pid_alive(pid: object) -> bool:
     if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
         return True  # unknown: do not claim the daemon is gone
@@ -223,7 +217,10 @@ def _heartbeat_age_s(status: dict, now_wall: float, now_mono: float | None,
     beat_mono = _number(status.get("heartbeat_mono"))
     if beat_mono is not None and status.get("boot_id") and status.get("boot_id") == boot_id:
         return (time.monotonic() if now_mono is None else now_mono) - beat_mono
-    return now_wall - _number(status["heartbeat_wall"])
+    beat_wall = _number(status["heartbeat_wall"])
+    if beat_wall is None:
+        raise TypeError(f"heartbeat_wall is not a number: {status['heartbeat_wall']!r}")
+    return now_wall - beat_wall
 
 
 def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H:%M",
@@ -238,10 +235,6 @@ def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H
 
 
 def _fault_words(code: str) -> str:
-    try:
-        from controller.core.faults import fault_info
-    except ImportError:
-        return code.replace("_", " ")
     info = fault_info(code)
     return f"{info.meaning} — {info.advice}"
 

@@ -92,7 +92,7 @@ def storage_problem(exc: BaseException, path: str | Path) -> str | None:
                                                                       else 0)):
                 kind = PERMISSION
     elif isinstance(exc, OSError):
-        kind = _BY_ERRNO.get(exc.errno)
+        kind = _BY_ERRNO.get(exc.errno) if exc.errno is not None else None
     if kind == READ_ONLY and isinstance(exc, sqlite3.Error) and not _read_only_file_system(path):
         kind = PERMISSION   # SQLite says "readonly database" for a file it may not write, too
     if kind == IO_ERROR:

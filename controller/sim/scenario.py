@@ -191,7 +191,7 @@ def _events(r: _Reader, node) -> list[ScenarioEvent]:
             r.fail(entries["at"][1], f"event {index}: events must be sorted by 'at' ({at_s:g} comes after "
                                      f"{events[-1].at_s:g})")
         actions: dict[str, Any] = {}
-        for key, (key_node, value_node) in entries.items():
+        for key, (_key_node, value_node) in entries.items():
             if key == "at":
                 continue
             if key == "fault":

@@ -97,7 +97,7 @@ class Simulation:
         if ctl.session is None:
             return
         self.emit(SimEvent.PROGRESS, state=ctl.state, on_s=round(ctl.session.on_s, 1),
-                  time_left_s=round(ctl.time_left_s(), 1), distance_mm=ctl.last_distance_mm,
+                  time_left_s=round(ctl.time_left_s() or 0.0, 1), distance_mm=ctl.last_distance_mm,
                   skin_c=ctl.last_skin_c, ambient_mcps=ctl.last_ambient_mcps,
                   leds=pattern_name(ctl.state, ctl.warning, pause_reason=ctl.session.pause_reason))
 
@@ -105,7 +105,7 @@ class Simulation:
         return self.daemon is not None and self.daemon.hw.output.is_on()
 
     # -- daemon lifecycle ------------------------------------------------------------------
-    def boot(self) -> None:
+    def boot(self) -> Daemon:
         try:
             journal = Journal(self.state_dir, self.boot_id)
         except JournalError as exc:   # an unusable --state-dir: one line, before anything runs
@@ -116,6 +116,7 @@ class Simulation:
         self.daemon = Daemon(self.cfg, hw, self.clock, journal,
                              status_path=simulation_status_path(self.state_dir),
                              boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0, disk=self.disk)
+        return self.daemon
 
     def halt(self, reason: str) -> None:
         if self.daemon is None:
@@ -163,12 +164,12 @@ class Simulation:
             step_now = t >= next_step
             if boot_at is not None and t >= boot_at:
                 boot_at = None
-                self.boot()
+                booted = self.boot()
                 if releases:   # a press held through the restart: new gpiozero devices reset the
                     self.factory.pin(self.cfg.gpio.button_pin).drive_low()   # mock pin to its pull-up
                 # The daemon is up just before anything scripted for this instant happens, so a
                 # press at the boot instant is a press, not a button held during start-up.
-                self.daemon.step()
+                booted.step()
                 base, counters = t, {"dist": 0, "skin": 0, "guard": 0}
                 step_now = True
             while events and events[0].at_s <= t:
