@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from scenario_helpers import REPO, default_config, run_sim
@@ -99,3 +100,25 @@ def test_status_shows_the_running_sessions_dose_and_switch_ons(tmp_path: Path, m
     assert during[-1]["switches"] >= 2
     text = "\n".join(format_status(during[-1], during[-1]["heartbeat_wall"]))
     assert f"Heat dose:      {doses[-1]:.2f} CEM43 min this session" in text
+
+
+def test_the_thermal_model_settles_by_the_inverse_square_of_the_distance_and_cools_when_off():
+    from drivers.sim_sensors import THERMAL_RISE_AT_400MM_C, SimWorld
+    clock = {"t": 0.0, "on": True}
+    world = SimWorld(317.5, 33.5, thermal_model=True, lamp_on=lambda: clock["on"],
+                     monotonic=lambda: clock["t"])
+    for _ in range(200):                    # 2000 s with the lamp on: 13 time constants
+        clock["t"] += 10.0
+        world.update()
+    equilibrium_c = 33.5 + THERMAL_RISE_AT_400MM_C * (400.0 / 317.5) ** 2
+    assert world.skin_c == pytest.approx(equilibrium_c, abs=0.01) and equilibrium_c > CFG.skin.limit_c
+    world.distance_mm = 400.0
+    for _ in range(200):
+        clock["t"] += 10.0
+        world.update()
+    assert world.skin_c == pytest.approx(33.5 + THERMAL_RISE_AT_400MM_C, abs=0.01)   # farther: cooler
+    clock["on"] = False
+    for _ in range(200):
+        clock["t"] += 10.0
+        world.update()
+    assert world.skin_c == pytest.approx(33.5, abs=0.01)                             # off: back to skin
