@@ -43,8 +43,10 @@ bench-bridge: $(STAMP)
 bench-slow-disk: $(STAMP)
 	$(BIN)/python -m bench.slow_disk
 
+# The real daemon SIGKILLed 1000 times in every state (docs/soak.md), and the journal-writer
+# stand-in killed 1000 times mid-transaction.
 soak: $(STAMP)
-	IRLAMP_KILL_POINTS=1000 $(BIN)/python -m pytest tests/test_crash_safety.py
+	IRLAMP_SOAK_KILLS=1000 IRLAMP_KILL_POINTS=1000 $(BIN)/python -m pytest -s tests/test_daemon_soak.py tests/test_crash_safety.py
 
 MUTATION_STAMP := $(VENV)/.mutation-stamp
 

@@ -182,6 +182,21 @@ def _config_or_default(path):
         return load_config(BUNDLED_CONFIG_PATH)
 
 
+def check_config_command(path: str | None) -> int:
+    """`irlamp check-config [PATH]`: 'OK: <path>' and the effective config on stdout -> 0,
+    or the one-line error on stderr -> 2."""
+    from controller.service.config import ConfigError, format_config
+    from controller.service.preflight import load_checked_config
+    try:
+        cfg = load_checked_config(path)   # also the start-up wiring check `irlamp run` makes
+    except ConfigError as error:
+        print(error.message, file=sys.stderr)
+        return 2
+    print(f"OK: {cfg.source}")
+    print(format_config(cfg), end="")
+    return 0
+
+
 def _cmd_failsafe(args) -> int:
     # It must switch the lamp off whatever the config holds (it runs after every stop, also
     # after a start refused for a bad config): it reads the daemon's own record of its pins first.
@@ -244,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                         else quiet, handlers=[log_handler])
     if args.command in ("bridge", "fleet"):
         logging.getLogger("paho").setLevel(logging.WARNING)
-    from controller.service.config import ConfigError, check_config_command
+    from controller.service.config import ConfigError
     from controller.service.dirlock import DirectoryBusy
     from controller.service.storage import StorageError
     from drivers.relay import WiringError

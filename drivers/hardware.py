@@ -46,9 +46,11 @@ class Hardware:
 
 def check_wiring(gpio) -> None:
     """SR-2: refuse relay wirings that an undriven pin would switch on (raises WiringError)."""
-    check_boot_safe(gpio.relay_pin, gpio.relay_active_high, "lamp relay")
+    check_boot_safe(gpio.relay_pin, gpio.relay_active_high, "lamp relay",
+                    ("gpio.relay_pin", "gpio.relay_active_high"))
     if gpio.enable_relay_pin is not None:
-        check_boot_safe(gpio.enable_relay_pin, gpio.enable_relay_active_high, "enable relay")
+        check_boot_safe(gpio.enable_relay_pin, gpio.enable_relay_active_high, "enable relay",
+                        ("gpio.enable_relay_pin", "gpio.enable_relay_active_high"))
 
 
 def guard_rest_s(cfg) -> float:

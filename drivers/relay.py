@@ -27,15 +27,21 @@ LAST_PULLED_UP_PIN = 8   # GPIO 0-8 have pull-ups at power-on, 9-27 pull-downs
 
 
 class WiringError(Exception):
-    """A relay wiring that would switch the lamp on while the pin is undriven."""
+    """A relay wiring that would switch the lamp on while the pin is undriven. `keys` names
+    the config keys that set it (so the caller can point at file:line), empty if unknown."""
+
+    def __init__(self, message: str, keys: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.keys = keys
 
 
 def undriven_level_high(pin: int) -> bool:
     return 0 <= pin <= LAST_PULLED_UP_PIN
 
 
-def check_boot_safe(pin: int, active_high: bool, role: str) -> None:
-    """Raise WiringError when `pin` with this polarity would turn the relay on by itself."""
+def check_boot_safe(pin: int, active_high: bool, role: str, keys: tuple[str, ...] = ()) -> None:
+    """Raise WiringError when `pin` with this polarity would turn the relay on by itself;
+    `keys` are the config keys of the pin and its polarity, handed on in the error."""
     if undriven_level_high(pin) == active_high:
         pull = "up" if undriven_level_high(pin) else "down"
         level = "active-high" if active_high else "active-low"
@@ -43,7 +49,8 @@ def check_boot_safe(pin: int, active_high: bool, role: str) -> None:
                else "use a pin between GPIO 4 and 8, or an active-high relay")
         raise WiringError(
             f"{role} on GPIO {pin} is {level}, but GPIO {pin} is pulled {pull} at power-on: the lamp "
-            f"would switch on whenever the daemon is not driving the pin (boot, crash). Refusing; {fix}.")
+            f"would switch on whenever the daemon is not driving the pin (boot, crash). Refusing; {fix}.",
+            keys)
 
 
 class LgpioRelayLine:

@@ -241,10 +241,12 @@ def test_bad_bridge_config_on_the_command_line_is_exit_2(tmp_path):
 BRIDGE_MAY_IMPORT = {"controller", "controller.core", "controller.service",      # the rooms' packages
                      "controller.core.records",                              # the journal's session record
                      "controller.core.readings",                 # the config's VL53L0X timing-budget bounds
+                     "controller.core.settings",                 # the config's dataclasses (plain values)
                      "controller.service.clock",                 # the boot id the status is judged against
                      "controller.service.config", "controller.core.faults", "controller.service.history",
                      "controller.service.journal", "controller.service.remote_stop", "controller.service.status",
-                     "controller.service.storage"}   # the journal's plain-words error messages
+                     "controller.service.storage",   # the journal's plain-words error messages
+                     "controller.service.yaml_numbers"}   # how config.py reads numbers
 
 
 def test_the_bridge_reaches_no_hardware_or_decision_module_and_the_daemon_never_imports_it():

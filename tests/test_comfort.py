@@ -215,8 +215,8 @@ def test_with_the_servo_off_the_lamp_stays_on_up_to_the_limit_as_before():
 # -- property: with the servo on, nothing that was forbidden before is allowed now --------------
 def _without_servo(ctl):
     """A copy of the controller in the same state, the servo taken out."""
-    twin = copy.deepcopy(ctl)
-    twin.cfg = dataclasses.replace(ctl.cfg, skin=dataclasses.replace(ctl.cfg.skin, comfort_c=None))
+    no_servo = dataclasses.replace(ctl.cfg, skin=dataclasses.replace(ctl.cfg.skin, comfort_c=None))
+    twin = copy.deepcopy(ctl, memo={id(ctl.cfg): no_servo})     # the config itself is not copied
     if twin.session is not None:
         twin.session.cooling_since_s = None
     return twin

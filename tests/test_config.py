@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 import typing
 from pathlib import Path
 
@@ -11,13 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.service import config as config_module
+from controller.cli import check_config_command
 from controller.service.config import (
-    Config, ConfigError, check_config_command, config_to_dict, default_config_path,
-    format_config, load_config,
+    Config, ConfigError, config_to_dict, default_config_path, format_config, load_config,
 )
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
-SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
+SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config)
+                   if f.name not in ("source", "origins")}
 DEFAULT_VALUES = {name: dataclasses.asdict(cls()) for name, cls in SECTION_CLASSES.items()}
 
 
@@ -90,6 +92,30 @@ def test_accepted_forms(tmp_path):
     assert (cfg.distance.min_mm, cfg.distance.max_mm) == (400.0, 500.0)
 
 
+def test_plain_decimal_numbers_and_exponents_are_accepted(tmp_path):
+    cfg = load_config(write(tmp_path, (
+        "skin: {limit_c: 4.1e1, warning_margin_c: .5, heating_min_rise_c: 5E-1, comfort_c: 3.9e1}\n"
+        "distance: {min_mm: 3.5e+2, max_mm: 450., hysteresis_mm: +10, offset_mm: -0}\n"
+        "session: {max_on_minutes: 1.5e1, sessions_per_day: +2}\n"
+        "gpio: {relay_pin: 18}\n")))
+    assert (cfg.skin.limit_c, cfg.skin.warning_margin_c, cfg.skin.heating_min_rise_c) == (41.0, 0.5, 0.5)
+    assert cfg.skin.comfort_c == 39.0
+    assert (cfg.distance.min_mm, cfg.distance.max_mm, cfg.distance.hysteresis_mm) == (350.0, 450.0, 10.0)
+    assert cfg.distance.offset_mm == 0.0
+    assert (cfg.session.max_on_minutes, cfg.session.sessions_per_day, cfg.gpio.relay_pin) == (15.0, 2, 18)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"distance": {"max_mm": 10 ** 400}}, "distance.max_mm"),
+    ({"gpio": {"relay_pin": 10 ** 5000}}, "gpio.relay_pin"),
+    ({"skin": {"limit_c": -(10 ** 400)}}, "skin.limit_c"),
+])
+def test_huge_integers_from_a_dict_are_refused_by_name(overrides, key):
+    message = refusal(DEFAULT_FILE, overrides=overrides, overrides_source="test-dict")
+    assert message.startswith(f"test-dict: {key}: "), message
+    assert "far too large" in message or "digit number" in message, message
+
+
 # --- refusals -------------------------------------------------------------------------------
 
 REFUSALS = [  # (file text, line, key, words the problem must contain)
@@ -140,6 +166,25 @@ REFUSALS = [  # (file text, line, key, words the problem must contain)
      "GPIO 5 is already used by gpio.relay_pin"),
     ("gpio:\n  led_red_pin: 17\n", 2, "gpio.led_red_pin", "already used by gpio.relay_pin"),
     ("gpio:\n  buzzer_pin: 22\n", 2, "gpio.buzzer_pin", "already used by gpio.led_green_pin"),
+    # numbers are plain decimal (README "Configuration"); YAML 1.1's other forms are refused
+    ("gpio:\n  relay_pin: " + "9" * 400 + "\n", 2, "gpio.relay_pin", "is far too large (400 digits)"),
+    ("distance:\n  max_mm: " + "9" * 400 + "\n", 2, "distance.max_mm", "is far too large (400 digits)"),
+    ("skin:\n  limit_c: 1e400\n", 2, "skin.limit_c", "1e400 is far too large"),
+    ("gpio:\n  relay_pin: 0x11\n", 2, "gpio.relay_pin", "0x11 is a hexadecimal number; write numbers in "
+     "plain decimal"),
+    ("distance:\n  max_mm: 0x1c2\n", 2, "distance.max_mm", "0x1c2 is a hexadecimal number"),
+    ("gpio:\n  relay_pin: 017\n", 2, "gpio.relay_pin", "017 has a leading zero (YAML 1.1 reads that as octal)"),
+    ("gpio:\n  relay_pin: 0b10001\n", 2, "gpio.relay_pin", "0b10001 is a binary number"),
+    ("gpio:\n  relay_pin: 0o21\n", 2, "gpio.relay_pin", "0o21 is an octal number"),
+    ("distance:\n  max_pause_s: 2:00\n", 2, "distance.max_pause_s", "2:00 is a base-60 number in YAML 1.1"),
+    ("session:\n  max_on_minutes: 0:15:00\n", 2, "session.max_on_minutes", "is a base-60 number"),
+    ("distance:\n  min_mm: 3_50\n", 2, "distance.min_mm", "3_50 has '_' between digits"),
+    ("distance:\n  min_mm: 12 in\n", 2, "distance.min_mm", "12 in is not a plain decimal number"),
+    ("session:\n  sessions_per_day: 2.0\n", 2, "session.sessions_per_day",
+     "must be a whole number, got 2.0 (no decimal point or exponent)"),
+    ("gpio:\n  relay_pin: 1.7e1\n", 2, "gpio.relay_pin", "must be a whole number, got 1.7e1 (no decimal "
+     "point or exponent)"),
+    ("skin:\n  limit_c: 4.6e1\n", 2, "skin.limit_c", "at most 45 (hard ceiling), got 46"),
     # structure
     ("session:\n  max_on_minutes: 10\n  max_on_minutes: 12\n", 3, "session.max_on_minutes",
      "duplicate key (first given at line 2)"),
@@ -330,13 +375,48 @@ def relation_holds(cfg: Config, dotted: str) -> bool:
             "<=": value <= bound + 1e-9}[relation]
 
 
-@settings(max_examples=300, deadline=None)
+@dataclasses.dataclass(frozen=True)
+class Written:
+    """A value as the user typed it in the file (a plain YAML scalar), not a Python value."""
+    text: str
+
+
+# Text in every form a number may be typed in: plain decimal (accepted if in bounds) and the forms
+# YAML 1.1 reads differently or not at all (always refused by name, never loaded).
+NUMBER_TEXTS = st.one_of(
+    st.integers(-3000, 3000).map(str), st.integers(-(10 ** 400), 10 ** 400).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr), st.floats(-50, 2500).map(str),
+    st.builds("{}{}e{}".format, st.sampled_from(["", "+", "-"]), st.integers(0, 999), st.integers(-500, 500)),
+    st.builds("{}.{}E+{}".format, st.integers(0, 99), st.integers(0, 99), st.integers(0, 3)),
+    st.integers(-3000, 3000).map(hex), st.integers(0, 3000).map(oct), st.integers(0, 3000).map(bin),
+    st.integers(1, 3000).map(lambda n: f"0{n}"),
+    st.builds("{}:{:02d}".format, st.integers(1, 99), st.integers(0, 59)),
+    st.builds("{}:{:02d}:{:02d}.5".format, st.integers(0, 9), st.integers(0, 59), st.integers(0, 59)),
+    st.integers(1000, 10 ** 7).map("{:_}".format),
+    st.sampled_from(["12 in", "1e", "1.2.3", "0x", "1.5e+", "2026-01-05", "+.5", "-.0", "40.", "5e-1"]),
+)
+PLAIN_DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+
+
+def meant_by(text: str) -> int | float | None:
+    """What a plain-decimal text means (None: not plain decimal, so it must be refused)."""
+    body = text.lstrip("+-")
+    if not PLAIN_DECIMAL.fullmatch(text) or (body.isdigit() and body.startswith("0") and len(body) > 1):
+        return None
+    return int(text) if body.isdigit() else float(text)
+
+
+@settings(max_examples=600, deadline=None)
 @given(key=st.sampled_from(NUMERIC_KEYS),
        value=st.one_of(st.integers(-50, 2500), st.floats(allow_nan=True, allow_infinity=True),
-                       st.floats(-50, 2500), st.booleans(), st.none(), st.text(max_size=5)))
+                       st.floats(-50, 2500), st.booleans(), st.none(), st.text(max_size=5),
+                       st.integers(-(10 ** 400), 10 ** 400), st.builds(Written, NUMBER_TEXTS)))
 def test_any_value_loads_in_bounds_or_is_refused_by_name(key, value):
     section, name = key.split(".")
-    text = yaml.safe_dump({section: {name: value}})
+    if isinstance(value, Written):
+        text, meaning = f"{section}:\n  {name}: {value.text}\n", meant_by(value.text)
+    else:
+        text, meaning = yaml.safe_dump({section: {name: value}}), value
     try:
         cfg = load_config(DEFAULT_FILE, overrides=yaml.compose(text, Loader=yaml.SafeLoader),
                           overrides_source="prop.yaml")
@@ -344,7 +424,7 @@ def test_any_value_loads_in_bounds_or_is_refused_by_name(key, value):
         assert error.message.startswith(f"prop.yaml:2: {key}: "), error.message
         return
     loaded = getattr(getattr(cfg, section), name)
-    assert loaded == value and not isinstance(value, (bool, str))
+    assert loaded == meaning and not isinstance(meaning, (bool, str)), (value, loaded)
     hint = typing.get_type_hints(type(getattr(cfg, section)))[name]
     if loaded is None:
         assert hint in (int | None, float | None)
@@ -352,4 +432,6 @@ def test_any_value_loads_in_bounds_or_is_refused_by_name(key, value):
     lowest, highest = config_module._BOUNDS[key]
     assert lowest <= loaded <= highest and not math.isnan(loaded)
     assert isinstance(loaded, float if hint in (float, float | None) else int)
+    if isinstance(value, Written) and hint not in (float, float | None):
+        assert value.text.lstrip("+-").isdigit(), "a whole number was given as a decimal"
     assert relation_holds(cfg, key)

@@ -140,3 +140,58 @@ def test_lamp_output_close_twice_is_safe_and_leaves_the_relays_off(relay_pin, ac
         if pin is not None:
             assert factory.pin(pin).state == off_level(active_high)
     assert not output.commanded_on
+
+
+# --- the same wiring check in `check-config`, `run` and `simulate`, naming file:line: key ----------
+
+UNSAFE_WIRINGS = [  # (gpio section, line of the key to blame, key, words)
+    ("gpio:\n  relay_pin: 5\n  relay_active_high: true\n", 3, "gpio.relay_active_high",
+     "lamp relay on GPIO 5 is active-high, but GPIO 5 is pulled up at power-on"),
+    ("gpio:\n  relay_active_high: true\n  relay_pin: 5\n", 3, "gpio.relay_pin",
+     "lamp relay on GPIO 5 is active-high"),
+    ("gpio:\n  relay_active_high: false\n", 2, "gpio.relay_active_high",
+     "lamp relay on GPIO 17 is active-low, but GPIO 17 is pulled down"),
+    ("gpio:\n  enable_relay_pin: 6\n", 2, "gpio.enable_relay_pin", "enable relay on GPIO 6 is active-high"),
+]
+
+
+def write_config(tmp_path, text: str):
+    path = tmp_path / "lamp.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text, line, key, words", UNSAFE_WIRINGS)
+def test_check_config_refuses_a_wiring_that_run_refuses_naming_file_line_and_key(tmp_path, text, line, key,
+                                                                                   words):
+    from scenario_helpers import run_cli
+    path = write_config(tmp_path, text)
+    proc = run_cli("check-config", str(path))
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    (message,) = proc.stderr.splitlines()
+    assert message.startswith(f"{path}:{line}: {key}: "), message
+    assert words in message and "Refusing" in message
+
+
+def test_check_config_accepts_a_boot_safe_wiring(tmp_path):
+    from scenario_helpers import run_cli
+    path = write_config(tmp_path, "gpio:\n  relay_pin: 5\n  relay_active_high: false\n")
+    proc = run_cli("check-config", str(path))
+    assert proc.returncode == 0 and proc.stdout.startswith(f"OK: {path}\n"), proc.stderr
+
+
+def test_run_refuses_an_unsafe_wiring_naming_file_line_and_key(tmp_path):
+    from scenario_helpers import RunningDaemon
+    text, line, key, words = UNSAFE_WIRINGS[0]
+    path = write_config(tmp_path, text)
+    daemon = RunningDaemon(tmp_path, config=path)
+    try:
+        assert daemon.proc.wait(timeout=10) == 2
+        assert "READY=1" not in daemon.lines()
+        (message,) = daemon.stderr().splitlines()
+        assert message.startswith(f"irlamp: {path}:{line}: {key}: "), message
+        assert words in message
+    finally:
+        daemon.close()
+    assert not (tmp_path / "state").exists(), "a refused wiring must not touch the state directory"

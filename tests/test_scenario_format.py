@@ -203,6 +203,16 @@ def test_config_override_and_until(tmp_path):
     assert run.summary["t"] == 100.0
 
 
+def test_numbers_in_plain_decimal_with_exponents_are_read_as_written(tmp_path):
+    from controller.sim.scenario import load_scenario
+    path = write_scenario(tmp_path, "start: {distance_mm: 4e2, skin_c: +32.5}\nseed: 7\n"
+                                    "events:\n  - {at: 1e0, press: 2E-1}\n  - {at: 1.5e1, skin_c: 33.}\n"
+                                    "until: 3e1\n")
+    loaded = load_scenario(path)
+    assert (loaded.distance_mm, loaded.skin_c, loaded.seed, loaded.until_s) == (400.0, 32.5, 7, 30.0)
+    assert [(e.at_s, e.actions) for e in loaded.events] == [(1.0, {"press": 0.2}), (15.0, {"skin_c": 33.0})]
+
+
 def test_until_defaults_to_a_tail_after_the_last_event(tmp_path):
     run = run_sim(tmp_path, "events:\n  - {at: 5, press: 0.2}\n")
     assert run.summary["t"] > 5.0
@@ -263,6 +273,15 @@ BAD_SCENARIOS = {
     "override_wrong_type": ("config:\n  skin: {limit_c: hot}\n", 2, "limit_c"),
     "override_not_a_mapping": ("config: 5\n", 1, "config"),
     "override_unsafe_wiring": ("config:\n  gpio: {relay_pin: 4}\n", 2, "GPIO 4"),
+    "override_unsafe_polarity": ("config:\n  gpio:\n    relay_active_high: false\n", 3,
+                                 "gpio.relay_active_high: lamp relay on GPIO 17 is active-low"),
+    # numbers follow the config's plain-decimal rule (controller/service/yaml_numbers.py)
+    "at_base_60": ("events:\n  - {at: 1:05, press: 0.2}\n", 2, "event 1: at: 1:05 is a base-60 number"),
+    "start_hexadecimal": ("start: {distance_mm: 0x190}\n", 1, "start.distance_mm: 0x190 is a hexadecimal"),
+    "press_leading_zero": ("events:\n  - {at: 1, press: 02}\n", 2, "press: 02 has a leading zero"),
+    "until_huge": ("until: " + "9" * 400 + "\n", 1, "until: 99999999999999999999… is far too large"),
+    "override_base_60": ("config:\n  session:\n    max_on_minutes: 0:15\n", 3,
+                         "session.max_on_minutes: 0:15 is a base-60 number"),
     "yaml_syntax": ("events: [\n  {at: 1\n", 3, "YAML"),
     "top_level_list": ("- 1\n- 2\n", 1, "mapping"),
     "events_not_a_list": ("events: 5\n", 1, "events"),

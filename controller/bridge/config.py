@@ -125,7 +125,7 @@ def default_bridge_config_path() -> Path:
 def load_bridge_config(path: str | Path | None = None, *, overrides=None) -> BridgeConfig:
     source = str(default_bridge_config_path() if path is None else path)
     return load_sections(BRIDGE_SCHEMA, source, overrides=overrides, check=_check_tls,
-                         build=lambda sections: BridgeConfig(**sections, source=source))
+                         build=lambda sections, _origins: BridgeConfig(**sections, source=source))
 
 
 def lamp_id(cfg: BridgeConfig, machine_id_path: Path = MACHINE_ID_PATH) -> str:

@@ -40,7 +40,6 @@ while a session exists latches `journal_stalled`, and a busy writer refuses star
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from controller.core.button import ButtonTracker
 from controller.core.dose import DoseMeter
@@ -48,6 +47,7 @@ from controller.core.events import Event, EventKind
 from controller.core.limits import Allowance
 from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed, value_of
 from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict
+from controller.core.settings import Config
 
 REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
 JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
@@ -167,7 +167,7 @@ def journal_refusal(journal: JournalHealth) -> str | None:
     return None
 
 
-def distance_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
+def distance_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
     """Distance sensor judging rules built from the `distance` and `faults` config."""
     period_s = cfg.distance.timing_budget_ms / 1000.0
 
@@ -191,7 +191,7 @@ def distance_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
                         unreliable_share=f.distance_unreliable_share)
 
 
-def skin_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
+def skin_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
     """Skin thermometer judging rules built from the `skin` and `faults` config."""
     period_s = cfg.skin.period_ms / 1000.0
 
@@ -209,8 +209,7 @@ def skin_limits(cfg: Any, start_s_grace: float) -> SensorLimits:
 class SafetyController:
     STARTUP_GRACE_S = 2.0
 
-    def __init__(self, cfg: Any, start_s: float):
-        # cfg: controller.service.config.Config (read here, validated there).
+    def __init__(self, cfg: Config, start_s: float):
         self.cfg = cfg
         self.distance = SensorJudge(distance_limits(cfg, self.STARTUP_GRACE_S), start_s)
         self.skin = SensorJudge(skin_limits(cfg, self.STARTUP_GRACE_S), start_s)
@@ -249,11 +248,11 @@ class SafetyController:
     def time_left_s(self) -> float | None:
         if self.session is None:
             return None
-        return max(0.0, float(self.cfg.session.max_on_s) - self.session.on_s)
+        return max(0.0, self.cfg.session.max_on_s - self.session.on_s)
 
     def person_mm(self, sample: Sample) -> float:
         """The distance to the person: the sensor's reading less its mounting offset."""
-        return value_of(sample) - float(self.cfg.distance.offset_mm)
+        return value_of(sample) - self.cfg.distance.offset_mm
 
     def restore_faults(self, codes: list[str]) -> None:
         """Re-latch faults that were never acknowledged before a restart (SR-10: a fault
@@ -386,9 +385,9 @@ class SafetyController:
             return "too_close"
         if distance_mm > d.max_mm:
             return "out_of_band"
-        if skin.good.value >= s.limit_c:
+        if value_of(skin.good) >= s.limit_c:
             return "skin_too_warm"
-        if s.comfort_c is not None and skin.good.value >= s.comfort_c:
+        if s.comfort_c is not None and value_of(skin.good) >= s.comfort_c:
             return "skin_above_comfort"
         if skin.good.ambient_c is not None and skin.good.ambient_c >= s.sensor_body_max_c:
             return "sensor_unhealthy"
@@ -598,7 +597,7 @@ class SafetyController:
                 self.session.off_reasons.add(reason)
         s = self.cfg.skin
         threshold_c = s.limit_c - s.warning_margin_c - (WARNING_HYSTERESIS_C if self.warning else 0.0)
-        warning = skin.good is not None and skin.good.value >= threshold_c
+        warning = skin.good is not None and value_of(skin.good) >= threshold_c
         if warning != self.warning:
             self.warning = warning
             events.append(Event(EventKind.SKIN_WARNING, {"on": warning}))

@@ -16,7 +16,6 @@ import math
 import operator
 import os
 import re
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -25,7 +24,11 @@ from pathlib import Path
 import yaml
 from yaml.constructor import SafeConstructor
 
-from controller.core.readings import TIMING_BUDGET_MS_MAX, TIMING_BUDGET_MS_MIN
+from controller.core.settings import (  # noqa: F401 - the settings' types, read through this module too
+    USABLE_PINS, ButtonConfig, Config, DistanceConfig, FaultConfig, GpioConfig, Hard, LoopConfig, PathsConfig,
+    SessionConfig, SkinConfig, bounded, field_bounds,
+)
+from controller.service.yaml_numbers import NumberFormError, plain_number
 
 
 class ConfigError(Exception):
@@ -36,155 +39,27 @@ class ConfigError(Exception):
         super().__init__(self.message)
 
 
-class Hard(float):
-    """A bound that is a safety limit (SR-4..SR-7, SR-12): configuration may only tighten it."""
-
-
-USABLE_PINS = (4, 27)   # BCM 0/1 are the HAT EEPROM, 2/3 are I2C
-
-
-def bounded(default, lowest: float, highest: float):
-    """A number's default with its inclusive (lowest, highest) bounds, declared at the field."""
-    return dataclasses.field(default=default, metadata={"bounds": (lowest, highest)})
-
-
-def field_bounds(sections: dict) -> dict:
-    """{"section.key": (lowest, highest)} of every `bounded` field of the sections' dataclasses."""
-    return {f"{name}.{f.name}": f.metadata["bounds"] for name, cls in sections.items()
-            for f in dataclasses.fields(cls) if "bounds" in f.metadata}
-
-
 @dataclass(frozen=True)
-class GpioConfig:
-    """BCM pins (4..27, all distinct) and relay polarities."""
-
-    relay_pin: int = bounded(17, *USABLE_PINS)
-    relay_active_high: bool = True
-    enable_relay_pin: int | None = bounded(None, *USABLE_PINS)
-    enable_relay_active_high: bool = True
-    button_pin: int = bounded(27, *USABLE_PINS)
-    led_green_pin: int = bounded(22, *USABLE_PINS)
-    led_amber_pin: int = bounded(23, *USABLE_PINS)
-    led_red_pin: int = bounded(24, *USABLE_PINS)
-    buzzer_pin: int | None = bounded(None, *USABLE_PINS)
-
-
-@dataclass(frozen=True)
-class DistanceConfig:
-    """VL53L0X distance band, pause/absence timing (SR-4); min_mm has a hard floor of 12 in."""
-
-    min_mm: float = bounded(304.8, Hard(304.8), 600)
-    hysteresis_mm: float = bounded(25.0, 5, 100)
-    max_mm: float = bounded(460.0, 329.8, 1000)
-    absent_mm: float = bounded(900.0, 329.8, 2000)
-    offset_mm: float = bounded(0.0, 0, 150)
-    resume_after_s: float = bounded(3.0, 1, 30)
-    max_pause_s: float = bounded(120.0, 10, 600)
-    absent_end_s: float = bounded(60.0, 10, 600)
-    timing_budget_ms: int = bounded(33, TIMING_BUDGET_MS_MIN, TIMING_BUDGET_MS_MAX)
-    ambient_warn_mcps: float = bounded(1.0, 0.2, 20)
-    ambient_doubt_mcps: float = bounded(8.0, 1, 40)
-
-
-@dataclass(frozen=True)
-class SkinConfig:
-    """MLX90614 skin limit, warning band and plausibility checks (SR-5); limit_c hard ceiling 45."""
-
-    limit_c: float = bounded(43.0, 38, Hard(45))
-    warning_margin_c: float = bounded(2.0, 0.5, 5)
-    plausible_min_c: float = bounded(15.0, 0, 30)
-    plausible_max_c: float = bounded(60.0, 46, 100)
-    heating_check_s: float = bounded(120.0, 30, 300)
-    heating_min_rise_c: float = bounded(1.0, 0.3, 5)
-    sensor_body_max_c: float = bounded(60.0, 35, 85)
-    period_ms: int = bounded(250, 100, 250)
-    comfort_c: float | None = bounded(41.0, 36, 45)   # SR-14 servo set point; None: no servo (trip only)
-    comfort_hysteresis_c: float = bounded(0.7, 0.3, 2)
-
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Exposure and daily limits (SR-6, SR-7): at most 20 min of heat a session, at most 3
-    sessions a day, at least 30 min apart (60 by default)."""
-
-    max_on_minutes: float = bounded(20.0, 1, Hard(20))
-    max_wall_minutes: float = bounded(30.0, 1, 40)
-    sessions_per_day: int = bounded(3, 1, Hard(3))
-    min_gap_minutes: float = bounded(60.0, Hard(30), 1440)
-    min_off_s: float = bounded(30.0, 10, 300)      # SR-14: a comfort pause lasts at least this long
-    max_switches: int = bounded(20, 2, 100)        # SR-14: lamp switch-ons per session (doubt switches aside)
-    max_daily_dose_cem43: float | None = bounded(None, 0.1, 1000)
-
-    @property
-    def max_on_s(self) -> float:
-        """The session's lamp-on cap in seconds."""
-        return self.max_on_minutes * 60.0
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """Deadlines for stale and frozen readings, the bounded retry (SR-8), and when doubted
-    distance measurements stop being doubt and become a fault (SR-15)."""
-
-    distance_stale_s: float = bounded(0.25, 0.1, 1.0)
-    skin_stale_s: float = bounded(1.0, 0.5, 3.0)
-    distance_frozen_s: float = bounded(3.0, 1, 10)
-    skin_frozen_s: float = bounded(15.0, 5, 60)
-    retry_errors: int = bounded(1, 0, 2)
-    distance_unreliable_after_s: float = bounded(2.0, 0.5, 5)
-    distance_unreliable_window_s: float = bounded(10.0, 5, 60)
-    distance_unreliable_share: float = bounded(0.1, 0.02, 0.5)
-
-
-@dataclass(frozen=True)
-class ButtonConfig:
-    """Long press (acknowledge), stuck-button time and debounce (SR-10)."""
-
-    long_press_s: float = bounded(3.0, 2, 5)
-    stuck_s: float = bounded(20.0, 10, 120)
-    bounce_ms: float = bounded(30.0, 5, 100)
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Control loop, independent guard, journal checkpoint (at most 5 s) and status timing."""
-
-    rate_hz: float = bounded(20.0, 20, 100)
-    guard_deadline_s: float = bounded(0.5, 0.1, 3.0)
-    guard_on_margin_s: float = bounded(5.0, 1, 30)
-    checkpoint_s: float = bounded(5.0, 1, Hard(5))
-    status_interval_s: float = bounded(1.0, 0.5, 5)
-
-
-@dataclass(frozen=True)
-class PathsConfig:
-    """Where the journal (state_dir) and status.json (runtime_dir) live; absolute paths."""
-
-    state_dir: str = "/var/lib/irlamp"
-    runtime_dir: str = "/run/irlamp"
-
-
-@dataclass(frozen=True)
-class RecordsConfig:
-    """What the journal keeps beyond sessions and faults: each session's trace, for its picture."""
-
-    trace_retention_days: float = bounded(90.0, 1, 3650)
-
-
-@dataclass(frozen=True)
-class Config:
-    """The validated configuration; `source` is the file it came from."""
-
-    gpio: GpioConfig
-    distance: DistanceConfig
-    skin: SkinConfig
-    session: SessionConfig
-    faults: FaultConfig
-    button: ButtonConfig
-    loop: LoopConfig
-    paths: PathsConfig
-    records: RecordsConfig
+class _Where:
+    """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
     source: str
+    line: int | None
+    rank: int
+
+    def order(self) -> tuple[int, int]:
+        return (self.rank, self.line or 0)
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+
+def refusal(cfg: Config, keys: typing.Sequence[str], problem: str) -> ConfigError:
+    """A ConfigError `file:line: key: problem` blaming whichever of `keys` was set last in `cfg`
+    (for a rule that several keys break together, e.g. a relay pin and its polarity)."""
+    fallback = _Where(cfg.source, None, 0)
+    origins = typing.cast(typing.Mapping[str, _Where], cfg.origins)
+    key = _last_set(keys, lambda key: origins.get(key, fallback))
+    return ConfigError(f"{origins.get(key, fallback)}: {key}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -206,9 +81,11 @@ class Schema:
 
 
 def sections_of(config_class) -> dict:
-    """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`)."""
+    """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`,
+    and `origins` where it has them)."""
     hints = typing.get_type_hints(config_class)
-    return {f.name: hints[f.name] for f in dataclasses.fields(config_class) if f.name != "source"}
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class)
+            if f.name not in ("source", "origins")}
 
 
 _SECTIONS = sections_of(Config)
@@ -243,25 +120,19 @@ BUNDLED_CONFIG_PATH = BUNDLED_CONFIG_DIR / "lamp.yaml"
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
-@dataclass(frozen=True)
-class _Where:
-    """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
-    source: str
-    line: int | None
-    rank: int
-
-    def order(self) -> tuple[int, int]:
-        return (self.rank, self.line or 0)
-
-    def __str__(self) -> str:
-        return f"{self.source}:{self.line}" if self.line else self.source
-
-
 def _refuse(where: _Where, key: str, problem: str) -> typing.NoReturn:
     raise ConfigError(f"{where}: {key}: {problem}")
 
 
+def _last_set(keys: typing.Iterable[str], where_of: typing.Callable[[str], _Where]) -> str:
+    """Of several keys that break a rule together, the one set last (overrides after the file,
+    later lines after earlier ones, defaults first): that is the edit to blame."""
+    return max(keys, key=lambda key: where_of(key).order())
+
+
 def _fmt(number) -> str:
+    if isinstance(number, int) and not isinstance(number, bool) and abs(number) >= 10 ** 15:
+        return f"a {int(math.log10(abs(number))) + 1}-digit number"   # str() of it may even fail
     if isinstance(number, float) and math.isfinite(number):
         number = round(number, 9)
         return str(int(number)) if number.is_integer() else repr(number)
@@ -318,17 +189,30 @@ def _items(tree, name: str, where: _Where):
         yield key, value_node, key_where
 
 
+def _scalar_value(key: str, node: yaml.ScalarNode, where: _Where, numeric: bool):
+    """The Python value of a scalar; for a number key, number-like text is read by the
+    plain-decimal rule of controller/service/yaml_numbers.py instead of YAML 1.1's."""
+    if numeric:
+        try:
+            number = plain_number(node)
+        except NumberFormError as error:
+            _refuse(where, key, str(error))
+        if number is not None:
+            return number
+    try:
+        return SafeConstructor().construct_object(node)
+    except yaml.YAMLError as error:
+        _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
+
+
 def _checked_value(schema: Schema, key: str, raw, where: _Where):
     """The Python value of one setting, after type and static range checks."""
-    value = raw
-    if isinstance(raw, yaml.ScalarNode):
-        try:
-            value = SafeConstructor().construct_object(raw)
-        except yaml.YAMLError as error:
-            _refuse(where, key, f"cannot read value: {getattr(error, 'problem', error)}")
     hint = schema.types[key]
     optional = isinstance(hint, types.UnionType)
     kind = next(arg for arg in typing.get_args(hint) if arg is not type(None)) if optional else hint
+    value = raw
+    if isinstance(raw, yaml.ScalarNode):
+        value = _scalar_value(key, raw, where, numeric=kind in (int, float))
     if value is None and optional:
         return None
     pattern = schema.text_patterns.get(key)
@@ -344,11 +228,16 @@ def _checked_value(schema: Schema, key: str, raw, where: _Where):
         return value
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int and not (is_number and isinstance(value, int)):
-        _refuse(where, key, f"must be a whole number{' or null' if optional else ''}, "
-                            f"got {_describe(value)}")
+        decimal = isinstance(raw, yaml.ScalarNode) and is_number
+        written = raw.value[:40] + " (no decimal point or exponent)" if decimal else _describe(value)
+        _refuse(where, key, f"must be a whole number{' or null' if optional else ''}, got {written}")
+    if kind is float and is_number:
+        try:
+            value = float(value)
+        except OverflowError:         # an int from a dict beyond the float range
+            _refuse(where, key, f"{_fmt(value)} is far too large")
     if kind is float and (not is_number or math.isnan(value)):
         _refuse(where, key, f"must be a number, got {_describe(value)}")
-    value = float(value) if kind is float else value
     lowest, highest = schema.bounds[key]
     if value < lowest:
         hard = " (hard floor)" if isinstance(lowest, Hard) else ""
@@ -419,7 +308,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
         if value is None or compare(value, round(bound, 9)):   # null: the setting is off
             continue
         involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
-        blamed = max(involved, key=lambda key: values[key][1].order())
+        blamed = _last_set(involved, lambda key: values[key][1])
         rule = f"must be {words} {expression} = {_fmt(bound)}"
         if blamed == subject:
             _refuse(values[subject][1], subject, f"{rule}, got {_fmt(value)}")
@@ -452,13 +341,15 @@ def load_config(path: str | Path | None = None, *, overrides=None,
     whose marks point into `overrides_source`) over it. Returns a Config or raises ConfigError."""
     source = str(default_config_path() if path is None else path)
     return load_sections(LAMP_SCHEMA, source, overrides=overrides, overrides_source=overrides_source,
-                         check=_check_pins_distinct, build=lambda sections: Config(**sections, source=source))
+                         check=_check_pins_distinct,
+                         build=lambda sections, origins: Config(**sections, source=source, origins=origins))
 
 
 def load_sections(schema: Schema, source: str, *, build, overrides=None,
                   overrides_source: str = "<overrides>", check=None):
     """Validate the YAML file `source` (plus `overrides`) against `schema` and return
-    `build({section name: section dataclass})`, or raise ConfigError (one line, file:line: key).
+    `build({section name: section dataclass}, {dotted key: where it was set})`, or raise
+    ConfigError (one line, file:line: key).
     `check(values)` runs extra rules over {'section.key': (value, where)}."""
     try:
         defaults = _Where(source, None, 0)
@@ -473,7 +364,7 @@ def load_sections(schema: Schema, source: str, *, build, overrides=None,
         sections = {name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items()
                                  if key.startswith(name + ".")})
                     for name, cls in schema.sections.items()}
-        return build(sections)
+        return build(sections, types.MappingProxyType({key: where for key, (_, where) in values.items()}))
     except ConfigError:
         raise
     except Exception as error:  # a bug here must still end as one clear line, lamp off
@@ -489,16 +380,3 @@ def config_to_dict(cfg: Config) -> dict:
 def format_config(cfg: Config) -> str:
     """The effective configuration as YAML text (loadable again by load_config)."""
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-
-
-def check_config_command(path: str | None) -> int:
-    """`irlamp check-config [PATH]`: 'OK: <path>' and the effective config on stdout -> 0,
-    or the one-line error on stderr -> 2."""
-    try:
-        cfg = load_config(path)
-    except ConfigError as error:
-        print(error.message, file=sys.stderr)
-        return 2
-    print(f"OK: {cfg.source}")
-    print(format_config(cfg), end="")
-    return 0

@@ -21,10 +21,11 @@ from controller.service.dirlock import lock_state_dir
 from controller.service.failsafe import write_output_record
 from controller.service.journal import Journal
 from controller.service.notify import SystemdNotifier
+from controller.service.preflight import check_startup
 from controller.service.remote_stop import open_remote_stop
 from controller.service.status import status_path
 from controller.service.storage import storage_error
-from drivers.hardware import ReopeningSource, build_hardware, check_wiring
+from drivers.hardware import ReopeningSource, build_hardware
 
 log = logging.getLogger("irlamp")
 
@@ -66,7 +67,7 @@ def serve(daemon: Daemon, clock, wake: threading.Event, stop: threading.Event, s
 
 
 def run_daemon(cfg, args) -> int:
-    check_wiring(cfg.gpio)
+    check_startup(cfg)
     state_dir = Path(args.state_dir or cfg.paths.state_dir)
     runtime_dir = Path(args.runtime_dir or cfg.paths.runtime_dir)
     status_file = status_path(runtime_dir, state_dir)
@@ -163,7 +164,7 @@ def selftest(cfg, seconds: float, pin_factory=None) -> int:
 
     from controller.service.selftest import run_selftest_on_pi
     from drivers.relay import open_relay_line, switch_pair
-    check_wiring(cfg.gpio)
+    check_startup(cfg)
     g = cfg.gpio
     # The relays through the relay driver, like the daemon's: claimed at their off level.
     outputs = {"relay": open_relay_line(g.relay_pin, g.relay_active_high, pin_factory),

@@ -3,7 +3,8 @@
 `load_scenario(path)` returns a validated `Scenario` or raises `ScenarioError` with one
 line naming the file, the line and what is wrong. Accepted top-level keys: config, start,
 thermal_model, events, until, plus seed (noise seed, default 0), name and description.
-Each event has `at` (seconds, not decreasing) and one or more actions:
+Numbers are plain decimal, as in the config (controller/service/yaml_numbers.py: 1e3 yes, 0x10 or
+5:05 no). Each event has `at` (seconds, not decreasing) and one or more actions:
 press (seconds held), distance_mm, skin_c, ambient_c (sensor body temperature),
 glare (ambient light at 940 nm the distance sensor sees, Mcps; see drivers/glare.py),
 fault {sensor: distance|skin, kind: io_error|timeout|out_of_range|nan|frozen|hang|clear},
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from controller.service.yaml_numbers import NumberFormError, plain_number
 from drivers.sim_sensors import FAULT_KINDS
 
 TOP_KEYS = ("config", "start", "thermal_model", "events", "until", "seed", "name", "description")
@@ -94,7 +96,15 @@ class _Reader:
             self.fail(node, f"{what}: {exc}")
 
     def number(self, node, what: str, low: float = -math.inf, high: float = math.inf) -> float:
-        value = self.scalar(node, what)
+        """A number in plain decimal, the config's rule (controller/service/yaml_numbers.py)."""
+        value = None
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                value = plain_number(node)
+            except NumberFormError as exc:
+                self.fail(node, f"{what}: {exc}")
+        if value is None:
+            value = self.scalar(node, what)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
             self.fail(node, f"{what} must be a number, got {value!r}")
         if not low <= value <= high:

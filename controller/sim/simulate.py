@@ -31,12 +31,12 @@ from controller.service.dirlock import DirectoryBusy, lock_state_dir
 from controller.core.indicators import pattern_name
 from controller.service.journal import Journal, JournalError
 from controller.service.journal_writer import SimulatedDisk
+from controller.service.preflight import check_startup
 from controller.sim.scenario import Scenario, ScenarioError
 from controller.service.status import status_path
 from controller.service.storage import StorageError
 from controller.sim.timeline import SimEvent, format_event
-from drivers.hardware import build_hardware, check_wiring
-from drivers.relay import WiringError
+from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
 GUARD_PERIOD_S = 0.05
@@ -59,7 +59,7 @@ class Simulation:
                  write: Callable[[dict], None] = lambda record: None):
         self.scenario = scenario
         self.cfg = load_config(config_path, overrides=scenario.config_node, overrides_source=scenario.path)
-        _check_wiring(self.cfg, scenario, config_path)
+        check_startup(self.cfg)
         self.state_dir = state_dir
         self.write = write
         self.clock = SimClock(scenario.wall_clock)
@@ -274,17 +274,4 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
 def simulation_status_path(state_dir: Path) -> Path:
     """A simulation never writes a real runtime directory: its status file is in its state dir."""
     return status_path(Path("/nonexistent-irlamp-runtime"), state_dir)
-
-
-def _check_wiring(cfg, scenario: Scenario, config_path) -> None:
-    """Refuse an unsafe relay wiring before anything runs, naming where it was configured."""
-    try:
-        check_wiring(cfg.gpio)
-    except WiringError as exc:
-        where = str(config_path) if config_path else "config"
-        node = scenario.config_node
-        for key_node, _ in (node.value if node is not None else []):
-            if key_node.value == "gpio":
-                where = f"{scenario.path}:{key_node.start_mark.line + 1}"
-        raise ScenarioError(f"{where}: {exc}") from exc
 
