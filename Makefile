@@ -10,13 +10,18 @@ STAMP   := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "irlamp needs Python >= 3.11 (found %s)" % sys.version.split()[0])'
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,plot]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
+# The demo's journal goes to demo/ and each of its sessions is drawn there as a picture
+# (`irlamp plot`, the irlamp[plot] extra the stamp installs).
 demo: $(STAMP)
-	$(BIN)/irlamp simulate config/scenarios/demo.yaml
+	rm -rf demo && mkdir -p demo
+	$(BIN)/irlamp simulate --state-dir demo/state config/scenarios/demo.yaml
+	$(BIN)/irlamp plot 1 --state-dir demo/state -o demo/session-1.png
+	$(BIN)/irlamp plot 2 --state-dir demo/state -o demo/session-2.png
 
 # lint-imports: the rooms' import contracts in pyproject.toml (the core stays pure, ...);
 # ruff: lint over the tree; mypy: strict on the core, the default checks elsewhere.

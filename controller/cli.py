@@ -83,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     hi.add_argument("--config")
     hi.add_argument("--state-dir")
 
+    pl = sub.add_parser("plot", help="draw one session as a picture (needs the irlamp[plot] extra)")
+    pl.add_argument("session", nargs="?", type=int, help="session id (default: the newest; see `irlamp history`)")
+    pl.add_argument("-o", "--output", required=True, help="picture file, .png or .svg")
+    pl.add_argument("--config")
+    pl.add_argument("--state-dir")
+
     jo = sub.add_parser("journal", help="journal maintenance (stop the daemon first)")
     jo_sub = jo.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
     rec = jo_sub.add_parser("recover", help="put a damaged journal aside and start a new one that "
@@ -149,6 +155,13 @@ def _cmd_history(args) -> int:
     from controller.service.history import history_command
     state, _ = _dirs(args, _config_or_default(args.config))
     return history_command(state, args.days, args.json)
+
+
+def _cmd_plot(args) -> int:
+    from controller.service.plot import plot_command     # the only importer of matplotlib
+    cfg = _config_or_default(args.config)
+    state, _ = _dirs(args, cfg)
+    return plot_command(state, args.session, args.output, cfg)
 
 
 def _cmd_journal(args) -> int:
@@ -253,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return check_config_command(args.path)
-        command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history,
+        command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history, "plot": _cmd_plot,
                    "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest,
                    "journal": _cmd_journal, "bridge": _cmd_bridge, "fleet": _cmd_fleet}[args.command]
         return command(args)

@@ -29,8 +29,9 @@ TIGHT_OVERRIDES = {
                  "offset_mm": 30.0, "resume_after_s": 1.0, "max_pause_s": 10.0, "absent_end_s": 10.0,
                  "timing_budget_ms": 100},
     "skin": {"limit_c": 40.0, "warning_margin_c": 1.0, "heating_check_s": 30.0, "heating_min_rise_c": 0.5,
-             "sensor_body_max_c": 50.0, "period_ms": 200},
-    "session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.0, "sessions_per_day": 2, "min_gap_minutes": 30.0},
+             "sensor_body_max_c": 50.0, "period_ms": 200, "comfort_c": 38.5},
+    "session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.0, "sessions_per_day": 2, "min_gap_minutes": 30.0,
+                "min_off_s": 10.0, "max_switches": 5},
     "faults": {"distance_stale_s": 0.5, "skin_stale_s": 0.8, "distance_frozen_s": 2.0, "skin_frozen_s": 6.0,
                "retry_errors": 0},
     "button": {"long_press_s": 2.0, "stuck_s": 10.0, "bounce_ms": 50.0},
@@ -103,12 +104,14 @@ class Bench:
         return SensorFeed(self._latest[sensor], busy)
 
     # -- stepping ----------------------------------------------------------------------
+    def _inputs(self) -> StepInputs:
+        return StepInputs(self.now, self.feed("distance"), self.feed("skin"), self.button,
+                          self.allowance, self.guard_fault, self.remote_stop, journal=self.journal)
+
     def step(self, now: float | None = None) -> Decision:
         if now is not None:
             self.now = now
-        decision = self.ctl.step(StepInputs(self.now, self.feed("distance"), self.feed("skin"), self.button,
-                                            self.allowance, self.guard_fault, self.remote_stop,
-                                            journal=self.journal))
+        decision = self.ctl.step(self._inputs())
         self.decisions.append((self.now, decision))
         self.events.extend((self.now, name, fields) for name, fields in decision.events)
         self.last_decision = decision

@@ -80,11 +80,13 @@ def test_accepted_forms(tmp_path):
     cfg = load_config(write(tmp_path, (
         "gpio: {enable_relay_pin: 5, buzzer_pin: 6, relay_active_high: no}\n"
         "skin:\n  limit_c: 40\n"            # an int is fine for a float
+        "  comfort_c: 37\n"                # a lower limit needs a lower comfort set point
         "session:\n  max_on_minutes: 15\n  sessions_per_day: 2\n"
         "distance:\n  min_mm: 400\n  max_mm: 500\n")))
     assert cfg.gpio.enable_relay_pin == 5 and cfg.gpio.buzzer_pin == 6
     assert cfg.gpio.relay_active_high is False
     assert cfg.skin.limit_c == 40.0 and isinstance(cfg.skin.limit_c, float)
+    assert cfg.skin.comfort_c == 37.0
     assert (cfg.session.max_on_minutes, cfg.session.sessions_per_day) == (15.0, 2)
     assert cfg.session.min_gap_minutes == 60.0   # untouched keys keep their defaults
     assert (cfg.distance.min_mm, cfg.distance.max_mm) == (400.0, 500.0)
@@ -92,11 +94,12 @@ def test_accepted_forms(tmp_path):
 
 def test_plain_decimal_numbers_and_exponents_are_accepted(tmp_path):
     cfg = load_config(write(tmp_path, (
-        "skin: {limit_c: 4.1e1, warning_margin_c: .5, heating_min_rise_c: 5E-1}\n"
+        "skin: {limit_c: 4.1e1, warning_margin_c: .5, heating_min_rise_c: 5E-1, comfort_c: 3.9e1}\n"
         "distance: {min_mm: 3.5e+2, max_mm: 450., hysteresis_mm: +10, offset_mm: -0}\n"
         "session: {max_on_minutes: 1.5e1, sessions_per_day: +2}\n"
         "gpio: {relay_pin: 18}\n")))
     assert (cfg.skin.limit_c, cfg.skin.warning_margin_c, cfg.skin.heating_min_rise_c) == (41.0, 0.5, 0.5)
+    assert cfg.skin.comfort_c == 39.0
     assert (cfg.distance.min_mm, cfg.distance.max_mm, cfg.distance.hysteresis_mm) == (350.0, 450.0, 10.0)
     assert cfg.distance.offset_mm == 0.0
     assert (cfg.session.max_on_minutes, cfg.session.sessions_per_day, cfg.gpio.relay_pin) == (15.0, 2, 18)
@@ -282,7 +285,7 @@ def test_override_that_is_not_a_mapping_is_refused():
 
 
 def test_dict_overrides_merge_and_are_checked_the_same_way(tmp_path):
-    path = write(tmp_path, "skin:\n  limit_c: 42\n  warning_margin_c: 3\n")
+    path = write(tmp_path, "skin:\n  limit_c: 42\n  warning_margin_c: 3\n  comfort_c: 38\n")
     cfg = load_config(path, overrides={"skin": {"limit_c": 41}, "loop": {"rate_hz": 50}})
     assert (cfg.skin.limit_c, cfg.skin.warning_margin_c, cfg.loop.rate_hz) == (41.0, 3.0, 50.0)
     assert refusal(path, overrides={"skin": {"limit_c": 46}}, overrides_source="test-dict") == (
@@ -342,10 +345,10 @@ def test_default_config_path(tmp_path, monkeypatch):
 
 
 def test_formatted_config_loads_back_to_the_same_values(tmp_path):
-    cfg = load_config(write(tmp_path, "gpio: {buzzer_pin: 5}\nskin: {limit_c: 40.5}\n"))
+    cfg = load_config(write(tmp_path, "gpio: {buzzer_pin: 5}\nskin: {limit_c: 40.5, comfort_c: null}\n"))
     again = load_config(write(tmp_path, format_config(cfg), "again.yaml"))
     assert config_to_dict(again) == config_to_dict(cfg)
-    assert again.gpio.buzzer_pin == 5 and again.skin.limit_c == 40.5
+    assert again.gpio.buzzer_pin == 5 and again.skin.limit_c == 40.5 and again.skin.comfort_c is None
 
 
 # --- property: any number either loads inside its bounds or is refused by name -----------------
@@ -366,7 +369,10 @@ def relation_holds(cfg: Config, dotted: str) -> bool:
     for sign, term in zip(terms[1::2], terms[2::2], strict=True):
         bound += (1 if sign == "+" else -1) * (flat[term] if term in flat else float(term))
     value = flat[dotted]
-    return {">=": value >= bound - 1e-9, ">": value > bound, "<": value < bound}[relation]
+    if value is None:          # an optional setting turned off has nothing to relate
+        return True
+    return {">=": value >= bound - 1e-9, ">": value > bound, "<": value < bound,
+            "<=": value <= bound + 1e-9}[relation]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -421,11 +427,11 @@ def test_any_value_loads_in_bounds_or_is_refused_by_name(key, value):
     assert loaded == meaning and not isinstance(meaning, (bool, str)), (value, loaded)
     hint = typing.get_type_hints(type(getattr(cfg, section)))[name]
     if loaded is None:
-        assert hint == int | None
+        assert hint in (int | None, float | None)
         return
     lowest, highest = config_module._BOUNDS[key]
     assert lowest <= loaded <= highest and not math.isnan(loaded)
-    assert isinstance(loaded, float if hint is float else int)
-    if isinstance(value, Written) and hint is not float:
+    assert isinstance(loaded, float if hint in (float, float | None) else int)
+    if isinstance(value, Written) and hint not in (float, float | None):
         assert value.text.lstrip("+-").isdigit(), "a whole number was given as a decimal"
     assert relation_holds(cfg, key)

@@ -75,7 +75,10 @@ def test_end_reasons_have_human_words():
 def test_json_is_one_object_with_sessions_and_faults(state):
     code, out, _ = run(state, days=30, as_json=True)
     data = json.loads(out)
-    assert code == 0 and set(data) == {"sessions", "faults"}
+    assert code == 0 and set(data) == {"sessions", "days", "faults"}
+    # sessions recorded without a dose (as before v5) give days with an unknown dose, not 0
+    assert [(d["date"], d["sessions"], d["dose_cem43"]) for d in data["days"]] == [
+        ("2026-01-10", 1, None), ("2026-01-09", 1, None), ("2026-01-08", 1, None), ("2025-12-21", 1, None)]
     assert [s["end_reason"] for s in data["sessions"]] == [
         "gremlins", "too_close_too_long", "completed", "completed"]
     newest_completed = data["sessions"][2]
@@ -136,3 +139,19 @@ def test_history_is_not_blocked_by_a_writer_holding_a_transaction(state):
         writer._conn.execute("ROLLBACK")
     assert code == 0
     assert "uncommitted" not in out and len(json.loads(out)["faults"]) == 2
+
+
+def test_dose_and_switch_ons_per_session_and_per_day(tmp_path):
+    with Journal(tmp_path, "boot-1") as j:
+        for start, dose, switches in ((NOW - 3 * 3600, 0.4, 12), (NOW - 1 * 3600, 0.35, 3)):
+            sid = j.start_session(start, start - NOW + 1e6)
+            j.end_session(sid, 1200, "completed", 41.0, 330.0, start + 1300, start - NOW + 1e6 + 1300,
+                          counters={"dose_cem43": dose, "switches": switches, "doubt_switches": 1})
+    code, out, _ = run(tmp_path)
+    assert code == 0
+    assert "0.40  12 (1 doubt)  " in out and "0.35  3 (1 doubt)   " in out
+    assert "  2026-01-10    0.75  (2 sessions)" in out
+    code, out, _ = run(tmp_path, as_json=True)
+    data = json.loads(out)
+    assert data["days"] == [{"date": "2026-01-10", "sessions": 2, "dose_cem43": 0.75}]
+    assert [s["switches"] for s in data["sessions"]] == [3, 12]

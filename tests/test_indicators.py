@@ -76,6 +76,7 @@ def all_patterns() -> dict[str, list[LedState]]:
         "starting": sample("starting"),
         "paused, distance in doubt": sample("paused", pause_reason="distance_doubt"),
         "running, skin warning": sample("running", warning=True),
+        "cooling at the comfort set point": sample("cooling"),
     }
     for reason in REFUSAL_BLINKS:
         if reason != "fault_latched":
@@ -235,3 +236,14 @@ def test_a_distance_doubt_pause_flashes_amber_twice_a_second_with_green_steady()
     seq = sample("paused", pause_reason="distance_doubt", seconds=4.0)
     assert blink_groups([s.amber for s in seq], gap_s=0.5) == [2, 2, 2]
     assert sum(s.green for s in seq) > 0.9 * len(seq)
+
+
+def test_cooling_blinks_amber_slowly_and_keeps_its_blink_in_the_warning_band():
+    from controller.core.indicators import COOLING_PERIOD_S, pattern_name
+    seq = sample("cooling", seconds=3 * COOLING_PERIOD_S)
+    amber = [s.amber for s in seq]
+    on_runs = [n * DT_S for v, n in runs(amber) if v]
+    whole = on_runs[1:-1]                       # the first and last may be cut by the window
+    assert whole and all(abs(r - COOLING_PERIOD_S / 2) < 0.1 for r in whole), on_runs
+    assert sample("cooling", warning=True) == sample("cooling")         # the set point is the warning edge
+    assert pattern_name("cooling") == "green steady, amber slow blink (cooling)"

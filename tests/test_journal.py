@@ -184,7 +184,7 @@ def test_migrates_a_version_1_journal_and_keeps_its_records(tmp_path):
         ("old", WALL + 5000, 5010.0, None, None, 120.0, None, 38.0, None),  # cut off
     ])
     with Journal(tmp_path, "new-boot") as j:
-        assert j.schema_version() == SCHEMA_VERSION == 4
+        assert j.schema_version() == SCHEMA_VERSION == 5
         assert j.integrity_check() == "ok"
         closed = j.close_interrupted(5.0)
         done, cut = j.sessions_for_limits()
@@ -197,30 +197,38 @@ def test_migrates_a_version_1_journal_and_keeps_its_records(tmp_path):
         120.0, "interrupted", WALL + 5005, 5015.0)
 
 
-def _create_v3(path):
+def _create_old(path, version: int, columns: str, values: str, params: tuple) -> None:
+    """A journal of an older schema `version` holding one ended session and its boot's clock."""
     conn = sqlite3.connect(path)
-    for step in MIGRATIONS[:3]:
+    for step in MIGRATIONS[:version]:
         for statement in step:
             conn.execute(statement)
-    conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, end_wall, end_mono, on_s,
-        end_reason, max_skin_c, min_distance_mm, checkpoint_wall, checkpoint_mono)
-        VALUES ('old', ?, 10, ?, 610, 600, 'completed', 40.5, 331, ?, 610)""", (WALL, WALL + 600, WALL + 600))
+    conn.execute(f"INSERT INTO sessions ({columns}) VALUES ({values})", params)
     conn.execute("INSERT INTO boot_clocks VALUES ('old', ?, ?)", (WALL - 10.0, WALL))
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
+
+
+_V3_COLUMNS = ("boot_id, start_wall, start_mono, end_wall, end_mono, on_s, end_reason, max_skin_c, "
+               "min_distance_mm, checkpoint_wall, checkpoint_mono")
+_V3_VALUES = "'old', ?, 10, ?, 610, 600, 'completed', 40.5, 331, ?, 610"
+
+
+def _create_v3(path):
+    _create_old(path, 3, _V3_COLUMNS, _V3_VALUES, (WALL, WALL + 600, WALL + 600))
 
 
 LIGHT = {"min_signal_mcps": 3.5, "max_signal_mcps": 4.5, "min_ambient_mcps": 0.05,
          "max_ambient_mcps": 1.2, "distance_samples": 300, "distance_doubts": 6}
 
 
-def test_migrates_a_version_3_journal_to_4_keeping_its_sessions_with_light_unknown(tmp_path):
+def test_migrates_a_version_3_journal_keeping_its_sessions_with_light_unknown(tmp_path):
     _create_v3(journal_path(tmp_path))
     with pytest.raises(JournalError, match="schema version 3.*start the irlamp daemon once"):
         JournalReader(tmp_path)
     with Journal(tmp_path, "new-boot") as j:
-        assert j.schema_version() == 4
+        assert j.schema_version() == SCHEMA_VERSION
         assert j.integrity_check() == "ok"
         (old,) = j.sessions_for_limits()
         sid = j.start_session(WALL + 5000, 20.0)
@@ -306,3 +314,57 @@ def test_reader_refuses_an_old_schema_with_a_hint(tmp_path):
     _create_v1(journal_path(tmp_path), [])
     with pytest.raises(JournalError, match="start the irlamp daemon once to upgrade it"):
         JournalReader(tmp_path)
+
+
+def _create_v4(path):
+    _create_old(path, 4, _V3_COLUMNS + ", min_signal_mcps, max_signal_mcps, min_ambient_mcps, "
+                "max_ambient_mcps, distance_samples, distance_doubts",
+                _V3_VALUES + ", 3.5, 4.5, 0.05, 1.2, 300, 6", (WALL, WALL + 600, WALL + 600))
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES ('old', ?, 300, 'skin_overheat', 'x')",
+                 (WALL + 300,))
+    conn.commit()
+    conn.close()
+
+
+def test_migrates_a_version_4_journal_to_5_keeping_its_data_with_dose_and_trace_unknown(tmp_path):
+    from controller.service.journal import TracePoint
+    _create_v4(journal_path(tmp_path))
+    with Journal(tmp_path, "new-boot") as j:
+        assert j.schema_version() == SCHEMA_VERSION == 5
+        assert j.integrity_check() == "ok"
+        (old,) = j.sessions_for_limits()
+        assert [f.code for f in j.unacknowledged_faults()] == ["skin_overheat"]
+        sid = j.start_session(WALL + 5000, 20.0)
+        j.checkpoint(sid, 5.0, 33.0, 400.0, WALL + 5005, 25.0,
+                     counters={"dose_cem43": 0.01, "switches": 1, "doubt_switches": 0},
+                     trace=(TracePoint(0.0, True, 400.0, 33.0, "running"),
+                            TracePoint(1.0, True, 401.0, 33.1, "running")))
+        j.end_session(sid, 9.0, "completed", 33.5, 398.0, WALL + 5009, 29.0,
+                      counters={"dose_cem43": 0.02, "switches": 3, "doubt_switches": 1},
+                      trace=(TracePoint(2.0, False, None, 33.2, "cooling"),))
+    assert (old.on_s, old.end_reason, old.max_skin_c, old.min_distance_mm) == (600.0, "completed", 40.5, 331.0)
+    assert (old.min_signal_mcps, old.max_ambient_mcps, old.distance_samples, old.distance_doubts) == (
+        3.5, 1.2, 300, 6)                               # v4's data kept
+    assert (old.dose_cem43, old.switches, old.doubt_switches) == (None, None, None)  # unknown, not 0
+    with JournalReader(tmp_path) as reader:
+        new = reader.session(sid)
+        assert reader.trace(old.id) == []
+        trace = reader.trace(sid)
+    assert (new.dose_cem43, new.switches, new.doubt_switches) == (0.02, 3, 1)
+    assert [(p.t_s, p.lamp_on, p.distance_mm, p.state) for p in trace] == [
+        (0.0, True, 400.0, "running"), (1.0, True, 401.0, "running"), (2.0, False, None, "cooling")]
+
+
+def test_traces_older_than_the_retention_are_pruned_and_their_sessions_kept(tmp_path):
+    from controller.service.journal import TracePoint
+    with Journal(tmp_path, "b") as j:
+        ids = []
+        for day in range(3):
+            sid = j.start_session(WALL + day * 86400, 10.0 + day)
+            j.end_session(sid, 5.0, "completed", 33.0, 400.0, WALL + day * 86400 + 5, 15.0 + day,
+                          trace=tuple(TracePoint(float(t), True, 400.0, 33.0, "running") for t in range(5)))
+            ids.append(sid)
+        assert j.prune_traces(WALL + 86400 + 1) == 10      # the first two days' traces
+        assert [len(j.trace(i)) for i in ids] == [0, 0, 5]
+        assert len(j.sessions_for_limits()) == 3

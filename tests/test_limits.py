@@ -550,3 +550,34 @@ def test_with_a_correct_clock_the_answer_is_the_true_one(t):
     assume(not near_a_boundary(t))
     assume(all(s.recorded_end_mono == s.end_mono for s in t.sessions))
     assert distorted_allowance(t).allowed == truly_allowed(t)
+
+
+# --- the daily heat-dose cap (issue 13) ------------------------------------------------------
+
+def _with_doses(sessions, doses):
+    from dataclasses import replace
+    return [replace(s, dose_cem43=d) for s, d in zip(sessions, doses, strict=True)]
+
+
+def test_daily_dose_cap_refuses_once_todays_sessions_reach_it_until_midnight():
+    sessions = _with_doses(three_sessions_today()[:2], [0.6, 0.5])     # 1.1 CEM43 min today
+    now_mono = 12 * HOUR
+    common = dict(sessions=sessions, now_wall=BOOT_WALL + now_mono, now_mono=now_mono, boot_id="B",
+                  clock_synced=True, newest_record_wall=BOOT_WALL + 4 * HOUR + 20 * MINUTE,
+                  sessions_per_day=3, min_gap_s=GAP_S, tz=UTC)
+    assert start_allowance(**common).allowed                             # no cap: allowed
+    assert start_allowance(**common, max_daily_dose_cem43=1.2).allowed   # below the cap
+    capped = start_allowance(**common, max_daily_dose_cem43=1.1)
+    assert not capped.allowed and capped.reason == "daily_dose"
+    assert capped.next_start_wall == at("2026-01-06T00:00:00")
+
+
+def test_daily_dose_of_sessions_recorded_before_doses_counts_as_nothing_and_yesterday_not_at_all():
+    yesterday = session(1, "A", 1 * HOUR, 1 * HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL - 86400)
+    old = session(2, "B", 1 * HOUR, 1 * HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)   # no dose
+    sessions = _with_doses([yesterday], [5.0]) + [old]
+    now_mono = 12 * HOUR
+    a = start_allowance(sessions, now_wall=BOOT_WALL + now_mono, now_mono=now_mono, boot_id="B",
+                        clock_synced=True, newest_record_wall=None, sessions_per_day=3,
+                        min_gap_s=GAP_S, tz=UTC, max_daily_dose_cem43=1.0)
+    assert a.allowed and a.sessions_today == 1

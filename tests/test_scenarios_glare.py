@@ -53,6 +53,10 @@ def test_twenty_minutes_under_moderate_glare_complete_with_the_lamp_off_at_every
     share = ended[0]["distance_doubts"] / ended[0]["distance_samples"]
     assert 0.015 < share < 0.05                          # "a few per cent" really happened
     assert len(doubted_steps) >= ended[0]["distance_doubts"] > 500
+    # SR-14: every switch-on is counted; those after a one-sample doubt apart, so the glare does
+    # not end the session as comfort cycling (docs/safety.md, "Counting switches")
+    assert ended[0]["doubt_switches"] > 500
+    assert ended[0]["switches"] - ended[0]["doubt_switches"] <= CFG.session.max_switches
     assert run.events("paused", reason="distance_doubt")
     warnings = [r["t"] for r in run.events("ambient_high")]
     assert warnings                                      # the log warned about the light ...

@@ -184,7 +184,8 @@ def test_sr5_overheat_turns_off_ends_and_latches(tmp_path, skin_c):
 
 def test_sr5_warning_band_keeps_the_lamp_on_and_is_signalled(tmp_path):
     warm_c = CFG.skin.limit_c - CFG.skin.warning_margin_c / 2
-    run = run_sim(tmp_path, scenario([press(1), {"at": 10, "skin_c": warm_c}], 15))
+    run = run_sim(tmp_path, scenario([press(1), {"at": 10, "skin_c": warm_c}], 15,
+                                     config={"skin": {"comfort_c": None}}))   # no servo: the lamp stays on
     warning = run.first("skin_warning", on=True)
     assert warning is not None and warning["t"] - 10 <= SKIN_PERIOD_S + EPS_S
     assert run.relay_on_at(14.9) and run.fault_codes() == []

@@ -25,6 +25,7 @@ NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=UTC).timestamp()
 def sample(**changes) -> dict:
     data = {
         "state": "running", "lamp_on": True, "time_left_s": 754.0, "on_s": 446.0,
+        "dose_cem43": 0.37, "switches": 3,
         "distance_mm": 412.0, "skin_c": 36.44, "ambient_c": 24.0, "signal_rate_mcps": 3.8,
         "ambient_rate_mcps": 0.42, "distance_doubt_share": 0.013, "sessions_today": 1,
         "sessions_per_day": 3, "next_start_allowed_wall": None, "start_blocked_reason": None,
@@ -294,3 +295,11 @@ def test_reading_status_changes_nothing(tmp_path):
     run(path)
     run(path, as_json=True)
     assert (path.read_bytes(), path.stat().st_mtime_ns, sorted(os.listdir(tmp_path))) == before
+
+
+def test_cooling_says_why_the_lamp_is_off_and_shows_the_dose(tmp_path):
+    from controller.service.status import format_status
+    lines = format_status(sample(state="cooling", lamp_on=False), NOW)
+    assert lines[0] == "State:          cooling (lamp off at the comfort set point until the skin has cooled)"
+    assert "Heat dose:      0.37 CEM43 min this session, lamp switched on 3 times" in lines
+    assert not any(line.startswith("Heat dose") for line in format_status(sample(dose_cem43=None), NOW))

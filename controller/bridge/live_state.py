@@ -15,7 +15,7 @@ from controller.service.clock import BOOT_ID_PATH, current_boot_id
 from controller.service.status import _heartbeat_age_s, _pid_alive, _read_status, find_status_file
 
 NOT_RUNNING = "not running"
-STATES = ("starting", "idle", "running", "paused", "fault", NOT_RUNNING)
+STATES = ("starting", "idle", "running", "paused", "cooling", "fault", NOT_RUNNING)
 LIVE_STATES = frozenset(STATES) - {NOT_RUNNING}
 
 

@@ -7,7 +7,8 @@ names in the JSON lines and logs), `fields` the event's data, the same keys ever
 
   session_started     skin_c, distance_mm
   session_ended       reason, on_s, elapsed_s, max_skin_c, min_distance_mm, the light fields
-                      (min/max_signal_mcps, min/max_ambient_mcps), distance_samples, distance_doubts
+                      (min/max_signal_mcps, min/max_ambient_mcps), distance_samples, distance_doubts,
+                      the counters (dose_cem43, switches, doubt_switches)
   paused              reason
   resumed             paused_s
   start_refused       reason
@@ -15,6 +16,8 @@ names in the JSON lines and logs), `fields` the event's data, the same keys ever
   fault_acknowledged  codes
   ambient_high        ambient_mcps, warn_mcps, doubt_mcps, doubt_share
   skin_warning        on
+  cooling             skin_c, comfort_c   (SR-14: the lamp went off at the comfort set point)
+  cooled              skin_c, off_s       (the servo lets the lamp on again)
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class EventKind(StrEnum):
     FAULT_ACKNOWLEDGED = "fault_acknowledged"
     AMBIENT_HIGH = "ambient_high"
     SKIN_WARNING = "skin_warning"
+    COOLING = "cooling"
+    COOLED = "cooled"
 
 
 class Event(NamedTuple):

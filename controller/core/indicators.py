@@ -31,9 +31,12 @@ REFUSAL_BLINKS = {
     "fault_latched": 7,
     "journal_busy": 8,
     "distance_doubt": 9,
+    "skin_above_comfort": 10,
+    "daily_dose": 11,
 }
 STARTING_BLINK_S = 0.1    # 'starting': green blinks 5 times a second until the start is journaled
 DOUBT_FLASH_S = 0.1       # distance_doubt pause: two short amber flashes every second
+COOLING_PERIOD_S = 3.0     # cooling at the comfort set point: amber slow blink, 1.5 s on, 1.5 s off
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
              pause_reason: str | None = None) -> LedState:
     """The LED picture for one instant.
 
-    state         'idle' | 'starting' | 'running' | 'paused' | 'fault'
+    state         'idle' | 'starting' | 'running' | 'paused' | 'cooling' | 'fault'
     fault_code    the first latched fault (state 'fault')
     warning       skin in the warning band
     refused       (reason, show_until_s) after a refused start
@@ -98,13 +101,15 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
         return LedState(beat, amber, red, buzzer)
     if state == "starting":   # lamp off until the session's start is durable in the journal
         return LedState((now_s % (2 * STARTING_BLINK_S)) < STARTING_BLINK_S, False, False, buzzer)
-    lamp_session = state in ("running", "paused")
+    lamp_session = state in ("running", "paused", "cooling")
     green = (not beat) if lamp_session else beat
     amber = False
     if state == "paused" and pause_reason == "distance_doubt":
         amber = _counted_blinks(now_s % 1.0, 2, DOUBT_FLASH_S)
     elif state == "paused":
         amber = (now_s % 1.0) < 0.5
+    elif state == "cooling":
+        amber = (now_s % COOLING_PERIOD_S) < COOLING_PERIOD_S / 2
     if warning and state == "running":   # paused keeps its blink: "lamp off, waiting" matters more
         amber = True
     if refused is not None and now_s < refused[1] and not lamp_session:
@@ -130,6 +135,8 @@ def pattern_name(state: str, warning: bool = False, fault_code: str | None = Non
         return "green steady, amber double flash"
     if state == "paused":
         return "green steady, amber blinking"
+    if state == "cooling":
+        return "green steady, amber slow blink (cooling)"
     if state == "starting":
         return "green blinking fast (starting)"
     return "green heartbeat"

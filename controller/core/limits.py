@@ -63,7 +63,7 @@ CLOCK_TOLERANCE_S = 2.0
 @dataclass(frozen=True)
 class Allowance:
     allowed: bool
-    reason: str | None  # None | 'daily_limit' | 'cooldown'
+    reason: str | None  # None | 'daily_limit' | 'daily_dose' | 'cooldown'
     sessions_today: int
     next_start_wall: float | None  # None when a start is allowed now
     next_start_mono: float | None
@@ -143,11 +143,14 @@ def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono:
 def start_allowance(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono: float,
                     boot_id: str, clock_synced: bool, newest_record_wall: float | None,
                     sessions_per_day: int, min_gap_s: float,
-                    tz: dt.tzinfo | None = None) -> Allowance:
+                    tz: dt.tzinfo | None = None, max_daily_dose_cem43: float | None = None) -> Allowance:
     """May a session start now? See the module docstring for the rules.
 
     `sessions`: at least every session that may have started in the last 26 h, and the newest
     one (`Journal.sessions_for_limits()`); any order. `tz`: local time zone (None: the system's).
+    `max_daily_dose_cem43`: the day's heat-dose cap (None: none); the sessions counted for today
+    are summed (a session without a recorded dose adds 0) and a start is refused ('daily_dose')
+    once the sum reaches it, until the counted sessions leave the day as for the session count.
     Raises ValueError for non-finite clocks or nonsensical limits."""
     now_wall, now_mono = _require("now_wall", now_wall), _require("now_mono", now_mono)
     min_gap_s = _require("min_gap_s", min_gap_s)
@@ -177,17 +180,25 @@ def start_allowance(sessions: Sequence[SessionRecord], *, now_wall: float, now_m
         counted = [a for a in ages if a.start_age_s < MAX_LOCAL_DAY_S]
     sessions_today = len(counted)
 
+    dose_today = sum(a.session.dose_cem43 or 0.0 for a in counted)
+    dose_reached = max_daily_dose_cem43 is not None and dose_today >= max_daily_dose_cem43
     day_wait_s = 0.0
+    if dose_reached and not wall_trusted:  # every counted session must leave the 26 h window
+        day_wait_s = MAX_LOCAL_DAY_S - min(a.start_age_s for a in counted)
+    elif dose_reached:
+        day_wait_s = _next_midnight_wall(now_wall, tz) - now_wall
     if sessions_today >= sessions_per_day:
         if wall_trusted:
-            day_wait_s = _next_midnight_wall(now_wall, tz) - now_wall
+            day_wait_s = max(day_wait_s, _next_midnight_wall(now_wall, tz) - now_wall)
         else:  # the oldest counted sessions leave the 26 h window first
             oldest_first = sorted((a.start_age_s for a in counted), reverse=True)
             must_leave = sessions_today - sessions_per_day + 1
-            day_wait_s = MAX_LOCAL_DAY_S - oldest_first[must_leave - 1]
+            day_wait_s = max(day_wait_s, MAX_LOCAL_DAY_S - oldest_first[must_leave - 1])
 
     if sessions_today >= sessions_per_day:
         reason = "daily_limit"
+    elif dose_reached:
+        reason = "daily_dose"
     elif gap_wait_s > 0:
         reason = "cooldown"
     else:

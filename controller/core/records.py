@@ -27,3 +27,7 @@ class SessionRecord:
     max_ambient_mcps: float | None = None
     distance_samples: int | None = None
     distance_doubts: int | None = None
+    # Heat dose and lamp switch-ons (None: recorded before v5).
+    dose_cem43: float | None = None
+    switches: int | None = None
+    doubt_switches: int | None = None

@@ -20,6 +20,17 @@ no longer than the judge's `doubt_s`, 2.5 sample periods) does not break "contin
 in the band"; two in a row do. The lamp is never on while the newest distance sample is
 in doubt.
 
+SR-14 comfort control (the skin-temperature servo, `skin.comfort_c`): it is checked LAST,
+after every rule above has said "on", and it can only say "off". At the set point the lamp
+goes off ('cooling', reason `comfort`); it may come back on once the skin has fallen by
+`comfort_hysteresis_c`, at least `session.min_off_s` later, and only if every other rule says
+on. Reaching the set point proves the thermometer sees heated skin (the "heating must be
+seen" check). Every relay switch-on of a session is counted (`Session.switches`); those that
+end an off stretch made only of one-sample sensor doubts (SR-15; the filament is still hot,
+and the doubt-share fault bounds how often) are counted apart (`doubt_switches`). A session
+that would need more than `session.max_switches` of the others ends: `comfort_cycling` when
+the switch-on would end a comfort pause, `switching_limit` otherwise.
+
 The journal is written by a writer of its own (controller/service/journal_writer.py); its health
 arrives in `StepInputs.journal` like the allowance: a session's lamp goes on only once its
 start record is durable, a failed commit or a record left uncommitted for `JOURNAL_STALL_S`
@@ -32,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from controller.core.button import ButtonTracker
+from controller.core.dose import DoseMeter
 from controller.core.events import Event, EventKind
 from controller.core.limits import Allowance
 from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed, value_of
@@ -45,6 +57,9 @@ WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it
 AMBIENT_WARN_EVERY_S = 60.0 # the "ambient light high" event at most this often
 DOUBT_PAUSE = "distance_doubt"
 START_FRESH_WAIT_S = 0.1    # a start waits this long for full-rate samples of both sensors
+COMFORT = "comfort"         # the lamp is off because the skin reached the comfort set point
+# Off reasons that are a sensor's momentary doubt (SR-15), not a decision to stop heating.
+DOUBT_OFF_REASONS = frozenset({DOUBT_PAUSE, "distance_unreliable", "skin_doubt", "skin_unreliable"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,11 @@ class Session:
     light: LightRange = field(default_factory=lambda: LightRange())
     distance_samples_at_start: int = 0
     distance_doubts_at_start: int = 0
+    cooling_since_s: float | None = None    # SR-14: off at the comfort set point since then
+    switches: int = 0                       # relay switch-ons in this session, all of them
+    doubt_switches: int = 0                 # ... of which ended an off stretch of sensor doubt only
+    off_reasons: set[str] = field(default_factory=set)   # why the lamp was off since it last went off
+    dose: DoseMeter = field(default_factory=DoseMeter)     # CEM43 of its good skin samples
 
     @property
     def peak_skin_c(self) -> float | None:
@@ -277,7 +297,9 @@ class SafetyController:
             return "idle"
         if not self.session.recorded:
             return "starting"
-        return "paused" if self.session.paused_since_s is not None else "running"
+        if self.session.paused_since_s is not None:
+            return "paused"
+        return "cooling" if self.session.cooling_since_s is not None else "running"
 
     def time_left_s(self) -> float | None:
         if self.session is None:
@@ -408,7 +430,7 @@ class SafetyController:
 
     def start_refusal(self, inp: StepInputs, dist: Verdict, skin: Verdict) -> str | None:
         """SR-3: the reason a start must be refused now, or None when it may start."""
-        d = self.cfg.distance
+        d, s = self.cfg.distance, self.cfg.skin
         if self.latched:
             return "fault_latched"
         if dist.unreliable:
@@ -424,6 +446,8 @@ class SafetyController:
             return "out_of_band"
         if skin_at_limit(self.cfg, value_of(skin.good)):
             return "skin_too_warm"
+        if s.comfort_c is not None and value_of(skin.good) >= s.comfort_c:
+            return "skin_above_comfort"
         if sensor_body_hot(self.cfg, skin.good.ambient_c):
             return "sensor_unhealthy"
         if not inp.allowance.allowed:
@@ -469,7 +493,13 @@ class SafetyController:
         events.append(Event(EventKind.SESSION_ENDED, {
             "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
             "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
-            **self.session_light(ses)}))
+            **self.session_counters(ses), **self.session_light(ses)}))
+
+    @staticmethod
+    def session_counters(ses: Session) -> dict[str, float]:
+        """What only grows during a session: its heat dose and lamp switch-ons."""
+        return {"dose_cem43": round(ses.dose.cem43, 6), "switches": ses.switches,
+                "doubt_switches": ses.doubt_switches}
 
     def session_light(self, ses: Session) -> dict[str, float | int | None]:
         """The session's light-rate range and how many of its distance samples were doubted."""
@@ -489,6 +519,9 @@ class SafetyController:
         if skin.good is not None:
             skin_c = value_of(skin.good)
             ses.max_skin_c = max(ses.max_skin_c, skin_c)
+            ses.dose.add(skin.good.t_s, skin_c)
+            if cfg.skin.comfort_c is not None and skin_c >= cfg.skin.comfort_c:
+                ses.heating_seen = True      # a start is refused at comfort_c: the skin rose to it
             if skin_at_limit(cfg, skin_c):
                 self._latch("skin_overheat", f"skin {skin_c:.2f} C >= limit {cfg.skin.limit_c} C", events)
         if self.latched:
@@ -517,7 +550,51 @@ class SafetyController:
             return False, skin.doubt or "skin_doubt"
         if not ses.recorded:
             return False, "starting"
+        if self._comfort_holds_off(now, value_of(skin.good), events):
+            return False, COMFORT
+        if not self.lamp_on:
+            ended = self._count_switch_on(now, events)
+            if ended:
+                return False, ended
         return True, "session_started" if ses.on_s == 0.0 else "resumed"
+
+    # -- comfort control (SR-14): only ever says "off" ------------------------------
+    def _comfort_holds_off(self, now: float, skin_c: float, events: list[Event]) -> bool:
+        """True while the servo keeps the lamp off: from the step the skin reaches comfort_c
+        until it has fallen to comfort_c - comfort_hysteresis_c and min_off_s has passed."""
+        ses, s = self._open_session(), self.cfg.skin
+        if s.comfort_c is None:
+            return False
+        if ses.cooling_since_s is None:
+            if skin_c < s.comfort_c:
+                return False
+            ses.cooling_since_s = now
+            events.append(Event(EventKind.COOLING, {"skin_c": skin_c, "comfort_c": s.comfort_c}))
+            return True
+        cooled = skin_c <= s.comfort_c - s.comfort_hysteresis_c
+        if not cooled or now - ses.cooling_since_s < self.cfg.session.min_off_s:
+            return True
+        events.append(Event(EventKind.COOLED, {"skin_c": skin_c, "off_s": round(now - ses.cooling_since_s, 3)}))
+        ses.cooling_since_s = None
+        return False
+
+    def _count_switch_on(self, now: float, events: list[Event]) -> str | None:
+        """Count the switch-on this step would make. Returns the end reason when it would be
+        one more than session.max_switches (the session is then ended), else None. A switch-on
+        that ends an off stretch made only of sensor doubt is counted apart and not limited
+        here: the filament is still hot, and the SR-15 doubt-share fault bounds how often."""
+        ses = self._open_session()
+        doubt_only = bool(ses.off_reasons) and ses.off_reasons <= DOUBT_OFF_REASONS
+        if ses.switches > 0 and doubt_only:
+            ses.switches += 1
+            ses.doubt_switches += 1
+            return None
+        if ses.switches - ses.doubt_switches >= self.cfg.session.max_switches:
+            reason = "comfort_cycling" if COMFORT in ses.off_reasons else "switching_limit"
+            self._end_session(reason, now, events)
+            return reason
+        ses.switches += 1
+        return None
 
     def _distance_step(self, now: float, dist: Verdict, events: list[Event]) -> bool:
         """Pause / resume / end by distance. True when distance allows the lamp on now."""
@@ -585,6 +662,11 @@ class SafetyController:
 
     def _decide(self, lamp_on: bool, reason: str, events: list[Event], skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
+        if self.session is not None:     # what the next switch-on ends (see _count_switch_on)
+            if lamp_on:
+                self.session.off_reasons.clear()
+            else:
+                self.session.off_reasons.add(reason)
         s = self.cfg.skin
         threshold_c = s.limit_c - s.warning_margin_c - (WARNING_HYSTERESIS_C if self.warning else 0.0)
         warning = skin.good is not None and value_of(skin.good) >= threshold_c

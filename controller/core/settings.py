@@ -78,6 +78,8 @@ class SkinConfig:
     heating_min_rise_c: float = bounded(1.0, 0.3, 5)
     sensor_body_max_c: float = bounded(60.0, 35, 85)
     period_ms: int = bounded(250, 100, 250)
+    comfort_c: float | None = bounded(41.0, 36, 45)   # SR-14 servo set point; None: no servo (trip only)
+    comfort_hysteresis_c: float = bounded(0.7, 0.3, 2)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ class SessionConfig:
     max_wall_minutes: float = bounded(30.0, 1, 40)
     sessions_per_day: int = bounded(3, 1, Hard(3))
     min_gap_minutes: float = bounded(60.0, Hard(30), 1440)
+    min_off_s: float = bounded(30.0, 10, 300)      # SR-14: a comfort pause lasts at least this long
+    max_switches: int = bounded(20, 2, 100)        # SR-14: lamp switch-ons per session (doubt switches aside)
+    max_daily_dose_cem43: float | None = bounded(None, 0.1, 1000)
 
     @property
     def max_on_s(self) -> float:
@@ -140,6 +145,13 @@ class PathsConfig:
 
 
 @dataclass(frozen=True)
+class RecordsConfig:
+    """What the journal keeps beyond sessions and faults: each session's trace, for its picture."""
+
+    trace_retention_days: float = bounded(90.0, 1, 3650)
+
+
+@dataclass(frozen=True)
 class Config:
     """The validated configuration; `source` is the file it came from, `origins` where each
     dotted key was set (the loader's file:line records, read by `service.config.refusal`)."""
@@ -152,5 +164,6 @@ class Config:
     button: ButtonConfig
     loop: LoopConfig
     paths: PathsConfig
+    records: RecordsConfig
     source: str
     origins: Mapping[str, object] = dataclasses.field(default_factory=dict, compare=False, repr=False)

@@ -106,9 +106,10 @@ _RELATIONS = (
     ("button.stuck_s", ">=", "button.long_press_s + 5"),
     ("distance.ambient_doubt_mcps", ">", "distance.ambient_warn_mcps"),
     ("faults.distance_unreliable_after_s", ">=", "faults.distance_stale_s"),
+    ("skin.comfort_c", "<=", "skin.limit_c - skin.warning_margin_c"),
 )
 _COMPARE = {">=": (operator.ge, "at least"), ">": (operator.gt, "greater than"),
-            "<": (operator.lt, "less than")}
+            "<": (operator.lt, "less than"), "<=": (operator.le, "at most")}
 
 LAMP_SCHEMA = Schema(_SECTIONS, _BOUNDS, _RELATIONS)
 
@@ -304,7 +305,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
             bound = bound + amount if sign == "+" else bound - amount
         compare, words = _COMPARE[relation]
         value = values[subject][0]
-        if compare(value, round(bound, 9)):
+        if value is None or compare(value, round(bound, 9)):   # null: the setting is off
             continue
         involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
         blamed = _last_set(involved, lambda key: values[key][1])

@@ -29,7 +29,7 @@ from controller.service import journal_writer as records
 from controller.core.events import EventKind
 from controller.core.faults import fault_info
 from controller.core.indicators import leds_for, next_heartbeat_change_s
-from controller.service.journal import LIGHT_FIELDS, Journal
+from controller.service.journal import COUNTER_FIELDS, LIGHT_FIELDS, Journal, TracePoint
 from controller.service.journal_writer import JournalWriter, SimulatedDisk
 from controller.core.limits import Allowance, start_allowance
 from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
@@ -46,6 +46,7 @@ FAULT_BUZZ_S = 1.0
 END_BUZZ_S = 0.3
 DRAIN_TIMEOUT_S = 15.0          # a clean stop waits this long for the journal backlog
 STATUS_CLOSE_TIMEOUT_S = 2.0
+TRACE_INTERVAL_S = 1.0          # a session's trace: one row about this often (and at each relay change)
 
 Emit = Callable[..., None]      # emit(kind, **fields): an EventKind or a DaemonEvent
 
@@ -85,6 +86,8 @@ class Daemon:
         self.start_ticket: int | None = None     # the open session's start record
         self.session_ticket = 0                  # the newest session start/end record
         self.last_checkpoint_s = now
+        self.trace: list[TracePoint] = []        # rows not yet handed to the writer
+        self.last_trace_s = float("-inf")
         self.last_status_s = float("-inf")
         self.last_ping_s = float("-inf")
         self.allowance: Allowance | None = None
@@ -113,6 +116,10 @@ class Daemon:
             self.last_fault = {"code": last.code, "detail": last.detail, "wall": last.wall}
             log.warning("faults still latched from before the restart: %s (hold the button 3 s)", ", ".join(codes))
             self.emit(DaemonEvent.FAULTS_RESTORED, codes=codes)
+        if clock_synced():       # only a wall clock known to be right may say what is 90 days old
+            pruned = journal.prune_traces(clock.wall() - self._trace_retention_s())
+            if pruned:
+                log.info("pruned %d trace rows older than %g days", pruned, cfg.records.trace_retention_days)
         real_time = not clock.simulated
         self.writer = JournalWriter(journal, clock.monotonic, on_commit=on_journal_commit,
                                     disk=None if real_time else (disk or SimulatedDisk()))
@@ -142,6 +149,7 @@ class Daemon:
         # A new session's lamp stays off ('starting') until its start record is durable
         # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
         hw.guard.command(decision.lamp_on, now, decision.reason)
+        self._trace(now, decision.lamp_on)
         for name, fields in decision.events:
             self._record(name, fields, now)
         self._checkpoint(now)
@@ -154,6 +162,25 @@ class Daemon:
             self.last_status_s = now
             self._write_status(now)
         self._ping(now)
+
+    def _trace_retention_s(self) -> float:
+        return self.cfg.records.trace_retention_days * 86400.0
+
+    def _trace(self, now: float, lamp_on: bool) -> None:
+        """Keep a trace row about once a second and at every lamp change while a session runs;
+        rows go to the writer with the next checkpoint (a crash loses at most that interval)."""
+        ctl, ses = self.controller, self.controller.session
+        if ses is None or self.start_ticket is None:
+            return
+        changed = bool(self.trace) and self.trace[-1].lamp_on != lamp_on
+        if changed or now - self.last_trace_s >= TRACE_INTERVAL_S:
+            self.last_trace_s = now
+            self.trace.append(TracePoint(round(now - ses.start_s, 3), lamp_on, ctl.last_distance_mm,
+                                         ctl.last_skin_c, ctl.state))
+
+    def _take_trace(self) -> tuple[TracePoint, ...]:
+        rows, self.trace = tuple(self.trace), []
+        return rows
 
     def journal_health(self, now: float) -> JournalHealth:
         """The writer's state as the decision needs it (no disk access)."""
@@ -218,7 +245,8 @@ class Daemon:
                 boot_id=self.boot_id, clock_synced=synced,
                 newest_record_wall=view.newest_record_wall,
                 sessions_per_day=self.cfg.session.sessions_per_day,
-                min_gap_s=self.cfg.session.min_gap_minutes * 60.0)
+                min_gap_s=self.cfg.session.min_gap_minutes * 60.0,
+                max_daily_dose_cem43=self.cfg.session.max_daily_dose_cem43)
             self.allowance_at_s = now
         return self.allowance
 
@@ -233,11 +261,19 @@ class Daemon:
             log.info("session starting: its lamp goes on once the journal has it (distance %.0f mm, "
                      "skin %.2f C)", fields["distance_mm"], fields["skin_c"])
         elif name == EventKind.SESSION_ENDED:
-            if self.start_ticket is not None:
+            if self.start_ticket is not None:     # the trace ends with what the sensors said last
+                ctl = self.controller
+                self.trace.append(TracePoint(fields["elapsed_s"], False, ctl.last_distance_mm,
+                                             ctl.last_skin_c, "ended"))
                 self.session_ticket = self.writer.submit(records.EndSession(
                     fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
-                    wall, now, light={k: fields[k] for k in LIGHT_FIELDS}))
-            log.info("session ended: %s after %.1f s of heat", fields["reason"], fields["on_s"])
+                    wall, now, light={k: fields[k] for k in LIGHT_FIELDS},
+                    counters={k: fields[k] for k in COUNTER_FIELDS}, trace=self._take_trace(),
+                    trace_retention_s=self._trace_retention_s() if self.clock_synced() else None))
+            self.trace = []
+            log.info("session ended: %s after %.1f s of heat, dose %.3f CEM43 min, %d lamp switch-ons "
+                     "(%d after a sensor doubt)", fields["reason"], fields["on_s"], fields["dose_cem43"],
+                     fields["switches"], fields["doubt_switches"])
             self.start_ticket = None
             self.allowance = None
             self.buzz_until_s = now + END_BUZZ_S
@@ -269,7 +305,9 @@ class Daemon:
         if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
             self.last_checkpoint_s = now
             self.writer.submit(records.Checkpoint(ses.on_s, ses.peak_skin_c, ses.closest_mm, self.clock.wall(), now,
-                                                  light=self.controller.session_light(ses)))
+                                                  light=self.controller.session_light(ses),
+                                                  counters=self.controller.session_counters(ses),
+                                                  trace=self._take_trace()))
 
     def _on_relay(self, on: bool, reason: str) -> None:
         log.info("relay %s (%s)", "ON" if on else "OFF", reason)
@@ -325,6 +363,8 @@ class Daemon:
         return {
             "state": ctl.state, "lamp_on": self.hw.output.is_on(), "time_left_s": ctl.time_left_s(),
             "on_s": None if ses is None else round(ses.on_s, 1),
+            "dose_cem43": None if ses is None else round(ses.dose.cem43, 4),
+            "switches": None if ses is None else ses.switches,
             "distance_mm": ctl.last_distance_mm, "skin_c": ctl.last_skin_c, "ambient_c": ctl.last_ambient_c,
             "signal_rate_mcps": ctl.last_signal_mcps, "ambient_rate_mcps": ctl.last_ambient_mcps,
             "distance_doubt_share": round(ctl.distance.doubt_share(), 4),

@@ -35,6 +35,8 @@ END_REASON_WORDS = {
     "daemon_stopped": "service stopped",
     "distance_doubt_too_long": "distance untrustworthy too long",
     "journal_recovered": "journal lost: day counted as used up",
+    "comfort_cycling": "comfort set point needed too many switch-ons",
+    "switching_limit": "too many lamp switch-ons",
     None: "not ended yet (running, or cut off just now)",
 }
 
@@ -61,7 +63,23 @@ def session_row(s: SessionRecord, tz: dt.tzinfo | None = None) -> dict:
             "max_skin_c": s.max_skin_c, "min_distance_mm": s.min_distance_mm,
             "min_signal_mcps": s.min_signal_mcps, "max_signal_mcps": s.max_signal_mcps,
             "min_ambient_mcps": s.min_ambient_mcps, "max_ambient_mcps": s.max_ambient_mcps,
-            "distance_samples": s.distance_samples, "distance_doubts": s.distance_doubts}
+            "distance_samples": s.distance_samples, "distance_doubts": s.distance_doubts,
+            "dose_cem43": s.dose_cem43, "switches": s.switches, "doubt_switches": s.doubt_switches}
+
+
+def _dose(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def daily_doses(sessions: list[SessionRecord], tz: dt.tzinfo | None = None) -> list[dict]:
+    """Heat dose per local day (by session start), newest first; days with no recorded dose
+    (sessions from before doses were recorded) show None, never a made-up 0."""
+    days: dict[str, list[float | None]] = {}
+    for s in sessions:
+        days.setdefault(_local(s.start_wall, tz, "%Y-%m-%d"), []).append(s.dose_cem43)
+    return [{"date": day, "sessions": len(doses),
+             "dose_cem43": None if all(d is None for d in doses) else round(sum(d or 0.0 for d in doses), 4)}
+            for day, doses in sorted(days.items(), reverse=True)]
 
 
 def _light(s: SessionRecord) -> str:
@@ -72,6 +90,12 @@ def _light(s: SessionRecord) -> str:
     if s.distance_samples:
         doubted = f", {100 * (s.distance_doubts or 0) / s.distance_samples:.1f} % doubted"
     return f"{s.min_ambient_mcps:.2f}-{s.max_ambient_mcps:.2f} Mcps{doubted}"
+
+
+def _switches(s: SessionRecord) -> str:
+    if s.switches is None:
+        return "-"
+    return f"{s.switches}" + (f" ({s.doubt_switches} doubt)" if s.doubt_switches else "")
 
 
 def fault_row(f: FaultRecord, tz: dt.tzinfo | None = None) -> dict:
@@ -87,13 +111,18 @@ def format_history(sessions: list[SessionRecord], faults: list[FaultRecord], day
     lines = [f"Sessions, {span}, newest first:"]
     if sessions:
         lines.append(f"{'Date':<10}  {'Start':<5}  {'Heat min':>8}  {'How it ended':<32}  "
-                     f"{'Peak skin':>9}  {'Closest':<18}  Ambient light")
+                     f"{'Peak skin':>9}  {'Dose':>5}  {'Switch-ons':<13}  {'Closest':<18}  Ambient light")
         for s in sessions:
             skin = "-" if s.max_skin_c is None else f"{s.max_skin_c:.1f} °C"
             lines.append(f"{_local(s.start_wall, tz, '%Y-%m-%d'):<10}  "
                          f"{_local(s.start_wall, tz, '%H:%M'):<5}  {s.on_s / 60.0:>8.1f}  "
-                         f"{end_reason_words(s.end_reason):<32}  {skin:>9}  "
-                         f"{_distance(s.min_distance_mm):<18}  {_light(s)}")
+                         f"{end_reason_words(s.end_reason):<32}  {skin:>9}  {_dose(s.dose_cem43):>5}  "
+                         f"{_switches(s):<13}  {_distance(s.min_distance_mm):<18}  {_light(s)}")
+        lines.append("")
+        lines.append("Heat dose per day (CEM43: equivalent minutes at 43 °C; see the README):")
+        for day in daily_doses(sessions, tz):
+            lines.append(f"  {day['date']:<10}  {_dose(day['dose_cem43']):>6}  "
+                         f"({day['sessions']} session{'s' if day['sessions'] != 1 else ''})")
     else:
         lines.append("  none")
     lines.append("")
@@ -109,6 +138,21 @@ def format_history(sessions: list[SessionRecord], faults: list[FaultRecord], day
     return lines
 
 
+def read_journal(state_dir: Path, command: str, read, err: TextIO):
+    """`read(reader)` on the journal opened read-only for one read. Returns (result, None), or
+    (None, exit code) after printing the one-line reason (no journal, unreadable) to `err`."""
+    try:
+        with reader_for_one_read(state_dir) as reader:
+            return read(reader), None
+    except FileNotFoundError:
+        print(f"irlamp {command}: no journal at {journal_path(state_dir)} — the daemon has not "
+              f"recorded anything yet, or the state directory is wrong", file=err)
+        return None, EXIT_NO_JOURNAL
+    except JournalError as exc:
+        print(f"irlamp {command}: {exc}", file=err)
+        return None, EXIT_UNREADABLE
+
+
 def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float | None = None,
                     *, tz: dt.tzinfo | None = None, out: TextIO | None = None,
                     err: TextIO | None = None) -> int:
@@ -119,18 +163,13 @@ def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float
         print(f"irlamp history: --days must be a number greater than 0, got {days!r}", file=err)
         return EXIT_BAD_ARGUMENT
     now_wall = time.time() if now_wall is None else now_wall
-    try:
-        with reader_for_one_read(state_dir) as reader:
-            sessions, faults = reader.history(days, now_wall)
-    except FileNotFoundError:
-        print(f"irlamp history: no journal at {journal_path(state_dir)} — the daemon has not "
-              f"recorded anything yet, or the state directory is wrong", file=err)
-        return EXIT_NO_JOURNAL
-    except JournalError as exc:
-        print(f"irlamp history: {exc}", file=err)
-        return EXIT_UNREADABLE
+    found, failed = read_journal(state_dir, "history", lambda reader: reader.history(days, now_wall), err)
+    if failed is not None:
+        return failed
+    sessions, faults = found
     if as_json:
         print(json.dumps({"sessions": [session_row(s, tz) for s in sessions],
+                          "days": daily_doses(sessions, tz),
                           "faults": [fault_row(f, tz) for f in faults]}), file=out)
     else:
         for line in format_history(sessions, faults, days, tz):

@@ -86,10 +86,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE sessions ADD COLUMN distance_samples INTEGER",
         "ALTER TABLE sessions ADD COLUMN distance_doubts INTEGER",
     ),
+    (  # v5 (SR-14, issue 13): each session's heat dose (CEM43 minutes) and lamp switch-ons, and
+       # a trace of each session (about one row a second) for its picture. Old sessions keep
+       # NULL (not measured) and have no trace.
+        "ALTER TABLE sessions ADD COLUMN dose_cem43 REAL",
+        "ALTER TABLE sessions ADD COLUMN switches INTEGER",
+        "ALTER TABLE sessions ADD COLUMN doubt_switches INTEGER",
+        """CREATE TABLE trace (
+            session_id INTEGER NOT NULL REFERENCES sessions(id),
+            t_s REAL NOT NULL,                -- seconds since the session's start (monotonic)
+            lamp_on INTEGER NOT NULL, distance_mm REAL, skin_c REAL, state TEXT NOT NULL)""",
+        "CREATE INDEX trace_by_session ON trace(session_id, t_s)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 LIGHT_FIELDS = ("min_signal_mcps", "max_signal_mcps", "min_ambient_mcps", "max_ambient_mcps",
                 "distance_samples", "distance_doubts")
+# What only grows during a session (v5): recorded as the largest value handed over.
+COUNTER_FIELDS = ("dose_cem43", "switches", "doubt_switches")
 
 
 class JournalError(StorageError):
@@ -157,6 +171,16 @@ def check_not_damaged(path: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class TracePoint:
+    """One row of a session's trace: `t_s` seconds after its start."""
+    t_s: float
+    lamp_on: bool
+    distance_mm: float | None
+    skin_c: float | None
+    state: str
+
+
+@dataclass(frozen=True)
 class FaultRecord:
     id: int
     wall: float
@@ -168,7 +192,7 @@ class FaultRecord:
 _SESSION_COLUMNS = """s.id, s.boot_id, s.start_wall, s.start_mono, s.end_wall, s.end_mono, s.on_s,
     s.end_reason, s.max_skin_c, s.min_distance_mm, b.wall_minus_mono_s,
     s.min_signal_mcps, s.max_signal_mcps, s.min_ambient_mcps, s.max_ambient_mcps,
-    s.distance_samples, s.distance_doubts
+    s.distance_samples, s.distance_doubts, s.dose_cem43, s.switches, s.doubt_switches
     FROM sessions s LEFT JOIN boot_clocks b ON b.boot_id = s.boot_id"""
 _FAULT_COLUMNS = "id, wall, code, detail, ack_wall FROM faults"
 
@@ -247,6 +271,19 @@ class _JournalQueries:
         sessions = self._sessions("WHERE s.start_wall >= ? ORDER BY s.id DESC", (since_wall,))
         faults = self._faults("WHERE wall >= ? ORDER BY id DESC", (since_wall,))
         return sessions, faults
+
+    def session(self, session_id: int) -> SessionRecord | None:
+        found = self._sessions("WHERE s.id = ?", (int(session_id),))
+        return found[0] if found else None
+
+    def trace(self, session_id: int) -> list[TracePoint]:
+        """A session's trace, oldest first (empty: none recorded, or pruned)."""
+        rows = self._query("read a session's trace", """SELECT t_s, lamp_on, distance_mm, skin_c, state
+            FROM trace WHERE session_id = ? ORDER BY t_s""", (int(session_id),))
+        return [TracePoint(t, bool(on), d, skin, state) for t, on, d, skin, state in rows]
+
+    def faults_between(self, from_wall: float, to_wall: float) -> list[FaultRecord]:
+        return self._faults("WHERE wall >= ? AND wall <= ? ORDER BY id", (from_wall, to_wall))
 
     def unacknowledged_faults(self) -> list[FaultRecord]:
         """Faults nobody has acknowledged yet, oldest first (e.g. to re-latch after a restart)."""
@@ -511,30 +548,42 @@ class Journal(_JournalQueries):
 
     def checkpoint(self, session_id: int, on_s: float, max_skin_c: float | None,
                    min_distance_mm: float | None, wall: float, mono: float, *,
-                   light: dict | None = None) -> None:
+                   light: dict | None = None, counters: dict | None = None,
+                   trace: tuple[TracePoint, ...] = ()) -> None:
         """Durably record an open session's progress. The recorded on-time never decreases and
         the extremes only widen. `light`: the distance sensor's light so far (keys of
         LIGHT_FIELDS, values None when unknown). Raises JournalError if the session is not open."""
         self._update_open(session_id, "checkpoint a session", on_s, max_skin_c, min_distance_mm,
-                          wall, mono, end=None, light=light)
+                          wall, mono, end=None, light=light, counters=counters, trace=trace)
 
     def end_session(self, session_id: int, on_s: float, reason: str, max_skin_c: float | None,
                     min_distance_mm: float | None, end_wall: float, end_mono: float, *,
-                    light: dict | None = None) -> None:
+                    light: dict | None = None, counters: dict | None = None,
+                    trace: tuple[TracePoint, ...] = ()) -> None:
         """Close an open session with its final values. Raises JournalError if it is not open."""
         if not isinstance(reason, str) or not reason:
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
         self._update_open(session_id, "end a session", on_s, max_skin_c, min_distance_mm,
-                          end_wall, end_mono, end=reason, light=light)
+                          end_wall, end_mono, end=reason, light=light, counters=counters, trace=trace)
 
     @staticmethod
-    def _light_values(light: dict | None) -> dict | None:
-        if not light:
+    def _known_values(values: dict | None, fields: tuple[str, ...], what: str) -> dict | None:
+        """`values` checked against `fields` (each finite or None; missing ones None)."""
+        if not values:
             return None
-        unknown = set(light) - set(LIGHT_FIELDS)
+        unknown = set(values) - set(fields)
         if unknown:
-            raise ValueError(f"journal: unknown light fields {sorted(unknown)}")
-        return {key: _optional_finite(key, light.get(key)) for key in LIGHT_FIELDS}
+            raise ValueError(f"journal: unknown {what} fields {sorted(unknown)}")
+        return {key: _optional_finite(key, values.get(key)) for key in fields}
+
+    def prune_traces(self, older_than_wall: float) -> int:
+        """Delete the traces of sessions that started before `older_than_wall` (the retention
+        limit); the sessions themselves are kept. Returns how many trace rows went."""
+        cutoff = _require_finite("older_than_wall", older_than_wall)
+        with self._write("prune old traces") as conn:
+            return conn.execute("""DELETE FROM trace WHERE session_id IN
+                (SELECT id FROM sessions WHERE start_wall < ? AND end_wall IS NOT NULL)""",
+                (cutoff,)).rowcount
 
     @staticmethod
     def _widen_light(conn: sqlite3.Connection, session_id: int, values: dict) -> None:
@@ -556,8 +605,13 @@ class Journal(_JournalQueries):
 
     def _update_open(self, session_id: int, action: str, on_s: float, max_skin_c: float | None,
                      min_distance_mm: float | None, wall: float, mono: float,
-                     end: str | None, light: dict | None = None) -> None:
-        light_values = self._light_values(light)
+                     end: str | None, light: dict | None = None, counters: dict | None = None,
+                     trace: tuple[TracePoint, ...] = ()) -> None:
+        light_values = self._known_values(light, LIGHT_FIELDS, "light")
+        counter_values = self._known_values(counters, COUNTER_FIELDS, "counter")
+        trace_rows = [(int(session_id), _require_finite("t_s", p.t_s), int(bool(p.lamp_on)),
+                       _optional_finite("distance_mm", p.distance_mm), _optional_finite("skin_c", p.skin_c),
+                       str(p.state)) for p in trace]
         values = (_require_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
                   _optional_finite("min_distance_mm", min_distance_mm),
                   _require_finite("wall", wall), _require_finite("mono", mono))
@@ -566,6 +620,17 @@ class Journal(_JournalQueries):
         with self._write(action) as conn:
             if light_values is not None:
                 self._widen_light(conn, session_id, light_values)
+            if counter_values is not None:
+                conn.execute("""UPDATE sessions SET
+                    dose_cem43 = MAX(COALESCE(:dose_cem43, dose_cem43), COALESCE(dose_cem43, :dose_cem43)),
+                    switches = MAX(COALESCE(:switches, switches), COALESCE(switches, :switches)),
+                    doubt_switches = MAX(COALESCE(:doubt_switches, doubt_switches),
+                                         COALESCE(doubt_switches, :doubt_switches))
+                    WHERE id = :id AND end_wall IS NULL""", {**counter_values, "id": int(session_id)})
+            if trace_rows:
+                conn.executemany("""INSERT INTO trace (session_id, t_s, lamp_on, distance_mm, skin_c, state)
+                    SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ? AND end_wall IS NULL)""",
+                    [(*row, row[0]) for row in trace_rows])
             cursor = conn.execute(f"""UPDATE sessions SET
                 on_s = MAX(on_s, ?),
                 max_skin_c = MAX(COALESCE(?, max_skin_c), COALESCE(max_skin_c, ?)),

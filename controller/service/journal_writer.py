@@ -40,10 +40,10 @@ import logging
 import math
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Union
 
-from controller.service.journal import Journal, JournalError, SessionRecord
+from controller.service.journal import Journal, JournalError, SessionRecord, TracePoint
 
 log = logging.getLogger("irlamp.journal")
 
@@ -68,6 +68,8 @@ class Checkpoint:
     wall: float
     mono: float
     light: dict | None = None     # the distance sensor's light so far (journal.LIGHT_FIELDS)
+    counters: dict | None = None  # dose and switch-ons so far (journal.COUNTER_FIELDS)
+    trace: tuple[TracePoint, ...] = ()   # the trace rows since the previous checkpoint
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class EndSession:
     wall: float
     mono: float
     light: dict | None = None
+    counters: dict | None = None
+    trace: tuple[TracePoint, ...] = ()
+    trace_retention_s: float | None = None   # after the end: prune traces older than this
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,8 @@ class JournalWriter:
         with self._lock:
             tail = self._queue[-1] if len(self._queue) > 1 else None   # the head may be in progress
             if isinstance(record, Checkpoint) and tail is not None and isinstance(tail.record, Checkpoint):
-                tail.record = record          # newer progress; its wait still counts from the first
+                # newer progress; its wait still counts from the first; no trace row is dropped
+                tail.record = replace(record, trace=tail.record.trace + record.trace)
                 return tail.ticket
             ticket = self._next_ticket
             self._next_ticket += 1
@@ -212,12 +218,18 @@ class JournalWriter:
         elif isinstance(record, Checkpoint):
             if self._session_id is not None:
                 j.checkpoint(self._session_id, record.on_s, record.max_skin_c, record.min_distance_mm,
-                             record.wall, record.mono, light=record.light)
+                             record.wall, record.mono, light=record.light, counters=record.counters,
+                             trace=record.trace)
         elif isinstance(record, EndSession):
             if self._session_id is not None:
                 j.end_session(self._session_id, record.on_s, record.reason, record.max_skin_c,
-                              record.min_distance_mm, record.wall, record.mono, light=record.light)
+                              record.min_distance_mm, record.wall, record.mono, light=record.light,
+                              counters=record.counters, trace=record.trace)
             self._session_id = None
+            if record.trace_retention_s is not None:
+                pruned = j.prune_traces(record.wall - record.trace_retention_s)
+                if pruned:
+                    log.info("pruned %d trace rows older than the retention", pruned)
         elif isinstance(record, Fault):
             j.record_fault(record.code, record.detail, record.wall, record.mono)
         elif isinstance(record, AcknowledgeFaults):

@@ -9,10 +9,14 @@ Promises:
 
 Keys written by the daemon (`STATUS_KEYS`):
   state                    'starting' (a session's start is being journaled, lamp off) |
-                           'idle' | 'running' | 'paused' | 'fault' | 'stopped'
+                           'idle' | 'running' | 'paused' | 'cooling' (lamp off at the comfort
+                           set point, SR-14) | 'fault' | 'stopped'
   lamp_on                  bool, relay commanded on
   time_left_s              float | null, lamp-on seconds left in the running/paused session
   on_s                     float | null, lamp-on seconds of the current session (null when none)
+  dose_cem43               float | null, this session's heat dose so far, CEM43 minutes
+                           (equivalent minutes at 43 °C; controller/core/dose.py says what it means)
+  switches                 int | null, this session's lamp switch-ons so far (SR-14)
   distance_mm, skin_c, ambient_c   latest readings, float | null when there is none
   signal_rate_mcps, ambient_rate_mcps   the distance sensor's latest light rates, Mcps (the
                            laser's return; light it did not send, e.g. the lamp's own), or null
@@ -62,14 +66,15 @@ EXIT_RUNNING, EXIT_NOT_RUNNING, EXIT_STALE_OR_UNREADABLE = 0, 3, 4
 MM_PER_INCH = 25.4
 
 STATUS_KEYS = (
-    "state", "lamp_on", "time_left_s", "on_s", "distance_mm", "skin_c", "ambient_c",
+    "state", "lamp_on", "time_left_s", "on_s", "dose_cem43", "switches", "distance_mm", "skin_c", "ambient_c",
     "signal_rate_mcps", "ambient_rate_mcps", "distance_doubt_share",
     "sessions_today", "sessions_per_day", "next_start_allowed_wall", "start_blocked_reason",
     "pause_reason", "fault_latched", "last_fault", "leds", "heartbeat_wall", "heartbeat_mono",
     "boot_id", "pid", "simulated",
 )
-STATES = ("starting", "idle", "running", "paused", "fault", "stopped")
+STATES = ("starting", "idle", "running", "paused", "cooling", "fault", "stopped")
 _BLOCK_WORDS = {"daily_limit": "daily session limit reached",
+                "daily_dose": "today's heat-dose cap reached",
                 "cooldown": "skin cool-down between sessions",
                 "journal_busy": "the journal (SD card) is behind"}
 
@@ -263,13 +268,25 @@ def _light_line(status: dict) -> list[str]:
             f"{_fmt(status.get('signal_rate_mcps'), 'Mcps', 2)}{doubted}"]
 
 
+def _dose_line(status: dict) -> list[str]:
+    dose = _number(status.get("dose_cem43"))
+    if dose is None:
+        return []
+    switches = status.get("switches")
+    return [f"Heat dose:      {dose:.2f} CEM43 min this session"
+            + (f", lamp switched on {switches} times" if isinstance(switches, int) else "")]
+
+
 def format_status(status: dict, now_wall: float, tz: dt.tzinfo | None = None) -> list[str]:
     """The human view of a status dict, one line per item."""
     state = str(status.get("state", "?"))
     pause = status.get("pause_reason")
+    if state == "cooling" and not pause:
+        pause = "lamp off at the comfort set point until the skin has cooled"
     lines = [f"State:          {state}" + (f" ({str(pause).replace('_', ' ')})" if pause else ""),
              f"Lamp:           {'ON' if status.get('lamp_on') else 'OFF'}",
              f"Time left:      {_clock(status.get('time_left_s'))}",
+             *_dose_line(status),
              f"Distance:       {_distance(status.get('distance_mm'))}",
              f"Skin:           {_fmt(status.get('skin_c'), '°C')}"
              + (f"   (sensor body {_fmt(status.get('ambient_c'), '°C')})"

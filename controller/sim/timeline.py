@@ -23,7 +23,9 @@ END_WORDS = {"completed": "time limit reached", "stopped_by_button": "stopped wi
              "too_close_too_long": "too close for too long", "nobody_there": "nobody there for too long",
              "overheat": "skin reached the limit", "fault": "a fault", "wall_time_cap": "session wall-time cap",
              "daemon_stopped": "daemon stopped", "interrupted": "interrupted by a crash",
-             "distance_doubt_too_long": "distance untrustworthy for too long"}
+             "distance_doubt_too_long": "distance untrustworthy for too long",
+             "comfort_cycling": "the comfort set point needed too many lamp switches",
+             "switching_limit": "too many lamp switches"}
 
 
 def _clock(t: float) -> str:
@@ -72,9 +74,14 @@ def format_event(r: dict) -> str | None:
         text = f"session started: distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}"
     elif e == EventKind.SESSION_ENDED:
         text = (f"session ended: {END_WORDS.get(r['reason'], r['reason'])} after {r['on_s'] / 60:.2f} min of heat "
-                f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)})")
+                f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)}, "
+                f"heat dose {_fmt(r.get('dose_cem43'), 'CEM43 min', 2)}, {r.get('switches', '?')} lamp switch-ons)")
     elif e == EventKind.PAUSED:
         text = f"paused: {PAUSE_WORDS.get(r['reason'], r['reason'])} (lamp off)"
+    elif e == EventKind.COOLING:
+        text = f"cooling: skin {r['skin_c']:.2f} C reached the comfort set point {r['comfort_c']:g} C (lamp off)"
+    elif e == EventKind.COOLED:
+        text = f"cooled to {r['skin_c']:.2f} C after {r['off_s']:.0f} s: the lamp may go on again"
     elif e == EventKind.RESUMED:
         text = f"resumed after {r['paused_s']:.1f} s paused (back in the band long enough)"
     elif e == EventKind.START_REFUSED:
