@@ -24,10 +24,11 @@ demo: $(STAMP)
 	$(BIN)/irlamp plot 2 --state-dir demo/state -o demo/session-2.png
 
 # lint-imports: the rooms' import contracts in pyproject.toml (the core stays pure, ...);
-# ruff: lint over the tree; mypy: strict on the core, the default checks elsewhere.
+# ruff: lint and format check over the tree; mypy: strict on the core, the default checks elsewhere.
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 

@@ -48,7 +48,7 @@ MIN_DISTANCE_MM = 304.8
 SKIN_LIMIT_C = 43.0
 MAX_ON_S = 20 * 60.0
 TIMING_BUDGET_US = 33000
-SLEEP_S = TIMING_BUDGET_US / 1e6     # the sleeping baseline: one distance period per round
+SLEEP_S = TIMING_BUDGET_US / 1e6  # the sleeping baseline: one distance period per round
 
 Observe = Callable[[str, float], None]
 
@@ -64,7 +64,7 @@ class NaiveLamp:
         self.relay = OutputDevice(RELAY_PIN, initial_value=False, pin_factory=pin_factory)
         self.button = Button(BUTTON_PIN, pull_up=True, pin_factory=pin_factory)
         self.observe = observe
-        self.sleep_s = sleep_s       # 0: busy (Adafruit example); SLEEP_S: the sleeping baseline
+        self.sleep_s = sleep_s  # 0: busy (Adafruit example); SLEEP_S: the sleeping baseline
         self.heating = False
         self.heating_since = 0.0
 
@@ -105,6 +105,7 @@ def _keyboard(factory, lamp: NaiveLamp, stop: threading.Event) -> None:
     def report() -> None:
         time.sleep(0.2)
         _notify(f"STATUS=lamp {'ON' if lamp.relay.value else 'off'}")
+
     press_on_stdin_lines(factory.pin(BUTTON_PIN), 0.3, report)
     stop.set()
 
@@ -132,7 +133,7 @@ class BaselineRig:
         self.bus, self.vl53, self.mlx = noisy_bus(seed=seed, distance_mm=400.0, skin_c=33.0)
         self.factory = timed_factory()
         self.values = {"distance": Timeline(), "skin": Timeline()}
-        self.gate = threading.Event()      # cleared: the loop freezes at its next probe
+        self.gate = threading.Event()  # cleared: the loop freezes at its next probe
         self.gate.set()
         self.lamp = NaiveLamp(self.bus, self.factory, observe=self._observe, sleep_s=sleep_s)
         self.relay = self.factory.pin(RELAY_PIN)
@@ -146,7 +147,7 @@ class BaselineRig:
 
     def press(self) -> None:
         self.button.drive_low()
-        time.sleep(0.08)                   # seen by at least two 33 ms loop turns
+        time.sleep(0.08)  # seen by at least two 33 ms loop turns
         self.button.drive_high()
 
     def close(self) -> None:
@@ -156,8 +157,7 @@ class BaselineRig:
         self.thread.join(timeout=2.0)
 
 
-def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: float = 2.0,
-                    sleep_s: float = 0.0) -> dict:
+def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: float = 2.0, sleep_s: float = 0.0) -> dict:
     """Same trial kinds and definitions as bench.trials; stall/hang wait `never_s` for an off."""
     from bench.harness import BenchError
     from bench.trials import _latencies
@@ -192,14 +192,22 @@ def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: floa
                 hit = rig.relay.changes.wait_for(t_onset, lambda on: not on, timeout_s)
                 t_off = None if hit is None else hit[0]
                 if kind in ("stall", "hang"):
-                    trials.append({"kind": kind, "off": t_off is not None, "onset_to_off_ms":
-                                   None if t_off is None else round((t_off - t_onset) * 1000, 4),
-                                   "waited_s": never_s})
+                    trials.append(
+                        {
+                            "kind": kind,
+                            "off": t_off is not None,
+                            "onset_to_off_ms": None if t_off is None else round((t_off - t_onset) * 1000, 4),
+                            "waited_s": never_s,
+                        }
+                    )
                     rig.gate.set()
                     rig.bus.stuck = False
                 else:
-                    name, hazard = (("distance", lambda mm: mm < MIN_DISTANCE_MM) if kind == "distance"
-                                    else ("skin", lambda c: c >= SKIN_LIMIT_C))
+                    name, hazard = (
+                        ("distance", lambda mm: mm < MIN_DISTANCE_MM)
+                        if kind == "distance"
+                        else ("skin", lambda c: c >= SKIN_LIMIT_C)
+                    )
                     sample = rig.values[name].first_after(t_onset, hazard)
                     ready = rig.vl53.ready.first_after(t_onset - period_s, hazard) if kind == "distance" else None
                     t_ready = None if ready is None else max(ready[0], t_onset)
@@ -207,7 +215,7 @@ def baseline_trials(plan: list[tuple[str, int]], *, seed: int = 0, never_s: floa
                 rig.vl53.distance_mm, rig.mlx.object_c = 400.0, 33.0
                 t_back = now()
                 if kind != "distance":
-                    rig.press()                 # overheat (and a possible off) ended the session
+                    rig.press()  # overheat (and a possible off) ended the session
                 if rig.relay.changes.wait_for(t_back, lambda on: on, 2.0) is None and not rig.relay.state:
                     raise BenchError(f"the baseline did not come back on after a {kind} trial")
         except BenchError as exc:
@@ -229,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sleeping", action="store_true", help="the sleeping baseline (default: busy)")
     parser.add_argument("--label", default="", help="appended to each trial's kind (e.g. '_loaded')")
-    parser.add_argument("--never-s", type=float, default=2.0,
-                        help="how long a stall/hang trial waits for an off that never comes")
+    parser.add_argument(
+        "--never-s", type=float, default=2.0, help="how long a stall/hang trial waits for an off that never comes"
+    )
     args = parser.parse_args(argv)
     plan = []
     for item in args.plan:
@@ -240,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         plan.append((kind, int(count)))
     wall0 = time.monotonic()
-    results = baseline_trials(plan, seed=args.seed, never_s=args.never_s,
-                              sleep_s=SLEEP_S if args.sleeping else 0.0)
+    results = baseline_trials(plan, seed=args.seed, never_s=args.never_s, sleep_s=SLEEP_S if args.sleeping else 0.0)
     for trial in results["trials"]:
         trial["kind"] += args.label
     results["wall_s"] = time.monotonic() - wall0

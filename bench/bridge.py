@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-for path in (REPO, REPO / "tests"):       # the tests' broker, daemon and bridge launchers
+for path in (REPO, REPO / "tests"):  # the tests' broker, daemon and bridge launchers
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -36,6 +36,7 @@ TARGET_RSS_MB = 35.0
 def _key(values: dict) -> tuple:
     """What identifies one status write in the bridge's message (the values it derives)."""
     from controller.bridge.live_state import state_payload
+
     derived = state_payload(values, stale_after_s=1e9, now_wall=values["heartbeat_wall"])
     return derived["state"], derived["time_left_s"], derived["distance_mm"], derived["skin_c"]
 
@@ -88,11 +89,11 @@ def run_bridge_bench(idle_s: float, running_s: float, out_path: Path | None, log
         try:
             daemon.wait_message("READY=1", timeout_s=20)
             ha = HaClient(broker.port)
-            bridge = RunningBridge(base / "lamp", broker.port, daemon.state_dir, daemon.runtime_dir,
-                                   lamp_id="bench")
-            ha.wait(lambda m: m.topic == "irlamp/bench/state" and m.json()["state"] == "idle", 20,
-                    what="bridge publishing")
-            time.sleep(2.0)                                   # start-up imports settle
+            bridge = RunningBridge(base / "lamp", broker.port, daemon.state_dir, daemon.runtime_dir, lamp_id="bench")
+            ha.wait(
+                lambda m: m.topic == "irlamp/bench/state" and m.json()["state"] == "idle", 20, what="bridge publishing"
+            )
+            time.sleep(2.0)  # start-up imports settle
             log(f"bridge bench: idle window {idle_s:.0f} s (broker {kind})")
             idle = _cpu_window(bridge.proc.pid, idle_s)
             poller = StatusPoller(daemon.status_file)
@@ -105,9 +106,11 @@ def run_bridge_bench(idle_s: float, running_s: float, out_path: Path | None, log
             poller.stop()
             latencies = []
             for message in ha.received("irlamp/bench/state"):
-                written = poller.seen.get(_key({**message.json(), "heartbeat_wall": 0,
-                                                "next_start_allowed_wall": None,
-                                                "pid": daemon.proc.pid}))
+                written = poller.seen.get(
+                    _key(
+                        {**message.json(), "heartbeat_wall": 0, "next_start_allowed_wall": None, "pid": daemon.proc.pid}
+                    )
+                )
                 if written is not None and message.json()["state"] == "running":
                     latencies.append(1000.0 * (message.at_wall - written))
         finally:
@@ -116,12 +119,21 @@ def run_bridge_bench(idle_s: float, running_s: float, out_path: Path | None, log
                     (part.stop if isinstance(part, StatusPoller) else part.close)()
             daemon.close()
             broker.stop()
-    results = {"broker": kind, "idle_s": idle_s, "running_s": running_s,
-               "cpu_percent": {"idle": idle, "running": running}, "rss_mb": rss_mb, "rss_peak_mb": hwm_mb,
-               "change_to_publish_ms": {**report.summarize(latencies), "n": len(latencies)},
-               "targets": {"cpu_percent_max": TARGET_CPU_PERCENT, "rss_mb_max": TARGET_RSS_MB,
-                           "met": max(idle, running) <= TARGET_CPU_PERCENT and hwm_mb <= TARGET_RSS_MB},
-               "errors": [] if latencies else ["no state message matched a status write"]}
+    results = {
+        "broker": kind,
+        "idle_s": idle_s,
+        "running_s": running_s,
+        "cpu_percent": {"idle": idle, "running": running},
+        "rss_mb": rss_mb,
+        "rss_peak_mb": hwm_mb,
+        "change_to_publish_ms": {**report.summarize(latencies), "n": len(latencies)},
+        "targets": {
+            "cpu_percent_max": TARGET_CPU_PERCENT,
+            "rss_mb_max": TARGET_RSS_MB,
+            "met": max(idle, running) <= TARGET_CPU_PERCENT and hwm_mb <= TARGET_RSS_MB,
+        },
+        "errors": [] if latencies else ["no state message matched a status write"],
+    }
     if out_path is not None:
         out_path.write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -131,14 +143,21 @@ def table(results: dict) -> str:
     if "cpu_percent" not in results:
         return "bridge bench: " + "; ".join(results["errors"])
     lat, cpu = results["change_to_publish_ms"], results["cpu_percent"]
-    rows = [(f"MQTT bridge (broker {results['broker']})", "measured", "target"),
-            (f"CPU idle, % of one core ({results['idle_s']:.0f} s)", f"{cpu['idle']:.2f}", f"<= {TARGET_CPU_PERCENT}"),
-            (f"CPU in a session, % of one core ({results['running_s']:.0f} s)", f"{cpu['running']:.2f}",
-             f"<= {TARGET_CPU_PERCENT}"),
-            ("RSS now / peak, MB", f"{results['rss_mb']:.1f} / {results['rss_peak_mb']:.1f}",
-             f"<= {TARGET_RSS_MB:.0f}"),
-            (f"status change -> on the broker, p50 / p99 / max ms [n={lat['n']}]",
-             f"{lat.get('p50', 0):.0f} / {lat.get('p99', 0):.0f} / {lat.get('max', 0):.0f}", "<= 1500")]
+    rows = [
+        (f"MQTT bridge (broker {results['broker']})", "measured", "target"),
+        (f"CPU idle, % of one core ({results['idle_s']:.0f} s)", f"{cpu['idle']:.2f}", f"<= {TARGET_CPU_PERCENT}"),
+        (
+            f"CPU in a session, % of one core ({results['running_s']:.0f} s)",
+            f"{cpu['running']:.2f}",
+            f"<= {TARGET_CPU_PERCENT}",
+        ),
+        ("RSS now / peak, MB", f"{results['rss_mb']:.1f} / {results['rss_peak_mb']:.1f}", f"<= {TARGET_RSS_MB:.0f}"),
+        (
+            f"status change -> on the broker, p50 / p99 / max ms [n={lat['n']}]",
+            f"{lat.get('p50', 0):.0f} / {lat.get('p99', 0):.0f} / {lat.get('max', 0):.0f}",
+            "<= 1500",
+        ),
+    ]
     return "\n".join(f"{a:<58}  {b:<14}  {c}" for a, b, c in rows)
 
 
@@ -148,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO / "bench" / "bridge_results.json"))
     args = parser.parse_args(argv)
     window_s = 3.0 if args.quick else 30.0
-    results = run_bridge_bench(window_s, window_s, Path(args.out),
-                               log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    results = run_bridge_bench(
+        window_s, window_s, Path(args.out), log=lambda msg: print(msg, file=sys.stderr, flush=True)
+    )
     print(table(results))
     return 1 if results["errors"] else 0
 

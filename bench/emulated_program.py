@@ -33,10 +33,12 @@ def install_emulated_sources(factory: MockFactory, seed: int = 1) -> None:
     bus, _, _ = noisy_bus(seed=seed, distance_mm=400.0, skin_c=33.0)
     shared = PoliteI2C(bus)
 
-    def emulated_sources(cfg):      # run.py's _real_sources, on the emulated bus
+    def emulated_sources(cfg):  # run.py's _real_sources, on the emulated bus
         budget = cfg.distance.timing_budget_ms
-        distance = ReopeningSource("distance", lambda: VL53L0XSource(
-            shared, timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0)))
+        distance = ReopeningSource(
+            "distance",
+            lambda: VL53L0XSource(shared, timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0)),
+        )
         skin = ReopeningSource("skin", lambda: MLX90614Source(shared))
         return distance, skin, factory
 
@@ -54,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     factory = MockFactory()
     install_emulated_sources(factory)
     button_pin = load_config(REPO / "config" / "lamp.yaml").gpio.button_pin
-    threading.Thread(target=press_on_stdin_lines, args=(factory.pin(button_pin), BUTTON_HELD_S),
-                     name="bench-keyboard", daemon=True).start()
+    threading.Thread(
+        target=press_on_stdin_lines, args=(factory.pin(button_pin), BUTTON_HELD_S), name="bench-keyboard", daemon=True
+    ).start()
     return cli.main(["run", "--config", config, *argv])
 
 

@@ -36,15 +36,15 @@ from drivers.vl53l0x import VL53L0XSource
 from bench.instruments import TimedDistance, TimedSkin, noisy_bus, now, timed_factory
 
 REPO = Path(__file__).resolve().parent.parent
-IN_BAND_MM = 400.0         # in the start band (330..460 mm with the defaults)
-TOO_CLOSE_MM = 250.0       # below min_mm 304.8
+IN_BAND_MM = 400.0  # in the start band (330..460 mm with the defaults)
+TOO_CLOSE_MM = 250.0  # below min_mm 304.8
 SKIN_START_C = 33.0
-OVERHEAT_C = 44.0          # at/above limit_c 43
-OFF_TIMEOUT_S = 2.0        # a relay not off this long after a hazard is reported as a miss
+OVERHEAT_C = 44.0  # at/above limit_c 43
+OFF_TIMEOUT_S = 2.0  # a relay not off this long after a hazard is reported as a miss
 START_TIMEOUT_S = 3.0
 
 # Only what makes >= 200 trials fit the time budget; every safety figure stays at its default.
-BENCH_OVERRIDES = {"distance": {"resume_after_s": 1.0}}   # the bound's minimum (default 3 s)
+BENCH_OVERRIDES = {"distance": {"resume_after_s": 1.0}}  # the bound's minimum (default 3 s)
 
 
 class BenchError(Exception):
@@ -59,8 +59,16 @@ def bench_config(extra: dict | None = None):
 class IrlampRig:
     """One complete daemon. `sources`: 'emulated' (real readers on emulated chips) or 'sim'."""
 
-    def __init__(self, cfg, state_dir: str | Path, *, seed: int = 0, sources: str = "emulated",
-                 journal_wrap=None, drain_timeout_s: float | None = None):
+    def __init__(
+        self,
+        cfg,
+        state_dir: str | Path,
+        *,
+        seed: int = 0,
+        sources: str = "emulated",
+        journal_wrap=None,
+        drain_timeout_s: float | None = None,
+    ):
         """`journal_wrap(journal)`: what the daemon gets instead of the journal (bench/slow_disk.py
         slows or blocks its writes); `drain_timeout_s`: how long close() lets the daemon's
         shutdown wait for the journal backlog (None: the daemon's default)."""
@@ -71,17 +79,21 @@ class IrlampRig:
         self.clock = RealClock()
         self.wake = threading.Event()
         self.stop = threading.Event()
-        self.gate = threading.Event()          # cleared: the loop freezes before its next step
+        self.gate = threading.Event()  # cleared: the loop freezes before its next step
         self.gate.set()
-        self.last_step_s = 0.0                 # perf_counter at the start of the latest step
-        self.steps: deque[tuple[float, float]] = deque(maxlen=20000)   # (start, end) of each step
+        self.last_step_s = 0.0  # perf_counter at the start of the latest step
+        self.steps: deque[tuple[float, float]] = deque(maxlen=20000)  # (start, end) of each step
         self.bus = self.vl53 = self.mlx = self.world = None
-        if sources == "emulated":              # as run.py's _real_sources, on the emulated bus
+        if sources == "emulated":  # as run.py's _real_sources, on the emulated bus
             self.bus, self.vl53, self.mlx = noisy_bus(seed=seed, distance_mm=IN_BAND_MM, skin_c=SKIN_START_C)
             shared = PoliteI2C(self.bus)
             budget_ms = cfg.distance.timing_budget_ms
-            distance = ReopeningSource("distance", lambda: VL53L0XSource(
-                shared, timing_budget_ms=budget_ms, io_timeout_s=max(0.1, 3 * budget_ms / 1000.0)))
+            distance = ReopeningSource(
+                "distance",
+                lambda: VL53L0XSource(
+                    shared, timing_budget_ms=budget_ms, io_timeout_s=max(0.1, 3 * budget_ms / 1000.0)
+                ),
+            )
             skin = ReopeningSource("skin", lambda: MLX90614Source(shared))
         elif sources == "sim":
             self.world = SimWorld(IN_BAND_MM, SKIN_START_C, seed=seed, monotonic=self.clock.monotonic)
@@ -89,9 +101,14 @@ class IrlampRig:
         else:
             raise ValueError(f"sources must be 'emulated' or 'sim', not {sources!r}")
         self.distance, self.skin = TimedDistance(distance), TimedSkin(skin)
-        self.hw = build_hardware(cfg, distance_source=self.distance, skin_source=self.skin,
-                                 monotonic=self.clock.monotonic, pin_factory=self.factory,
-                                 on_sample=self.wake.set)
+        self.hw = build_hardware(
+            cfg,
+            distance_source=self.distance,
+            skin_source=self.skin,
+            monotonic=self.clock.monotonic,
+            pin_factory=self.factory,
+            on_sample=self.wake.set,
+        )
         self.relay = self.factory.pin(cfg.gpio.relay_pin)
         self.button = self.factory.pin(cfg.gpio.button_pin)
         self.state_dir = Path(state_dir)
@@ -117,16 +134,24 @@ class IrlampRig:
             this_boot = boot_id()
             journal = Journal(self.state_dir, this_boot)
             used = self.journal_wrap(journal) if self.journal_wrap is not None else journal
-            daemon = Daemon(cfg, hw, clock, used, status_path=self.state_dir / "status.json",
-                            boot_id=this_boot, clock_synced=ClockSync(), notifier=SystemdNotifier(""),
-                            on_journal_commit=wake.set)
+            daemon = Daemon(
+                cfg,
+                hw,
+                clock,
+                used,
+                status_path=self.state_dir / "status.json",
+                boot_id=this_boot,
+                clock_synced=ClockSync(),
+                notifier=SystemdNotifier(""),
+                on_journal_commit=wake.set,
+            )
             start_threads(hw, cfg, clock)
             daemon.step()
             self.daemon = daemon
             self._ready.set()
 
             def gated_step() -> None:
-                if not self.gate.is_set():     # bench only: the loop is frozen here (stall trials)
+                if not self.gate.is_set():  # bench only: the loop is frozen here (stall trials)
                     self.gate.wait()
                     return
                 self.last_step_s = started = now()
@@ -139,7 +164,7 @@ class IrlampRig:
         finally:
             hw.output.set(False, "exit")
             try:
-                if daemon is not None:   # drains and closes the journal on the writer's thread
+                if daemon is not None:  # drains and closes the journal on the writer's thread
                     daemon.shutdown("bench", *(() if self.drain_timeout_s is None else (self.drain_timeout_s,)))
                 elif journal is not None:
                     journal.close()
@@ -190,15 +215,16 @@ class IrlampRig:
         for timeline in (self.distance.values, self.skin.values):
             if timeline.wait_for(t0 - 10.0, lambda v: True, START_TIMEOUT_S) is None:
                 raise BenchError("a sensor delivered no sample within 3 s of start")
-        time.sleep(0.05)                       # let the controller judge the first samples
+        time.sleep(0.05)  # let the controller judge the first samples
         t_press = now()
         self.button.drive_low()
-        time.sleep(0.1)                        # > bounce_ms
+        time.sleep(0.1)  # > bounce_ms
         self.button.drive_high()
         if self.relay.changes.wait_for(t_press, lambda on: on, START_TIMEOUT_S) is None:
             ctl = self.daemon.controller
-            raise BenchError(f"the session did not start (state {ctl.state}, refused {ctl.refused}, "
-                             f"faults {ctl.latched})")
+            raise BenchError(
+                f"the session did not start (state {ctl.state}, refused {ctl.refused}, faults {ctl.latched})"
+            )
 
     def step_around(self, t: float) -> tuple[float, float] | None:
         """The loop step (start, end) that was running at instant `t`, if any."""

@@ -26,9 +26,9 @@ from emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X
 
 now = time.perf_counter
 
-DISTANCE_NOISE_MM = 2.0   # VL53L0X repeatability at 30-50 cm (as drivers/sim_sensors.py)
-SKIN_NOISE_C = 0.03       # MLX90614 noise (as drivers/sim_sensors.py)
-HISTORY = 4096            # records kept per instrument (a few minutes at 33 ms)
+DISTANCE_NOISE_MM = 2.0  # VL53L0X repeatability at 30-50 cm (as drivers/sim_sensors.py)
+SKIN_NOISE_C = 0.03  # MLX90614 noise (as drivers/sim_sensors.py)
+HISTORY = 4096  # records kept per instrument (a few minutes at 33 ms)
 
 if time.get_clock_info("perf_counter").implementation != time.get_clock_info("monotonic").implementation:
     raise RuntimeError("the benchmark needs perf_counter and monotonic to be the same clock")
@@ -186,8 +186,9 @@ class NoisyMLX90614(EmulatedMLX90614):
         self.true_c = float(value)
 
 
-def noisy_bus(*, seed: int = 0, distance_mm: float = 400.0, skin_c: float = 33.0,
-              ambient_c: float = 24.0) -> tuple[EmulatedI2C, NoisyVL53L0X, NoisyMLX90614]:
+def noisy_bus(
+    *, seed: int = 0, distance_mm: float = 400.0, skin_c: float = 33.0, ambient_c: float = 24.0
+) -> tuple[EmulatedI2C, NoisyVL53L0X, NoisyMLX90614]:
     """Both sensors on one emulated bus, in real time (time.monotonic)."""
     vl53 = NoisyVL53L0X(seed=seed, distance_mm=distance_mm, monotonic=time.monotonic)
     mlx = NoisyMLX90614(seed=seed, object_c=skin_c, ambient_c=ambient_c)

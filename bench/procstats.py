@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-Command = Callable[[Path], list[str]]    # argv for a run whose scratch directory is the argument
+Command = Callable[[Path], list[str]]  # argv for a run whose scratch directory is the argument
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT_S = 15.0
@@ -30,7 +30,7 @@ class ProcessError(Exception):
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK    # utime, stime
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 def status_field_kb(pid: int, name: str) -> int:
@@ -99,8 +99,9 @@ class Program:
         env = {**os.environ, "NOTIFY_SOCKET": self.notified.path, "PYTHONUNBUFFERED": "1"}
         with open(self.stderr_path, "wb") as err:
             self.started_s = time.perf_counter()
-            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=err, env=env, cwd=self.cwd)
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=self.cwd
+            )
         return self
 
     def wait_ready(self) -> float:
@@ -122,8 +123,11 @@ class Program:
         wall1, cpu1 = time.perf_counter(), cpu_seconds(pid)
         if self.proc.poll() is not None:
             raise ProcessError(f"{self.argv[1:4]} exited during the CPU measurement: {self.stderr_tail()}")
-        return {"cpu_percent": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 3),
-                "cpu_s": round(cpu1 - cpu0, 3), "wall_s": round(wall1 - wall0, 3)}
+        return {
+            "cpu_percent": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 3),
+            "cpu_s": round(cpu1 - cpu0, 3),
+            "wall_s": round(wall1 - wall0, 3),
+        }
 
     def stderr_tail(self) -> str:
         try:
@@ -148,8 +152,9 @@ class Program:
         self.notified.close()
 
 
-def measure_program(command: Command, *, cwd: Path, idle_s: float, running_s: float,
-                    running_marker: str, settle_s: float = 1.0) -> dict:
+def measure_program(
+    command: Command, *, cwd: Path, idle_s: float, running_s: float, running_marker: str, settle_s: float = 1.0
+) -> dict:
     """Start-up, idle CPU, running-session CPU and peak RSS of one run of `command`.
 
     `running_marker` is the STATUS= text that proves the session is on (lamp lit).
@@ -163,14 +168,20 @@ def measure_program(command: Command, *, cwd: Path, idle_s: float, running_s: fl
             t_press = time.perf_counter()
             prog.send("space\n")
             if prog.notified.wait_for(running_marker, 5.0, after=t_press) is None:
-                raise ProcessError(f"{prog.argv[1:4]}: no '{running_marker}' status after a button press: "
-                                   f"{prog.stderr_tail()}")
+                raise ProcessError(
+                    f"{prog.argv[1:4]}: no '{running_marker}' status after a button press: {prog.stderr_tail()}"
+                )
             running = prog.cpu_percent_over(running_s)
             pid = prog.proc.pid
             rss_peak_kb = status_field_kb(pid, "VmHWM")
             threads = status_field_kb(pid, "Threads")
-        return {"startup_s": round(startup_s, 4), "idle": idle, "running": running,
-                "rss_peak_mb": round(rss_peak_kb / 1024.0, 2), "threads": threads}
+        return {
+            "startup_s": round(startup_s, 4),
+            "idle": idle,
+            "running": running,
+            "rss_peak_mb": round(rss_peak_kb / 1024.0, 2),
+            "threads": threads,
+        }
 
 
 def measure_startups(command: Command, *, cwd: Path, count: int) -> list[float]:
@@ -186,29 +197,43 @@ def measure_startups(command: Command, *, cwd: Path, count: int) -> list[float]:
 def irlamp_command(workdir: Path) -> list[str]:
     """`irlamp run --simulate` with its journal and status file in `workdir`."""
     import sys
+
     state, runtime = workdir / "state", workdir / "run"
     state.mkdir(exist_ok=True)
     runtime.mkdir(exist_ok=True)
     config = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
-    return [sys.executable, "-m", "controller.cli", "run", "--simulate", "--config", str(config),
-            "--state-dir", str(state), "--runtime-dir", str(runtime)]
+    return [
+        sys.executable,
+        "-m",
+        "controller.cli",
+        "run",
+        "--simulate",
+        "--config",
+        str(config),
+        "--state-dir",
+        str(state),
+        "--runtime-dir",
+        str(runtime),
+    ]
 
 
 def emulated_command(workdir: Path) -> list[str]:
     """`irlamp run` on the real readers over emulated chips (bench/emulated_program.py)."""
     import sys
+
     state, runtime = workdir / "state", workdir / "run"
     state.mkdir(exist_ok=True)
     runtime.mkdir(exist_ok=True)
-    return [sys.executable, "-m", "bench.emulated_program", "--state-dir", str(state),
-            "--runtime-dir", str(runtime)]
+    return [sys.executable, "-m", "bench.emulated_program", "--state-dir", str(state), "--runtime-dir", str(runtime)]
 
 
 def baseline_command(workdir: Path) -> list[str]:
     import sys
+
     return [sys.executable, "-m", "bench.baseline"]
 
 
 def sleeping_baseline_command(workdir: Path) -> list[str]:
     import sys
+
     return [sys.executable, "-m", "bench.baseline", "--sleeping"]

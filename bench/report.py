@@ -30,9 +30,13 @@ def summarize(values: list[float | None]) -> dict:
     numbers = sorted(v for v in values if v is not None)
     out: dict = {"n": len(numbers), "missing": sum(v is None for v in values)}
     if numbers:
-        out.update(p50=round(percentile(numbers, 50), 3), p99=round(percentile(numbers, 99), 3),
-                   max=round(numbers[-1], 3), min=round(numbers[0], 3),
-                   mean=round(sum(numbers) / len(numbers), 3))
+        out.update(
+            p50=round(percentile(numbers, 50), 3),
+            p99=round(percentile(numbers, 99), 3),
+            max=round(numbers[-1], 3),
+            min=round(numbers[0], 3),
+            mean=round(sum(numbers) / len(numbers), 3),
+        )
     return out
 
 
@@ -47,8 +51,9 @@ def latency_figures(trials: list[dict], kind: str) -> dict:
     cuts = [t["cut_by_sampler"] for t in mine if "cut_by_sampler" in t]
     if cuts:
         figures["cut_by_sampler"] = sum(cuts)
-    faults = sorted({code for t in mine for code in t.get("faults", [])} |
-                    {t["guard_trip"] for t in mine if t.get("guard_trip")})
+    faults = sorted(
+        {code for t in mine for code in t.get("faults", [])} | {t["guard_trip"] for t in mine if t.get("guard_trip")}
+    )
     if faults:
         figures["faults_latched"] = faults
     return figures
@@ -72,12 +77,19 @@ def machine_facts() -> dict:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count()
-    return {"cpu_model": model, "cpus_online": os.cpu_count(), "cpus_usable": usable,
-            "virtualised": " hypervisor" in flags, "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "kernel": platform.release(),
-            "arch": platform.machine(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "executable": sys.executable}
+    return {
+        "cpu_model": model,
+        "cpus_online": os.cpu_count(),
+        "cpus_usable": usable,
+        "virtualised": " hypervisor" in flags,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "executable": sys.executable,
+    }
 
 
 class LoadMeter:
@@ -91,7 +103,7 @@ class LoadMeter:
     def _snapshot() -> tuple[float, float, float]:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
         ticks = [int(x) for x in fields]
-        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)          # idle + iowait
+        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
         busy_s = (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal
         t = os.times()
         ours_s = t.user + t.system + t.children_user + t.children_system
@@ -102,9 +114,12 @@ class LoadMeter:
         busy0, ours0, wall0 = self.start
         busy1, ours1, wall1 = self._snapshot()
         wall = max(wall1 - wall0, 1e-9)
-        return {"wall_s": round(wall, 1), "machine_busy_percent": round(100 * (busy1 - busy0) / wall, 1),
-                "bench_percent": round(100 * (ours1 - ours0) / wall, 1),
-                "others_percent": round(100 * max(0.0, (busy1 - busy0) - (ours1 - ours0)) / wall, 1)}
+        return {
+            "wall_s": round(wall, 1),
+            "machine_busy_percent": round(100 * (busy1 - busy0) / wall, 1),
+            "bench_percent": round(100 * (ours1 - ours0) / wall, 1),
+            "others_percent": round(100 * max(0.0, (busy1 - busy0) - (ours1 - ours0)) / wall, 1),
+        }
 
 
 # -- targets ----------------------------------------------------------------------------------
@@ -124,39 +139,83 @@ def check_targets(results: dict) -> list[dict]:
 
     idle, base_idle = irl["cpu_percent"]["idle"], sleeping["cpu_percent"]["idle"]
     add("CPU idle, % of one core", "<= 0.3 %", idle, 0.3)
-    add("CPU idle, irlamp minus the sleeping baseline, % of one core", "<= 0 (not above the baseline's)",
-        None if idle is None or base_idle is None else round(idle - base_idle, 3), 0.0)
+    add(
+        "CPU idle, irlamp minus the sleeping baseline, % of one core",
+        "<= 0 (not above the baseline's)",
+        None if idle is None or base_idle is None else round(idle - base_idle, 3),
+        0.0,
+    )
     add("CPU in a session, % of one core", "<= 1.0 %", irl["cpu_percent"]["running"], 1.0)
-    add("distance: sample -> off, p99 ms, quiet machine", "<= 1 ms",
-        hz["distance"].get("sample_to_off", {}).get("p99"), 1.0)
-    add("distance: sample -> off, p99 ms, loaded machine", "<= 2 ms",
-        hz["distance" + "_loaded"].get("sample_to_off", {}).get("p99"), 2.0)
+    add(
+        "distance: sample -> off, p99 ms, quiet machine",
+        "<= 1 ms",
+        hz["distance"].get("sample_to_off", {}).get("p99"),
+        1.0,
+    )
+    add(
+        "distance: sample -> off, p99 ms, loaded machine",
+        "<= 2 ms",
+        hz["distance" + "_loaded"].get("sample_to_off", {}).get("p99"),
+        2.0,
+    )
     stall = irl["stall_to_off_ms"]
-    add("loop's last confirmation -> off, max ms", "<= 500 ms",
-        stall["loop_frozen"].get("last_confirm_to_off", {}).get("max"), 500.0)
+    add(
+        "loop's last confirmation -> off, max ms",
+        "<= 500 ms",
+        stall["loop_frozen"].get("last_confirm_to_off", {}).get("max"),
+        500.0,
+    )
     add("peak RSS, MB", "<= 30 MB", irl["rss_mb"], 30.0)
     add("start-up to READY=1 on real readers, s (max of runs)", "<= 0.5 s", irl["startup_s"].get("max"), 0.5)
     # watched since earlier issues
-    add("overheat: sample -> off, p99 ms", "<= 2 ms", hz["overheat"].get("sample_to_off", {}).get("p99"), 2.0,
-        "earlier target")
-    add("distance: physical onset -> off, p99 ms", f"<= one period + 2 ms = {period_ms + 2:.1f} ms",
-        hz["distance"].get("onset_to_off", {}).get("p99"), period_ms + 2.0, "earlier target")
+    add(
+        "overheat: sample -> off, p99 ms",
+        "<= 2 ms",
+        hz["overheat"].get("sample_to_off", {}).get("p99"),
+        2.0,
+        "earlier target",
+    )
+    add(
+        "distance: physical onset -> off, p99 ms",
+        f"<= one period + 2 ms = {period_ms + 2:.1f} ms",
+        hz["distance"].get("onset_to_off", {}).get("p99"),
+        period_ms + 2.0,
+        "earlier target",
+    )
     tight = stall.get("loop_frozen_deadline_0.4", {})
     if tight.get("trials"):
-        add("  loop frozen with loop.guard_deadline_s 0.4, max ms from the last confirmation", "<= 500 ms",
-            tight.get("last_confirm_to_off", {}).get("max"), 500.0, "what-if, not the default config")
+        add(
+            "  loop frozen with loop.guard_deadline_s 0.4, max ms from the last confirmation",
+            "<= 500 ms",
+            tight.get("last_confirm_to_off", {}).get("max"),
+            500.0,
+            "what-if, not the default config",
+        )
     for name in ("read_hangs", "bus_stuck"):
-        add(f"{name.replace('_', ' ')} -> off, max ms", "<= 500 ms",
-            stall[name].get("onset_to_off", {}).get("max"), 500.0, "earlier target")
+        add(
+            f"{name.replace('_', ' ')} -> off, max ms",
+            "<= 500 ms",
+            stall[name].get("onset_to_off", {}).get("max"),
+            500.0,
+            "earlier target",
+        )
     disk = (results.get("slow_disk") or {}).get("figures")
     if disk:
         slow, never = disk["commit_1s"], disk["commit_never"]
         add("slow disk (1 s per commit): guard trips", "0", slow["guard_trips"] if slow["trials"] else None, 0)
-        add("slow disk (1 s per commit): loop step p99, ms (worst session)", "<= 5 ms",
-            slow["loop_step_p99_ms_worst"], 5.0)
+        add(
+            "slow disk (1 s per commit): loop step p99, ms (worst session)",
+            "<= 5 ms",
+            slow["loop_step_p99_ms_worst"],
+            5.0,
+        )
         if never["trials"]:
-            add("stuck disk -> journal_stalled, max s", f"<= {never['bound_s']:g} s (checkpoint + stall bound)",
-                never["stuck_to_journal_stalled_s"].get("max"), never["bound_s"])
+            add(
+                "stuck disk -> journal_stalled, max s",
+                f"<= {never['bound_s']:g} s (checkpoint + stall bound)",
+                never["stuck_to_journal_stalled_s"].get("max"),
+                never["bound_s"],
+            )
     return rows
 
 
@@ -175,7 +234,8 @@ def slow_disk_lines(disk: dict) -> list[str]:
         f"start press -> lamp on p50 {_fmt(start.get('p50'))} ms (includes the start's commit)",
         f"stuck disk (a commit never returns)  [n={never['trials']}]: stuck -> journal_stalled, lamp off "
         f"p50/max {_fmt(stuck.get('p50'))} / {_fmt(stuck.get('max'))} s (bound {_fmt(never['bound_s'])} s), "
-        f"guard trips {never['guard_trips']}, then a start is refused: {', '.join(never['start_refused']) or '-'}"]
+        f"guard trips {never['guard_trips']}, then a start is refused: {', '.join(never['start_refused']) or '-'}",
+    ]
 
 
 # -- a Raspberry Pi -----------------------------------------------------------------------------
@@ -186,8 +246,8 @@ PI_MODELS = {
     "pi4": {"name": "Raspberry Pi 4 (Cortex-A72 @ 1.5 GHz)", "cpu_factor": 4.0, "range": [3.0, 6.0]},
     "pi_zero_2w": {"name": "Raspberry Pi Zero 2 W (Cortex-A53 @ 1.0 GHz)", "cpu_factor": 12.0, "range": [9.0, 18.0]},
 }
-I2C_HZ = 50_000            # the MLX90614 needs the Pi's bus at <= 50 kHz (drivers/mlx90614.py)
-I2C_MESSAGE_OVERHEAD_S = 50e-6   # i2c-dev ioctl + controller interrupt per transfer (assumed)
+I2C_HZ = 50_000  # the MLX90614 needs the Pi's bus at <= 50 kHz (drivers/mlx90614.py)
+I2C_MESSAGE_OVERHEAD_S = 50e-6  # i2c-dev ioctl + controller interrupt per transfer (assumed)
 
 
 def i2c_transfer_s(write_bytes: int, read_bytes: int) -> float:
@@ -208,9 +268,14 @@ def vl53l0x_after_ready_s() -> dict:
     result = i2c_transfer_s(1, RESULT_BLOCK_LENGTH)
     clear = i2c_transfer_s(2, 0)
     skin_read = 2 * i2c_transfer_s(1, 3)
-    return {"poll_s": poll, "result_s": result, "clear_s": clear, "skin_read_s": skin_read,
-            "worst_s": POLL_INTERVAL_S + 2 * poll + result + clear + skin_read,
-            "typical_s": POLL_INTERVAL_S / 2 + poll + result + clear}
+    return {
+        "poll_s": poll,
+        "result_s": result,
+        "clear_s": clear,
+        "skin_read_s": skin_read,
+        "worst_s": POLL_INTERVAL_S + 2 * poll + result + clear + skin_read,
+        "typical_s": POLL_INTERVAL_S / 2 + poll + result + clear,
+    }
 
 
 def pi_estimates(results: dict) -> dict:
@@ -219,8 +284,13 @@ def pi_estimates(results: dict) -> dict:
     hz = irl["hazard_to_off_ms"]
     bus = vl53l0x_after_ready_s()
     dist = hz["distance"]
-    out = {"assumptions": {"i2c_hz": I2C_HZ, "i2c_message_overhead_us": I2C_MESSAGE_OVERHEAD_S * 1e6,
-                           "vl53l0x_ready_to_sample_ms": {k: round(v * 1000, 3) for k, v in bus.items()}}}
+    out = {
+        "assumptions": {
+            "i2c_hz": I2C_HZ,
+            "i2c_message_overhead_us": I2C_MESSAGE_OVERHEAD_S * 1e6,
+            "vl53l0x_ready_to_sample_ms": {k: round(v * 1000, 3) for k, v in bus.items()},
+        }
+    }
     for key, model in PI_MODELS.items():
         f = model["cpu_factor"]
         est: dict = {"name": model["name"], "cpu_factor": f, "cpu_factor_range": model["range"]}
@@ -233,14 +303,14 @@ def pi_estimates(results: dict) -> dict:
         onset_to_ready = dist.get("onset_to_ready", {}).get("p99")
         if onset_to_ready is not None and est["distance_sample_to_off_p99_ms"] is not None:
             est["distance_onset_to_off_p99_ms"] = round(
-                onset_to_ready + bus["worst_s"] * 1000 + est["distance_sample_to_off_p99_ms"], 3)
+                onset_to_ready + bus["worst_s"] * 1000 + est["distance_sample_to_off_p99_ms"], 3
+            )
         stall = irl["stall_to_off_ms"]["loop_frozen"].get("last_confirm_to_off", {}).get("max")
         est["stall_to_off_max_ms"] = None if stall is None else round(stall + 2.0 * f, 1)
         est["cpu_percent_idle"] = scaled(irl["cpu_percent"]["idle"])
         est["cpu_percent_running"] = scaled(irl["cpu_percent"]["running"])
         est["cpu_percent_idle_sleeping_baseline"] = scaled(results["baseline_sleeping"]["cpu_percent"]["idle"])
-        est["distance_sample_to_off_p99_ms_loaded"] = scaled(
-            hz["distance_loaded"].get("sample_to_off", {}).get("p99"))
+        est["distance_sample_to_off_p99_ms_loaded"] = scaled(hz["distance_loaded"].get("sample_to_off", {}).get("p99"))
         est["rss_mb"] = irl["rss_mb"]
         est["startup_s_warm_cache"] = scaled(irl["startup_s"].get("p50"))
         out[key] = est
@@ -271,88 +341,170 @@ def table(results: dict) -> str:
     irl, sleep, busy = results["irlamp"], results["baseline_sleeping"], results["baseline_busy"]
     rs, rb = results["ratios"]["vs_sleeping"], results["ratios"]["vs_busy"]
     m = results["machine"]
-    lines = [f"irlamp benchmark - {m['date']} - {m['cpu_model']}, {m['cpus_usable']} cores"
-             f"{' (VM)' if m['virtualised'] else ''}, Python {m['python']}, kernel {m['kernel']}",
-             f"distance sample period {results['config']['distance_period_ms']:.1f} ms (emulated VL53L0X), "
-             f"skin period {results['config']['skin_period_ms']:.0f} ms; idle rate periods "
-             f"{' / '.join(f'{p * 1000:.0f}' for p in results['config']['idle_periods_s'])} ms", ""]
-    rows = [("figure (latencies: p50 / p99 / max ms)", "irlamp", "sleeping baseline", "busy baseline",
-             "/sleeping", "/busy")]
+    lines = [
+        f"irlamp benchmark - {m['date']} - {m['cpu_model']}, {m['cpus_usable']} cores"
+        f"{' (VM)' if m['virtualised'] else ''}, Python {m['python']}, kernel {m['kernel']}",
+        f"distance sample period {results['config']['distance_period_ms']:.1f} ms (emulated VL53L0X), "
+        f"skin period {results['config']['skin_period_ms']:.0f} ms; idle rate periods "
+        f"{' / '.join(f'{p * 1000:.0f}' for p in results['config']['idle_periods_s'])} ms",
+        "",
+    ]
+    rows = [
+        ("figure (latencies: p50 / p99 / max ms)", "irlamp", "sleeping baseline", "busy baseline", "/sleeping", "/busy")
+    ]
 
     def row(label, key_fn, ratio_key=None):
-        rows.append((label, *(key_fn(p) for p in (irl, sleep, busy)),
-                     _fmt(rs.get(ratio_key)) if ratio_key else "", _fmt(rb.get(ratio_key)) if ratio_key else ""))
+        rows.append(
+            (
+                label,
+                *(key_fn(p) for p in (irl, sleep, busy)),
+                _fmt(rs.get(ratio_key)) if ratio_key else "",
+                _fmt(rb.get(ratio_key)) if ratio_key else "",
+            )
+        )
 
-    for kind, label in (("distance", "distance"), ("distance_loaded", "distance, loaded machine"),
-                        ("overheat", "overheat")):
+    for kind, label in (
+        ("distance", "distance"),
+        ("distance_loaded", "distance, loaded machine"),
+        ("overheat", "overheat"),
+    ):
         n = "/".join(str(p["hazard_to_off_ms"][kind]["trials"]) for p in (irl, sleep, busy))
-        row(f"{label}: sample -> off  [n={n}]", lambda p, k=kind: _lat(p["hazard_to_off_ms"][k], "sample_to_off"),
-            f"{kind}_sample_to_off_p99")
-        row(f"{label}: onset -> off", lambda p, k=kind: _lat(p["hazard_to_off_ms"][k], "onset_to_off"),
-            f"{kind}_onset_to_off_p99")
+        row(
+            f"{label}: sample -> off  [n={n}]",
+            lambda p, k=kind: _lat(p["hazard_to_off_ms"][k], "sample_to_off"),
+            f"{kind}_sample_to_off_p99",
+        )
+        row(
+            f"{label}: onset -> off",
+            lambda p, k=kind: _lat(p["hazard_to_off_ms"][k], "onset_to_off"),
+            f"{kind}_onset_to_off_p99",
+        )
     cuts = irl["hazard_to_off_ms"]["distance"].get("cut_by_sampler")
     if cuts is not None:
-        rows.append((f"  cut by the sampler itself (not a loop step): {cuts} of "
-                     f"{irl['hazard_to_off_ms']['distance']['trials']}", "", "", "", "", ""))
-    row("distance: chip data-ready -> off", lambda p: _lat(p["hazard_to_off_ms"]["distance"], "ready_to_off"),
-        "distance_ready_to_off_p99")
+        rows.append(
+            (
+                f"  cut by the sampler itself (not a loop step): {cuts} of "
+                f"{irl['hazard_to_off_ms']['distance']['trials']}",
+                "",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+    row(
+        "distance: chip data-ready -> off",
+        lambda p: _lat(p["hazard_to_off_ms"]["distance"], "ready_to_off"),
+        "distance_ready_to_off_p99",
+    )
     st = irl["stall_to_off_ms"]
-    row(f"loop frozen -> off, from the freeze  [n={st['loop_frozen']['trials']}]",
-        lambda p: _lat(p["stall_to_off_ms"]["loop_frozen"], "onset_to_off"), "stall_to_off")
-    rows.append(("  from the loop's last confirmation", _lat(st["loop_frozen"], "last_confirm_to_off"),
-                 "", "", "", ""))
+    row(
+        f"loop frozen -> off, from the freeze  [n={st['loop_frozen']['trials']}]",
+        lambda p: _lat(p["stall_to_off_ms"]["loop_frozen"], "onset_to_off"),
+        "stall_to_off",
+    )
+    rows.append(("  from the loop's last confirmation", _lat(st["loop_frozen"], "last_confirm_to_off"), "", "", "", ""))
     tight = st.get("loop_frozen_deadline_0.4", {})
     if tight.get("trials"):
-        rows.append((f"  what-if guard_deadline_s 0.4, from the last confirmation  [n={tight['trials']}]",
-                     _lat(tight, "last_confirm_to_off"), "", "", "", ""))
-    rows.append((f"distance read hangs -> off  [n={st['read_hangs']['trials']}]",
-                 _lat(st["read_hangs"], "onset_to_off"), "", "", "", ""))
-    row(f"I2C bus stuck -> off  [n={st['bus_stuck']['trials']}]",
-        lambda p: _lat(p["stall_to_off_ms"]["bus_stuck"], "onset_to_off"), "hang_to_off")
+        rows.append(
+            (
+                f"  what-if guard_deadline_s 0.4, from the last confirmation  [n={tight['trials']}]",
+                _lat(tight, "last_confirm_to_off"),
+                "",
+                "",
+                "",
+                "",
+            )
+        )
+    rows.append(
+        (
+            f"distance read hangs -> off  [n={st['read_hangs']['trials']}]",
+            _lat(st["read_hangs"], "onset_to_off"),
+            "",
+            "",
+            "",
+            "",
+        )
+    )
+    row(
+        f"I2C bus stuck -> off  [n={st['bus_stuck']['trials']}]",
+        lambda p: _lat(p["stall_to_off_ms"]["bus_stuck"], "onset_to_off"),
+        "hang_to_off",
+    )
     row("CPU idle, % of one core", lambda p: _fmt(p["cpu_percent"]["idle"]), "cpu_idle")
     row("CPU in a session, % of one core", lambda p: _fmt(p["cpu_percent"]["running"]), "cpu_running")
     loop = irl.get("loop") or {}
     if loop.get("steps_per_s") and loop.get("step_ms", {}).get("n"):
         sm = loop["step_ms"]
-        rows.append((f"  irlamp loop in a session: {loop['steps_per_s']:.0f} steps/s, step ms",
-                     f"{_fmt(sm['p50'])} / {_fmt(sm['p99'])} / {_fmt(sm['max'])}", "", "", "", ""))
+        rows.append(
+            (
+                f"  irlamp loop in a session: {loop['steps_per_s']:.0f} steps/s, step ms",
+                f"{_fmt(sm['p50'])} / {_fmt(sm['p99'])} / {_fmt(sm['max'])}",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
     row("peak RSS (VmHWM), MB", lambda p: _fmt(p["rss_mb"]), "rss")
-    row(f"start-up to READY=1, s (p50 / max of {irl['startup_s'].get('n', 0)})",
-        lambda p: f"{_fmt(p['startup_s'].get('p50'))} / {_fmt(p['startup_s'].get('max'))}", "startup")
+    row(
+        f"start-up to READY=1, s (p50 / max of {irl['startup_s'].get('n', 0)})",
+        lambda p: f"{_fmt(p['startup_s'].get('p50'))} / {_fmt(p['startup_s'].get('max'))}",
+        "startup",
+    )
     wake = results["platform"]["thread_wake_ms"]
     if wake.get("n"):
-        rows.append((f"platform: thread wake-up (Event.set -> waiter)  [n={wake['n']}]",
-                     f"{_fmt(wake['p50'])} / {_fmt(wake['p99'])} / {_fmt(wake['max'])}", "", "", "", ""))
+        rows.append(
+            (
+                f"platform: thread wake-up (Event.set -> waiter)  [n={wake['n']}]",
+                f"{_fmt(wake['p50'])} / {_fmt(wake['p99'])} / {_fmt(wake['max'])}",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(6)]
     for i, cells in enumerate(rows):
         lines.append("  ".join(cell.ljust(widths[j]) for j, cell in enumerate(cells)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     load = results["platform"]["load"]
-    lines.append("machine load, % of one core (whole machine / this bench / others): " + "; ".join(
-        f"{name.split('_', 1)[0]} {v['machine_busy_percent']:.0f}/{v['bench_percent']:.0f}/{v['others_percent']:.0f}"
-        for name, v in load.items()))
+    lines.append(
+        "machine load, % of one core (whole machine / this bench / others): "
+        + "; ".join(
+            f"{name.split('_', 1)[0]} {v['machine_busy_percent']:.0f}/"
+            f"{v['bench_percent']:.0f}/{v['others_percent']:.0f}"
+            for name, v in load.items()
+        )
+    )
     if (results.get("slow_disk") or {}).get("figures"):
         lines += [""] + slow_disk_lines(results["slow_disk"]["figures"])
     lines += ["", "targets (this machine; irlamp on its real readers over emulated chips):"]
     for t in results["targets"]:
         mark = {True: "met ", False: "MISS", None: "n/a "}[t["met"]]
-        lines.append(f"  [{mark}] {t['figure']}: {_fmt(t['measured'])} (target {t['target']})"
-                     + (f" - {t['note']}" if t["note"] else ""))
+        lines.append(
+            f"  [{mark}] {t['figure']}: {_fmt(t['measured'])} (target {t['target']})"
+            + (f" - {t['note']}" if t["note"] else "")
+        )
     lines += ["", "Raspberry Pi estimates (scaled, not measured; see bench/README.md):"]
     pi = results["pi_estimate"]
     for key in PI_MODELS:
         e = pi[key]
         lines.append(f"  {e['name']}: CPU x{e['cpu_factor']:g} slower per core")
-        lines.append(f"    sample -> off p99 {_fmt(e['distance_sample_to_off_p99_ms'])} ms (distance; "
-                     f"{_fmt(e['distance_sample_to_off_p99_ms_loaded'])} ms loaded), "
-                     f"{_fmt(e['overheat_sample_to_off_p99_ms'])} ms (skin); distance onset -> off p99 "
-                     f"{_fmt(e.get('distance_onset_to_off_p99_ms'))} ms incl. I2C at {I2C_HZ // 1000} kHz")
-        lines.append(f"    last confirmation -> off max {_fmt(e['stall_to_off_max_ms'])} ms; CPU idle "
-                     f"{_fmt(e['cpu_percent_idle'])} % (sleeping baseline "
-                     f"{_fmt(e['cpu_percent_idle_sleeping_baseline'])} %), "
-                     f"in a session {_fmt(e['cpu_percent_running'])} %; "
-                     f"RSS ~{_fmt(e['rss_mb'])} MB; start-up ~{_fmt(e['startup_s_warm_cache'])} s (warm cache)")
+        lines.append(
+            f"    sample -> off p99 {_fmt(e['distance_sample_to_off_p99_ms'])} ms (distance; "
+            f"{_fmt(e['distance_sample_to_off_p99_ms_loaded'])} ms loaded), "
+            f"{_fmt(e['overheat_sample_to_off_p99_ms'])} ms (skin); distance onset -> off p99 "
+            f"{_fmt(e.get('distance_onset_to_off_p99_ms'))} ms incl. I2C at {I2C_HZ // 1000} kHz"
+        )
+        lines.append(
+            f"    last confirmation -> off max {_fmt(e['stall_to_off_max_ms'])} ms; CPU idle "
+            f"{_fmt(e['cpu_percent_idle'])} % (sleeping baseline "
+            f"{_fmt(e['cpu_percent_idle_sleeping_baseline'])} %), "
+            f"in a session {_fmt(e['cpu_percent_running'])} %; "
+            f"RSS ~{_fmt(e['rss_mb'])} MB; start-up ~{_fmt(e['startup_s_warm_cache'])} s (warm cache)"
+        )
     if results.get("errors"):
         lines += ["", "ERRORS:"] + [f"  {e}" for e in results["errors"]]
     return "\n".join(lines)

@@ -28,56 +28,81 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:           # `python bench/run.py` puts bench/ first, not the repo
+if str(REPO) not in sys.path:  # `python bench/run.py` puts bench/ first, not the repo
     sys.path.insert(0, str(REPO))
 
 from bench import report  # noqa: E402
-from bench.procstats import (baseline_command, emulated_command, measure_program,  # noqa: E402
-                             measure_startups, sleeping_baseline_command)
+from bench.procstats import (  # noqa: E402
+    baseline_command,
+    emulated_command,
+    measure_program,
+    measure_startups,
+    sleeping_baseline_command,
+)
 
 BASELINES = {"baseline_busy": ([], baseline_command), "baseline_sleeping": (["--sleeping"], sleeping_baseline_command)}
 
 
 @dataclass(frozen=True)
 class Plan:
-    startups: int                               # fresh starts of irlamp (phase 0)
-    baseline_startups: int                      # fresh starts of each baseline
-    idle_s: float                               # irlamp's CPU measurement windows
+    startups: int  # fresh starts of irlamp (phase 0)
+    baseline_startups: int  # fresh starts of each baseline
+    idle_s: float  # irlamp's CPU measurement windows
     running_s: float
-    baseline_cpu_s: float                       # each baseline's CPU windows (idle and running)
+    baseline_cpu_s: float  # each baseline's CPU windows (idle and running)
     settle_s: float
-    side_workers: tuple[tuple[str, ...], ...]   # beside phase 1: KIND=N items (bench.trials)
+    side_workers: tuple[tuple[str, ...], ...]  # beside phase 1: KIND=N items (bench.trials)
     distance_workers: tuple[tuple[str, ...], ...]  # phase 2
-    loaded: tuple[str, ...]                     # phase 3, irlamp under two CPU burners
-    baseline_loaded: tuple[str, ...]            # phase 3, the sleeping baseline under them
-    baseline_trials: tuple[str, ...]            # KIND=N items (bench.baseline trials), each baseline
-    baseline_never_s: float                     # how long a baseline stall/hang waits for an off
+    loaded: tuple[str, ...]  # phase 3, irlamp under two CPU burners
+    baseline_loaded: tuple[str, ...]  # phase 3, the sleeping baseline under them
+    baseline_trials: tuple[str, ...]  # KIND=N items (bench.baseline trials), each baseline
+    baseline_never_s: float  # how long a baseline stall/hang waits for an off
     burners: int = 2
-    slow_disk: tuple[str, ...] = ("--full",)    # bench.slow_disk arguments ('--quick' or '--full')
+    slow_disk: tuple[str, ...] = ("--full",)  # bench.slow_disk arguments ('--quick' or '--full')
 
 
-FULL = Plan(startups=5, baseline_startups=3, idle_s=30.0, running_s=30.0, baseline_cpu_s=15.0, settle_s=2.0,
-            side_workers=(("overheat=80", "stall=20", "stall_tight=10"),
-                          ("overheat=80", "hang_distance=15", "hang_bus=10", "thread_wake=1000")),
-            distance_workers=(("distance=60",), ("distance=60",)),
-            loaded=("distance=60",), baseline_loaded=("distance=100",),
-            baseline_trials=("distance=150", "overheat=150", "stall=3", "hang=3"),
-            baseline_never_s=1.5)
+FULL = Plan(
+    startups=5,
+    baseline_startups=3,
+    idle_s=30.0,
+    running_s=30.0,
+    baseline_cpu_s=15.0,
+    settle_s=2.0,
+    side_workers=(
+        ("overheat=80", "stall=20", "stall_tight=10"),
+        ("overheat=80", "hang_distance=15", "hang_bus=10", "thread_wake=1000"),
+    ),
+    distance_workers=(("distance=60",), ("distance=60",)),
+    loaded=("distance=60",),
+    baseline_loaded=("distance=100",),
+    baseline_trials=("distance=150", "overheat=150", "stall=3", "hang=3"),
+    baseline_never_s=1.5,
+)
 
-QUICK = Plan(startups=1, baseline_startups=1, idle_s=0.3, running_s=0.3, baseline_cpu_s=0.3, settle_s=0.2,
-             side_workers=(("overheat=2", "stall=1", "stall_tight=1", "hang_distance=1", "hang_bus=1",
-                            "thread_wake=20"),),
-             distance_workers=(("distance=2",),), loaded=("distance=2",), baseline_loaded=("distance=2",),
-             baseline_trials=("distance=2", "overheat=2", "stall=1", "hang=1"),
-             baseline_never_s=0.5, slow_disk=("--quick",))
+QUICK = Plan(
+    startups=1,
+    baseline_startups=1,
+    idle_s=0.3,
+    running_s=0.3,
+    baseline_cpu_s=0.3,
+    settle_s=0.2,
+    side_workers=(("overheat=2", "stall=1", "stall_tight=1", "hang_distance=1", "hang_bus=1", "thread_wake=20"),),
+    distance_workers=(("distance=2",),),
+    loaded=("distance=2",),
+    baseline_loaded=("distance=2",),
+    baseline_trials=("distance=2", "overheat=2", "stall=1", "hang=1"),
+    baseline_never_s=0.5,
+    slow_disk=("--quick",),
+)
 
 WORKER_TIMEOUT_S = 300.0
 LOADED = "_loaded"
 
 
 def _spawn(argv: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *argv], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _collect(proc: subprocess.Popen, label: str, errors: list[str]) -> dict:
@@ -106,7 +131,7 @@ class Burners:
 
     def __enter__(self) -> Burners:
         self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(self.count)]
-        time.sleep(0.5)                 # running at full tilt before the trials begin
+        time.sleep(0.5)  # running at full tilt before the trials begin
         return self
 
     def __exit__(self, *exc) -> None:
@@ -122,9 +147,16 @@ def _program_figures(run: dict | None, startups: list[float], errors: list[str],
     startup = report.summarize(startups)
     startup["samples"] = startups
     startup["during_cpu_run"] = run["startup_s"]
-    return {"cpu_percent": {"idle": run["idle"].get("cpu_percent"), "running": run["running"].get("cpu_percent"),
-                            "windows": {"idle": run["idle"], "running": run["running"]}},
-            "rss_mb": run["rss_peak_mb"], "threads": run["threads"], "startup_s": startup}
+    return {
+        "cpu_percent": {
+            "idle": run["idle"].get("cpu_percent"),
+            "running": run["running"].get("cpu_percent"),
+            "windows": {"idle": run["idle"], "running": run["running"]},
+        },
+        "rss_mb": run["rss_peak_mb"],
+        "threads": run["threads"],
+        "startup_s": startup,
+    }
 
 
 STALL_FIGURES = ("loop_frozen", "loop_frozen_deadline_0.4", "read_hangs", "bus_stuck")
@@ -132,8 +164,10 @@ STALL_FIGURES = ("loop_frozen", "loop_frozen_deadline_0.4", "read_hangs", "bus_s
 
 def _latency_figures(trials: list[dict], kinds: dict[str, str]) -> tuple[dict, dict]:
     """(hazard_to_off_ms, stall_to_off_ms) from trial records; `kinds` maps figure -> trial kind."""
-    hazard = {name: report.latency_figures(trials, kinds.get(name, "none"))
-              for name in ("distance", "overheat", "distance" + LOADED)}
+    hazard = {
+        name: report.latency_figures(trials, kinds.get(name, "none"))
+        for name in ("distance", "overheat", "distance" + LOADED)
+    }
     stall = {name: report.latency_figures(trials, kinds.get(name, "none")) for name in STALL_FIGURES}
     return hazard, stall
 
@@ -153,13 +187,15 @@ def _ratios(irl: dict, base: dict) -> dict:
     for kind in ("distance", "overheat", "distance" + LOADED):
         for field in ("sample_to_off", "onset_to_off", "ready_to_off"):
             a, b = hi[kind].get(field, {}).get("p99"), hb[kind].get(field, {}).get("p99")
-            if a is not None and b is not None:      # a baseline not measured there has no ratio
+            if a is not None and b is not None:  # a baseline not measured there has no ratio
                 out[f"{kind}_{field}_p99"] = _ratio(a, b)
     si, sb = irl["stall_to_off_ms"], base["stall_to_off_ms"]
-    out["stall_to_off"] = _ratio(si["loop_frozen"].get("onset_to_off", {}).get("max"),
-                                 sb["loop_frozen"].get("onset_to_off", {}).get("max"))
-    out["hang_to_off"] = _ratio(si["bus_stuck"].get("onset_to_off", {}).get("max"),
-                                sb["bus_stuck"].get("onset_to_off", {}).get("max"))
+    out["stall_to_off"] = _ratio(
+        si["loop_frozen"].get("onset_to_off", {}).get("max"), sb["loop_frozen"].get("onset_to_off", {}).get("max")
+    )
+    out["hang_to_off"] = _ratio(
+        si["bus_stuck"].get("onset_to_off", {}).get("max"), sb["bus_stuck"].get("onset_to_off", {}).get("max")
+    )
     out["cpu_idle"] = _ratio(irl["cpu_percent"]["idle"], base["cpu_percent"]["idle"])
     out["cpu_running"] = _ratio(irl["cpu_percent"]["running"], base["cpu_percent"]["running"])
     out["rss"] = _ratio(irl["rss_mb"], base["rss_mb"])
@@ -186,28 +222,38 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
 
     log(f"phase 1: irlamp CPU/RSS (real readers, emulated chips) beside {len(plan.side_workers)} latency workers")
     meter = report.LoadMeter()
-    workers = [_spawn(["-m", "bench.trials", *items, "--seed", str(i + 1)])
-               for i, items in enumerate(plan.side_workers)]
+    workers = [
+        _spawn(["-m", "bench.trials", *items, "--seed", str(i + 1)]) for i, items in enumerate(plan.side_workers)
+    ]
     irl_run = _measure(emulated_command, plan.idle_s, plan.running_s, plan, errors, "irlamp")
     irl_data = [_collect(w, f"irlamp worker {i + 1}", errors) for i, w in enumerate(workers)]
     load["phase1_irlamp_cpu"] = meter.read()
 
     log(f"phase 2: irlamp distance trials, {len(plan.distance_workers)} workers, machine otherwise quiet")
     meter = report.LoadMeter()
-    workers = [_spawn(["-m", "bench.trials", *items, "--seed", str(i + 11)])
-               for i, items in enumerate(plan.distance_workers)]
+    workers = [
+        _spawn(["-m", "bench.trials", *items, "--seed", str(i + 11)]) for i, items in enumerate(plan.distance_workers)
+    ]
     irl_data += [_collect(w, f"irlamp distance worker {i + 1}", errors) for i, w in enumerate(workers)]
     load["phase2_distance"] = meter.read()
 
     log(f"phase 3: loaded machine ({plan.burners} CPU burners at normal priority): irlamp, then the sleeping baseline")
     with Burners(plan.burners):
         meter = report.LoadMeter()
-        irl_data.append(_collect(_spawn(["-m", "bench.trials", *plan.loaded, "--seed", "21", "--label", LOADED]),
-                                 "irlamp loaded worker", errors))
+        irl_data.append(
+            _collect(
+                _spawn(["-m", "bench.trials", *plan.loaded, "--seed", "21", "--label", LOADED]),
+                "irlamp loaded worker",
+                errors,
+            )
+        )
         load["phase3_loaded_irlamp"] = meter.read()
         meter = report.LoadMeter()
-        sleeping_loaded = _collect(_spawn(["-m", "bench.baseline", "trials", "--sleeping", *plan.baseline_loaded,
-                                           "--label", LOADED]), "sleeping baseline loaded worker", errors)
+        sleeping_loaded = _collect(
+            _spawn(["-m", "bench.baseline", "trials", "--sleeping", *plan.baseline_loaded, "--label", LOADED]),
+            "sleeping baseline loaded worker",
+            errors,
+        )
         load["phase3_loaded_baseline"] = meter.read()
     irl_trials = [t for d in irl_data for t in d["trials"]]
     usage = next((d["usage"] for d in irl_data if d.get("usage")), {})
@@ -216,8 +262,9 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     for phase, (name, (flags, _)) in enumerate(BASELINES.items(), start=4):
         log(f"phase {phase}: {name} latency trials (alone)")
         meter = report.LoadMeter()
-        worker = _spawn(["-m", "bench.baseline", "trials", *flags, *plan.baseline_trials,
-                         "--never-s", str(plan.baseline_never_s)])
+        worker = _spawn(
+            ["-m", "bench.baseline", "trials", *flags, *plan.baseline_trials, "--never-s", str(plan.baseline_never_s)]
+        )
         base_trials[name] = _collect(worker, f"{name} worker", errors)["trials"]
         load[f"phase{phase}_{name}_latency"] = meter.read()
     base_trials["baseline_sleeping"] += sleeping_loaded["trials"]
@@ -240,33 +287,61 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     irlamp["cpu_percent"]["threads_in_distance_trials"] = usage.get("thread_cpu_percent")
     irlamp["loop"] = {"steps_per_s": usage.get("loop_steps_per_s"), "step_ms": usage.get("loop_step_ms")}
     irlamp["hazard_to_off_ms"], irlamp["stall_to_off_ms"] = _latency_figures(
-        irl_trials, {"distance": "distance", "overheat": "overheat", "distance" + LOADED: "distance" + LOADED,
-                     "loop_frozen": "stall", "loop_frozen_deadline_0.4": "stall_tight",
-                     "read_hangs": "hang_distance", "bus_stuck": "hang_bus"})
+        irl_trials,
+        {
+            "distance": "distance",
+            "overheat": "overheat",
+            "distance" + LOADED: "distance" + LOADED,
+            "loop_frozen": "stall",
+            "loop_frozen_deadline_0.4": "stall_tight",
+            "read_hangs": "hang_distance",
+            "bus_stuck": "hang_bus",
+        },
+    )
     baselines = {}
     for name in BASELINES:
         base = _program_figures(base_runs[name], starts[name], errors, name)
         base["hazard_to_off_ms"], base["stall_to_off_ms"] = _latency_figures(
-            base_trials[name], {"distance": "distance", "overheat": "overheat",
-                                "distance" + LOADED: "distance" + LOADED, "loop_frozen": "stall",
-                                "bus_stuck": "hang"})
+            base_trials[name],
+            {
+                "distance": "distance",
+                "overheat": "overheat",
+                "distance" + LOADED: "distance" + LOADED,
+                "loop_frozen": "stall",
+                "bus_stuck": "hang",
+            },
+        )
         base["stall_to_off_ms"]["waited_s"] = plan.baseline_never_s
         baselines[name] = base
 
     results = {
-        "schema": 2, "machine": machine, "plan": asdict(plan),
-        "config": {"bench_overrides": BENCH_OVERRIDES, "distance_period_ms": _distance_period_ms(cfg),
-                   "skin_period_ms": cfg.skin.period_ms, "guard_deadline_s": cfg.loop.guard_deadline_s,
-                   "guard_check_period_s": cfg.loop.guard_deadline_s / 5.0, "loop_rate_hz": cfg.loop.rate_hz,
-                   "idle_periods_s": list(_idle_periods_s(cfg))},
-        "platform": {"thread_wake_ms": report.latency_figures(irl_trials, "thread_wake").get("wake", {}),
-                     "load": load},
-        "irlamp": irlamp, **baselines, "errors": errors,
-        "slow_disk": {"figures": slow_disk.get("figures"), "plan": slow_disk.get("plan"),
-                      "trials": slow_disk.get("trials", [])},
-        "raw_trials": {"irlamp": irl_trials, **base_trials}}
-    results["ratios"] = {"vs_sleeping": _ratios(irlamp, baselines["baseline_sleeping"]),
-                         "vs_busy": _ratios(irlamp, baselines["baseline_busy"])}
+        "schema": 2,
+        "machine": machine,
+        "plan": asdict(plan),
+        "config": {
+            "bench_overrides": BENCH_OVERRIDES,
+            "distance_period_ms": _distance_period_ms(cfg),
+            "skin_period_ms": cfg.skin.period_ms,
+            "guard_deadline_s": cfg.loop.guard_deadline_s,
+            "guard_check_period_s": cfg.loop.guard_deadline_s / 5.0,
+            "loop_rate_hz": cfg.loop.rate_hz,
+            "idle_periods_s": list(_idle_periods_s(cfg)),
+        },
+        "platform": {"thread_wake_ms": report.latency_figures(irl_trials, "thread_wake").get("wake", {}), "load": load},
+        "irlamp": irlamp,
+        **baselines,
+        "errors": errors,
+        "slow_disk": {
+            "figures": slow_disk.get("figures"),
+            "plan": slow_disk.get("plan"),
+            "trials": slow_disk.get("trials", []),
+        },
+        "raw_trials": {"irlamp": irl_trials, **base_trials},
+    }
+    results["ratios"] = {
+        "vs_sleeping": _ratios(irlamp, baselines["baseline_sleeping"]),
+        "vs_busy": _ratios(irlamp, baselines["baseline_busy"]),
+    }
     results["targets"] = report.check_targets(results)
     results["pi_estimate"] = report.pi_estimates(results)
     results["duration_s"] = round(time.monotonic() - t0, 1)
@@ -277,9 +352,11 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
 
 def _measure(command, idle_s: float, running_s: float, plan: Plan, errors: list[str], label: str) -> dict | None:
     from bench.procstats import ProcessError
+
     try:
-        return measure_program(command, cwd=REPO, idle_s=idle_s, running_s=running_s,
-                               running_marker="lamp ON", settle_s=plan.settle_s)
+        return measure_program(
+            command, cwd=REPO, idle_s=idle_s, running_s=running_s, running_marker="lamp ON", settle_s=plan.settle_s
+        )
     except ProcessError as exc:
         errors.append(f"{label}: {exc}")
         return None
@@ -287,6 +364,7 @@ def _measure(command, idle_s: float, running_s: float, plan: Plan, errors: list[
 
 def _idle_periods_s(cfg) -> tuple[float, float]:
     from controller.core.sampling import idle_periods_s
+
     return idle_periods_s(cfg)
 
 
@@ -295,6 +373,7 @@ def _distance_period_ms(cfg) -> float:
     from drivers.vl53l0x import VL53L0XSource
 
     from bench.instruments import noisy_bus
+
     bus, _, _ = noisy_bus()
     source = VL53L0XSource(bus, timing_budget_ms=cfg.distance.timing_budget_ms, io_timeout_s=0.2)
     try:

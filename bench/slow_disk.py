@@ -70,6 +70,7 @@ class SlowDisk:
             finally:
                 self.busy.clear()
             return target(*args, **kwargs)
+
         return slow_write
 
 
@@ -103,7 +104,7 @@ def commit_1s_trials(n: int, session_s: float, *, seed: int = 0, cfg=None) -> li
             rig.start()
             try:
                 t0 = now()
-                rig.start_session()              # waits for the lamp: the start is committed by then
+                rig.start_session()  # waits for the lamp: the start is committed by then
                 t_on = rig.relay.changes.wait_for(t0, lambda on: on, 0.1)
                 time.sleep(session_s if i == 0 else rng.uniform(0.0, cfg.loop.checkpoint_s))
                 if not disks[0].busy.wait(cfg.loop.checkpoint_s + 2 * COMMIT_DELAY_S):
@@ -114,14 +115,21 @@ def commit_1s_trials(n: int, session_s: float, *, seed: int = 0, cfg=None) -> li
                 t_off = rig.relay_off_after(t_press)
                 ctl = rig.daemon.controller
                 steps = [(end - start) * 1000.0 for start, end in rig.steps if start >= t0]
-                trials.append({
-                    "kind": "commit_1s", "session_s": round(now() - t0, 2), "off": t_off is not None,
-                    "press_inside_commit_stall": in_stall and disks[0].busy.is_set(),
-                    "press_to_off_ms": None if t_off is None else round((t_off - t_press) * 1000.0, 3),
-                    "start_press_to_on_ms": None if t_on is None else round((t_on[0] - t0) * 1000.0, 1),
-                    "stopped_by_button": ctl.session is None and not ctl.latched,
-                    "guard_trip": rig.hw.guard.tripped, "faults": list(ctl.latched),
-                    "loop_step_ms": summarize(steps), "commits_waited": disks[0].waits})
+                trials.append(
+                    {
+                        "kind": "commit_1s",
+                        "session_s": round(now() - t0, 2),
+                        "off": t_off is not None,
+                        "press_inside_commit_stall": in_stall and disks[0].busy.is_set(),
+                        "press_to_off_ms": None if t_off is None else round((t_off - t_press) * 1000.0, 3),
+                        "start_press_to_on_ms": None if t_on is None else round((t_on[0] - t0) * 1000.0, 1),
+                        "stopped_by_button": ctl.session is None and not ctl.latched,
+                        "guard_trip": rig.hw.guard.tripped,
+                        "faults": list(ctl.latched),
+                        "loop_step_ms": summarize(steps),
+                        "commits_waited": disks[0].waits,
+                    }
+                )
             finally:
                 disks[0].released.set()
                 rig.close()
@@ -147,7 +155,7 @@ def commit_never_trials(n: int, *, seed: int = 0, cfg=None) -> list[dict]:
                 time.sleep(0.1)
                 faults = list(ctl.latched)
                 refused = None
-                if t_off is not None:   # acknowledge (long press), then try to start
+                if t_off is not None:  # acknowledge (long press), then try to start
                     rig.button.drive_low()
                     time.sleep(cfg.button.long_press_s + 0.3)
                     rig.button.drive_high()
@@ -156,12 +164,18 @@ def commit_never_trials(n: int, *, seed: int = 0, cfg=None) -> list[dict]:
                     time.sleep(0.2)
                     refused = ctl.refused[0] if ctl.refused else None
                 steps = [(end - start) * 1000.0 for start, end in rig.steps if start >= t_stuck]
-                trials.append({
-                    "kind": "commit_never", "off": t_off is not None,
-                    "stuck_to_fault_s": None if t_off is None else round(t_off - t_stuck, 3),
-                    "bound_s": bound_s, "faults": faults,
-                    "guard_trip": rig.hw.guard.tripped, "start_refused": refused,
-                    "loop_step_ms": summarize(steps)})
+                trials.append(
+                    {
+                        "kind": "commit_never",
+                        "off": t_off is not None,
+                        "stuck_to_fault_s": None if t_off is None else round(t_off - t_stuck, 3),
+                        "bound_s": bound_s,
+                        "faults": faults,
+                        "guard_trip": rig.hw.guard.tripped,
+                        "start_refused": refused,
+                        "loop_step_ms": summarize(steps),
+                    }
+                )
             finally:
                 disks[0].released.set()
                 rig.close()
@@ -177,24 +191,31 @@ def figures(trials: list[dict]) -> dict:
     stuck = [t["stuck_to_fault_s"] for t in never if t["stuck_to_fault_s"] is not None]
     return {
         "commit_delay_s": COMMIT_DELAY_S,
-        "commit_1s": {"trials": len(slow), "loop_step_p99_ms_worst": max(p99s, default=None),
-                      "loop_step_max_ms_worst": max(maxes, default=None),
-                      "guard_trips": sum(1 for t in slow if t["guard_trip"]),
-                      "faults": sorted({f for t in slow for f in t["faults"]}),
-                      "stops_inside_a_commit_stall": sum(1 for t in slow if t["press_inside_commit_stall"]
-                                                         and t["stopped_by_button"]),
-                      "press_to_off_ms": summarize([t["press_to_off_ms"] for t in slow
-                                                    if t["press_to_off_ms"] is not None]),
-                      "start_press_to_on_ms": summarize([t["start_press_to_on_ms"] for t in slow
-                                                         if t["start_press_to_on_ms"] is not None]),
-                      "session_s_longest": max((t["session_s"] for t in slow), default=None)},
-        "commit_never": {"trials": len(never), "stuck_to_journal_stalled_s": summarize(stuck),
-                         "bound_s": never[0]["bound_s"] if never else None,
-                         "all_off_within_bound": all(t["off"] and t["stuck_to_fault_s"] <= t["bound_s"]
-                                                     for t in never),
-                         "guard_trips": sum(1 for t in never if t["guard_trip"]),
-                         "faults": sorted({f for t in never for f in t["faults"]}),
-                         "start_refused": sorted({str(t["start_refused"]) for t in never})}}
+        "commit_1s": {
+            "trials": len(slow),
+            "loop_step_p99_ms_worst": max(p99s, default=None),
+            "loop_step_max_ms_worst": max(maxes, default=None),
+            "guard_trips": sum(1 for t in slow if t["guard_trip"]),
+            "faults": sorted({f for t in slow for f in t["faults"]}),
+            "stops_inside_a_commit_stall": sum(
+                1 for t in slow if t["press_inside_commit_stall"] and t["stopped_by_button"]
+            ),
+            "press_to_off_ms": summarize([t["press_to_off_ms"] for t in slow if t["press_to_off_ms"] is not None]),
+            "start_press_to_on_ms": summarize(
+                [t["start_press_to_on_ms"] for t in slow if t["start_press_to_on_ms"] is not None]
+            ),
+            "session_s_longest": max((t["session_s"] for t in slow), default=None),
+        },
+        "commit_never": {
+            "trials": len(never),
+            "stuck_to_journal_stalled_s": summarize(stuck),
+            "bound_s": never[0]["bound_s"] if never else None,
+            "all_off_within_bound": all(t["off"] and t["stuck_to_fault_s"] <= t["bound_s"] for t in never),
+            "guard_trips": sum(1 for t in never if t["guard_trip"]),
+            "faults": sorted({f for t in never for f in t["faults"]}),
+            "start_refused": sorted({str(t["start_refused"]) for t in never}),
+        },
+    }
 
 
 FULL = {"commit_1s": 3, "session_s": 60.0, "commit_never": 3}
@@ -206,8 +227,10 @@ QUICK = {"commit_1s": 1, "session_s": 3.0, "commit_never": 0}
 def run_phase(plan: dict, seed: int = 1) -> dict:
     errors: list[str] = []
     trials: list[dict] = []
-    for name, call in (("commit_1s", lambda: commit_1s_trials(plan["commit_1s"], plan["session_s"], seed=seed)),
-                       ("commit_never", lambda: commit_never_trials(plan["commit_never"], seed=seed))):
+    for name, call in (
+        ("commit_1s", lambda: commit_1s_trials(plan["commit_1s"], plan["session_s"], seed=seed)),
+        ("commit_never", lambda: commit_never_trials(plan["commit_never"], seed=seed)),
+    ):
         try:
             trials += call()
         except BenchError as exc:

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import (IN_BAND_MM, OVERHEAT_C, TOO_CLOSE_MM, BenchError, IrlampRig, bench_config)
+from bench.harness import IN_BAND_MM, OVERHEAT_C, TOO_CLOSE_MM, BenchError, IrlampRig, bench_config
 from bench.instruments import now
 from bench.report import summarize
 
@@ -83,21 +83,24 @@ def distance_trials(n: int, *, seed: int = 0, cfg=None, usage: dict | None = Non
             rig.start_session()
             cpu0, wall0 = thread_cpu_s(), now()
             for _ in range(n):
-                time.sleep(0.05 + rng.uniform(0.0, period_s))   # random phase to the sensor's period
+                time.sleep(0.05 + rng.uniform(0.0, period_s))  # random phase to the sensor's period
                 t_onset = now()
                 rig.set_distance(TOO_CLOSE_MM)
                 t_off = rig.relay_off_after(t_onset)
-                time.sleep(0.05)                # the switching step has finished and been logged
+                time.sleep(0.05)  # the switching step has finished and been logged
                 sample = rig.distance.values.first_after(t_onset, hazard)
                 ready = rig.vl53.ready.first_after(t_onset - period_s, hazard)
                 t_ready = None if ready is None else max(ready[0], t_onset)
-                trials.append(_latencies("distance", t_onset, None if sample is None else sample[0], t_ready, t_off,
-                                         rig))
+                trials.append(
+                    _latencies("distance", t_onset, None if sample is None else sample[0], t_ready, t_off, rig)
+                )
                 t_back = now()
                 rig.set_distance(IN_BAND_MM)
                 if rig.relay.changes.wait_for(t_back, lambda on: on, cfg.distance.resume_after_s + 2.0) is None:
-                    raise BenchError(f"the lamp did not resume after trial {len(trials)} "
-                                     f"(state {rig.daemon.controller.state}, faults {rig.daemon.controller.latched})")
+                    raise BenchError(
+                        f"the lamp did not resume after trial {len(trials)} "
+                        f"(state {rig.daemon.controller.state}, faults {rig.daemon.controller.latched})"
+                    )
             if usage is not None:
                 usage.update(_thread_usage(cpu0, thread_cpu_s(), now() - wall0))
                 steps = [(end - start) * 1000.0 for start, end in rig.steps if start >= wall0]
@@ -122,8 +125,7 @@ def overheat_trials(n: int, *, seed: int = 0, cfg=None) -> list[dict]:
         t_off = rig.relay_off_after(t_onset)
         time.sleep(0.02)
         sample = rig.skin.values.first_after(t_onset, lambda c: c >= limit_c)
-        trials.append(_latencies("overheat", t_onset, None if sample is None else sample[0], None, t_off,
-                                 rig))
+        trials.append(_latencies("overheat", t_onset, None if sample is None else sample[0], None, t_off, rig))
     return trials
 
 
@@ -139,12 +141,18 @@ def stall_trials(n: int, *, seed: int = 0, cfg=None, kind: str = "stall") -> lis
         rig.gate.clear()
         t_off = rig.relay_off_after(t_freeze)
         last_step = rig.last_step_s
-        last_confirm_to_off = _ms(t_off, rig.hw.guard.last_confirm_s)   # the guard's own deadline base
-        trials.append({"kind": kind, "onset_to_off_ms": _ms(t_off, t_freeze),
-                       "last_step_to_off_ms": _ms(t_off, last_step),
-                       "last_confirm_to_off_ms": last_confirm_to_off,
-                       "beyond_deadline_ms": None if t_off is None else round(last_confirm_to_off - deadline_ms, 4),
-                       "guard_trip": rig.hw.guard.tripped, "off": t_off is not None})
+        last_confirm_to_off = _ms(t_off, rig.hw.guard.last_confirm_s)  # the guard's own deadline base
+        trials.append(
+            {
+                "kind": kind,
+                "onset_to_off_ms": _ms(t_off, t_freeze),
+                "last_step_to_off_ms": _ms(t_off, last_step),
+                "last_confirm_to_off_ms": last_confirm_to_off,
+                "beyond_deadline_ms": None if t_off is None else round(last_confirm_to_off - deadline_ms, 4),
+                "guard_trip": rig.hw.guard.tripped,
+                "off": t_off is not None,
+            }
+        )
     return trials
 
 
@@ -159,17 +167,35 @@ def hang_trials(n: int, *, seed: int = 0, cfg=None, sources: str = "sim") -> lis
         t_hang = now()
         rig.hang()
         t_off = rig.relay_off_after(t_hang)
-        time.sleep(0.3)                # let the 'hang' fault latch, to report it
-        trials.append({"kind": kind, "onset_to_off_ms": _ms(t_off, t_hang),
-                       "faults": list(rig.daemon.controller.latched), "off": t_off is not None})
+        time.sleep(0.3)  # let the 'hang' fault latch, to report it
+        trials.append(
+            {
+                "kind": kind,
+                "onset_to_off_ms": _ms(t_off, t_hang),
+                "faults": list(rig.daemon.controller.latched),
+                "off": t_off is not None,
+            }
+        )
     return trials
 
 
-def _latencies(kind: str, t_onset: float, t_sample: float | None, t_ready: float | None,
-               t_off: float | None, rig: IrlampRig | None = None) -> dict:
-    trial = {"kind": kind, "off": t_off is not None, "onset_to_off_ms": _ms(t_off, t_onset),
-             "sample_to_off_ms": _ms(t_off, t_sample), "ready_to_off_ms": _ms(t_off, t_ready),
-             "onset_to_sample_ms": _ms(t_sample, t_onset), "onset_to_ready_ms": _ms(t_ready, t_onset)}
+def _latencies(
+    kind: str,
+    t_onset: float,
+    t_sample: float | None,
+    t_ready: float | None,
+    t_off: float | None,
+    rig: IrlampRig | None = None,
+) -> dict:
+    trial = {
+        "kind": kind,
+        "off": t_off is not None,
+        "onset_to_off_ms": _ms(t_off, t_onset),
+        "sample_to_off_ms": _ms(t_off, t_sample),
+        "ready_to_off_ms": _ms(t_off, t_ready),
+        "onset_to_sample_ms": _ms(t_sample, t_onset),
+        "onset_to_ready_ms": _ms(t_ready, t_onset),
+    }
     if t_off is not None and t_sample is not None and t_off < t_sample:
         trial["note"] = "relay went off before the hazardous sample (another cause)"
     elif rig is not None and t_off is not None and t_sample is not None:
@@ -187,10 +213,13 @@ def _path_profile(rig: IrlampRig, t_sample: float, t_off: float) -> dict:
         return {"cut_by_sampler": True}
     busy = rig.step_around(t_sample)
     busy_end = t_sample if busy is None or busy == switching else busy[1]
-    return {"cut_by_sampler": False, "profile_busy_ms": round((busy_end - t_sample) * 1000.0, 4),
-            "profile_wake_ms": round(max(0.0, switching[0] - busy_end) * 1000.0, 4),
-            "profile_step_to_relay_ms": round((t_off - max(switching[0], t_sample)) * 1000.0, 4),
-            "profile_switching_step_ms": round((switching[1] - switching[0]) * 1000.0, 4)}
+    return {
+        "cut_by_sampler": False,
+        "profile_busy_ms": round((busy_end - t_sample) * 1000.0, 4),
+        "profile_wake_ms": round(max(0.0, switching[0] - busy_end) * 1000.0, 4),
+        "profile_step_to_relay_ms": round((t_off - max(switching[0], t_sample)) * 1000.0, 4),
+        "profile_switching_step_ms": round((switching[1] - switching[0]) * 1000.0, 4),
+    }
 
 
 def thread_wake_trials(n: int, *, seed: int = 0) -> list[dict]:
@@ -223,15 +252,19 @@ def thread_wake_trials(n: int, *, seed: int = 0) -> list[dict]:
     return [{"kind": "thread_wake", "off": True, "wake_ms": round(w * 1000.0, 4)} for w in woke[:n]]
 
 
-GUARD_DEADLINE_TIGHT_S = 0.4   # the config-only remedy for the stall target (see bench/README.md)
+GUARD_DEADLINE_TIGHT_S = 0.4  # the config-only remedy for the stall target (see bench/README.md)
 
-TRIALS = {"distance": distance_trials, "overheat": overheat_trials, "stall": stall_trials,
-          "stall_tight": lambda n, seed=0: stall_trials(
-              n, seed=seed, kind="stall_tight",
-              cfg=bench_config({"loop": {"guard_deadline_s": GUARD_DEADLINE_TIGHT_S}})),
-          "hang_distance": lambda n, seed=0: hang_trials(n, seed=seed, sources="sim"),
-          "hang_bus": lambda n, seed=0: hang_trials(n, seed=seed, sources="emulated"),
-          "thread_wake": thread_wake_trials}
+TRIALS = {
+    "distance": distance_trials,
+    "overheat": overheat_trials,
+    "stall": stall_trials,
+    "stall_tight": lambda n, seed=0: stall_trials(
+        n, seed=seed, kind="stall_tight", cfg=bench_config({"loop": {"guard_deadline_s": GUARD_DEADLINE_TIGHT_S}})
+    ),
+    "hang_distance": lambda n, seed=0: hang_trials(n, seed=seed, sources="sim"),
+    "hang_bus": lambda n, seed=0: hang_trials(n, seed=seed, sources="emulated"),
+    "thread_wake": thread_wake_trials,
+}
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -249,9 +282,11 @@ def thread_cpu_s() -> dict[str, float]:
 
 def _thread_usage(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict:
     daemon = {name: after[name] - before.get(name, 0.0) for name in after if name.startswith("irlamp-")}
-    return {"session_s": round(wall_s, 2),
-            "thread_cpu_percent": {name: round(100.0 * cpu / wall_s, 3) for name, cpu in sorted(daemon.items())},
-            "daemon_cpu_percent": round(100.0 * sum(daemon.values()) / wall_s, 3)}
+    return {
+        "session_s": round(wall_s, 2),
+        "thread_cpu_percent": {name: round(100.0 * cpu / wall_s, 3) for name, cpu in sorted(daemon.items())},
+        "daemon_cpu_percent": round(100.0 * sum(daemon.values()) / wall_s, 3),
+    }
 
 
 def run_kinds(plan: list[tuple[str, int]], seed: int) -> dict:
@@ -281,8 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         plan.append((kind, int(count)))
     # The daemon logs at INFO as `irlamp run` does; here to /dev/null instead of the journal.
-    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"),
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"), format="%(levelname)s %(name)s: %(message)s")
     wall0, cpu0 = time.monotonic(), time.process_time()
     results = run_kinds(plan, args.seed)
     for trial in results["trials"]:

@@ -38,14 +38,16 @@ def make_lgpio_dir_private(directory: Path) -> None:
     try:
         directory.mkdir(mode=0o700, exist_ok=True)
         info = directory.stat()
-        if info.st_mode & stat.S_ISVTX:   # /tmp and the like: narrowing it would lock out everyone else
+        if info.st_mode & stat.S_ISVTX:  # /tmp and the like: narrowing it would lock out everyone else
             logging.getLogger("irlamp").warning(
                 "LG_WD=%s is a shared directory (sticky, like /tmp): not made private; "
-                "give irlamp a directory of its own (the service uses /var/lib/irlamp/gpio)", directory)
+                "give irlamp a directory of its own (the service uses /var/lib/irlamp/gpio)",
+                directory,
+            )
             return
         if info.st_uid == os.geteuid() and info.st_mode & 0o077:
             directory.chmod(0o700)
-    except OSError as exc:   # lgpio then reports the directory itself; the lamp stays off
+    except OSError as exc:  # lgpio then reports the directory itself; the lamp stays off
         logging.getLogger("irlamp").warning("cannot make %s private: %s", directory, exc)
 
 
@@ -57,8 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="config file (default: /etc/irlamp/lamp.yaml or the bundled one)")
     run.add_argument("--state-dir", help="journal directory (overrides paths.state_dir)")
     run.add_argument("--runtime-dir", help="status file directory (overrides paths.runtime_dir)")
-    run.add_argument("--simulate", action="store_true",
-                     help="simulated sensors and mock pins in real time, driven from the keyboard")
+    run.add_argument(
+        "--simulate", action="store_true", help="simulated sensors and mock pins in real time, driven from the keyboard"
+    )
     run.add_argument("--verbose", action="store_true", help="log every event")
 
     sim = sub.add_parser("simulate", help="run a scenario file in accelerated simulated time")
@@ -91,8 +94,9 @@ def _parser() -> argparse.ArgumentParser:
 
     jo = sub.add_parser("journal", help="journal maintenance (stop the daemon first)")
     jo_sub = jo.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
-    rec = jo_sub.add_parser("recover", help="put a damaged journal aside and start a new one that "
-                                            "counts the rest of today as used up")
+    rec = jo_sub.add_parser(
+        "recover", help="put a damaged journal aside and start a new one that counts the rest of today as used up"
+    )
     rec.add_argument("--config")
     rec.add_argument("--state-dir")
 
@@ -103,8 +107,9 @@ def _parser() -> argparse.ArgumentParser:
 
     br = sub.add_parser("bridge", help="MQTT bridge: Home Assistant discovery, state, events, remote STOP")
     br.add_argument("--config", help="bridge config (default: /etc/irlamp/bridge.yaml or the bundled one)")
-    br.add_argument("--print", action="store_true", dest="print_only",
-                    help="print what would be published now, without a broker")
+    br.add_argument(
+        "--print", action="store_true", dest="print_only", help="print what would be published now, without a broker"
+    )
     br.add_argument("--verbose", action="store_true", help="log every connect and forwarded STOP")
 
     fl = sub.add_parser("fleet", help="every lamp on an MQTT broker (read-only)")
@@ -122,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config(path):
     from controller.service.config import load_config
+
     return load_config(path)
 
 
@@ -135,10 +141,10 @@ def _cmd_simulate(args) -> int:
     # imported here, not in main(): only `simulate` needs the scenario parser (start-up time)
     from controller.sim.scenario import ScenarioError, load_scenario
     from controller.sim.simulate import run_scenario
+
     try:
         scenario = load_scenario(args.scenario)
-        run_scenario(scenario, as_json=args.json, out=sys.stdout, state_dir=args.state_dir,
-                     config_path=args.config)
+        run_scenario(scenario, as_json=args.json, out=sys.stdout, state_dir=args.state_dir, config_path=args.config)
     except ScenarioError as exc:
         print(f"irlamp: {exc.message}", file=sys.stderr)
         return 2
@@ -147,18 +153,21 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_status(args) -> int:
     from controller.service.status import find_status_file, status_command
+
     state, runtime = _dirs(args, _config_or_default(args.config))
     return status_command(find_status_file(runtime, state), args.json)
 
 
 def _cmd_history(args) -> int:
     from controller.service.history import history_command
+
     state, _ = _dirs(args, _config_or_default(args.config))
     return history_command(state, args.days, args.json)
 
 
 def _cmd_plot(args) -> int:
-    from controller.service.plot import plot_command     # the only importer of matplotlib
+    from controller.service.plot import plot_command  # the only importer of matplotlib
+
     cfg = _config_or_default(args.config)
     state, _ = _dirs(args, cfg)
     return plot_command(state, args.session, args.output, cfg)
@@ -167,6 +176,7 @@ def _cmd_plot(args) -> int:
 def _cmd_journal(args) -> int:
     from controller.service.recovery import recover_journal
     from controller.service.clock import ClockSync, boot_id
+
     state, _ = _dirs(args, _config_or_default(args.config))
     return recover_journal(state, boot_id=boot_id(), clock_synced=ClockSync()())
 
@@ -174,6 +184,7 @@ def _cmd_journal(args) -> int:
 def _config_or_default(path):
     """Status/history only need paths: fall back to defaults if the config is unreadable to this user."""
     from controller.service.config import BUNDLED_CONFIG_PATH, ConfigError, load_config
+
     try:
         return load_config(path)
     except ConfigError:
@@ -187,8 +198,9 @@ def check_config_command(path: str | None) -> int:
     or the one-line error on stderr -> 2."""
     from controller.service.config import ConfigError, format_config
     from controller.service.preflight import load_checked_config
+
     try:
-        cfg = load_checked_config(path)   # also the start-up wiring check `irlamp run` makes
+        cfg = load_checked_config(path)  # also the start-up wiring check `irlamp run` makes
     except ConfigError as error:
         print(error.message, file=sys.stderr)
         return 2
@@ -201,16 +213,19 @@ def _cmd_failsafe(args) -> int:
     # It must switch the lamp off whatever the config holds (it runs after every stop, also
     # after a start refused for a bad config): it reads the daemon's own record of its pins first.
     from controller.service.failsafe import failsafe_command
+
     return failsafe_command(args.config, args.runtime_dir, args.state_dir)
 
 
 def _cmd_run(args) -> int:
     from controller.service.run import run_daemon
+
     return run_daemon(_config(args.config), args)
 
 
 def _cmd_selftest(args) -> int:
     from controller.service.run import selftest
+
     return selftest(_config(args.config), args.seconds)
 
 
@@ -227,6 +242,7 @@ def _needs_paho(command: str) -> bool:
 def _cmd_bridge(args) -> int:
     from controller.bridge.config import load_bridge_config
     from controller.bridge.publisher import print_bridge, run_bridge
+
     cfg = load_bridge_config(args.config)
     if args.print_only:
         return print_bridge(cfg)
@@ -237,8 +253,10 @@ def _cmd_fleet(args) -> int:
     if not _needs_paho("fleet"):
         return 1
     from controller.bridge.fleet import fleet_command
-    return fleet_command(args.broker, args.prefix, args.json, args.wait,
-                         live=not (args.once or args.json) and sys.stdout.isatty())
+
+    return fleet_command(
+        args.broker, args.prefix, args.json, args.wait, live=not (args.once or args.json) and sys.stdout.isatty()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,42 +271,61 @@ def main(argv: list[str] | None = None) -> int:
             make_lgpio_dir_private(Path(explicit_lg_wd))
     quiet = logging.CRITICAL if args.command == "simulate" else logging.WARNING
     log_handler = logging.StreamHandler(sys.stderr)
-    log_handler.setFormatter(JournalFormatter() if os.environ.get("JOURNAL_STREAM")
-                             else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) or args.command == "run"
-                        else quiet, handlers=[log_handler])
+    log_handler.setFormatter(
+        JournalFormatter()
+        if os.environ.get("JOURNAL_STREAM")
+        else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) or args.command == "run" else quiet,
+        handlers=[log_handler],
+    )
     if args.command in ("bridge", "fleet"):
         logging.getLogger("paho").setLevel(logging.WARNING)
     from controller.service.config import ConfigError
     from controller.service.dirlock import DirectoryBusy
     from controller.service.storage import StorageError
     from drivers.relay import WiringError
+
     try:
         if args.command == "check-config":
             return check_config_command(args.path)
-        command = {"simulate": _cmd_simulate, "status": _cmd_status, "history": _cmd_history, "plot": _cmd_plot,
-                   "failsafe": _cmd_failsafe, "run": _cmd_run, "selftest": _cmd_selftest,
-                   "journal": _cmd_journal, "bridge": _cmd_bridge, "fleet": _cmd_fleet}[args.command]
+        command = {
+            "simulate": _cmd_simulate,
+            "status": _cmd_status,
+            "history": _cmd_history,
+            "plot": _cmd_plot,
+            "failsafe": _cmd_failsafe,
+            "run": _cmd_run,
+            "selftest": _cmd_selftest,
+            "journal": _cmd_journal,
+            "bridge": _cmd_bridge,
+            "fleet": _cmd_fleet,
+        }[args.command]
         return command(args)
     except (ConfigError, WiringError) as exc:
         print(f"irlamp: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
-    except DirectoryBusy as exc:      # another daemon runs this lamp: touch nothing
+    except DirectoryBusy as exc:  # another daemon runs this lamp: touch nothing
         print(f"irlamp: {exc}", file=sys.stderr)
         return 2
-    except StorageError as exc:       # the lamp never started: nothing can be recorded
+    except StorageError as exc:  # the lamp never started: nothing can be recorded
         print(f"irlamp: {exc}", file=sys.stderr)
-        return 2 if exc.needs_a_person else 1   # 2: systemd does not retry what needs a person
+        return 2 if exc.needs_a_person else 1  # 2: systemd does not retry what needs a person
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:          # e.g. `irlamp simulate x.yaml | head`: the reader left
+    except BrokenPipeError:  # e.g. `irlamp simulate x.yaml | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as exc:
         from gpiozero.exc import GPIOZeroError
+
         if isinstance(exc, GPIOZeroError):
-            print(f"irlamp: cannot use the GPIO pins ({exc}); is this a Raspberry Pi with the gpio group? "
-                  f"Without one, try `irlamp run --simulate`.", file=sys.stderr)
+            print(
+                f"irlamp: cannot use the GPIO pins ({exc}); is this a Raspberry Pi with the gpio group? "
+                f"Without one, try `irlamp run --simulate`.",
+                file=sys.stderr,
+            )
             return 1
         raise
 

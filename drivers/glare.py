@@ -24,19 +24,19 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-DISTANCE_NOISE_MM = 2.0           # the VL53L0X's repeatability at 30-50 cm in a dark room
-SIGNAL_AT_400MM_MCPS = 4.0        # skin-like target, 400 mm, default 33 ms budget
-DARK_AMBIENT_MCPS = 0.05          # what the chip reports in a room without sun or lamp
-NOISE_GROWTH = 3.0                # sigma grows by this much per unit of glare / signal
-GLARE_STATUSES = (7, 7, 5, 14)    # sigma (most often), SNR, range-ignore threshold
+DISTANCE_NOISE_MM = 2.0  # the VL53L0X's repeatability at 30-50 cm in a dark room
+SIGNAL_AT_400MM_MCPS = 4.0  # skin-like target, 400 mm, default 33 ms budget
+DARK_AMBIENT_MCPS = 0.05  # what the chip reports in a room without sun or lamp
+NOISE_GROWTH = 3.0  # sigma grows by this much per unit of glare / signal
+GLARE_STATUSES = (7, 7, 5, 14)  # sigma (most often), SNR, range-ignore threshold
 STATUS_RANGE_COMPLETE = 11
-MIN_SIGNAL_DISTANCE_MM = 50.0     # below this the return saturates; the formula would explode
+MIN_SIGNAL_DISTANCE_MM = 50.0  # below this the return saturates; the formula would explode
 
 
 @dataclass(frozen=True)
 class GlaredMeasurement:
-    device_status: int            # the chip's range status (bits 6:3 of RESULT_RANGE_STATUS)
-    range_mm: float               # what the range register holds (meaningless when rejected)
+    device_status: int  # the chip's range status (bits 6:3 of RESULT_RANGE_STATUS)
+    range_mm: float  # what the range register holds (meaningless when rejected)
     signal_rate_mcps: float
     ambient_rate_mcps: float
 

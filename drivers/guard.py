@@ -34,14 +34,13 @@ from drivers.relay import LampOutput
 
 log = logging.getLogger("irlamp.guard")
 
-STALL_LEAD_S = 0.010   # the liveness rule trips this long before deadline_s (thread wake-up lateness)
-HAZARD_HOLD = "hazard_cut"   # the relay reason while a step older than a sampler's cut asks for on
-MIN_WAIT_S = 0.001     # the thread never spins: at least this between two rounds (well inside the lead)
+STALL_LEAD_S = 0.010  # the liveness rule trips this long before deadline_s (thread wake-up lateness)
+HAZARD_HOLD = "hazard_cut"  # the relay reason while a step older than a sampler's cut asks for on
+MIN_WAIT_S = 0.001  # the thread never spins: at least this between two rounds (well inside the lead)
 
 
 class RelayGuard:
-    def __init__(self, output: LampOutput, *, deadline_s: float, max_on_s: float, rest_s: float,
-                 start_s: float):
+    def __init__(self, output: LampOutput, *, deadline_s: float, max_on_s: float, rest_s: float, start_s: float):
         self.output = output
         self.deadline_s = deadline_s
         self.max_on_s = max_on_s
@@ -50,7 +49,7 @@ class RelayGuard:
         self._last_confirm_s = start_s
         self._last_account_s = start_s
         self._off_since_s = start_s - rest_s
-        self._held_off_until_s = float("-inf")   # the latest sampler cut (see cut())
+        self._held_off_until_s = float("-inf")  # the latest sampler cut (see cut())
         self.on_s = 0.0
         self.tripped: str | None = None
         self.trip_detail = ""
@@ -65,7 +64,7 @@ class RelayGuard:
             self._last_confirm_s = now_s
             if on and self.tripped is None and self.on_s >= self.max_on_s:
                 self._trip("guard_on_time", f"asked for more than the guard's cap of {self.max_on_s:.0f} s on")
-            held = now_s < self._held_off_until_s     # this step's inputs predate a sampler's cut
+            held = now_s < self._held_off_until_s  # this step's inputs predate a sampler's cut
             allowed = on and self.tripped is None and not held
             self.output.set(allowed, reason if allowed or not on else (self.tripped or HAZARD_HOLD))
             self._note_output(now_s)
@@ -117,7 +116,7 @@ class RelayGuard:
     def _account(self, now_s: float) -> None:
         if self.output.commanded_on:
             self.on_s += max(0.0, now_s - self._last_account_s)
-            self._off_since_s = now_s      # on until this instant: any rest starts after it
+            self._off_since_s = now_s  # on until this instant: any rest starts after it
         elif now_s - self._off_since_s >= self.rest_s:
             self.on_s = 0.0
         self._last_account_s = now_s
@@ -154,6 +153,7 @@ class RelayGuard:
     def start_thread(self, monotonic, period_s: float) -> None:
         """Check every `period_s`, and also exactly when a rule would trip: a frozen loop is
         cut at its deadline, not up to one period later."""
+
         def run() -> None:
             wait_s = period_s
             while not self._stop.wait(wait_s):
@@ -162,6 +162,7 @@ class RelayGuard:
                 except Exception:  # noqa: BLE001 - even cutting failed: keep the thread, try again
                     log.exception("guard could not cut the relay; retrying")
                     wait_s = period_s
+
         self._thread = threading.Thread(target=run, name="irlamp-guard", daemon=True)
         self._thread.start()
 

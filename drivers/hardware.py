@@ -43,16 +43,19 @@ class Hardware:
                 pass
         self.panel.close()
         self.output.close()
-        self.closed = True    # only now: a close that failed half-way is tried again in full
+        self.closed = True  # only now: a close that failed half-way is tried again in full
 
 
 def check_wiring(gpio) -> None:
     """SR-2: refuse relay wirings that an undriven pin would switch on (raises WiringError)."""
-    check_boot_safe(gpio.relay_pin, gpio.relay_active_high, "lamp relay",
-                    ("gpio.relay_pin", "gpio.relay_active_high"))
+    check_boot_safe(gpio.relay_pin, gpio.relay_active_high, "lamp relay", ("gpio.relay_pin", "gpio.relay_active_high"))
     if gpio.enable_relay_pin is not None:
-        check_boot_safe(gpio.enable_relay_pin, gpio.enable_relay_active_high, "enable relay",
-                        ("gpio.enable_relay_pin", "gpio.enable_relay_active_high"))
+        check_boot_safe(
+            gpio.enable_relay_pin,
+            gpio.enable_relay_active_high,
+            "enable relay",
+            ("gpio.enable_relay_pin", "gpio.enable_relay_active_high"),
+        )
 
 
 def guard_rest_s(cfg) -> float:
@@ -71,43 +74,71 @@ def distance_reader(source) -> Callable[[], tuple]:
     def read():
         reading = read_distance()
         return reading.distance_mm, None, reading.rates
+
     return read
 
 
-def build_hardware(cfg, *, distance_source: DistanceSource, skin_source: SkinSource,
-                   monotonic: Callable[[], float], pin_factory=None,
-                   on_sample: Callable[[], None] | None = None,
-                   edges_on_clock: bool = False) -> Hardware:
+def build_hardware(
+    cfg,
+    *,
+    distance_source: DistanceSource,
+    skin_source: SkinSource,
+    monotonic: Callable[[], float],
+    pin_factory=None,
+    on_sample: Callable[[], None] | None = None,
+    edges_on_clock: bool = False,
+) -> Hardware:
     """`edges_on_clock`: stamp button edges with `monotonic()` when their callback runs (a
     simulator that drives mock pins at simulated instants); otherwise with the pin's ticks."""
     check_wiring(cfg.gpio)
     g = cfg.gpio
-    output = LampOutput(g.relay_pin, g.relay_active_high, g.enable_relay_pin, g.enable_relay_active_high,
-                        pin_factory=pin_factory)
-    guard = RelayGuard(output, deadline_s=cfg.loop.guard_deadline_s,
-                       max_on_s=cfg.session.max_on_s + cfg.loop.guard_on_margin_s,
-                       rest_s=guard_rest_s(cfg), start_s=monotonic())
+    output = LampOutput(
+        g.relay_pin, g.relay_active_high, g.enable_relay_pin, g.enable_relay_active_high, pin_factory=pin_factory
+    )
+    guard = RelayGuard(
+        output,
+        deadline_s=cfg.loop.guard_deadline_s,
+        max_on_s=cfg.session.max_on_s + cfg.loop.guard_on_margin_s,
+        rest_s=guard_rest_s(cfg),
+        start_s=monotonic(),
+    )
     panel = Panel(g, pin_factory=pin_factory, monotonic=monotonic, edges_on_clock=edges_on_clock)
     distance_hazard, skin_hazard = hazard_checks(cfg)
     idle_distance_s, idle_skin_s = idle_periods_s(cfg)
-    distance = Sampler("distance", distance_reader(distance_source),
-                       cfg.distance.timing_budget_ms / 1000.0, monotonic, on_sample,
-                       may_block=getattr(distance_source, "may_block", lambda: True),
-                       hazard=distance_hazard, on_hazard=guard.cut, idle_period_s=idle_distance_s)
+    distance = Sampler(
+        "distance",
+        distance_reader(distance_source),
+        cfg.distance.timing_budget_ms / 1000.0,
+        monotonic,
+        on_sample,
+        may_block=getattr(distance_source, "may_block", lambda: True),
+        hazard=distance_hazard,
+        on_hazard=guard.cut,
+        idle_period_s=idle_distance_s,
+    )
 
     def read_skin():
         reading = skin_source.read_skin()
         return reading.skin_c, reading.ambient_c, None
 
-    skin = Sampler("skin", read_skin, cfg.skin.period_ms / 1000.0, monotonic, on_sample,
-                   may_block=getattr(skin_source, "may_block", lambda: True),
-                   hazard=skin_hazard, on_hazard=guard.cut, idle_period_s=idle_skin_s)
+    skin = Sampler(
+        "skin",
+        read_skin,
+        cfg.skin.period_ms / 1000.0,
+        monotonic,
+        on_sample,
+        may_block=getattr(skin_source, "may_block", lambda: True),
+        hazard=skin_hazard,
+        on_hazard=guard.cut,
+        idle_period_s=idle_skin_s,
+    )
 
-    def full_rate_now() -> None:       # the press edge: a start is decided on full-rate samples
+    def full_rate_now() -> None:  # the press edge: a start is decided on full-rate samples
         distance.set_full_rate(True)
         skin.set_full_rate(True)
-        if on_sample is not None:      # and the loop, which may be sleeping its idle wait, steps
+        if on_sample is not None:  # and the loop, which may be sleeping its idle wait, steps
             on_sample()
+
     panel.on_press = full_rate_now
     return Hardware(output, guard, panel, distance, skin, (distance_source, skin_source))
 
@@ -144,7 +175,7 @@ class ReopeningSource:
         try:
             value = getattr(device, method)()
         except DistanceDoubtError:
-            self._failures = 0       # the chip works: it measured and judged its own result
+            self._failures = 0  # the chip works: it measured and judged its own result
             raise
         except Exception:
             self._failures += 1

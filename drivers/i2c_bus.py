@@ -46,5 +46,6 @@ def pi_i2c_bus() -> PoliteI2C:
     global _shared_bus
     if _shared_bus is None:
         from drivers.vl53l0x import open_pi_i2c_bus
+
         _shared_bus = PoliteI2C(open_pi_i2c_bus())
     return _shared_bus

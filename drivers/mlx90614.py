@@ -24,13 +24,13 @@ from drivers.sensor_source import SensorValueError, SkinReading
 DEFAULT_ADDRESS = 0x5A
 
 # SMBus commands: RAM access is 0x00 | RAM address.
-RAM_TA = 0x06          # sensor body (ambient) temperature
-RAM_TOBJ1 = 0x07       # object temperature, zone 1
+RAM_TA = 0x06  # sensor body (ambient) temperature
+RAM_TOBJ1 = 0x07  # object temperature, zone 1
 
 KELVIN_PER_LSB = 0.02
 ZERO_CELSIUS_K = 273.15
-ERROR_FLAG = 0x8000    # bit 15 of a temperature word
-READ_WORD_LENGTH = 3   # LSB, MSB, PEC
+ERROR_FLAG = 0x8000  # bit 15 of a temperature word
+READ_WORD_LENGTH = 3  # LSB, MSB, PEC
 
 
 def smbus_pec(data: bytes) -> int:
@@ -57,10 +57,9 @@ class MLX90614Source:
         self._address = address
         try:
             self._sensor = adafruit_mlx90614.MLX90614(i2c, address=address)
-        except ValueError as exc:   # I2CDevice's probe: nothing acknowledges the address
-            raise OSError(errno.EREMOTEIO,
-                          f"MLX90614 not found at 0x{address:02X}: {exc}") from exc
-        self._device = self._sensor._device    # the driver's I2CDevice
+        except ValueError as exc:  # I2CDevice's probe: nothing acknowledges the address
+            raise OSError(errno.EREMOTEIO, f"MLX90614 not found at 0x{address:02X}: {exc}") from exc
+        self._device = self._sensor._device  # the driver's I2CDevice
         self._command = bytearray(1)
         self._reply = bytearray(READ_WORD_LENGTH)
 
@@ -78,11 +77,9 @@ class MLX90614Source:
         with self._device as device:
             device.write_then_readinto(self._command, self._reply)
         lsb, msb, pec = self._reply
-        expected = smbus_pec(bytes([self._address << 1, command, (self._address << 1) | 1,
-                                    lsb, msb]))
+        expected = smbus_pec(bytes([self._address << 1, command, (self._address << 1) | 1, lsb, msb]))
         if pec != expected:
-            raise SensorValueError(f"MLX90614 {what}: PEC 0x{pec:02X} != 0x{expected:02X} "
-                                   f"(corrupted transfer)")
+            raise SensorValueError(f"MLX90614 {what}: PEC 0x{pec:02X} != 0x{expected:02X} (corrupted transfer)")
         word = lsb | (msb << 8)
         if word & ERROR_FLAG:
             raise SensorValueError(f"MLX90614 {what}: error flag set (word 0x{word:04X})")

@@ -18,12 +18,13 @@ from gpiozero import LED, Buzzer, InputDevice
 
 from controller.core.indicators import LedState
 
-EDGE_BUFFER = 4096   # edges kept between two loop steps (far beyond any real chatter)
+EDGE_BUFFER = 4096  # edges kept between two loop steps (far beyond any real chatter)
 
 
 class Panel:
-    def __init__(self, gpio, pin_factory=None, monotonic: Callable[[], float] = time.monotonic,
-                 edges_on_clock: bool = False):
+    def __init__(
+        self, gpio, pin_factory=None, monotonic: Callable[[], float] = time.monotonic, edges_on_clock: bool = False
+    ):
         """`monotonic`: the loop's clock. An edge's time is `monotonic()` less the edge's age
         as the pin factory measures it from its ticks (lgpio's and MockFactory's ticks are
         CLOCK_MONOTONIC seconds, but gpiozero calls them opaque, so only `ticks_diff` is used).
@@ -35,13 +36,13 @@ class Panel:
         self._edges: deque[tuple[float, bool]] = deque(maxlen=EDGE_BUFFER)
         pin = self.button.pin
         pin.edges = "both"
-        pin.when_changed = self._on_edge      # the pin keeps a weak reference: self owns it
+        pin.when_changed = self._on_edge  # the pin keeps a weak reference: self owns it
         self.green = LED(gpio.led_green_pin, pin_factory=pin_factory)
         self.amber = LED(gpio.led_amber_pin, pin_factory=pin_factory)
         self.red = LED(gpio.led_red_pin, pin_factory=pin_factory)
         self.buzzer = Buzzer(gpio.buzzer_pin, pin_factory=pin_factory) if gpio.buzzer_pin is not None else None
         self._shown: LedState | None = None
-        self.on_press: Callable[[], None] | None = None   # called at each press edge (any thread)
+        self.on_press: Callable[[], None] | None = None  # called at each press edge (any thread)
 
     def _on_edge(self, ticks, state) -> None:
         """Called by the pin (any thread) at each edge; the button pulls the pin low."""
@@ -67,8 +68,12 @@ class Panel:
         if leds == self._shown:
             return
         self._shown = leds
-        for device, on in ((self.green, leds.green), (self.amber, leds.amber), (self.red, leds.red),
-                           (self.buzzer, leds.buzzer)):
+        for device, on in (
+            (self.green, leds.green),
+            (self.amber, leds.amber),
+            (self.red, leds.red),
+            (self.buzzer, leds.buzzer),
+        ):
             if device is not None:
                 device.value = on
 

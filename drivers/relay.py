@@ -23,7 +23,7 @@ from typing import Callable
 from gpiozero import Device, OutputDevice
 from gpiozero.exc import DeviceClosed
 
-LAST_PULLED_UP_PIN = 8   # GPIO 0-8 have pull-ups at power-on, 9-27 pull-downs
+LAST_PULLED_UP_PIN = 8  # GPIO 0-8 have pull-ups at power-on, 9-27 pull-downs
 
 
 class WiringError(Exception):
@@ -45,12 +45,16 @@ def check_boot_safe(pin: int, active_high: bool, role: str, keys: tuple[str, ...
     if undriven_level_high(pin) == active_high:
         pull = "up" if undriven_level_high(pin) else "down"
         level = "active-high" if active_high else "active-low"
-        fix = ("use a pin between GPIO 9 and 27, or an active-low relay" if active_high
-               else "use a pin between GPIO 4 and 8, or an active-high relay")
+        fix = (
+            "use a pin between GPIO 9 and 27, or an active-low relay"
+            if active_high
+            else "use a pin between GPIO 4 and 8, or an active-high relay"
+        )
         raise WiringError(
             f"{role} on GPIO {pin} is {level}, but GPIO {pin} is pulled {pull} at power-on: the lamp "
             f"would switch on whenever the daemon is not driving the pin (boot, crash). Refusing; {fix}.",
-            keys)
+            keys,
+        )
 
 
 class LgpioRelayLine:
@@ -73,7 +77,7 @@ class LgpioRelayLine:
             raise
         self._handle = factory._handle
 
-    def _conflicts_with(self, other) -> bool:   # asked by Factory.reserve_pins, as of a Device
+    def _conflicts_with(self, other) -> bool:  # asked by Factory.reserve_pins, as of a Device
         return True
 
     def _level(self, on: bool) -> int:
@@ -104,7 +108,7 @@ class LgpioRelayLine:
         """Off level, then release the line as it is (an output); a second call does nothing."""
         if self._handle is None:
             return
-        if self.pin_factory._handle == self._handle:   # else the chip is closed: lines already released
+        if self.pin_factory._handle == self._handle:  # else the chip is closed: lines already released
             self._write(False)
             self._lgpio.gpio_free(self._handle, self.pin)
         self._handle = None
@@ -118,7 +122,7 @@ def open_relay_line(pin: int, active_high: bool, pin_factory=None):
     if factory is None:
         Device.ensure_pin_factory()
         factory = Device.pin_factory
-    lgpio_pins = sys.modules.get("gpiozero.pins.lgpio")   # loaded whenever the factory is an LGPIOFactory
+    lgpio_pins = sys.modules.get("gpiozero.pins.lgpio")  # loaded whenever the factory is an LGPIOFactory
     if lgpio_pins is not None and isinstance(factory, lgpio_pins.LGPIOFactory):
         return LgpioRelayLine(pin, active_high, factory, lgpio_pins.lgpio)
     return OutputDevice(pin, active_high=active_high, initial_value=False, pin_factory=factory)
@@ -156,9 +160,15 @@ class LampOutput:
     `observer(on, reason)` is told about every change of the lamp's actual state.
     """
 
-    def __init__(self, relay_pin: int, active_high: bool, enable_pin: int | None = None,
-                 enable_active_high: bool = True, pin_factory=None,
-                 observer: Callable[[bool, str], None] | None = None):
+    def __init__(
+        self,
+        relay_pin: int,
+        active_high: bool,
+        enable_pin: int | None = None,
+        enable_active_high: bool = True,
+        pin_factory=None,
+        observer: Callable[[bool, str], None] | None = None,
+    ):
         # Re-entrant: a signal handler may switch the lamp off while the main thread is inside set().
         self._lock = threading.RLock()
         self.main = open_relay_line(relay_pin, active_high, pin_factory)

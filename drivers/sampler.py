@@ -56,20 +56,27 @@ def classify(exc: BaseException) -> str:
 
 
 class Sampler:
-    def __init__(self, name: str, read: ReadFn, period_s: float, monotonic: Callable[[], float],
-                 on_sample: Callable[[], None] | None = None, sim_wait_s: float = 0.5,
-                 may_block: Callable[[], bool] = lambda: True,
-                 hazard: Callable[[Sample], str | None] | None = None,
-                 on_hazard: Callable[[str, float], None] | None = None,
-                 idle_period_s: float | None = None):
+    def __init__(
+        self,
+        name: str,
+        read: ReadFn,
+        period_s: float,
+        monotonic: Callable[[], float],
+        on_sample: Callable[[], None] | None = None,
+        sim_wait_s: float = 0.5,
+        may_block: Callable[[], bool] = lambda: True,
+        hazard: Callable[[Sample], str | None] | None = None,
+        on_hazard: Callable[[str, float], None] | None = None,
+        idle_period_s: float | None = None,
+    ):
         self.name = name
         self._read = read
         self.full_period_s = period_s
         self.idle_period_s = max(period_s, idle_period_s or period_s)
         self._full = self.idle_period_s == period_s
-        self._due_base_s = monotonic()    # reads are due at base + n * period (n counts reads)
+        self._due_base_s = monotonic()  # reads are due at base + n * period (n counts reads)
         self._due_n = 0
-        self._wake = threading.Event()    # the real-time thread's sleep: a rate switch or stop ends it
+        self._wake = threading.Event()  # the real-time thread's sleep: a rate switch or stop ends it
         self._monotonic = monotonic
         self.on_sample = on_sample
         self.sim_wait_s = sim_wait_s
@@ -140,9 +147,17 @@ class Sampler:
         ambient_mcps = None if rates is None else rates.ambient_rate_mcps
         with self._lock:
             self._seq += 1
-            sample = self._latest = Sample(self._seq, self._monotonic(), value, ambient, error, detail,
-                                           signal_mcps, ambient_mcps,
-                                           None if period_s == self.full_period_s else period_s)
+            sample = self._latest = Sample(
+                self._seq,
+                self._monotonic(),
+                value,
+                ambient,
+                error,
+                detail,
+                signal_mcps,
+                ambient_mcps,
+                None if period_s == self.full_period_s else period_s,
+            )
             self._busy_since = None
         self._check_hazard(sample)
         if self.on_sample is not None:
@@ -167,11 +182,12 @@ class Sampler:
                 self.read_once()
                 due_s = self._count_read()
                 now = self._monotonic()
-                if due_s < now:              # late: the schedule restarts from now
+                if due_s < now:  # late: the schedule restarts from now
                     with self._lock:
                         self._due_base_s, self._due_n = now, 0
                     continue
                 self._wake.wait(due_s - now)
+
         self._thread = threading.Thread(target=run, name=f"irlamp-{self.name}", daemon=True)
         self._thread.start()
 
@@ -180,7 +196,7 @@ class Sampler:
         self._wake.set()
         self._request.set()
         if self._thread is not None:
-            self._thread.join(timeout=1.0)   # a hung read cannot be joined; it is a daemon thread
+            self._thread.join(timeout=1.0)  # a hung read cannot be joined; it is a daemon thread
 
     # -- simulation -----------------------------------------------------------------------
     def step(self) -> bool:
@@ -192,7 +208,7 @@ class Sampler:
         """
         self._count_read()
         if self._request.is_set() or self.feed().busy_since_s is not None:
-            return False              # the previous read is still blocked
+            return False  # the previous read is still blocked
         seq_before = self._seq
         if not self.may_block():
             self.read_once()
@@ -225,5 +241,5 @@ class Sampler:
             if self._stop.is_set():
                 return
             self.read_once()
-            self._request.clear()   # before _done: whoever sees _done also sees no request
+            self._request.clear()  # before _done: whoever sees _done also sees no request
             self._done.set()

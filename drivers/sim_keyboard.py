@@ -18,9 +18,11 @@ import termios
 import threading
 import tty
 
-HELP = ("keys: space=button  l=long press  up/down(+/-)=farther/closer  n=leave/return  "
-        "w/c=warmer/cooler  f/g=distance/skin fault  b=glare none/moderate/heavy  x=clear  q=quit")
-GLARE_STEPS_MCPS = (0.0, 1.0, 3.0)   # dark; ~3 % of readings doubted at 400 mm; ~30 % (faults)
+HELP = (
+    "keys: space=button  l=long press  up/down(+/-)=farther/closer  n=leave/return  "
+    "w/c=warmer/cooler  f/g=distance/skin fault  b=glare none/moderate/heavy  x=clear  q=quit"
+)
+GLARE_STEPS_MCPS = (0.0, 1.0, 3.0)  # dark; ~3 % of readings doubted at 400 mm; ~30 % (faults)
 
 
 class KeyboardDriver:
@@ -83,11 +85,13 @@ class KeyboardDriver:
         left = d.controller.time_left_s()
         dist = d.controller.last_distance_mm
         skin = d.controller.last_skin_c
-        return (f"\rrelay {'ON ' if d.hw.output.is_on() else 'off'} | LEDs {leds} | {d.controller.state:7s} | "
-                f"distance {'-' if dist is None else f'{dist:4.0f} mm'} | "
-                f"skin {'-' if skin is None else f'{skin:5.2f} C'} | "
-                f"left {'-' if left is None else f'{left / 60:5.2f} min'} "
-                f"| faults {','.join(d.controller.latched) or '-'}   ")
+        return (
+            f"\rrelay {'ON ' if d.hw.output.is_on() else 'off'} | LEDs {leds} | {d.controller.state:7s} | "
+            f"distance {'-' if dist is None else f'{dist:4.0f} mm'} | "
+            f"skin {'-' if skin is None else f'{skin:5.2f} C'} | "
+            f"left {'-' if left is None else f'{left / 60:5.2f} min'} "
+            f"| faults {','.join(d.controller.latched) or '-'}   "
+        )
 
     def _run(self) -> None:
         interactive = sys.stdin.isatty()
@@ -102,16 +106,16 @@ class KeyboardDriver:
                 ready, _, _ = select.select([sys.stdin], [], [], 0.5)
                 if not ready:
                     continue
-                if not interactive:             # piped input: each line is a string of keys
+                if not interactive:  # piped input: each line is a string of keys
                     line = sys.stdin.readline()
-                    if not line:                # end of input: keep running until a signal
+                    if not line:  # end of input: keep running until a signal
                         self.stop_event.wait()
                         break
                     for key in line.rstrip("\n").replace("space", " "):
                         self.handle(key)
                     continue
                 key = sys.stdin.read(1)
-                if key == "\x1b":              # arrow keys: ESC [ A/B
+                if key == "\x1b":  # arrow keys: ESC [ A/B
                     key = sys.stdin.read(2)[-1:]
                 self.handle(key)
         finally:

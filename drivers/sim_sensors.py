@@ -27,8 +27,7 @@ import threading
 from typing import Callable
 
 from drivers import glare
-from drivers.sensor_source import (NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates,
-                                   SkinReading)
+from drivers.sensor_source import NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates, SkinReading
 
 FAULT_KINDS = ("io_error", "timeout", "out_of_range", "nan", "frozen", "hang", "clear")
 SKIN_NOISE_C = 0.03
@@ -41,9 +40,17 @@ THERMAL_TAU_S = 150.0
 
 
 class SimWorld:
-    def __init__(self, distance_mm: float, skin_c: float, *, thermal_model: bool = False,
-                 ambient_c: float = 25.0, seed: int = 0, lamp_on: Callable[[], bool] = lambda: False,
-                 monotonic: Callable[[], float] = lambda: 0.0):
+    def __init__(
+        self,
+        distance_mm: float,
+        skin_c: float,
+        *,
+        thermal_model: bool = False,
+        ambient_c: float = 25.0,
+        seed: int = 0,
+        lamp_on: Callable[[], bool] = lambda: False,
+        monotonic: Callable[[], float] = lambda: 0.0,
+    ):
         self.distance_mm = float(distance_mm)
         self.skin_c = float(skin_c)
         self.skin_base_c = float(skin_c)
@@ -106,10 +113,10 @@ class _SimSource:
     def _fault_or_value(self, make_value, bad_value):
         world = self.world
         if world.faults[self.sensor] == "hang":
-            world.releases[self.sensor].wait()   # blocks like a locked I2C bus
+            world.releases[self.sensor].wait()  # blocks like a locked I2C bus
             if self._closed:
                 raise OSError(errno.EIO, "read abandoned: the sensor was closed while the bus was locked")
-        kind = world.faults[self.sensor]         # what the sensor does now (after a release)
+        kind = world.faults[self.sensor]  # what the sensor does now (after a release)
         if kind == "io_error":
             raise OSError(121, "Remote I/O error")
         if kind == "timeout":
@@ -156,9 +163,12 @@ class SimDistanceSource(_SimSource):
         measured = glare.measure(true_mm, world.glare_mcps, world.rng)
         rates = LightRates(measured.signal_rate_mcps, measured.ambient_rate_mcps)
         if measured.device_status != glare.STATUS_RANGE_COMPLETE:
-            raise DistanceDoubtError(f"simulated range status {measured.device_status}: measurement not "
-                                     f"trustworthy (ambient {rates.ambient_rate_mcps:.2f} Mcps)",
-                                     rates, measured.device_status)
+            raise DistanceDoubtError(
+                f"simulated range status {measured.device_status}: measurement not "
+                f"trustworthy (ambient {rates.ambient_rate_mcps:.2f} Mcps)",
+                rates,
+                measured.device_status,
+            )
         return DistanceReading(measured.range_mm, rates)
 
     @staticmethod

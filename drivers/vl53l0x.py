@@ -47,8 +47,7 @@ from typing import Callable
 import adafruit_vl53l0x
 
 from controller.core.readings import TIMING_BUDGET_MS_MAX, TIMING_BUDGET_MS_MIN
-from drivers.sensor_source import (NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates,
-                                   SensorValueError)
+from drivers.sensor_source import NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates, SensorValueError
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +56,48 @@ DEFAULT_ADDRESS = 0x29
 # Registers (page 0), from ST's VL53L0X API register map.
 SYSTEM_INTERRUPT_CLEAR = 0x0B
 RESULT_INTERRUPT_STATUS = 0x13
-RESULT_RANGE_STATUS = 0x14            # first byte of the 12-byte result block
+RESULT_RANGE_STATUS = 0x14  # first byte of the 12-byte result block
 RESULT_BLOCK_LENGTH = 12
-RESULT_RANGE_MM_OFFSET = 10           # RESULT_RANGE_STATUS + 10 = 0x1E, big-endian mm
-RESULT_SIGNAL_RATE_OFFSET = 6         # 0x1A, 9.7 fixed point Mcps
-RESULT_AMBIENT_RATE_OFFSET = 8        # 0x1C, 9.7 fixed point Mcps
+RESULT_RANGE_MM_OFFSET = 10  # RESULT_RANGE_STATUS + 10 = 0x1E, big-endian mm
+RESULT_SIGNAL_RATE_OFFSET = 6  # 0x1A, 9.7 fixed point Mcps
+RESULT_AMBIENT_RATE_OFFSET = 8  # 0x1C, 9.7 fixed point Mcps
 FIXED_POINT_97 = 128.0
 
 INTERRUPT_STATUS_MASK = 0x07
-READY_PIN_SLACK_S = 0.005             # GPIO1 wait: one period plus this, then the polling path
+READY_PIN_SLACK_S = 0.005  # GPIO1 wait: one period plus this, then the polling path
 INTERRUPT_CLEAR_RANGING = 0x01
 
 # Device range status values (bits 6:3 of RESULT_RANGE_STATUS).
 STATUS_RANGE_COMPLETE = 11
-NO_TARGET_STATUSES = frozenset({4, 6, 9})   # MSRC no target, range phase check, phase consistency
+NO_TARGET_STATUSES = frozenset({4, 6, 9})  # MSRC no target, range phase check, phase consistency
 BROKEN_CHIP_STATUSES = frozenset({0, 1, 2, 3, 15})  # no update, VCSEL continuity/watchdog, no VHV, undefined
 DOUBT_STATUSES = frozenset({5, 7, 8, 10, 12, 13, 14})  # SNR, sigma, TCC, min clip, algo under/overflow,
-                                                       # range-ignore threshold
+# range-ignore threshold
 DEVICE_STATUS_NAMES = {
-    0: "no update", 1: "VCSEL continuity test failure", 2: "VCSEL watchdog test failure",
-    3: "no VHV value found", 4: "MSRC no target", 5: "SNR check", 6: "range phase check",
-    7: "sigma threshold check", 8: "TCC (target centre check)", 9: "phase consistency",
-    10: "min clip", 11: "range complete", 12: "range algorithm underflow",
-    13: "range algorithm overflow", 14: "range ignore threshold", 15: "undefined",
+    0: "no update",
+    1: "VCSEL continuity test failure",
+    2: "VCSEL watchdog test failure",
+    3: "no VHV value found",
+    4: "MSRC no target",
+    5: "SNR check",
+    6: "range phase check",
+    7: "sigma threshold check",
+    8: "TCC (target centre check)",
+    9: "phase consistency",
+    10: "min clip",
+    11: "range complete",
+    12: "range algorithm underflow",
+    13: "range algorithm overflow",
+    14: "range ignore threshold",
+    15: "undefined",
 }
-NO_TARGET_RAW_MM = 8190                       # the chip reports 8190 or 8191 when out of range
+NO_TARGET_RAW_MM = 8190  # the chip reports 8190 or 8191 when out of range
 
 # Bounds of the configuration numbers (the timing budget's: controller/core/readings.py).
 IO_TIMEOUT_S_MIN, IO_TIMEOUT_S_MAX = 0.05, 5.0
 
-POLL_INTERVAL_S = 0.001      # poll cadence once a sample is due
-EARLY_WAKE_S = 0.002         # wake this much before the expected sample
+POLL_INTERVAL_S = 0.001  # poll cadence once a sample is due
+EARLY_WAKE_S = 0.002  # wake this much before the expected sample
 
 
 def open_pi_i2c_bus():
@@ -130,32 +140,41 @@ class VL53L0XSource:
 
     name = "vl53l0x"
 
-    def __init__(self, i2c, *, address: int = DEFAULT_ADDRESS, timing_budget_ms: int = 33,
-                 io_timeout_s: float = 0.2, sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic, data_ready_pin=None) -> None:
+    def __init__(
+        self,
+        i2c,
+        *,
+        address: int = DEFAULT_ADDRESS,
+        timing_budget_ms: int = 33,
+        io_timeout_s: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        data_ready_pin=None,
+    ) -> None:
         if not TIMING_BUDGET_MS_MIN <= timing_budget_ms <= TIMING_BUDGET_MS_MAX:
-            raise ValueError(f"VL53L0X timing_budget_ms must be {TIMING_BUDGET_MS_MIN}.."
-                             f"{TIMING_BUDGET_MS_MAX}, got {timing_budget_ms}")
+            raise ValueError(
+                f"VL53L0X timing_budget_ms must be {TIMING_BUDGET_MS_MIN}.."
+                f"{TIMING_BUDGET_MS_MAX}, got {timing_budget_ms}"
+            )
         if not IO_TIMEOUT_S_MIN <= io_timeout_s <= IO_TIMEOUT_S_MAX:
-            raise ValueError(f"VL53L0X io_timeout_s must be {IO_TIMEOUT_S_MIN}.."
-                             f"{IO_TIMEOUT_S_MAX}, got {io_timeout_s}")
+            raise ValueError(f"VL53L0X io_timeout_s must be {IO_TIMEOUT_S_MIN}..{IO_TIMEOUT_S_MAX}, got {io_timeout_s}")
         if io_timeout_s <= timing_budget_ms / 1000:
-            raise ValueError(f"VL53L0X io_timeout_s ({io_timeout_s} s) must be longer than "
-                             f"the timing budget ({timing_budget_ms} ms)")
+            raise ValueError(
+                f"VL53L0X io_timeout_s ({io_timeout_s} s) must be longer than the timing budget ({timing_budget_ms} ms)"
+            )
         self._sleep = sleep
         self._monotonic = monotonic
-        self._ready_pin = data_ready_pin     # gpiozero input device (wait_for_active) or None
+        self._ready_pin = data_ready_pin  # gpiozero input device (wait_for_active) or None
         self._io_timeout_s = io_timeout_s
         self._closed = False
         try:
-            self._sensor = adafruit_vl53l0x.VL53L0X(i2c, address=address,
-                                                    io_timeout_s=io_timeout_s)
-        except ValueError as exc:   # I2CDevice's probe: nothing acknowledges the address
+            self._sensor = adafruit_vl53l0x.VL53L0X(i2c, address=address, io_timeout_s=io_timeout_s)
+        except ValueError as exc:  # I2CDevice's probe: nothing acknowledges the address
             raise OSError(errno.EREMOTEIO, f"VL53L0X not found at 0x{address:02X}: {exc}") from exc
         self._sensor.measurement_timing_budget = timing_budget_ms * 1000
         # The getter re-reads the programmed registers: the period the chip really uses.
         self._sample_period_s = self._sensor.measurement_timing_budget / 1e6
-        self._device = self._sensor._device   # the driver's I2CDevice, for result registers
+        self._device = self._sensor._device  # the driver's I2CDevice, for result registers
         self._register = bytearray(1)
         self._status = bytearray(1)
         self._result = bytearray(RESULT_BLOCK_LENGTH)
@@ -183,8 +202,9 @@ class VL53L0XSource:
             # GPIO1: sleep until the chip says so (at most one period and a little); confirm
             # over I2C, else poll below for the rest of the deadline
             now = self._monotonic()
-            self._ready_pin.wait_for_active(max(0.0, min(deadline, now + self._sample_period_s
-                                                         + READY_PIN_SLACK_S) - now))
+            self._ready_pin.wait_for_active(
+                max(0.0, min(deadline, now + self._sample_period_s + READY_PIN_SLACK_S) - now)
+            )
         if self._data_ready():
             # Already waiting for us: when it completed is unknown, so is the phase.
             self._last_sample_at = None
@@ -193,8 +213,9 @@ class VL53L0XSource:
             while not self._data_ready():
                 now = self._monotonic()
                 if now >= deadline:
-                    raise RuntimeError(f"VL53L0X: no new measurement within "
-                                       f"{self._io_timeout_s:.3f} s (data-ready never set)")
+                    raise RuntimeError(
+                        f"VL53L0X: no new measurement within {self._io_timeout_s:.3f} s (data-ready never set)"
+                    )
                 self._sleep(min(POLL_INTERVAL_S, deadline - now))
             self._last_sample_at = self._monotonic()
         return _interpret(self._read_result_and_clear())
@@ -234,24 +255,30 @@ class VL53L0XSource:
 
 
 def _u16(block: bytes, offset: int) -> int:
-    return int.from_bytes(block[offset:offset + 2], "big")
+    return int.from_bytes(block[offset : offset + 2], "big")
 
 
 def _interpret(block: bytes) -> DistanceReading:
     """Map the chip's result block to a reading (see the module docstring)."""
     device_status = (block[0] >> 3) & 0x0F
     range_mm = _u16(block, RESULT_RANGE_MM_OFFSET)
-    rates = LightRates(_u16(block, RESULT_SIGNAL_RATE_OFFSET) / FIXED_POINT_97,
-                       _u16(block, RESULT_AMBIENT_RATE_OFFSET) / FIXED_POINT_97)
+    rates = LightRates(
+        _u16(block, RESULT_SIGNAL_RATE_OFFSET) / FIXED_POINT_97,
+        _u16(block, RESULT_AMBIENT_RATE_OFFSET) / FIXED_POINT_97,
+    )
     name = DEVICE_STATUS_NAMES[device_status]
     if device_status in BROKEN_CHIP_STATUSES:
-        raise SensorValueError(f"VL53L0X range status {device_status} ({name}): no valid "
-                               f"measurement (hardware or VCSEL failure)")
+        raise SensorValueError(
+            f"VL53L0X range status {device_status} ({name}): no valid measurement (hardware or VCSEL failure)"
+        )
     if range_mm >= NO_TARGET_RAW_MM or device_status in NO_TARGET_STATUSES:
         return DistanceReading(NO_TARGET_MM, rates)
     if device_status in DOUBT_STATUSES:
         raise DistanceDoubtError(
             f"VL53L0X range status {device_status} ({name}): measurement not trustworthy "
             f"(raw {range_mm} mm, signal {rates.signal_rate_mcps:.2f} Mcps, "
-            f"ambient {rates.ambient_rate_mcps:.2f} Mcps)", rates, device_status)
+            f"ambient {rates.ambient_rate_mcps:.2f} Mcps)",
+            rates,
+            device_status,
+        )
     return DistanceReading(float(range_mm), rates)

@@ -50,15 +50,13 @@ def main(state_dir: str, boot_id: str, mono_base: str, seed: str, checkpoint_s: 
             on_s += 1.0
             skin_c, distance_mm = rng.uniform(32, 42), rng.uniform(310, 450)
             max_skin_c = skin_c if max_skin_c is None else max(max_skin_c, skin_c)
-            min_distance_mm = distance_mm if min_distance_mm is None else min(min_distance_mm,
-                                                                              distance_mm)
+            min_distance_mm = distance_mm if min_distance_mm is None else min(min_distance_mm, distance_mm)
             say("true", sid, on_s)
             if on_s - checkpointed_s >= every_s:
                 journal.checkpoint(sid, on_s, max_skin_c, min_distance_mm, WALL_BASE + mono, mono)
                 checkpointed_s = on_s
                 say("ckpt", sid, on_s)
-        journal.end_session(sid, on_s, END_REASON, max_skin_c, min_distance_mm,
-                            WALL_BASE + mono, mono)
+        journal.end_session(sid, on_s, END_REASON, max_skin_c, min_distance_mm, WALL_BASE + mono, mono)
         say("ended", sid, on_s)
         mono += 1.0
 

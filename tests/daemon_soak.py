@@ -53,14 +53,15 @@ CHECKPOINT_S = CONFIG_OVERRIDES["loop"]["checkpoint_s"]
 # one loop period (50 ms) late, plus whatever the (shared, loaded) machine adds.
 TOLERANCE_S = 0.4
 START_TIMEOUT_S = 15.0
-DISTANCE_FAULT = "distance_io_error"    # what the keyboard's 'f' latches
-TOO_CLOSE_KEYS = "-----"                 # 5 x 20 mm closer: 400 mm -> 300 mm, under 304.8 mm
-PRESS_S = 0.3                            # the keyboard's 'space' holds the button this long
+DISTANCE_FAULT = "distance_io_error"  # what the keyboard's 'f' latches
+TOO_CLOSE_KEYS = "-----"  # 5 x 20 mm closer: 400 mm -> 300 mm, under 304.8 mm
+PRESS_S = 0.3  # the keyboard's 'space' holds the button this long
 
 
 def soak_config(directory: Path) -> Path:
     """The shipped config with CONFIG_OVERRIDES merged in (checked by loading it)."""
     from controller.service.config import config_to_dict, load_config
+
     merged = config_to_dict(load_config(DEFAULT_CONFIG, overrides=CONFIG_OVERRIDES))
     path = directory / "soak-lamp.yaml"
     path.write_text(yaml.safe_dump(merged, sort_keys=False))
@@ -71,9 +72,10 @@ def soak_config(directory: Path) -> Path:
 @dataclass
 class ExpectedSession:
     """What the test knows from outside about one session it started."""
-    end_reason: str                # "interrupted" (cut off by a kill) or "fault"
-    on_at_least_s: float           # true lamp-on time, lower bound
-    on_at_most_s: float            # true lamp-on time, upper bound
+
+    end_reason: str  # "interrupted" (cut off by a kill) or "fault"
+    on_at_least_s: float  # true lamp-on time, lower bound
+    on_at_most_s: float  # true lamp-on time, upper bound
 
 
 @dataclass
@@ -81,7 +83,7 @@ class Episode:
     base: Path
     config: Path
     sessions: list[ExpectedSession] = field(default_factory=list)
-    latched: set[str] = field(default_factory=set)   # faults known latched (at least these)
+    latched: set[str] = field(default_factory=set)  # faults known latched (at least these)
     day: dt.date = field(default_factory=dt.date.today)
     lives: int = 0
 
@@ -111,8 +113,9 @@ def kill(daemon: RunningDaemon) -> tuple[float, float]:
 
 def wait_ready(daemon: RunningDaemon) -> dict:
     daemon.wait_message("READY=1", timeout_s=START_TIMEOUT_S)
-    return daemon.wait_status(lambda s: s["state"] != "starting", timeout_s=START_TIMEOUT_S,
-                              what="first status of the restarted daemon")
+    return daemon.wait_status(
+        lambda s: s["state"] != "starting", timeout_s=START_TIMEOUT_S, what="first status of the restarted daemon"
+    )
 
 
 def verify(daemon: RunningDaemon, episode: Episode, status: dict) -> None:
@@ -134,11 +137,13 @@ def verify(daemon: RunningDaemon, episode: Episode, status: dict) -> None:
         assert record.end_wall is not None, f"{where}: session {record.id} left open"
         assert record.end_reason == expected.end_reason, (where, record, expected)
         lost_allowed_s = CHECKPOINT_S if expected.end_reason == "interrupted" else 0.0
-        assert record.on_s >= expected.on_at_least_s - lost_allowed_s - TOLERANCE_S, \
+        assert record.on_s >= expected.on_at_least_s - lost_allowed_s - TOLERANCE_S, (
             f"{where}: more on-time lost than one checkpoint interval: {record} vs {expected}"
-        assert record.on_s <= expected.on_at_most_s + TOLERANCE_S, \
+        )
+        assert record.on_s <= expected.on_at_most_s + TOLERANCE_S, (
             f"{where}: more on-time recorded than the lamp was on: {record} vs {expected}"
-    if dt.date.today() == episode.day:       # a soak that runs over midnight starts a new day
+        )
+    if dt.date.today() == episode.day:  # a soak that runs over midnight starts a new day
         assert status["sessions_today"] == len(episode.sessions), (where, status)
         assert status["start_blocked_reason"] == ("cooldown" if episode.sessions else None), (where, status)
 
@@ -159,8 +164,11 @@ def watch(daemon: RunningDaemon, seconds: float, newest: dict) -> dict:
     until = time.monotonic() + seconds
     while True:
         status = daemon.status()
-        if status is not None and status.get("pid") == daemon.proc.pid \
-                and status["heartbeat_mono"] >= newest["heartbeat_mono"]:
+        if (
+            status is not None
+            and status.get("pid") == daemon.proc.pid
+            and status["heartbeat_mono"] >= newest["heartbeat_mono"]
+        ):
             newest = status
         left = until - time.monotonic()
         if left <= 0:
@@ -168,19 +176,21 @@ def watch(daemon: RunningDaemon, seconds: float, newest: dict) -> dict:
         time.sleep(min(0.05, left))
 
 
-def on_time_at_least_s(daemon: RunningDaemon, newest: dict, lamp_on_since: float, lamp_on_until: float,
-                       offs_caused: int = 0) -> float:
+def on_time_at_least_s(
+    daemon: RunningDaemon, newest: dict, lamp_on_since: float, lamp_on_until: float, offs_caused: int = 0
+) -> float:
     """Lower bound of the true on-time: the daemon's own count in its newest status, and, when its
     log shows no relay OFF but the `offs_caused` by the test after `lamp_on_until`, the time the
     lamp was seen on from outside. (Under load a late sample is doubt for a moment, so the relay
     may go off and on again by itself; then only the daemon's count is known.)"""
-    counted_s = (newest.get("on_s") or 0.0) - 0.05      # status rounds on_s to 0.1 s
+    counted_s = (newest.get("on_s") or 0.0) - 0.05  # status rounds on_s to 0.1 s
     if daemon.stderr().count("relay OFF") > offs_caused:
         return counted_s
     return max(counted_s, lamp_on_until - lamp_on_since)
 
 
 # -- the states: (name, reachable?, drive the daemon into it and kill it there) ----------------
+
 
 def kill_starting(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> None:
     """Before READY: opening the journal, closing what the last life left open."""
@@ -201,8 +211,9 @@ def kill_running(daemon: RunningDaemon, episode: Episode, rng: random.Random) ->
     newest = watch(daemon, rng.uniform(0.0, 2.5 * CHECKPOINT_S), {"heartbeat_mono": seen_on_at})
     before, after = kill(daemon)
     assert len(relay_on_lines(daemon)) >= 1
-    episode.sessions.append(ExpectedSession(
-        "interrupted", on_time_at_least_s(daemon, newest, seen_on_at, before), after - pressed_at))
+    episode.sessions.append(
+        ExpectedSession("interrupted", on_time_at_least_s(daemon, newest, seen_on_at, before), after - pressed_at)
+    )
 
 
 def kill_paused(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> None:
@@ -226,14 +237,16 @@ def kill_fault(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> N
         pressed_at, seen_on_at = press_and_see_lamp_on(daemon)
         newest = watch(daemon, rng.uniform(0.0, 1.5 * CHECKPOINT_S), {"heartbeat_mono": seen_on_at})
     daemon.keys("f")
-    latched = daemon.wait_status(lambda s: DISTANCE_FAULT in s["latched_faults"] and not s["lamp_on"],
-                                 what="fault latched")
+    latched = daemon.wait_status(
+        lambda s: DISTANCE_FAULT in s["latched_faults"] and not s["lamp_on"], what="fault latched"
+    )
     time.sleep(rng.uniform(0.0, 0.5))
     kill(daemon)
     episode.latched |= set(latched["latched_faults"])
-    if session:    # ended by the fault: its final on-time is journaled, nothing lost
-        episode.sessions.append(ExpectedSession("fault", (newest.get("on_s") or 0.0) - 0.05,
-                                                latched["heartbeat_mono"] - pressed_at))
+    if session:  # ended by the fault: its final on-time is journaled, nothing lost
+        episode.sessions.append(
+            ExpectedSession("fault", (newest.get("on_s") or 0.0) - 0.05, latched["heartbeat_mono"] - pressed_at)
+        )
 
 
 def kill_refused(daemon: RunningDaemon, episode: Episode, rng: random.Random) -> None:
@@ -269,7 +282,7 @@ def choose(episode: Episode, kills: Counter, rng: random.Random) -> State:
     candidates = [s for s in STATES if s.reachable(episode)]
     if episode.fresh:
         candidates = [s for s in candidates if s.name in ("running", "paused")] or candidates
-        if rng.random() < 0.3:     # now and then something else first: starting, idle, fault
+        if rng.random() < 0.3:  # now and then something else first: starting, idle, fault
             candidates = [s for s in STATES if s.reachable(episode)]
     fewest = min(kills[s.name] for s in candidates)
     return rng.choice([s for s in candidates if kills[s.name] == fewest])
@@ -289,9 +302,11 @@ class SoakReport:
 
     def line(self) -> str:
         states = ", ".join(f"{name} {count}" for name, count in sorted(self.kills.items()))
-        return (f"{sum(self.kills.values())} SIGKILLs of `irlamp run --simulate` ({states}) in "
-                f"{self.episodes} state directories, {self.restarts_verified} restarts verified, "
-                f"{self.seconds:.0f} s")
+        return (
+            f"{sum(self.kills.values())} SIGKILLs of `irlamp run --simulate` ({states}) in "
+            f"{self.episodes} state directories, {self.restarts_verified} restarts verified, "
+            f"{self.seconds:.0f} s"
+        )
 
 
 def soak(base: Path, kills: int, seed: int, workers: int = 2) -> SoakReport:
@@ -299,15 +314,18 @@ def soak(base: Path, kills: int, seed: int, workers: int = 2) -> SoakReport:
     once: the daemon mostly waits, so this only shortens the wall time. Every check in
     `verify` holds or an assertion fails."""
     from concurrent.futures import ThreadPoolExecutor
+
     started = time.monotonic()
     config = soak_config(base)
     shares = [kills // workers + (index < kills % workers) for index in range(workers)]
     with ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(soak_worker, base / f"worker-{index}", config, share, seed + index)
-                   for index, share in enumerate(shares)]
+        futures = [
+            pool.submit(soak_worker, base / f"worker-{index}", config, share, seed + index)
+            for index, share in enumerate(shares)
+        ]
         report = SoakReport()
         for future in futures:
-            report.add(future.result())      # re-raises a worker's failed check
+            report.add(future.result())  # re-raises a worker's failed check
     report.seconds = time.monotonic() - started
     return report
 

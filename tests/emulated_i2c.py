@@ -164,21 +164,27 @@ class EmulatedI2C:
         self._begin_transfer()
         return sorted(addr for addr, chip in self._chips.items() if not chip.nack)
 
-    def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None,
-                stop: bool = True) -> None:
+    def writeto(self, address: int, buffer, *, start: int = 0, end: int | None = None, stop: bool = True) -> None:
         chip = self._chip_for_transfer(address)
         chip.write(bytes(memoryview(buffer)[start:end]))
 
-    def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None,
-                      stop: bool = True) -> None:
+    def readfrom_into(self, address: int, buffer, *, start: int = 0, end: int | None = None, stop: bool = True) -> None:
         chip = self._chip_for_transfer(address)
         end = len(buffer) if end is None else end
         buffer[start:end] = chip.read(end - start)
 
-    def writeto_then_readfrom(self, address: int, buffer_out, buffer_in, *,
-                              out_start: int = 0, out_end: int | None = None,
-                              in_start: int = 0, in_end: int | None = None,
-                              stop: bool = False) -> None:
+    def writeto_then_readfrom(
+        self,
+        address: int,
+        buffer_out,
+        buffer_in,
+        *,
+        out_start: int = 0,
+        out_end: int | None = None,
+        in_start: int = 0,
+        in_end: int | None = None,
+        stop: bool = False,
+    ) -> None:
         chip = self._chip_for_transfer(address)
         in_end = len(buffer_in) if in_end is None else in_end
         data = bytes(memoryview(buffer_out)[out_start:out_end])
@@ -203,6 +209,7 @@ class EmulatedI2C:
 # =============================================================================
 # VL53L0X time-of-flight distance sensor
 # =============================================================================
+
 
 class EmulatedVL53L0X:
     """Register model of the ST VL53L0X at 0x29.
@@ -252,10 +259,10 @@ class EmulatedVL53L0X:
     IDENTIFICATION_MODULE_TYPE = 0xC1
     IDENTIFICATION_REVISION_ID = 0xC2
     PAGE_SELECT = 0xFF
-    STOP_VARIABLE = 0x91          # page 1
-    NVM_STROBE = 0x83             # page 7 (page 6: NVM access enable bit 0x04)
-    NVM_DATA = 0x92               # page 7
-    NVM_ADDRESS = 0x94            # page 7
+    STOP_VARIABLE = 0x91  # page 1
+    NVM_STROBE = 0x83  # page 7 (page 6: NVM access enable bit 0x04)
+    NVM_DATA = 0x92  # page 7
+    NVM_ADDRESS = 0x94  # page 7
 
     # Register values.
     SYSRANGE_START_STOP = 0x01
@@ -272,16 +279,23 @@ class EmulatedVL53L0X:
     STATUS_VCSEL_CONTINUITY_FAIL = 1
     NO_TARGET_RANGE_MM = 8190
 
-    def __init__(self, *, monotonic: Clock = time.monotonic, address: int = DEFAULT_ADDRESS,
-                 distance_mm: float = 500.0, ranging_noise: bool = False, seed: int = 0,
-                 lamp_on: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        *,
+        monotonic: Clock = time.monotonic,
+        address: int = DEFAULT_ADDRESS,
+        distance_mm: float = 500.0,
+        ranging_noise: bool = False,
+        seed: int = 0,
+        lamp_on: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.address = address
         self.monotonic = monotonic
         # Settable state: what the laser currently sees.
         self.distance_mm = distance_mm
         self.range_status = self.STATUS_RANGE_COMPLETE
-        self.glare_mcps = 0.0          # ambient light at 940 nm, always there (e.g. the sun)
-        self.lamp_glare_mcps = 0.0     # what the heat lamp adds while it is lit
+        self.glare_mcps = 0.0  # ambient light at 940 nm, always there (e.g. the sun)
+        self.lamp_glare_mcps = 0.0  # what the heat lamp adds while it is lit
         self.lamp_on = lamp_on
         self.ranging_noise = ranging_noise
         self.rng = random.Random(seed)
@@ -295,11 +309,11 @@ class EmulatedVL53L0X:
         self._pages: dict[int, bytearray] = {}
         self._page = 0
         self._pointer = 0
-        self._nvm = {self.NVM_ADDRESS_SPAD_INFO: 0x86}   # aperture SPADs, 6 of them
+        self._nvm = {self.NVM_ADDRESS_SPAD_INFO: 0x86}  # aperture SPADs, 6 of them
         self._continuous_period_s: float | None = None
         self._next_sample_due = 0.0
-        self._chip_lock = threading.RLock()        # bus transfers vs the GPIO1 thread
-        self.gpio1 = None                          # a MockPin wired to GPIO1 (attach_gpio1)
+        self._chip_lock = threading.RLock()  # bus transfers vs the GPIO1 thread
+        self.gpio1 = None  # a MockPin wired to GPIO1 (attach_gpio1)
         self._gpio1_stop = threading.Event()
         self._load_power_on_defaults()
 
@@ -347,6 +361,7 @@ class EmulatedVL53L0X:
                     due = self._next_sample_due if self._continuous_period_s is not None else None
                 wait_s = 0.01 if due is None else max(0.0, due - self.monotonic()) + 0.0001
                 self._gpio1_stop.wait(wait_s)
+
         threading.Thread(target=run, name="emulated-vl53l0x-gpio1", daemon=True).start()
 
     def detach_gpio1(self) -> None:
@@ -395,7 +410,7 @@ class EmulatedVL53L0X:
         page0[self.FINAL_RANGE_CONFIG_VCSEL_PERIOD] = 0x04
         self._set_u16(self.FINAL_RANGE_CONFIG_TIMEOUT_MACROP_HI, 0x01FE)
         first = self.GLOBAL_CONFIG_SPAD_ENABLES_REF_0
-        page0[first:first + 6] = bytes([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
+        page0[first : first + 6] = bytes([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F])
         self._regs(1)[self.STOP_VARIABLE] = 0x3C
 
     def _read_register(self, register: int) -> int:
@@ -430,9 +445,9 @@ class EmulatedVL53L0X:
             self._next_sample_due = self.monotonic() + self._continuous_period_s
         elif value & self.SYSRANGE_START_STOP:
             if self.continuous:
-                self._continuous_period_s = None     # the start/stop bit stops ranging
+                self._continuous_period_s = None  # the start/stop bit stops ranging
             else:
-                self._complete_measurement()         # single shot or reference calibration
+                self._complete_measurement()  # single shot or reference calibration
         page0[self.SYSRANGE_START] = value & ~self.SYSRANGE_START_STOP
 
     def _advance_clock(self) -> None:
@@ -451,8 +466,8 @@ class EmulatedVL53L0X:
         page0 = self._regs(0)
         status, range_mm, signal_mcps, ambient_mcps = self._measure()
         page0[self.RESULT_RANGE_STATUS] = (status & 0x0F) << 3
-        self._set_u16(self.RESULT_EFFECTIVE_SPAD_RTN_COUNT, 6 << 8)   # 8.8 fixed point
-        self._set_u16(self.RESULT_SIGNAL_RATE, _fixed_97(signal_mcps))   # 9.7 fixed point, Mcps
+        self._set_u16(self.RESULT_EFFECTIVE_SPAD_RTN_COUNT, 6 << 8)  # 8.8 fixed point
+        self._set_u16(self.RESULT_SIGNAL_RATE, _fixed_97(signal_mcps))  # 9.7 fixed point, Mcps
         self._set_u16(self.RESULT_AMBIENT_RATE, _fixed_97(ambient_mcps))
         self._set_u16(self.RESULT_RANGE_MM, max(0, min(0xFFFF, round(range_mm))))
         page0[self.RESULT_INTERRUPT_STATUS] = self.INTERRUPT_NEW_SAMPLE_READY
@@ -471,12 +486,14 @@ class EmulatedVL53L0X:
         glare_mcps = self.current_glare_mcps()
         signal_mcps = glare.signal_rate_mcps(self.distance_mm)
         ambient_mcps = glare.DARK_AMBIENT_MCPS + glare_mcps
-        if (self.range_status != self.STATUS_RANGE_COMPLETE or self.distance_mm >= self.NO_TARGET_RANGE_MM
-                or not (glare_mcps > 0.0 or self.ranging_noise)):
+        if (
+            self.range_status != self.STATUS_RANGE_COMPLETE
+            or self.distance_mm >= self.NO_TARGET_RANGE_MM
+            or not (glare_mcps > 0.0 or self.ranging_noise)
+        ):
             return self.range_status, self.distance_mm, signal_mcps, ambient_mcps
         measured = glare.measure(self.distance_mm, glare_mcps, self.rng)
-        return (measured.device_status, measured.range_mm, measured.signal_rate_mcps,
-                measured.ambient_rate_mcps)
+        return (measured.device_status, measured.range_mm, measured.signal_rate_mcps, measured.ambient_rate_mcps)
 
     def _timing_budget_us(self) -> float:
         """The measurement time the timing registers program (ST's budget definition)."""
@@ -509,7 +526,7 @@ class EmulatedVL53L0X:
         return (page0[register] << 8) | page0[register + 1]
 
     def _set_u16(self, register: int, value: int) -> None:
-        self._regs(0)[register:register + 2] = value.to_bytes(2, "big")
+        self._regs(0)[register : register + 2] = value.to_bytes(2, "big")
 
 
 def _fixed_97(mcps: float) -> int:
@@ -535,8 +552,8 @@ def _mclks_to_us(mclks: int, vcsel_pclks: int) -> float:
 # MLX90614 infrared thermometer
 # =============================================================================
 
-LAMP_SKIN_TAU_S = 60.0    # skin under a 250 W lamp at 40 cm: minutes to settle
-LAMP_BODY_TAU_S = 120.0   # the MLX90614's TO-39 can behind a bracket: slower
+LAMP_SKIN_TAU_S = 60.0  # skin under a 250 W lamp at 40 cm: minutes to settle
+LAMP_BODY_TAU_S = 120.0  # the MLX90614's TO-39 can behind a bracket: slower
 
 
 def smbus_pec(data: bytes) -> int:
@@ -592,9 +609,15 @@ class EmulatedMLX90614:
     EEPROM_SMBUS_ADDRESS = 0x2E
     EEPROM_ID_FIRST = 0x3C
 
-    def __init__(self, *, address: int = DEFAULT_ADDRESS, object_c: float = 33.0,
-                 ambient_c: float = 24.0, monotonic: Clock = time.monotonic,
-                 lamp_on: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        *,
+        address: int = DEFAULT_ADDRESS,
+        object_c: float = 33.0,
+        ambient_c: float = 24.0,
+        monotonic: Clock = time.monotonic,
+        lamp_on: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.address = address
         # Settable state.
         self.object_c = object_c
@@ -602,8 +625,8 @@ class EmulatedMLX90614:
         # Warming under the lamp (0 = the lamp does not reach it).
         self.lamp_on = lamp_on
         self.monotonic = monotonic
-        self.lamp_skin_rise_c = 0.0        # steady-state rise of the skin it looks at
-        self.lamp_body_rise_c = 0.0        # steady-state rise of its own body (package)
+        self.lamp_skin_rise_c = 0.0  # steady-state rise of the skin it looks at
+        self.lamp_body_rise_c = 0.0  # steady-state rise of its own body (package)
         self.skin_tau_s = LAMP_SKIN_TAU_S
         self.body_tau_s = LAMP_BODY_TAU_S
         self._skin_warmth_c = 0.0
@@ -620,28 +643,30 @@ class EmulatedMLX90614:
             self.EEPROM_TO_MIN: 0x62E3,
             self.EEPROM_PWMCTRL: 0x0201,
             self.EEPROM_TA_RANGE: 0xF71C,
-            self.EEPROM_EMISSIVITY: 0xFFFF,          # emissivity 1.0
+            self.EEPROM_EMISSIVITY: 0xFFFF,  # emissivity 1.0
             self.EEPROM_CONFIG1: 0x9FB4,
             self.EEPROM_SMBUS_ADDRESS: 0xBE00 | address,
-            self.EEPROM_ID_FIRST: 0x1234, 0x3D: 0x5678, 0x3E: 0x9ABC, 0x3F: 0xDEF0,
+            self.EEPROM_ID_FIRST: 0x1234,
+            0x3D: 0x5678,
+            0x3E: 0x9ABC,
+            0x3F: 0xDEF0,
         }
 
     # --- I2C transfers (SMBus protocol) -------------------------------------------
     def write(self, data: bytes) -> None:
         if len(data) < 3:
-            return                        # probe, or a command byte without data
+            return  # probe, or a command byte without data
         command, word = data[0], data[1] | (data[2] << 8)
         if command & self.ACCESS_MASK != self.EEPROM_ACCESS:
-            return                        # RAM is read-only over SMBus
-        pec_ok = len(data) >= 4 and data[3] == smbus_pec(
-            bytes([self.address << 1]) + data[:3])
+            return  # RAM is read-only over SMBus
+        pec_ok = len(data) >= 4 and data[3] == smbus_pec(bytes([self.address << 1]) + data[:3])
         eeprom_address = command
         self.eeprom_writes.append(EepromWrite(eeprom_address, word, pec_ok))
         if pec_ok:
             self.eeprom[eeprom_address] = word
 
     def read(self, length: int) -> bytes:
-        return b"\xff" * length           # a read without a command: bus idles high
+        return b"\xff" * length  # a read without a command: bus idles high
 
     def write_then_read(self, data: bytes, length: int) -> bytes:
         if len(data) != 1:
@@ -670,8 +695,10 @@ class EmulatedMLX90614:
         dt_s = max(0.0, now - self._warmth_at_s)
         self._warmth_at_s = now
         lit = self.lamp_on()
-        for attr, rise_c, tau_s in (("_skin_warmth_c", self.lamp_skin_rise_c, self.skin_tau_s),
-                                    ("_body_warmth_c", self.lamp_body_rise_c, self.body_tau_s)):
+        for attr, rise_c, tau_s in (
+            ("_skin_warmth_c", self.lamp_skin_rise_c, self.skin_tau_s),
+            ("_body_warmth_c", self.lamp_body_rise_c, self.body_tau_s),
+        ):
             target = rise_c if lit else 0.0
             current = getattr(self, attr)
             setattr(self, attr, target + (current - target) * math.exp(-dt_s / tau_s))
@@ -693,9 +720,13 @@ class EmulatedMLX90614:
         return max(0, min(0x7FFF, raw))
 
 
-def emulated_bus(*, monotonic: Clock = time.monotonic, distance_mm: float = 500.0,
-                 object_c: float = 33.0, ambient_c: float = 24.0,
-                 ) -> tuple[EmulatedI2C, EmulatedVL53L0X, EmulatedMLX90614]:
+def emulated_bus(
+    *,
+    monotonic: Clock = time.monotonic,
+    distance_mm: float = 500.0,
+    object_c: float = 33.0,
+    ambient_c: float = 24.0,
+) -> tuple[EmulatedI2C, EmulatedVL53L0X, EmulatedMLX90614]:
     """A bus with both irlamp sensors at their default addresses."""
     vl53 = EmulatedVL53L0X(monotonic=monotonic, distance_mm=distance_mm)
     mlx = EmulatedMLX90614(object_c=object_c, ambient_c=ambient_c)
@@ -720,11 +751,15 @@ def _measure_distance_reader_cpu(duration_s: float = 3.0, timing_budget_ms: int 
         polls = vl53.read_count(EmulatedVL53L0X.RESULT_INTERRUPT_STATUS) - polls_before
     finally:
         source.close()
-    print(f"{samples} samples in {wall_s:.2f} s at a {timing_budget_ms} ms budget "
-          f"(chip period {vl53.measurement_period_s() * 1000:.1f} ms)")
-    print(f"CPU {cpu_s * 1000:.1f} ms = {100 * cpu_s / wall_s:.2f} % of one core, "
-          f"{1e6 * cpu_s / max(samples, 1):.0f} us per sample, "
-          f"{polls / max(samples, 1):.1f} data-ready polls per sample")
+    print(
+        f"{samples} samples in {wall_s:.2f} s at a {timing_budget_ms} ms budget "
+        f"(chip period {vl53.measurement_period_s() * 1000:.1f} ms)"
+    )
+    print(
+        f"CPU {cpu_s * 1000:.1f} ms = {100 * cpu_s / wall_s:.2f} % of one core, "
+        f"{1e6 * cpu_s / max(samples, 1):.0f} us per sample, "
+        f"{polls / max(samples, 1):.1f} data-ready polls per sample"
+    )
 
 
 if __name__ == "__main__":

@@ -25,15 +25,41 @@ COOLDOWN = Allowance(False, "cooldown", 1, 1e9, 1e9)
 
 # Tightened but valid configurations: shorter caps and pauses so runs reach them quickly.
 TIGHT_OVERRIDES = {
-    "distance": {"min_mm": 350.0, "hysteresis_mm": 10.0, "max_mm": 450.0, "absent_mm": 700.0,
-                 "offset_mm": 30.0, "resume_after_s": 1.0, "max_pause_s": 10.0, "absent_end_s": 10.0,
-                 "timing_budget_ms": 100},
-    "skin": {"limit_c": 40.0, "warning_margin_c": 1.0, "heating_check_s": 30.0, "heating_min_rise_c": 0.5,
-             "sensor_body_max_c": 50.0, "period_ms": 200, "comfort_c": 38.5},
-    "session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.0, "sessions_per_day": 2, "min_gap_minutes": 30.0,
-                "min_off_s": 10.0, "max_switches": 5},
-    "faults": {"distance_stale_s": 0.5, "skin_stale_s": 0.8, "distance_frozen_s": 2.0, "skin_frozen_s": 6.0,
-               "retry_errors": 0},
+    "distance": {
+        "min_mm": 350.0,
+        "hysteresis_mm": 10.0,
+        "max_mm": 450.0,
+        "absent_mm": 700.0,
+        "offset_mm": 30.0,
+        "resume_after_s": 1.0,
+        "max_pause_s": 10.0,
+        "absent_end_s": 10.0,
+        "timing_budget_ms": 100,
+    },
+    "skin": {
+        "limit_c": 40.0,
+        "warning_margin_c": 1.0,
+        "heating_check_s": 30.0,
+        "heating_min_rise_c": 0.5,
+        "sensor_body_max_c": 50.0,
+        "period_ms": 200,
+        "comfort_c": 38.5,
+    },
+    "session": {
+        "max_on_minutes": 1.0,
+        "max_wall_minutes": 1.0,
+        "sessions_per_day": 2,
+        "min_gap_minutes": 30.0,
+        "min_off_s": 10.0,
+        "max_switches": 5,
+    },
+    "faults": {
+        "distance_stale_s": 0.5,
+        "skin_stale_s": 0.8,
+        "distance_frozen_s": 2.0,
+        "skin_frozen_s": 6.0,
+        "retry_errors": 0,
+    },
     "button": {"long_press_s": 2.0, "stuck_s": 10.0, "bounce_ms": 50.0},
 }
 RETRY2_OVERRIDES = {
@@ -89,13 +115,26 @@ class Bench:
         self.last_decision: Decision | None = None
 
     # -- feeds -------------------------------------------------------------------------
-    def publish(self, sensor: str, value: float | None, *, ambient_c: float | None = None,
-                error: str | None = None, t_s: float | None = None) -> Sample:
+    def publish(
+        self,
+        sensor: str,
+        value: float | None,
+        *,
+        ambient_c: float | None = None,
+        error: str | None = None,
+        t_s: float | None = None,
+    ) -> Sample:
         self._seq[sensor] += 1
         if sensor == "skin" and ambient_c is None and error is None:
             ambient_c = 25.0
-        sample = Sample(self._seq[sensor], self.now if t_s is None else t_s, value, ambient_c, error,
-                        f"injected {error}" if error else "")
+        sample = Sample(
+            self._seq[sensor],
+            self.now if t_s is None else t_s,
+            value,
+            ambient_c,
+            error,
+            f"injected {error}" if error else "",
+        )
         self._latest[sensor] = sample
         return sample
 
@@ -105,8 +144,16 @@ class Bench:
 
     # -- stepping ----------------------------------------------------------------------
     def _inputs(self) -> StepInputs:
-        return StepInputs(self.now, self.feed("distance"), self.feed("skin"), self.button,
-                          self.allowance, self.guard_fault, self.remote_stop, journal=self.journal)
+        return StepInputs(
+            self.now,
+            self.feed("distance"),
+            self.feed("skin"),
+            self.button,
+            self.allowance,
+            self.guard_fault,
+            self.remote_stop,
+            journal=self.journal,
+        )
 
     def step(self, now: float | None = None) -> Decision:
         if now is not None:
@@ -117,9 +164,17 @@ class Bench:
         self.last_decision = decision
         return decision
 
-    def run(self, seconds: float, *, distance_mm: Value = 400.0, skin_c: Value = 33.0,
-            ambient_c: float = 25.0, noise: bool = True, distance_error: str | None = None,
-            skin_error: str | None = None) -> list[Decision]:
+    def run(
+        self,
+        seconds: float,
+        *,
+        distance_mm: Value = 400.0,
+        skin_c: Value = 33.0,
+        ambient_c: float = 25.0,
+        noise: bool = True,
+        distance_error: str | None = None,
+        skin_error: str | None = None,
+    ) -> list[Decision]:
         """Advance `seconds`: a distance sample every distance period, a skin sample every skin
         period, a control step after each sample (as the daemon does). Values may be functions of
         the time since this call began; None publishes nothing for that sensor. With `noise`,
@@ -142,8 +197,12 @@ class Bench:
                 next_s += s_period
                 if skin_c is not None or skin_error:
                     value = self._value("skin", skin_c, t - t0, noise, 0.01)
-                    self.publish("skin", None if skin_error else value, error=skin_error,
-                                 ambient_c=None if skin_error else ambient_c)
+                    self.publish(
+                        "skin",
+                        None if skin_error else value,
+                        error=skin_error,
+                        ambient_c=None if skin_error else ambient_c,
+                    )
             out.append(self.step())
         self.now = end
         return out

@@ -50,6 +50,7 @@ def choose_broker() -> tuple[str | None, str]:
     mosquitto = next((p for p in map(shutil.which, MOSQUITTO_PATHS) if p), None)
     try:
         import amqtt  # noqa: F401
+
         has_amqtt = True
     except ImportError:
         has_amqtt = False
@@ -83,14 +84,21 @@ class TestBroker:
             # log) and every session and queued message is lost across a restart. `user root` keeps
             # it as the user that made the directory (only this loopback test broker).
             run_as = "user root\n" if os.geteuid() == 0 else ""
-            conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                            f"persistence true\npersistence_location {self.base}/\n"
-                            f"log_dest stderr\n{run_as}")
+            conf.write_text(
+                f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                f"persistence true\npersistence_location {self.base}/\n"
+                f"log_dest stderr\n{run_as}"
+            )
             return [next(p for p in map(shutil.which, MOSQUITTO_PATHS) if p), "-c", str(conf)]
         conf = self.base / "amqtt.yaml"
-        conf.write_text(yaml.safe_dump({
-            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}))
+        conf.write_text(
+            yaml.safe_dump(
+                {
+                    "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+                    "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+                }
+            )
+        )
         return [str(Path(sys.executable).with_name("amqtt")), "-c", str(conf)]
 
     def start(self) -> None:
@@ -104,6 +112,7 @@ class TestBroker:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.5):
                 return True
             return False
+
         wait_for(accepting, START_TIMEOUT_S, what=f"{self.kind} accepting on port {self.port}")
 
     def stop(self) -> None:
@@ -116,8 +125,9 @@ class TestBroker:
     def _check_saved(self) -> None:
         """A test that relies on sessions surviving a restart must not pass or fail by luck."""
         log = self.log()
-        assert "Error saving" not in log and self.database.exists(), \
+        assert "Error saving" not in log and self.database.exists(), (
             f"mosquitto did not save its sessions at exit, they will not survive the restart:\n{log}"
+        )
 
     @property
     def database(self) -> Path:
@@ -157,9 +167,11 @@ class HaClient:
 
     def __post_init__(self):
         import paho.mqtt.client as mqtt
+
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                  clean_session=not self.persistent)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=not self.persistent
+        )
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *_: c.subscribe([("homeassistant/#", 1), ("irlamp/#", 1)])
         self.client.reconnect_delay_set(0.2, 1)
@@ -176,9 +188,11 @@ class HaClient:
 
     def wait(self, predicate, timeout_s: float = 10.0, what: str = "message", since: int = 0) -> Received:
         """The first message (index >= since) matching predicate, polling up to timeout_s."""
+
         def find():
             with self.lock:
                 return next((m for m in self.messages[since:] if predicate(m)), None)
+
         return wait_for(find, timeout_s, what=what)
 
     def publish(self, topic: str, payload, qos: int = 0):
@@ -192,25 +206,38 @@ class HaClient:
 class RunningBridge:
     """`python -m controller.cli bridge --config <generated>` against the test broker."""
 
-    def __init__(self, base: Path, port: int, daemon_state: Path, daemon_runtime: Path,
-                 lamp_id: str = "t1", **sections):
+    def __init__(
+        self, base: Path, port: int, daemon_state: Path, daemon_runtime: Path, lamp_id: str = "t1", **sections
+    ):
         self.base = Path(base)
         self.config = self.base / "bridge.yaml"
         self.state_dir = self.base / "bridge-state"
-        doc = {"broker": {"host": "127.0.0.1", "port": port, "keepalive_s": 5,
-                          "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
-               "lamp": {"id": lamp_id, "name": f"Test lamp {lamp_id}"},
-               "daemon": {"state_dir": str(daemon_state), "runtime_dir": str(daemon_runtime)},
-               "bridge": {"state_dir": str(self.state_dir)}}
+        doc = {
+            "broker": {
+                "host": "127.0.0.1",
+                "port": port,
+                "keepalive_s": 5,
+                "reconnect_min_s": 0.2,
+                "reconnect_max_s": 1.0,
+            },
+            "lamp": {"id": lamp_id, "name": f"Test lamp {lamp_id}"},
+            "daemon": {"state_dir": str(daemon_state), "runtime_dir": str(daemon_runtime)},
+            "bridge": {"state_dir": str(self.state_dir)},
+        }
         for name, values in sections.items():
             doc.setdefault(name, {}).update(values)
         self.config.write_text(yaml.safe_dump(doc))
         self.topics = f"irlamp/{lamp_id}"
         self.stderr_path = self.base / f"bridge-{len(list(self.base.glob('bridge-*.log')))}.log"
         self._stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "controller.cli", "bridge", "--config",
-                                      str(self.config), "--verbose"], cwd=REPO, env=cli_env(),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "controller.cli", "bridge", "--config", str(self.config), "--verbose"],
+            cwd=REPO,
+            env=cli_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
 
     def stderr(self) -> str:
         self._stderr.flush()

@@ -34,6 +34,7 @@ ROUNDING_S = 0.001
 def default_config():
     """The bundled default config (the numbers the bounds in the tests are derived from)."""
     from controller.service.config import load_config
+
     return load_config(DEFAULT_CONFIG)
 
 
@@ -58,8 +59,7 @@ class SimRun:
 
     def events(self, name: str, **match: Any) -> list[dict]:
         """All records of this event kind whose fields equal `match`."""
-        return [r for r in self.records if r["event"] == name
-                and all(r.get(k) == v for k, v in match.items())]
+        return [r for r in self.records if r["event"] == name and all(r.get(k) == v for k, v in match.items())]
 
     def first(self, name: str, after: float = float("-inf"), **match: Any) -> dict | None:
         """The first such record at or after `after` seconds, or None."""
@@ -107,16 +107,27 @@ def parse_json_lines(text: str) -> list[dict]:
     return records
 
 
-def run_sim(tmp_path: Path, scenario: dict | str, *, state_dir: Path | None = None,
-            config_path: Path | None = None, name: str = "scenario.yaml") -> SimRun:
+def run_sim(
+    tmp_path: Path,
+    scenario: dict | str,
+    *,
+    state_dir: Path | None = None,
+    config_path: Path | None = None,
+    name: str = "scenario.yaml",
+) -> SimRun:
     """Write and run a scenario in-process (JSON records), like `irlamp simulate --json`."""
     from controller.sim.scenario import load_scenario
     from controller.sim.simulate import run_scenario
+
     path = write_scenario(tmp_path, scenario, name)
     out = io.StringIO()
-    run_scenario(load_scenario(path), as_json=True, out=out,
-                 state_dir=None if state_dir is None else str(state_dir),
-                 config_path=None if config_path is None else str(config_path))
+    run_scenario(
+        load_scenario(path),
+        as_json=True,
+        out=out,
+        state_dir=None if state_dir is None else str(state_dir),
+        config_path=None if config_path is None else str(config_path),
+    )
     return SimRun(parse_json_lines(out.getvalue()))
 
 
@@ -129,8 +140,15 @@ def cli_env() -> dict:
 
 def run_cli(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
     """`python -m controller.cli ARGS` in the repo; text output captured."""
-    return subprocess.run([PYTHON, "-m", "controller.cli", *args], cwd=REPO, env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [PYTHON, "-m", "controller.cli", *args],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def simulate_cli(path: Path, *extra: str, as_json: bool = True) -> tuple[subprocess.CompletedProcess, SimRun | None]:
@@ -145,8 +163,15 @@ def press(at: float, held_s: float = 0.2) -> dict:
     return {"at": at, "press": held_s}
 
 
-def scenario(events: list[dict], until: float, *, config: dict | None = None, start: dict | None = None,
-             thermal_model: bool = False, **extra: Any) -> dict:
+def scenario(
+    events: list[dict],
+    until: float,
+    *,
+    config: dict | None = None,
+    start: dict | None = None,
+    thermal_model: bool = False,
+    **extra: Any,
+) -> dict:
     """A scenario dict with the given events (sorted by `at` here, stably)."""
     doc: dict[str, Any] = {}
     if config:
@@ -161,9 +186,11 @@ def scenario(events: list[dict], until: float, *, config: dict | None = None, st
 
 # -- the real-time daemon (`irlamp run --simulate`) as a subprocess ------------------------------
 
+
 def wait_for(predicate, timeout_s: float, interval_s: float = 0.05, what: str = "condition"):
     """Poll `predicate()` until it returns something truthy; fail after `timeout_s` (bounded wait)."""
     import time
+
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -178,9 +205,17 @@ class RunningDaemon:
     """`python -m controller.cli run --simulate` with piped stdin (keys) and a NOTIFY_SOCKET the
     test binds, so READY/WATCHDOG/STATUS/STOPPING datagrams can be checked."""
 
-    def __init__(self, base: Path, *, config: Path = DEFAULT_CONFIG, notify: bool = True,
-                 extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        base: Path,
+        *,
+        config: Path = DEFAULT_CONFIG,
+        notify: bool = True,
+        extra_args: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
+    ):
         import socket
+
         self.base = Path(base)
         self.state_dir = self.base / "state"
         self.runtime_dir = self.base / "run"
@@ -198,9 +233,26 @@ class RunningDaemon:
         self.stderr_path = self.base / f"daemon-{len(list(self.base.glob('daemon-*.log')))}.log"
         self._stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "controller.cli", "run", "--simulate", "--state-dir", str(self.state_dir),
-             "--runtime-dir", str(self.runtime_dir), "--config", str(config), *extra_args],
-            cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+            [
+                PYTHON,
+                "-m",
+                "controller.cli",
+                "run",
+                "--simulate",
+                "--state-dir",
+                str(self.state_dir),
+                "--runtime-dir",
+                str(self.runtime_dir),
+                "--config",
+                str(config),
+                *extra_args,
+            ],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
 
     # notify socket
     def poll_messages(self) -> list[str]:
@@ -216,8 +268,11 @@ class RunningDaemon:
         return [line for message in self.poll_messages() for line in message.splitlines()]
 
     def wait_message(self, line: str, timeout_s: float = 10.0, count: int = 1) -> None:
-        wait_for(lambda: self.lines().count(line) >= count or self._died(),
-                 timeout_s, what=f"{count} x {line!r} from the daemon")
+        wait_for(
+            lambda: self.lines().count(line) >= count or self._died(),
+            timeout_s,
+            what=f"{count} x {line!r} from the daemon",
+        )
         assert self.lines().count(line) >= count, f"daemon exited early: {self.stderr()}"
 
     def _died(self) -> bool:
@@ -241,8 +296,8 @@ class RunningDaemon:
     def wait_status(self, predicate, timeout_s: float = 10.0, what: str = "status") -> dict:
         def check():
             status = self.status()
-            return status if status is not None and status.get("pid") == self.proc.pid and predicate(status) \
-                else None
+            return status if status is not None and status.get("pid") == self.proc.pid and predicate(status) else None
+
         return wait_for(check, timeout_s, what=what)
 
     def stop(self, signum, timeout_s: float = 10.0) -> int:
@@ -259,7 +314,7 @@ class RunningDaemon:
             self.proc.kill()
             self.proc.wait(timeout=10)
         if self.proc.stdin:
-            with contextlib.suppress(BrokenPipeError):   # the daemon is gone already
+            with contextlib.suppress(BrokenPipeError):  # the daemon is gone already
                 self.proc.stdin.close()
         self._stderr.close()
         if self.sock is not None:

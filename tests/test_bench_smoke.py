@@ -55,8 +55,8 @@ def test_every_hazard_trial_switched_the_relay_off_with_ordered_figures(quick):
             # the hazard shows up in a sample only after the world changed, and the relay after that
             assert figures["onset_to_off"]["min"] >= figures["sample_to_off"]["min"]
     distance = results["irlamp"]["hazard_to_off_ms"]["distance"]
-    assert distance["ready_to_off"]["n"] == 2            # the emulated chip's data-ready was seen
-    assert 0 <= distance["cut_by_sampler"] <= 2          # and the path was profiled
+    assert distance["ready_to_off"]["n"] == 2  # the emulated chip's data-ready was seen
+    assert 0 <= distance["cut_by_sampler"] <= 2  # and the path was profiled
 
 
 def test_irlamp_cuts_every_stall_and_hang_and_the_baseline_never_does(quick):
@@ -80,7 +80,7 @@ def test_cpu_memory_and_start_up_are_measured_for_both_programs(quick):
         figures = results[program]
         assert finite_non_negative(figures["cpu_percent"]["idle"]), program
         assert finite_non_negative(figures["cpu_percent"]["running"]), program
-        assert figures["rss_mb"] > 5.0, program           # an interpreter with gpiozero loaded
+        assert figures["rss_mb"] > 5.0, program  # an interpreter with gpiozero loaded
         assert figures["startup_s"]["n"] == QUICK.startups and figures["startup_s"]["max"] > 0
     assert finite_non_negative(results["irlamp"]["cpu_percent"]["daemon_threads_in_distance_trials"])
 
@@ -98,8 +98,16 @@ def test_targets_ratios_estimates_and_table_are_complete(quick):
         assert finite_non_negative(estimate["distance_sample_to_off_p99_ms_loaded"])
         assert finite_non_negative(estimate["startup_s_warm_cache"])
     text = report.table(results)
-    for needle in ("sample -> off", "loaded machine", "last confirmation", "CPU in a session", "sleeping baseline",
-                   "peak RSS", "start-up", "Raspberry Pi 4"):
+    for needle in (
+        "sample -> off",
+        "loaded machine",
+        "last confirmation",
+        "CPU in a session",
+        "sleeping baseline",
+        "peak RSS",
+        "start-up",
+        "Raspberry Pi 4",
+    ):
         assert needle in text
 
 
@@ -116,8 +124,9 @@ def test_i2c_wire_time_is_nine_clocks_a_byte_plus_the_address():
 
 
 def test_a_bad_trial_plan_is_one_clear_line():
-    done = subprocess.run([sys.executable, "-m", "bench.trials", "dinner=3"], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.trials", "dinner=3"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "dinner=3" in done.stderr
 

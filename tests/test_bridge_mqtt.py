@@ -29,7 +29,7 @@ BROKER_KIND, BROKER_WHY = choose_broker()
 @pytest.fixture(scope="module")
 def broker(request, tmp_path_factory):
     capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():           # say which broker, also under -q
+    with capture.global_and_fixture_disabled():  # say which broker, also under -q
         print(f"\n[MQTT bridge tests: broker {BROKER_KIND or 'none, skipped'} ({BROKER_WHY})]")
     if BROKER_KIND is None:
         pytest.skip(BROKER_WHY)
@@ -47,8 +47,9 @@ class Lamp:
         self.daemon = RunningDaemon(base)
         self.daemon.wait_message("READY=1", timeout_s=START_TIMEOUT_S)
         self.ha = HaClient(broker.port, client_id=f"ha-{self.lamp_id}", persistent=persistent_ha)
-        self.bridge = RunningBridge(base, broker.port, self.daemon.state_dir, self.daemon.runtime_dir,
-                                    lamp_id=self.lamp_id)
+        self.bridge = RunningBridge(
+            base, broker.port, self.daemon.state_dir, self.daemon.runtime_dir, lamp_id=self.lamp_id
+        )
         self.base_topic = f"irlamp/{self.lamp_id}"
         self.wait_state(lambda s: s["state"] == "idle", "state idle on the broker")
 
@@ -56,13 +57,18 @@ class Lamp:
         return [m.json() for m in self.ha.received(f"{self.base_topic}/state")]
 
     def wait_state(self, predicate, what: str, timeout_s: float = START_TIMEOUT_S, since: int = 0):
-        message = self.ha.wait(lambda m: m.topic == f"{self.base_topic}/state" and predicate(m.json()),
-                               timeout_s, what=f"{what}; bridge log: {self.bridge.stderr()[-800:]}", since=since)
+        message = self.ha.wait(
+            lambda m: m.topic == f"{self.base_topic}/state" and predicate(m.json()),
+            timeout_s,
+            what=f"{what}; bridge log: {self.bridge.stderr()[-800:]}",
+            since=since,
+        )
         return message
 
     def wait_event(self, predicate, what: str, timeout_s: float = START_TIMEOUT_S):
-        return self.ha.wait(lambda m: m.topic == f"{self.base_topic}/event" and predicate(m.json()),
-                            timeout_s, what=what)
+        return self.ha.wait(
+            lambda m: m.topic == f"{self.base_topic}/event" and predicate(m.json()), timeout_s, what=what
+        )
 
     def start_session(self) -> dict:
         self.daemon.keys("space")
@@ -82,8 +88,11 @@ def lamp(tmp_path, broker):
 
 
 def test_discovery_payloads_are_complete_and_consistent(lamp):
-    configs = {m.topic: m.json() for m in lamp.ha.received() if m.topic.startswith("homeassistant/")
-               and m.topic.endswith("/config")}
+    configs = {
+        m.topic: m.json()
+        for m in lamp.ha.received()
+        if m.topic.startswith("homeassistant/") and m.topic.endswith("/config")
+    }
     components = sorted(topic.split("/")[1] for topic in configs)
     assert components == sorted(["binary_sensor", "binary_sensor", "button", "event"] + ["sensor"] * 7)
     our_topics = {f"{lamp.base_topic}/{leaf}" for leaf in ("state", "event", "availability", "stop")}
@@ -93,8 +102,13 @@ def test_discovery_payloads_are_complete_and_consistent(lamp):
         assert topic.split("/")[2] == f"irlamp_{lamp.lamp_id}"
         assert config["device"]["identifiers"] == [f"irlamp_{lamp.lamp_id}"]
         assert config["device"]["name"] == f"Test lamp {lamp.lamp_id}"
-        assert config["availability"] == [{"topic": f"{lamp.base_topic}/availability",
-                                           "payload_available": "online", "payload_not_available": "offline"}]
+        assert config["availability"] == [
+            {
+                "topic": f"{lamp.base_topic}/availability",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ]
         for key in ("state_topic", "command_topic"):
             if key in config:
                 assert config[key] in our_topics, (topic, key, config[key])
@@ -117,8 +131,7 @@ def test_state_reaches_the_broker_within_1_5_s_of_a_change(lamp):
     before = len(lamp.ha.received())
     lamp.daemon.keys("space")
     changed = lamp.daemon.wait_status(lambda s: s["state"] == "running", what="status running")
-    seen = lamp.wait_state(lambda s: s["state"] == "running" and s["lamp_on"], "running on the broker",
-                           since=before)
+    seen = lamp.wait_state(lambda s: s["state"] == "running" and s["lamp_on"], "running on the broker", since=before)
     # heartbeat_wall is when the daemon wrote the first status saying 'running' (or later)
     assert seen.at_wall - changed["heartbeat_wall"] <= 1.5
     state = seen.json()
@@ -140,15 +153,24 @@ def test_remote_stop_ends_a_running_session_within_1_s_and_does_nothing_without_
     status_before = lamp.daemon.status()
     lamp.ha.publish(f"{lamp.base_topic}/stop", "STOP", qos=1)
     wait_for(lambda: "remote STOP forwarded" in lamp.bridge.stderr(), 10, what="second STOP forwarded")
-    later = lamp.daemon.wait_status(lambda s: s["heartbeat_wall"] > time.time() - 0.5 and
-                                    s["heartbeat_wall"] > status_before["heartbeat_wall"] + 1.0, what="later status")
+    later = lamp.daemon.wait_status(
+        lambda s: (
+            s["heartbeat_wall"] > time.time() - 0.5 and s["heartbeat_wall"] > status_before["heartbeat_wall"] + 1.0
+        ),
+        what="later status",
+    )
     assert later["state"] == "idle" and later["lamp_on"] is False and not later["fault_latched"]
     assert len(history_json(lamp.daemon.state_dir)["sessions"]) == 1
 
 
 def _flood(lamp, rng: random.Random, payloads: int, datagrams: int) -> None:
-    topics = [f"{lamp.base_topic}/stop", f"{lamp.base_topic}/state", f"{lamp.base_topic}/event",
-              "homeassistant/status", f"homeassistant/button/irlamp_{lamp.lamp_id}/stop/config"]
+    topics = [
+        f"{lamp.base_topic}/stop",
+        f"{lamp.base_topic}/state",
+        f"{lamp.base_topic}/event",
+        "homeassistant/status",
+        f"homeassistant/button/irlamp_{lamp.lamp_id}/stop/config",
+    ]
     words = [b"START", b"start", b"ACK", b"ON", b"PRESS", b"online", b"acknowledge", b'{"start":true}', b"STOP"]
     for index in range(payloads):
         payload = rng.choice(words) if index % 4 == 0 else rng.randbytes(rng.randint(0, 64))
@@ -169,11 +191,11 @@ def _flood(lamp, rng: random.Random, payloads: int, datagrams: int) -> None:
 def test_random_payloads_and_datagrams_never_start_a_session_or_acknowledge(lamp):
     rng = random.Random(1414)
     _flood(lamp, rng, payloads=5000, datagrams=1000)
-    lamp.daemon.keys("f")                                      # latch a fault, no session
+    lamp.daemon.keys("f")  # latch a fault, no session
     lamp.daemon.wait_status(lambda s: s["fault_latched"], what="fault latched")
     _flood(lamp, rng, payloads=5000, datagrams=1000)
     wait_for(lambda: "not a stop request" in lamp.daemon.stderr(), 10, what="daemon counted junk")
-    time.sleep(1.0)                                            # let the last datagrams be read
+    time.sleep(1.0)  # let the last datagrams be read
     status = lamp.daemon.wait_status(lambda s: True, what="status")
     assert status["state"] == "fault" and status["fault_latched"] and not status["lamp_on"]
     history = history_json(lamp.daemon.state_dir)
@@ -206,8 +228,12 @@ def test_bridge_killed_leaves_offline_via_last_will_and_the_fleet_marks_it(lamp,
     count = len(lamp.ha.received())
     lamp.bridge.proc.send_signal(signal.SIGKILL)
     lamp.bridge.proc.wait(timeout=10)
-    lamp.ha.wait(lambda m: m.topic == f"{lamp.base_topic}/availability" and m.payload == b"offline",
-                 20, what="last will 'offline'", since=count)
+    lamp.ha.wait(
+        lambda m: m.topic == f"{lamp.base_topic}/availability" and m.payload == b"offline",
+        20,
+        what="last will 'offline'",
+        since=count,
+    )
     assert our_row(broker, lamp)["online"] is False
     assert any(line.startswith(lamp.lamp_id) and "OFFLINE" in line for line in fleet(broker, "--once").splitlines())
 
@@ -223,15 +249,18 @@ def test_daemon_stopped_or_frozen_shows_not_running(lamp):
     lamp.start_session()
     lamp.wait_state(lambda s: s["state"] == "running", "running")
     count = len(lamp.ha.received())
-    os.kill(lamp.daemon.proc.pid, signal.SIGSTOP)              # frozen: status file ages
+    os.kill(lamp.daemon.proc.pid, signal.SIGSTOP)  # frozen: status file ages
     try:
         frozen_at = lamp.daemon.status()["heartbeat_wall"]
         seen = lamp.wait_state(lambda s: s["state"] == "not running", "frozen -> not running", since=count)
         state = seen.json()
         assert state["daemon_ok"] is False and state["lamp_on"] is False and state["time_left_s"] is None
-        assert seen.at_wall - frozen_at >= 3.0 - 0.3           # not before the status is 3 s old
-        assert not any(m.json()["state"] == "running" for m in lamp.ha.received(f"{lamp.base_topic}/state")
-                       if m.at_wall > seen.at_wall)
+        assert seen.at_wall - frozen_at >= 3.0 - 0.3  # not before the status is 3 s old
+        assert not any(
+            m.json()["state"] == "running"
+            for m in lamp.ha.received(f"{lamp.base_topic}/state")
+            if m.at_wall > seen.at_wall
+        )
     finally:
         os.kill(lamp.daemon.proc.pid, signal.SIGCONT)
     lamp.wait_state(lambda s: s["daemon_ok"], "alive again (its guard may have latched a stall)", since=count)
@@ -248,7 +277,7 @@ def test_fault_event_sent_after_broker_outage_and_bridge_reconnects(tmp_path, br
     lamp = Lamp(tmp_path, broker, persistent_ha=True)
     try:
         broker.stop()
-        lamp.daemon.keys("f")                                  # the fault latches while the broker is down
+        lamp.daemon.keys("f")  # the fault latches while the broker is down
         lamp.daemon.wait_status(lambda s: s["fault_latched"], what="fault latched")
         count = len(lamp.ha.received())
         broker.start()
@@ -262,8 +291,11 @@ def test_fault_event_sent_after_broker_outage_and_bridge_reconnects(tmp_path, br
         lamp.ha.wait(lambda m: m.topic.endswith("/config") and not m.retain, 30, what="discovery again", since=count)
         assert lamp.states()[-1]["state"] == "fault"
         cursor = json.loads((lamp.bridge.state_dir / "cursor.json").read_text())
-        wait_for(lambda: json.loads((lamp.bridge.state_dir / "cursor.json").read_text())["fault_id"] >= 1,
-                 10, what="cursor past the fault")
+        wait_for(
+            lambda: json.loads((lamp.bridge.state_dir / "cursor.json").read_text())["fault_id"] >= 1,
+            10,
+            what="cursor past the fault",
+        )
         assert cursor["session_id"] == 0
     finally:
         lamp.close()
@@ -278,12 +310,21 @@ def test_broker_restart_bridge_reconnects_and_republishes(tmp_path, broker):
         broker.restart(forget=True)
         fresh = HaClient(broker.port)
         try:
-            fresh.wait(lambda m: m.topic == f"{lamp.base_topic}/availability" and m.payload == b"online",
-                       30, what="online after the restart")
-            fresh.wait(lambda m: m.topic == f"{lamp.base_topic}/state" and m.json()["state"] == "idle",
-                       30, what="state after the restart")
-            fresh.wait(lambda m: m.topic == f"homeassistant/button/irlamp_{lamp.lamp_id}/stop/config",
-                       30, what="discovery after the restart")
+            fresh.wait(
+                lambda m: m.topic == f"{lamp.base_topic}/availability" and m.payload == b"online",
+                30,
+                what="online after the restart",
+            )
+            fresh.wait(
+                lambda m: m.topic == f"{lamp.base_topic}/state" and m.json()["state"] == "idle",
+                30,
+                what="state after the restart",
+            )
+            fresh.wait(
+                lambda m: m.topic == f"homeassistant/button/irlamp_{lamp.lamp_id}/stop/config",
+                30,
+                what="discovery after the restart",
+            )
         finally:
             fresh.close()
     finally:

@@ -36,15 +36,18 @@ def test_bundled_config_loads_with_safe_defaults():
     assert cfg.daemon.runtime_dir == "/run/irlamp" and cfg.bridge.state_dir == "/var/lib/irlamp-bridge"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("broker:\n  port: 70000\n", ":2: broker.port: must be at most 65535, got 70000"),
-    ("broker:\n  hostname: x\n", ":2: broker.hostname: unknown key (did you mean 'broker.host'?)"),
-    ("lamp:\n  id: a/b\n", ":2: lamp.id: must be letters, digits"),
-    ("topics:\n  prefix: 'irlamp/#'\n", ":2: topics.prefix: must be topic levels"),
-    ("broker:\n  ca_file: /etc/ca.pem\n", ":2: broker.ca_file: is set but broker.tls is false"),
-    ("broker:\n  password_file: /etc/pw\n", ":2: broker.password_file: needs broker.username"),
-    ("daemon:\n  stale_after_s: 60\n", ":2: daemon.stale_after_s: must be at most 30, got 60"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("broker:\n  port: 70000\n", ":2: broker.port: must be at most 65535, got 70000"),
+        ("broker:\n  hostname: x\n", ":2: broker.hostname: unknown key (did you mean 'broker.host'?)"),
+        ("lamp:\n  id: a/b\n", ":2: lamp.id: must be letters, digits"),
+        ("topics:\n  prefix: 'irlamp/#'\n", ":2: topics.prefix: must be topic levels"),
+        ("broker:\n  ca_file: /etc/ca.pem\n", ":2: broker.ca_file: is set but broker.tls is false"),
+        ("broker:\n  password_file: /etc/pw\n", ":2: broker.password_file: needs broker.username"),
+        ("daemon:\n  stale_after_s: 60\n", ":2: daemon.stale_after_s: must be at most 30, got 60"),
+    ],
+)
 def test_bad_bridge_config_is_one_line_with_file_line_key(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as refused:
@@ -64,9 +67,20 @@ def test_password_file_readable_by_others_is_refused(tmp_path):
 
 
 def status(state: str = "running", age_s: float = 0.5, **extra) -> dict:
-    return {"state": state, "lamp_on": state == "running", "time_left_s": 600.4, "distance_mm": 400.2,
-            "skin_c": 34.25, "sessions_today": 1, "sessions_per_day": 3, "heartbeat_wall": NOW - age_s,
-            "pid": os.getpid(), "last_fault": None, "fault_latched": False, **extra}
+    return {
+        "state": state,
+        "lamp_on": state == "running",
+        "time_left_s": 600.4,
+        "distance_mm": 400.2,
+        "skin_c": 34.25,
+        "sessions_today": 1,
+        "sessions_per_day": 3,
+        "heartbeat_wall": NOW - age_s,
+        "pid": os.getpid(),
+        "last_fault": None,
+        "fault_latched": False,
+        **extra,
+    }
 
 
 def payload(st) -> dict:
@@ -81,8 +95,13 @@ def test_fresh_status_is_published_as_it_is():
 
 @pytest.mark.parametrize("case", ["stale", "stopped", "dead_pid", "missing", "future"])
 def test_a_daemon_that_is_not_there_is_never_published_as_running(case):
-    st = {"stale": status(age_s=3.2), "stopped": status("stopped"), "missing": None,
-          "dead_pid": status(pid=2 ** 22 + 12345), "future": status(age_s=-10)}[case]
+    st = {
+        "stale": status(age_s=3.2),
+        "stopped": status("stopped"),
+        "missing": None,
+        "dead_pid": status(pid=2**22 + 12345),
+        "future": status(age_s=-10),
+    }[case]
     live = payload(st)
     assert live["state"] == "not running" and live["daemon_ok"] is False
     assert live["lamp_on"] is False and live["time_left_s"] is None and live["skin_c"] is None
@@ -103,6 +122,7 @@ class FakeLink:
         self.generation, self.connected = 1, True
         self.sent: list[tuple[str, dict, FakeHandle]] = []
         import threading
+
         self.ha_online = threading.Event()
 
     def publish(self, topic, payload, *, retain, qos=1):
@@ -116,11 +136,16 @@ class FakeLink:
 
 def bridge_for(tmp_path, **bridge_section) -> Bridge:
     section = "".join(f"  {k}: {v}\n" for k, v in bridge_section.items())
-    cfg = load_bridge_config(write(tmp_path, f"""lamp: {{id: u1}}
-daemon: {{state_dir: {tmp_path / 'state'}, runtime_dir: {tmp_path / 'run'}}}
+    cfg = load_bridge_config(
+        write(
+            tmp_path,
+            f"""lamp: {{id: u1}}
+daemon: {{state_dir: {tmp_path / "state"}, runtime_dir: {tmp_path / "run"}}}
 bridge:
-  state_dir: {tmp_path / 'bridge'}
-{section}"""))
+  state_dir: {tmp_path / "bridge"}
+{section}""",
+        )
+    )
     (tmp_path / "bridge").mkdir(exist_ok=True)
     bridge = Bridge(cfg, "u1")
     bridge.link = FakeLink()
@@ -137,9 +162,9 @@ def test_events_are_resent_until_acknowledged_and_the_cursor_survives_a_restart(
     sent = bridge.link.events()
     assert [p["id"] for p, _ in sent] == ["u1-fault-1", "u1-session-1"]
     assert sent[0][0]["advice"].startswith("let the skin cool") and sent[0][0]["code"] == "skin_overheat"
-    bridge.round(1.0)                                  # not acknowledged: nothing new, cursor unmoved
+    bridge.round(1.0)  # not acknowledged: nothing new, cursor unmoved
     assert len(bridge.link.events()) == 2 and bridge.events.cursor.fault_id == 0
-    bridge.link.generation += 1                        # reconnected before the PUBACKs: send again
+    bridge.link.generation += 1  # reconnected before the PUBACKs: send again
     bridge.round(2.0)
     again = bridge.link.events()[2:]
     assert [p["id"] for p, _ in again] == ["u1-fault-1", "u1-session-1"]
@@ -149,7 +174,7 @@ def test_events_are_resent_until_acknowledged_and_the_cursor_survives_a_restart(
     assert (bridge.events.cursor.fault_id, bridge.events.cursor.session_id) == (first, sid)
     journal.record_fault("distance_io_error", "x", NOW + 100, 110.0)
     bridge.close()
-    restarted = bridge_for(tmp_path)                   # a new bridge process: cursor from disk
+    restarted = bridge_for(tmp_path)  # a new bridge process: cursor from disk
     restarted.round(0.0)
     assert [p["id"] for p, _ in restarted.link.events()] == ["u1-fault-2"]
     restarted.close()
@@ -181,12 +206,14 @@ print(json.dumps([e.event_id for e in events.pending(50)]))
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
-                    reason="needs root and setpriv to read as a user who cannot write the state dir")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to read as a user who cannot write the state dir",
+)
 def test_journal_read_by_a_user_who_cannot_write_its_directory():
     """The bridge's user may read, not write, /var/lib/irlamp: no -shm of its own. SQLite reads
     the WAL journal while the daemon has it open, and `immutable` once the daemon closed it."""
-    with directory_for_nobody("irlamp-readonly-") as directory:   # pytest's tmp is root-only
+    with directory_for_nobody("irlamp-readonly-") as directory:  # pytest's tmp is root-only
         _read_as_nobody_while_open_and_after_close(directory)
 
 
@@ -201,10 +228,25 @@ def _read_as_nobody_while_open_and_after_close(tmp_path: Path) -> None:
         script = tmp_path / "reader.py"
         script.write_text(READER)
         script.chmod(0o644)
-        proc = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
-                               sys.executable, str(script), str(state), str(tmp_path / "nobody-bridge")],
-                              capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, cwd="/")
+        proc = subprocess.run(
+            [
+                "setpriv",
+                "--reuid",
+                "nobody",
+                "--regid",
+                "nogroup",
+                "--clear-groups",
+                sys.executable,
+                str(script),
+                str(state),
+                str(tmp_path / "nobody-bridge"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            cwd="/",
+        )
         assert proc.returncode == 0, proc.stderr + why_nobody_was_denied(state)
         return json.loads(proc.stdout)
 
@@ -213,16 +255,19 @@ def _read_as_nobody_while_open_and_after_close(tmp_path: Path) -> None:
     assert read_as_nobody() == ["x-fault-1"]
     journal.record_fault("skin_overheat", "b", NOW + 1, 2.0)
     assert read_as_nobody() == ["x-fault-1", "x-fault-2"]
-    journal.close()                                   # the daemon stopped: -wal and -shm are gone
+    journal.close()  # the daemon stopped: -wal and -shm are gone
     assert not Path(str(state / "journal.sqlite3") + "-wal").exists()
     assert read_as_nobody() == ["x-fault-1", "x-fault-2"]
 
 
 def test_bridge_print_shows_what_it_would_publish_without_a_broker(tmp_path):
-    cfg = write(tmp_path, f"""lamp: {{id: demo, name: Demo lamp}}
-daemon: {{state_dir: {tmp_path / 'state'}, runtime_dir: {tmp_path / 'run'}}}
-bridge: {{state_dir: {tmp_path / 'nowhere'}}}
-""")
+    cfg = write(
+        tmp_path,
+        f"""lamp: {{id: demo, name: Demo lamp}}
+daemon: {{state_dir: {tmp_path / "state"}, runtime_dir: {tmp_path / "run"}}}
+bridge: {{state_dir: {tmp_path / "nowhere"}}}
+""",
+    )
     proc = run_cli("bridge", "--print", "--config", str(cfg))
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -238,20 +283,30 @@ def test_bad_bridge_config_on_the_command_line_is_exit_2(tmp_path):
     assert proc.returncode == 2 and "broker.port" in proc.stderr and "Traceback" not in proc.stderr
 
 
-BRIDGE_MAY_IMPORT = {"controller", "controller.core", "controller.service",      # the rooms' packages
-                     "controller.core.records",                              # the journal's session record
-                     "controller.core.readings",                 # the config's VL53L0X timing-budget bounds
-                     "controller.core.settings",                 # the config's dataclasses (plain values)
-                     "controller.service.clock",                 # the boot id the status is judged against
-                     "controller.service.config", "controller.core.faults", "controller.service.history",
-                     "controller.service.journal", "controller.service.remote_stop", "controller.service.status",
-                     "controller.service.storage",   # the journal's plain-words error messages
-                     "controller.service.yaml_numbers"}   # how config.py reads numbers
+BRIDGE_MAY_IMPORT = {
+    "controller",
+    "controller.core",
+    "controller.service",  # the rooms' packages
+    "controller.core.records",  # the journal's session record
+    "controller.core.readings",  # the config's VL53L0X timing-budget bounds
+    "controller.core.settings",  # the config's dataclasses (plain values)
+    "controller.service.clock",  # the boot id the status is judged against
+    "controller.service.config",
+    "controller.core.faults",
+    "controller.service.history",
+    "controller.service.journal",
+    "controller.service.remote_stop",
+    "controller.service.status",
+    "controller.service.storage",  # the journal's plain-words error messages
+    "controller.service.yaml_numbers",
+}  # how config.py reads numbers
 
 
 def test_the_bridge_reaches_no_hardware_or_decision_module_and_the_daemon_never_imports_it():
-    probe = ("import sys, controller.bridge.publisher, controller.bridge.fleet, controller.bridge.mqtt_link;"
-             "print('\\n'.join(sorted(sys.modules)))")
+    probe = (
+        "import sys, controller.bridge.publisher, controller.bridge.fleet, controller.bridge.mqtt_link;"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     loaded = set(proc.stdout.split())
@@ -273,6 +328,7 @@ def test_only_a_live_exact_stop_message_is_forwarded(tmp_path):
     from controller.bridge.mqtt_link import MqttLink
     from controller.bridge.topics import Topics
     from controller.service.remote_stop import RemoteStopChannel, stop_socket_path
+
     channel = RemoteStopChannel(stop_socket_path(tmp_path), frozenset({os.getuid()}))
     try:
         topics = Topics("u1", "irlamp", "homeassistant")
@@ -290,10 +346,11 @@ def test_only_a_live_exact_stop_message_is_forwarded(tmp_path):
 
 def test_without_mosquitto_or_amqtt_the_broker_tests_say_why_they_skip(monkeypatch):
     import mqtt_helpers
+
     monkeypatch.delenv("IRLAMP_TEST_BROKER", raising=False)
     monkeypatch.setattr(mqtt_helpers.shutil, "which", lambda name: None)
-    assert mqtt_helpers.choose_broker()[0] == "amqtt"                 # the Python fallback
-    monkeypatch.setitem(sys.modules, "amqtt", None)                   # `import amqtt` now fails
+    assert mqtt_helpers.choose_broker()[0] == "amqtt"  # the Python fallback
+    monkeypatch.setitem(sys.modules, "amqtt", None)  # `import amqtt` now fails
     kind, why = mqtt_helpers.choose_broker()
     assert kind is None and "mosquitto" in why and "amqtt" in why
     monkeypatch.setenv("IRLAMP_TEST_BROKER", "mosquitto")

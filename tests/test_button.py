@@ -40,8 +40,18 @@ def test_short_press_release_gives_short_once():
 
 def test_long_press_fires_once_at_long_press_s_from_the_first_contact_and_release_is_silent():
     b = tracker()
-    events = feed(b, [(1.0, True), (1.0 + BOUNCE_S, True), (1.0 + LONG_S - 0.01, True),
-                      (1.0 + LONG_S, True), (1.0 + LONG_S + 0.5, True), (5.0, False), (5.1, False)])
+    events = feed(
+        b,
+        [
+            (1.0, True),
+            (1.0 + BOUNCE_S, True),
+            (1.0 + LONG_S - 0.01, True),
+            (1.0 + LONG_S, True),
+            (1.0 + LONG_S + 0.5, True),
+            (5.0, False),
+            (5.1, False),
+        ],
+    )
     assert events == [(1.0 + BOUNCE_S, "press"), (1.0 + LONG_S, "long")]
 
 
@@ -65,8 +75,9 @@ def test_chatter_never_makes_two_presses():
     b = tracker()
     closing = [(1.000, True), (1.004, False), (1.009, True), (1.012, False), (1.020, True)]
     opening = [(1.500, False), (1.503, True), (1.510, False), (1.521, True), (1.530, False)]
-    events = feed(b, closing + [(1.020 + BOUNCE_S, True), (1.3, True)] + opening
-                  + [(1.530 + BOUNCE_S, False), (2.0, False)])
+    events = feed(
+        b, closing + [(1.020 + BOUNCE_S, True), (1.3, True)] + opening + [(1.530 + BOUNCE_S, False), (2.0, False)]
+    )
     assert events == [(1.020 + BOUNCE_S, "press"), (1.530 + BOUNCE_S, "short")]
 
 
@@ -131,7 +142,7 @@ def test_events_match_the_raw_level(steps):
             elif event == "stuck":
                 assert pressed and not stuck_seen and t - press_start >= STUCK_S - 1e-9
                 stuck_seen = True
-        if b.pressed != pressed:   # a release after a long press is silent
+        if b.pressed != pressed:  # a release after a long press is silent
             assert pressed and long_seen and not b.pressed
             pressed = False
 
@@ -146,8 +157,16 @@ def test_a_press_that_began_and_ended_between_two_steps_is_seen():
 
 def test_chatter_between_two_steps_is_still_one_press():
     b = tracker()
-    edges = [(1.000, True), (1.004, False), (1.009, True), (1.012, False), (1.020, True),
-             (1.500, False), (1.503, True), (1.510, False)]
+    edges = [
+        (1.000, True),
+        (1.004, False),
+        (1.009, True),
+        (1.012, False),
+        (1.020, True),
+        (1.500, False),
+        (1.503, True),
+        (1.510, False),
+    ]
     assert b.update_edges(edges, 2.0, False) == ["press", "short"]
 
 
@@ -185,7 +204,7 @@ def test_edges_fed_late_give_the_events_of_a_level_sampled_every_millisecond(gap
     pending = [(t / 1000.0, lv) for t, lv in edges]
     for now_ms in list(range(step_every_ms, end_ms + 1, step_every_ms)) + [end_ms]:
         due = [e for e in pending if e[0] <= now_ms / 1000.0]
-        pending = pending[len(due):]
+        pending = pending[len(due) :]
         level_now = due[-1][1] if due else sparse.last_level
         sparse_events += sparse.update_edges(due, now_ms / 1000.0, level_now)
     assert sparse_events == dense_events

@@ -22,7 +22,7 @@ from scenario_helpers import PYTHON, REPO, cli_env
 
 from controller.service.journal import Journal, journal_path
 
-CAREGIVERS_GID = 48611        # no such group needs to exist: setpriv sets the number
+CAREGIVERS_GID = 48611  # no such group needs to exist: setpriv sets the number
 WALL = 1_767_600_000.0
 
 
@@ -36,9 +36,15 @@ def _as_nobody(*args: str, groups: tuple[int, ...] = ()) -> subprocess.Completed
     group_args = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
     env = cli_env()
     env["HOME"] = "/nonexistent"
-    return subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", *group_args,
-                           PYTHON, "-m", "controller.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", *group_args, PYTHON, "-m", "controller.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -72,7 +78,7 @@ def test_history_without_access_says_how_to_get_it(state):
 
 
 def test_a_caregiver_in_the_group_reads_while_the_daemon_runs_and_when_it_is_stopped(state):
-    with Journal(state, "boot") as live:                # the daemon, with its log open
+    with Journal(state, "boot") as live:  # the daemon, with its log open
         live.start_session(WALL + 5000, 5000.0)
         files = sorted(p.name for p in state.iterdir())
         assert "journal.sqlite3-wal" in files
@@ -85,8 +91,10 @@ def test_a_caregiver_in_the_group_reads_while_the_daemon_runs_and_when_it_is_sto
     stopped = _history(state, groups=(CAREGIVERS_GID,))
     assert stopped.returncode == 0, stopped.stderr
     assert [s["end_reason"] for s in json.loads(stopped.stdout)["sessions"]] == [
-        None, "completed"]   # the live session is still open
-    assert sorted(p.name for p in state.iterdir()) == stopped_files   # the reader made nothing
+        None,
+        "completed",
+    ]  # the live session is still open
+    assert sorted(p.name for p in state.iterdir()) == stopped_files  # the reader made nothing
 
 
 def test_status_without_access_to_the_state_dir_is_clean(state, tmp_path):

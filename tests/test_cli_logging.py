@@ -25,6 +25,7 @@ def test_every_line_of_a_traceback_keeps_the_priority():
         raise ValueError("boom")
     except ValueError:
         import sys
+
         text = _line(logging.ERROR, "exception in the control loop", sys.exc_info())
     lines = text.splitlines()
     assert len(lines) > 2 and all(line.startswith("<3>") for line in lines)

@@ -70,7 +70,7 @@ def test_it_resumes_only_below_the_hysteresis_and_after_the_minimum_off_time():
 def test_skin_between_the_resume_point_and_the_set_point_keeps_it_off():
     bench = running_bench()
     heat_to_comfort(bench)
-    bench.run(SES.min_off_s * 3, skin_c=RESUME_C + 0.1)       # fell, but not by the hysteresis
+    bench.run(SES.min_off_s * 3, skin_c=RESUME_C + 0.1)  # fell, but not by the hysteresis
     assert not bench.lamp_on() and bench.ctl.state == "cooling"
     bench.run(1.0, skin_c=RESUME_C - 0.05)
     assert bench.lamp_on()
@@ -81,12 +81,12 @@ def test_it_does_not_resume_unless_the_person_is_in_the_band_and_the_sensors_are
     bench = running_bench()
     heat_to_comfort(bench)
     if trouble == "skin_sensor_silent":
-        bench.run(SES.min_off_s + 5.0, skin_c=RESUME_C + 0.2)     # not cooled enough yet
+        bench.run(SES.min_off_s + 5.0, skin_c=RESUME_C + 0.2)  # not cooled enough yet
         bench.now += 0.03
         bench.publish("distance", IN_BAND_MM)
-        bench.publish("skin", None, error="io_error")             # the first sample that would do
+        bench.publish("skin", None, error="io_error")  # the first sample that would do
         assert not bench.step().lamp_on and bench.fault_codes() == []
-        bench.run(0.3, skin_c=RESUME_C - 1.0)                     # a good one: on
+        bench.run(0.3, skin_c=RESUME_C - 1.0)  # a good one: on
         assert bench.lamp_on()
         return
     kwargs = {"skin_c": RESUME_C - 1.0}
@@ -96,7 +96,7 @@ def test_it_does_not_resume_unless_the_person_is_in_the_band_and_the_sensors_are
         kwargs["distance_mm"] = CFG.distance.absent_mm + 50
     bench.run(SES.min_off_s + 5.0, **kwargs)
     assert not bench.lamp_on() and bench.ctl.state == "paused"
-    bench.run(CFG.distance.resume_after_s + 0.5, skin_c=RESUME_C - 1.0)   # back in the band
+    bench.run(CFG.distance.resume_after_s + 0.5, skin_c=RESUME_C - 1.0)  # back in the band
     assert bench.lamp_on()
 
 
@@ -108,12 +108,12 @@ def cycle(bench: Bench) -> None:
 
 def test_switches_are_counted_and_a_session_that_needs_too_many_ends_comfort_cycling():
     cfg = config_with({"session": {"max_switches": 3, "max_on_minutes": 20}})
-    bench = running_bench(cfg)                                   # switch-on 1
-    cycle(bench)                                                 # 2
-    cycle(bench)                                                 # 3
+    bench = running_bench(cfg)  # switch-on 1
+    cycle(bench)  # 2
+    cycle(bench)  # 3
     assert bench.lamp_on() and bench.ctl.session.switches == 3
     bench.run(1.0, skin_c=COMFORT_C, noise=False)
-    bench.run(SES.min_off_s + 1.0, skin_c=RESUME_C - 0.5)        # a 4th would be needed
+    bench.run(SES.min_off_s + 1.0, skin_c=RESUME_C - 0.5)  # a 4th would be needed
     (ended,) = bench.fields_of("session_ended")
     assert ended["reason"] == "comfort_cycling" and ended["switches"] == 3
     assert not bench.lamp_on() and bench.ctl.session is None and bench.fault_codes() == []
@@ -122,7 +122,7 @@ def test_switches_are_counted_and_a_session_that_needs_too_many_ends_comfort_cyc
 def test_other_switches_count_too_and_end_honestly_as_switching_limit():
     cfg = config_with({"session": {"max_switches": 2}})
     bench = running_bench(cfg)
-    for _ in range(2):                                          # too close, back: a switch-on each
+    for _ in range(2):  # too close, back: a switch-on each
         bench.run(1.0, distance_mm=CFG.distance.min_mm - 20)
         bench.run(CFG.distance.resume_after_s + 0.5)
     (ended,) = bench.fields_of("session_ended")
@@ -133,7 +133,7 @@ def test_switch_ons_after_a_one_sample_distance_doubt_are_counted_apart():
     cfg = config_with({"session": {"max_switches": 2}})
     bench = running_bench(cfg)
     period = distance_period_s(cfg)
-    for _ in range(10):                                        # an isolated doubted sample, 10 times
+    for _ in range(10):  # an isolated doubted sample, 10 times
         bench.now += period
         bench.publish("distance", IN_BAND_MM, error="unreliable")
         assert not bench.step().lamp_on
@@ -153,7 +153,7 @@ def test_on_time_does_not_run_while_cooling_and_the_cap_still_ends_the_session()
     on_at_off = bench.ctl.session.on_s
     bench.run(SES.min_off_s - 2.0, skin_c=RESUME_C - 1.0)
     assert bench.ctl.session.on_s == on_at_off and on_at_off - on_before <= 1.01
-    bench.run(200.0, skin_c=38.0)                               # back on, up to the cap
+    bench.run(200.0, skin_c=38.0)  # back on, up to the cap
     (ended,) = bench.fields_of("session_ended")
     assert ended["reason"] == "completed"
     assert ended["on_s"] == pytest.approx(120.0, abs=0.1)
@@ -164,7 +164,7 @@ def test_the_wall_time_cap_still_ends_a_cooling_session():
     cfg = config_with({"session": {"max_on_minutes": 2, "max_wall_minutes": 3}})
     bench = running_bench(cfg)
     heat_to_comfort(bench)
-    bench.run(200.0, skin_c=COMFORT_C - 0.2)                   # never cools enough to resume
+    bench.run(200.0, skin_c=COMFORT_C - 0.2)  # never cools enough to resume
     (ended,) = bench.fields_of("session_ended")
     assert ended["reason"] == "wall_time_cap"
 
@@ -184,7 +184,7 @@ def test_a_start_at_or_above_the_set_point_is_refused_with_its_own_reason():
     assert bench.fields_of("start_refused") == [{"reason": "skin_above_comfort"}]
     assert bench.ctl.refused[0] == "skin_above_comfort" and bench.ctl.session is None
     bench = Bench(CFG)
-    bench.start_session(skin_c=COMFORT_C - 0.1)                # just below: starts
+    bench.start_session(skin_c=COMFORT_C - 0.1)  # just below: starts
 
 
 def test_heating_check_never_trips_on_a_skin_the_servo_holds_at_the_set_point():
@@ -216,7 +216,7 @@ def test_with_the_servo_off_the_lamp_stays_on_up_to_the_limit_as_before():
 def _without_servo(ctl):
     """A copy of the controller in the same state, the servo taken out."""
     no_servo = dataclasses.replace(ctl.cfg, skin=dataclasses.replace(ctl.cfg.skin, comfort_c=None))
-    twin = copy.deepcopy(ctl, memo={id(ctl.cfg): no_servo})     # the config itself is not copied
+    twin = copy.deepcopy(ctl, memo={id(ctl.cfg): no_servo})  # the config itself is not copied
     if twin.session is not None:
         twin.session.cooling_since_s = None
     return twin
@@ -247,7 +247,7 @@ def _servo_against_twin(rng: random.Random, seen: dict) -> None:
         if bench.button and bench.now >= press_until:
             bench.button = False
         elif not bench.button and rng.random() < (0.01 if bench.ctl.session is None else 0.0005):
-            long_press = bool(bench.ctl.latched) and rng.random() < 0.7   # acknowledge, carry on
+            long_press = bool(bench.ctl.latched) and rng.random() < 0.7  # acknowledge, carry on
             bench.button, press_until = True, bench.now + (3.5 if long_press else 0.2)
         if rng.random() < 0.003:
             target_c = rng.choice([37.0, 40.0, 41.2, 41.8, 43.5])
@@ -258,7 +258,7 @@ def _servo_against_twin(rng: random.Random, seen: dict) -> None:
         if bench.now - last_skin_s >= 0.2:
             last_skin_s = bench.now
             failed = rng.random() < 0.03 and bench.feed("skin").latest.error is None
-            if failed:                                             # one failed read, never two
+            if failed:  # one failed read, never two
                 bench.publish("skin", None, error="io_error")
             else:
                 bench.publish("skin", round(skin_c, 2), ambient_c=25.0)

@@ -14,12 +14,16 @@ from hypothesis import strategies as st
 from controller.service import config as config_module
 from controller.cli import check_config_command
 from controller.service.config import (
-    Config, ConfigError, config_to_dict, default_config_path, format_config, load_config,
+    Config,
+    ConfigError,
+    config_to_dict,
+    default_config_path,
+    format_config,
+    load_config,
 )
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
-SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config)
-                   if f.name not in ("source", "origins")}
+SECTION_CLASSES = {f.name: f.type for f in dataclasses.fields(Config) if f.name not in ("source", "origins")}
 DEFAULT_VALUES = {name: dataclasses.asdict(cls()) for name, cls in SECTION_CLASSES.items()}
 
 
@@ -40,6 +44,7 @@ def refusal(path, **kwargs) -> str:
 
 
 # --- the default file -----------------------------------------------------------------------
+
 
 def test_default_file_loads_and_matches_dataclass_defaults():
     cfg = load_config(DEFAULT_FILE)
@@ -65,9 +70,12 @@ def test_every_number_has_bounds_and_its_default_is_inside():
                 continue
             lowest, highest = config_module._BOUNDS[dotted]
             assert default is None or lowest <= default <= highest, dotted
-    numeric = {f"{name}.{key}"
-               for name, values in DEFAULT_VALUES.items()
-               for key, value in values.items() if not isinstance(value, (str, bool))}
+    numeric = {
+        f"{name}.{key}"
+        for name, values in DEFAULT_VALUES.items()
+        for key, value in values.items()
+        if not isinstance(value, (str, bool))
+    }
     assert numeric == set(config_module._BOUNDS)
 
 
@@ -77,27 +85,39 @@ def test_empty_file_or_empty_sections_mean_all_defaults(tmp_path, text):
 
 
 def test_accepted_forms(tmp_path):
-    cfg = load_config(write(tmp_path, (
-        "gpio: {enable_relay_pin: 5, buzzer_pin: 6, relay_active_high: no}\n"
-        "skin:\n  limit_c: 40\n"            # an int is fine for a float
-        "  comfort_c: 37\n"                # a lower limit needs a lower comfort set point
-        "session:\n  max_on_minutes: 15\n  sessions_per_day: 2\n"
-        "distance:\n  min_mm: 400\n  max_mm: 500\n")))
+    cfg = load_config(
+        write(
+            tmp_path,
+            (
+                "gpio: {enable_relay_pin: 5, buzzer_pin: 6, relay_active_high: no}\n"
+                "skin:\n  limit_c: 40\n"  # an int is fine for a float
+                "  comfort_c: 37\n"  # a lower limit needs a lower comfort set point
+                "session:\n  max_on_minutes: 15\n  sessions_per_day: 2\n"
+                "distance:\n  min_mm: 400\n  max_mm: 500\n"
+            ),
+        )
+    )
     assert cfg.gpio.enable_relay_pin == 5 and cfg.gpio.buzzer_pin == 6
     assert cfg.gpio.relay_active_high is False
     assert cfg.skin.limit_c == 40.0 and isinstance(cfg.skin.limit_c, float)
     assert cfg.skin.comfort_c == 37.0
     assert (cfg.session.max_on_minutes, cfg.session.sessions_per_day) == (15.0, 2)
-    assert cfg.session.min_gap_minutes == 60.0   # untouched keys keep their defaults
+    assert cfg.session.min_gap_minutes == 60.0  # untouched keys keep their defaults
     assert (cfg.distance.min_mm, cfg.distance.max_mm) == (400.0, 500.0)
 
 
 def test_plain_decimal_numbers_and_exponents_are_accepted(tmp_path):
-    cfg = load_config(write(tmp_path, (
-        "skin: {limit_c: 4.1e1, warning_margin_c: .5, heating_min_rise_c: 5E-1, comfort_c: 3.9e1}\n"
-        "distance: {min_mm: 3.5e+2, max_mm: 450., hysteresis_mm: +10, offset_mm: -0}\n"
-        "session: {max_on_minutes: 1.5e1, sessions_per_day: +2}\n"
-        "gpio: {relay_pin: 18}\n")))
+    cfg = load_config(
+        write(
+            tmp_path,
+            (
+                "skin: {limit_c: 4.1e1, warning_margin_c: .5, heating_min_rise_c: 5E-1, comfort_c: 3.9e1}\n"
+                "distance: {min_mm: 3.5e+2, max_mm: 450., hysteresis_mm: +10, offset_mm: -0}\n"
+                "session: {max_on_minutes: 1.5e1, sessions_per_day: +2}\n"
+                "gpio: {relay_pin: 18}\n"
+            ),
+        )
+    )
     assert (cfg.skin.limit_c, cfg.skin.warning_margin_c, cfg.skin.heating_min_rise_c) == (41.0, 0.5, 0.5)
     assert cfg.skin.comfort_c == 39.0
     assert (cfg.distance.min_mm, cfg.distance.max_mm, cfg.distance.hysteresis_mm) == (350.0, 450.0, 10.0)
@@ -105,11 +125,14 @@ def test_plain_decimal_numbers_and_exponents_are_accepted(tmp_path):
     assert (cfg.session.max_on_minutes, cfg.session.sessions_per_day, cfg.gpio.relay_pin) == (15.0, 2, 18)
 
 
-@pytest.mark.parametrize("overrides, key", [
-    ({"distance": {"max_mm": 10 ** 400}}, "distance.max_mm"),
-    ({"gpio": {"relay_pin": 10 ** 5000}}, "gpio.relay_pin"),
-    ({"skin": {"limit_c": -(10 ** 400)}}, "skin.limit_c"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"distance": {"max_mm": 10**400}}, "distance.max_mm"),
+        ({"gpio": {"relay_pin": 10**5000}}, "gpio.relay_pin"),
+        ({"skin": {"limit_c": -(10**400)}}, "skin.limit_c"),
+    ],
+)
 def test_huge_integers_from_a_dict_are_refused_by_name(overrides, key):
     message = refusal(DEFAULT_FILE, overrides=overrides, overrides_source="test-dict")
     assert message.startswith(f"test-dict: {key}: "), message
@@ -120,8 +143,7 @@ def test_huge_integers_from_a_dict_are_refused_by_name(overrides, key):
 
 REFUSALS = [  # (file text, line, key, words the problem must contain)
     ("sesion:\n  max_on_minutes: 10\n", 1, "sesion", "unknown section (did you mean 'session'?)"),
-    ("session:\n  max_on_minute: 10\n", 2, "session.max_on_minute",
-     "did you mean 'session.max_on_minutes'?"),
+    ("session:\n  max_on_minute: 10\n", 2, "session.max_on_minute", "did you mean 'session.max_on_minutes'?"),
     ("distance:\n  limit_c: 40\n", 2, "distance.limit_c", "did you mean 'skin.limit_c'?"),
     ("limit_c: 40\n", 1, "limit_c", "unknown section (did you mean 'skin.limit_c'?)"),
     ("session:\n  zzz: 1\n", 2, "session.zzz", "unknown key"),
@@ -146,32 +168,34 @@ REFUSALS = [  # (file text, line, key, words the problem must contain)
     # every safety limit: the message says it is hard
     ("distance:\n  min_mm: 300\n", 2, "distance.min_mm", "at least 304.8 (hard floor), got 300"),
     ("skin:\n  limit_c: 46\n", 2, "skin.limit_c", "at most 45 (hard ceiling), got 46"),
-    ("session:\n  max_on_minutes: 21\n", 2, "session.max_on_minutes",
-     "at most 20 (hard ceiling), got 21"),
-    ("session:\n  sessions_per_day: 4\n", 2, "session.sessions_per_day",
-     "at most 3 (hard ceiling), got 4"),
-    ("session:\n  min_gap_minutes: 29\n", 2, "session.min_gap_minutes",
-     "at least 30 (hard floor), got 29"),
+    ("session:\n  max_on_minutes: 21\n", 2, "session.max_on_minutes", "at most 20 (hard ceiling), got 21"),
+    ("session:\n  sessions_per_day: 4\n", 2, "session.sessions_per_day", "at most 3 (hard ceiling), got 4"),
+    ("session:\n  min_gap_minutes: 29\n", 2, "session.min_gap_minutes", "at least 30 (hard floor), got 29"),
     ("loop:\n  checkpoint_s: 6\n", 2, "loop.checkpoint_s", "at most 5 (hard ceiling), got 6"),
     # cross-field rules, blamed on the key set last
-    ("distance:\n  max_mm: 340\n", 2, "distance.max_mm",
-     "at least distance.min_mm + distance.hysteresis_mm + 20 = 349.8, got 340"),
-    ("distance:\n  max_mm: 400\n  min_mm: 400\n", 3, "distance.min_mm",
-     "distance.max_mm (400) must be at least"),
+    (
+        "distance:\n  max_mm: 340\n",
+        2,
+        "distance.max_mm",
+        "at least distance.min_mm + distance.hysteresis_mm + 20 = 349.8, got 340",
+    ),
+    ("distance:\n  max_mm: 400\n  min_mm: 400\n", 3, "distance.min_mm", "distance.max_mm (400) must be at least"),
     ("distance:\n  absent_mm: 460\n", 2, "distance.absent_mm", "greater than distance.max_mm"),
-    ("session:\n  max_wall_minutes: 15\n", 2, "session.max_wall_minutes",
-     "at least session.max_on_minutes = 20, got 15"),
+    (
+        "session:\n  max_wall_minutes: 15\n",
+        2,
+        "session.max_wall_minutes",
+        "at least session.max_on_minutes = 20, got 15",
+    ),
     # pins
-    ("gpio:\n  relay_pin: 5\n  button_pin: 5\n", 3, "gpio.button_pin",
-     "GPIO 5 is already used by gpio.relay_pin"),
+    ("gpio:\n  relay_pin: 5\n  button_pin: 5\n", 3, "gpio.button_pin", "GPIO 5 is already used by gpio.relay_pin"),
     ("gpio:\n  led_red_pin: 17\n", 2, "gpio.led_red_pin", "already used by gpio.relay_pin"),
     ("gpio:\n  buzzer_pin: 22\n", 2, "gpio.buzzer_pin", "already used by gpio.led_green_pin"),
     # numbers are plain decimal (README "Configuration"); YAML 1.1's other forms are refused
     ("gpio:\n  relay_pin: " + "9" * 400 + "\n", 2, "gpio.relay_pin", "is far too large (400 digits)"),
     ("distance:\n  max_mm: " + "9" * 400 + "\n", 2, "distance.max_mm", "is far too large (400 digits)"),
     ("skin:\n  limit_c: 1e400\n", 2, "skin.limit_c", "1e400 is far too large"),
-    ("gpio:\n  relay_pin: 0x11\n", 2, "gpio.relay_pin", "0x11 is a hexadecimal number; write numbers in "
-     "plain decimal"),
+    ("gpio:\n  relay_pin: 0x11\n", 2, "gpio.relay_pin", "0x11 is a hexadecimal number; write numbers in plain decimal"),
     ("distance:\n  max_mm: 0x1c2\n", 2, "distance.max_mm", "0x1c2 is a hexadecimal number"),
     ("gpio:\n  relay_pin: 017\n", 2, "gpio.relay_pin", "017 has a leading zero (YAML 1.1 reads that as octal)"),
     ("gpio:\n  relay_pin: 0b10001\n", 2, "gpio.relay_pin", "0b10001 is a binary number"),
@@ -180,14 +204,26 @@ REFUSALS = [  # (file text, line, key, words the problem must contain)
     ("session:\n  max_on_minutes: 0:15:00\n", 2, "session.max_on_minutes", "is a base-60 number"),
     ("distance:\n  min_mm: 3_50\n", 2, "distance.min_mm", "3_50 has '_' between digits"),
     ("distance:\n  min_mm: 12 in\n", 2, "distance.min_mm", "12 in is not a plain decimal number"),
-    ("session:\n  sessions_per_day: 2.0\n", 2, "session.sessions_per_day",
-     "must be a whole number, got 2.0 (no decimal point or exponent)"),
-    ("gpio:\n  relay_pin: 1.7e1\n", 2, "gpio.relay_pin", "must be a whole number, got 1.7e1 (no decimal "
-     "point or exponent)"),
+    (
+        "session:\n  sessions_per_day: 2.0\n",
+        2,
+        "session.sessions_per_day",
+        "must be a whole number, got 2.0 (no decimal point or exponent)",
+    ),
+    (
+        "gpio:\n  relay_pin: 1.7e1\n",
+        2,
+        "gpio.relay_pin",
+        "must be a whole number, got 1.7e1 (no decimal point or exponent)",
+    ),
     ("skin:\n  limit_c: 4.6e1\n", 2, "skin.limit_c", "at most 45 (hard ceiling), got 46"),
     # structure
-    ("session:\n  max_on_minutes: 10\n  max_on_minutes: 12\n", 3, "session.max_on_minutes",
-     "duplicate key (first given at line 2)"),
+    (
+        "session:\n  max_on_minutes: 10\n  max_on_minutes: 12\n",
+        3,
+        "session.max_on_minutes",
+        "duplicate key (first given at line 2)",
+    ),
     ("session: {}\nskin: {}\nsession: {}\n", 3, "session", "duplicate key (first given at line 1)"),
     ("- session\n- skin\n", 1, "(top level)", "must be a mapping"),
     ("just text\n", 1, "(top level)", "must be a mapping"),
@@ -204,14 +240,17 @@ def test_refusal_names_file_line_and_key(tmp_path, text, line, key, words):
     assert words in message, message
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("session:\n  max_on_minutes: 10: 11\n", 2, "mapping values are not allowed here"),
-    ("session:\n\tmax_on_minutes: 10\n", 2, "cannot start any token"),
-    ("skin: [1\n", 2, "expected ',' or ']'"),
-    ("a: 1\n---\nb: 2\n", 2, "expected a single document"),
-    ("skin:\n  limit_c: *nowhere\n", 2, "undefined alias"),
-    ("skin:\n  limit_c: 4\x07\n", 2, "special characters are not allowed"),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("session:\n  max_on_minutes: 10: 11\n", 2, "mapping values are not allowed here"),
+        ("session:\n\tmax_on_minutes: 10\n", 2, "cannot start any token"),
+        ("skin: [1\n", 2, "expected ',' or ']'"),
+        ("a: 1\n---\nb: 2\n", 2, "expected a single document"),
+        ("skin:\n  limit_c: *nowhere\n", 2, "undefined alias"),
+        ("skin:\n  limit_c: 4\x07\n", 2, "special characters are not allowed"),
+    ],
+)
 def test_yaml_syntax_error_names_file_and_line(tmp_path, text, line, words):
     path = write(tmp_path, text)
     message = refusal(path)
@@ -264,24 +303,28 @@ def scenario_config_node(text: str) -> yaml.Node:
 
 def test_node_overrides_merge_deeply_over_the_file(tmp_path):
     path = write(tmp_path, "session:\n  min_gap_minutes: 90\n  sessions_per_day: 3\n")
-    cfg = load_config(path, overrides=scenario_config_node(SCENARIO.format(minutes=15)),
-                      overrides_source="scenario.yaml")
+    cfg = load_config(
+        path, overrides=scenario_config_node(SCENARIO.format(minutes=15)), overrides_source="scenario.yaml"
+    )
     assert (cfg.session.sessions_per_day, cfg.session.max_on_minutes) == (2, 15.0)
     assert cfg.session.min_gap_minutes == 90.0
     assert cfg.source == str(path)
 
 
 def test_node_override_errors_point_into_the_scenario_file():
-    message = refusal(DEFAULT_FILE, overrides=scenario_config_node(SCENARIO.format(minutes=25)),
-                      overrides_source="scenarios/long.yaml")
-    assert message == ("scenarios/long.yaml:6: session.max_on_minutes: "
-                       "must be at most 20 (hard ceiling), got 25")
+    message = refusal(
+        DEFAULT_FILE,
+        overrides=scenario_config_node(SCENARIO.format(minutes=25)),
+        overrides_source="scenarios/long.yaml",
+    )
+    assert message == ("scenarios/long.yaml:6: session.max_on_minutes: must be at most 20 (hard ceiling), got 25")
 
 
 def test_override_that_is_not_a_mapping_is_refused():
     node = scenario_config_node("config: 7\n")
     assert refusal(DEFAULT_FILE, overrides=node, overrides_source="s.yaml").startswith(
-        "s.yaml:1: (top level): must be a mapping")
+        "s.yaml:1: (top level): must be a mapping"
+    )
 
 
 def test_dict_overrides_merge_and_are_checked_the_same_way(tmp_path):
@@ -289,11 +332,14 @@ def test_dict_overrides_merge_and_are_checked_the_same_way(tmp_path):
     cfg = load_config(path, overrides={"skin": {"limit_c": 41}, "loop": {"rate_hz": 50}})
     assert (cfg.skin.limit_c, cfg.skin.warning_margin_c, cfg.loop.rate_hz) == (41.0, 3.0, 50.0)
     assert refusal(path, overrides={"skin": {"limit_c": 46}}, overrides_source="test-dict") == (
-        "test-dict: skin.limit_c: must be at most 45 (hard ceiling), got 46")
+        "test-dict: skin.limit_c: must be at most 45 (hard ceiling), got 46"
+    )
     assert refusal(path, overrides={"skin": {"limt_c": 40}}).startswith(
-        "<overrides>: skin.limt_c: unknown key (did you mean 'skin.limit_c'?)")
+        "<overrides>: skin.limt_c: unknown key (did you mean 'skin.limit_c'?)"
+    )
     assert refusal(path, overrides={"skin": {"limit_c": True}}).startswith(
-        "<overrides>: skin.limit_c: must be a number")
+        "<overrides>: skin.limit_c: must be a number"
+    )
 
 
 def test_a_bad_file_value_is_refused_even_if_overridden(tmp_path):
@@ -309,6 +355,7 @@ def test_cross_field_rule_blames_the_override_that_broke_it(tmp_path):
 
 
 # --- the command and the path -----------------------------------------------------------------
+
 
 def test_check_config_ok(tmp_path, capsys):
     path = write(tmp_path, "session:\n  max_on_minutes: 12\n")
@@ -354,45 +401,47 @@ def test_formatted_config_loads_back_to_the_same_values(tmp_path):
 # --- property: any number either loads inside its bounds or is refused by name -----------------
 
 NUMERIC_KEYS = sorted(config_module._BOUNDS)
-RELATIONS = {subject: (relation, expression)
-             for subject, relation, expression in config_module._RELATIONS}
+RELATIONS = {subject: (relation, expression) for subject, relation, expression in config_module._RELATIONS}
 
 
 def relation_holds(cfg: Config, dotted: str) -> bool:
     if dotted not in RELATIONS:
         return True
     relation, expression = RELATIONS[dotted]
-    flat = {f"{name}.{key}": value for name, values in config_to_dict(cfg).items()
-            for key, value in values.items()}
+    flat = {f"{name}.{key}": value for name, values in config_to_dict(cfg).items() for key, value in values.items()}
     terms = expression.split()
     bound = flat[terms[0]]
     for sign, term in zip(terms[1::2], terms[2::2], strict=True):
         bound += (1 if sign == "+" else -1) * (flat[term] if term in flat else float(term))
     value = flat[dotted]
-    if value is None:          # an optional setting turned off has nothing to relate
+    if value is None:  # an optional setting turned off has nothing to relate
         return True
-    return {">=": value >= bound - 1e-9, ">": value > bound, "<": value < bound,
-            "<=": value <= bound + 1e-9}[relation]
+    return {">=": value >= bound - 1e-9, ">": value > bound, "<": value < bound, "<=": value <= bound + 1e-9}[relation]
 
 
 @dataclasses.dataclass(frozen=True)
 class Written:
     """A value as the user typed it in the file (a plain YAML scalar), not a Python value."""
+
     text: str
 
 
 # Text in every form a number may be typed in: plain decimal (accepted if in bounds) and the forms
 # YAML 1.1 reads differently or not at all (always refused by name, never loaded).
 NUMBER_TEXTS = st.one_of(
-    st.integers(-3000, 3000).map(str), st.integers(-(10 ** 400), 10 ** 400).map(str),
-    st.floats(allow_nan=False, allow_infinity=False).map(repr), st.floats(-50, 2500).map(str),
+    st.integers(-3000, 3000).map(str),
+    st.integers(-(10**400), 10**400).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.floats(-50, 2500).map(str),
     st.builds("{}{}e{}".format, st.sampled_from(["", "+", "-"]), st.integers(0, 999), st.integers(-500, 500)),
     st.builds("{}.{}E+{}".format, st.integers(0, 99), st.integers(0, 99), st.integers(0, 3)),
-    st.integers(-3000, 3000).map(hex), st.integers(0, 3000).map(oct), st.integers(0, 3000).map(bin),
+    st.integers(-3000, 3000).map(hex),
+    st.integers(0, 3000).map(oct),
+    st.integers(0, 3000).map(bin),
     st.integers(1, 3000).map(lambda n: f"0{n}"),
     st.builds("{}:{:02d}".format, st.integers(1, 99), st.integers(0, 59)),
     st.builds("{}:{:02d}:{:02d}.5".format, st.integers(0, 9), st.integers(0, 59), st.integers(0, 59)),
-    st.integers(1000, 10 ** 7).map("{:_}".format),
+    st.integers(1000, 10**7).map("{:_}".format),
     st.sampled_from(["12 in", "1e", "1.2.3", "0x", "1.5e+", "2026-01-05", "+.5", "-.0", "40.", "5e-1"]),
 )
 PLAIN_DECIMAL = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
@@ -407,10 +456,19 @@ def meant_by(text: str) -> int | float | None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(key=st.sampled_from(NUMERIC_KEYS),
-       value=st.one_of(st.integers(-50, 2500), st.floats(allow_nan=True, allow_infinity=True),
-                       st.floats(-50, 2500), st.booleans(), st.none(), st.text(max_size=5),
-                       st.integers(-(10 ** 400), 10 ** 400), st.builds(Written, NUMBER_TEXTS)))
+@given(
+    key=st.sampled_from(NUMERIC_KEYS),
+    value=st.one_of(
+        st.integers(-50, 2500),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.floats(-50, 2500),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=5),
+        st.integers(-(10**400), 10**400),
+        st.builds(Written, NUMBER_TEXTS),
+    ),
+)
 def test_any_value_loads_in_bounds_or_is_refused_by_name(key, value):
     section, name = key.split(".")
     if isinstance(value, Written):
@@ -418,8 +476,9 @@ def test_any_value_loads_in_bounds_or_is_refused_by_name(key, value):
     else:
         text, meaning = yaml.safe_dump({section: {name: value}}), value
     try:
-        cfg = load_config(DEFAULT_FILE, overrides=yaml.compose(text, Loader=yaml.SafeLoader),
-                          overrides_source="prop.yaml")
+        cfg = load_config(
+            DEFAULT_FILE, overrides=yaml.compose(text, Loader=yaml.SafeLoader), overrides_source="prop.yaml"
+        )
     except ConfigError as error:
         assert error.message.startswith(f"prop.yaml:2: {key}: "), error.message
         return

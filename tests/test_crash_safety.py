@@ -30,18 +30,21 @@ SEED = 20260105
 @dataclass
 class Reported:
     """What the child said about one session before it died."""
+
     started: bool = False
     true_on_s: float = 0.0  # lower bound on the lamp-on time when the child died
     checkpointed_on_s: float = 0.0
     ended_on_s: float | None = None
 
 
-def spawn(state_dir: Path, boot_id: str, mono_base: float, seed: int,
-          stderr_path: Path) -> subprocess.Popen:
+def spawn(state_dir: Path, boot_id: str, mono_base: float, seed: int, stderr_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(CHILD), str(state_dir), boot_id, str(mono_base), str(seed),
-         str(CHECKPOINT_S)],
-        stdout=subprocess.PIPE, stderr=stderr_path.open("w"), text=True, bufsize=1)
+        [sys.executable, str(CHILD), str(state_dir), boot_id, str(mono_base), str(seed), str(CHECKPOINT_S)],
+        stdout=subprocess.PIPE,
+        stderr=stderr_path.open("w"),
+        text=True,
+        bufsize=1,
+    )
 
 
 def apply(lines: list[str], reported: dict[int, Reported]) -> None:
@@ -94,8 +97,7 @@ def test_journal_survives_sigkill_at_random_instants(tmp_path):
     for lifetime in range(kill_points):
         if rng.random() < 0.2:
             boot_id = f"boot-{lifetime}"  # a reboot between two lives
-        child = spawn(state_dir, boot_id, lifetime * 100_000.0, rng.randrange(10**9),
-                      stderr_path)
+        child = spawn(state_dir, boot_id, lifetime * 100_000.0, rng.randrange(10**9), stderr_path)
         # kill right away (during start-up, opening or close_interrupted) or after some output
         lines_before_kill = 0 if rng.random() < 0.1 else rng.randint(1, 150)
         lines = []
@@ -124,8 +126,7 @@ def test_history_reader_runs_beside_the_writing_daemon(tmp_path):
             for _ in range(10):  # keep the pipe drained so the writer never stalls on it
                 assert child.stdout.readline(), stderr_path.read_text()
             out, err = io.StringIO(), io.StringIO()
-            assert history_command(state_dir, 3650.0, True, 2e9, out=out, err=err) == 0, \
-                err.getvalue()
+            assert history_command(state_dir, 3650.0, True, 2e9, out=out, err=err) == 0, err.getvalue()
             sessions = json.loads(out.getvalue())["sessions"]
             for s in sessions:  # every snapshot is consistent and never goes backwards
                 assert s["on_s"] >= seen_on_s.get(s["id"], 0.0)

@@ -26,14 +26,25 @@ class Rig:
         self.clock = SimClock(1_767_600_000.0)
         self.world = SimWorld(400.0, 32.0, thermal_model=True, monotonic=self.clock.monotonic)
         self.factory = MockFactory()
-        self.hw = build_hardware(self.cfg, distance_source=SimDistanceSource(self.world),
-                                 skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
-                                 pin_factory=self.factory)
+        self.hw = build_hardware(
+            self.cfg,
+            distance_source=SimDistanceSource(self.world),
+            skin_source=SimSkinSource(self.world),
+            monotonic=self.clock.monotonic,
+            pin_factory=self.factory,
+        )
         self.world.lamp_on = self.hw.output.is_on
         self.events: list[tuple[str, dict]] = []
         self.journal = Journal(tmp_path, "boot-1")
-        self.daemon = Daemon(self.cfg, self.hw, self.clock, self.journal, status_path=tmp_path / "status.json",
-                             boot_id="boot-1", emit=lambda name, **f: self.events.append((name, f)))
+        self.daemon = Daemon(
+            self.cfg,
+            self.hw,
+            self.clock,
+            self.journal,
+            status_path=tmp_path / "status.json",
+            boot_id="boot-1",
+            emit=lambda name, **f: self.events.append((name, f)),
+        )
         self.tmp_path = tmp_path
 
     def relay_pin_on(self) -> bool:
@@ -45,7 +56,7 @@ class Rig:
             self.clock.advance_to(self.clock.monotonic() + STEP_S)
             self.hw.distance.step()
             self.hw.skin.step()
-            self.hw.guard.tick(self.clock.monotonic(), STEP_S)   # as the guard's own thread does
+            self.hw.guard.tick(self.clock.monotonic(), STEP_S)  # as the guard's own thread does
             self.daemon.writer.pump()
             self.daemon.step()
 
@@ -78,7 +89,7 @@ def test_exception_in_a_step_turns_the_lamp_off_and_latches(rig, monkeypatch):
     assert not rig.relay_pin_on()
     monkeypatch.undo()
     rig.run(1.0)
-    assert not rig.relay_pin_on()                        # stays off: the fault is latched
+    assert not rig.relay_pin_on()  # stays off: the fault is latched
     assert rig.daemon.controller.latched == ["control_exception"]
     faults = JournalReader(rig.tmp_path).unacknowledged_faults()
     assert [f.code for f in faults] == ["control_exception"] and "ZeroDivisionError" in faults[0].detail
@@ -96,7 +107,7 @@ def test_a_journal_that_fails_mid_session_turns_the_lamp_off(rig, monkeypatch):
 
     monkeypatch.setattr(rig.journal, "checkpoint", disk_full)
     rig.run(rig.cfg.loop.checkpoint_s - 0.5)
-    assert rig.relay_pin_on() and not rig.daemon.controller.latched   # no checkpoint written yet
+    assert rig.relay_pin_on() and not rig.daemon.controller.latched  # no checkpoint written yet
     rig.run(1.0)
     assert not rig.relay_pin_on()
     assert rig.daemon.controller.latched == ["journal_stalled"]
@@ -111,27 +122,27 @@ def test_a_loop_that_keeps_failing_gives_up_with_the_lamp_off(rig, monkeypatch):
         for _ in range(MAX_EXCEPTION_STREAK):
             rig.daemon.step()
     assert not rig.relay_pin_on()
-    assert not rig.daemon.healthy                        # and so no WATCHDOG=1 ping is sent
+    assert not rig.daemon.healthy  # and so no WATCHDOG=1 ping is sent
 
 
 def test_a_guard_whose_check_raises_latches_guard_failed_in_the_daemon_until_a_long_press(rig, monkeypatch):
     rig.start_session()
-    with monkeypatch.context() as patch:                 # the guard's own check breaks for one round
+    with monkeypatch.context() as patch:  # the guard's own check breaks for one round
         patch.setattr(rig.hw.guard, "check", lambda _now_s: {}["injected into the guard"])
         rig.run(STEP_S)
         assert not rig.relay_pin_on()
-    rig.run(1.0)                                         # it works again: the fault stays latched
+    rig.run(1.0)  # it works again: the fault stays latched
     assert not rig.relay_pin_on()
     assert rig.daemon.controller.latched == ["guard_failed"]
     assert ("fault", {"code": "guard_failed", "detail": "independent guard cut the relay"}) in rig.events
     assert [f.code for f in JournalReader(rig.tmp_path).unacknowledged_faults()] == ["guard_failed"]
     button = rig.factory.pin(rig.cfg.gpio.button_pin)
-    button.drive_low()                                   # a short press cannot start a session
+    button.drive_low()  # a short press cannot start a session
     rig.run(0.2)
     button.drive_high()
     rig.run(0.5)
     assert not rig.relay_pin_on()
-    button.drive_low()                                   # the long press acknowledges
+    button.drive_low()  # the long press acknowledges
     rig.run(rig.cfg.button.long_press_s + 0.2)
     button.drive_high()
     rig.run(0.2)

@@ -21,8 +21,13 @@ from scenario_helpers import RunningDaemon, default_config, history_json
 CFG = default_config()
 CHECKPOINT_S = CFG.loop.checkpoint_s
 SEED = 20260105
-KILL_WINDOWS_S = [(0.2, 1.5), (1.5, 3.5), (3.5, CHECKPOINT_S), (CHECKPOINT_S, CHECKPOINT_S + 1.5),
-                  (CHECKPOINT_S + 1.5, 2 * CHECKPOINT_S - 1.0)]
+KILL_WINDOWS_S = [
+    (0.2, 1.5),
+    (1.5, 3.5),
+    (3.5, CHECKPOINT_S),
+    (CHECKPOINT_S, CHECKPOINT_S + 1.5),
+    (CHECKPOINT_S + 1.5, 2 * CHECKPOINT_S - 1.0),
+]
 KILL_AFTER_S = [round(random.Random(SEED + i).uniform(low, high), 3) for i, (low, high) in enumerate(KILL_WINDOWS_S)]
 # Slack for the loop step that takes a checkpoint after it falls due, and for scheduling.
 TOLERANCE_S = 0.25
@@ -39,13 +44,13 @@ def test_sigkill_mid_session_is_recorded_as_interrupted_and_never_restarts_the_l
         pressed_at = time.monotonic()
         first.keys("space")
         first.wait_status(lambda s: s["lamp_on"] is True, what="lamp on")
-        seen_on_at = time.monotonic()                 # the lamp was on at the latest by now
-        time.sleep(kill_after_s)                      # schedules the kill; nothing is asserted on it
+        seen_on_at = time.monotonic()  # the lamp was on at the latest by now
+        time.sleep(kill_after_s)  # schedules the kill; nothing is asserted on it
         first.proc.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         assert first.proc.wait(timeout=10) == -signal.SIGKILL
-        on_at_least_s = killed_at - seen_on_at        # true lamp-on time at the kill, lower bound
-        on_at_most_s = killed_at - pressed_at         # and upper bound
+        on_at_least_s = killed_at - seen_on_at  # true lamp-on time at the kill, lower bound
+        on_at_most_s = killed_at - pressed_at  # and upper bound
 
         second = RunningDaemon(tmp_path)
         second.wait_message("READY=1", timeout_s=START_TIMEOUT_S)
@@ -61,9 +66,10 @@ def test_sigkill_mid_session_is_recorded_as_interrupted_and_never_restarts_the_l
         # it still counts: a press now is refused (cool-down), and the lamp stays off
         assert status["start_blocked_reason"] == "cooldown" and status["sessions_today"] == 1
         second.keys("space")
-        released_at = time.monotonic() + 0.3 + CFG.button.bounce_ms / 1000.0   # 'space' holds 0.3 s
-        after = second.wait_status(lambda s: s["heartbeat_mono"] > released_at + 0.1,
-                                   what="a status written after the press")
+        released_at = time.monotonic() + 0.3 + CFG.button.bounce_ms / 1000.0  # 'space' holds 0.3 s
+        after = second.wait_status(
+            lambda s: s["heartbeat_mono"] > released_at + 0.1, what="a status written after the press"
+        )
         assert after["lamp_on"] is False and after["state"] == "idle"
         assert second.stop(signal.SIGTERM) == 0
         sessions = history_json(second.state_dir)["sessions"]

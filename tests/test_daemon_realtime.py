@@ -38,7 +38,7 @@ def test_notify_button_and_clean_stop_on_signal(daemon, signum):
     running = daemon.wait_status(lambda s: s["lamp_on"] is True, what="lamp on after the button")
     assert running["state"] == "running"
     daemon.wait_message("STATUS=running, lamp ON, 20.0 min left", timeout_s=START_TIMEOUT_S)
-    pings = daemon.lines().count("WATCHDOG=1")      # the loop keeps pinging while the lamp is on
+    pings = daemon.lines().count("WATCHDOG=1")  # the loop keeps pinging while the lamp is on
     daemon.wait_message("WATCHDOG=1", timeout_s=START_TIMEOUT_S, count=pings + 2)
 
     assert daemon.stop(signum) == 0, daemon.stderr()

@@ -25,11 +25,15 @@ from controller.service import run as run_module
 from controller.service.failsafe import OUTPUTS_FILENAME, failsafe_command, write_output_record
 from helpers_core import REPO, config_with
 
-ACTIVE_LOW_GPIO = {"relay_pin": 5, "relay_active_high": False, "enable_relay_pin": 6,
-                   "enable_relay_active_high": False, "buzzer_pin": 25}
-BROKEN_YAML = ("gpio:\n  relay_pin: 5\n  relay_active_high: false\n"
-               "  led_red_pin: [24\nskin:\n  limit_c: 43\n")
-LATIN1_DEGREE = "\N{DEGREE SIGN}".encode("latin-1")      # b"\xb0": not UTF-8 on its own
+ACTIVE_LOW_GPIO = {
+    "relay_pin": 5,
+    "relay_active_high": False,
+    "enable_relay_pin": 6,
+    "enable_relay_active_high": False,
+    "buzzer_pin": 25,
+}
+BROKEN_YAML = "gpio:\n  relay_pin: 5\n  relay_active_high: false\n  led_red_pin: [24\nskin:\n  limit_c: 43\n"
+LATIN1_DEGREE = "\N{DEGREE SIGN}".encode("latin-1")  # b"\xb0": not UTF-8 on its own
 
 
 def write_config(path: Path, gpio: dict) -> Path:
@@ -44,8 +48,14 @@ def no_record_dirs(tmp_path: Path) -> list[str]:
 
 def run_failsafe(config: Path, *dirs: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock", PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "controller.cli", "failsafe", "--config", str(config), *dirs],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", "failsafe", "--config", str(config), *dirs],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize("gpio", [{}, ACTIVE_LOW_GPIO], ids=["defaults", "active_low"])
@@ -104,7 +114,7 @@ def test_failsafe_drives_relays_to_their_off_level_in_process(tmp_path, pins, gp
     relays = [(g.relay_pin, g.relay_active_high)]
     if g.enable_relay_pin is not None:
         relays.append((g.enable_relay_pin, g.enable_relay_active_high))
-    for pin, active_high in relays:          # the relays were left ON
+    for pin, active_high in relays:  # the relays were left ON
         leave_at(pins, pin, active_high)
     leds = [p for p in (g.led_green_pin, g.led_amber_pin, g.led_red_pin, g.buzzer_pin) if p is not None]
     for pin in leds:
@@ -120,7 +130,7 @@ def test_failsafe_drives_relays_to_their_off_level_in_process(tmp_path, pins, gp
 
 def test_failsafe_reports_a_relay_it_could_not_drive(tmp_path, pins):
     config = write_config(tmp_path / "lamp.yaml", {})
-    blocker = OutputDevice(17, pin_factory=pins)   # pin already in use
+    blocker = OutputDevice(17, pin_factory=pins)  # pin already in use
     try:
         code, err = failsafe(tmp_path, pins, config)
     finally:
@@ -130,8 +140,8 @@ def test_failsafe_reports_a_relay_it_could_not_drive(tmp_path, pins):
 
 
 def test_failsafe_with_a_yaml_syntax_error_drives_the_relay_pin_in_the_file_not_the_default(tmp_path, pins):
-    leave_at(pins, 5, False)                 # the real relay, active-low: ON
-    leave_at(pins, 17, True)                 # the default relay pin: must not be touched
+    leave_at(pins, 5, False)  # the real relay, active-low: ON
+    leave_at(pins, 17, True)  # the default relay pin: must not be touched
     config = tmp_path / "lamp.yaml"
     config.write_text(BROKEN_YAML)
     code, err = failsafe(tmp_path, pins, config)
@@ -142,9 +152,10 @@ def test_failsafe_with_a_yaml_syntax_error_drives_the_relay_pin_in_the_file_not_
 
 
 @pytest.mark.parametrize("pin, off_level", [(5, True), (18, False)])
-def test_failsafe_takes_the_only_boot_safe_polarity_when_a_broken_file_does_not_give_one(tmp_path, pins,
-                                                                                        pin, off_level):
-    leave_at(pins, pin, not off_level)       # the relay was left ON
+def test_failsafe_takes_the_only_boot_safe_polarity_when_a_broken_file_does_not_give_one(
+    tmp_path, pins, pin, off_level
+):
+    leave_at(pins, pin, not off_level)  # the relay was left ON
     config = tmp_path / "lamp.yaml"
     config.write_text(f"gpio:\n  relay_pin: {pin}\n  led_red_pin: [24\n")
     code, err = failsafe(tmp_path, pins, config)
@@ -187,8 +198,8 @@ def test_failsafe_uses_the_daemons_record_when_the_config_is_missing(tmp_path, p
 
 def test_failsafe_drives_the_recorded_pins_when_the_config_changed_since_the_daemon_started(tmp_path, pins):
     record_daemon_pins(tmp_path, {"relay_pin": 5, "relay_active_high": False})
-    leave_at(pins, 5, False)                 # what the daemon really drove: ON
-    leave_at(pins, 18, True)                 # the pin the edited config names, left high
+    leave_at(pins, 5, False)  # what the daemon really drove: ON
+    leave_at(pins, 18, True)  # the pin the edited config names, left high
     config = write_config(tmp_path / "lamp.yaml", {"relay_pin": 18, "relay_active_high": True})
     code, err = failsafe(tmp_path, pins, config)
     assert code == 0, err
@@ -201,9 +212,10 @@ def test_failsafe_drives_the_recorded_pins_when_the_config_changed_since_the_dae
 def test_failsafe_keeps_the_recorded_polarity_and_never_drives_the_daemons_button(tmp_path, pins):
     record_daemon_pins(tmp_path, {"relay_pin": 5, "relay_active_high": False, "enable_relay_pin": 18})
     leave_at(pins, 5, False)
-    leave_at(pins, 27, True)                 # the daemon's button input (pull-up, to GND)
-    config = write_config(tmp_path / "lamp.yaml", {"relay_pin": 5, "relay_active_high": True,
-                                                    "enable_relay_pin": 27, "button_pin": 26})
+    leave_at(pins, 27, True)  # the daemon's button input (pull-up, to GND)
+    config = write_config(
+        tmp_path / "lamp.yaml", {"relay_pin": 5, "relay_active_high": True, "enable_relay_pin": 27, "button_pin": 26}
+    )
     code, err = failsafe(tmp_path, pins, config)
     assert code == 0, err
     assert pins.pin(5).state is True, "the config's polarity switched the recorded relay on"
@@ -220,10 +232,14 @@ def test_failsafe_ignores_a_damaged_record_and_says_so(tmp_path, pins):
     assert "ignoring" in err and "pins from the config" in err and pins.pin(5).state is True
 
 
-@pytest.mark.parametrize("config_text", [None, "gpio:\n  led_red_pin: [24\n", "gpio:\n  relay_pin: five\n  x: [\n"],
-                         ids=["missing", "broken_without_relay_pin", "broken_with_a_bad_relay_pin"])
+@pytest.mark.parametrize(
+    "config_text",
+    [None, "gpio:\n  led_red_pin: [24\n", "gpio:\n  relay_pin: five\n  x: [\n"],
+    ids=["missing", "broken_without_relay_pin", "broken_with_a_bad_relay_pin"],
+)
 def test_failsafe_without_a_record_or_a_readable_relay_pin_drives_nothing_and_exits_non_zero(
-        tmp_path, pins, config_text):
+    tmp_path, pins, config_text
+):
     config = tmp_path / "lamp.yaml"
     if config_text is not None:
         config.write_text(config_text)
@@ -242,7 +258,7 @@ def test_the_daemon_records_its_pins_before_it_drives_any(tmp_path, monkeypatch)
     class PinsDriven(Exception):
         pass
 
-    def build_hardware(*_args, **_kwargs):          # the first thing that drives a pin
+    def build_hardware(*_args, **_kwargs):  # the first thing that drives a pin
         record = yaml.safe_load((runtime / OUTPUTS_FILENAME).read_text())
         assert (record["relay_pin"], record["relay_active_high"]) == (5, False)
         assert (record["enable_relay_pin"], record["enable_relay_active_high"]) == (6, False)
@@ -262,5 +278,5 @@ def test_failsafe_leaves_no_doubt_which_source_it_used(tmp_path, pins):
     code, err = failsafe(tmp_path, pins, config)
     assert code == 0, err
     assert "pins from the daemon's record" in err and "as written" not in err
-    assert pins.pin(17).state is False                     # the recorded (default) relay
+    assert pins.pin(17).state is False  # the recorded (default) relay
     assert "the config names GPIO 5 as the lamp relay, which the daemon did not drive" in err

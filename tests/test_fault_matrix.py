@@ -45,20 +45,19 @@ def bounds_s(sensor: str, kind: str, state: str = "running") -> tuple[float, flo
     if kind in ("io_error", "timeout", "out_of_range", "nan"):
         # the first bad sample is doubt (off at once); retry_errors more bad samples latch
         return period + EPS_S, (CFG.faults.retry_errors + 1) * period + EPS_S
-    if kind == "frozen":   # the identical run may have begun just before the injection
+    if kind == "frozen":  # the identical run may have begun just before the injection
         latch = FROZEN_S[sensor] * factor + period + EPS_S
         return latch, latch
-    if kind == "hang":     # the last good sample ages: doubt, then the stale deadline latches
-        step_s = IDLE_LOOP_PERIOD_S if state == "idle" else STEP_S   # how often the loop steps at least
-        return (DOUBT_S[sensor] * factor + step_s + EPS_S,
-                STALE_S[sensor] * factor + step_s + EPS_S)
+    if kind == "hang":  # the last good sample ages: doubt, then the stale deadline latches
+        step_s = IDLE_LOOP_PERIOD_S if state == "idle" else STEP_S  # how often the loop steps at least
+        return (DOUBT_S[sensor] * factor + step_s + EPS_S, STALE_S[sensor] * factor + step_s + EPS_S)
     raise AssertionError(kind)
 
 
 FAULT_AT_S = 10.0
 START_PRESS_S = 1.0
 TOO_CLOSE_AT_S = 5.0
-REFUSED_PRESS_S = FAULT_AT_S + max(FROZEN_S[s] * IDLE_FACTOR[s] for s in SENSORS) + 5.0   # every kind latched
+REFUSED_PRESS_S = FAULT_AT_S + max(FROZEN_S[s] * IDLE_FACTOR[s] for s in SENSORS) + 5.0  # every kind latched
 CLEAR_AT_S = REFUSED_PRESS_S + 2.0
 ACK_PRESS_S = CLEAR_AT_S + 1.0
 LONG_PRESS_HELD_S = CFG.button.long_press_s + 0.5
@@ -76,10 +75,13 @@ def full_rate_read_s(sensor: str, t: float, *, before: bool = False) -> float:
 
 
 def matrix_events(sensor: str, kind: str, state: str) -> list[dict]:
-    events = [{"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": kind}},
-              press(REFUSED_PRESS_S),
-              {"at": CLEAR_AT_S, "fault": {"sensor": sensor, "kind": "clear"}},
-              press(ACK_PRESS_S, LONG_PRESS_HELD_S), press(RETRY_PRESS_S)]
+    events = [
+        {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": kind}},
+        press(REFUSED_PRESS_S),
+        {"at": CLEAR_AT_S, "fault": {"sensor": sensor, "kind": "clear"}},
+        press(ACK_PRESS_S, LONG_PRESS_HELD_S),
+        press(RETRY_PRESS_S),
+    ]
     if state in ("running", "paused"):
         events.append(press(START_PRESS_S))
     if state == "paused":
@@ -145,8 +147,7 @@ def test_fault_matrix(tmp_path, sensor, kind, state):
 def test_after_acknowledgement_a_start_works_once_the_gap_has_passed(tmp_path):
     gap_s = 30 * 60.0
     events = matrix_events("distance", "io_error", "running") + [press(START_PRESS_S + gap_s + 60)]
-    run = run_sim(tmp_path, scenario(events, START_PRESS_S + gap_s + 65,
-                                     config={"session": {"min_gap_minutes": 30}}))
+    run = run_sim(tmp_path, scenario(events, START_PRESS_S + gap_s + 65, config={"session": {"min_gap_minutes": 30}}))
     assert run.first("start_refused", after=RETRY_PRESS_S)["reason"] == "cooldown"
     started = run.first("session_started", after=RETRY_PRESS_S)
     assert started is not None and started["t"] > FAULT_AT_S + gap_s
@@ -161,7 +162,7 @@ def test_sensor_bad_from_start_is_a_fault_within_two_seconds(tmp_path, sensor, k
     run = run_sim(tmp_path, scenario([{"at": 0, "fault": {"sensor": sensor, "kind": kind}}, press(3)], 5))
     first = run.first("fault")
     assert first is not None and first["code"] in (f"{sensor}_missing", f"{sensor}_{kind}")
-    assert first["t"] <= grace_s + IDLE_LOOP_PERIOD_S + EPS_S   # idle: the loop steps at least this often
+    assert first["t"] <= grace_s + IDLE_LOOP_PERIOD_S + EPS_S  # idle: the loop steps at least this often
     assert run.first("start_refused")["reason"] == "fault_latched"
     assert run.relay() == []
 
@@ -170,9 +171,12 @@ def test_sensor_bad_from_start_is_a_fault_within_two_seconds(tmp_path, sensor, k
 def test_one_bad_sample_is_doubt_lamp_off_then_on_without_a_fault(tmp_path, sensor):
     """SR-8: a single glitch is retried, with the lamp off while the reading is in doubt."""
     period = PERIOD_S[sensor]
-    first_bad = full_rate_read_s(sensor, FAULT_AT_S)   # the first sample at or after the injection
-    events = [press(START_PRESS_S), {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "io_error"}},
-              {"at": first_bad + period / 2, "fault": {"sensor": sensor, "kind": "clear"}}]
+    first_bad = full_rate_read_s(sensor, FAULT_AT_S)  # the first sample at or after the injection
+    events = [
+        press(START_PRESS_S),
+        {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "io_error"}},
+        {"at": first_bad + period / 2, "fault": {"sensor": sensor, "kind": "clear"}},
+    ]
     run = run_sim(tmp_path, scenario(events, 20))
     assert run.fault_codes() == []
     off = run.first("relay", after=FAULT_AT_S)
@@ -187,11 +191,14 @@ def test_a_hang_shorter_than_the_stale_deadline_is_doubt_only(tmp_path, sensor):
     """A read blocked for less than stale_s and then released: lamp off meanwhile, no fault,
     the released read lands when the bus is released (not later), and the session goes on."""
     period = PERIOD_S[sensor]
-    last_good_s = full_rate_read_s(sensor, FAULT_AT_S, before=True)   # reads at the injection instant hang
+    last_good_s = full_rate_read_s(sensor, FAULT_AT_S, before=True)  # reads at the injection instant hang
     clear_at_s = last_good_s + (DOUBT_S[sensor] + STALE_S[sensor]) / 2
     assert last_good_s + DOUBT_S[sensor] + STEP_S < clear_at_s < last_good_s + STALE_S[sensor] - STEP_S
-    events = [press(START_PRESS_S), {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "hang"}},
-              {"at": round(clear_at_s, 6), "fault": {"sensor": sensor, "kind": "clear"}}]
+    events = [
+        press(START_PRESS_S),
+        {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "hang"}},
+        {"at": round(clear_at_s, 6), "fault": {"sensor": sensor, "kind": "clear"}},
+    ]
     run = run_sim(tmp_path, scenario(events, 20))
     assert run.fault_codes() == []
     off = run.first("relay", after=FAULT_AT_S)
@@ -204,8 +211,12 @@ def test_a_hang_shorter_than_the_stale_deadline_is_doubt_only(tmp_path, sensor):
 def test_a_hang_survives_a_restart_until_cleared(tmp_path, sensor):
     """The scripted hang is a property of the bus, not of the daemon: after a restart the
     sensor is still hung, so acknowledging the fault does not make it healthy."""
-    events = [{"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "hang"}}, {"at": 15, "restart": True},
-              press(20, LONG_PRESS_HELD_S), press(30)]
+    events = [
+        {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "hang"}},
+        {"at": 15, "restart": True},
+        press(20, LONG_PRESS_HELD_S),
+        press(30),
+    ]
     run = run_sim(tmp_path, scenario(events, 35))
     assert run.first("faults_restored")["codes"] == [f"{sensor}_hang"]
     assert run.first("fault_acknowledged", after=20) is not None

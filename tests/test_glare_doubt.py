@@ -31,6 +31,7 @@ PERIOD_S = CFG.distance.timing_budget_ms / 1000.0
 
 # --- the real reader on the emulated chip: every status has its grade ------------------------
 
+
 @pytest.fixture
 def chip_and_source():
     clock = FakeClock(tick_s=1e-6)
@@ -72,7 +73,7 @@ def test_the_rates_come_in_the_same_transfer_as_the_range(chip_and_source):
     for _ in range(5):
         reading = source.read_distance()
     reads = {reg: chip.read_count(reg) - before[reg] for reg in before}
-    assert set(reads.values()) == {5}               # one block read per sample covers all four
+    assert set(reads.values()) == {5}  # one block read per sample covers all four
     assert reading.distance_mm == 400.0
     assert reading.rates == LightRates(pytest.approx(4.0, abs=0.01), pytest.approx(0.05, abs=0.01))
 
@@ -88,7 +89,7 @@ def test_emulated_glare_rejects_about_the_modelled_share_and_adds_noise(chip_and
             doubted += 1
     assert 150 <= doubted <= 250
     spread = max(values) - min(values)
-    assert spread > 10                              # sigma grew from 0 (exact) to ~10 mm
+    assert spread > 10  # sigma grew from 0 (exact) to ~10 mm
 
 
 def test_lamp_glare_only_while_the_lamp_is_lit():
@@ -115,10 +116,11 @@ def test_dark_glare_model_draws_exactly_what_the_old_simulation_drew():
     for true_mm in (300.0, 400.0, 455.5):
         expected = float(max(0, round(true_mm + old.gauss(0.0, 2.0))))
         assert glare.measure(true_mm, 0.0, new).range_mm == expected
-    assert old.random() == new.random()             # and no extra draws in the dark
+    assert old.random() == new.random()  # and no extra draws in the dark
 
 
 # --- sampler and the reopening wrapper --------------------------------------------------------
+
 
 def test_sampler_publishes_a_doubt_with_its_rates():
     rates = LightRates(3.0, 2.2)
@@ -151,6 +153,7 @@ def test_doubted_measurements_never_make_the_chip_reopen():
 
 # --- the judge: doubt now, a fault only beyond the bounds ---------------------------------------
 
+
 class Judged:
     def __init__(self, cfg=CFG, start_s: float = 100.0):
         self.judge = SensorJudge(distance_limits(cfg, 2.0), start_s)
@@ -160,8 +163,16 @@ class Judged:
         self.now += PERIOD_S
         self.seq += 1
         value += 0.5 * (self.seq % 2)
-        self.latest = Sample(self.seq, self.now, None if doubted else value, None,
-                             "unreliable" if doubted else None, "status 7" if doubted else "", 4.0, ambient_mcps)
+        self.latest = Sample(
+            self.seq,
+            self.now,
+            None if doubted else value,
+            None,
+            "unreliable" if doubted else None,
+            "status 7" if doubted else "",
+            4.0,
+            ambient_mcps,
+        )
         return self.judge.judge(SensorFeed(self.latest), self.now)
 
     def wait(self, seconds: float):
@@ -175,20 +186,20 @@ def test_a_doubt_is_doubt_at_once_and_the_next_good_sample_is_trusted():
         j.sample()
     verdict = j.sample(doubted=True)
     assert verdict.good is None and verdict.unreliable and verdict.fault is None
-    assert j.wait(0.01).good is None                       # still off between samples
+    assert j.wait(0.01).good is None  # still off between samples
     assert j.sample().good is not None
 
 
 def test_no_latch_before_the_no_trustworthy_bound_and_a_latch_after_it():
     j = Judged()
-    for _ in range(400):                                   # fill the share window with good samples
+    for _ in range(400):  # fill the share window with good samples
         j.sample()
     start = j.now
     while j.now - start <= CFG.faults.distance_unreliable_after_s - PERIOD_S:
         verdict = j.sample(doubted=True)
         if j.judge.doubt_share() > CFG.faults.distance_unreliable_share:
             break
-        assert verdict.fault is None, (j.now - start, verdict)   # never stale at 0.25 s either
+        assert verdict.fault is None, (j.now - start, verdict)  # never stale at 0.25 s either
     # the share rule may come first (about 30 doubted samples in 10 s); either way, by the bound:
     verdict = j.wait(0.0)
     for _ in range(3):
@@ -217,7 +228,7 @@ def test_no_trustworthy_sample_for_the_bound_latches_even_with_a_permissive_shar
 def test_isolated_doubts_below_the_share_never_latch():
     j = Judged()
     rng = random.Random(3)
-    for _ in range(20_000):                                # 11 minutes at 4 % doubted
+    for _ in range(20_000):  # 11 minutes at 4 % doubted
         verdict = j.sample(doubted=rng.random() < 0.04)
         assert verdict.fault is None
 
@@ -227,7 +238,7 @@ def test_the_share_rule_waits_for_a_whole_window_then_latches():
     window_s = CFG.faults.distance_unreliable_window_s
     verdict = None
     for index in range(int(window_s / PERIOD_S) + 40):
-        verdict = j.sample(doubted=index % 3 == 0)         # a third doubted, never two in a row
+        verdict = j.sample(doubted=index % 3 == 0)  # a third doubted, never two in a row
         if j.now - 100.0 < window_s:
             assert verdict.fault is None
         elif verdict.fault:
@@ -261,11 +272,11 @@ def test_doubts_never_count_towards_the_retry_streak_of_a_broken_chip():
     j.now += PERIOD_S
     j.seq += 1
     j.latest = Sample(j.seq, j.now, None, None, "io_error", "EIO")
-    assert j.judge.judge(SensorFeed(j.latest), j.now).fault is None      # first I/O error: retried
+    assert j.judge.judge(SensorFeed(j.latest), j.now).fault is None  # first I/O error: retried
     j.now += PERIOD_S
     j.seq += 1
     j.latest = Sample(j.seq, j.now, None, None, "io_error", "EIO")
-    assert j.judge.judge(SensorFeed(j.latest), j.now).fault == "io_error"   # second: today's latch
+    assert j.judge.judge(SensorFeed(j.latest), j.now).fault == "io_error"  # second: today's latch
 
 
 def test_a_valid_measurement_under_blinding_ambient_light_is_a_doubt():
@@ -278,6 +289,7 @@ def test_a_valid_measurement_under_blinding_ambient_light_is_a_doubt():
 
 
 # --- the controller: off within one sample, paused with its own reason ---------------------------
+
 
 def doubted_run(bench: Bench, seconds: float, doubted_at, distance_mm: float = 400.0):
     """Run the bench; distance samples whose index satisfies doubted_at(i) are doubts."""
@@ -359,9 +371,9 @@ def test_the_session_light_range_and_doubt_count_reach_the_session_end():
 
 # --- property: under random glare the lamp is never on with the last distance sample in doubt ----
 
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**31), share=st.floats(0.0, 0.6), burst=st.integers(1, 6),
-       ambient=st.floats(0.0, 12.0))
+@given(seed=st.integers(0, 2**31), share=st.floats(0.0, 0.6), burst=st.integers(1, 6), ambient=st.floats(0.0, 12.0))
 def test_under_random_glare_the_lamp_is_never_on_with_the_last_distance_sample_in_doubt(seed, share, burst, ambient):
     cfg = default_config()
     rng = random.Random(seed)
@@ -380,8 +392,9 @@ def test_under_random_glare_the_lamp_is_never_on_with_the_last_distance_sample_i
             sample = Sample(bench._seq["distance"], bench.now, None, None, "unreliable", "glare", 4.0, ambient_mcps)
         else:
             bench._seq["distance"] += 1
-            sample = Sample(bench._seq["distance"], bench.now, 400.0 + rng.gauss(0, 3), None, None, "", 4.0,
-                            ambient_mcps)
+            sample = Sample(
+                bench._seq["distance"], bench.now, 400.0 + rng.gauss(0, 3), None, None, "", 4.0, ambient_mcps
+            )
         bench._latest["distance"] = sample
         if index % 8 == 0:
             bench.publish("skin", 33.0 + 0.02 * (index % 5) + 0.001 * index, ambient_c=25.0)

@@ -17,23 +17,29 @@ from drivers.relay import LampOutput
 from helpers_core import default_config
 
 DEADLINE_S = 0.5
-CHECK_PERIOD_S = DEADLINE_S / 5          # what the daemon uses (guard_deadline_s / 5)
-LOOP_PERIOD_S = 0.05                     # the control loop at 20 Hz
+CHECK_PERIOD_S = DEADLINE_S / 5  # what the daemon uses (guard_deadline_s / 5)
+LOOP_PERIOD_S = 0.05  # the control loop at 20 Hz
 
 
 class Rig:
-    def __init__(self, *, max_on_s: float = 60.0, rest_s: float = 600.0, relay_pin: int = 17,
-                 active_high: bool = True, start_s: float = 0.0):
+    def __init__(
+        self,
+        *,
+        max_on_s: float = 60.0,
+        rest_s: float = 600.0,
+        relay_pin: int = 17,
+        active_high: bool = True,
+        start_s: float = 0.0,
+    ):
         self.factory = MockFactory()
         self.output = LampOutput(relay_pin, active_high, pin_factory=self.factory)
-        self.guard = RelayGuard(self.output, deadline_s=DEADLINE_S, max_on_s=max_on_s, rest_s=rest_s,
-                                start_s=start_s)
+        self.guard = RelayGuard(self.output, deadline_s=DEADLINE_S, max_on_s=max_on_s, rest_s=rest_s, start_s=start_s)
         self.pin = self.factory.pin(relay_pin)
         self.active_high = active_high
         self.now = start_s
         self._next_check = start_s + CHECK_PERIOD_S
         self.last_command_s = start_s
-        self.on_since: float | None = None     # when the relay was first seen on
+        self.on_since: float | None = None  # when the relay was first seen on
 
     def relay_on(self) -> bool:
         """What the relay coil sees."""
@@ -121,7 +127,7 @@ def test_the_loop_asking_for_on_past_the_cap_is_refused_by_the_command_itself():
     never runs: command() alone must refuse 'on' once the cap is reached."""
     rig = Rig(max_on_s=2.0)
     states = []
-    for k in range(0, 61):                                    # 0 .. 3 s at 20 Hz, no check()
+    for k in range(0, 61):  # 0 .. 3 s at 20 Hz, no check()
         states.append((k * LOOP_PERIOD_S, rig.guard.command(True, k * LOOP_PERIOD_S, "test")))
     first_refused = next(t for t, on in states if not on)
     assert first_refused == pytest.approx(2.0)
@@ -131,7 +137,7 @@ def test_the_loop_asking_for_on_past_the_cap_is_refused_by_the_command_itself():
 def test_the_periodic_check_cuts_at_the_cap_between_two_confirmations():
     """...and check() alone cuts at the cap, before the loop's next command could."""
     rig = Rig(max_on_s=1.0)
-    for t in (0.0, 0.4, 0.8):                                  # a slow but live loop
+    for t in (0.0, 0.4, 0.8):  # a slow but live loop
         assert rig.guard.command(True, t, "test")
     assert rig.guard.check(0.9) is None and rig.relay_on()
     assert rig.guard.check(1.0) == "guard_on_time" and not rig.relay_on()
@@ -146,7 +152,7 @@ def test_short_sessions_and_pauses_cannot_add_up_past_the_cap():
         if rig.guard.tripped:
             break
         on_total += 2.0
-        rig.advance(30.0, command=False)        # off, but much shorter than rest_s
+        rig.advance(30.0, command=False)  # off, but much shorter than rest_s
     assert rig.guard.tripped == "guard_on_time" and not rig.relay_on()
     assert on_total <= 20.0
 
@@ -170,12 +176,12 @@ def test_rest_is_counted_from_when_the_relay_went_off():
     rest_s = 60.0
     rig = Rig(max_on_s=10.0, rest_s=rest_s)
     rig.advance(5.0, command=True)
-    cut_at = rig.advance(1.0, command=None)     # the loop stalls: the guard cuts the relay
+    cut_at = rig.advance(1.0, command=None)  # the loop stalls: the guard cuts the relay
     assert rig.guard.tripped == "guard_loop_stall"
     lit_s = cut_at - rig.on_since
     assert rig.guard.on_s == pytest.approx(lit_s, abs=1e-6)
     rig.guard.acknowledge()
-    rig.advance(cut_at + rest_s - CHECK_PERIOD_S / 2 - rig.now, command=False)   # includes the last check before
+    rig.advance(cut_at + rest_s - CHECK_PERIOD_S / 2 - rig.now, command=False)  # includes the last check before
     assert rig.guard.on_s == pytest.approx(lit_s, abs=1e-6), "the cap was reset before the relay rested rest_s"
     rig.advance(CHECK_PERIOD_S, command=False)
     assert rig.guard.on_s == 0.0
@@ -184,9 +190,9 @@ def test_rest_is_counted_from_when_the_relay_went_off():
 def test_rest_after_a_normal_stop_is_counted_from_the_stop():
     rest_s = 60.0
     rig = Rig(max_on_s=10.0, rest_s=rest_s)
-    for k in range(1, 101):                       # on from 0.05 s to 5.0 s, confirmed at 20 Hz
+    for k in range(1, 101):  # on from 0.05 s to 5.0 s, confirmed at 20 Hz
         rig.guard.command(True, k * LOOP_PERIOD_S, "on")
-    stopped_at = 5.049                            # the next step, a little late, says off
+    stopped_at = 5.049  # the next step, a little late, says off
     rig.guard.command(False, stopped_at, "stop")
     assert not rig.relay_on()
     on_s = rig.guard.on_s
@@ -228,8 +234,7 @@ def test_every_relay_change_reaches_the_journal_with_its_reason():
     guard.command(False, 0.2, "too_close")
     guard.command(True, 0.3, "resumed")
     guard.check(0.3 + DEADLINE_S + 0.01)
-    assert changes == [(True, "session_started"), (False, "too_close"), (True, "resumed"),
-                       (False, "guard_loop_stall")]
+    assert changes == [(True, "session_started"), (False, "too_close"), (True, "resumed"), (False, "guard_loop_stall")]
     assert guard.tripped == "guard_loop_stall"
 
 

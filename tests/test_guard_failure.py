@@ -37,6 +37,7 @@ def _broken_check(guard: RelayGuard, *, after_real_check: bool):
         if after_real_check:
             real_check(now_s)
         raise GuardBug("injected")
+
     return check
 
 
@@ -48,8 +49,8 @@ def test_an_exception_in_the_guard_check_latches_guard_failed_and_holds_the_rela
     monkeypatch.setattr(guard, "check", _broken_check(guard, after_real_check=False))
     guard.tick(0.1, PERIOD_S)
     assert guard.tripped == "guard_failed" and factory.pin(17).state is False
-    monkeypatch.undo()                                  # whatever broke may have passed ...
-    assert guard.command(True, 0.15, "test") is False   # ... the latch still holds the relay off
+    monkeypatch.undo()  # whatever broke may have passed ...
+    assert guard.command(True, 0.15, "test") is False  # ... the latch still holds the relay off
     assert factory.pin(17).state is False
     guard.tick(0.2, PERIOD_S)
     assert guard.tripped == "guard_failed" and factory.pin(17).state is False
@@ -59,16 +60,17 @@ def test_an_exception_in_the_guard_check_latches_guard_failed_and_holds_the_rela
 
 def test_the_real_guard_thread_latches_guard_failed_when_its_check_raises(monkeypatch):
     factory = MockFactory()
-    guard = RelayGuard(LampOutput(5, False, pin_factory=factory), deadline_s=0.5, max_on_s=60.0,
-                       rest_s=600.0, start_s=time.monotonic())
+    guard = RelayGuard(
+        LampOutput(5, False, pin_factory=factory), deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=time.monotonic()
+    )
     guard.command(True, time.monotonic(), "test")
-    assert factory.pin(5).state is False                # active-low: on
+    assert factory.pin(5).state is False  # active-low: on
     monkeypatch.setattr(guard, "check", _broken_check(guard, after_real_check=False))
     guard.start_thread(time.monotonic, 0.01)
     try:
         give_up = time.monotonic() + 3.0
         while guard.tripped is None and time.monotonic() < give_up:
-            guard.command(True, time.monotonic(), "test")      # a live loop asking for heat
+            guard.command(True, time.monotonic(), "test")  # a live loop asking for heat
             time.sleep(0.005)
         assert guard.tripped == "guard_failed", "the guard thread's check raised but nothing latched"
         guard.command(True, time.monotonic(), "test")
@@ -81,10 +83,16 @@ loop_actions = st.lists(st.sampled_from(["on", "off", "silent"]), min_size=1, ma
 
 
 @settings(max_examples=200, deadline=None)
-@given(before=loop_actions, after=loop_actions, fail_tick=st.integers(0, 30),
-       after_real_check=st.booleans(), keeps_failing=st.booleans())
+@given(
+    before=loop_actions,
+    after=loop_actions,
+    fail_tick=st.integers(0, 30),
+    after_real_check=st.booleans(),
+    keeps_failing=st.booleans(),
+)
 def test_a_guard_whose_check_raises_at_a_random_step_never_lets_the_relay_on_again_before_acknowledgement(
-        before, after, fail_tick, after_real_check, keeps_failing):
+    before, after, fail_tick, after_real_check, keeps_failing
+):
     factory = MockFactory()
     guard = _guard(factory)
     real_check = guard.check
@@ -97,7 +105,7 @@ def test_a_guard_whose_check_raises_at_a_random_step_never_lets_the_relay_on_aga
         if failed:
             assert factory.pin(17).state is False, f"relay on again at {now:.2f} s after the guard failed"
             assert guard.tripped is not None
-        if now >= ticks * PERIOD_S:                     # the guard's own schedule
+        if now >= ticks * PERIOD_S:  # the guard's own schedule
             ticks += 1
             failing_now = ticks == fail_tick or (failed and keeps_failing)
             guard.check = broken if failing_now else real_check

@@ -30,13 +30,13 @@ def test_the_liveness_deadline_is_due_half_a_second_after_the_last_confirmation_
     guard = _guard()
     guard.command(True, 1.0, "test")
     assert guard.seconds_until_due(1.2) == pytest.approx(0.3 - STALL_LEAD_S)
-    guard.command(True, 1.4, "test")                 # a confirmation moves the deadline
+    guard.command(True, 1.4, "test")  # a confirmation moves the deadline
     assert guard.seconds_until_due(1.5) == pytest.approx(0.4 - STALL_LEAD_S)
 
 
 def test_the_on_time_cap_is_due_when_it_comes_first():
     guard = _guard(max_on_s=2.0)
-    for step in range(36):                           # 1.75 s of confirmed on-time
+    for step in range(36):  # 1.75 s of confirmed on-time
         guard.command(True, step * 0.05, "test")
     assert guard.seconds_until_due(1.75) == pytest.approx(0.25)
 
@@ -52,19 +52,20 @@ def test_a_check_at_the_due_instant_cuts_the_relay():
 def test_a_check_exactly_at_the_deadline_after_the_last_confirmation_cuts():
     guard = _guard()
     guard.command(True, 1.0, "test")
-    assert guard.check(1.5) == "guard_loop_stall"      # 0.5 s of silence is the deadline, not past it
+    assert guard.check(1.5) == "guard_loop_stall"  # 0.5 s of silence is the deadline, not past it
     assert not guard.output.is_on()
 
 
 @pytest.mark.parametrize("last_confirm_s", [0.0, 0.05, 1.234, 100.0, 86_400.0 + 0.033])
 @pytest.mark.parametrize("period_s", [0.1, 0.03, 0.5])
 def test_the_guard_thread_cuts_a_frozen_loop_no_later_than_the_deadline_after_its_last_confirmation(
-        last_confirm_s, period_s):
+    last_confirm_s, period_s
+):
     """Runs the guard thread's own schedule (`tick` returns how long the thread sleeps) on an
     injected clock: the loop confirms at `last_confirm_s`, then freezes."""
     guard = _guard()
     guard.command(True, last_confirm_s, "test")
-    now = last_confirm_s + period_s / 3                # the thread's phase relative to the loop
+    now = last_confirm_s + period_s / 3  # the thread's phase relative to the loop
     for _ in range(1000):
         if not guard.output.is_on():
             break
@@ -74,7 +75,8 @@ def test_the_guard_thread_cuts_a_frozen_loop_no_later_than_the_deadline_after_it
         now += wait_s
     assert guard.tripped == "guard_loop_stall" and not guard.output.is_on()
     assert cut_at <= last_confirm_s + guard.deadline_s, (
-        f"cut {cut_at - last_confirm_s:.6f} s after the last confirmation (deadline {guard.deadline_s} s)")
+        f"cut {cut_at - last_confirm_s:.6f} s after the last confirmation (deadline {guard.deadline_s} s)"
+    )
 
 
 def test_the_guard_thread_never_spins_just_before_a_due_time():
@@ -82,7 +84,7 @@ def test_the_guard_thread_never_spins_just_before_a_due_time():
     guard.command(True, 1.0, "test")
     almost_due = 1.0 + guard.deadline_s - STALL_LEAD_S - 1e-7
     assert guard.tick(almost_due, 0.1) == MIN_WAIT_S
-    assert MIN_WAIT_S < STALL_LEAD_S                  # the floor cannot push a cut past the deadline
+    assert MIN_WAIT_S < STALL_LEAD_S  # the floor cannot push a cut past the deadline
 
 
 # -- the thread itself, on a simulated clock ----------------------------------------------------
@@ -92,8 +94,14 @@ class SimulatedSleep:
     loop confirms 'on' every `loop_period_s` during the sleep, until it freezes at `freeze_at_s`.
     It reports 'stop' once the clock passes `until_s`, which ends the thread."""
 
-    def __init__(self, pin, until_s: float, guard: RelayGuard | None = None,
-                 loop_period_s: float = 0.05, freeze_at_s: float = 0.0):
+    def __init__(
+        self,
+        pin,
+        until_s: float,
+        guard: RelayGuard | None = None,
+        loop_period_s: float = 0.05,
+        freeze_at_s: float = 0.0,
+    ):
         self.pin, self.until_s = pin, until_s
         self.guard, self.loop_period_s, self.freeze_at_s = guard, loop_period_s, freeze_at_s
         self.now_s = 0.0
@@ -105,7 +113,7 @@ class SimulatedSleep:
 
     def wait(self, timeout_s: float) -> bool:
         if self.off_at_s is None and not self.pin.state:
-            self.off_at_s = self.now_s          # the previous round (at now_s) cut the relay
+            self.off_at_s = self.now_s  # the previous round (at now_s) cut the relay
         end_s = self.now_s + timeout_s
         while self.guard is not None:
             step_s = (self._loop_steps + 1) * self.loop_period_s
@@ -120,12 +128,12 @@ class SimulatedSleep:
         self.until_s = -1.0
 
 
-def run_thread_on_simulated_clock(guard: RelayGuard, pin, period_s: float, until_s: float,
-                                  freeze_at_s: float | None = None) -> SimulatedSleep:
+def run_thread_on_simulated_clock(
+    guard: RelayGuard, pin, period_s: float, until_s: float, freeze_at_s: float | None = None
+) -> SimulatedSleep:
     """Run the guard's real thread function until the simulated clock passes `until_s` (with a
     loop confirming 'on' at 20 Hz until `freeze_at_s`, when given)."""
-    sleep = SimulatedSleep(pin, until_s, guard=None if freeze_at_s is None else guard,
-                           freeze_at_s=freeze_at_s or 0.0)
+    sleep = SimulatedSleep(pin, until_s, guard=None if freeze_at_s is None else guard, freeze_at_s=freeze_at_s or 0.0)
     guard._stop = sleep
     guard.start_thread(sleep.monotonic, period_s)
     guard._thread.join(timeout=10.0)
@@ -143,8 +151,7 @@ def test_the_guard_thread_cuts_a_frozen_loop_at_its_deadline_not_a_period_later(
     output = LampOutput(17, True, pin_factory=factory)
     guard = RelayGuard(output, deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0)
     guard.command(True, 0.0, "test")
-    sleep = run_thread_on_simulated_clock(guard, factory.pin(17), period_s, until_s=3.0,
-                                          freeze_at_s=freeze_at_s)
+    sleep = run_thread_on_simulated_clock(guard, factory.pin(17), period_s, until_s=3.0, freeze_at_s=freeze_at_s)
     assert guard.tripped == "guard_loop_stall" and sleep.off_at_s is not None
     assert freeze_at_s + 0.5 - 0.05 <= sleep.off_at_s <= freeze_at_s + 0.5 + 0.001
 
@@ -169,13 +176,15 @@ def test_the_guard_thread_switches_the_relay_off_when_its_own_check_raises(monke
 
     def broken_check(now_s: float):
         raise RuntimeError("a bug in the guard")
+
     monkeypatch.setattr(guard, "check", broken_check)
     sleep = run_thread_on_simulated_clock(guard, factory.pin(17), 0.1, until_s=0.35)
     assert not factory.pin(17).state and not output.commanded_on
     assert sleep.off_at_s == pytest.approx(0.1), "the first failing round must cut the relay"
     off, reason = changes[-1]
-    assert off is False and isinstance(reason, str) and reason.startswith("guard_"), \
+    assert off is False and isinstance(reason, str) and reason.startswith("guard_"), (
         "the cut is journalled with the guard's reason"
+    )
 
 
 def test_the_guard_thread_is_a_named_daemon_thread_that_stop_thread_joins():

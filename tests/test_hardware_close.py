@@ -16,8 +16,13 @@ def test_hardware_close_twice_is_safe_and_leaves_the_relay_off():
     clock = SimClock(1_767_600_000.0)
     world = SimWorld(400.0, 32.0, monotonic=clock.monotonic)
     factory = MockFactory()
-    hw = build_hardware(cfg, distance_source=SimDistanceSource(world), skin_source=SimSkinSource(world),
-                        monotonic=clock.monotonic, pin_factory=factory)
+    hw = build_hardware(
+        cfg,
+        distance_source=SimDistanceSource(world),
+        skin_source=SimSkinSource(world),
+        monotonic=clock.monotonic,
+        pin_factory=factory,
+    )
     hw.guard.command(True, clock.monotonic(), "test")
     assert factory.pin(cfg.gpio.relay_pin).state is True
     hw.close()

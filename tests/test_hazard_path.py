@@ -38,34 +38,35 @@ def _running_bench() -> Bench:
     return bench
 
 
-_RUNNING = _running_bench()     # built once; each example steps a deep copy
+_RUNNING = _running_bench()  # built once; each example steps a deep copy
 
 
 def _value(special: st.SearchStrategy) -> st.SearchStrategy:
     return st.one_of(special, st.just(math.nan), st.just(None))
 
 
-distance_values = _value(st.one_of(st.floats(-50.0, NO_TARGET_MM + 50.0),
-                                   st.floats(280.0, 330.0)))           # around the floor (304.8)
-skin_values = _value(st.one_of(st.floats(0.0, 120.0), st.floats(41.0, 45.0)))   # around the limit (43)
+distance_values = _value(
+    st.one_of(st.floats(-50.0, NO_TARGET_MM + 50.0), st.floats(280.0, 330.0))
+)  # around the floor (304.8)
+skin_values = _value(st.one_of(st.floats(0.0, 120.0), st.floats(41.0, 45.0)))  # around the limit (43)
 
 
 def _decide_after(sensor: str, value, error, ambient_c, ambient_mcps) -> tuple[bool, str]:
     """The decision (lamp on?, reason) of a running session's next step with this sample newest."""
-    bench = copy.deepcopy(_RUNNING, {id(_RUNNING.cfg): _RUNNING.cfg})   # the config is shared, not copied
+    bench = copy.deepcopy(_RUNNING, {id(_RUNNING.cfg): _RUNNING.cfg})  # the config is shared, not copied
     bench.now += 0.01
     sample = bench.publish(sensor, value, error=error, ambient_c=ambient_c)
     if ambient_mcps is not None:
-        sample = Sample(sample.seq, sample.t_s, sample.value, sample.ambient_c, sample.error,
-                        sample.detail, 20.0, ambient_mcps)
+        sample = Sample(
+            sample.seq, sample.t_s, sample.value, sample.ambient_c, sample.error, sample.detail, 20.0, ambient_mcps
+        )
         bench._latest[sensor] = sample
     decision = bench.step()
     return decision.lamp_on, decision.reason, sample
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(value=distance_values, error=st.sampled_from(ERRORS),
-       ambient_mcps=st.one_of(st.none(), st.floats(0.0, 20.0)))
+@given(value=distance_values, error=st.sampled_from(ERRORS), ambient_mcps=st.one_of(st.none(), st.floats(0.0, 20.0)))
 def test_distance_hazard_verdict_equals_the_decisions(value, error, ambient_mcps):
     lamp_on, reason, sample = _decide_after("distance", value, error, None, ambient_mcps)
     distance_hazard, _ = hazard_checks(_RUNNING.cfg)
@@ -76,8 +77,11 @@ def test_distance_hazard_verdict_equals_the_decisions(value, error, ambient_mcps
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
-@given(value=skin_values, error=st.sampled_from([e for e in ERRORS if e != "unreliable"]),
-       ambient_c=st.one_of(st.none(), st.just(math.nan), st.floats(-50.0, 130.0)))
+@given(
+    value=skin_values,
+    error=st.sampled_from([e for e in ERRORS if e != "unreliable"]),
+    ambient_c=st.one_of(st.none(), st.just(math.nan), st.floats(-50.0, 130.0)),
+)
 def test_skin_hazard_verdict_equals_the_decisions(value, error, ambient_c):
     lamp_on, reason, sample = _decide_after("skin", value, error, ambient_c, None)
     _, skin_hazard = hazard_checks(_RUNNING.cfg)
@@ -94,8 +98,7 @@ def test_the_property_sees_both_verdicts():
     assert distance_hazard(Sample(1, 0.0, 400.0)) is None
     assert distance_hazard(Sample(1, 0.0, 300.0)) == "too_close"
     assert distance_hazard(Sample(1, 0.0, None, error="io_error")) == "distance_io_error"
-    assert distance_hazard(Sample(1, 0.0, 400.0, signal_rate_mcps=5.0, ambient_rate_mcps=9.0)) \
-        == "distance_unreliable"
+    assert distance_hazard(Sample(1, 0.0, 400.0, signal_rate_mcps=5.0, ambient_rate_mcps=9.0)) == "distance_unreliable"
     assert skin_hazard(Sample(1, 0.0, 33.0, 25.0)) is None
     assert skin_hazard(Sample(1, 0.0, 43.0, 25.0)) == "skin_overheat"
     assert skin_hazard(Sample(1, 0.0, 33.0, 61.0)) == "skin_sensor_hot"
@@ -110,8 +113,7 @@ def _guard() -> tuple[RelayGuard, LampOutput, list[tuple[bool, str]]]:
     return RelayGuard(output, deadline_s=0.5, max_on_s=1200.0, rest_s=600.0, start_s=0.0), output, changes
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["on", "off", "cut", "check"]), st.floats(0.0, 0.2)),
-               max_size=60)
+OPS = st.lists(st.tuples(st.sampled_from(["on", "off", "cut", "check"]), st.floats(0.0, 0.2)), max_size=60)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -143,9 +145,9 @@ def test_a_step_that_began_before_the_cut_cannot_switch_back_on():
     assert output.is_on()
     guard.cut("too_close", 1.02)
     assert not output.is_on() and changes[-1] == (False, "too_close")
-    guard.command(True, 1.01, "test")       # a step that read its feeds before the cut
+    guard.command(True, 1.01, "test")  # a step that read its feeds before the cut
     assert not output.is_on() and guard.tripped is None
-    guard.command(True, 1.02, "test")       # a step that began at the cut has seen the sample
+    guard.command(True, 1.02, "test")  # a step that began at the cut has seen the sample
     assert output.is_on()
 
 
@@ -165,9 +167,15 @@ def test_the_sampler_cuts_before_it_wakes_the_loop():
     readings = iter([400.0, 250.0])
     relay_when_woken: list[bool] = []
     distance_hazard, _ = hazard_checks(default_config())
-    sampler = Sampler("distance", lambda: (next(readings), None, None), 0.033, lambda: 0.0,
-                      on_sample=lambda: relay_when_woken.append(output.is_on()),
-                      hazard=distance_hazard, on_hazard=guard.cut)
+    sampler = Sampler(
+        "distance",
+        lambda: (next(readings), None, None),
+        0.033,
+        lambda: 0.0,
+        on_sample=lambda: relay_when_woken.append(output.is_on()),
+        hazard=distance_hazard,
+        on_hazard=guard.cut,
+    )
     sampler.read_once()
     sampler.read_once()
     assert relay_when_woken == [True, False]
@@ -180,7 +188,6 @@ def test_a_hazard_rule_that_raises_cuts():
     def broken(sample):
         raise ValueError("boom")
 
-    sampler = Sampler("skin", lambda: (33.0, 25.0, None), 0.25, lambda: 0.0, hazard=broken,
-                      on_hazard=guard.cut)
+    sampler = Sampler("skin", lambda: (33.0, 25.0, None), 0.25, lambda: 0.0, hazard=broken, on_hazard=guard.cut)
     sampler.read_once()
     assert not output.is_on() and changes[-1] == (False, "skin_hazard_check_failed: ValueError")

@@ -26,8 +26,7 @@ def run(state_dir, days=7.0, as_json=False, now_wall=NOW):
 
 def add_session(j: Journal, start_wall, on_s, reason, skin=None, distance=None):
     sid = j.start_session(start_wall, start_wall - NOW + 1e6)
-    j.end_session(sid, on_s, reason, skin, distance, start_wall + on_s + 30,
-                  start_wall - NOW + 1e6 + on_s + 30)
+    j.end_session(sid, on_s, reason, skin, distance, start_wall + on_s + 30, start_wall - NOW + 1e6 + on_s + 30)
     return sid
 
 
@@ -49,8 +48,7 @@ def test_table_lists_sessions_and_faults_newest_first(state):
     assert code == 0 and err == ""
     sessions_part, faults_part = out.split("Faults")
     session_lines = [line for line in sessions_part.splitlines() if line.startswith("2026-")]
-    assert [line[:16] for line in session_lines] == [
-        "2026-01-10  11:0", "2026-01-09  12:0", "2026-01-08  12:0"]
+    assert [line[:16] for line in session_lines] == ["2026-01-10  11:0", "2026-01-09  12:0", "2026-01-08  12:0"]
     assert "    20.0  time limit reached" in session_lines[2]
     assert "41.3 °C" in session_lines[2] and "320 mm (12.6 in)" in session_lines[2]
     assert "5.5  too close for too long" in session_lines[1]
@@ -66,8 +64,17 @@ def test_table_lists_sessions_and_faults_newest_first(state):
 
 
 def test_end_reasons_have_human_words():
-    for reason in ("completed", "stopped_by_button", "too_close_too_long", "nobody_there",
-                   "overheat", "fault", "wall_time_cap", "interrupted", "daemon_stopped"):
+    for reason in (
+        "completed",
+        "stopped_by_button",
+        "too_close_too_long",
+        "nobody_there",
+        "overheat",
+        "fault",
+        "wall_time_cap",
+        "interrupted",
+        "daemon_stopped",
+    ):
         words = END_REASON_WORDS[reason]
         assert words and words != reason
 
@@ -78,9 +85,12 @@ def test_json_is_one_object_with_sessions_and_faults(state):
     assert code == 0 and set(data) == {"sessions", "days", "faults"}
     # sessions recorded without a dose (as before v5) give days with an unknown dose, not 0
     assert [(d["date"], d["sessions"], d["dose_cem43"]) for d in data["days"]] == [
-        ("2026-01-10", 1, None), ("2026-01-09", 1, None), ("2026-01-08", 1, None), ("2025-12-21", 1, None)]
-    assert [s["end_reason"] for s in data["sessions"]] == [
-        "gremlins", "too_close_too_long", "completed", "completed"]
+        ("2026-01-10", 1, None),
+        ("2026-01-09", 1, None),
+        ("2026-01-08", 1, None),
+        ("2025-12-21", 1, None),
+    ]
+    assert [s["end_reason"] for s in data["sessions"]] == ["gremlins", "too_close_too_long", "completed", "completed"]
     newest_completed = data["sessions"][2]
     assert newest_completed["heat_minutes"] == 20.0 and newest_completed["on_s"] == 1200
     assert newest_completed["ended_by"] == "time limit reached"
@@ -145,8 +155,16 @@ def test_dose_and_switch_ons_per_session_and_per_day(tmp_path):
     with Journal(tmp_path, "boot-1") as j:
         for start, dose, switches in ((NOW - 3 * 3600, 0.4, 12), (NOW - 1 * 3600, 0.35, 3)):
             sid = j.start_session(start, start - NOW + 1e6)
-            j.end_session(sid, 1200, "completed", 41.0, 330.0, start + 1300, start - NOW + 1e6 + 1300,
-                          counters={"dose_cem43": dose, "switches": switches, "doubt_switches": 1})
+            j.end_session(
+                sid,
+                1200,
+                "completed",
+                41.0,
+                330.0,
+                start + 1300,
+                start - NOW + 1e6 + 1300,
+                counters={"dose_cem43": dose, "switches": switches, "doubt_switches": 1},
+            )
     code, out, _ = run(tmp_path)
     assert code == 0
     assert "0.40  12 (1 doubt)  " in out and "0.35  3 (1 doubt)   " in out

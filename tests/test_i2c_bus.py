@@ -34,7 +34,7 @@ def _hung_bus_with_a_waiting_reader(bus):
 
 def test_a_reader_waiting_for_a_hung_bus_sleeps_instead_of_spinning():
     raw_bus, shared, done, before = _hung_bus_with_a_waiting_reader(emulated_bus(distance_mm=400))
-    assert not done["distance"].wait(HOLD_S)          # still waiting for the bus, as it must
+    assert not done["distance"].wait(HOLD_S)  # still waiting for the bus, as it must
     attempts = shared.lock_attempts - before
     # Sleeping tries: about HOLD_S / WAIT_PER_TRY_S of them. A sleep(0) spin makes 10^5 or more.
     assert 0 < attempts <= 3 * HOLD_S / WAIT_PER_TRY_S + 20
@@ -50,7 +50,7 @@ def test_the_bus_lock_is_released_after_every_read():
     for _ in range(3):
         skin.read_skin()
         distance.read_distance_mm()
-    assert shared.try_lock()     # nobody holds it
+    assert shared.try_lock()  # nobody holds it
     shared.unlock()
     assert raw_bus.try_lock()
     raw_bus.unlock()

@@ -47,7 +47,7 @@ def test_sampler_starts_idle_and_the_switch_makes_a_read_due_at_once():
     assert not sampler.full_rate and sampler.period_s == IDLE_D_S
     sampler.read_once()
     assert sampler.feed().latest.period_s == IDLE_D_S and sampler.feed().period_s == IDLE_D_S
-    sampler.step()                           # the simulator's read at t: next one an idle period on
+    sampler.step()  # the simulator's read at t: next one an idle period on
     assert sampler.next_read_s() == pytest.approx(clock.t + IDLE_D_S)
     clock.t += 0.05
     sampler.set_full_rate(True)
@@ -84,7 +84,7 @@ def test_bounds_scale_with_the_idle_rate():
 
 def test_an_idle_sample_is_judged_by_the_idle_bounds_and_a_full_rate_one_by_the_full():
     stale_s = CFG.faults.distance_stale_s
-    age_s = stale_s + 0.1                      # stale at the full rate, fresh at the idle rate
+    age_s = stale_s + 0.1  # stale at the full rate, fresh at the idle rate
     for period_s, expect_fault in ((IDLE_D_S, None), (None, "stale")):
         judge = _judge()
         judge.judge(SensorFeed(Sample(1, 3.0, 400.0, period_s=period_s), None, period_s), 3.0)
@@ -158,7 +158,7 @@ def test_a_start_without_full_rate_samples_is_refused_after_the_wait():
     _idle_then_short_press(bench)
     waiting_since = bench.ctl.start_waiting_since_s
     bench.now = waiting_since + START_FRESH_WAIT_S / 2
-    _publish(bench, "distance", 402.5, None)          # distance at full rate, skin still idle
+    _publish(bench, "distance", 402.5, None)  # distance at full rate, skin still idle
     bench.step()
     assert bench.ctl.session is None and "start_refused" not in bench.names()
     bench.now = waiting_since + START_FRESH_WAIT_S
@@ -182,6 +182,7 @@ def test_a_refusal_for_a_latched_fault_does_not_wait():
 def read_times(monkeypatch) -> dict[str, list[float]]:
     """The simulated instant of every read of each simulated sensor."""
     from drivers import sim_sensors
+
     times: dict[str, list[float]] = {"distance": [], "skin": []}
     for cls, method in ((sim_sensors.SimDistanceSource, "read_distance"), (sim_sensors.SimSkinSource, "read_skin")):
         original = getattr(cls, method)
@@ -189,6 +190,7 @@ def read_times(monkeypatch) -> dict[str, list[float]]:
         def timed(self, _original=original):
             times[self.sensor].append(self.world.monotonic())
             return _original(self)
+
         monkeypatch.setattr(cls, method, timed)
     return times
 

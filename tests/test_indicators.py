@@ -11,19 +11,26 @@ import functools
 import pytest
 
 from controller.core.faults import FAULTS, fault_info
-from controller.core.indicators import (HEARTBEAT_PERIOD_S, REFUSAL_BLINKS, LedState, fault_code_leds, leds_for)
+from controller.core.indicators import HEARTBEAT_PERIOD_S, REFUSAL_BLINKS, LedState, fault_code_leds, leds_for
 from controller.core.safety import REFUSAL_SHOW_S
 
 DT_S = 0.01
 WINDOW_S = 20.0
 
 
-def sample(state: str, fault_code: str | None = None, warning: bool = False,
-           refused: tuple[str, float] | None = None, start_s: float = 0.0,
-           seconds: float = WINDOW_S, pause_reason: str | None = None) -> list[LedState]:
+def sample(
+    state: str,
+    fault_code: str | None = None,
+    warning: bool = False,
+    refused: tuple[str, float] | None = None,
+    start_s: float = 0.0,
+    seconds: float = WINDOW_S,
+    pause_reason: str | None = None,
+) -> list[LedState]:
     n = int(round(seconds / DT_S))
-    return [leds_for(start_s + i * DT_S, state, fault_code, warning, refused, pause_reason=pause_reason)
-            for i in range(n)]
+    return [
+        leds_for(start_s + i * DT_S, state, fault_code, warning, refused, pause_reason=pause_reason) for i in range(n)
+    ]
 
 
 def runs(values: list[bool]) -> list[tuple[bool, int]]:
@@ -130,7 +137,7 @@ def test_heartbeat_in_every_state(name):
     seq = all_patterns()[name]
     per_period = int(round(HEARTBEAT_PERIOD_S / DT_S))
     for start in range(0, len(seq) - per_period + 1, per_period):
-        green = [s.green for s in seq[start:start + per_period]]
+        green = [s.green for s in seq[start : start + per_period]]
         assert len(runs(green)) >= 2, f"{name}: green did not change within {start * DT_S:.2f}..+2 s"
     # a blip: short and regular, whatever the state shows otherwise
     green_runs = runs([s.green for s in seq])
@@ -220,6 +227,7 @@ def test_paused_with_skin_in_the_warning_band_still_blinks_unlike_running():
 
 def test_pattern_names_match_the_readme_words():
     from controller.core.indicators import pattern_name
+
     assert pattern_name("running") == "green steady"
     assert "amber steady" in pattern_name("running", warning=True)
     assert "amber blinking" in pattern_name("paused", warning=True)
@@ -229,7 +237,7 @@ def test_pattern_names_match_the_readme_words():
 def test_starting_blinks_green_fast_with_the_lamp_off_and_no_refusal_over_it():
     seq = sample("starting", refused=("too_close", WINDOW_S))
     assert not any(s.amber or s.red for s in seq)
-    assert len(runs([s.green for s in seq[:100]])) >= 9          # 5 blinks a second
+    assert len(runs([s.green for s in seq[:100]])) >= 9  # 5 blinks a second
 
 
 def test_a_distance_doubt_pause_flashes_amber_twice_a_second_with_green_steady():
@@ -240,10 +248,11 @@ def test_a_distance_doubt_pause_flashes_amber_twice_a_second_with_green_steady()
 
 def test_cooling_blinks_amber_slowly_and_keeps_its_blink_in_the_warning_band():
     from controller.core.indicators import COOLING_PERIOD_S, pattern_name
+
     seq = sample("cooling", seconds=3 * COOLING_PERIOD_S)
     amber = [s.amber for s in seq]
     on_runs = [n * DT_S for v, n in runs(amber) if v]
-    whole = on_runs[1:-1]                       # the first and last may be cut by the window
+    whole = on_runs[1:-1]  # the first and last may be cut by the window
     assert whole and all(abs(r - COOLING_PERIOD_S / 2) < 0.1 for r in whole), on_runs
-    assert sample("cooling", warning=True) == sample("cooling")         # the set point is the warning edge
+    assert sample("cooling", warning=True) == sample("cooling")  # the set point is the warning edge
     assert pattern_name("cooling") == "green steady, amber slow blink (cooling)"

@@ -89,7 +89,10 @@ def run_script(checkout: Path, name: str, destdir: Path | None, **env_overrides:
     env.update(env_overrides)
     return subprocess.run(
         ["sh", str(checkout / "systemd" / name)],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -118,6 +121,7 @@ def active_lines(text: str) -> list[str]:
 
 
 # --- install --------------------------------------------------------------------
+
 
 def test_install_lays_down_every_file(checkout, destdir):
     had_user = user_exists("irlamp")
@@ -152,9 +156,13 @@ def test_install_lays_down_every_file(checkout, destdir):
     assert program == "/" + VENV + "/bin/irlamp"
 
     # With DESTDIR, system changes are printed, not made.
-    for command in ("useradd", "usermod --append --groups gpio,i2c irlamp",
-                    "chown irlamp:irlamp /var/lib/irlamp",
-                    "systemctl daemon-reload", "systemctl enable irlamp.service"):
+    for command in (
+        "useradd",
+        "usermod --append --groups gpio,i2c irlamp",
+        "chown irlamp:irlamp /var/lib/irlamp",
+        "systemctl daemon-reload",
+        "systemctl enable irlamp.service",
+    ):
         assert any("not run" in line and command in line for line in result.stdout.splitlines()), command
     assert user_exists("irlamp") == had_user
     # No boot config in this root: the user is told what to add.
@@ -174,8 +182,11 @@ def test_install_offers_caregivers_a_read_only_group(checkout, destdir):
 
     added = install(checkout, destdir, IRLAMP_CAREGIVERS="alice bob")
     for name in ("alice", "bob"):
-        assert any("not run" in line and f"usermod --append --groups irlamp {name}" in line
-                   for line in added.stdout.splitlines()), added.stdout
+        assert any(
+            "not run" in line and f"usermod --append --groups irlamp {name}" in line
+            for line in added.stdout.splitlines()
+        ), added.stdout
+
 
 def test_second_install_keeps_an_edited_config(checkout, destdir):
     install(checkout, destdir)
@@ -233,7 +244,8 @@ def test_boot_config_with_a_faster_bus_is_slowed_down(checkout, destdir):
     result = install(checkout, destdir)
 
     assert active_lines(boot_config.read_text()) == [
-        "dtparam=i2c_arm=on,i2c_arm_baudrate=50000", "dtparam=audio=on",
+        "dtparam=i2c_arm=on,i2c_arm_baudrate=50000",
+        "dtparam=audio=on",
     ]
     assert "REBOOT NEEDED" in result.stdout
 
@@ -262,6 +274,7 @@ def test_boot_config_on_an_older_os_is_in_boot(checkout, destdir):
 
 # --- refusals --------------------------------------------------------------------
 
+
 def test_refuses_python_older_than_3_11(checkout, destdir, tmp_path):
     old_python = tmp_path / "python3.9"
     old_python.write_text('#!/bin/sh\ncase "$1" in -V|--version) echo "Python 3.9.2";; *) exit 1;; esac\n')
@@ -284,8 +297,11 @@ def test_refuses_to_run_without_root_or_destdir(checkout, tmp_path, script):
     (fake_bin / "id").chmod(0o755)
 
     result = run_script(
-        checkout, script, None,
-        PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}", PYTHON="/nonexistent/python3",
+        checkout,
+        script,
+        None,
+        PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}",
+        PYTHON="/nonexistent/python3",
     )
 
     assert result.returncode != 0
@@ -293,6 +309,7 @@ def test_refuses_to_run_without_root_or_destdir(checkout, tmp_path, script):
 
 
 # --- uninstall ----------------------------------------------------------------------
+
 
 def test_uninstall_removes_the_program_but_keeps_journal_and_config(checkout, destdir):
     install(checkout, destdir)

@@ -8,7 +8,12 @@ import sqlite3
 import pytest
 
 from controller.service.journal import (
-    MIGRATIONS, SCHEMA_VERSION, Journal, JournalError, JournalReader, journal_path,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    Journal,
+    JournalError,
+    JournalReader,
+    journal_path,
 )
 
 WALL = 1_767_600_000.0  # 2026-01-05
@@ -118,16 +123,14 @@ def test_faults_are_recorded_and_acknowledged_once(journal):
     assert journal.acknowledge_faults(WALL + 30) == 0
     third = journal.record_fault("button_stuck", "", WALL + 40, 41.0)
     _, faults = journal.history(1, WALL + 50)
-    assert [(f.id, f.ack_wall) for f in faults] == [(third, None), (second, WALL + 20),
-                                                      (first, WALL + 20)]
+    assert [(f.id, f.ack_wall) for f in faults] == [(third, None), (second, WALL + 20), (first, WALL + 20)]
 
 
 def test_queries_order_and_windows(journal):
     ids = []
     for day in range(5):
         sid = journal.start_session(WALL + day * 86400, day * 86400.0)
-        journal.end_session(sid, 60.0, "completed", None, None, WALL + day * 86400 + 60,
-                            day * 86400.0 + 60)
+        journal.end_session(sid, 60.0, "completed", None, None, WALL + day * 86400 + 60, day * 86400.0 + 60)
         ids.append(sid)
     open_id = journal.start_session(WALL + 5 * 86400, 5 * 86400.0)
     assert [s.id for s in journal.sessions_since(WALL + 3 * 86400)] == [ids[3], ids[4], open_id]
@@ -169,20 +172,27 @@ def _create_v1(path, rows):
     conn = sqlite3.connect(path)
     for statement in MIGRATIONS[0]:
         conn.execute(statement)
-    conn.executemany("""INSERT INTO sessions (boot_id, start_wall, start_mono, end_wall, end_mono,
-        on_s, end_reason, max_skin_c, min_distance_mm) VALUES (?,?,?,?,?,?,?,?,?)""", rows)
-    conn.execute("INSERT INTO faults (boot_id, wall, mono, code, detail) "
-                 "VALUES ('old', ?, 5, 'skin_overheat', 'x')", (WALL,))
+    conn.executemany(
+        """INSERT INTO sessions (boot_id, start_wall, start_mono, end_wall, end_mono,
+        on_s, end_reason, max_skin_c, min_distance_mm) VALUES (?,?,?,?,?,?,?,?,?)""",
+        rows,
+    )
+    conn.execute(
+        "INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES ('old', ?, 5, 'skin_overheat', 'x')", (WALL,)
+    )
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
 
 
 def test_migrates_a_version_1_journal_and_keeps_its_records(tmp_path):
-    _create_v1(journal_path(tmp_path), [
-        ("old", WALL, 10.0, WALL + 600, 610.0, 600.0, "completed", 40.0, 330.0),
-        ("old", WALL + 5000, 5010.0, None, None, 120.0, None, 38.0, None),  # cut off
-    ])
+    _create_v1(
+        journal_path(tmp_path),
+        [
+            ("old", WALL, 10.0, WALL + 600, 610.0, 600.0, "completed", 40.0, 330.0),
+            ("old", WALL + 5000, 5010.0, None, None, 120.0, None, 38.0, None),  # cut off
+        ],
+    )
     with Journal(tmp_path, "new-boot") as j:
         assert j.schema_version() == SCHEMA_VERSION == 5
         assert j.integrity_check() == "ok"
@@ -193,8 +203,7 @@ def test_migrates_a_version_1_journal_and_keeps_its_records(tmp_path):
     assert closed == [cut.id]
     assert (done.on_s, done.end_reason, done.max_skin_c) == (600.0, "completed", 40.0)
     # a v1 session had no checkpoint columns: it is closed conservatively from its start
-    assert (cut.on_s, cut.end_reason, cut.end_wall, cut.end_mono) == (
-        120.0, "interrupted", WALL + 5005, 5015.0)
+    assert (cut.on_s, cut.end_reason, cut.end_wall, cut.end_mono) == (120.0, "interrupted", WALL + 5005, 5015.0)
 
 
 def _create_old(path, version: int, columns: str, values: str, params: tuple) -> None:
@@ -210,8 +219,10 @@ def _create_old(path, version: int, columns: str, values: str, params: tuple) ->
     conn.close()
 
 
-_V3_COLUMNS = ("boot_id, start_wall, start_mono, end_wall, end_mono, on_s, end_reason, max_skin_c, "
-               "min_distance_mm, checkpoint_wall, checkpoint_mono")
+_V3_COLUMNS = (
+    "boot_id, start_wall, start_mono, end_wall, end_mono, on_s, end_reason, max_skin_c, "
+    "min_distance_mm, checkpoint_wall, checkpoint_mono"
+)
 _V3_VALUES = "'old', ?, 10, ?, 610, 600, 'completed', 40.5, 331, ?, 610"
 
 
@@ -219,8 +230,14 @@ def _create_v3(path):
     _create_old(path, 3, _V3_COLUMNS, _V3_VALUES, (WALL, WALL + 600, WALL + 600))
 
 
-LIGHT = {"min_signal_mcps": 3.5, "max_signal_mcps": 4.5, "min_ambient_mcps": 0.05,
-         "max_ambient_mcps": 1.2, "distance_samples": 300, "distance_doubts": 6}
+LIGHT = {
+    "min_signal_mcps": 3.5,
+    "max_signal_mcps": 4.5,
+    "min_ambient_mcps": 0.05,
+    "max_ambient_mcps": 1.2,
+    "distance_samples": 300,
+    "distance_doubts": 6,
+}
 
 
 def test_migrates_a_version_3_journal_keeping_its_sessions_with_light_unknown(tmp_path):
@@ -233,18 +250,44 @@ def test_migrates_a_version_3_journal_keeping_its_sessions_with_light_unknown(tm
         (old,) = j.sessions_for_limits()
         sid = j.start_session(WALL + 5000, 20.0)
         j.checkpoint(sid, 5.0, 33.0, 400.0, WALL + 5005, 25.0, light=LIGHT)
-        j.end_session(sid, 9.0, "completed", 33.5, 398.0, WALL + 5009, 29.0,
-                      light={**LIGHT, "min_signal_mcps": 3.9, "max_ambient_mcps": 0.9,
-                             "distance_samples": 450, "distance_doubts": 9})
+        j.end_session(
+            sid,
+            9.0,
+            "completed",
+            33.5,
+            398.0,
+            WALL + 5009,
+            29.0,
+            light={
+                **LIGHT,
+                "min_signal_mcps": 3.9,
+                "max_ambient_mcps": 0.9,
+                "distance_samples": 450,
+                "distance_doubts": 9,
+            },
+        )
     assert (old.on_s, old.end_reason, old.max_skin_c, old.min_distance_mm, old.boot_clock_offset_s) == (
-        600.0, "completed", 40.5, 331.0, WALL - 10.0)
+        600.0,
+        "completed",
+        40.5,
+        331.0,
+        WALL - 10.0,
+    )
     assert (old.min_signal_mcps, old.max_ambient_mcps, old.distance_samples, old.distance_doubts) == (
-        None, None, None, None)                       # not measured: unknown, never a made-up 0
+        None,
+        None,
+        None,
+        None,
+    )  # not measured: unknown, never a made-up 0
     with JournalReader(tmp_path) as reader:
         new = reader.recent_sessions(1)[0]
     # the ranges only widen (3.5 stays the lowest signal, 1.2 the highest ambient); counts only rise
     assert (new.min_signal_mcps, new.max_signal_mcps, new.min_ambient_mcps, new.max_ambient_mcps) == (
-        3.5, 4.5, 0.05, 1.2)
+        3.5,
+        4.5,
+        0.05,
+        1.2,
+    )
     assert (new.distance_samples, new.distance_doubts) == (450, 9)
 
 
@@ -269,8 +312,9 @@ def test_refuses_a_journal_from_a_newer_irlamp(tmp_path):
     assert str(journal_path(tmp_path)) in str(info.value)
 
 
-@pytest.mark.parametrize("content", [b"this is not a database, just text\n" * 200,
-                                     b"SQLite format 3\x00" + b"\xff" * 4000])
+@pytest.mark.parametrize(
+    "content", [b"this is not a database, just text\n" * 200, b"SQLite format 3\x00" + b"\xff" * 4000]
+)
 def test_garbage_file_gives_one_line_error_naming_the_file(tmp_path, content):
     journal_path(tmp_path).write_bytes(content)
     with pytest.raises(JournalError) as info:
@@ -317,18 +361,26 @@ def test_reader_refuses_an_old_schema_with_a_hint(tmp_path):
 
 
 def _create_v4(path):
-    _create_old(path, 4, _V3_COLUMNS + ", min_signal_mcps, max_signal_mcps, min_ambient_mcps, "
-                "max_ambient_mcps, distance_samples, distance_doubts",
-                _V3_VALUES + ", 3.5, 4.5, 0.05, 1.2, 300, 6", (WALL, WALL + 600, WALL + 600))
+    _create_old(
+        path,
+        4,
+        _V3_COLUMNS + ", min_signal_mcps, max_signal_mcps, min_ambient_mcps, "
+        "max_ambient_mcps, distance_samples, distance_doubts",
+        _V3_VALUES + ", 3.5, 4.5, 0.05, 1.2, 300, 6",
+        (WALL, WALL + 600, WALL + 600),
+    )
     conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES ('old', ?, 300, 'skin_overheat', 'x')",
-                 (WALL + 300,))
+    conn.execute(
+        "INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES ('old', ?, 300, 'skin_overheat', 'x')",
+        (WALL + 300,),
+    )
     conn.commit()
     conn.close()
 
 
 def test_migrates_a_version_4_journal_to_5_keeping_its_data_with_dose_and_trace_unknown(tmp_path):
     from controller.service.journal import TracePoint
+
     _create_v4(journal_path(tmp_path))
     with Journal(tmp_path, "new-boot") as j:
         assert j.schema_version() == SCHEMA_VERSION == 5
@@ -336,16 +388,34 @@ def test_migrates_a_version_4_journal_to_5_keeping_its_data_with_dose_and_trace_
         (old,) = j.sessions_for_limits()
         assert [f.code for f in j.unacknowledged_faults()] == ["skin_overheat"]
         sid = j.start_session(WALL + 5000, 20.0)
-        j.checkpoint(sid, 5.0, 33.0, 400.0, WALL + 5005, 25.0,
-                     counters={"dose_cem43": 0.01, "switches": 1, "doubt_switches": 0},
-                     trace=(TracePoint(0.0, True, 400.0, 33.0, "running"),
-                            TracePoint(1.0, True, 401.0, 33.1, "running")))
-        j.end_session(sid, 9.0, "completed", 33.5, 398.0, WALL + 5009, 29.0,
-                      counters={"dose_cem43": 0.02, "switches": 3, "doubt_switches": 1},
-                      trace=(TracePoint(2.0, False, None, 33.2, "cooling"),))
+        j.checkpoint(
+            sid,
+            5.0,
+            33.0,
+            400.0,
+            WALL + 5005,
+            25.0,
+            counters={"dose_cem43": 0.01, "switches": 1, "doubt_switches": 0},
+            trace=(TracePoint(0.0, True, 400.0, 33.0, "running"), TracePoint(1.0, True, 401.0, 33.1, "running")),
+        )
+        j.end_session(
+            sid,
+            9.0,
+            "completed",
+            33.5,
+            398.0,
+            WALL + 5009,
+            29.0,
+            counters={"dose_cem43": 0.02, "switches": 3, "doubt_switches": 1},
+            trace=(TracePoint(2.0, False, None, 33.2, "cooling"),),
+        )
     assert (old.on_s, old.end_reason, old.max_skin_c, old.min_distance_mm) == (600.0, "completed", 40.5, 331.0)
     assert (old.min_signal_mcps, old.max_ambient_mcps, old.distance_samples, old.distance_doubts) == (
-        3.5, 1.2, 300, 6)                               # v4's data kept
+        3.5,
+        1.2,
+        300,
+        6,
+    )  # v4's data kept
     assert (old.dose_cem43, old.switches, old.doubt_switches) == (None, None, None)  # unknown, not 0
     with JournalReader(tmp_path) as reader:
         new = reader.session(sid)
@@ -353,18 +423,30 @@ def test_migrates_a_version_4_journal_to_5_keeping_its_data_with_dose_and_trace_
         trace = reader.trace(sid)
     assert (new.dose_cem43, new.switches, new.doubt_switches) == (0.02, 3, 1)
     assert [(p.t_s, p.lamp_on, p.distance_mm, p.state) for p in trace] == [
-        (0.0, True, 400.0, "running"), (1.0, True, 401.0, "running"), (2.0, False, None, "cooling")]
+        (0.0, True, 400.0, "running"),
+        (1.0, True, 401.0, "running"),
+        (2.0, False, None, "cooling"),
+    ]
 
 
 def test_traces_older_than_the_retention_are_pruned_and_their_sessions_kept(tmp_path):
     from controller.service.journal import TracePoint
+
     with Journal(tmp_path, "b") as j:
         ids = []
         for day in range(3):
             sid = j.start_session(WALL + day * 86400, 10.0 + day)
-            j.end_session(sid, 5.0, "completed", 33.0, 400.0, WALL + day * 86400 + 5, 15.0 + day,
-                          trace=tuple(TracePoint(float(t), True, 400.0, 33.0, "running") for t in range(5)))
+            j.end_session(
+                sid,
+                5.0,
+                "completed",
+                33.0,
+                400.0,
+                WALL + day * 86400 + 5,
+                15.0 + day,
+                trace=tuple(TracePoint(float(t), True, 400.0, 33.0, "running") for t in range(5)),
+            )
             ids.append(sid)
-        assert j.prune_traces(WALL + 86400 + 1) == 10      # the first two days' traces
+        assert j.prune_traces(WALL + 86400 + 1) == 10  # the first two days' traces
         assert [len(j.trace(i)) for i in ids] == [0, 0, 5]
         assert len(j.sessions_for_limits()) == 3

@@ -39,8 +39,9 @@ def _real_journal(directory, sessions: int = 40):
     with Journal(directory, "boot-old") as journal:
         for i in range(sessions):
             sid = journal.start_session(NOW_WALL - 86400 * 30 + i * 7200, 10.0 + i * 7200)
-            journal.end_session(sid, 600.0, "completed", 38.0, 400.0,
-                                NOW_WALL - 86400 * 30 + i * 7200 + 900, 910.0 + i * 7200)
+            journal.end_session(
+                sid, 600.0, "completed", 38.0, 400.0, NOW_WALL - 86400 * 30 + i * 7200 + 900, 910.0 + i * 7200
+            )
             journal.record_fault("skin_overheat", "detail " * 20, NOW_WALL, 1.0)
     return journal_path(directory)
 
@@ -101,7 +102,7 @@ def test_history_of_a_damaged_journal_points_to_the_recovery(tmp_path, kind):
 def test_a_journal_missing_beside_its_write_ahead_log_is_refused(tmp_path):
     path = _real_journal(tmp_path)
     shutil.copy(path, tmp_path / "x")
-    with Journal(tmp_path, "b") as journal:      # leave a live log behind, as a crash would
+    with Journal(tmp_path, "b") as journal:  # leave a live log behind, as a crash would
         journal.start_session(NOW_WALL, 1.0)
         wal = path.with_name(path.name + "-wal")
         shutil.copy(wal, tmp_path / "saved-wal")
@@ -121,7 +122,7 @@ def test_a_fresh_install_gets_a_journal_and_an_interrupted_creation_leaves_none(
         Journal(tmp_path, "b")
     assert not journal_path(tmp_path).exists(), "a half-made journal must never carry the name"
     monkeypatch.undo()
-    with Journal(tmp_path, "b") as journal:     # the next start is a fresh install, as it was
+    with Journal(tmp_path, "b") as journal:  # the next start is a fresh install, as it was
         assert journal.sessions_for_limits() == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3", "journal.sqlite3.created"]
 
@@ -145,9 +146,18 @@ def test_the_daemon_refuses_an_empty_journal_touching_nothing(tmp_path):
     state.mkdir()
     runtime.mkdir()
     journal_path(state).write_bytes(b"")
-    proc = run_cli("run", "--simulate", "--state-dir", str(state), "--runtime-dir", str(runtime),
-                   "--config", str(DEFAULT_CONFIG), timeout_s=30.0)
-    assert proc.returncode == 2, proc.stderr       # 2: systemd does not retry a refusal
+    proc = run_cli(
+        "run",
+        "--simulate",
+        "--state-dir",
+        str(state),
+        "--runtime-dir",
+        str(runtime),
+        "--config",
+        str(DEFAULT_CONFIG),
+        timeout_s=30.0,
+    )
+    assert proc.returncode == 2, proc.stderr  # 2: systemd does not retry a refusal
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "irlamp journal recover" in lines[0] and str(state) in lines[0]
     assert journal_path(state).read_bytes() == b""
@@ -157,19 +167,36 @@ def test_the_daemon_refuses_an_empty_journal_touching_nothing(tmp_path):
 
 # --- recovery ----------------------------------------------------------------------------
 
-def _allowance(directory, *, boot_id="boot-now", now_wall=NOW_WALL + 60, now_mono=NOW_MONO + 60,
-               synced=True, per_day=3):
+
+def _allowance(
+    directory, *, boot_id="boot-now", now_wall=NOW_WALL + 60, now_mono=NOW_MONO + 60, synced=True, per_day=3
+):
     with JournalReader(directory) as reader:
-        return start_allowance(reader.sessions_for_limits(), now_wall=now_wall, now_mono=now_mono,
-                               boot_id=boot_id, clock_synced=synced,
-                               newest_record_wall=reader.newest_record_wall(),
-                               sessions_per_day=per_day, min_gap_s=GAP_S, tz=UTC)
+        return start_allowance(
+            reader.sessions_for_limits(),
+            now_wall=now_wall,
+            now_mono=now_mono,
+            boot_id=boot_id,
+            clock_synced=synced,
+            newest_record_wall=reader.newest_record_wall(),
+            sessions_per_day=per_day,
+            min_gap_s=GAP_S,
+            tz=UTC,
+        )
 
 
 def _recover(directory, **kwargs) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = recover_journal(directory, boot_id="boot-now", clock_synced=True, now_wall=NOW_WALL,
-                           now_mono=NOW_MONO, out=out, err=err, **kwargs)
+    code = recover_journal(
+        directory,
+        boot_id="boot-now",
+        clock_synced=True,
+        now_wall=NOW_WALL,
+        now_mono=NOW_MONO,
+        out=out,
+        err=err,
+        **kwargs,
+    )
     return code, out.getvalue(), err.getvalue()
 
 
@@ -180,28 +207,28 @@ def test_recover_keeps_the_damaged_file_and_uses_up_the_rest_of_the_day(tmp_path
     code, out, err = _recover(tmp_path)
     assert code == 0, err
     (aside,) = tmp_path.glob("journal-damaged-*.sqlite3")
-    assert _digest(aside) == before and aside.name in out       # never lost, never changed
-    with Journal(tmp_path, "boot-now"):                          # the daemon accepts the new one
+    assert _digest(aside) == before and aside.name in out  # never lost, never changed
+    with Journal(tmp_path, "boot-now"):  # the daemon accepts the new one
         pass
 
-    for per_day in (1, 2, 3):                                    # whatever the config allows
+    for per_day in (1, 2, 3):  # whatever the config allows
         blocked = _allowance(tmp_path, per_day=per_day)
         assert not blocked.allowed and blocked.reason == "daily_limit"
         assert blocked.next_start_wall >= MIDNIGHT
     # after the gap, still the rest of the day; with no synchronised clock, still blocked
-    assert _allowance(tmp_path, now_wall=MIDNIGHT - 60, now_mono=NOW_MONO + MIDNIGHT - 60 - NOW_WALL
-                      ).reason == "daily_limit"
+    assert (
+        _allowance(tmp_path, now_wall=MIDNIGHT - 60, now_mono=NOW_MONO + MIDNIGHT - 60 - NOW_WALL).reason
+        == "daily_limit"
+    )
     assert not _allowance(tmp_path, synced=False).allowed
     # a reboot with the clock unsynchronised (or set back) does not free the day either
     assert not _allowance(tmp_path, boot_id="boot-next", now_mono=120.0, synced=False).allowed
-    assert not _allowance(tmp_path, boot_id="boot-next", now_wall=NOW_WALL - 86400,
-                          now_mono=120.0).allowed
+    assert not _allowance(tmp_path, boot_id="boot-next", now_wall=NOW_WALL - 86400, now_mono=120.0).allowed
     # the cool-down runs from the recovery by the monotonic clock, whatever the wall clock says
     next_day = _allowance(tmp_path, now_wall=MIDNIGHT + 60, now_mono=NOW_MONO + 600)
     assert not next_day.allowed and next_day.next_start_mono >= NOW_MONO + GAP_S
     # the next day, with the gap passed, sessions are allowed again
-    assert _allowance(tmp_path, now_wall=MIDNIGHT + 60, now_mono=NOW_MONO + MIDNIGHT + 60 - NOW_WALL
-                      ).allowed
+    assert _allowance(tmp_path, now_wall=MIDNIGHT + 60, now_mono=NOW_MONO + MIDNIGHT + 60 - NOW_WALL).allowed
 
 
 def test_recover_keeps_the_write_ahead_log_with_the_damaged_file(tmp_path):
@@ -247,9 +274,14 @@ def test_recover_refuses_while_a_daemon_holds_the_directory(tmp_path):
 
 def test_journal_recover_command_end_to_end(tmp_path):
     _damage(tmp_path, "not_sqlite")
-    proc = subprocess.run([PYTHON, "-m", "controller.cli", "journal", "recover", "--state-dir",
-                           str(tmp_path)], cwd=REPO, env=cli_env(), capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [PYTHON, "-m", "controller.cli", "journal", "recover", "--state-dir", str(tmp_path)],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "journal-damaged-" in proc.stdout and "used up" in proc.stdout
     with Journal(tmp_path, "any"):

@@ -26,7 +26,7 @@ def chip() -> EmulatedMLX90614:
 def bus(chip: EmulatedMLX90614):
     bus = EmulatedI2C(chip)
     yield bus
-    bus.stuck = False          # never leave a reader thread blocked behind a failed test
+    bus.stuck = False  # never leave a reader thread blocked behind a failed test
 
 
 @pytest.fixture
@@ -36,23 +36,32 @@ def source(bus: EmulatedI2C) -> MLX90614Source:
 
 # --- PEC ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("pec", [mlx90614.smbus_pec, emulated_i2c.smbus_pec])
 def test_pec_matches_known_answers(pec):
-    assert pec(b"123456789") == 0xF4          # CRC-8 (poly 0x07) check value
+    assert pec(b"123456789") == 0xF4  # CRC-8 (poly 0x07) check value
     # MLX90614 datasheet example: SA 0x5A, read Tobj1 (0x07) -> LSB 0xD2, MSB 0x3A, PEC 0x30
     assert pec(bytes([0xB4, 0x07, 0xB5, 0xD2, 0x3A])) == 0x30
 
 
 # --- normal operation ---------------------------------------------------------------
 
+
 def test_runs_the_unmodified_adafruit_driver_and_implements_the_interface(source):
     assert isinstance(source._sensor, adafruit_mlx90614.MLX90614)
     assert isinstance(source, SkinSource)
 
 
-@pytest.mark.parametrize("object_c, ambient_c", [
-    (34.5, 23.0), (43.0, 25.5), (36.87, 40.13), (-12.3, 5.0), (120.0, 60.0),
-])
+@pytest.mark.parametrize(
+    "object_c, ambient_c",
+    [
+        (34.5, 23.0),
+        (43.0, 25.5),
+        (36.87, 40.13),
+        (-12.3, 5.0),
+        (120.0, 60.0),
+    ],
+)
 def test_reading_is_what_the_chip_holds(source, chip, object_c, ambient_c):
     chip.object_c, chip.ambient_c = object_c, ambient_c
     reading = source.read_skin()
@@ -69,6 +78,7 @@ def test_reading_follows_the_chip(source, chip):
 
 
 # --- invalid data -------------------------------------------------------------------
+
 
 def test_corrupted_pec_raises_sensor_value_error(source, chip):
     chip.corrupt_pec = True
@@ -91,6 +101,7 @@ def test_reader_recovers_when_the_fault_clears(source, chip):
 
 
 # --- bus faults ---------------------------------------------------------------------
+
 
 def test_nack_raises_oserror_121(source, chip):
     chip.nack = True
@@ -120,6 +131,7 @@ def test_stuck_bus_blocks_the_read_until_released(source, bus):
 
 
 # --- EEPROM ---------------------------------------------------------------------------
+
 
 def test_reader_never_writes_the_eeprom(bus, chip):
     emissivity_before = chip.eeprom[EMISSIVITY]
@@ -154,5 +166,5 @@ def test_emissivity_eeprom_is_readable(bus, chip):
         bus.writeto_then_readfrom(0x5A, bytes([EMISSIVITY]), reply)
     finally:
         bus.unlock()
-    assert reply[0] | (reply[1] << 8) == 0xFFFF    # emissivity 1.0
+    assert reply[0] | (reply[1] << 8) == 0xFFFF  # emissivity 1.0
     assert reply[2] == emulated_i2c.smbus_pec(bytes([0xB4, EMISSIVITY, 0xB5, 0xFF, 0xFF]))

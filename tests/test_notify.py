@@ -15,7 +15,7 @@ from controller.service.notify import SystemdNotifier
 @pytest.fixture
 def listener(tmp_path, monkeypatch):
     path = tmp_path / "notify.sock"
-    if len(str(path)) >= 100:           # AF_UNIX paths are limited to ~108 bytes
+    if len(str(path)) >= 100:  # AF_UNIX paths are limited to ~108 bytes
         path = tmp_path.joinpath("n")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
@@ -109,10 +109,10 @@ def test_a_listener_that_stops_reading_never_blocks_the_control_loop(listener):
     # PID 1, or a test that stops reading), a blocking send would freeze the loop; it must
     # drop the message instead and let systemd's own watchdog judge the silence.
     import threading
+
     notifier = SystemdNotifier()
     results: list[bool] = []
-    sender = threading.Thread(target=lambda: results.extend(notifier.watchdog() for _ in range(200)),
-                              daemon=True)
+    sender = threading.Thread(target=lambda: results.extend(notifier.watchdog() for _ in range(200)), daemon=True)
     sender.start()
     sender.join(timeout=10.0)
     assert not sender.is_alive(), "a send blocked on the full socket"

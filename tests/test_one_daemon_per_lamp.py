@@ -46,20 +46,30 @@ def test_second_daemon_on_a_live_state_dir_is_refused_and_the_first_keeps_its_se
     other_runtime = tmp_path / "b-run"
     other_runtime.mkdir()
 
-    second = _second("run", "--simulate", "--state-dir", str(live.state_dir),
-                     "--runtime-dir", str(other_runtime), "--config", str(REPO / "config" / "lamp.yaml"))
+    second = _second(
+        "run",
+        "--simulate",
+        "--state-dir",
+        str(live.state_dir),
+        "--runtime-dir",
+        str(other_runtime),
+        "--config",
+        str(REPO / "config" / "lamp.yaml"),
+    )
     _assert_refused_naming(second, str(live.state_dir), live.proc.pid)
-    assert list(other_runtime.iterdir()) == []               # no status written anywhere
+    assert list(other_runtime.iterdir()) == []  # no status written anywhere
 
-    scenario = write_scenario(tmp_path, {"start": {"distance_mm": 400, "skin_c": 32.0},
-                                         "events": [{"at": 1.0, "press": 0.2}], "until": 5})
+    scenario = write_scenario(
+        tmp_path, {"start": {"distance_mm": 400, "skin_c": 32.0}, "events": [{"at": 1.0, "press": 0.2}], "until": 5}
+    )
     sim = _second("simulate", str(scenario), "--json", "--state-dir", str(live.state_dir))
     _assert_refused_naming(sim, str(live.state_dir), live.proc.pid)
     assert sim.stdout == ""
 
     # Daemon A: lamp still on, its status file its own, its session open and nothing latched.
-    status = live.wait_status(lambda s: s["lamp_on"] is True and s["state"] == "running",
-                              what="daemon A still running its session")
+    status = live.wait_status(
+        lambda s: s["lamp_on"] is True and s["state"] == "running", what="daemon A still running its session"
+    )
     assert status["fault_latched"] is False
     session = history_json(live.state_dir)["sessions"][0]
     assert session["end_reason"] is None, "the live session was closed by the second process"
@@ -75,21 +85,27 @@ def test_second_daemon_on_a_live_state_dir_is_refused_and_the_first_keeps_its_se
 
 
 def test_second_daemon_writing_the_same_status_file_is_refused(live, tmp_path):
-    second = _second("run", "--simulate", "--state-dir", str(tmp_path / "b-state"),
-                     "--runtime-dir", str(live.runtime_dir),
-                     "--config", str(REPO / "config" / "lamp.yaml"))
+    second = _second(
+        "run",
+        "--simulate",
+        "--state-dir",
+        str(tmp_path / "b-state"),
+        "--runtime-dir",
+        str(live.runtime_dir),
+        "--config",
+        str(REPO / "config" / "lamp.yaml"),
+    )
     _assert_refused_naming(second, str(live.status_file), live.proc.pid)
-    assert not (tmp_path / "b-state" / "journal.sqlite3").exists()   # refused before its journal
+    assert not (tmp_path / "b-state" / "journal.sqlite3").exists()  # refused before its journal
     status = live.wait_status(lambda s: s["lamp_on"] is True, what="daemon A's own status")
     assert status["pid"] == live.proc.pid
 
 
 def test_readers_never_take_the_lock(live):
-    status = run_cli("status", "--json", "--state-dir", str(live.state_dir),
-                     "--runtime-dir", str(live.runtime_dir))
+    status = run_cli("status", "--json", "--state-dir", str(live.state_dir), "--runtime-dir", str(live.runtime_dir))
     assert status.returncode == 0, status.stderr
     assert history_json(live.state_dir)["sessions"]
-    with pytest.raises(DirectoryBusy):     # and daemon A still holds it afterwards
+    with pytest.raises(DirectoryBusy):  # and daemon A still holds it afterwards
         lock_for_writing(live.state_dir)
 
 
@@ -98,9 +114,18 @@ def test_a_sigkilled_daemon_leaves_no_stale_lock(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     holder = subprocess.Popen(
-        [PYTHON, "-c", "import sys, time; from controller.service.dirlock import lock_for_writing; "
-                       "lock_for_writing(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
-         str(state)], cwd=REPO, env=cli_env(), stdout=subprocess.PIPE, text=True)
+        [
+            PYTHON,
+            "-c",
+            "import sys, time; from controller.service.dirlock import lock_for_writing; "
+            "lock_for_writing(sys.argv[1]); print('locked', flush=True); time.sleep(60)",
+            str(state),
+        ],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(DirectoryBusy, match=f"pid {holder.pid}"):

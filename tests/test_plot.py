@@ -22,11 +22,16 @@ CFG = default_config()
 def state(tmp_path_factory) -> Path:
     """The comfort scenario (session 1) cut short, then an overheat session (session 2)."""
     import yaml
+
     base = tmp_path_factory.mktemp("plot")
     doc = yaml.safe_load((REPO / "config" / "scenarios" / "comfort.yaml").read_text())
     doc["config"]["session"] = {"min_gap_minutes": 30}
-    doc["events"] += [{"at": 600, "press": 0.3}, {"at": 2500, "press": 0.3},
-                      {"at": 2560, "skin_c": 43.4}, {"at": 2570, "press": 3.5}]
+    doc["events"] += [
+        {"at": 600, "press": 0.3},
+        {"at": 2500, "press": 0.3},
+        {"at": 2560, "skin_c": 43.4},
+        {"at": 2570, "press": 3.5},
+    ]
     doc["until"] = 2600
     run = run_sim(base, doc, state_dir=base / "state")
     assert [e["reason"] for e in run.events("session_ended")] == ["stopped_by_button", "overheat"]
@@ -44,16 +49,24 @@ def test_a_real_simulated_session_is_drawn_as_a_png_of_the_expected_size(state, 
     err = io.StringIO()
     assert plot_command(state, 1, str(out), CFG, err=err) == 0, err.getvalue()
     assert png_size(out) == (round(FIGURE_IN[0] * DPI), round(FIGURE_IN[1] * DPI))
-    assert 20_000 < out.stat().st_size < 300_000          # a drawing, not an empty canvas
+    assert 20_000 < out.stat().st_size < 300_000  # a drawing, not an empty canvas
 
 
 def test_the_newest_session_by_default_and_svg_with_the_caregivers_title(state, tmp_path):
     out = tmp_path / "newest.svg"
     assert plot_command(state, None, str(out), CFG) == 0
     text = out.read_text(encoding="utf-8")
-    ET.fromstring(text)                                     # well-formed SVG
-    for words in ("Session 2", "skin too hot", "peak skin 43.4", "heat dose", "FAULT skin_overheat",
-                  "comfort 41", "limit 43", "closer is too close"):
+    ET.fromstring(text)  # well-formed SVG
+    for words in (
+        "Session 2",
+        "skin too hot",
+        "peak skin 43.4",
+        "heat dose",
+        "FAULT skin_overheat",
+        "comfort 41",
+        "limit 43",
+        "closer is too close",
+    ):
         assert words in text, words
 
 
@@ -78,7 +91,7 @@ def test_no_journal_is_a_clear_error(tmp_path):
 
 
 def test_a_missing_extra_says_how_to_install_it(state, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib", None)     # what `import matplotlib` sees without it
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what `import matplotlib` sees without it
     err = io.StringIO()
     assert plot_command(state, 1, str(tmp_path / "x.png"), CFG, err=err) == 2
     assert err.getvalue().strip() == MISSING_EXTRA and "irlamp[plot]" in MISSING_EXTRA
@@ -86,11 +99,23 @@ def test_a_missing_extra_says_how_to_install_it(state, tmp_path, monkeypatch):
 
 def test_the_cli_draws_and_refuses_with_exit_codes(state, tmp_path):
     out = tmp_path / "cli.png"
-    ok = subprocess.run([sys.executable, "-m", "controller.cli", "plot", "1", "-o", str(out), "--state-dir",
-                         str(state)], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "plot", "1", "-o", str(out), "--state-dir", str(state)],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0 and out.exists(), ok.stderr
-    bad = subprocess.run([sys.executable, "-m", "controller.cli", "plot", "9", "-o", str(out), "--state-dir",
-                          str(state)], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "plot", "9", "-o", str(out), "--state-dir", str(state)],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "no session 9" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -104,7 +129,9 @@ def test_the_daemon_and_the_simulator_never_import_matplotlib(tmp_path):
         f"             out=io.StringIO(), state_dir={str(tmp_path / 'state')!r})\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib')\n"
         "print(loaded)\n"
-        "sys.exit(1 if loaded else 0)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=cli_env(), capture_output=True,
-                            text=True, timeout=300)
+        "sys.exit(1 if loaded else 0)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr

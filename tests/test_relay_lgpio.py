@@ -41,7 +41,7 @@ class FakeLgpio(types.ModuleType):
     def __init__(self):
         super().__init__("lgpio")
         self.calls: list[tuple] = []
-        self.lines: dict[int, dict] = {}     # gpio -> {'claimed', 'direction', 'level'}
+        self.lines: dict[int, dict] = {}  # gpio -> {'claimed', 'direction', 'level'}
         self.open_handles: set[int] = set()
 
     def line(self, gpio: int) -> dict:
@@ -54,7 +54,7 @@ class FakeLgpio(types.ModuleType):
     def gpiochip_close(self, handle):
         self.calls.append(("chip_close", handle))
         self.open_handles.discard(handle)
-        for line in self.lines.values():      # the kernel releases the lines; outputs keep their level
+        for line in self.lines.values():  # the kernel releases the lines; outputs keep their level
             line["claimed"] = False
 
     def _check(self, handle):
@@ -70,7 +70,7 @@ class FakeLgpio(types.ModuleType):
     def gpio_claim_input(self, handle, gpio, lFlags=0):
         self._check(handle)
         self.calls.append(("claim_input", gpio, lFlags))
-        self.line(gpio).update(claimed=True, direction="input", level=None)   # floats at no pull
+        self.line(gpio).update(claimed=True, direction="input", level=None)  # floats at no pull
         return 0
 
     def gpio_write(self, handle, gpio, level):
@@ -109,14 +109,14 @@ def lgpio_pins(monkeypatch):
     monkeypatch.setattr(gpiozero.pins, "lgpio", module, raising=False)
 
     class Pi4LGPIOFactory(module.LGPIOFactory):
-        def _get_revision(self):               # this machine is not a Pi
+        def _get_revision(self):  # this machine is not a Pi
             return PI4_REVISION
 
     factory = Pi4LGPIOFactory(chip=0)
     yield fake, factory
     factory.close()
     leaked = [pin for pin, refs in factory._reservations.items() if any(ref() is not None for ref in refs)]
-    factory._reservations.clear()      # LocalPiFactory shares these class-wide: never leak into other tests
+    factory._reservations.clear()  # LocalPiFactory shares these class-wide: never leak into other tests
     assert not leaked, f"still reserved after the test: {leaked}"
 
 
@@ -135,15 +135,18 @@ def assert_claimed_at_off_only(fake: FakeLgpio, gpio: int, active_high: bool) ->
 
 def assert_left_driving_off(fake: FakeLgpio, gpio: int, active_high: bool) -> None:
     line = fake.line(gpio)
-    assert line["direction"] == "output" and line["level"] == off(active_high), \
+    assert line["direction"] == "output" and line["level"] == off(active_high), (
         f"GPIO {gpio} left as {line}, not an output at its off level: {fake.ops(gpio)}"
+    )
     assert not line["claimed"] and fake.ops(gpio)[-1] == ("free", gpio), "the line was not released"
 
 
-@pytest.mark.parametrize("relay_pin, active_high, enable_pin", [(17, True, 18), (5, False, 6)],
-                         ids=["active_high", "active_low"])
+@pytest.mark.parametrize(
+    "relay_pin, active_high, enable_pin", [(17, True, 18), (5, False, 6)], ids=["active_high", "active_low"]
+)
 def test_lamp_output_on_lgpio_claims_the_relays_at_their_off_level_and_leaves_them_there(
-        lgpio_pins, relay_pin, active_high, enable_pin):
+    lgpio_pins, relay_pin, active_high, enable_pin
+):
     fake, factory = lgpio_pins
     output = LampOutput(relay_pin, active_high, enable_pin, active_high, pin_factory=factory)
     for pin in (relay_pin, enable_pin):
@@ -161,13 +164,14 @@ def test_lamp_output_on_lgpio_claims_the_relays_at_their_off_level_and_leaves_th
 
 
 @pytest.mark.parametrize("relay_pin, active_high", [(17, True), (5, False)], ids=["active_high", "active_low"])
-def test_lamp_output_on_lgpio_is_left_off_by_gpiozeros_own_shutdown_at_exit(lgpio_pins, monkeypatch,
-                                                                             relay_pin, active_high):
+def test_lamp_output_on_lgpio_is_left_off_by_gpiozeros_own_shutdown_at_exit(
+    lgpio_pins, monkeypatch, relay_pin, active_high
+):
     fake, factory = lgpio_pins
     monkeypatch.setattr(gpiozero.devices.Device, "pin_factory", factory)
-    output = LampOutput(relay_pin, active_high, pin_factory=None)   # the daemon: the default factory
+    output = LampOutput(relay_pin, active_high, pin_factory=None)  # the daemon: the default factory
     output.set(True, "session_started")
-    gpiozero.devices._devices_shutdown()       # what gpiozero's atexit hook runs
+    gpiozero.devices._devices_shutdown()  # what gpiozero's atexit hook runs
     assert_left_driving_off(fake, relay_pin, active_high)
     assert not [op for op in fake.ops(relay_pin) if op[0] == "claim_input"]
     assert output.main.closed
@@ -183,15 +187,20 @@ def test_relay_pin_on_lgpio_stays_reserved_against_other_devices(lgpio_pins):
     assert_left_driving_off(fake, 17, True)
 
 
-@pytest.mark.parametrize("gpio, active_high", [({}, True),
-                                                ({"relay_pin": 5, "relay_active_high": False,
-                                                  "enable_relay_pin": 6, "enable_relay_active_high": False},
-                                                 False)], ids=["active_high", "active_low"])
+@pytest.mark.parametrize(
+    "gpio, active_high",
+    [
+        ({}, True),
+        ({"relay_pin": 5, "relay_active_high": False, "enable_relay_pin": 6, "enable_relay_active_high": False}, False),
+    ],
+    ids=["active_high", "active_low"],
+)
 def test_failsafe_on_lgpio_leaves_each_relay_an_output_at_its_off_level(lgpio_pins, tmp_path, gpio, active_high):
     import yaml
+
     fake, factory = lgpio_pins
     relays = [gpio.get("relay_pin", 17)] + ([gpio["enable_relay_pin"]] if "enable_relay_pin" in gpio else [])
-    for pin in relays:                      # a crashed daemon left the relays ON, lines released
+    for pin in relays:  # a crashed daemon left the relays ON, lines released
         fake.line(pin).update(direction="output", level=1 - off(active_high))
     config = tmp_path / "lamp.yaml"
     config.write_text(yaml.safe_dump({"gpio": gpio}))

@@ -13,7 +13,7 @@ from drivers.hardware import check_wiring
 from drivers.relay import LampOutput, WiringError, check_boot_safe
 from helpers_core import config_with
 
-PULLED_UP = range(0, 9)      # BCM 0-8 pull up at power-on, 9-27 pull down
+PULLED_UP = range(0, 9)  # BCM 0-8 pull up at power-on, 9-27 pull down
 
 
 def off_level(active_high: bool) -> bool:
@@ -96,8 +96,9 @@ def test_enable_relay_in_series(main_high, enable_pin, enable_high):
     factory.log.clear()
     output.set(False, "stop")
     assert not lamp_lit()
-    assert [name for name, _ in factory.log] == [f"GPIO{main_pin}", f"GPIO{enable_pin}"], \
+    assert [name for name, _ in factory.log] == [f"GPIO{main_pin}", f"GPIO{enable_pin}"], (
         "switching off must open the main relay first"
+    )
     # one relay alone never lights the lamp
     output.main.on()
     assert not output.is_on() and not lamp_lit()
@@ -124,7 +125,7 @@ def test_is_on_reads_the_pins_not_the_last_command():
     factory = MockFactory()
     output = LampOutput(17, True, pin_factory=factory)
     output.set(True, "start")
-    output.main.off()                     # something else drove the pin low
+    output.main.off()  # something else drove the pin low
     assert output.commanded_on and not output.is_on()
     assert factory.pin(17).state is False
 
@@ -135,7 +136,7 @@ def test_lamp_output_close_twice_is_safe_and_leaves_the_relays_off(relay_pin, ac
     output = LampOutput(relay_pin, active_high, enable_pin, active_high, pin_factory=factory)
     output.set(True, "test")
     output.close()
-    output.close()                                    # gpiozero's own close() allows this too
+    output.close()  # gpiozero's own close() allows this too
     for pin in (relay_pin, enable_pin):
         if pin is not None:
             assert factory.pin(pin).state == off_level(active_high)
@@ -145,12 +146,19 @@ def test_lamp_output_close_twice_is_safe_and_leaves_the_relays_off(relay_pin, ac
 # --- the same wiring check in `check-config`, `run` and `simulate`, naming file:line: key ----------
 
 UNSAFE_WIRINGS = [  # (gpio section, line of the key to blame, key, words)
-    ("gpio:\n  relay_pin: 5\n  relay_active_high: true\n", 3, "gpio.relay_active_high",
-     "lamp relay on GPIO 5 is active-high, but GPIO 5 is pulled up at power-on"),
-    ("gpio:\n  relay_active_high: true\n  relay_pin: 5\n", 3, "gpio.relay_pin",
-     "lamp relay on GPIO 5 is active-high"),
-    ("gpio:\n  relay_active_high: false\n", 2, "gpio.relay_active_high",
-     "lamp relay on GPIO 17 is active-low, but GPIO 17 is pulled down"),
+    (
+        "gpio:\n  relay_pin: 5\n  relay_active_high: true\n",
+        3,
+        "gpio.relay_active_high",
+        "lamp relay on GPIO 5 is active-high, but GPIO 5 is pulled up at power-on",
+    ),
+    ("gpio:\n  relay_active_high: true\n  relay_pin: 5\n", 3, "gpio.relay_pin", "lamp relay on GPIO 5 is active-high"),
+    (
+        "gpio:\n  relay_active_high: false\n",
+        2,
+        "gpio.relay_active_high",
+        "lamp relay on GPIO 17 is active-low, but GPIO 17 is pulled down",
+    ),
     ("gpio:\n  enable_relay_pin: 6\n", 2, "gpio.enable_relay_pin", "enable relay on GPIO 6 is active-high"),
 ]
 
@@ -162,9 +170,9 @@ def write_config(tmp_path, text: str):
 
 
 @pytest.mark.parametrize("text, line, key, words", UNSAFE_WIRINGS)
-def test_check_config_refuses_a_wiring_that_run_refuses_naming_file_line_and_key(tmp_path, text, line, key,
-                                                                                   words):
+def test_check_config_refuses_a_wiring_that_run_refuses_naming_file_line_and_key(tmp_path, text, line, key, words):
     from scenario_helpers import run_cli
+
     path = write_config(tmp_path, text)
     proc = run_cli("check-config", str(path))
     assert proc.returncode == 2, proc.stdout
@@ -176,6 +184,7 @@ def test_check_config_refuses_a_wiring_that_run_refuses_naming_file_line_and_key
 
 def test_check_config_accepts_a_boot_safe_wiring(tmp_path):
     from scenario_helpers import run_cli
+
     path = write_config(tmp_path, "gpio:\n  relay_pin: 5\n  relay_active_high: false\n")
     proc = run_cli("check-config", str(path))
     assert proc.returncode == 0 and proc.stdout.startswith(f"OK: {path}\n"), proc.stderr
@@ -183,6 +192,7 @@ def test_check_config_accepts_a_boot_safe_wiring(tmp_path):
 
 def test_run_refuses_an_unsafe_wiring_naming_file_line_and_key(tmp_path):
     from scenario_helpers import RunningDaemon
+
     text, line, key, words = UNSAFE_WIRINGS[0]
     path = write_config(tmp_path, text)
     daemon = RunningDaemon(tmp_path, config=path)

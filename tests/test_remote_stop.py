@@ -19,9 +19,15 @@ from hypothesis import strategies as st
 from helpers_core import Bench, default_config
 from nobody_helpers import closed_to_others, directory_for_nobody, why_nobody_was_denied
 
-from controller.service.remote_stop import (MAX_DATAGRAMS_PER_STEP, STOP_REQUEST, RemoteStopChannel,
-                                    allowed_sender_uids, open_remote_stop, send_stop_request,
-                                    stop_socket_path)
+from controller.service.remote_stop import (
+    MAX_DATAGRAMS_PER_STEP,
+    STOP_REQUEST,
+    RemoteStopChannel,
+    allowed_sender_uids,
+    open_remote_stop,
+    send_stop_request,
+    stop_socket_path,
+)
 
 CFG = default_config()
 
@@ -78,17 +84,25 @@ def channel(tmp_path):
 def test_socket_is_0660_and_take_never_blocks(channel):
     mode = os.stat(channel.path).st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o660
-    assert channel.take() is False     # nothing waiting: returns at once
+    assert channel.take() is False  # nothing waiting: returns at once
 
 
 def test_only_the_exact_request_counts_everything_else_is_ignored_and_counted(channel, caplog):
     rng = random.Random(14)
-    junk = [b"", STOP_REQUEST + b"\n", STOP_REQUEST.upper(), b"start", b"ack", STOP_REQUEST[:-1],
-            STOP_REQUEST * 2, bytes(600)] + [rng.randbytes(rng.randint(1, 200)) for _ in range(30)]
+    junk = [
+        b"",
+        STOP_REQUEST + b"\n",
+        STOP_REQUEST.upper(),
+        b"start",
+        b"ack",
+        STOP_REQUEST[:-1],
+        STOP_REQUEST * 2,
+        bytes(600),
+    ] + [rng.randbytes(rng.randint(1, 200)) for _ in range(30)]
     with caplog.at_level(logging.WARNING, logger="irlamp"):
         for start in range(0, len(junk), 10):
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
-                for payload in junk[start:start + 10]:
+                for payload in junk[start : start + 10]:
                     sender.sendto(payload, str(channel.path))
             assert channel.take() is False
     assert channel.rejected == len(junk) and channel.accepted == 0
@@ -134,21 +148,39 @@ def test_a_stop_request_from_another_user_is_ignored_and_counted(tmp_path):
     assert {0, os.getuid()} <= allowed_sender_uids()
 
 
-SENDER = "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); " \
-         "s.sendto(sys.argv[2].encode(), sys.argv[1]); print('sent')"
+SENDER = (
+    "import socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+    "s.sendto(sys.argv[2].encode(), sys.argv[1]); print('sent')"
+)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
 def test_a_member_of_the_socket_group_who_is_not_the_bridge_is_not_obeyed():
     """For real: 'nobody' with the socket's group may write the 0660 socket, but its request is
     not from the bridge's user, so the daemon ignores it; without the group it cannot even send."""
-    with directory_for_nobody("irlamp-stop-") as directory:     # pytest's tmp is root-only
+    with directory_for_nobody("irlamp-stop-") as directory:  # pytest's tmp is root-only
         channel = open_remote_stop(directory)
         try:
+
             def send_as_nobody(*group_args: str) -> subprocess.CompletedProcess:
-                return subprocess.run(["setpriv", "--reuid", "nobody", *group_args, sys.executable, "-c",
-                                       SENDER, str(channel.path), STOP_REQUEST.decode()],
-                                      capture_output=True, text=True, timeout=60, cwd="/")
+                return subprocess.run(
+                    [
+                        "setpriv",
+                        "--reuid",
+                        "nobody",
+                        *group_args,
+                        sys.executable,
+                        "-c",
+                        SENDER,
+                        str(channel.path),
+                        STOP_REQUEST.decode(),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    cwd="/",
+                )
+
             in_group = send_as_nobody("--regid", str(os.stat(channel.path).st_gid), "--clear-groups")
             assert in_group.returncode == 0, in_group.stderr + why_nobody_was_denied(directory)
             assert channel.take() is False and channel.rejected == 1
@@ -156,7 +188,7 @@ def test_a_member_of_the_socket_group_who_is_not_the_bridge_is_not_obeyed():
             assert closed_to_others(directory) is None, closed_to_others(directory)
             outsider = send_as_nobody("--regid", "nogroup", "--clear-groups")
             assert outsider.returncode != 0 and "Permission denied" in outsider.stderr
-            send_stop_request(channel.path)                    # root (here: the daemon's user) is obeyed
+            send_stop_request(channel.path)  # root (here: the daemon's user) is obeyed
             assert channel.take() is True
         finally:
             channel.close()
@@ -182,6 +214,6 @@ def test_remote_stop_mid_session_then_the_button_still_works():
     bench.step(bench.now + 0.01)
     bench.remote_stop = False
     bench.run(1.0)
-    bench.press(0.2)                       # a new session needs the button, and it still starts one
+    bench.press(0.2)  # a new session needs the button, and it still starts one
     assert [f["reason"] for f in bench.fields_of("session_ended")] == ["stopped_remotely"]
     assert bench.ctl.state == "running" and len(bench.fields_of("session_started")) == 2

@@ -41,7 +41,7 @@ def test_repeated_failures_reopen_the_chip():
 
     def opener():
         made.append(Flaky())
-        made[-1].fail = len(made) == 1     # the first instance is broken, a fresh one works
+        made[-1].fail = len(made) == 1  # the first instance is broken, a fresh one works
         return made[-1]
 
     source = ReopeningSource("distance", opener, reopen_after=3)

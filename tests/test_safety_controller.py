@@ -10,8 +10,7 @@ import math
 
 import pytest
 
-from helpers_core import (COOLDOWN, DAILY_LIMIT, Bench, config_with, default_config, distance_period_s,
-                          skin_period_s)
+from helpers_core import COOLDOWN, DAILY_LIMIT, Bench, config_with, default_config, distance_period_s, skin_period_s
 
 CFG = default_config()
 D, S, SES, BTN = CFG.distance, CFG.skin, CFG.session, CFG.button
@@ -75,6 +74,7 @@ def _refuse_by_distance(distance_mm):
     def setup(bench: Bench) -> dict:
         bench.settle(distance_mm=distance_mm)
         return {"distance_mm": distance_mm}
+
     return setup
 
 
@@ -88,35 +88,40 @@ def _refuse_by_allowance(allowance):
         bench.allowance = allowance
         bench.settle()
         return {}
+
     return setup
 
 
 def _refuse_by_doubt(bench: Bench) -> dict:
     bench.settle()
-    bench.publish("skin", None, error="io_error")     # one failed read: doubt, not yet a fault
+    bench.publish("skin", None, error="io_error")  # one failed read: doubt, not yet a fault
     bench.step(bench.now + 0.001)
     return {"skin_c": None}
 
 
 def _refuse_by_fault(bench: Bench) -> dict:
     bench.settle()
-    bench.run(0.1, distance_error="io_error")         # two bad reads in a row latch
+    bench.run(0.1, distance_error="io_error")  # two bad reads in a row latch
     assert bench.ctl.latched == ["distance_io_error"]
-    bench.settle()                                    # the sensor recovers; the fault stays
+    bench.settle()  # the sensor recovers; the fault stays
     return {}
 
 
-@pytest.mark.parametrize("setup, reason", [
-    (_refuse_by_distance(D.min_mm + D.hysteresis_mm - 1.0), "too_close"),
-    (_refuse_by_distance(D.min_mm - 50.0), "too_close"),
-    (_refuse_by_distance(D.max_mm + 1.0), "out_of_band"),
-    (_refuse_by_distance(8190.0), "out_of_band"),
-    (_refuse_by_skin, "skin_too_warm"),
-    (_refuse_by_allowance(DAILY_LIMIT), "daily_limit"),
-    (_refuse_by_allowance(COOLDOWN), "cooldown"),
-    (_refuse_by_doubt, "sensor_unhealthy"),
-    (_refuse_by_fault, "fault_latched"),
-], ids=["hysteresis", "too_close", "beyond_max", "no_target", "skin", "daily_limit", "cooldown", "doubt", "fault"])
+@pytest.mark.parametrize(
+    "setup, reason",
+    [
+        (_refuse_by_distance(D.min_mm + D.hysteresis_mm - 1.0), "too_close"),
+        (_refuse_by_distance(D.min_mm - 50.0), "too_close"),
+        (_refuse_by_distance(D.max_mm + 1.0), "out_of_band"),
+        (_refuse_by_distance(8190.0), "out_of_band"),
+        (_refuse_by_skin, "skin_too_warm"),
+        (_refuse_by_allowance(DAILY_LIMIT), "daily_limit"),
+        (_refuse_by_allowance(COOLDOWN), "cooldown"),
+        (_refuse_by_doubt, "sensor_unhealthy"),
+        (_refuse_by_fault, "fault_latched"),
+    ],
+    ids=["hysteresis", "too_close", "beyond_max", "no_target", "skin", "daily_limit", "cooldown", "doubt", "fault"],
+)
 def test_each_start_refusal_reason(setup, reason):
     bench = Bench(CFG)
     run_kwargs = setup(bench)
@@ -142,7 +147,7 @@ def test_start_allowed_at_the_edges_of_the_band():
 def test_distance_offset_is_subtracted_before_judging():
     cfg = config_with({"distance": {"offset_mm": 100.0}})
     bench = Bench(cfg)
-    reading = D.min_mm + D.hysteresis_mm + 50.0      # in the band as read, too close once offset
+    reading = D.min_mm + D.hysteresis_mm + 50.0  # in the band as read, too close once offset
     bench.settle(distance_mm=reading)
     bench.press(0.2, distance_mm=reading)
     assert refusal_of(bench) == "too_close"
@@ -189,7 +194,7 @@ def test_resume_only_after_resume_after_s_beyond_the_hysteresis():
     bench = running_bench()
     bench.run(1.0, distance_mm=250.0)
     assert bench.ctl.state == "paused"
-    bench.run(10.0, distance_mm=D.min_mm + D.hysteresis_mm - 1.0)    # above min, inside hysteresis
+    bench.run(10.0, distance_mm=D.min_mm + D.hysteresis_mm - 1.0)  # above min, inside hysteresis
     assert bench.ctl.state == "paused" and not bench.lamp_on()
     back = bench.now
     bench.run(D.resume_after_s + 0.5, distance_mm=D.min_mm + D.hysteresis_mm + 5.0)
@@ -217,7 +222,7 @@ def test_a_reading_in_doubt_restarts_the_resume_wait():
     bench = running_bench()
     bench.run(1.0, distance_mm=250.0)
     bench.run(D.resume_after_s - 0.5)
-    bench.publish("distance", None, error="io_error")   # one glitch: doubt, below the retry bound
+    bench.publish("distance", None, error="io_error")  # one glitch: doubt, below the retry bound
     bench.step(bench.now + 0.001)
     glitch_at = bench.now
     bench.run(D.resume_after_s - 0.2)
@@ -250,8 +255,9 @@ def test_nobody_there_pauses_and_ends_after_absent_end_s(distance_mm):
     assert not bench.lamp_on()
     bench.run(D.absent_end_s, distance_mm=distance_mm)
     assert [e["reason"] for e in bench.fields_of("session_ended")] == ["nobody_there"]
-    assert bench.first_time("session_ended") - gone_from == pytest.approx(D.absent_end_s,
-                                                                        abs=distance_period_s(CFG) + 1e-6)
+    assert bench.first_time("session_ended") - gone_from == pytest.approx(
+        D.absent_end_s, abs=distance_period_s(CFG) + 1e-6
+    )
 
 
 def test_between_max_and_absent_the_lamp_stays_on():
@@ -279,12 +285,12 @@ def test_overheat_turns_off_ends_the_session_and_latches():
     assert bench.ctl.latched == ["skin_overheat"]
     assert [e["reason"] for e in bench.fields_of("session_ended")] == ["overheat"]
     assert bench.fields_of("session_ended")[0]["max_skin_c"] == S.limit_c
-    bench.run(300.0)                                      # skin cools; the fault does not clear
+    bench.run(300.0)  # skin cools; the fault does not clear
     assert bench.ctl.state == "fault" and not bench.lamp_on()
 
 
 def test_warning_band_is_shown_and_cleared():
-    bench = running_bench(config_with({"skin": {"comfort_c": None}}))    # the servo would switch off at 41
+    bench = running_bench(config_with({"skin": {"comfort_c": None}}))  # the servo would switch off at 41
     warm = S.limit_c - S.warning_margin_c
     bench.run(1.0, skin_c=warm - 0.05, noise=False)
     assert not bench.last_decision.warning
@@ -301,8 +307,9 @@ def test_skin_that_does_not_warm_is_a_not_heating_fault():
     bench.run(S.heating_check_s + 1.0, skin_c=33.0)
     assert "skin_not_heating" in bench.ctl.latched and not bench.lamp_on()
     fault_t = bench.first_time("fault")
-    assert fault_t - bench.first_time("session_started") == pytest.approx(S.heating_check_s,
-                                                                          abs=distance_period_s(CFG) + 0.01)
+    assert fault_t - bench.first_time("session_started") == pytest.approx(
+        S.heating_check_s, abs=distance_period_s(CFG) + 0.01
+    )
 
 
 def test_skin_that_warms_passes_the_heating_check():
@@ -322,6 +329,7 @@ def rising_to(bench: Bench, rise_c: float, start_c: float = 33.0, rate_c_per_s: 
         if warmed_c < peak_c:
             return warmed_c
         return peak_c if warmed_c - peak_c < 0.01 else peak_c - (0.02 if round(bench.now * 4) % 2 else 0.03)
+
     return skin_c
 
 
@@ -334,22 +342,30 @@ def test_a_rise_just_short_of_heating_min_rise_is_a_not_heating_fault():
     """The heating check must see the whole configured rise: 95 % of it (or 0.1 C less, or
     half) is not enough."""
     bench = running_bench(noise=False)
-    bench.run(S.heating_check_s + 1.0, skin_c=rising_to(bench, S.heating_min_rise_c - 0.05),
-              distance_mm=wobbling_distance(bench), noise=False)
+    bench.run(
+        S.heating_check_s + 1.0,
+        skin_c=rising_to(bench, S.heating_min_rise_c - 0.05),
+        distance_mm=wobbling_distance(bench),
+        noise=False,
+    )
     assert bench.ctl.latched == ["skin_not_heating"] and not bench.lamp_on()
 
 
 def test_a_rise_of_exactly_heating_min_rise_passes_the_heating_check():
     bench = running_bench(noise=False)
-    bench.run(S.heating_check_s + 1.0, skin_c=rising_to(bench, S.heating_min_rise_c),
-              distance_mm=wobbling_distance(bench), noise=False)
+    bench.run(
+        S.heating_check_s + 1.0,
+        skin_c=rising_to(bench, S.heating_min_rise_c),
+        distance_mm=wobbling_distance(bench),
+        noise=False,
+    )
     assert bench.ctl.session.heating_seen and not bench.ctl.latched and bench.lamp_on()
 
 
 def test_heating_check_counts_lamp_on_time_not_pauses():
     bench = running_bench()
     bench.run(S.heating_check_s / 2, skin_c=33.0)
-    bench.run(60.0, distance_mm=250.0, skin_c=33.0)       # paused for a minute: no heat, no fault
+    bench.run(60.0, distance_mm=250.0, skin_c=33.0)  # paused for a minute: no heat, no fault
     assert not bench.ctl.latched
     bench.run(S.heating_check_s / 2 + D.resume_after_s + 1.0, skin_c=33.0)
     assert bench.ctl.latched == ["skin_not_heating"]
@@ -381,7 +397,7 @@ def test_on_time_cap_counts_only_lamp_on_time():
     bench = running_bench(skin_c=33.0)
     skin = warming(bench)
     bench.run(60.0, skin_c=skin)
-    bench.run(90.0, distance_mm=250.0, skin_c=skin)      # 90 s paused (under max_pause_s)
+    bench.run(90.0, distance_mm=250.0, skin_c=skin)  # 90 s paused (under max_pause_s)
     bench.run(SES.max_on_minutes * 60.0, skin_c=skin)
     ended = bench.fields_of("session_ended")
     assert [e["reason"] for e in ended] == ["completed"]
@@ -449,9 +465,9 @@ def test_a_press_begun_during_a_session_never_starts_one_even_if_the_session_end
 
     while bench.ctl.session.on_s < cap_s - BOUNCE_S / 3:
         tick(0.005)
-    bench.button = True                                   # pressed just before the cap
+    bench.button = True  # pressed just before the cap
     tick(0.005)
-    for _ in range(40):                                   # the cap ends it, then the press confirms
+    for _ in range(40):  # the cap ends it, then the press confirms
         tick(0.005)
     bench.button = False
     bench.run(1.0, skin_c=skin)
@@ -572,7 +588,7 @@ def test_a_sensor_that_never_delivers_is_missing_two_seconds_after_start():
     bench = Bench(CFG)
     start = bench.now
     step_s = 0.05
-    for k in range(1, 40):                                   # start + 0.05 .. start + 1.95
+    for k in range(1, 40):  # start + 0.05 .. start + 1.95
         bench.step(start + k * step_s)
     bench.step(start + 2.0)
     assert bench.ctl.latched == [], "a fault before the grace has passed"
@@ -589,7 +605,7 @@ def test_the_displayed_readings_are_the_last_good_ones_of_each_sensor():
     bench.settle(distance_mm=420.0, skin_c=34.5, ambient_c=27.0, noise=False)
     assert bench.ctl.last_distance_mm == 420.0
     assert bench.ctl.last_skin_c == 34.5 and bench.ctl.last_ambient_c == 27.0
-    bench.publish("distance", None, error="io_error")        # a failed read keeps the last good one
+    bench.publish("distance", None, error="io_error")  # a failed read keeps the last good one
     bench.step(bench.now + 0.001)
     assert bench.ctl.last_distance_mm == 420.0
 
@@ -656,7 +672,7 @@ def test_time_left_counts_down_the_on_time_cap_and_stops_at_zero():
     cap_s = SES.max_on_minutes * 60.0
     assert bench.ctl.time_left_s() == pytest.approx(cap_s - bench.ctl.session.on_s)
     assert bench.ctl.time_left_s() == pytest.approx(cap_s - 10.0, abs=0.2)
-    bench.ctl.session.on_s = cap_s + 0.5                     # overrun by half a step
+    bench.ctl.session.on_s = cap_s + 0.5  # overrun by half a step
     assert bench.ctl.time_left_s() == 0.0
 
 
@@ -692,7 +708,7 @@ def test_distance_offset_is_subtracted_while_running_and_in_the_start_record():
     bench.settle(distance_mm=500.0)
     bench.press(0.2, distance_mm=500.0)
     assert bench.fields_of("session_started")[0]["distance_mm"] == pytest.approx(400.0, abs=1.0)
-    bench.run(1.0, distance_mm=D.min_mm + 100.0 - 20.0)    # reads in the band, is 20 mm too close
+    bench.run(1.0, distance_mm=D.min_mm + 100.0 - 20.0)  # reads in the band, is 20 mm too close
     assert bench.ctl.state == "paused" and bench.ctl.session.pause_reason == "too_close"
     assert not bench.lamp_on()
 
@@ -754,9 +770,13 @@ def test_faults_found_in_a_session_carry_a_detail_and_end_it_as_a_fault():
 # Steps of 1/32 s are exact in binary floating point, so on-time, elapsed and pause times land
 # exactly on the configured limits, and a '>=' that became '>' (one step late) shows.
 GRID_S = 1.0 / 32
-GRID_CFG = config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.5},
-                        "skin": {"heating_check_s": 300.0},
-                        "distance": {"max_pause_s": 10.0, "resume_after_s": 3.0}})
+GRID_CFG = config_with(
+    {
+        "session": {"max_on_minutes": 1.0, "max_wall_minutes": 1.5},
+        "skin": {"heating_check_s": 300.0},
+        "distance": {"max_pause_s": 10.0, "resume_after_s": 3.0},
+    }
+)
 
 
 def tick(bench: Bench, steps: int = 1, distance_mm: float = IN_BAND_MM, skin_c: float = 33.0) -> None:
@@ -795,7 +815,7 @@ def test_the_on_time_cap_ends_the_session_exactly_at_max_on():
 
 def test_the_wall_time_cap_ends_the_session_exactly_at_max_wall():
     bench = grid_session()
-    for _ in range(4):                                     # 4 pauses of 5 s (+3 s to resume)
+    for _ in range(4):  # 4 pauses of 5 s (+3 s to resume)
         tick(bench, 32 * 10)
         tick(bench, 32 * 5, distance_mm=250.0)
     ended = ended_when(bench)
@@ -825,7 +845,7 @@ def test_the_lamp_resumes_exactly_resume_after_s_after_the_person_is_back():
     tick(bench, 32 * 4)
     resumed_at = bench.first_time("resumed")
     assert resumed_at - back_at == 3.0
-    paused_s = resumed_at - bench.first_time("paused")        # 4.03125 s
+    paused_s = resumed_at - bench.first_time("paused")  # 4.03125 s
     assert bench.fields_of("resumed") == [{"paused_s": round(paused_s, 3)}] and paused_s != round(paused_s, 3)
 
 
@@ -833,7 +853,7 @@ def test_exactly_at_min_mm_plus_hysteresis_counts_as_back_in_the_band():
     bench = grid_session()
     tick(bench, 32, distance_mm=250.0)
     back_at = bench.now + GRID_S
-    tick(bench, 32 * 4, distance_mm=D.min_mm + D.hysteresis_mm)   # every other sample exactly at the edge
+    tick(bench, 32 * 4, distance_mm=D.min_mm + D.hysteresis_mm)  # every other sample exactly at the edge
     assert bench.first_time("resumed") - back_at == 3.0
 
 
@@ -841,8 +861,7 @@ def test_faults_found_by_the_controller_say_what_was_seen():
     bench = Bench(CFG)
     bench.button = True
     bench.run(0.5)
-    assert bench.fields_of("fault") == [{"code": "button_stuck",
-                                         "detail": "button held at start-up or far too long"}]
+    assert bench.fields_of("fault") == [{"code": "button_stuck", "detail": "button held at start-up or far too long"}]
     bench = running_bench()
     bench.run(0.5, ambient_c=S.sensor_body_max_c + 1.0)
     hot = bench.fields_of("fault")[0]
@@ -884,11 +903,12 @@ def test_with_no_session_the_decision_says_why():
 
 
 def test_a_press_begun_at_the_very_step_the_session_ends_never_starts_one():
-    bench = grid_session(config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 2.0},
-                                      "skin": {"heating_check_s": 300.0}}))
+    bench = grid_session(
+        config_with({"session": {"max_on_minutes": 1.0, "max_wall_minutes": 2.0}, "skin": {"heating_check_s": 300.0}})
+    )
     while bench.ctl.session.on_s < 60.0 - GRID_S:
         tick(bench)
-    bench.button = True                                    # raw level goes down at the ending step
+    bench.button = True  # raw level goes down at the ending step
     tick(bench)
     assert bench.ctl.session is None and bench.ctl.last_session_end_s == bench.now
     tick(bench, 8)

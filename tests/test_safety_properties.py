@@ -46,16 +46,34 @@ from controller.core.limits import Allowance
 from controller.core.readings import Sample, SensorFeed
 from controller.core.safety import SafetyController, StepInputs
 from drivers.sensor_source import NO_TARGET_MM
-from helpers_core import (ALLOWED, COOLDOWN, DAILY_LIMIT, RETRY2_OVERRIDES, TIGHT_OVERRIDES, config_with,
-                          default_config, distance_period_s, skin_period_s)
+from helpers_core import (
+    ALLOWED,
+    COOLDOWN,
+    DAILY_LIMIT,
+    RETRY2_OVERRIDES,
+    TIGHT_OVERRIDES,
+    config_with,
+    default_config,
+    distance_period_s,
+    skin_period_s,
+)
 
 EPS = 1e-9
 # Shrinking these long plans can take minutes; the failure message already names the step.
 # Set IRLAMP_SHRINK=1 to get a minimal plan when investigating a failure.
 PHASES = tuple(Phase) if os.environ.get("IRLAMP_SHRINK") else (Phase.explicit, Phase.generate, Phase.target)
 ALLOWANCES = {"allowed": ALLOWED, "daily_limit": DAILY_LIMIT, "cooldown": COOLDOWN}
-SENSOR_MODES = ["ok"] * 30 + ["glitch", "io_error", "timeout", "out_of_range", "nan", "implausible",
-                             "frozen", "gap", "hang"]
+SENSOR_MODES = ["ok"] * 30 + [
+    "glitch",
+    "io_error",
+    "timeout",
+    "out_of_range",
+    "nan",
+    "implausible",
+    "frozen",
+    "gap",
+    "hang",
+]
 DISTANCE_KINDS = ["band"] * 3 + ["at_min", "below_min", "edge", "close", "far", "absent", "no_target"]
 SKIN_KINDS = ["model"] * 6 + ["warn", "at_limit", "hot"]
 
@@ -65,14 +83,14 @@ SKIN_KINDS = ["model"] * 6 + ["warn", "at_limit", "hot"]
 class Press:
     gap_before_s: float
     hold_s: float
-    chatter_in_s: tuple[float, ...]    # bounce gaps right after the contact closes
-    chatter_out_s: tuple[float, ...]   # bounce gaps right after it opens
+    chatter_in_s: tuple[float, ...]  # bounce gaps right after the contact closes
+    chatter_out_s: tuple[float, ...]  # bounce gaps right after it opens
 
 
 @dataclass(frozen=True)
 class Segment:
     duration_s: float
-    distance_from: tuple[str, float]    # (kind, fraction within that kind's range)
+    distance_from: tuple[str, float]  # (kind, fraction within that kind's range)
     distance_to: tuple[str, float]
     distance_mode: str
     skin_kind: str
@@ -97,7 +115,7 @@ def _presses(cfg, max_count: int):
     chatter = st.lists(st.floats(0.0005, bounce_s * 0.8), max_size=3).map(tuple)
     holds = {
         "short": st.floats(0.08, 0.8),
-        "tap": st.floats(0.001, bounce_s * 0.9),          # shorter than the debounce time
+        "tap": st.floats(0.001, bounce_s * 0.9),  # shorter than the debounce time
         "long": st.floats(cfg.button.long_press_s + 0.05, cfg.button.long_press_s + 1.5),
         "stuck": st.floats(cfg.button.stuck_s + 0.1, cfg.button.stuck_s + 1.0),
     }
@@ -115,28 +133,72 @@ def _segment(cfg, kind: str):
     motion: the person moves, sensors fine. wild: anything."""
     if kind == "quiet":
         point = st.tuples(st.just("band"), st.floats(0.0, 1.0))
-        return st.builds(Segment, st.floats(5.0, 60.0), point, point, st.just("ok"), st.just("model"),
-                         st.just("ok"), st.just(False), st.just(()), st.just("allowed"), st.just(False),
-                         st.just(False))
+        return st.builds(
+            Segment,
+            st.floats(5.0, 60.0),
+            point,
+            point,
+            st.just("ok"),
+            st.just("model"),
+            st.just("ok"),
+            st.just(False),
+            st.just(()),
+            st.just("allowed"),
+            st.just(False),
+            st.just(False),
+        )
     if kind == "calm":
         point = st.tuples(st.just("band"), st.floats(0.0, 1.0))
-        return st.builds(Segment, st.floats(0.5, 40.0), point, point, st.just("ok"), st.just("model"),
-                         st.just("ok"), st.just(False), _presses(cfg, 1),
-                         st.sampled_from(["allowed"] * 3 + ["daily_limit", "cooldown"]),
-                         st.just(False), st.just(False))
+        return st.builds(
+            Segment,
+            st.floats(0.5, 40.0),
+            point,
+            point,
+            st.just("ok"),
+            st.just("model"),
+            st.just("ok"),
+            st.just(False),
+            _presses(cfg, 1),
+            st.sampled_from(["allowed"] * 3 + ["daily_limit", "cooldown"]),
+            st.just(False),
+            st.just(False),
+        )
     if kind == "motion":
         back_to_band = st.tuples(st.sampled_from(["band"] * 6 + DISTANCE_KINDS), st.floats(0.0, 1.0))
-        away = st.tuples(st.sampled_from(["close", "absent", "below_min", "at_min", "edge", "far", "no_target",
-                                          "close", "absent", "band"]), st.floats(0.0, 1.0))
-        return st.builds(Segment, st.floats(0.2, 25.0), away, back_to_band, st.just("ok"),
-                         st.sampled_from(["model"] * 10 + ["warn", "at_limit"]), st.just("ok"), st.just(False),
-                         _presses(cfg, 1), st.just("allowed"), st.just(False), st.just(False))
+        away = st.tuples(
+            st.sampled_from(
+                ["close", "absent", "below_min", "at_min", "edge", "far", "no_target", "close", "absent", "band"]
+            ),
+            st.floats(0.0, 1.0),
+        )
+        return st.builds(
+            Segment,
+            st.floats(0.2, 25.0),
+            away,
+            back_to_band,
+            st.just("ok"),
+            st.sampled_from(["model"] * 10 + ["warn", "at_limit"]),
+            st.just("ok"),
+            st.just(False),
+            _presses(cfg, 1),
+            st.just("allowed"),
+            st.just(False),
+            st.just(False),
+        )
     return st.builds(
-        Segment, st.floats(0.05, 12.0), _distance_point(), _distance_point(),
-        st.sampled_from(SENSOR_MODES), st.sampled_from(SKIN_KINDS), st.sampled_from(SENSOR_MODES),
-        st.sampled_from([False] * 19 + [True]), _presses(cfg, 2),
+        Segment,
+        st.floats(0.05, 12.0),
+        _distance_point(),
+        _distance_point(),
+        st.sampled_from(SENSOR_MODES),
+        st.sampled_from(SKIN_KINDS),
+        st.sampled_from(SENSOR_MODES),
+        st.sampled_from([False] * 19 + [True]),
+        _presses(cfg, 2),
         st.sampled_from(["allowed"] * 4 + ["daily_limit", "cooldown"]),
-        st.sampled_from([False] * 14 + [True]), st.sampled_from([False] * 12 + [True]))
+        st.sampled_from([False] * 14 + [True]),
+        st.sampled_from([False] * 12 + [True]),
+    )
 
 
 MIXED = ("calm", "motion", "wild")
@@ -147,15 +209,30 @@ def plans(cfg, mix: tuple[str, ...] = MIXED, max_segments: int = 6):
     weight it)."""
     settle = Segment(1.5, ("band", 0.5), ("band", 0.5), "ok", "model", "ok", False, (), "allowed", False, False)
     start_press = st.builds(Press, st.floats(0.0, 0.5), st.floats(0.08, 0.6), st.just(()), st.just(()))
-    start = st.builds(Segment, st.floats(2.0, 30.0), st.tuples(st.just("band"), st.floats(0, 1)),
-                      st.tuples(st.just("band"), st.floats(0, 1)), st.just("ok"), st.just("model"),
-                      st.just("ok"), st.just(False), st.tuples(start_press), st.just("allowed"),
-                      st.just(False), st.just(False))
+    start = st.builds(
+        Segment,
+        st.floats(2.0, 30.0),
+        st.tuples(st.just("band"), st.floats(0, 1)),
+        st.tuples(st.just("band"), st.floats(0, 1)),
+        st.just("ok"),
+        st.just("model"),
+        st.just("ok"),
+        st.just(False),
+        st.tuples(start_press),
+        st.just("allowed"),
+        st.just(False),
+        st.just(False),
+    )
     segment = st.sampled_from(mix).flatmap(lambda kind: _segment(cfg, kind))
     rest = st.lists(segment, min_size=2, max_size=max_segments)
-    return st.builds(lambda seed, base, rate, first, others: Plan(seed, base, rate, (settle, first, *others)),
-                     st.integers(0, 2**32 - 1), st.floats(29.0, 35.0),
-                     st.sampled_from([0.02, 0.05, 0.0, 0.004, 0.12]), start, rest)
+    return st.builds(
+        lambda seed, base, rate, first, others: Plan(seed, base, rate, (settle, first, *others)),
+        st.integers(0, 2**32 - 1),
+        st.floats(29.0, 35.0),
+        st.sampled_from([0.02, 0.05, 0.0, 0.004, 0.12]),
+        start,
+        rest,
+    )
 
 
 # -- the rig ------------------------------------------------------------------------------
@@ -169,7 +246,7 @@ class Rig:
         self.ranges = {
             "band": (d.min_mm + d.hysteresis_mm + 2.0, d.max_mm - 2.0),
             "at_min": (d.min_mm, d.min_mm),
-            "below_min": (d.min_mm - 0.001, d.min_mm - 0.001),   # (the rig adds no noise to these two)
+            "below_min": (d.min_mm - 0.001, d.min_mm - 0.001),  # (the rig adds no noise to these two)
             "edge": (d.min_mm - 15.0, d.min_mm + d.hysteresis_mm + 15.0),
             "close": (80.0, d.min_mm - 1.0),
             "far": (d.max_mm, d.absent_mm),
@@ -181,8 +258,10 @@ class Rig:
         self.bounce_s = cfg.button.bounce_ms / 1000.0
         self.cap_s = cfg.session.max_on_minutes * 60.0
         self.wall_cap_s = cfg.session.max_wall_minutes * 60.0
-        self.doubt = {"distance": min(2.5 * self.d_period, cfg.faults.distance_stale_s),
-                      "skin": min(2.5 * self.s_period, cfg.faults.skin_stale_s)}
+        self.doubt = {
+            "distance": min(2.5 * self.d_period, cfg.faults.distance_stale_s),
+            "skin": min(2.5 * self.s_period, cfg.faults.skin_stale_s),
+        }
         self.stale = {"distance": cfg.faults.distance_stale_s, "skin": cfg.faults.skin_stale_s}
         self.ctl = SafetyController(cfg, 0.0)
         self.now = self.prev_step_s = 0.0
@@ -213,6 +292,7 @@ class Rig:
             kind, where = spec
             lo, hi = self.ranges[kind]
             return kind, lo + (hi - lo) * where
+
         kind_a, a = point(seg.distance_from)
         kind_b, b = point(seg.distance_to)
         if kind_a == kind_b == "no_target":
@@ -220,7 +300,7 @@ class Rig:
         value = a + (b - a) * frac + self.cfg.distance.offset_mm
         if seg.distance_mode == "frozen":
             return round(value, 3)
-        if kind_a == kind_b and kind_a in ("at_min", "below_min"):   # on the threshold, moving by a hair
+        if kind_a == kind_b and kind_a in ("at_min", "below_min"):  # on the threshold, moving by a hair
             self.wobble = not self.wobble
             return value + (0.0005 if kind_a == "at_min" and self.wobble else 0.0)
         return value + self.rng.uniform(-1.5, 1.5)
@@ -229,7 +309,7 @@ class Rig:
         s = self.cfg.skin
         if seg.skin_kind == "warn":
             value = s.limit_c - s.warning_margin_c / 2
-        elif seg.skin_kind == "at_limit":   # exactly at the limit, and a hair below it
+        elif seg.skin_kind == "at_limit":  # exactly at the limit, and a hair below it
             return s.limit_c - (0.001 if self.seq["skin"] % 2 else 0.0)
         elif seg.skin_kind == "hot":
             value = s.limit_c + 1.0
@@ -263,10 +343,9 @@ class Rig:
         good = self._is_good(sensor, sample)
         if good:
             self.last_good[sensor] = value
-        if sensor == "distance":   # since when has every distance sample been good and in the band?
+        if sensor == "distance":  # since when has every distance sample been good and in the band?
             d = self.cfg.distance
-            in_band = good and d.min_mm + d.hysteresis_mm <= value - d.offset_mm < d.absent_mm \
-                and value < NO_TARGET_MM
+            in_band = good and d.min_mm + d.hysteresis_mm <= value - d.offset_mm < d.absent_mm and value < NO_TARGET_MM
             if not in_band:
                 self.in_band_since = None
             elif self.in_band_since is None:
@@ -278,8 +357,11 @@ class Rig:
         if sensor == "distance":
             return 0.0 <= sample.value <= NO_TARGET_MM + 1
         s = self.cfg.skin
-        return s.plausible_min_c <= sample.value <= s.plausible_max_c and sample.ambient_c is not None \
+        return (
+            s.plausible_min_c <= sample.value <= s.plausible_max_c
+            and sample.ambient_c is not None
             and not math.isnan(sample.ambient_c)
+        )
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> Counter:
@@ -293,7 +375,7 @@ class Rig:
             for sensor, mode in (("distance", seg.distance_mode), ("skin", seg.skin_mode)):
                 self.busy_since[sensor] = seg_start if mode == "hang" else None
             first = {"distance": True, "skin": True}
-            if seg.loop_stall:   # no steps at all; samplers keep going, the loop sees only the newest
+            if seg.loop_stall:  # no steps at all; samplers keep going, the loop sees only the newest
                 self.now = seg_end
                 while edges and edges[0][0] <= seg_end:
                     self._set_button(edges.pop(0)[1])
@@ -374,10 +456,16 @@ class Rig:
             self.heat_c = max(0.0, self.heat_c - 0.01 * dt)
         allowance: Allowance = ALLOWANCES[seg.allowance]
         was_fault_open = self.fault_open
-        decision = self.ctl.step(StepInputs(
-            self.now, SensorFeed(self.latest["distance"], self.busy_since["distance"]),
-            SensorFeed(self.latest["skin"], self.busy_since["skin"]), self.button, allowance,
-            "guard_loop_stall" if seg.guard_fault else None))
+        decision = self.ctl.step(
+            StepInputs(
+                self.now,
+                SensorFeed(self.latest["distance"], self.busy_since["distance"]),
+                SensorFeed(self.latest["skin"], self.busy_since["skin"]),
+                self.button,
+                allowance,
+                "guard_loop_stall" if seg.guard_fault else None,
+            )
+        )
         names = [name for name, _ in decision.events]
         for name, fields in decision.events:
             if name == "fault":
@@ -398,9 +486,10 @@ class Rig:
                 self.stats["started"] += 1
             elif name == "resumed":
                 since = self.in_band_since
-                assert since is not None and self.now - since >= self.cfg.distance.resume_after_s - 1e-6, \
-                    f"resumed at t={self.now:.3f} after only {None if since is None else self.now - since} s " \
+                assert since is not None and self.now - since >= self.cfg.distance.resume_after_s - 1e-6, (
+                    f"resumed at t={self.now:.3f} after only {None if since is None else self.now - since} s "
                     "of good readings in the band"
+                )
                 self.stats["resumed"] += 1
             elif name == "paused":
                 self.stats["paused:" + fields["reason"]] += 1
@@ -424,8 +513,9 @@ class Rig:
     def _check(self, decision, names: list[str]) -> None:
         d, s = self.cfg.distance, self.cfg.skin
         where = f"t={self.now:.3f} reason={decision.reason} events={names}"
-        assert self.session_on_s <= self.cap_s + self.last_on_dt + 1e-6, \
+        assert self.session_on_s <= self.cap_s + self.last_on_dt + 1e-6, (
             f"on-time {self.session_on_s} s is more than one step ({self.last_on_dt} s) past the cap; {where}"
+        )
         if self.session_open and self.ctl.session is not None:
             assert abs(self.ctl.session.on_s - self.session_on_s) < 1e-6, where
         if self.session_open and self.pressed_since is not None:
@@ -454,11 +544,17 @@ class Rig:
 
 
 # -- the properties -----------------------------------------------------------------------
-def _still(duration_s: float, where: str = "band", presses: tuple[Press, ...] = (),
-           distance_mode: str = "ok", skin_kind: str = "model") -> Segment:
+def _still(
+    duration_s: float,
+    where: str = "band",
+    presses: tuple[Press, ...] = (),
+    distance_mode: str = "ok",
+    skin_kind: str = "model",
+) -> Segment:
     """A hand-written segment: the person stays at `where` (a distance kind), sensors well."""
-    return Segment(duration_s, (where, 0.5), (where, 0.5), distance_mode, skin_kind, "ok", False, presses,
-                   "allowed", False, False)
+    return Segment(
+        duration_s, (where, 0.5), (where, 0.5), distance_mode, skin_kind, "ok", False, presses, "allowed", False, False
+    )
 
 
 def _plan(*segments: Segment, heat_rate_c_per_s: float = 0.03) -> Plan:
@@ -467,37 +563,55 @@ def _plan(*segments: Segment, heat_rate_c_per_s: float = 0.03) -> Plan:
 
 
 SHORT = (Press(0.5, 0.2, (), ()),)
-LONG = (Press(0.5, 5.5, (), ()),)          # longer than any long_press_s, shorter than any stuck_s
+LONG = (Press(0.5, 5.5, (), ()),)  # longer than any long_press_s, shorter than any stuck_s
 
 # Hand-written plans that every property runs first. They make sure each property reaches the
 # situations it is about, whatever the generator draws (Hypothesis seeds its draws with
 # constants from the modules loaded, so generated plans differ between a lone run and a suite).
 EXPLICIT_PLANS = (
-    _plan(_still(90.0)),                                              # on-time cap
-    _plan(_still(5.0, "close"), _still(90.0)),                        # pause, resume, wall-time cap
-    _plan(_still(2.0, "below_min"), _still(5.0, "at_min"), _still(5.0),
-          _still(30.0, "absent")),                                    # threshold, hysteresis, nobody there
-    _plan(_still(5.0, presses=(Press(1.0, 0.3, (0.004, 0.006, 0.01), (0.003, 0.01)),)),
-          _still(5.0, presses=(Press(1.0, 0.3, (0.004,), ()),))),     # chatter: stop, then start again
-    _plan(_still(200.0), heat_rate_c_per_s=0.0),                      # skin does not heat
-    _plan(_still(2.0, "close"), _still(0.6), _still(6.0, distance_mode="glitch")),   # a glitch while
-                                                                      # waiting to resume
-    _plan(_still(2.0, skin_kind="hot"), _still(3.0), _still(8.0, presses=LONG), _still(3.0, presses=SHORT),
-          _still(3.0, presses=SHORT)),                                # overheat, acknowledge, restart, stop
-    _plan(_still(3.0, presses=SHORT), _still(3.0, "close", presses=SHORT), _still(0.3, distance_mode="io_error"),
-          _still(3.0, presses=SHORT), _still(8.0, presses=LONG)),     # refused too close; fault; refused; ack
+    _plan(_still(90.0)),  # on-time cap
+    _plan(_still(5.0, "close"), _still(90.0)),  # pause, resume, wall-time cap
+    _plan(
+        _still(2.0, "below_min"), _still(5.0, "at_min"), _still(5.0), _still(30.0, "absent")
+    ),  # threshold, hysteresis, nobody there
+    _plan(
+        _still(5.0, presses=(Press(1.0, 0.3, (0.004, 0.006, 0.01), (0.003, 0.01)),)),
+        _still(5.0, presses=(Press(1.0, 0.3, (0.004,), ()),)),
+    ),  # chatter: stop, then start again
+    _plan(_still(200.0), heat_rate_c_per_s=0.0),  # skin does not heat
+    _plan(_still(2.0, "close"), _still(0.6), _still(6.0, distance_mode="glitch")),  # a glitch while
+    # waiting to resume
+    _plan(
+        _still(2.0, skin_kind="hot"),
+        _still(3.0),
+        _still(8.0, presses=LONG),
+        _still(3.0, presses=SHORT),
+        _still(3.0, presses=SHORT),
+    ),  # overheat, acknowledge, restart, stop
+    _plan(
+        _still(3.0, presses=SHORT),
+        _still(3.0, "close", presses=SHORT),
+        _still(0.3, distance_mode="io_error"),
+        _still(3.0, presses=SHORT),
+        _still(8.0, presses=LONG),
+    ),  # refused too close; fault; refused; ack
 )
 
 
-def _check_plans(cfg, examples: int, mix: tuple[str, ...] = MIXED,
-                 max_segments: int = 6) -> tuple[Counter, Counter]:
+def _check_plans(cfg, examples: int, mix: tuple[str, ...] = MIXED, max_segments: int = 6) -> tuple[Counter, Counter]:
     """Run the property over the explicit plans and `examples` derandomized generated plans;
     return what the explicit runs and the generated runs reached."""
     explicit: Counter = Counter()
     generated: Counter = Counter()
 
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None, phases=PHASES,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(plans(cfg, mix, max_segments))
     def prop(plan: Plan) -> None:
         rig = Rig(cfg, plan)
@@ -538,8 +652,17 @@ def _assert_generated_runs_exercise(generated: Counter) -> None:
     assert len(outcomes) >= 3, f"generated runs are too uniform: {generated}"
 
 
-ALWAYS = ("ended:stopped_by_button", "acknowledged", "paused:too_close", "paused:nobody_there", "resumed",
-          "refused:too_close", "fault:distance_io_error", "fault:skin_overheat", "ended:overheat")
+ALWAYS = (
+    "ended:stopped_by_button",
+    "acknowledged",
+    "paused:too_close",
+    "paused:nobody_there",
+    "resumed",
+    "refused:too_close",
+    "fault:distance_io_error",
+    "fault:skin_overheat",
+    "ended:overheat",
+)
 
 
 def test_lamp_is_never_on_in_a_forbidden_state():
@@ -561,8 +684,9 @@ def test_tightened_config_anything_goes():
 
 
 def test_tightened_config_sessions_reach_their_caps():
-    explicit, generated = _check_plans(config_with(TIGHT_OVERRIDES), examples=50,
-                                       mix=("quiet", "quiet", "motion", "calm"), max_segments=6)
+    explicit, generated = _check_plans(
+        config_with(TIGHT_OVERRIDES), examples=50, mix=("quiet", "quiet", "motion", "calm"), max_segments=6
+    )
     _assert_reached(explicit, *ALWAYS, "ended:completed", "ended:wall_time_cap")
     _assert_generated_runs_exercise(generated)
 

@@ -10,8 +10,17 @@ import datetime as dt
 import subprocess
 
 import pytest
-from scenario_helpers import (DEFAULT_CONFIG, ROUNDING_S, SimRun, default_config, press, run_sim,
-                              scenario, simulate_cli, write_scenario)
+from scenario_helpers import (
+    DEFAULT_CONFIG,
+    ROUNDING_S,
+    SimRun,
+    default_config,
+    press,
+    run_sim,
+    scenario,
+    simulate_cli,
+    write_scenario,
+)
 
 from controller.service.journal import JournalReader
 
@@ -31,6 +40,7 @@ def started_after(run: SimRun, press_at: float, held_s: float) -> dict:
 
 # -- the JSON output contract ------------------------------------------------------------------
 
+
 def check_output_contract(run: SimRun, until_s: float) -> None:
     """Everything requirements.md promises about the --json lines of any run."""
     for record in run.records:
@@ -49,8 +59,9 @@ def check_output_contract(run: SimRun, until_s: float) -> None:
     assert run.records.count(summary) == 1 and run.events("summary") == [summary]
     assert summary["t"] == pytest.approx(until_s, abs=ROUNDING_S)
     intervals = run.on_intervals()
-    assert summary["lamp_on_s"] == pytest.approx(sum(off - on for on, off in intervals),
-                                                 abs=ROUNDING_S * (len(intervals) + 1))
+    assert summary["lamp_on_s"] == pytest.approx(
+        sum(off - on for on, off in intervals), abs=ROUNDING_S * (len(intervals) + 1)
+    )
     assert summary["sessions"] == len(run.events("session_started"))
     assert summary["faults"] == run.fault_codes()
     assert isinstance(summary["lamp_on_s"], float) and isinstance(summary["sessions"], int)
@@ -59,11 +70,17 @@ def check_output_contract(run: SimRun, until_s: float) -> None:
 def test_json_contract_on_a_busy_scenario(tmp_path):
     """Sessions, pauses, a fault, a restart and an acknowledgement: every line obeys the contract,
     and the lamp-on time the relay events add up to is the on-time the sessions recorded."""
-    events = [press(1), {"at": 40, "distance_mm": 250}, {"at": 45, "distance_mm": 400},
-              press(70), press(75),  # stop, then a start refused (cool-down)
-              {"at": 80, "restart": True},
-              {"at": 90, "fault": {"sensor": "skin", "kind": "io_error"}},
-              {"at": 92, "fault": {"sensor": "skin", "kind": "clear"}}, press(95, 3.5)]
+    events = [
+        press(1),
+        {"at": 40, "distance_mm": 250},
+        {"at": 45, "distance_mm": 400},
+        press(70),
+        press(75),  # stop, then a start refused (cool-down)
+        {"at": 80, "restart": True},
+        {"at": 90, "fault": {"sensor": "skin", "kind": "io_error"}},
+        {"at": 92, "fault": {"sensor": "skin", "kind": "clear"}},
+        press(95, 3.5),
+    ]
     run = run_sim(tmp_path, scenario(events, 110))
     check_output_contract(run, 110)
     assert [r["on"] for r in run.relay()] == [True, False, True, False], run.records
@@ -87,8 +104,9 @@ def test_summary_counts_an_open_session_to_the_end(tmp_path):
 
 def test_cli_json_is_one_object_per_line_and_deterministic(tmp_path):
     """Through the real command line; the same scenario twice gives byte-identical output."""
-    path = write_scenario(tmp_path, scenario([press(1), {"at": 5, "distance_mm": 280},
-                                              {"at": 6, "distance_mm": 410}, press(20)], 25))
+    path = write_scenario(
+        tmp_path, scenario([press(1), {"at": 5, "distance_mm": 280}, {"at": 6, "distance_mm": 410}, press(20)], 25)
+    )
     first, run = simulate_cli(path)
     second, _ = simulate_cli(path)
     assert first.returncode == 0, first.stderr
@@ -99,10 +117,13 @@ def test_cli_json_is_one_object_per_line_and_deterministic(tmp_path):
 
 def test_hang_and_clear_scenario_is_deterministic(tmp_path):
     """A hung read runs on a real thread; its release must still land at the same simulated instant."""
-    events = [press(1), {"at": 5, "fault": {"sensor": "skin", "kind": "hang"}},
-              {"at": 5.3, "fault": {"sensor": "skin", "kind": "clear"}},
-              {"at": 8, "fault": {"sensor": "distance", "kind": "hang"}},
-              {"at": 8.1, "fault": {"sensor": "distance", "kind": "clear"}}]
+    events = [
+        press(1),
+        {"at": 5, "fault": {"sensor": "skin", "kind": "hang"}},
+        {"at": 5.3, "fault": {"sensor": "skin", "kind": "clear"}},
+        {"at": 8, "fault": {"sensor": "distance", "kind": "hang"}},
+        {"at": 8.1, "fault": {"sensor": "distance", "kind": "clear"}},
+    ]
     runs = [run_sim(tmp_path, scenario(events, 12)).records for _ in range(3)]
     assert runs[0] == runs[1] == runs[2]
 
@@ -116,6 +137,7 @@ def test_twenty_minute_session_runs_in_simulated_time(tmp_path):
 
 
 # -- every event kind and top-level key ------------------------------------------------------
+
 
 def test_start_values_and_press(tmp_path):
     run = run_sim(tmp_path, scenario([press(2, 0.5)], 10, start={"distance_mm": 420, "skin_c": 33.0}))
@@ -153,9 +175,12 @@ def test_fault_event_every_kind_and_clear(tmp_path, sensor, kind):
     # idle: the samplers read at their idle rate and 'frozen' takes as many samples as at the
     # full rate (skin: 30 s), so the clear comes after the slowest idle frozen bound
     clear_at = 34
-    events = [{"at": 2, "fault": {"sensor": sensor, "kind": kind}},
-              {"at": clear_at, "fault": {"sensor": sensor, "kind": "clear"}}, press(clear_at + 1, 3.5),
-              press(clear_at + 10)]
+    events = [
+        {"at": 2, "fault": {"sensor": sensor, "kind": kind}},
+        {"at": clear_at, "fault": {"sensor": sensor, "kind": "clear"}},
+        press(clear_at + 1, 3.5),
+        press(clear_at + 10),
+    ]
     run = run_sim(tmp_path, scenario(events, clear_at + 13))
     assert run.fault_codes()[0] == f"{sensor}_{kind}"
     assert run.first("fault_acknowledged", after=clear_at + 1) is not None
@@ -209,9 +234,13 @@ def test_config_override_and_until(tmp_path):
 
 def test_numbers_in_plain_decimal_with_exponents_are_read_as_written(tmp_path):
     from controller.sim.scenario import load_scenario
-    path = write_scenario(tmp_path, "start: {distance_mm: 4e2, skin_c: +32.5}\nseed: 7\n"
-                                    "events:\n  - {at: 1e0, press: 2E-1}\n  - {at: 1.5e1, skin_c: 33.}\n"
-                                    "until: 3e1\n")
+
+    path = write_scenario(
+        tmp_path,
+        "start: {distance_mm: 4e2, skin_c: +32.5}\nseed: 7\n"
+        "events:\n  - {at: 1e0, press: 2E-1}\n  - {at: 1.5e1, skin_c: 33.}\n"
+        "until: 3e1\n",
+    )
     loaded = load_scenario(path)
     assert (loaded.distance_mm, loaded.skin_c, loaded.seed, loaded.until_s) == (400.0, 32.5, 7, 30.0)
     assert [(e.at_s, e.actions) for e in loaded.events] == [(1.0, {"press": 0.2}), (15.0, {"skin_c": 33.0})]
@@ -230,6 +259,7 @@ def test_seed_changes_the_noise_only(tmp_path):
 
 
 # -- text mode ---------------------------------------------------------------------------------
+
 
 def test_text_mode_is_a_readable_timeline(tmp_path):
     path = write_scenario(tmp_path, scenario([press(1), {"at": 10, "distance_mm": 250}, press(20)], 25))
@@ -277,15 +307,21 @@ BAD_SCENARIOS = {
     "override_wrong_type": ("config:\n  skin: {limit_c: hot}\n", 2, "limit_c"),
     "override_not_a_mapping": ("config: 5\n", 1, "config"),
     "override_unsafe_wiring": ("config:\n  gpio: {relay_pin: 4}\n", 2, "GPIO 4"),
-    "override_unsafe_polarity": ("config:\n  gpio:\n    relay_active_high: false\n", 3,
-                                 "gpio.relay_active_high: lamp relay on GPIO 17 is active-low"),
+    "override_unsafe_polarity": (
+        "config:\n  gpio:\n    relay_active_high: false\n",
+        3,
+        "gpio.relay_active_high: lamp relay on GPIO 17 is active-low",
+    ),
     # numbers follow the config's plain-decimal rule (controller/service/yaml_numbers.py)
     "at_base_60": ("events:\n  - {at: 1:05, press: 0.2}\n", 2, "event 1: at: 1:05 is a base-60 number"),
     "start_hexadecimal": ("start: {distance_mm: 0x190}\n", 1, "start.distance_mm: 0x190 is a hexadecimal"),
     "press_leading_zero": ("events:\n  - {at: 1, press: 02}\n", 2, "press: 02 has a leading zero"),
     "until_huge": ("until: " + "9" * 400 + "\n", 1, "until: 99999999999999999999… is far too large"),
-    "override_base_60": ("config:\n  session:\n    max_on_minutes: 0:15\n", 3,
-                         "session.max_on_minutes: 0:15 is a base-60 number"),
+    "override_base_60": (
+        "config:\n  session:\n    max_on_minutes: 0:15\n",
+        3,
+        "session.max_on_minutes: 0:15 is a base-60 number",
+    ),
     "yaml_syntax": ("events: [\n  {at: 1\n", 3, "YAML"),
     "top_level_list": ("- 1\n- 2\n", 1, "mapping"),
     "events_not_a_list": ("events: 5\n", 1, "events"),
@@ -295,6 +331,7 @@ BAD_SCENARIOS = {
 def simulate_in_process(capsys, path, *extra: str):
     """`irlamp simulate PATH --json EXTRA` through `controller.cli.main` in this process."""
     from controller.cli import main
+
     capsys.readouterr()
     code = main(["simulate", str(path), "--json", *extra])
     out, err = capsys.readouterr()
@@ -333,8 +370,16 @@ def test_bad_base_config_is_refused(tmp_path, capsys):
     assert_refused(simulate_in_process(capsys, path, "--config", str(config)), str(config), "limit_c")
 
 
-@pytest.mark.parametrize("name, content", [("missing", None), ("empty", b""), ("comments_only", b"# nothing\n"),
-                                           ("not_utf8", b"\xff\xfe until: 5\n"), ("directory", "dir")])
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("missing", None),
+        ("empty", b""),
+        ("comments_only", b"# nothing\n"),
+        ("not_utf8", b"\xff\xfe until: 5\n"),
+        ("directory", "dir"),
+    ],
+)
 def test_unreadable_or_empty_scenario(tmp_path, capsys, name, content):
     path = tmp_path / f"{name}.yaml"
     if content == "dir":

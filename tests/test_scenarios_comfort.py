@@ -35,11 +35,11 @@ def test_the_servo_holds_the_skin_near_comfort_for_a_whole_session_without_a_fau
     (ended,) = run.events("session_ended")
     assert ended["reason"] == "completed"
     assert ended["on_s"] >= CFG.session.max_on_minutes * 60 - 0.1
-    assert ended["max_skin_c"] < CFG.skin.comfort_c + 0.2           # never far above the set point
-    assert 10 <= ended["switches"] <= CFG.session.max_switches     # it did cycle, and boundedly
+    assert ended["max_skin_c"] < CFG.skin.comfort_c + 0.2  # never far above the set point
+    assert 10 <= ended["switches"] <= CFG.session.max_switches  # it did cycle, and boundedly
     assert ended["doubt_switches"] == 0
     ons = [r for r in run.relay() if r["on"]]
-    assert len(ons) == ended["switches"]                           # every relay switch-on counted
+    assert len(ons) == ended["switches"]  # every relay switch-on counted
     coolings = run.events("cooling")
     assert len(coolings) == ended["switches"] - 1
     # after it first reached the set point the skin stays within the hysteresis band and the
@@ -66,8 +66,9 @@ def test_the_dose_is_journaled_shown_in_history_and_the_daily_cap_refuses_the_ne
 
     from controller.service.history import history_command
     from controller.service.journal import JournalReader
+
     doc = comfort_scenario(session={"max_daily_dose_cem43": 0.5, "min_gap_minutes": 30})
-    doc["events"].append({"at": 1742 + 1801 + 60, "press": 0.3})   # after the cool-down gap
+    doc["events"].append({"at": 1742 + 1801 + 60, "press": 0.3})  # after the cool-down gap
     doc["until"] = 3700
     state = tmp_path / "state"
     run = run_sim(tmp_path, doc, state_dir=state)
@@ -88,6 +89,7 @@ def test_the_dose_is_journaled_shown_in_history_and_the_daily_cap_refuses_the_ne
 def test_status_shows_the_running_sessions_dose_and_switch_ons(tmp_path: Path, monkeypatch):
     from controller.service.daemon import Daemon
     from controller.service.status import format_status
+
     snapshots = []
     original = Daemon.status_snapshot
     monkeypatch.setattr(Daemon, "status_snapshot", lambda self: snapshots.append(original(self)) or snapshots[-1])
@@ -96,7 +98,7 @@ def test_status_shows_the_running_sessions_dose_and_switch_ons(tmp_path: Path, m
     run_sim(tmp_path, doc, state_dir=tmp_path / "state")
     during = [s for s in snapshots if s["state"] in ("running", "cooling")]
     doses = [s["dose_cem43"] for s in during]
-    assert doses == sorted(doses) and 0.01 < doses[-1] < 1.0          # it only grows
+    assert doses == sorted(doses) and 0.01 < doses[-1] < 1.0  # it only grows
     assert during[-1]["switches"] >= 2
     text = "\n".join(format_status(during[-1], during[-1]["heartbeat_wall"]))
     assert f"Heat dose:      {doses[-1]:.2f} CEM43 min this session" in text
@@ -104,10 +106,10 @@ def test_status_shows_the_running_sessions_dose_and_switch_ons(tmp_path: Path, m
 
 def test_the_thermal_model_settles_by_the_inverse_square_of_the_distance_and_cools_when_off():
     from drivers.sim_sensors import THERMAL_RISE_AT_400MM_C, SimWorld
+
     clock = {"t": 0.0, "on": True}
-    world = SimWorld(317.5, 33.5, thermal_model=True, lamp_on=lambda: clock["on"],
-                     monotonic=lambda: clock["t"])
-    for _ in range(200):                    # 2000 s with the lamp on: 13 time constants
+    world = SimWorld(317.5, 33.5, thermal_model=True, lamp_on=lambda: clock["on"], monotonic=lambda: clock["t"])
+    for _ in range(200):  # 2000 s with the lamp on: 13 time constants
         clock["t"] += 10.0
         world.update()
     equilibrium_c = 33.5 + THERMAL_RISE_AT_400MM_C * (400.0 / 317.5) ** 2
@@ -116,9 +118,9 @@ def test_the_thermal_model_settles_by_the_inverse_square_of_the_distance_and_coo
     for _ in range(200):
         clock["t"] += 10.0
         world.update()
-    assert world.skin_c == pytest.approx(33.5 + THERMAL_RISE_AT_400MM_C, abs=0.01)   # farther: cooler
+    assert world.skin_c == pytest.approx(33.5 + THERMAL_RISE_AT_400MM_C, abs=0.01)  # farther: cooler
     clock["on"] = False
     for _ in range(200):
         clock["t"] += 10.0
         world.update()
-    assert world.skin_c == pytest.approx(33.5, abs=0.01)                             # off: back to skin
+    assert world.skin_c == pytest.approx(33.5, abs=0.01)  # off: back to skin

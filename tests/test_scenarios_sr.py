@@ -11,8 +11,17 @@ import datetime as dt
 import json
 
 import pytest
-from scenario_helpers import (ROUNDING_S, SimRun, default_config, press, run_cli, run_sim, scenario,
-                              simulate_cli, write_scenario)
+from scenario_helpers import (
+    ROUNDING_S,
+    SimRun,
+    default_config,
+    press,
+    run_cli,
+    run_sim,
+    scenario,
+    simulate_cli,
+    write_scenario,
+)
 
 CFG = default_config()
 DIST_PERIOD_S = CFG.distance.timing_budget_ms / 1000.0
@@ -28,7 +37,7 @@ START_LATENCY_S = SHORT_HELD_S + BOUNCE_S + DIST_PERIOD_S + EPS_S
 SHORT_GAP = {"session": {"min_gap_minutes": 30}}
 GAP_S = 30 * 60.0
 IN_BAND_MM = 400
-TOO_CLOSE_MM = 290   # 7 noise sigmas below the 304.8 mm floor
+TOO_CLOSE_MM = 290  # 7 noise sigmas below the 304.8 mm floor
 
 
 def started(run: SimRun, press_at: float) -> dict:
@@ -40,14 +49,16 @@ def started(run: SimRun, press_at: float) -> dict:
 
 def refusal(run: SimRun, press_at: float) -> str:
     record = run.first("start_refused", after=press_at)
-    assert record is not None and record["t"] <= press_at + START_LATENCY_S, \
-        f"no refusal for the press at {press_at}"
-    assert run.first("session_started", after=press_at) is None or \
-        run.first("session_started", after=press_at)["t"] > record["t"] + 1.0
+    assert record is not None and record["t"] <= press_at + START_LATENCY_S, f"no refusal for the press at {press_at}"
+    assert (
+        run.first("session_started", after=press_at) is None
+        or run.first("session_started", after=press_at)["t"] > record["t"] + 1.0
+    )
     return record["reason"]
 
 
 # -- SR-3 start ----------------------------------------------------------------------------
+
 
 def test_sr3_nothing_starts_without_a_press_not_even_after_a_restart(tmp_path):
     events = [{"at": 5, "restart": True}, press(20), {"at": 30, "restart": True}]
@@ -59,13 +70,16 @@ def test_sr3_nothing_starts_without_a_press_not_even_after_a_restart(tmp_path):
     assert run.first("session_started", after=21) is None
 
 
-@pytest.mark.parametrize("setup, reason", [
-    ({"distance_mm": 300}, "too_close"),            # below min_mm + hysteresis
-    ({"distance_mm": 320}, "too_close"),            # in the hysteresis band
-    ({"distance_mm": 500}, "out_of_band"),          # beyond max_mm
-    ({"distance_mm": 8190}, "out_of_band"),         # nobody there
-    ({"skin_c": 43.5}, "skin_too_warm"),            # already at/above the limit
-])
+@pytest.mark.parametrize(
+    "setup, reason",
+    [
+        ({"distance_mm": 300}, "too_close"),  # below min_mm + hysteresis
+        ({"distance_mm": 320}, "too_close"),  # in the hysteresis band
+        ({"distance_mm": 500}, "out_of_band"),  # beyond max_mm
+        ({"distance_mm": 8190}, "out_of_band"),  # nobody there
+        ({"skin_c": 43.5}, "skin_too_warm"),  # already at/above the limit
+    ],
+)
 def test_sr3_start_refused_by_distance_or_skin(tmp_path, setup, reason):
     run = run_sim(tmp_path, scenario([{"at": 1, **setup}, press(2)], 5))
     assert refusal(run, 2) == reason
@@ -82,12 +96,15 @@ def test_sr3_refusals_for_cooldown_daily_limit_fault_and_unhealthy_sensor(tmp_pa
         {"at": press_at - 0.05, "fault": {"sensor": "skin", "kind": "io_error"}},
         press(press_at, held_s),
         {"at": press_at + 0.1, "fault": {"sensor": "skin", "kind": "clear"}},
-        press(5), press(8),                                  # a session, stopped
-        press(10),                                           # cool-down
-        {"at": 20, "skin_c": 43.5}, press(21),               # skin too warm (no fault while idle)
+        press(5),
+        press(8),  # a session, stopped
+        press(10),  # cool-down
+        {"at": 20, "skin_c": 43.5},
+        press(21),  # skin too warm (no fault while idle)
         {"at": 22, "skin_c": 32.0},
         {"at": 25, "fault": {"sensor": "distance", "kind": "nan"}},
-        {"at": 26, "fault": {"sensor": "distance", "kind": "clear"}}, press(27),   # fault latched
+        {"at": 26, "fault": {"sensor": "distance", "kind": "clear"}},
+        press(27),  # fault latched
     ]
     run = run_sim(tmp_path, scenario(events, 30, config={"session": {"sessions_per_day": 2}}))
     assert refusal(run, press_at) == "sensor_unhealthy"
@@ -98,8 +115,7 @@ def test_sr3_refusals_for_cooldown_daily_limit_fault_and_unhealthy_sensor(tmp_pa
     assert run.fault_codes()[0] == "distance_nan"
     assert run.summary["sessions"] == 1
 
-    daily = run_sim(tmp_path, scenario([press(1), press(3), press(5)], 8,
-                                       config={"session": {"sessions_per_day": 1}}))
+    daily = run_sim(tmp_path, scenario([press(1), press(3), press(5)], 8, config={"session": {"sessions_per_day": 1}}))
     assert refusal(daily, 5) == "daily_limit"
 
 
@@ -113,6 +129,7 @@ def test_sr3_refusal_reasons_read_in_the_timeline(tmp_path):
 
 # -- SR-4 distance -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("phase_s", [0.0, 0.011, 0.022, DIST_PERIOD_S - 0.001])
 @pytest.mark.parametrize("close_mm", [TOO_CLOSE_MM, 200, 0])
 def test_sr4_too_close_is_off_within_one_distance_sample(tmp_path, phase_s, close_mm):
@@ -125,9 +142,15 @@ def test_sr4_too_close_is_off_within_one_distance_sample(tmp_path, phase_s, clos
 
 
 def test_sr4_raised_minimum_from_config(tmp_path):
-    run = run_sim(tmp_path, scenario([press(1), {"at": 10, "distance_mm": 340}], 12,
-                                     config={"distance": {"min_mm": 350, "max_mm": 480}},
-                                     start={"distance_mm": 420}))
+    run = run_sim(
+        tmp_path,
+        scenario(
+            [press(1), {"at": 10, "distance_mm": 340}],
+            12,
+            config={"distance": {"min_mm": 350, "max_mm": 480}},
+            start={"distance_mm": 420},
+        ),
+    )
     off = run.first("relay", after=10)
     assert off["on"] is False and off["t"] - 10 <= DIST_PERIOD_S + EPS_S
 
@@ -135,22 +158,26 @@ def test_sr4_raised_minimum_from_config(tmp_path):
 def test_sr4_pause_resume_after_time_in_band_and_hysteresis(tmp_path):
     resume_s = CFG.distance.resume_after_s
     hysteresis_mm = CFG.distance.min_mm + CFG.distance.hysteresis_mm
-    events = [press(1), {"at": 10, "distance_mm": TOO_CLOSE_MM},
-              {"at": 12, "distance_mm": round(hysteresis_mm - 10)},      # above the floor, not yet back
-              {"at": 20, "distance_mm": IN_BAND_MM},
-              {"at": 20 + resume_s / 2, "distance_mm": TOO_CLOSE_MM},    # leaves again: timer restarts
-              {"at": 25, "distance_mm": IN_BAND_MM}]
+    events = [
+        press(1),
+        {"at": 10, "distance_mm": TOO_CLOSE_MM},
+        {"at": 12, "distance_mm": round(hysteresis_mm - 10)},  # above the floor, not yet back
+        {"at": 20, "distance_mm": IN_BAND_MM},
+        {"at": 20 + resume_s / 2, "distance_mm": TOO_CLOSE_MM},  # leaves again: timer restarts
+        {"at": 25, "distance_mm": IN_BAND_MM},
+    ]
     run = run_sim(tmp_path, scenario(events, 40))
     assert [r["on"] for r in run.relay()] == [True, False, True, False]
     (resumed,) = run.events("resumed")
     assert 25 + resume_s <= resumed["t"] <= 25 + resume_s + DIST_PERIOD_S + EPS_S
     assert run.relay()[2]["t"] == resumed["t"]
-    assert run.events("paused") == [run.first("paused")]   # one pause, the same reason throughout
+    assert run.events("paused") == [run.first("paused")]  # one pause, the same reason throughout
 
 
 def test_sr4_paused_too_long_ends_the_session(tmp_path):
-    run = run_sim(tmp_path, scenario([press(1), {"at": 10, "distance_mm": TOO_CLOSE_MM}],
-                                     10 + CFG.distance.max_pause_s + 5))
+    run = run_sim(
+        tmp_path, scenario([press(1), {"at": 10, "distance_mm": TOO_CLOSE_MM}], 10 + CFG.distance.max_pause_s + 5)
+    )
     (ended,) = run.events("session_ended")
     assert ended["reason"] == "too_close_too_long"
     paused = run.first("paused")
@@ -160,8 +187,9 @@ def test_sr4_paused_too_long_ends_the_session(tmp_path):
 
 @pytest.mark.parametrize("away_mm", [8190, 1200])
 def test_sr4_nobody_there_pauses_and_ends(tmp_path, away_mm):
-    run = run_sim(tmp_path, scenario([press(1), {"at": 10, "distance_mm": away_mm}],
-                                     10 + CFG.distance.absent_end_s + 5))
+    run = run_sim(
+        tmp_path, scenario([press(1), {"at": 10, "distance_mm": away_mm}], 10 + CFG.distance.absent_end_s + 5)
+    )
     off = run.first("relay", after=10)
     assert off["on"] is False and off["reason"] == "nobody_there" and off["t"] - 10 <= DIST_PERIOD_S + EPS_S
     (ended,) = run.events("session_ended")
@@ -170,6 +198,7 @@ def test_sr4_nobody_there_pauses_and_ends(tmp_path, away_mm):
 
 
 # -- SR-5 skin temperature -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("skin_c", [CFG.skin.limit_c + 0.2, 50.0])
 def test_sr5_overheat_turns_off_ends_and_latches(tmp_path, skin_c):
@@ -184,8 +213,9 @@ def test_sr5_overheat_turns_off_ends_and_latches(tmp_path, skin_c):
 
 def test_sr5_warning_band_keeps_the_lamp_on_and_is_signalled(tmp_path):
     warm_c = CFG.skin.limit_c - CFG.skin.warning_margin_c / 2
-    run = run_sim(tmp_path, scenario([press(1), {"at": 10, "skin_c": warm_c}], 15,
-                                     config={"skin": {"comfort_c": None}}))   # no servo: the lamp stays on
+    run = run_sim(
+        tmp_path, scenario([press(1), {"at": 10, "skin_c": warm_c}], 15, config={"skin": {"comfort_c": None}})
+    )  # no servo: the lamp stays on
     warning = run.first("skin_warning", on=True)
     assert warning is not None and warning["t"] - 10 <= SKIN_PERIOD_S + EPS_S
     assert run.relay_on_at(14.9) and run.fault_codes() == []
@@ -202,8 +232,10 @@ def test_sr5_skin_not_heating_is_a_fault(tmp_path):
 
 def test_sr5_heated_skin_passes_the_heating_check(tmp_path):
     minutes = 4
-    run = run_sim(tmp_path, scenario([press(1)], minutes * 60 + 10, thermal_model=True,
-                                     config={"session": {"max_on_minutes": minutes}}))
+    run = run_sim(
+        tmp_path,
+        scenario([press(1)], minutes * 60 + 10, thermal_model=True, config={"session": {"max_on_minutes": minutes}}),
+    )
     assert run.fault_codes() == []
     (ended,) = run.events("session_ended")
     assert ended["reason"] == "completed"
@@ -230,6 +262,7 @@ def test_sr5_implausible_skin_reading_is_a_fault(tmp_path, skin_c):
 
 # -- SR-6 exposure time --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("max_on_minutes", [CFG.session.max_on_minutes, 15])
 def test_sr6_on_time_cap(tmp_path, max_on_minutes):
     cap_s = max_on_minutes * 60.0
@@ -243,6 +276,7 @@ def test_sr6_on_time_cap(tmp_path, max_on_minutes):
 
 def test_sr6_the_hard_ceiling_cannot_be_raised(tmp_path, capsys):
     from controller.cli import main
+
     path = write_scenario(tmp_path, scenario([press(1)], 10, config={"session": {"max_on_minutes": 21}}))
     assert main(["simulate", str(path), "--json"]) == 2
     assert "max_on_minutes" in capsys.readouterr().err
@@ -251,8 +285,7 @@ def test_sr6_the_hard_ceiling_cannot_be_raised(tmp_path, capsys):
 def test_sr6_paused_time_does_not_count(tmp_path):
     minutes, pause_s = 3, 100.0
     events = [press(1), {"at": 60, "distance_mm": TOO_CLOSE_MM}, {"at": 60 + pause_s, "distance_mm": IN_BAND_MM}]
-    run = run_sim(tmp_path, scenario(events, 400, thermal_model=True,
-                                     config={"session": {"max_on_minutes": minutes}}))
+    run = run_sim(tmp_path, scenario(events, 400, thermal_model=True, config={"session": {"max_on_minutes": minutes}}))
     (ended,) = run.events("session_ended")
     assert ended["reason"] == "completed"
     assert ended["on_s"] == pytest.approx(minutes * 60, abs=STEP_S)
@@ -273,6 +306,7 @@ def test_sr6_wall_time_cap_ends_a_long_paused_session(tmp_path):
 
 # -- SR-7 daily limits ---------------------------------------------------------------------
 
+
 def test_sr7_fourth_session_refused_and_wall_clock_jumps_never_add_one(tmp_path):
     per_day = CFG.session.sessions_per_day
     assert per_day == 3
@@ -281,12 +315,18 @@ def test_sr7_fourth_session_refused_and_wall_clock_jumps_never_add_one(tmp_path)
     for at in starts:
         events += [press(at), press(at + 5)]
     fourth = starts[-1] + GAP_S + 10
-    events += [press(fourth),
-               {"at": fourth + 10, "wall_clock_jump_s": 86400}, press(fourth + 20),     # tomorrow?
-               {"at": fourth + 30, "wall_clock_jump_s": -2 * 86400}, press(fourth + 40),  # yesterday?
-               {"at": fourth + 50, "restart": True}, press(fourth + 60)]                 # after a restart
-    run = run_sim(tmp_path, scenario(events, fourth + 65, config=SHORT_GAP,
-                                     start={"wall_clock": "2026-01-05T09:00:00"}))
+    events += [
+        press(fourth),
+        {"at": fourth + 10, "wall_clock_jump_s": 86400},
+        press(fourth + 20),  # tomorrow?
+        {"at": fourth + 30, "wall_clock_jump_s": -2 * 86400},
+        press(fourth + 40),  # yesterday?
+        {"at": fourth + 50, "restart": True},
+        press(fourth + 60),
+    ]  # after a restart
+    run = run_sim(
+        tmp_path, scenario(events, fourth + 65, config=SHORT_GAP, start={"wall_clock": "2026-01-05T09:00:00"})
+    )
     for at in starts:
         started(run, at)
     for at in (fourth, fourth + 20, fourth + 40, fourth + 60):
@@ -295,9 +335,16 @@ def test_sr7_fourth_session_refused_and_wall_clock_jumps_never_add_one(tmp_path)
 
 
 def test_sr7_gap_enforced_across_a_restart_and_a_forward_clock_jump(tmp_path):
-    events = [press(1), press(6), {"at": 10, "restart": True}, press(20),
-              {"at": 30, "wall_clock_jump_s": 2 * 3600}, press(40),
-              press(6 + GAP_S - 5), press(6 + GAP_S + 5)]
+    events = [
+        press(1),
+        press(6),
+        {"at": 10, "restart": True},
+        press(20),
+        {"at": 30, "wall_clock_jump_s": 2 * 3600},
+        press(40),
+        press(6 + GAP_S - 5),
+        press(6 + GAP_S + 5),
+    ]
     run = run_sim(tmp_path, scenario(events, 6 + GAP_S + 10, config=SHORT_GAP))
     for at in (20, 40, 6 + GAP_S - 5):
         assert refusal(run, at) == "cooldown", at
@@ -306,6 +353,7 @@ def test_sr7_gap_enforced_across_a_restart_and_a_forward_clock_jump(tmp_path):
 
 
 # -- SR-10 stop and acknowledge ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("held_s", [0.1, 1.0, LONG_HELD_S])
 def test_sr10_any_press_stops_at_once(tmp_path, held_s):
@@ -329,10 +377,18 @@ def test_sr10_a_press_while_paused_ends_the_session(tmp_path):
 
 
 def test_sr10_fault_survives_restart_until_long_press(tmp_path):
-    events = [press(1), {"at": 10, "skin_c": 44.0}, {"at": 12, "skin_c": 32.0},
-              {"at": 15, "restart": True}, press(20), {"at": 25, "restart": True}, press(30),
-              press(35, 1.5),               # a press shorter than the long press does not acknowledge
-              press(40, LONG_HELD_S), press(50)]
+    events = [
+        press(1),
+        {"at": 10, "skin_c": 44.0},
+        {"at": 12, "skin_c": 32.0},
+        {"at": 15, "restart": True},
+        press(20),
+        {"at": 25, "restart": True},
+        press(30),
+        press(35, 1.5),  # a press shorter than the long press does not acknowledge
+        press(40, LONG_HELD_S),
+        press(50),
+    ]
     run = run_sim(tmp_path, scenario(events, 55, config=SHORT_GAP))
     restored = run.events("faults_restored")
     assert [r["codes"] for r in restored] == [["skin_overheat"], ["skin_overheat"]]
@@ -359,12 +415,18 @@ def test_sr10_button_held_at_start_up_or_far_too_long_is_stuck(tmp_path):
 
 # -- SR-12 records -------------------------------------------------------------------------
 
+
 def test_sr12_state_dir_is_kept_and_history_shows_the_sessions(tmp_path):
     state = tmp_path / "state"
     wall_start = (dt.datetime.now() - dt.timedelta(hours=3)).replace(microsecond=0)
-    events = [press(1), press(30),                                        # stopped_by_button
-              press(30 + GAP_S + 10), {"at": 30 + GAP_S + 40, "skin_c": 44.0},   # overheat
-              {"at": 30 + GAP_S + 50, "skin_c": 32.0}, press(30 + GAP_S + 60, LONG_HELD_S)]
+    events = [
+        press(1),
+        press(30),  # stopped_by_button
+        press(30 + GAP_S + 10),
+        {"at": 30 + GAP_S + 40, "skin_c": 44.0},  # overheat
+        {"at": 30 + GAP_S + 50, "skin_c": 32.0},
+        press(30 + GAP_S + 60, LONG_HELD_S),
+    ]
     doc = scenario(events, 30 + GAP_S + 70, config=SHORT_GAP, start={"wall_clock": wall_start.isoformat()})
     proc, run = simulate_cli(write_scenario(tmp_path, doc), "--state-dir", str(state))
     assert proc.returncode == 0, proc.stderr

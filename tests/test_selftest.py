@@ -15,29 +15,32 @@ from emulated_i2c import EmulatedI2C, EmulatedMLX90614, EmulatedVL53L0X, FakeClo
 class Rig:
     """Emulated sensors, mock-pin outputs, a fake clock and a transcript."""
 
-    def __init__(self, *, with_vl53: bool = True, with_mlx: bool = True,
-                 relay_active_high: bool = True, enable_relay: bool = False,
-                 buzzer: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        with_vl53: bool = True,
+        with_mlx: bool = True,
+        relay_active_high: bool = True,
+        enable_relay: bool = False,
+        buzzer: bool = True,
+    ) -> None:
         self.clock = FakeClock(tick_s=1e-6)
         self.vl53 = EmulatedVL53L0X(monotonic=self.clock.monotonic, distance_mm=420)
         self.mlx = EmulatedMLX90614(object_c=33.4, ambient_c=22.0)
-        self.bus = EmulatedI2C(*([self.vl53] if with_vl53 else []),
-                               *([self.mlx] if with_mlx else []))
+        self.bus = EmulatedI2C(*([self.vl53] if with_vl53 else []), *([self.mlx] if with_mlx else []))
         factory = MockFactory()
         self.outputs = {
             "green": LED(5, pin_factory=factory),
             "amber": LED(6, pin_factory=factory),
             "red": LED(13, pin_factory=factory),
-            "relay": OutputDevice(17, active_high=relay_active_high, initial_value=False,
-                                  pin_factory=factory),
+            "relay": OutputDevice(17, active_high=relay_active_high, initial_value=False, pin_factory=factory),
         }
         if buzzer:
             self.outputs["buzzer"] = Buzzer(19, pin_factory=factory)
         if enable_relay:
-            self.outputs["enable_relay"] = OutputDevice(27, initial_value=False,
-                                                        pin_factory=factory)
+            self.outputs["enable_relay"] = OutputDevice(27, initial_value=False, pin_factory=factory)
         for device in self.outputs.values():
-            device.pin.clear_states()          # history starts with the device at rest
+            device.pin.clear_states()  # history starts with the device at rest
         self.lines: list[str] = []
         self.prompts: list[str] = []
 
@@ -48,9 +51,15 @@ class Rig:
                 raise answer
             return answer
 
-        return run_selftest(self.bus, self.outputs, ask=ask, say=self.lines.append,
-                            readings_s=3.0, sleep=sleep or self.clock.sleep,
-                            monotonic=self.clock.monotonic)
+        return run_selftest(
+            self.bus,
+            self.outputs,
+            ask=ask,
+            say=self.lines.append,
+            readings_s=3.0,
+            sleep=sleep or self.clock.sleep,
+            monotonic=self.clock.monotonic,
+        )
 
     @property
     def text(self) -> str:
@@ -88,7 +97,7 @@ def test_all_hardware_present_passes_and_prints_live_readings(make_rig):
     assert "found   VL53L0X distance sensor at 0x29" in rig.text
     assert "found   MLX90614 skin thermometer at 0x5A" in rig.text
     reading_lines = [line for line in rig.lines if "distance 420 mm" in line]
-    assert len(reading_lines) >= 4                 # about 3 s at a reading every 0.5 s
+    assert len(reading_lines) >= 4  # about 3 s at a reading every 0.5 s
     for line in reading_lines:
         numbers = re.search(r"skin (\S+) °C, sensor body (\S+) °C", line).groups()
         skin_c, body_c = map(float, numbers)
@@ -212,7 +221,7 @@ def test_no_target_is_a_reading_not_a_failure(make_rig):
 
 def test_distance_sensor_that_never_completes_a_measurement_fails_at_start_up(make_rig):
     rig = make_rig()
-    rig.vl53.data_ready_stops = True     # even the driver's reference calibration times out
+    rig.vl53.data_ready_stops = True  # even the driver's reference calibration times out
     assert rig.run("no") == 1
     assert "VL53L0X distance sensor: found but would not start" in rig.text
     assert "FAIL VL53L0X distance sensor" in rig.text
@@ -248,18 +257,26 @@ def test_the_pi_selftest_wiring_uses_the_injected_pins_and_leaves_both_relays_of
     from controller.service import run as run_module
     from controller.service import selftest as selftest_module
     from controller.service.config import load_config
+
     base = load_config()
     # Pins whose power-on pull is the off level for this polarity (the boot-safety rule).
     relay_pin, enable_pin = (17, 18) if active_high else (5, 6)
-    cfg = dataclasses.replace(base, gpio=dataclasses.replace(
-        base.gpio, relay_pin=relay_pin, relay_active_high=active_high,
-        enable_relay_pin=enable_pin, enable_relay_active_high=active_high))
+    cfg = dataclasses.replace(
+        base,
+        gpio=dataclasses.replace(
+            base.gpio,
+            relay_pin=relay_pin,
+            relay_active_high=active_high,
+            enable_relay_pin=enable_pin,
+            enable_relay_active_high=active_high,
+        ),
+    )
     factory = MockFactory()
     seen = {}
 
     def fake_selftest(outputs, readings_s, cfg):
         seen.update(outputs)
-        assert not outputs["relay"].value and not outputs["enable_relay"].value   # created off
+        assert not outputs["relay"].value and not outputs["enable_relay"].value  # created off
         outputs["enable_relay"].on()
         outputs["relay"].on()
         raise RuntimeError("interrupted")

@@ -26,19 +26,33 @@ CFG = default_config()
 class Installation:
     """An emulated lamp head: sensors that feel the relay's lamp, a fake clock, a transcript."""
 
-    def __init__(self, *, lamp_glare_mcps: float = 0.2, body_rise_c: float = 0.5, skin_rise_c: float = 4.0,
-                 distance_mm: float = 400.0):
+    def __init__(
+        self,
+        *,
+        lamp_glare_mcps: float = 0.2,
+        body_rise_c: float = 0.5,
+        skin_rise_c: float = 4.0,
+        distance_mm: float = 400.0,
+    ):
         self.clock = FakeClock(tick_s=1e-6)
         factory = MockFactory()
-        self.outputs = {"green": LED(5, pin_factory=factory), "amber": LED(6, pin_factory=factory),
-                        "red": LED(13, pin_factory=factory),
-                        "relay": OutputDevice(17, initial_value=False, pin_factory=factory)}
+        self.outputs = {
+            "green": LED(5, pin_factory=factory),
+            "amber": LED(6, pin_factory=factory),
+            "red": LED(13, pin_factory=factory),
+            "relay": OutputDevice(17, initial_value=False, pin_factory=factory),
+        }
         relay = self.outputs["relay"]
-        self.vl53 = EmulatedVL53L0X(monotonic=self.clock.monotonic, distance_mm=distance_mm, ranging_noise=True,
-                                    lamp_on=lambda: bool(relay.value))
+        self.vl53 = EmulatedVL53L0X(
+            monotonic=self.clock.monotonic,
+            distance_mm=distance_mm,
+            ranging_noise=True,
+            lamp_on=lambda: bool(relay.value),
+        )
         self.vl53.lamp_glare_mcps = lamp_glare_mcps
-        self.mlx = EmulatedMLX90614(object_c=33.0, ambient_c=24.0, monotonic=self.clock.monotonic,
-                                    lamp_on=lambda: bool(relay.value))
+        self.mlx = EmulatedMLX90614(
+            object_c=33.0, ambient_c=24.0, monotonic=self.clock.monotonic, lamp_on=lambda: bool(relay.value)
+        )
         self.mlx.lamp_body_rise_c, self.mlx.lamp_skin_rise_c = body_rise_c, skin_rise_c
         self.bus = EmulatedI2C(self.vl53, self.mlx)
         self.lines: list[str] = []
@@ -64,8 +78,17 @@ class Installation:
             self.prompts.append(prompt)
             return queue.pop(0) if queue else ""
 
-        code = run_selftest(self.bus, self.outputs, ask=ask, say=self.lines.append, readings_s=1.0,
-                            sleep=sleep or self.sleep, monotonic=self.clock.monotonic, cfg=CFG, lamp_s=lamp_s)
+        code = run_selftest(
+            self.bus,
+            self.outputs,
+            ask=ask,
+            say=self.lines.append,
+            readings_s=1.0,
+            sleep=sleep or self.sleep,
+            monotonic=self.clock.monotonic,
+            cfg=CFG,
+            lamp_s=lamp_s,
+        )
         self._note_relay()
         return code
 
@@ -100,7 +123,7 @@ def test_a_well_mounted_installation_is_good_on_both_sensors(install):
     assert rig.prompts[0] == RELAY_PROMPT and "light it for 20 s" in rig.prompts[1]
     assert "GOOD" in rig.verdict("Distance sensor") and "GOOD" in rig.verdict("Skin thermometer")
     assert "ambient light" in rig.text and "signal (the laser's return)" in rig.text
-    assert "sensor body    23.99 °C" in rig.text      # 24 °C in the chip's 0.02 K steps
+    assert "sensor body    23.99 °C" in rig.text  # 24 °C in the chip's 0.02 K steps
     assert len(rig.on_intervals) == 1 and 19.0 <= rig.on_intervals[0][1] - rig.on_intervals[0][0] <= 20.5
     assert not rig.outputs["relay"].value
 
@@ -111,7 +134,7 @@ def test_a_few_per_cent_of_doubts_under_the_lamp_is_marginal_with_shading_advice
     verdict = rig.verdict("Distance sensor")
     assert "MARGINAL" in verdict and "untrustworthy with the lamp on" in verdict
     assert "opaque hood" in rig.text and "940 nm" in rig.text and "farther from the bulb" in rig.text
-    assert len(rig.on_intervals) > 1                     # each doubt switched the lamp off
+    assert len(rig.on_intervals) > 1  # each doubt switched the lamp off
 
 
 def test_a_sensor_blinded_by_the_lamp_is_not_usable_and_the_safety_rules_stop_the_lamp(install):
@@ -132,7 +155,7 @@ def test_a_thermometer_body_cooking_next_to_the_bulb_is_not_usable_with_heat_shi
 
 
 def test_a_slowly_warming_thermometer_body_is_marginal(install):
-    rig = install(body_rise_c=2.0)              # ~0.9 °C/min: ~42 °C after a session (linear, pessimistic)
+    rig = install(body_rise_c=2.0)  # ~0.9 °C/min: ~42 °C after a session (linear, pessimistic)
     assert rig.run("no", "yes") == 0
     assert "MARGINAL" in rig.verdict("Skin thermometer")
 
@@ -140,7 +163,7 @@ def test_a_slowly_warming_thermometer_body_is_marginal(install):
 def test_a_thermometer_that_does_not_see_the_lit_skin_is_marginal_with_aiming_advice(install):
     rig = install(skin_rise_c=0.0)
     rig.mlx.object_c = 33.0
-    rig.run("no", "yes", lamp_s=10.0)              # shorter than the 15 s frozen-skin window
+    rig.run("no", "yes", lamp_s=10.0)  # shorter than the 15 s frozen-skin window
     assert "MARGINAL" in rig.verdict("Skin thermometer")
     assert "aim the thermometer at the centre of the lit skin" in rig.text
 

@@ -37,8 +37,15 @@ class Feeder:
         self.busy_since: float | None = None
         self.noise = 0
 
-    def sample(self, value: float | None = None, *, error: str | None = None, ambient_c: float | None = None,
-               advance: bool = True, noise: bool = False):
+    def sample(
+        self,
+        value: float | None = None,
+        *,
+        error: str | None = None,
+        ambient_c: float | None = None,
+        advance: bool = True,
+        noise: bool = False,
+    ):
         if advance:
             self.now += self.period_s
         if value is None and error is None:
@@ -83,8 +90,9 @@ def test_reported_errors_are_doubt_then_a_fault_of_their_kind(sensor, kind):
     assert second.fault == kind and second.good is None
 
 
-@pytest.mark.parametrize("sensor, value, ambient", [
-    ("distance", math.nan, None), ("skin", math.nan, 25.0), ("skin", 33.0, math.nan)])
+@pytest.mark.parametrize(
+    "sensor, value, ambient", [("distance", math.nan, None), ("skin", math.nan, 25.0), ("skin", 33.0, math.nan)]
+)
 def test_nan_is_doubt_then_a_nan_fault(sensor, value, ambient):
     f = Feeder(sensor)
     f.good_run(0.5)
@@ -92,10 +100,18 @@ def test_nan_is_doubt_then_a_nan_fault(sensor, value, ambient):
     assert f.sample(value, ambient_c=ambient).fault == "nan"
 
 
-@pytest.mark.parametrize("sensor, value, ambient", [
-    ("distance", -0.5, None), ("distance", NO_TARGET_MM + 2, None), ("distance", math.inf, None),
-    ("skin", CFG.skin.plausible_min_c - 0.01, 25.0), ("skin", CFG.skin.plausible_max_c + 0.01, 25.0),
-    ("skin", 33.0, 126.0), ("skin", 33.0, -41.0)])
+@pytest.mark.parametrize(
+    "sensor, value, ambient",
+    [
+        ("distance", -0.5, None),
+        ("distance", NO_TARGET_MM + 2, None),
+        ("distance", math.inf, None),
+        ("skin", CFG.skin.plausible_min_c - 0.01, 25.0),
+        ("skin", CFG.skin.plausible_max_c + 0.01, 25.0),
+        ("skin", 33.0, 126.0),
+        ("skin", 33.0, -41.0),
+    ],
+)
 def test_implausible_values_are_out_of_range(sensor, value, ambient):
     f = Feeder(sensor)
     f.good_run(0.5)
@@ -103,9 +119,15 @@ def test_implausible_values_are_out_of_range(sensor, value, ambient):
     assert f.sample(value, ambient_c=ambient).fault == "out_of_range"
 
 
-@pytest.mark.parametrize("sensor, value, ambient", [
-    ("distance", 0.0, None), ("distance", NO_TARGET_MM, None),
-    ("skin", CFG.skin.plausible_min_c, 25.0), ("skin", CFG.skin.plausible_max_c, 25.0)])
+@pytest.mark.parametrize(
+    "sensor, value, ambient",
+    [
+        ("distance", 0.0, None),
+        ("distance", NO_TARGET_MM, None),
+        ("skin", CFG.skin.plausible_min_c, 25.0),
+        ("skin", CFG.skin.plausible_max_c, 25.0),
+    ],
+)
 def test_values_at_the_plausible_edges_are_good(sensor, value, ambient):
     f = Feeder(sensor)
     assert f.sample(value, ambient_c=ambient).good is not None
@@ -153,7 +175,7 @@ def test_doubt_when_the_last_good_sample_is_older_than_doubt_s():
     f.good_run(0.5)
     doubt_s = f.limits.doubt_s
     assert doubt_s == pytest.approx(2.5 * D_PERIOD_S)
-    assert f.wait(doubt_s - D_PERIOD_S - 1e-6).good is not None   # the sample came one period ago
+    assert f.wait(doubt_s - D_PERIOD_S - 1e-6).good is not None  # the sample came one period ago
     assert f.wait(D_PERIOD_S + 2e-6).doubt == "distance_doubt"
 
 
@@ -189,7 +211,7 @@ def test_a_read_blocked_longer_than_stale_s_is_a_hang(sensor):
 def test_a_busy_read_while_the_last_good_sample_is_stale_is_a_hang():
     f = Feeder()
     f.good_run(1.0)
-    f.now += f.limits.stale_s                 # the sampler was silent, now a read starts and blocks
+    f.now += f.limits.stale_s  # the sampler was silent, now a read starts and blocks
     f.busy_since = f.now
     assert f.wait(0.01).fault == "hang"
 
@@ -261,7 +283,7 @@ def test_each_fault_kind_says_what_was_seen():
     f = Feeder()
     f.good_run(0.5)
     f.sample(error="io_error")
-    assert f.sample(error="io_error").detail == "detail"             # the sampler's text
+    assert f.sample(error="io_error").detail == "detail"  # the sampler's text
 
     f = Feeder()
     f.good_run(0.5)
@@ -310,7 +332,7 @@ def test_the_thermometer_body_range_is_minus_40_to_125_inclusive(ambient_c, plau
 def test_a_skin_reading_is_trusted_for_exactly_two_and_a_half_periods():
     """doubt_s = 2.5 sample periods (0.625 s at 250 ms): up to that age the reading is used,
     a moment later the lamp waits in doubt (long before the 1 s 'stale' fault)."""
-    f = Feeder("skin", start_s=64.0)                  # binary-exact times
+    f = Feeder("skin", start_s=64.0)  # binary-exact times
     f.now = 64.0
     f.sample(33.0, advance=False)
     assert f.wait(2.5 * S_PERIOD_S).good is not None
@@ -325,7 +347,7 @@ def test_stale_and_hang_are_declared_only_past_stale_s_and_say_how_long():
     f = Feeder(start_s=64.0)
     f.now = 64.0
     f.sample(400.0, advance=False)
-    f.busy_since = 64.0                                  # the next read blocks at once
+    f.busy_since = 64.0  # the next read blocks at once
     at_limit = f.wait(stale_s)
     assert at_limit.fault is None and at_limit.doubt == "distance_doubt"
     hung = f.wait(1.0 / 64)

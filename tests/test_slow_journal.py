@@ -71,12 +71,15 @@ SLOW_CASES = {
 def test_slow_journal_keeps_every_safety_rule_on_time_and_records_land_late_in_order(tmp_path, commit_log, case):
     hazards, config, until = SLOW_CASES[case]
     state_dir = tmp_path / "state"
-    run = run_sim(tmp_path, scenario([{"at": 0.0, "journal_commit_s": COMMIT_S}, press(1), *hazards], until,
-                                     config=config), state_dir=state_dir)
+    run = run_sim(
+        tmp_path,
+        scenario([{"at": 0.0, "journal_commit_s": COMMIT_S}, press(1), *hazards], until, config=config),
+        state_dir=state_dir,
+    )
     assert "guard_loop_stall" not in run.fault_codes() and "journal_stalled" not in run.fault_codes()
     (started,) = run.events("session_started")
     on = run.first("relay", on=True)
-    assert on["t"] - started["t"] == pytest.approx(COMMIT_S, abs=EPS_S)   # lit once the start is durable
+    assert on["t"] - started["t"] == pytest.approx(COMMIT_S, abs=EPS_S)  # lit once the start is durable
     off = run.first("relay", on=False)
     (ended,) = run.events("session_ended")
     if case == "too_close":
@@ -94,10 +97,10 @@ def test_slow_journal_keeps_every_safety_rule_on_time_and_records_land_late_in_o
     assert kinds.count("StartSession") == kinds.count("EndSession") == 1
     assert "Checkpoint" in kinds
     if case == "overheat":
-        assert kinds.index("Fault") < kinds.index("EndSession")       # the order they happened in
+        assert kinds.index("Fault") < kinds.index("EndSession")  # the order they happened in
     times = [t for t, _ in commit_log]
     assert all(later - earlier >= COMMIT_S - 1e-9 for earlier, later in pairwise(times))
-    assert times[-1] >= ended["t"] + COMMIT_S - 1e-9                   # late, but it landed
+    assert times[-1] >= ended["t"] + COMMIT_S - 1e-9  # late, but it landed
     (session,), faults = _session_rows(state_dir)
     assert session.end_reason == ended["reason"] and session.on_s == pytest.approx(ended["on_s"])
     assert [f.code for f in faults] == run.fault_codes()
@@ -107,8 +110,7 @@ def test_slow_journal_keeps_every_safety_rule_on_time_and_records_land_late_in_o
 def test_a_journal_that_never_returns_ends_the_session_latches_journal_stalled_and_refuses_starts(tmp_path):
     stuck_at = 20.0
     long_press_s = CFG.button.long_press_s + 0.5
-    events = [press(1), {"at": stuck_at, "journal_commit_s": "never"},
-              press(40, long_press_s), press(50)]
+    events = [press(1), {"at": stuck_at, "journal_commit_s": "never"}, press(40, long_press_s), press(50)]
     run = run_sim(tmp_path, scenario(events, 60))
     (fault,) = run.events("fault")
     assert fault["code"] == "journal_stalled"
@@ -133,14 +135,26 @@ class Rig:
         self.clock = SimClock(1_767_600_000.0)
         self.world = SimWorld(400.0, 32.0, thermal_model=True, monotonic=self.clock.monotonic)
         self.factory = MockFactory()
-        self.hw = build_hardware(self.cfg, distance_source=SimDistanceSource(self.world),
-                                 skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
-                                 pin_factory=self.factory, edges_on_clock=True)
+        self.hw = build_hardware(
+            self.cfg,
+            distance_source=SimDistanceSource(self.world),
+            skin_source=SimSkinSource(self.world),
+            monotonic=self.clock.monotonic,
+            pin_factory=self.factory,
+            edges_on_clock=True,
+        )
         self.world.lamp_on = self.hw.output.is_on
         self.events: list[tuple[float, str, dict]] = []
-        self.daemon = Daemon(self.cfg, self.hw, self.clock, Journal(state_dir, "boot-1"), status_path=None,
-                             boot_id="boot-1", disk=disk,
-                             emit=lambda name, **f: self.events.append((self.clock.monotonic(), name, f)))
+        self.daemon = Daemon(
+            self.cfg,
+            self.hw,
+            self.clock,
+            Journal(state_dir, "boot-1"),
+            status_path=None,
+            boot_id="boot-1",
+            disk=disk,
+            emit=lambda name, **f: self.events.append((self.clock.monotonic(), name, f)),
+        )
         self.button = self.factory.pin(self.cfg.gpio.button_pin)
         self.relay = self.factory.pin(self.cfg.gpio.relay_pin)
 
@@ -150,7 +164,7 @@ class Rig:
         self.clock.advance_to(t)
         self.hw.distance.step()
         self.hw.skin.step()
-        self.hw.guard.tick(t, STEP_S)      # as the guard's own thread does
+        self.hw.guard.tick(t, STEP_S)  # as the guard's own thread does
         self.daemon.writer.pump()
         self.daemon.step()
         if check is not None:
@@ -184,16 +198,20 @@ class Rig:
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, database=None)
-@given(delays=st.lists(st.sampled_from([0.0, 0.01, 0.3, 0.9, 1.7, 3.0]), min_size=1, max_size=12),
-       press_at=st.floats(0.5, 1.5), stop_after=st.one_of(st.none(), st.floats(0.0, 4.0)))
+@given(
+    delays=st.lists(st.sampled_from([0.0, 0.01, 0.3, 0.9, 1.7, 3.0]), min_size=1, max_size=12),
+    press_at=st.floats(0.5, 1.5),
+    stop_after=st.one_of(st.none(), st.floats(0.0, 4.0)),
+)
 def test_relay_is_never_on_before_the_start_record_is_committed(delays, press_at, stop_after):
     draws = iter(delays * 50)
     with tempfile.TemporaryDirectory() as tmp:
         rig = Rig(Path(tmp), SimulatedDisk(lambda _record: next(draws)))
         reader = None
         try:
+
             def lamp_only_with_a_durable_session():
-                if rig.relay.state:      # the relay pin is closed: the journal must hold the open session
+                if rig.relay.state:  # the relay pin is closed: the journal must hold the open session
                     open_sessions = [s for s in reader.recent_sessions() if s.end_wall is None]
                     assert len(open_sessions) == 1, (rig.clock.monotonic(), rig.names())
 
@@ -212,7 +230,7 @@ def test_relay_is_never_on_before_the_start_record_is_committed(delays, press_at
                 rig.button.drive_high()
             rig.run(6.0, lamp_only_with_a_durable_session)
             lit = any(name == "relay" and f["on"] for _, name, f in rig.events)
-            if stop_after is None:     # every delay is below the stall bound: the lamp must come on
+            if stop_after is None:  # every delay is below the stall bound: the lamp must come on
                 assert lit and rig.daemon.controller.state == "running", rig.names()
         finally:
             if reader is not None:
@@ -226,7 +244,7 @@ def test_a_100ms_press_entirely_inside_a_1s_loop_stall_is_seen(tmp_path):
     try:
         rig.run(1.0)
         rig.stall(1.0, {0.4: "press", 0.5: "release"})
-        rig.daemon.step()                                        # the first step after the stall
+        rig.daemon.step()  # the first step after the stall
         assert rig.names().count("session_started") == 1
         rig.run(0.2)
         assert rig.relay.state and rig.daemon.controller.state == "running"
@@ -243,7 +261,7 @@ def test_a_stop_press_inside_a_loop_stall_stops_the_session(tmp_path):
         rig.button.drive_high()
         rig.run(1.0)
         assert rig.relay.state
-        rig.stall(0.45, {0.1: "press", 0.2: "release"})         # within the guard's 0.5 s deadline
+        rig.stall(0.45, {0.1: "press", 0.2: "release"})  # within the guard's 0.5 s deadline
         rig.daemon.step()
         assert not rig.relay.state and rig.daemon.controller.state == "idle"
         (ended,) = [f for _, name, f in rig.events if name == "session_ended"]
@@ -261,11 +279,11 @@ def test_a_clean_stop_with_a_backlog_drains_it(tmp_path):
     rig.run(0.1)
     rig.button.drive_high()
     rig.run(1.0)
-    rig.daemon.writer.disk.set_commit_s(8.0)                     # slow, yet within the stall bound
+    rig.daemon.writer.disk.set_commit_s(8.0)  # slow, yet within the stall bound
     rig.run(2 * CFG.loop.checkpoint_s + 0.5)
     on_s = rig.daemon.controller.session.on_s
-    assert rig.daemon.writer.backlog >= 1                         # a checkpoint is waiting
-    rig.close()                                                    # ends the session: one more record
+    assert rig.daemon.writer.backlog >= 1  # a checkpoint is waiting
+    rig.close()  # ends the session: one more record
     assert rig.daemon.writer.backlog == 0 and rig.daemon.writer.lost == 0
     (session,), _ = _session_rows(tmp_path)
     assert session.end_reason == "daemon_stopped" and session.on_s == pytest.approx(on_s, abs=0.01)
@@ -283,10 +301,11 @@ class SlowJournal:
             if self.release is not None:
                 self.release.wait()
             elif self.delay_s:
-                threading.Event().wait(self.delay_s)   # the injected disk delay, on the writer's thread
+                threading.Event().wait(self.delay_s)  # the injected disk delay, on the writer's thread
             result = getattr(self._journal, name)(*args, **kwargs)
             self.written.append(name)
             return result
+
         return call
 
     def __getattr__(self, name):
@@ -297,6 +316,7 @@ class SlowJournal:
 
 def test_the_writer_thread_drains_its_backlog_on_close(tmp_path):
     import time
+
     slow = SlowJournal(Journal(tmp_path, "boot-1"), delay_s=0.02)
     writer = JournalWriter(slow, time.monotonic)
     tickets = [writer.submit(records.StartSession(1.0e9, 1.0, 400.0, 32.0))]
@@ -312,12 +332,13 @@ def test_the_writer_thread_drains_its_backlog_on_close(tmp_path):
 
 def test_a_stuck_writer_thread_never_blocks_submit_and_close_is_bounded(tmp_path):
     import time
+
     release = threading.Event()
     slow = SlowJournal(Journal(tmp_path, "boot-1"), release=release)
     writer = JournalWriter(slow, time.monotonic)
     try:
         first = writer.submit(records.StartSession(1.0e9, 1.0, 400.0, 32.0))
-        for i in range(40):                                      # returns at once while the disk hangs
+        for i in range(40):  # returns at once while the disk hangs
             writer.submit(records.Fault(f"code_{i}", "x", 1.0e9, 2.0))
         assert not writer.committed(first) and writer.full
         assert writer.stalled_s(time.monotonic() + JOURNAL_STALL_S + 1) > JOURNAL_STALL_S
@@ -327,17 +348,23 @@ def test_a_stuck_writer_thread_never_blocks_submit_and_close_is_bounded(tmp_path
 
 
 # -- the decision: journal health is an input, like the allowance ---------------------------------
-@pytest.mark.parametrize("health", [JournalHealth(full=True), JournalHealth(limits_current=False),
-                                    JournalHealth(stalled_s=JOURNAL_BUSY_S + 0.1),
-                                    JournalHealth(write_error="journal x: the disk is full")],
-                         ids=["queue_full", "limits_not_read_back", "writer_stuck", "write_failed"])
+@pytest.mark.parametrize(
+    "health",
+    [
+        JournalHealth(full=True),
+        JournalHealth(limits_current=False),
+        JournalHealth(stalled_s=JOURNAL_BUSY_S + 0.1),
+        JournalHealth(write_error="journal x: the disk is full"),
+    ],
+    ids=["queue_full", "limits_not_read_back", "writer_stuck", "write_failed"],
+)
 def test_a_start_is_refused_while_the_journal_is_busy(health):
     bench = Bench(default_config(), journal=health)
     bench.settle()
     bench.press(0.2)
     assert bench.ctl.state == "idle" and not bench.lamp_on()
     assert bench.fields_of("start_refused") == [{"reason": "journal_busy"}]
-    bench.journal = JournalHealth(stalled_s=JOURNAL_BUSY_S)         # slow but committing: allowed
+    bench.journal = JournalHealth(stalled_s=JOURNAL_BUSY_S)  # slow but committing: allowed
     bench.press(0.2)
     assert bench.ctl.state == "running"
 
@@ -357,7 +384,7 @@ def test_a_session_stays_starting_lamp_off_until_its_start_is_recorded():
 def test_journal_stalled_latches_only_while_a_session_exists():
     bench = Bench(default_config(), journal=JournalHealth(stalled_s=JOURNAL_STALL_S + 1))
     bench.settle()
-    assert bench.fault_codes() == []                                  # idle: starts are refused instead
+    assert bench.fault_codes() == []  # idle: starts are refused instead
     bench.journal = JournalHealth()
     bench.start_session()
     bench.journal = JournalHealth(stalled_s=JOURNAL_STALL_S + 0.01)
@@ -380,8 +407,10 @@ def test_the_issue_s_slow_disk_trials_run_a_full_20_minute_session_without_a_fau
     """The trials that used to end in guard_loop_stall within seconds (0.8 s fsyncs from the
     start; 1.5 s fsyncs from 5 s into the session) now complete the session."""
     cap_s = CFG.session.max_on_minutes * 60.0
-    run = run_sim(tmp_path, scenario([press(1), {"at": slow_from_s, "journal_commit_s": commit_s}],
-                                     cap_s + 30, thermal_model=True))
+    run = run_sim(
+        tmp_path,
+        scenario([press(1), {"at": slow_from_s, "journal_commit_s": commit_s}], cap_s + 30, thermal_model=True),
+    )
     assert run.fault_codes() == []
     (ended,) = run.events("session_ended")
     assert ended["reason"] == "completed" and cap_s <= ended["on_s"] <= cap_s + STEP_S
@@ -394,12 +423,14 @@ SHIM_SOURCE = Path(__file__).resolve().parent / "native" / "slow_fsync.c"
 def _build_shim(directory: Path) -> Path:
     import shutil
     import subprocess
+
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         pytest.skip("no C compiler (gcc/cc) to build the fsync-delaying LD_PRELOAD shim")
     shim = directory / "slow_fsync.so"
-    built = subprocess.run([gcc, "-shared", "-fPIC", "-O2", "-o", str(shim), str(SHIM_SOURCE), "-ldl"],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        [gcc, "-shared", "-fPIC", "-O2", "-o", str(shim), str(SHIM_SOURCE), "-ldl"], capture_output=True, text=True
+    )
     if built.returncode != 0:
         pytest.skip(f"could not build the LD_PRELOAD shim: {built.stderr.strip()[:200]}")
     return shim
@@ -409,18 +440,24 @@ def test_end_to_end_fsyncs_delayed_1s_keep_the_session_running_and_a_press_stops
     import signal
 
     from scenario_helpers import RunningDaemon, history_json
+
     shim = _build_shim(tmp_path)
     state_dir = tmp_path / "state"
-    daemon = RunningDaemon(tmp_path, extra_env={"LD_PRELOAD": str(shim), "IRLAMP_SLOW_FSYNC_MS": "1000",
-                                                "IRLAMP_SLOW_FSYNC_DIR": str(state_dir)})
+    daemon = RunningDaemon(
+        tmp_path,
+        extra_env={"LD_PRELOAD": str(shim), "IRLAMP_SLOW_FSYNC_MS": "1000", "IRLAMP_SLOW_FSYNC_DIR": str(state_dir)},
+    )
     try:
         daemon.wait_message("READY=1", timeout_s=20.0)
         daemon.wait_status(lambda s: s["state"] == "idle", what="idle")
         daemon.keys("space")
         daemon.wait_status(lambda s: s["lamp_on"] is True, timeout_s=15.0, what="lamp on")
         # past a checkpoint, committed through a 1 s fsync on the writer's thread
-        status = daemon.wait_status(lambda s: (s["on_s"] or 0) >= CFG.loop.checkpoint_s + 1.5 or s["fault_latched"],
-                                    timeout_s=30.0, what="a checkpoint")
+        status = daemon.wait_status(
+            lambda s: (s["on_s"] or 0) >= CFG.loop.checkpoint_s + 1.5 or s["fault_latched"],
+            timeout_s=30.0,
+            what="a checkpoint",
+        )
         assert status["lamp_on"] is True and not status["fault_latched"], status
         daemon.keys("space")
         daemon.wait_status(lambda s: s["state"] == "idle" and s["lamp_on"] is False, what="stopped")
@@ -436,8 +473,12 @@ def test_end_to_end_fsyncs_delayed_1s_keep_the_session_running_and_a_press_stops
 def test_journal_commit_s_in_a_scenario_is_a_number_or_never_and_named_with_its_line(tmp_path):
     from controller.sim.scenario import ScenarioError, load_scenario
     from scenario_helpers import write_scenario
-    good = load_scenario(write_scenario(tmp_path, scenario([{"at": 1, "journal_commit_s": "never"},
-                                                            {"at": 2, "journal_commit_s": 0.5}], 5)))
+
+    good = load_scenario(
+        write_scenario(
+            tmp_path, scenario([{"at": 1, "journal_commit_s": "never"}, {"at": 2, "journal_commit_s": 0.5}], 5)
+        )
+    )
     assert [e.actions["journal_commit_s"] for e in good.events] == [None, 0.5]
     for bad in (-1, "sometimes"):
         path = write_scenario(tmp_path, scenario([{"at": 1, "journal_commit_s": bad}], 5), name="bad.yaml")
@@ -456,7 +497,7 @@ def test_a_newer_checkpoint_replaces_a_waiting_one_and_inherits_its_wait(tmp_pat
     assert writer.backlog == 2
     clock.advance_to(9.0)
     assert writer.pump() == 1 and writer.committed(start) and not writer.committed(first)
-    assert writer.stalled_s(9.0) == pytest.approx(4.0)         # waiting since 5.0, not 7.0
+    assert writer.stalled_s(9.0) == pytest.approx(4.0)  # waiting since 5.0, not 7.0
     clock.advance_to(16.0)
     assert writer.pump() == 1 and writer.committed(first)
     writer.close(1.0)

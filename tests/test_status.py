@@ -15,7 +15,11 @@ import pytest
 
 from controller.service import status as status_mod
 from controller.service.status import (
-    STATUS_KEYS, find_status_file, status_command, status_path, write_status_atomic,
+    STATUS_KEYS,
+    find_status_file,
+    status_command,
+    status_path,
+    write_status_atomic,
 )
 
 UTC = dt.timezone.utc
@@ -24,14 +28,31 @@ NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=UTC).timestamp()
 
 def sample(**changes) -> dict:
     data = {
-        "state": "running", "lamp_on": True, "time_left_s": 754.0, "on_s": 446.0,
-        "dose_cem43": 0.37, "switches": 3,
-        "distance_mm": 412.0, "skin_c": 36.44, "ambient_c": 24.0, "signal_rate_mcps": 3.8,
-        "ambient_rate_mcps": 0.42, "distance_doubt_share": 0.013, "sessions_today": 1,
-        "sessions_per_day": 3, "next_start_allowed_wall": None, "start_blocked_reason": None,
-        "pause_reason": None, "fault_latched": False, "last_fault": None,
-        "leds": "green steady, heartbeat blink", "heartbeat_wall": NOW - 0.4,
-        "heartbeat_mono": None, "boot_id": None, "pid": os.getpid(), "simulated": False,
+        "state": "running",
+        "lamp_on": True,
+        "time_left_s": 754.0,
+        "on_s": 446.0,
+        "dose_cem43": 0.37,
+        "switches": 3,
+        "distance_mm": 412.0,
+        "skin_c": 36.44,
+        "ambient_c": 24.0,
+        "signal_rate_mcps": 3.8,
+        "ambient_rate_mcps": 0.42,
+        "distance_doubt_share": 0.013,
+        "sessions_today": 1,
+        "sessions_per_day": 3,
+        "next_start_allowed_wall": None,
+        "start_blocked_reason": None,
+        "pause_reason": None,
+        "fault_latched": False,
+        "last_fault": None,
+        "leds": "green steady, heartbeat blink",
+        "heartbeat_wall": NOW - 0.4,
+        "heartbeat_mono": None,
+        "boot_id": None,
+        "pid": os.getpid(),
+        "simulated": False,
     }
     data.update(changes)
     return data
@@ -39,8 +60,7 @@ def sample(**changes) -> dict:
 
 def run(path, as_json=False, **kwargs):
     out, err = io.StringIO(), io.StringIO()
-    code = status_command(path, as_json, kwargs.pop("now_wall", NOW), tz=UTC, out=out, err=err,
-                          **kwargs)
+    code = status_command(path, as_json, kwargs.pop("now_wall", NOW), tz=UTC, out=out, err=err, **kwargs)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -51,6 +71,7 @@ def test_sample_uses_exactly_the_documented_keys():
 
 
 # --- writing -------------------------------------------------------------------------------
+
 
 def test_write_replaces_the_file_with_readable_json_mode_0644(tmp_path):
     path = tmp_path / "status.json"
@@ -67,8 +88,12 @@ def test_write_replaces_the_file_with_readable_json_mode_0644(tmp_path):
 
 def test_non_finite_numbers_become_null(tmp_path):
     path = tmp_path / "status.json"
-    write_status_atomic(path, sample(distance_mm=float("nan"), skin_c=float("inf"),
-                                     last_fault={"code": "x", "detail": "", "wall": float("nan")}))
+    write_status_atomic(
+        path,
+        sample(
+            distance_mm=float("nan"), skin_c=float("inf"), last_fault={"code": "x", "detail": "", "wall": float("nan")}
+        ),
+    )
     data = json.loads(path.read_text())  # strict JSON: NaN would not even parse in many readers
     assert (data["distance_mm"], data["skin_c"], data["last_fault"]["wall"]) == (None, None, None)
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
@@ -140,6 +165,7 @@ def test_find_status_file_picks_the_newer(tmp_path):
 
 # --- reading -------------------------------------------------------------------------------
 
+
 def test_absent_file_means_the_daemon_is_not_running(tmp_path):
     code, out, _ = run(tmp_path / "status.json")
     assert code == 3 and "not running" in out and str(tmp_path) in out
@@ -174,10 +200,20 @@ def test_human_view_without_light_rates_leaves_the_line_out(tmp_path):
 def test_human_view_of_a_blocked_start_and_a_latched_fault(tmp_path):
     path = tmp_path / "status.json"
     next_wall = dt.datetime(2026, 1, 5, 14, 5, tzinfo=UTC).timestamp()
-    write_status_atomic(path, sample(
-        state="fault", lamp_on=False, time_left_s=None, distance_mm=None, sessions_today=3,
-        next_start_allowed_wall=next_wall, start_blocked_reason="cooldown", fault_latched=True,
-        last_fault={"code": "skin_overheat", "detail": "skin 43.4 °C", "wall": NOW - 60}))
+    write_status_atomic(
+        path,
+        sample(
+            state="fault",
+            lamp_on=False,
+            time_left_s=None,
+            distance_mm=None,
+            sessions_today=3,
+            next_start_allowed_wall=next_wall,
+            start_blocked_reason="cooldown",
+            fault_latched=True,
+            last_fault={"code": "skin_overheat", "detail": "skin 43.4 °C", "wall": NOW - 60},
+        ),
+    )
     code, out, _ = run(path)
     assert code == 0
     assert "Lamp:           OFF" in out and "Time left:      —" in out
@@ -191,8 +227,7 @@ def test_human_view_of_a_blocked_start_and_a_latched_fault(tmp_path):
 def test_daily_limit_shows_the_date_when_it_is_not_today(tmp_path):
     path = tmp_path / "status.json"
     midnight = dt.datetime(2026, 1, 6, 0, 0, tzinfo=UTC).timestamp()
-    write_status_atomic(path, sample(next_start_allowed_wall=midnight,
-                                     start_blocked_reason="daily_limit"))
+    write_status_atomic(path, sample(next_start_allowed_wall=midnight, start_blocked_reason="daily_limit"))
     _, out, _ = run(path)
     assert "not before 2026-01-06 00:00 (daily session limit reached)" in out
 
@@ -223,8 +258,9 @@ def test_heartbeat_far_in_the_future_is_stale_too(tmp_path):
 
 
 def test_old_heartbeat_of_an_exited_process_means_not_running(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     path = tmp_path / "status.json"
     write_status_atomic(path, sample(heartbeat_wall=NOW - 60, pid=int(dead.stdout)))
     code, out, _ = run(path)
@@ -248,8 +284,9 @@ def test_fresh_status_of_a_daemon_that_stopped_means_not_running(tmp_path):
 
 
 def test_fresh_heartbeat_of_an_exited_process_means_not_running(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     path = tmp_path / "status.json"
     write_status_atomic(path, sample(heartbeat_wall=NOW - 0.5, pid=int(dead.stdout)))
     code, out, _ = run(path)
@@ -258,15 +295,13 @@ def test_fresh_heartbeat_of_an_exited_process_means_not_running(tmp_path):
 
 def test_monotonic_heartbeat_ignores_wall_clock_jumps_within_one_boot(tmp_path):
     path = tmp_path / "status.json"
-    write_status_atomic(path, sample(heartbeat_wall=NOW - 7200, heartbeat_mono=500.0,
-                                     boot_id="boot-x"))
+    write_status_atomic(path, sample(heartbeat_wall=NOW - 7200, heartbeat_mono=500.0, boot_id="boot-x"))
     assert run(path, now_mono=501.0, boot_id="boot-x")[0] == 0  # wall clock jumped meanwhile
     assert run(path, now_mono=520.0, boot_id="boot-x")[0] == 4  # really 20 s old
     assert run(path, now_mono=501.0, boot_id="boot-y")[0] == 4  # other boot: wall decides
 
 
-@pytest.mark.parametrize("content", ["", "{\"state\": \"runn", "[1, 2]", "{\"state\": \"idle\"}",
-                                     "\xff\xfe garbage"])
+@pytest.mark.parametrize("content", ["", '{"state": "runn', "[1, 2]", '{"state": "idle"}', "\xff\xfe garbage"])
 def test_garbled_file_is_a_clear_message_exit_4(tmp_path, content):
     path = tmp_path / "status.json"
     path.write_text(content, encoding="latin-1")
@@ -299,6 +334,7 @@ def test_reading_status_changes_nothing(tmp_path):
 
 def test_cooling_says_why_the_lamp_is_off_and_shows_the_dose(tmp_path):
     from controller.service.status import format_status
+
     lines = format_status(sample(state="cooling", lamp_on=False), NOW)
     assert lines[0] == "State:          cooling (lamp off at the comfort set point until the skin has cooled)"
     assert "Heat dose:      0.37 CEM43 min this session, lamp switched on 3 times" in lines

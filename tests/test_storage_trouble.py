@@ -70,8 +70,9 @@ def test_a_full_disk_mid_session_shows_the_fault_in_the_status(rig):  # noqa: F8
 
 
 def test_full_disk_message_names_the_directory_and_the_fix(tmp_path):
-    message = explain_storage_error(journal_path(tmp_path), sqlite3.OperationalError(
-        "database or disk is full"), "write", "journal")
+    message = explain_storage_error(
+        journal_path(tmp_path), sqlite3.OperationalError("database or disk is full"), "write", "journal"
+    )
     assert "disk is full" in message and str(tmp_path) in message and README_RECOVERY in message
     assert f"df -h {tmp_path}" in message and "\n" not in message
 
@@ -88,8 +89,14 @@ def _in_full_tmpfs(script: str) -> subprocess.CompletedProcess:
         export MNT
         {script}
         """)
-    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", wrapper],
-                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", wrapper],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if "mount:" in proc.stderr and "permission denied" in proc.stderr.lower():
         pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
     return proc
@@ -120,9 +127,15 @@ def _as_nobody(*args: str) -> subprocess.CompletedProcess:
         pytest.skip(f"no user {NOBODY}")
     env = cli_env()
     env["HOME"] = "/nonexistent"
-    return subprocess.run(["setpriv", "--reuid", NOBODY, "--regid", "nogroup", "--clear-groups",
-                           PYTHON, "-m", "controller.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        ["setpriv", "--reuid", NOBODY, "--regid", "nogroup", "--clear-groups", PYTHON, "-m", "controller.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -135,12 +148,20 @@ def world_readable_tmp(tmp_path):
 
 def test_a_foreign_owned_state_directory_says_who_owns_it_and_how_to_fix_it(world_readable_tmp):
     state = world_readable_tmp / "state"
-    state.mkdir(mode=0o755)        # root's, like a directory made by hand with sudo mkdir
+    state.mkdir(mode=0o755)  # root's, like a directory made by hand with sudo mkdir
     with Journal(state, "b"):
         pass
-    proc = _as_nobody("run", "--simulate", "--state-dir", str(state), "--runtime-dir",
-                      str(world_readable_tmp / "none"), "--config", str(DEFAULT_CONFIG))
-    assert proc.returncode == 2, proc.stderr       # restarting cannot fix it
+    proc = _as_nobody(
+        "run",
+        "--simulate",
+        "--state-dir",
+        str(state),
+        "--runtime-dir",
+        str(world_readable_tmp / "none"),
+        "--config",
+        str(DEFAULT_CONFIG),
+    )
+    assert proc.returncode == 2, proc.stderr  # restarting cannot fix it
     (line,) = proc.stderr.strip().splitlines()
     assert str(state) in line and "permission denied" in line and "root:root" in line
     assert "sudo chown -R irlamp:irlamp" in line and README_RECOVERY in line
@@ -162,16 +183,18 @@ Journal(sys.argv[1], 'b').close()" "$MNT/state"
 
 def test_a_read_only_file_system_is_named_as_such(tmp_path):
     from errno import EROFS
+
     message = explain_storage_error(tmp_path, OSError(EROFS, "Read-only file system"), "write")
     assert "read-only" in message and "dmesg" in message and README_RECOVERY in message
 
 
 def test_storage_problem_kinds_come_from_sqlite_codes_not_only_text(tmp_path):
     from controller.service.storage import storage_problem
+
     path = tmp_path / "db"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE t (x)")
-    conn.execute("PRAGMA max_page_count = 2")    # SQLite's own SQLITE_FULL, no real disk needed
+    conn.execute("PRAGMA max_page_count = 2")  # SQLite's own SQLITE_FULL, no real disk needed
     with pytest.raises(sqlite3.OperationalError) as info:
         conn.execute("INSERT INTO t VALUES (zeroblob(100000))")
     conn.close()
@@ -186,8 +209,10 @@ def tiny_disk(tmp_path):
         pytest.skip("mounting a real small file system needs root")
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     try:
         yield mnt
@@ -198,6 +223,7 @@ def tiny_disk(tmp_path):
 def _fill(directory) -> None:
     """Write until the file system says ENOSPC."""
     import errno
+
     with open(directory / "filler", "wb") as filler:
         try:
             while True:
@@ -214,6 +240,7 @@ def test_a_really_full_disk_under_the_running_daemon(tmp_path, tiny_disk):
     import signal
 
     from scenario_helpers import RunningDaemon, history_json
+
     state = tiny_disk / "state"
     daemon = RunningDaemon(tmp_path / "a", extra_args=("--state-dir", str(state)))
     try:
@@ -221,10 +248,11 @@ def test_a_really_full_disk_under_the_running_daemon(tmp_path, tiny_disk):
         daemon.keys("space")
         daemon.wait_status(lambda s: s["lamp_on"] is True, what="lamp on")
         _fill(tiny_disk)
-        status = daemon.wait_status(lambda s: s["fault_latched"], timeout_s=20.0,
-                                    what="a latched fault once the disk is full")
+        status = daemon.wait_status(
+            lambda s: s["fault_latched"], timeout_s=20.0, what="a latched fault once the disk is full"
+        )
         assert status["lamp_on"] is False and status["state"] == "fault"
-        assert status["last_fault"]["code"] == "journal_stalled"    # written off the loop (issue 10)
+        assert status["last_fault"]["code"] == "journal_stalled"  # written off the loop (issue 10)
         assert "disk is full" in status["last_fault"]["detail"]
         shown = run_cli("status", "--runtime-dir", str(daemon.runtime_dir), "--state-dir", str(state))
         assert "Last fault:     none" not in shown.stdout and "disk is full" in shown.stdout
@@ -236,9 +264,9 @@ def test_a_really_full_disk_under_the_running_daemon(tmp_path, tiny_disk):
     # (A restart before space is freed may refuse with "the disk is full" - see the tmpfs test
     # above - or, when SQLite's log and index files are still there, start and fault again at
     # its next write: the lamp stays off either way.)
-    (tiny_disk / "filler").unlink()                      # the README's fix: free space
+    (tiny_disk / "filler").unlink()  # the README's fix: free space
     (session,) = history_json(state)["sessions"]
-    assert session["end_reason"] is None                 # cut off while the disk was full
+    assert session["end_reason"] is None  # cut off while the disk was full
     restarted = RunningDaemon(tmp_path / "b", extra_args=("--state-dir", str(state)))
     try:
         restarted.wait_message("READY=1", timeout_s=10.0)

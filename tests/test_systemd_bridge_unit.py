@@ -27,7 +27,7 @@ def only(unit, key: str) -> str:
 def test_bridge_runs_as_its_own_user_without_devices_with_network():
     unit = parse_unit(BRIDGE_UNIT.read_text())
     assert only(unit, "User") == "irlamp-bridge" and only(unit, "Group") == "irlamp-bridge"
-    assert only(unit, "SupplementaryGroups") == "irlamp"        # journal (read) and STOP socket
+    assert only(unit, "SupplementaryGroups") == "irlamp"  # journal (read) and STOP socket
     assert only(unit, "ExecStart") == "/opt/irlamp/venv/bin/irlamp bridge --config /etc/irlamp/bridge.yaml"
     assert only(unit, "PrivateDevices") == "yes" and "DeviceAllow" not in unit["Service"]
     assert "gpio" not in only(unit, "SupplementaryGroups") and "i2c" not in only(unit, "SupplementaryGroups")
@@ -40,7 +40,7 @@ def test_bridge_runs_as_its_own_user_without_devices_with_network():
 def test_daemon_stays_off_the_network_but_keeps_unix_sockets():
     unit = parse_unit(DAEMON_UNIT.read_text())
     assert only(unit, "PrivateNetwork") == "yes" and only(unit, "IPAddressDeny") == "any"
-    assert only(unit, "RestrictAddressFamilies") == "AF_UNIX"    # sd_notify and the STOP socket
+    assert only(unit, "RestrictAddressFamilies") == "AF_UNIX"  # sd_notify and the STOP socket
     assert only(unit, "RuntimeDirectory") == "irlamp"
 
 
@@ -63,8 +63,11 @@ def test_bridge_unit_verifies_clean(tmp_path):
 def test_bridge_security_exposure_is_at_most_2_5(tmp_path):
     if systemd_version() < 250:
         pytest.skip("systemd-analyze security --offline needs systemd >= 250")
-    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager",
-                             str(_runnable_copy(tmp_path))], capture_output=True, text=True)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(_runnable_copy(tmp_path))],
+        capture_output=True,
+        text=True,
+    )
     table = result.stdout + result.stderr
     match = re.search(r"Overall exposure level for \S+:\s*(\d+(?:\.\d+)?)", table)
     assert match, table

@@ -80,6 +80,7 @@ def seconds(value: str) -> float:
 
 # --- the lines the safety case depends on ------------------------------------
 
+
 def test_parser_handles_repeats_comments_and_continuations():
     parsed = parse_unit("# c\n[A]\nX=1\n; c\nX=2\\\n  3\n[B]\nY=\n")
     assert parsed == {"A": {"X": ["1", "2 3"]}, "B": {"Y": [""]}}
@@ -107,8 +108,14 @@ def test_restarts_on_failure_within_a_start_limit(unit):
 
 def test_runs_the_daemon_after_checking_the_config(unit):
     assert only(unit, "Service", "ExecStart").split() == [
-        VENV_IRLAMP, "run", "--config", CONFIG,
-        "--state-dir", "/var/lib/irlamp", "--runtime-dir", "/run/irlamp",
+        VENV_IRLAMP,
+        "run",
+        "--config",
+        CONFIG,
+        "--state-dir",
+        "/var/lib/irlamp",
+        "--runtime-dir",
+        "/run/irlamp",
     ]
     assert only(unit, "Service", "ExecStartPre").split() == [VENV_IRLAMP, "check-config", CONFIG]
 
@@ -118,8 +125,16 @@ def test_fail_safe_drives_the_relay_off_after_every_stop(unit):
     # No "-" (or other) prefix: a failing fail-safe must mark the unit failed.
     # It reads the pins the daemon recorded where the daemon keeps its status file (the same
     # directories as ExecStart), before the config.
-    assert exec_stop_post.split() == [VENV_IRLAMP, "failsafe", "--config", CONFIG,
-                                      "--runtime-dir", "/run/irlamp", "--state-dir", "/var/lib/irlamp"]
+    assert exec_stop_post.split() == [
+        VENV_IRLAMP,
+        "failsafe",
+        "--config",
+        CONFIG,
+        "--runtime-dir",
+        "/run/irlamp",
+        "--state-dir",
+        "/var/lib/irlamp",
+    ]
     assert only(unit, "Service", "KillSignal") == "SIGTERM"
     assert 0 < seconds(only(unit, "Service", "TimeoutStopSec")) <= 30
 
@@ -153,13 +168,19 @@ def test_the_lgpio_directory_is_made_private_at_start(tmp_path):
     import os
     import stat
     import sys
+
     lg_wd = tmp_path / "gpio"
     env = {**os.environ, "LG_WD": str(lg_wd), "PYTHONPATH": str(REPO)}
-    for _ in range(2):     # created, then narrowed back after someone opened it up
+    for _ in range(2):  # created, then narrowed back after someone opened it up
         # (a missing config: refused right after, before any pin)
-        subprocess.run([sys.executable, "-m", "controller.cli", "run", "--config",
-                        str(tmp_path / "missing.yaml")], cwd=REPO, env=env, capture_output=True,
-                       timeout=60, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "controller.cli", "run", "--config", str(tmp_path / "missing.yaml")],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         assert stat.S_IMODE(lg_wd.stat().st_mode) == 0o700
         lg_wd.chmod(0o775)
 
@@ -170,13 +191,20 @@ def test_a_shared_sticky_lg_wd_like_tmp_is_never_narrowed(tmp_path):
     import os
     import stat
     import sys
+
     shared = tmp_path / "shared-tmp"
     shared.mkdir()
     shared.chmod(0o1777)
     env = {**os.environ, "LG_WD": str(shared), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "controller.cli", "run", "--config",
-                           str(tmp_path / "missing.yaml")], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "run", "--config", str(tmp_path / "missing.yaml")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
     assert f"LG_WD={shared} is a shared directory" in proc.stderr
 
@@ -187,6 +215,7 @@ def test_a_simulation_in_process_leaves_no_lg_wd_behind(tmp_path, monkeypatch):
     import os
 
     from controller.cli import main
+
     monkeypatch.delenv("LG_WD", raising=False)
     main(["simulate", str(tmp_path / "missing.yaml")])
     assert "LG_WD" not in os.environ
@@ -255,6 +284,7 @@ def test_enabled_for_the_normal_boot_target(unit):
 
 # --- systemd's own checks --------------------------------------------------------
 
+
 def systemd_version() -> int | None:
     tool = shutil.which("systemd-analyze")
     if tool is None:
@@ -264,9 +294,7 @@ def systemd_version() -> int | None:
     return int(match.group(1)) if match else None
 
 
-needs_systemd_analyze = pytest.mark.skipif(
-    systemd_version() is None, reason="systemd-analyze is not installed here"
-)
+needs_systemd_analyze = pytest.mark.skipif(systemd_version() is None, reason="systemd-analyze is not installed here")
 
 
 def unit_copy_with_runnable_commands(unit_text: str, tmp_path: Path) -> Path:
@@ -293,9 +321,7 @@ def verify_complaints(unit_file: Path) -> tuple[int, list[str], str]:
     the output matters as much as the exit code. Lines about other units on
     this host (not ours to fix) are not counted.
     """
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True
-    )
+    result = subprocess.run(["systemd-analyze", "verify", str(unit_file)], capture_output=True, text=True)
     output = result.stdout + result.stderr
     about_us = [line for line in output.splitlines() if unit_file.name in line or str(unit_file) in line]
     return result.returncode, about_us, output
@@ -310,8 +336,9 @@ def test_verify_is_clean(tmp_path):
 
 @needs_systemd_analyze
 def test_verify_check_would_catch_a_mistake(tmp_path):
-    broken = re.sub(r"^WatchdogSec=", "WatchdogSek=", UNIT_PATH.read_text(encoding="utf-8"),
-                    count=1, flags=re.MULTILINE)
+    broken = re.sub(
+        r"^WatchdogSec=", "WatchdogSek=", UNIT_PATH.read_text(encoding="utf-8"), count=1, flags=re.MULTILINE
+    )
     assert "\nWatchdogSek=" in broken
     unit_file = unit_copy_with_runnable_commands(broken, tmp_path)
     _returncode, about_us, output = verify_complaints(unit_file)
@@ -325,7 +352,8 @@ def test_security_exposure_is_at_most_2(tmp_path):
     unit_file = unit_copy_with_runnable_commands(UNIT_PATH.read_text(encoding="utf-8"), tmp_path)
     result = subprocess.run(
         ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit_file)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     table = result.stdout + result.stderr
     match = re.search(r"Overall exposure level for \S+:\s*(\d+(?:\.\d+)?)", table)

@@ -42,7 +42,7 @@ def test_a_simulated_session_leaves_a_trace_of_about_one_row_a_second_with_its_s
     assert all(p.skin_c is not None and p.distance_mm is not None for p in trace[2:])
     # every relay change is in it: lamp on/off flips at the times the relay did
     flips = [p.t_s for a, p in pairwise(trace) if a.lamp_on != p.lamp_on]
-    assert len(flips) == len(run.relay()) - 1          # the last relay change is the session's end
+    assert len(flips) == len(run.relay()) - 1  # the last relay change is the session's end
 
 
 def test_traces_older_than_the_retention_are_pruned_when_a_session_ends(tmp_path: Path):
@@ -50,26 +50,36 @@ def test_traces_older_than_the_retention_are_pruned_when_a_session_ends(tmp_path
     doc = comfort_doc(120)
     wall = yaml.safe_load(COMFORT.read_text())["start"]["wall_clock"]
     import datetime as dt
+
     start_wall = dt.datetime.fromisoformat(wall).timestamp()
     for age_days in (CFG.records.trace_retention_days + 5, CFG.records.trace_retention_days - 5):
         at = start_wall - age_days * 86400
-        with Journal(state, f"boot-{age_days}-days-ago") as j:   # its clock was synchronised
+        with Journal(state, f"boot-{age_days}-days-ago") as j:  # its clock was synchronised
             j.note_clock_synced(at, 100.0)
             sid = j.start_session(at, 100.0)
-            j.end_session(sid, 60.0, "completed", 38.0, 400.0, at + 60, 160.0,
-                          trace=tuple(TracePoint(float(t), True, 400.0, 36.0, "running") for t in range(60)))
+            j.end_session(
+                sid,
+                60.0,
+                "completed",
+                38.0,
+                400.0,
+                at + 60,
+                160.0,
+                trace=tuple(TracePoint(float(t), True, 400.0, 36.0, "running") for t in range(60)),
+            )
     run_sim(tmp_path, doc, state_dir=state)
     with JournalReader(state) as reader:
         old, recent, new = reader.sessions_for_limits()
-        assert reader.trace(old.id) == []                  # beyond the retention: pruned
-        assert len(reader.trace(recent.id)) == 60          # within it: kept
+        assert reader.trace(old.id) == []  # beyond the retention: pruned
+        assert len(reader.trace(recent.id)) == 60  # within it: kept
         assert reader.trace(new.id)
-        assert old.on_s == 60.0                            # the session record itself stays
+        assert old.on_s == 60.0  # the session record itself stays
 
 
 def test_sigkill_mid_session_loses_at_most_the_last_checkpoint_interval_of_the_trace(tmp_path: Path):
-    kill_after_s = round(random.Random(20261203).uniform(2 * CFG.loop.checkpoint_s + 0.5,
-                                                         3 * CFG.loop.checkpoint_s - 0.5), 3)
+    kill_after_s = round(
+        random.Random(20261203).uniform(2 * CFG.loop.checkpoint_s + 0.5, 3 * CFG.loop.checkpoint_s - 0.5), 3
+    )
     daemon = RunningDaemon(tmp_path)
     try:
         daemon.wait_message("READY=1", timeout_s=10.0)
@@ -86,8 +96,8 @@ def test_sigkill_mid_session_loses_at_most_the_last_checkpoint_interval_of_the_t
     with JournalReader(daemon.state_dir) as reader:
         (session,) = reader.recent_sessions(1)
         trace = reader.trace(session.id)
-    lost_s = (killed_at - seen_on_at) - trace[-1].t_s      # at least this much is missing
-    tolerance_s = 0.5                                       # scheduling, the commit in flight
+    lost_s = (killed_at - seen_on_at) - trace[-1].t_s  # at least this much is missing
+    tolerance_s = 0.5  # scheduling, the commit in flight
     assert lost_s <= CFG.loop.checkpoint_s + TRACE_INTERVAL_S + tolerance_s, (lost_s, trace[-3:])
     times = [p.t_s for p in trace]
     assert max(b - a for a, b in pairwise(times)) <= TRACE_INTERVAL_S + tolerance_s

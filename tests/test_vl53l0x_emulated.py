@@ -29,7 +29,7 @@ def chip(clock: FakeClock) -> EmulatedVL53L0X:
 def bus(chip: EmulatedVL53L0X):
     bus = EmulatedI2C(chip)
     yield bus
-    bus.stuck = False          # never leave a reader thread blocked behind a failed test
+    bus.stuck = False  # never leave a reader thread blocked behind a failed test
 
 
 def open_source(bus: EmulatedI2C, clock: FakeClock, **config) -> VL53L0XSource:
@@ -48,6 +48,7 @@ def polls(chip: EmulatedVL53L0X) -> int:
 
 
 # --- normal operation ---------------------------------------------------------------
+
 
 def test_runs_the_unmodified_adafruit_driver_and_implements_the_interface(source, chip):
     assert isinstance(source._sensor, adafruit_vl53l0x.VL53L0X)
@@ -107,20 +108,22 @@ def test_close_on_a_dead_bus_does_not_raise(bus, chip, clock, caplog):
 
 # --- no target ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("raw_mm", [8190, 8191])
 def test_out_of_range_sentinel_is_no_target(source, chip, raw_mm):
     chip.distance_mm = raw_mm
     assert source.read_distance_mm() == NO_TARGET_MM
 
 
-@pytest.mark.parametrize("device_status", [4, 6, 9])   # MSRC no target, phase fail x2
+@pytest.mark.parametrize("device_status", [4, 6, 9])  # MSRC no target, phase fail x2
 def test_no_target_statuses_are_no_target(source, chip, device_status):
-    chip.distance_mm = 120          # whatever the range registers hold, it is not a distance
+    chip.distance_mm = 120  # whatever the range registers hold, it is not a distance
     chip.range_status = device_status
     assert source.read_distance_mm() == NO_TARGET_MM
 
 
 # --- invalid measurements -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("device_status", [0, 1, 2, 3, 5, 7, 8, 10, 12, 13, 14])
 def test_invalid_range_status_raises_sensor_value_error(source, chip, device_status):
@@ -147,6 +150,7 @@ def test_reader_recovers_after_an_invalid_sample(source, chip):
 
 
 # --- bus and chip faults ------------------------------------------------------------
+
 
 def test_nack_raises_oserror_121(source, chip):
     chip.nack = True
@@ -180,8 +184,7 @@ def test_stuck_bus_blocks_the_read_until_released(source, bus, chip):
     chip.distance_mm = 640
     results: list[float] = []
     bus.stuck = True
-    reader = threading.Thread(target=lambda: results.append(source.read_distance_mm()),
-                              daemon=True)
+    reader = threading.Thread(target=lambda: results.append(source.read_distance_mm()), daemon=True)
     reader.start()
     assert bus.wait_until_blocked(timeout_s=5.0)
     assert reader.is_alive() and results == []
@@ -193,6 +196,7 @@ def test_stuck_bus_blocks_the_read_until_released(source, bus, chip):
 
 # --- no spinning ----------------------------------------------------------------------
 
+
 def test_polls_per_sample_are_few_when_reads_follow_each_other(source, chip):
     source.read_distance_mm()
     before = polls(chip)
@@ -203,14 +207,14 @@ def test_polls_per_sample_are_few_when_reads_follow_each_other(source, chip):
 
 def test_first_read_and_late_reads_poll_a_bounded_number_of_times(source, chip, clock):
     before = polls(chip)
-    source.read_distance_mm()                      # phase known from start_continuous
+    source.read_distance_mm()  # phase known from start_continuous
     assert polls(chip) - before < 50
-    clock.advance(0.080)                           # the caller comes late: data waiting
+    clock.advance(0.080)  # the caller comes late: data waiting
     before = polls(chip)
     source.read_distance_mm()
     assert polls(chip) - before == 1
     before = polls(chip)
-    source.read_distance_mm()                      # phase unknown: polls at ~1 ms
+    source.read_distance_mm()  # phase unknown: polls at ~1 ms
     assert polls(chip) - before < 50
 
 
@@ -229,12 +233,16 @@ def test_polls_per_sample_are_bounded_at_real_chip_timing():
 
 # --- configuration ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("config, word", [
-    ({"timing_budget_ms": 10}, "timing_budget_ms"),
-    ({"timing_budget_ms": 500}, "timing_budget_ms"),
-    ({"io_timeout_s": 0.0}, "io_timeout_s"),
-    ({"io_timeout_s": 0.06, "timing_budget_ms": 100}, "longer than the timing budget"),
-])
+
+@pytest.mark.parametrize(
+    "config, word",
+    [
+        ({"timing_budget_ms": 10}, "timing_budget_ms"),
+        ({"timing_budget_ms": 500}, "timing_budget_ms"),
+        ({"io_timeout_s": 0.0}, "io_timeout_s"),
+        ({"io_timeout_s": 0.06, "timing_budget_ms": 100}, "longer than the timing budget"),
+    ],
+)
 def test_bad_config_is_refused_with_a_clear_message(bus, clock, config, word):
     with pytest.raises(ValueError, match=word):
         open_source(bus, clock, **config)

@@ -38,7 +38,7 @@ def _status_reads(chip: EmulatedVL53L0X) -> int:
 
 
 def _read_many(source: VL53L0XSource, chip: EmulatedVL53L0X) -> tuple[list[float], int]:
-    source.read_distance()                  # in phase with the chip
+    source.read_distance()  # in phase with the chip
     before, times = _status_reads(chip), []
     for _ in range(READS):
         source.read_distance()
@@ -51,7 +51,7 @@ def test_with_the_pin_each_read_waits_for_the_edge_not_a_polling_sleep(rig):
     chip.attach_gpio1(mock_pin)
     sleeps: list[float] = []
 
-    def sleep(seconds: float) -> None:      # the polling path's sleeps (until due, then ~1 ms)
+    def sleep(seconds: float) -> None:  # the polling path's sleeps (until due, then ~1 ms)
         sleeps.append(seconds)
         time.sleep(seconds)
 
@@ -60,19 +60,20 @@ def test_with_the_pin_each_read_waits_for_the_edge_not_a_polling_sleep(rig):
     assert source.read_distance().distance_mm == 420.0
     period_s = source.sample_period_s
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert all(0.5 * period_s < gap < 2.5 * period_s for gap in gaps), gaps   # one new sample each
-    assert sleeps == []                        # it waited on the pin, never in the polling loop
-    assert status_reads <= 2 * READS           # a check before the wait and a confirmation after
+    assert all(0.5 * period_s < gap < 2.5 * period_s for gap in gaps), gaps  # one new sample each
+    assert sleeps == []  # it waited on the pin, never in the polling loop
+    assert status_reads <= 2 * READS  # a check before the wait and a confirmation after
     source.close()
 
 
 def test_without_the_pin_the_reader_polls(rig):
     chip, bus, _, _ = rig
     sleeps: list[float] = []
-    source = VL53L0XSource(bus, timing_budget_ms=33, io_timeout_s=0.2,
-                           sleep=lambda s: (sleeps.append(s), time.sleep(s)))
+    source = VL53L0XSource(
+        bus, timing_budget_ms=33, io_timeout_s=0.2, sleep=lambda s: (sleeps.append(s), time.sleep(s))
+    )
     _read_many(source, chip)
-    assert sleeps                              # the default path: sleep until due, then poll
+    assert sleeps  # the default path: sleep until due, then poll
     source.close()
 
 
@@ -82,17 +83,17 @@ def test_the_pin_goes_inactive_when_the_reader_clears_the_interrupt(rig):
     source = VL53L0XSource(bus, timing_budget_ms=33, io_timeout_s=0.2, data_ready_pin=pin_input)
     source.read_distance()
     assert not pin_input.is_active
-    assert pin_input.wait_for_active(0.2)      # the next measurement pulls it low
+    assert pin_input.wait_for_active(0.2)  # the next measurement pulls it low
     source.close()
 
 
 def test_a_pin_that_never_falls_costs_a_period_and_polling_still_delivers(rig):
-    chip, bus, mock_pin, pin_input = rig       # the pin stays high: GPIO1 not wired
+    chip, bus, mock_pin, pin_input = rig  # the pin stays high: GPIO1 not wired
     source = VL53L0XSource(bus, timing_budget_ms=33, io_timeout_s=0.2, data_ready_pin=pin_input)
     source.read_distance()
     t0 = time.monotonic()
     assert source.read_distance().distance_mm == 420.0
-    assert time.monotonic() - t0 < 0.2         # within io_timeout_s: no RuntimeError
+    assert time.monotonic() - t0 < 0.2  # within io_timeout_s: no RuntimeError
     source.close()
 
 
@@ -103,5 +104,5 @@ def test_the_pin_is_optional_and_checked_like_every_pin(tmp_path):
     assert load_config(path).gpio.distance_ready_pin == 26
     path.write_text("gpio:\n  distance_ready_pin: 27\n")
     with pytest.raises(ConfigError, match="distance_ready_pin"):
-        load_config(path)                      # the button's pin
+        load_config(path)  # the button's pin
     assert data_ready_input(None) is None

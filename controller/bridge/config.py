@@ -15,8 +15,10 @@ from controller.service.config import BUNDLED_CONFIG_DIR, ConfigError, Schema, l
 SYSTEM_BRIDGE_CONFIG_PATH = Path("/etc/irlamp/bridge.yaml")
 MACHINE_ID_PATH = Path("/etc/machine-id")
 TOPIC_WORD = (r"[A-Za-z0-9_-]{1,64}", "letters, digits, '_' or '-' (1 to 64 of them)")
-PREFIX = (r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}",
-          "topic levels of letters, digits, '_' or '-' separated by '/', no wildcards")
+PREFIX = (
+    r"[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,3}",
+    "topic levels of letters, digits, '_' or '-' separated by '/', no wildcards",
+)
 
 
 @dataclass(frozen=True)
@@ -85,17 +87,27 @@ class BridgeConfig:
 
 BRIDGE_SCHEMA = Schema(
     sections=sections_of(BridgeConfig),
-    bounds={"broker.port": (1, 65535), "broker.keepalive_s": (5, 600),
-            "broker.reconnect_min_s": (0.1, 60), "broker.reconnect_max_s": (1, 3600),
-            "daemon.stale_after_s": (1.5, 30), "bridge.poll_s": (0.05, 1.0),
-            "bridge.heartbeat_s": (5, 600), "bridge.backlog_per_round": (1, 1000),
-            "bridge.first_start_backlog": (0, 1000)},
+    bounds={
+        "broker.port": (1, 65535),
+        "broker.keepalive_s": (5, 600),
+        "broker.reconnect_min_s": (0.1, 60),
+        "broker.reconnect_max_s": (1, 3600),
+        "daemon.stale_after_s": (1.5, 30),
+        "bridge.poll_s": (0.05, 1.0),
+        "bridge.heartbeat_s": (5, 600),
+        "bridge.backlog_per_round": (1, 1000),
+        "bridge.first_start_backlog": (0, 1000),
+    },
     relations=(("broker.reconnect_max_s", ">=", "broker.reconnect_min_s"),),
-    text_patterns={"broker.host": (r"[A-Za-z0-9.:_-]{1,253}", "a host name or IP address"),
-                   "broker.username": (r"[^\x00-\x1f]{1,128}", "a user name without control characters"),
-                   "lamp.id": TOPIC_WORD,
-                   "lamp.name": (r"[^\x00-\x1f]{1,64}", "a name of 1 to 64 printable characters"),
-                   "topics.prefix": PREFIX, "topics.discovery_prefix": PREFIX})
+    text_patterns={
+        "broker.host": (r"[A-Za-z0-9.:_-]{1,253}", "a host name or IP address"),
+        "broker.username": (r"[^\x00-\x1f]{1,128}", "a user name without control characters"),
+        "lamp.id": TOPIC_WORD,
+        "lamp.name": (r"[^\x00-\x1f]{1,64}", "a name of 1 to 64 printable characters"),
+        "topics.prefix": PREFIX,
+        "topics.discovery_prefix": PREFIX,
+    },
+)
 
 
 def _check_tls(values: dict) -> None:
@@ -109,8 +121,7 @@ def _check_tls(values: dict) -> None:
         where = max(cert[1], key_file[1], key=lambda w: w.order())
         raise ConfigError(f"{where}: broker.client_cert_file and broker.client_key_file go together")
     if values["broker.password_file"][0] is not None and values["broker.username"][0] is None:
-        raise ConfigError(f"{values['broker.password_file'][1]}: broker.password_file: "
-                          "needs broker.username")
+        raise ConfigError(f"{values['broker.password_file'][1]}: broker.password_file: needs broker.username")
 
 
 def default_bridge_config_path() -> Path:
@@ -124,8 +135,13 @@ def default_bridge_config_path() -> Path:
 
 def load_bridge_config(path: str | Path | None = None, *, overrides=None) -> BridgeConfig:
     source = str(default_bridge_config_path() if path is None else path)
-    return load_sections(BRIDGE_SCHEMA, source, overrides=overrides, check=_check_tls,
-                         build=lambda sections, _origins: BridgeConfig(**sections, source=source))
+    return load_sections(
+        BRIDGE_SCHEMA,
+        source,
+        overrides=overrides,
+        check=_check_tls,
+        build=lambda sections, _origins: BridgeConfig(**sections, source=source),
+    )
 
 
 def lamp_id(cfg: BridgeConfig, machine_id_path: Path = MACHINE_ID_PATH) -> str:
@@ -135,8 +151,9 @@ def lamp_id(cfg: BridgeConfig, machine_id_path: Path = MACHINE_ID_PATH) -> str:
     try:
         machine = machine_id_path.read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"{cfg.source}: lamp.id: not set and {machine_id_path} is unreadable "
-                          f"({exc.strerror or exc}); set lamp.id") from None
+        raise ConfigError(
+            f"{cfg.source}: lamp.id: not set and {machine_id_path} is unreadable ({exc.strerror or exc}); set lamp.id"
+        ) from None
     if len(machine) < 12:
         raise ConfigError(f"{cfg.source}: lamp.id: not set and {machine_id_path} is empty; set lamp.id")
     return machine[:12].lower()
@@ -151,8 +168,9 @@ def read_password(cfg: BridgeConfig) -> str | None:
         with open(path, encoding="utf-8") as handle:
             mode = os.fstat(handle.fileno()).st_mode
             if mode & 0o077:
-                raise ConfigError(f"{path}: password file is readable by others (mode "
-                                  f"{mode & 0o777:04o}); chmod 600 it")
+                raise ConfigError(
+                    f"{path}: password file is readable by others (mode {mode & 0o777:04o}); chmod 600 it"
+                )
             return handle.read().strip()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read password file: {exc.strerror or exc}") from None

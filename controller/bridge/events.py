@@ -65,32 +65,62 @@ def save_cursor(path: Path, cursor: Cursor) -> None:
 
 def fault_event(lamp_id: str, record) -> Event:
     info = fault_info(record.code)
-    return Event(f"{lamp_id}-fault-{record.id}", record.wall, record.id, None, {
-        "event_type": "fault", "id": f"{lamp_id}-fault-{record.id}", "code": record.code,
-        "detail": record.detail, "meaning": info.meaning, "advice": info.advice,
-        "blink": f"red {info.red} / amber {info.amber}", "time": iso_utc(record.wall),
-        "acknowledged": record.ack_wall is not None})
+    return Event(
+        f"{lamp_id}-fault-{record.id}",
+        record.wall,
+        record.id,
+        None,
+        {
+            "event_type": "fault",
+            "id": f"{lamp_id}-fault-{record.id}",
+            "code": record.code,
+            "detail": record.detail,
+            "meaning": info.meaning,
+            "advice": info.advice,
+            "blink": f"red {info.red} / amber {info.amber}",
+            "time": iso_utc(record.wall),
+            "acknowledged": record.ack_wall is not None,
+        },
+    )
 
 
 def session_event(lamp_id: str, record) -> Event:
-    return Event(f"{lamp_id}-session-{record.id}", record.end_wall, None, record.id, {
-        "event_type": "session_ended", "id": f"{lamp_id}-session-{record.id}",
-        "code": record.end_reason, "meaning": END_REASON_WORDS.get(record.end_reason, record.end_reason),
-        "on_s": round(record.on_s, 1), "max_skin_c": record.max_skin_c,
-        "min_distance_mm": record.min_distance_mm, "start": iso_utc(record.start_wall),
-        "time": iso_utc(record.end_wall)})
+    return Event(
+        f"{lamp_id}-session-{record.id}",
+        record.end_wall,
+        None,
+        record.id,
+        {
+            "event_type": "session_ended",
+            "id": f"{lamp_id}-session-{record.id}",
+            "code": record.end_reason,
+            "meaning": END_REASON_WORDS.get(record.end_reason, record.end_reason),
+            "on_s": round(record.on_s, 1),
+            "max_skin_c": record.max_skin_c,
+            "min_distance_mm": record.min_distance_mm,
+            "start": iso_utc(record.start_wall),
+            "time": iso_utc(record.end_wall),
+        },
+    )
 
 
 class JournalEvents:
     """Pending events after the cursor, oldest first, from the daemon's journal."""
 
-    def __init__(self, daemon_state_dir: str, bridge_state_dir: str, lamp_id: str,
-                 first_start_backlog: int, *, read_only: bool = False):
+    def __init__(
+        self,
+        daemon_state_dir: str,
+        bridge_state_dir: str,
+        lamp_id: str,
+        first_start_backlog: int,
+        *,
+        read_only: bool = False,
+    ):
         self.state_dir = daemon_state_dir
         self.lamp_id = lamp_id
         self.cursor_path = Path(bridge_state_dir) / CURSOR_FILENAME
         self.first_start_backlog = first_start_backlog
-        self.read_only = read_only          # `irlamp bridge --print`: never writes the cursor
+        self.read_only = read_only  # `irlamp bridge --print`: never writes the cursor
         self.cursor = load_cursor(self.cursor_path)
         self._reader: JournalReader | None = None
         self._problem: str | None = None
@@ -118,7 +148,7 @@ class JournalEvents:
             self._close()
             if Path(str(journal_path(self.state_dir)) + "-wal").exists():
                 raise
-        with JournalReader(self.state_dir, immutable=True) as reader:   # daemon stopped
+        with JournalReader(self.state_dir, immutable=True) as reader:  # daemon stopped
             return action(reader)
 
     def _pending(self, reader: JournalReader, limit: int) -> list[Event]:
@@ -142,7 +172,7 @@ class JournalEvents:
             return
         try:
             save_cursor(self.cursor_path, cursor)
-        except OSError as exc:   # kept in memory; after a restart the events are sent again
+        except OSError as exc:  # kept in memory; after a restart the events are sent again
             log.error("cannot save the event cursor %s: %s", self.cursor_path, exc)
 
     def advance(self, sent: list[Event]) -> None:

@@ -57,11 +57,20 @@ class FleetCollector:
         out = []
         for lamp in sorted(lamps, key=lambda entry: entry["lamp_id"]):
             state = lamp["state"] or {}
-            out.append({"lamp_id": lamp["lamp_id"], "name": state.get("name"),
-                        "online": lamp["availability"] == "online", "state": state.get("state"),
-                        "time_left_s": state.get("time_left_s"), "skin_c": state.get("skin_c"),
-                        "sessions_today": state.get("sessions_today"), "last_fault": state.get("last_fault"),
-                        "fault_latched": state.get("fault_latched"), "last_seen": state.get("seen")})
+            out.append(
+                {
+                    "lamp_id": lamp["lamp_id"],
+                    "name": state.get("name"),
+                    "online": lamp["availability"] == "online",
+                    "state": state.get("state"),
+                    "time_left_s": state.get("time_left_s"),
+                    "skin_c": state.get("skin_c"),
+                    "sessions_today": state.get("sessions_today"),
+                    "last_fault": state.get("last_fault"),
+                    "fault_latched": state.get("fault_latched"),
+                    "last_seen": state.get("seen"),
+                }
+            )
         return out
 
 
@@ -70,21 +79,26 @@ def format_rows(rows: list[dict]) -> list[str]:
         left = row["time_left_s"]
         skin = row["skin_c"]
         state = row["state"] or "?"
-        return (row["lamp_id"], row["name"] or "?", state if row["online"] else f"OFFLINE (was {state})",
-                "—" if left is None else f"{int(left) // 60:02d}:{int(left) % 60:02d}",
-                "—" if skin is None else f"{skin:.1f} °C",
-                "?" if row["sessions_today"] is None else str(row["sessions_today"]),
-                (row["last_fault"] or "none") + (" (LATCHED)" if row["fault_latched"] else ""),
-                local_time(row["last_seen"], None, "%H:%M:%S"))
+        return (
+            row["lamp_id"],
+            row["name"] or "?",
+            state if row["online"] else f"OFFLINE (was {state})",
+            "—" if left is None else f"{int(left) // 60:02d}:{int(left) % 60:02d}",
+            "—" if skin is None else f"{skin:.1f} °C",
+            "?" if row["sessions_today"] is None else str(row["sessions_today"]),
+            (row["last_fault"] or "none") + (" (LATCHED)" if row["fault_latched"] else ""),
+            local_time(row["last_seen"], None, "%H:%M:%S"),
+        )
+
     table = [COLUMNS, *[cell(row) for row in rows]]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(COLUMNS))]
-    lines = ["  ".join(str(value).ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
-             for line in table]
+    lines = [
+        "  ".join(str(value).ljust(width) for value, width in zip(line, widths, strict=True)).rstrip() for line in table
+    ]
     return lines if rows else [*lines, "(no lamps on this broker yet)"]
 
 
-def fleet_command(broker: str, prefix: str, as_json: bool, wait_s: float, live: bool,
-                  out=None, err=None) -> int:
+def fleet_command(broker: str, prefix: str, as_json: bool, wait_s: float, live: bool, out=None, err=None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     try:
         host, port = parse_broker(broker)

@@ -34,8 +34,14 @@ def _number(value) -> float | None:
     return None
 
 
-def state_payload(status: dict | None, *, stale_after_s: float, now_wall: float,
-                  now_mono: float | None = None, boot_id: str | None = None) -> dict:
+def state_payload(
+    status: dict | None,
+    *,
+    stale_after_s: float,
+    now_wall: float,
+    now_mono: float | None = None,
+    boot_id: str | None = None,
+) -> dict:
     """The state JSON (without `seen`) for a status dict, or for None (no or unreadable file)."""
     state = NOT_RUNNING
     if status is not None and status.get("state") in LIVE_STATES and _pid_alive(status.get("pid")):
@@ -43,20 +49,19 @@ def state_payload(status: dict | None, *, stale_after_s: float, now_wall: float,
         if abs(age_s) <= stale_after_s:
             state = status["state"]
     if state == NOT_RUNNING or status is None:
-        status = {"last_fault": (status or {}).get("last_fault"),
-                  "sessions_today": (status or {}).get("sessions_today")}
+        status = {
+            "last_fault": (status or {}).get("last_fault"),
+            "sessions_today": (status or {}).get("sessions_today"),
+        }
     fault = status.get("last_fault")
     return {
         "state": state,
         "daemon_ok": state != NOT_RUNNING,
         "lamp_on": bool(status.get("lamp_on")) and state != NOT_RUNNING,
-        "time_left_s": None if _number(status.get("time_left_s")) is None
-        else round(status["time_left_s"]),
-        "distance_mm": None if _number(status.get("distance_mm")) is None
-        else round(status["distance_mm"]),
+        "time_left_s": None if _number(status.get("time_left_s")) is None else round(status["time_left_s"]),
+        "distance_mm": None if _number(status.get("distance_mm")) is None else round(status["distance_mm"]),
         "skin_c": _number(status.get("skin_c")),
-        "sessions_today": status.get("sessions_today") if isinstance(status.get("sessions_today"), int)
-        else None,
+        "sessions_today": status.get("sessions_today") if isinstance(status.get("sessions_today"), int) else None,
         "sessions_per_day": status.get("sessions_per_day"),
         "next_start_allowed": iso_utc(_number(status.get("next_start_allowed_wall"))),
         "start_blocked_reason": status.get("start_blocked_reason"),
@@ -68,8 +73,7 @@ def state_payload(status: dict | None, *, stale_after_s: float, now_wall: float,
 class StatusWatcher:
     """Reads the daemon's status file (the newer of runtime_dir/ and state_dir/status.json)."""
 
-    def __init__(self, runtime_dir: str, state_dir: str, stale_after_s: float,
-                 boot_id_path: Path = BOOT_ID_PATH):
+    def __init__(self, runtime_dir: str, state_dir: str, stale_after_s: float, boot_id_path: Path = BOOT_ID_PATH):
         self.runtime_dir, self.state_dir = runtime_dir, state_dir
         self.stale_after_s = stale_after_s
         self.boot_id = current_boot_id(boot_id_path)
@@ -81,5 +85,10 @@ class StatusWatcher:
             return None
 
     def payload(self) -> dict:
-        return state_payload(self.read(), stale_after_s=self.stale_after_s, now_wall=time.time(),
-                             now_mono=time.monotonic(), boot_id=self.boot_id)
+        return state_payload(
+            self.read(),
+            stale_after_s=self.stale_after_s,
+            now_wall=time.time(),
+            now_mono=time.monotonic(),
+            boot_id=self.boot_id,
+        )

@@ -24,7 +24,7 @@ class MqttLink:
     def __init__(self, broker, topics: Topics, stop_socket, password: str | None, client_id: str):
         self.topics = topics
         self.stop_socket = stop_socket
-        self.generation = 0              # +1 at every successful connect
+        self.generation = 0  # +1 at every successful connect
         self.ha_online = threading.Event()
         self.connected = False
         self.stops_forwarded = 0
@@ -34,8 +34,12 @@ class MqttLink:
         if broker.username is not None:
             client.username_pw_set(broker.username, password)
         if broker.tls:
-            client.tls_set(ca_certs=broker.ca_file, certfile=broker.client_cert_file,
-                           keyfile=broker.client_key_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            client.tls_set(
+                ca_certs=broker.ca_file,
+                certfile=broker.client_cert_file,
+                keyfile=broker.client_key_file,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
         client.reconnect_delay_set(broker.reconnect_min_s, broker.reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -64,8 +68,7 @@ class MqttLink:
     # -- paho callbacks (paho's thread) --------------------------------------------------
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
-            log.warning("broker %s:%s refused the connection: %s", self.broker.host, self.broker.port,
-                        reason_code)
+            log.warning("broker %s:%s refused the connection: %s", self.broker.host, self.broker.port, reason_code)
             return
         log.info("connected to %s:%s", self.broker.host, self.broker.port)
         client.publish(self.topics.availability, ONLINE, qos=1, retain=True)

@@ -33,6 +33,7 @@ INFLIGHT_TIMEOUT_S = 30.0
 def _version() -> str:
     try:
         from importlib.metadata import version
+
         return version("irlamp")
     except Exception:  # not installed (running from a checkout): any version string will do
         return "dev"
@@ -72,10 +73,15 @@ class Bridge:
         self.lamp_id = lamp_id
         self.topics = Topics(lamp_id, cfg.topics.prefix, cfg.topics.discovery_prefix)
         self.status = StatusWatcher(cfg.daemon.runtime_dir, cfg.daemon.state_dir, cfg.daemon.stale_after_s)
-        self.events = JournalEvents(cfg.daemon.state_dir, cfg.bridge.state_dir, lamp_id,
-                                    cfg.bridge.first_start_backlog, read_only=read_only_cursor)
+        self.events = JournalEvents(
+            cfg.daemon.state_dir,
+            cfg.bridge.state_dir,
+            lamp_id,
+            cfg.bridge.first_start_backlog,
+            read_only=read_only_cursor,
+        )
         self.version = _version()
-        self.link: Any = None     # MqttLink or PrintLink, set by run_bridge / print_bridge
+        self.link: Any = None  # MqttLink or PrintLink, set by run_bridge / print_bridge
         self._generation = 0
         self._last_state: dict | None = None
         self._last_state_s = float("-inf")
@@ -116,7 +122,7 @@ class Bridge:
                 self.events.advance(batch)
                 self._inflight = None
             elif generation != self.link.generation or now_s - since_s > INFLIGHT_TIMEOUT_S:
-                self._inflight = None        # not acknowledged: read from the cursor and send again
+                self._inflight = None  # not acknowledged: read from the cursor and send again
             else:
                 return
         batch = self.events.pending(self.cfg.bridge.backlog_per_round)
@@ -131,11 +137,17 @@ class Bridge:
 def run_bridge(cfg: BridgeConfig) -> int:
     """`irlamp bridge`: runs until SIGTERM/SIGINT."""
     from controller.bridge.mqtt_link import MqttLink
+
     lamp = configured_lamp_id(cfg)
     Path(cfg.bridge.state_dir).mkdir(parents=True, exist_ok=True)
     bridge = Bridge(cfg, lamp)
-    link = MqttLink(cfg.broker, bridge.topics, stop_socket_path(cfg.daemon.runtime_dir),
-                    read_password(cfg), client_id=f"irlamp-bridge-{lamp}")
+    link = MqttLink(
+        cfg.broker,
+        bridge.topics,
+        stop_socket_path(cfg.daemon.runtime_dir),
+        read_password(cfg),
+        client_id=f"irlamp-bridge-{lamp}",
+    )
     bridge.link = link
     stop = threading.Event()
 

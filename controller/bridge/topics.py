@@ -20,23 +20,23 @@ class Topics:
         return f"{self.prefix}/{self.lamp_id}"
 
     @property
-    def state(self) -> str:          # retained JSON: the live state
+    def state(self) -> str:  # retained JSON: the live state
         return f"{self.base}/state"
 
     @property
-    def event(self) -> str:          # JSON per fault / session end, QoS 1, not retained
+    def event(self) -> str:  # JSON per fault / session end, QoS 1, not retained
         return f"{self.base}/event"
 
     @property
-    def availability(self) -> str:   # retained 'online' / 'offline' (last will)
+    def availability(self) -> str:  # retained 'online' / 'offline' (last will)
         return f"{self.base}/availability"
 
     @property
-    def stop(self) -> str:           # the STOP button's command topic (the only input)
+    def stop(self) -> str:  # the STOP button's command topic (the only input)
         return f"{self.base}/stop"
 
     @property
-    def ha_status(self) -> str:      # Home Assistant's birth / last will
+    def ha_status(self) -> str:  # Home Assistant's birth / last will
         return f"{self.discovery_prefix}/status"
 
     @property

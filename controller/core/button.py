@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-EPSILON_S = 1e-9   # float tolerance, so a deadline computed as t0 + x is met at exactly that time
+EPSILON_S = 1e-9  # float tolerance, so a deadline computed as t0 + x is met at exactly that time
 
 
 @dataclass
@@ -28,14 +28,14 @@ class ButtonTracker:
     long_press_s: float
     stuck_s: float
     bounce_s: float
-    pressed: bool = False            # debounced level
+    pressed: bool = False  # debounced level
     pressed_since_s: float = 0.0
-    candidate: bool | None = None    # raw level that differs from `pressed`, awaiting confirmation
+    candidate: bool | None = None  # raw level that differs from `pressed`, awaiting confirmation
     candidate_since_s: float = 0.0
     long_sent: bool = False
     stuck_sent: bool = False
     first_sample: bool = True
-    last_level: bool = False         # the raw level as of `last_s`
+    last_level: bool = False  # the raw level as of `last_s`
     last_s: float = float("-inf")
 
     def update(self, now_s: float, raw_pressed: bool) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MAX_STEP_S = 1.0        # longest interval one sample stands for (the skin's stale bound)
+MAX_STEP_S = 1.0  # longest interval one sample stands for (the skin's stale bound)
 R_AT_OR_ABOVE_43 = 0.5
 R_BELOW_43 = 0.25
 
@@ -40,7 +40,7 @@ class DoseMeter:
 
     def add(self, t_s: float, skin_c: float) -> None:
         if self.last_t_s is not None and t_s <= self.last_t_s:
-            return                                  # the same sample again (or one out of order)
+            return  # the same sample again (or one out of order)
         if self.last_t_s is not None:
             self.cem43 += cem43_minutes(skin_c, min(t_s - self.last_t_s, MAX_STEP_S))
         self.last_t_s = t_s

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 # Per-sensor failure kinds, in the order of their amber blink count.
 SENSOR_FAULT_KINDS = (
-    "io_error",      # 1: I2C error (OSError), e.g. errno 121 remote I/O error
-    "timeout",       # 2: driver gave up waiting for data (RuntimeError)
+    "io_error",  # 1: I2C error (OSError), e.g. errno 121 remote I/O error
+    "timeout",  # 2: driver gave up waiting for data (RuntimeError)
     "out_of_range",  # 3: the chip says the value is invalid, or the value is impossible
-    "nan",           # 4: not a number
-    "frozen",        # 5: exactly the same value far longer than sensor noise allows
-    "stale",         # 6: no good reading within the deadline
-    "hang",          # 7: a read has been blocked longer than the deadline
-    "missing",       # 8: the sensor did not answer at start-up
+    "nan",  # 4: not a number
+    "frozen",  # 5: exactly the same value far longer than sensor noise allows
+    "stale",  # 6: no good reading within the deadline
+    "hang",  # 7: a read has been blocked longer than the deadline
+    "missing",  # 8: the sensor did not answer at start-up
 )
 
 SENSOR_ADVICE = {
@@ -49,8 +49,7 @@ class FaultInfo:
 
 def _sensor_faults(sensor: str, red: int, what: str) -> list[FaultInfo]:
     return [
-        FaultInfo(f"{sensor}_{kind}", red, index + 1, f"{what}: {kind.replace('_', ' ')}",
-                  SENSOR_ADVICE[kind])
+        FaultInfo(f"{sensor}_{kind}", red, index + 1, f"{what}: {kind.replace('_', ' ')}", SENSOR_ADVICE[kind])
         for index, kind in enumerate(SENSOR_FAULT_KINDS)
     ]
 
@@ -59,31 +58,78 @@ FAULTS: dict[str, FaultInfo] = {
     f.code: f
     for f in [
         *_sensor_faults("distance", 1, "distance sensor"),
-        FaultInfo("distance_unreliable", 1, 9,
-                  "distance sensor: its measurements stayed untrustworthy (blinded by the lamp's light?)",
-                  "shade the distance sensor from the bulb (see `irlamp selftest`), then hold 3 s"),
+        FaultInfo(
+            "distance_unreliable",
+            1,
+            9,
+            "distance sensor: its measurements stayed untrustworthy (blinded by the lamp's light?)",
+            "shade the distance sensor from the bulb (see `irlamp selftest`), then hold 3 s",
+        ),
         *_sensor_faults("skin", 2, "skin thermometer"),
-        FaultInfo("skin_overheat", 3, 1, "skin reached the temperature limit",
-                  "let the skin cool; check the lamp distance; then hold 3 s"),
-        FaultInfo("skin_not_heating", 3, 2, "lamp was on but the skin reading did not rise",
-                  "the thermometer is misaimed or fell off: re-aim it at the skin, then hold 3 s"),
-        FaultInfo("skin_sensor_hot", 3, 3, "the thermometer itself is too hot",
-                  "move the thermometer out of the lamp's beam, let it cool, then hold 3 s"),
-        FaultInfo("button_stuck", 4, 1, "button held at start-up or far too long",
-                  "release the button; if it stays pressed, repair or replace it; then hold the "
-                  "working button 3 s (nothing else clears it)"),
-        FaultInfo("guard_loop_stall", 5, 1, "the control loop stopped confirming the lamp",
-                  "independent guard cut the lamp; check the log, then hold 3 s"),
-        FaultInfo("guard_on_time", 5, 2, "independent guard's on-time limit reached",
-                  "the session timer failed to stop the lamp; check the log, then hold 3 s"),
-        FaultInfo("control_exception", 5, 3, "unexpected error in the control loop",
-                  "check `journalctl -u irlamp`; then hold 3 s"),
-        FaultInfo("guard_failed", 5, 5, "the independent guard's own check failed; it holds the lamp off",
-                  "a software fault: check `journalctl -u irlamp`, report it; then hold 3 s"),
-        FaultInfo("journal_stalled", 6, 1, "the journal cannot be written: a write failed (disk full, "
-                  "I/O error) or has waited 10 s (SD card stuck)",
-                  "check the SD card and free space (`df -h /var/lib/irlamp`), "
-                  "see `journalctl -u irlamp`; then hold 3 s"),
+        FaultInfo(
+            "skin_overheat",
+            3,
+            1,
+            "skin reached the temperature limit",
+            "let the skin cool; check the lamp distance; then hold 3 s",
+        ),
+        FaultInfo(
+            "skin_not_heating",
+            3,
+            2,
+            "lamp was on but the skin reading did not rise",
+            "the thermometer is misaimed or fell off: re-aim it at the skin, then hold 3 s",
+        ),
+        FaultInfo(
+            "skin_sensor_hot",
+            3,
+            3,
+            "the thermometer itself is too hot",
+            "move the thermometer out of the lamp's beam, let it cool, then hold 3 s",
+        ),
+        FaultInfo(
+            "button_stuck",
+            4,
+            1,
+            "button held at start-up or far too long",
+            "release the button; if it stays pressed, repair or replace it; then hold the "
+            "working button 3 s (nothing else clears it)",
+        ),
+        FaultInfo(
+            "guard_loop_stall",
+            5,
+            1,
+            "the control loop stopped confirming the lamp",
+            "independent guard cut the lamp; check the log, then hold 3 s",
+        ),
+        FaultInfo(
+            "guard_on_time",
+            5,
+            2,
+            "independent guard's on-time limit reached",
+            "the session timer failed to stop the lamp; check the log, then hold 3 s",
+        ),
+        FaultInfo(
+            "control_exception",
+            5,
+            3,
+            "unexpected error in the control loop",
+            "check `journalctl -u irlamp`; then hold 3 s",
+        ),
+        FaultInfo(
+            "guard_failed",
+            5,
+            5,
+            "the independent guard's own check failed; it holds the lamp off",
+            "a software fault: check `journalctl -u irlamp`, report it; then hold 3 s",
+        ),
+        FaultInfo(
+            "journal_stalled",
+            6,
+            1,
+            "the journal cannot be written: a write failed (disk full, I/O error) or has waited 10 s (SD card stuck)",
+            "check the SD card and free space (`df -h /var/lib/irlamp`), see `journalctl -u irlamp`; then hold 3 s",
+        ),
     ]
 }
 

@@ -16,9 +16,9 @@ from controller.core.safety import REFUSAL_SHOW_S
 
 HEARTBEAT_PERIOD_S = 2.0
 HEARTBEAT_BLIP_S = 0.15
-CODE_ON_S = 0.3           # one blink of a blink code: 0.3 s on, 0.3 s off
-CODE_GAP_S = 1.5          # dark pause between repetitions of a code
-REFUSAL_BLINK_S = 0.15    # refused-start blinks are faster than fault codes
+CODE_ON_S = 0.3  # one blink of a blink code: 0.3 s on, 0.3 s off
+CODE_GAP_S = 1.5  # dark pause between repetitions of a code
+REFUSAL_BLINK_S = 0.15  # refused-start blinks are faster than fault codes
 
 # Why a start was refused -> number of fast amber blinks (shown for a few seconds).
 REFUSAL_BLINKS = {
@@ -34,9 +34,9 @@ REFUSAL_BLINKS = {
     "skin_above_comfort": 10,
     "daily_dose": 11,
 }
-STARTING_BLINK_S = 0.1    # 'starting': green blinks 5 times a second until the start is journaled
-DOUBT_FLASH_S = 0.1       # distance_doubt pause: two short amber flashes every second
-COOLING_PERIOD_S = 3.0     # cooling at the comfort set point: amber slow blink, 1.5 s on, 1.5 s off
+STARTING_BLINK_S = 0.1  # 'starting': green blinks 5 times a second until the start is journaled
+DOUBT_FLASH_S = 0.1  # distance_doubt pause: two short amber flashes every second
+COOLING_PERIOD_S = 3.0  # cooling at the comfort set point: amber slow blink, 1.5 s on, 1.5 s off
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,15 @@ def fault_code_leds(now_s: float, red_count: int, amber_count: int) -> tuple[boo
     return False, _counted_blinks(t - red_len, amber_count, CODE_ON_S)
 
 
-def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
-             refused: tuple[str, float] | None, buzz_until_s: float = 0.0,
-             pause_reason: str | None = None) -> LedState:
+def leds_for(
+    now_s: float,
+    state: str,
+    fault_code: str | None,
+    warning: bool,
+    refused: tuple[str, float] | None,
+    buzz_until_s: float = 0.0,
+    pause_reason: str | None = None,
+) -> LedState:
     """The LED picture for one instant.
 
     state         'idle' | 'starting' | 'running' | 'paused' | 'cooling' | 'fault'
@@ -99,7 +105,7 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
         info = fault_info(fault_code)
         red, amber = fault_code_leds(now_s, info.red, info.amber)
         return LedState(beat, amber, red, buzzer)
-    if state == "starting":   # lamp off until the session's start is durable in the journal
+    if state == "starting":  # lamp off until the session's start is durable in the journal
         return LedState((now_s % (2 * STARTING_BLINK_S)) < STARTING_BLINK_S, False, False, buzzer)
     lamp_session = state in ("running", "paused", "cooling")
     green = (not beat) if lamp_session else beat
@@ -110,21 +116,22 @@ def leds_for(now_s: float, state: str, fault_code: str | None, warning: bool,
         amber = (now_s % 1.0) < 0.5
     elif state == "cooling":
         amber = (now_s % COOLING_PERIOD_S) < COOLING_PERIOD_S / 2
-    if warning and state == "running":   # paused keeps its blink: "lamp off, waiting" matters more
+    if warning and state == "running":  # paused keeps its blink: "lamp off, waiting" matters more
         amber = True
     if refused is not None and now_s < refused[1] and not lamp_session:
         count = REFUSAL_BLINKS.get(refused[0], 7)
         group_s = count * 2 * REFUSAL_BLINK_S
         cycle = group_s + 1.0
-        shown_s = max(0.0, now_s - (refused[1] - REFUSAL_SHOW_S))   # groups start at the refusal
+        shown_s = max(0.0, now_s - (refused[1] - REFUSAL_SHOW_S))  # groups start at the refusal
         index = int(shown_s // cycle)
-        whole = index * cycle + group_s <= REFUSAL_SHOW_S + 1e-9       # never show a cut-off group
+        whole = index * cycle + group_s <= REFUSAL_SHOW_S + 1e-9  # never show a cut-off group
         amber = whole and _counted_blinks(shown_s - index * cycle, count, REFUSAL_BLINK_S)
     return LedState(green, amber, False, buzzer)
 
 
-def pattern_name(state: str, warning: bool = False, fault_code: str | None = None,
-                 pause_reason: str | None = None) -> str:
+def pattern_name(
+    state: str, warning: bool = False, fault_code: str | None = None, pause_reason: str | None = None
+) -> str:
     """The README's words for what the LEDs show in this state (for timelines and logs)."""
     if state == "fault" and fault_code:
         info = fault_info(fault_code)

@@ -101,8 +101,9 @@ def _next_midnight_wall(now_wall: float, tz: dt.tzinfo | None) -> float:
     return max(midnight.timestamp(), now_wall)
 
 
-def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono: float,
-                boot_id: str, wall_trusted: bool) -> list[_Ages]:
+def _age_bounds(
+    sessions: Sequence[SessionRecord], *, now_wall: float, now_mono: float, boot_id: str, wall_trusted: bool
+) -> list[_Ages]:
     def direct_age_s(session: SessionRecord, mono: float | None) -> float:
         if session.boot_id == boot_id:
             if mono is None or not _is_finite_number(mono):
@@ -114,13 +115,14 @@ def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono:
             age_s = max(age_s, now_wall - (offset_s + mono) - CLOCK_TOLERANCE_S)
         return age_s
 
-    def mono_step_s(earlier: SessionRecord, earlier_mono: float | None,
-                    later: SessionRecord, later_mono: float | None) -> float:
+    def mono_step_s(
+        earlier: SessionRecord, earlier_mono: float | None, later: SessionRecord, later_mono: float | None
+    ) -> float:
         """Lower bound on the true seconds from the earlier instant to the later one."""
         if not _is_finite_number(later_mono):
             return 0.0
         if earlier.boot_id != later.boot_id:  # a reboot lies between: at least the uptime
-            return max(0.0, later_mono)        # of the later boot at the later instant
+            return max(0.0, later_mono)  # of the later boot at the later instant
         if _is_finite_number(earlier_mono):
             return max(0.0, later_mono - earlier_mono)
         return 0.0
@@ -130,20 +132,33 @@ def _age_bounds(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono:
     for session in sorted(sessions, key=lambda s: s.id, reverse=True):
         end_age_s = direct_age_s(session, session.end_mono)
         if later is not None:  # this session ended before the later one started
-            end_age_s = max(end_age_s, later.start_age_s + mono_step_s(
-                session, session.end_mono, later.session, later.session.start_mono))
-        start_age_s = max(direct_age_s(session, session.start_mono), end_age_s + mono_step_s(
-            session, session.start_mono, session, session.end_mono))
+            end_age_s = max(
+                end_age_s,
+                later.start_age_s + mono_step_s(session, session.end_mono, later.session, later.session.start_mono),
+            )
+        start_age_s = max(
+            direct_age_s(session, session.start_mono),
+            end_age_s + mono_step_s(session, session.start_mono, session, session.end_mono),
+        )
         later = _Ages(session, start_age_s, end_age_s)
         result.append(later)
     result.reverse()
     return result
 
 
-def start_allowance(sessions: Sequence[SessionRecord], *, now_wall: float, now_mono: float,
-                    boot_id: str, clock_synced: bool, newest_record_wall: float | None,
-                    sessions_per_day: int, min_gap_s: float,
-                    tz: dt.tzinfo | None = None, max_daily_dose_cem43: float | None = None) -> Allowance:
+def start_allowance(
+    sessions: Sequence[SessionRecord],
+    *,
+    now_wall: float,
+    now_mono: float,
+    boot_id: str,
+    clock_synced: bool,
+    newest_record_wall: float | None,
+    sessions_per_day: int,
+    min_gap_s: float,
+    tz: dt.tzinfo | None = None,
+    max_daily_dose_cem43: float | None = None,
+) -> Allowance:
     """May a session start now? See the module docstring for the rules.
 
     `sessions`: at least every session that may have started in the last 26 h, and the newest
@@ -156,26 +171,28 @@ def start_allowance(sessions: Sequence[SessionRecord], *, now_wall: float, now_m
     min_gap_s = _require("min_gap_s", min_gap_s)
     if min_gap_s < 0:
         raise ValueError(f"limits: min_gap_s must be >= 0, got {min_gap_s}")
-    if isinstance(sessions_per_day, bool) or not isinstance(sessions_per_day, int) \
-            or sessions_per_day < 1:
-        raise ValueError(f"limits: sessions_per_day must be an integer >= 1, "
-                         f"got {sessions_per_day!r}")
+    if isinstance(sessions_per_day, bool) or not isinstance(sessions_per_day, int) or sessions_per_day < 1:
+        raise ValueError(f"limits: sessions_per_day must be an integer >= 1, got {sessions_per_day!r}")
     if newest_record_wall is not None:
         newest_record_wall = _require("newest_record_wall", newest_record_wall)
 
-    wall_trusted = (bool(clock_synced) and _local_date(now_wall, tz) is not None
-                    and (newest_record_wall is None or now_wall >= newest_record_wall))
-    ages = _age_bounds(sessions, now_wall=now_wall, now_mono=now_mono, boot_id=boot_id,
-                       wall_trusted=wall_trusted)
+    wall_trusted = (
+        bool(clock_synced)
+        and _local_date(now_wall, tz) is not None
+        and (newest_record_wall is None or now_wall >= newest_record_wall)
+    )
+    ages = _age_bounds(sessions, now_wall=now_wall, now_mono=now_mono, boot_id=boot_id, wall_trusted=wall_trusted)
 
     gap_wait_s = max([0.0] + [min_gap_s - a.end_age_s for a in ages])
 
     if wall_trusted:
         today = _local_date(now_wall, tz)
-        counted = [a for a in ages
-                   if _local_date(now_wall - a.start_age_s, tz) in (today, None)
-                   or (_is_finite_number(a.session.start_wall)
-                       and _local_date(a.session.start_wall, tz) == today)]
+        counted = [
+            a
+            for a in ages
+            if _local_date(now_wall - a.start_age_s, tz) in (today, None)
+            or (_is_finite_number(a.session.start_wall) and _local_date(a.session.start_wall, tz) == today)
+        ]
     else:
         counted = [a for a in ages if a.start_age_s < MAX_LOCAL_DAY_S]
     sessions_today = len(counted)

@@ -50,14 +50,14 @@ from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed, value_of
 from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict, sample_problem
 from controller.core.settings import Config
 
-REFUSAL_SHOW_S = 6.0        # how long the LEDs show why a start was refused
-JOURNAL_STALL_S = 10.0      # a record uncommitted this long: the session ends, the fault latches
-JOURNAL_BUSY_S = 2.0        # a record uncommitted this long: no new start
+REFUSAL_SHOW_S = 6.0  # how long the LEDs show why a start was refused
+JOURNAL_STALL_S = 10.0  # a record uncommitted this long: the session ends, the fault latches
+JOURNAL_BUSY_S = 2.0  # a record uncommitted this long: no new start
 WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
-AMBIENT_WARN_EVERY_S = 60.0 # the "ambient light high" event at most this often
+AMBIENT_WARN_EVERY_S = 60.0  # the "ambient light high" event at most this often
 DOUBT_PAUSE = "distance_doubt"
-START_FRESH_WAIT_S = 0.1    # a start waits this long for full-rate samples of both sensors
-COMFORT = "comfort"         # the lamp is off because the skin reached the comfort set point
+START_FRESH_WAIT_S = 0.1  # a start waits this long for full-rate samples of both sensors
+COMFORT = "comfort"  # the lamp is off because the skin reached the comfort set point
 # Off reasons that are a sensor's momentary doubt (SR-15), not a decision to stop heating.
 DOUBT_OFF_REASONS = frozenset({DOUBT_PAUSE, "distance_unreliable", "skin_doubt", "skin_unreliable"})
 
@@ -66,12 +66,13 @@ DOUBT_OFF_REASONS = frozenset({DOUBT_PAUSE, "distance_unreliable", "skin_doubt",
 class JournalHealth:
     """The journal writer as the daemon sees it at the start of a step. The defaults describe a
     journal written synchronously (the controller's own tests); the daemon's writer is not."""
+
     start_needs_commit: bool = False  # a new session waits ('starting') until its start is durable
-    start_recorded: bool = True     # the start record of the session open before this step is durable
-    stalled_s: float = 0.0          # seconds the oldest record not yet committed has been waiting
+    start_recorded: bool = True  # the start record of the session open before this step is durable
+    stalled_s: float = 0.0  # seconds the oldest record not yet committed has been waiting
     write_error: str | None = None  # why the writer's latest commit failed (None: no failure now)
-    full: bool = False              # its backlog reached capacity
-    limits_current: bool = True     # the allowance was read from a journal holding every session record
+    full: bool = False  # its backlog reached capacity
+    limits_current: bool = True  # the allowance was read from a journal holding every session record
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,10 @@ class StepInputs:
     skin: SensorFeed
     button_pressed: bool
     allowance: Allowance
-    guard_fault: str | None = None   # a code when the independent guard has cut the relay
-    remote_stop: bool = False        # SR-13: "stop the running session" arrived from the bridge
+    guard_fault: str | None = None  # a code when the independent guard has cut the relay
+    remote_stop: bool = False  # SR-13: "stop the running session" arrived from the bridge
     journal: JournalHealth = JournalHealth()
-    button_edges: tuple[tuple[float, bool], ...] = ()   # (time_s, pressed) of each edge since the last step
+    button_edges: tuple[tuple[float, bool], ...] = ()  # (time_s, pressed) of each edge since the last step
 
 
 @dataclass
@@ -96,18 +97,18 @@ class Session:
     pause_reason: str | None = None
     in_band_since_s: float | None = None
     heating_seen: bool = False
-    recorded: bool = False          # its start record is durable: the lamp may go on
+    recorded: bool = False  # its start record is durable: the lamp may go on
     max_skin_c: float = float("-inf")
     min_distance_mm: float = float("inf")
     last_good_distance_s: float | None = None
     light: LightRange = field(default_factory=lambda: LightRange())
     distance_samples_at_start: int = 0
     distance_doubts_at_start: int = 0
-    cooling_since_s: float | None = None    # SR-14: off at the comfort set point since then
-    switches: int = 0                       # relay switch-ons in this session, all of them
-    doubt_switches: int = 0                 # ... of which ended an off stretch of sensor doubt only
-    off_reasons: set[str] = field(default_factory=set)   # why the lamp was off since it last went off
-    dose: DoseMeter = field(default_factory=DoseMeter)     # CEM43 of its good skin samples
+    cooling_since_s: float | None = None  # SR-14: off at the comfort set point since then
+    switches: int = 0  # relay switch-ons in this session, all of them
+    doubt_switches: int = 0  # ... of which ended an off stretch of sensor doubt only
+    off_reasons: set[str] = field(default_factory=set)  # why the lamp was off since it last went off
+    dose: DoseMeter = field(default_factory=DoseMeter)  # CEM43 of its good skin samples
 
     @property
     def peak_skin_c(self) -> float | None:
@@ -138,8 +139,12 @@ class LightRange:
             self.max_ambient_mcps = _higher(self.max_ambient_mcps, ambient_mcps)
 
     def as_fields(self) -> dict[str, float | None]:
-        return {"min_signal_mcps": self.min_signal_mcps, "max_signal_mcps": self.max_signal_mcps,
-                "min_ambient_mcps": self.min_ambient_mcps, "max_ambient_mcps": self.max_ambient_mcps}
+        return {
+            "min_signal_mcps": self.min_signal_mcps,
+            "max_signal_mcps": self.max_signal_mcps,
+            "min_ambient_mcps": self.min_ambient_mcps,
+            "max_ambient_mcps": self.max_ambient_mcps,
+        }
 
 
 def _lower(current: float | None, value: float) -> float:
@@ -163,8 +168,7 @@ def journal_refusal(journal: JournalHealth) -> str | None:
     its latest commit failed, a record has waited JOURNAL_BUSY_S for its commit, or the daily
     limits were not yet read from a journal holding every session record handed over. None
     otherwise."""
-    if (journal.full or not journal.limits_current or journal.write_error
-            or journal.stalled_s > JOURNAL_BUSY_S):
+    if journal.full or not journal.limits_current or journal.write_error or journal.stalled_s > JOURNAL_BUSY_S:
         return "journal_busy"
     return None
 
@@ -211,8 +215,7 @@ def hazard_checks(cfg: Config) -> tuple[Callable[[Sample], str | None], Callable
     """(distance, skin) hazard checks for the samplers, with the judge's own limits."""
     dist_limits = distance_limits(cfg, SafetyController.STARTUP_GRACE_S)
     skin_lim = skin_limits(cfg, SafetyController.STARTUP_GRACE_S)
-    return (lambda sample: distance_hazard(cfg, dist_limits, sample),
-            lambda sample: skin_hazard(cfg, skin_lim, sample))
+    return (lambda sample: distance_hazard(cfg, dist_limits, sample), lambda sample: skin_hazard(cfg, skin_lim, sample))
 
 
 def _idle_rate(judge: SensorJudge, verdict: Verdict) -> bool:
@@ -231,19 +234,25 @@ def distance_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
             return "out_of_range"
         ambient_mcps = sample.ambient_rate_mcps
         if ambient_mcps is not None and ambient_mcps >= cfg.distance.ambient_doubt_mcps:
-            return "unreliable"      # the chip calls it valid, but it is blinded (SR-15)
+            return "unreliable"  # the chip calls it valid, but it is blinded (SR-15)
         return None
 
     f = cfg.faults
-    return SensorLimits("distance", stale_s=f.distance_stale_s,
-                        doubt_s=min(2.5 * period_s, f.distance_stale_s),
-                        frozen_s=f.distance_frozen_s, retry_errors=f.retry_errors,
-                        startup_grace_s=start_s_grace, plausible=plausible,
-                        frozen_exempt=lambda value: value >= NO_TARGET_MM,
-                        doubt_kinds=frozenset({"unreliable"}),
-                        unreliable_after_s=f.distance_unreliable_after_s,
-                        unreliable_window_s=f.distance_unreliable_window_s,
-                        unreliable_share=f.distance_unreliable_share, period_s=period_s)
+    return SensorLimits(
+        "distance",
+        stale_s=f.distance_stale_s,
+        doubt_s=min(2.5 * period_s, f.distance_stale_s),
+        frozen_s=f.distance_frozen_s,
+        retry_errors=f.retry_errors,
+        startup_grace_s=start_s_grace,
+        plausible=plausible,
+        frozen_exempt=lambda value: value >= NO_TARGET_MM,
+        doubt_kinds=frozenset({"unreliable"}),
+        unreliable_after_s=f.distance_unreliable_after_s,
+        unreliable_window_s=f.distance_unreliable_window_s,
+        unreliable_share=f.distance_unreliable_share,
+        period_s=period_s,
+    )
 
 
 def skin_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
@@ -255,10 +264,16 @@ def skin_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
         ambient_ok = sample.ambient_c is None or -40.0 <= sample.ambient_c <= 125.0
         return None if ok and ambient_ok else "out_of_range"
 
-    return SensorLimits("skin", stale_s=cfg.faults.skin_stale_s,
-                        doubt_s=min(2.5 * period_s, cfg.faults.skin_stale_s),
-                        frozen_s=cfg.faults.skin_frozen_s, retry_errors=cfg.faults.retry_errors,
-                        startup_grace_s=start_s_grace, plausible=plausible, period_s=period_s)
+    return SensorLimits(
+        "skin",
+        stale_s=cfg.faults.skin_stale_s,
+        doubt_s=min(2.5 * period_s, cfg.faults.skin_stale_s),
+        frozen_s=cfg.faults.skin_frozen_s,
+        retry_errors=cfg.faults.retry_errors,
+        startup_grace_s=start_s_grace,
+        plausible=plausible,
+        period_s=period_s,
+    )
 
 
 class SafetyController:
@@ -274,10 +289,10 @@ class SafetyController:
         self.session: Session | None = None
         self.lamp_on = False
         self.last_step_s = start_s
-        self.refused: tuple[str, float] | None = None   # (reason, until_s) for the LEDs
+        self.refused: tuple[str, float] | None = None  # (reason, until_s) for the LEDs
         self.press_consumed = False
         self.last_session_end_s = float("-inf")
-        self.last_end_reason: str | None = None   # why the newest session ended
+        self.last_end_reason: str | None = None  # why the newest session ended
         self.sessions_ended = 0
         self.warning = False
         self.last_distance_mm: float | None = None
@@ -286,7 +301,7 @@ class SafetyController:
         self.last_signal_mcps: float | None = None
         self.last_ambient_mcps: float | None = None
         self.ambient_warned_s = float("-inf")
-        self.start_waiting_since_s: float | None = None   # a start request waiting for full-rate samples
+        self.start_waiting_since_s: float | None = None  # a start request waiting for full-rate samples
 
     # -- public --------------------------------------------------------------------
     @property
@@ -349,16 +364,18 @@ class SafetyController:
         skin = self._judge(self.skin, inp.skin, now, events)
         if inp.guard_fault:
             self._latch(inp.guard_fault, "independent guard cut the relay", events)
-        if inp.remote_stop:      # like a stop press: ends a session, does nothing without one
+        if inp.remote_stop:  # like a stop press: ends a session, does nothing without one
             self._end_session("stopped_remotely", now, events)
         if self.session is not None:
             self.session.recorded = self.session.recorded or inp.journal.start_recorded
             if inp.journal.write_error:
-                self._latch("journal_stalled", f"records cannot be written: {inp.journal.write_error}",
-                            events)
+                self._latch("journal_stalled", f"records cannot be written: {inp.journal.write_error}", events)
             elif inp.journal.stalled_s > JOURNAL_STALL_S:
-                self._latch("journal_stalled", f"a journal record has waited "
-                            f"{inp.journal.stalled_s:.1f} s for its commit", events)
+                self._latch(
+                    "journal_stalled",
+                    f"a journal record has waited {inp.journal.stalled_s:.1f} s for its commit",
+                    events,
+                )
         self._button(inp, dist, skin, events)
         if self.start_waiting_since_s is not None:
             self._try_start(inp, dist, skin, events)
@@ -396,9 +413,17 @@ class SafetyController:
         d = self.cfg.distance
         if sample.ambient_rate_mcps >= d.ambient_warn_mcps and now - self.ambient_warned_s >= AMBIENT_WARN_EVERY_S:
             self.ambient_warned_s = now
-            events.append(Event(EventKind.AMBIENT_HIGH, {
-                "ambient_mcps": round(sample.ambient_rate_mcps, 2), "warn_mcps": d.ambient_warn_mcps,
-                "doubt_mcps": d.ambient_doubt_mcps, "doubt_share": round(self.distance.doubt_share(), 3)}))
+            events.append(
+                Event(
+                    EventKind.AMBIENT_HIGH,
+                    {
+                        "ambient_mcps": round(sample.ambient_rate_mcps, 2),
+                        "warn_mcps": d.ambient_warn_mcps,
+                        "doubt_mcps": d.ambient_doubt_mcps,
+                        "doubt_share": round(self.distance.doubt_share(), 3),
+                    },
+                )
+            )
 
     def _latch(self, code: str, detail: str, events: list[Event]) -> None:
         if code not in self.latched:
@@ -415,8 +440,7 @@ class SafetyController:
                 self.start_waiting_since_s = None
                 # A press that began while a session ran was meant to stop it, even when the
                 # session ended by itself before the press was confirmed: it never starts one.
-                self.press_consumed = (self.session is not None
-                                       or self.last_session_end_s >= self.button.pressed_since_s)
+                self.press_consumed = self.session is not None or self.last_session_end_s >= self.button.pressed_since_s
                 if self.session is not None:
                     self._end_session("stopped_by_button", inp.now_s, events)
             elif event == "long" and self.latched:
@@ -474,13 +498,17 @@ class SafetyController:
             events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
             return
         self.refused = None
-        assert dist.good is not None and skin.good is not None   # start_refusal said so
-        self.session = Session(start_s=inp.now_s, skin_baseline_c=value_of(skin.good),
-                               distance_samples_at_start=self.distance.samples_taken,
-                               distance_doubts_at_start=self.distance.doubts_taken,
-                               recorded=not inp.journal.start_needs_commit)
-        events.append(Event(EventKind.SESSION_STARTED, {"skin_c": value_of(skin.good),
-                                           "distance_mm": self.person_mm(dist.good)}))
+        assert dist.good is not None and skin.good is not None  # start_refusal said so
+        self.session = Session(
+            start_s=inp.now_s,
+            skin_baseline_c=value_of(skin.good),
+            distance_samples_at_start=self.distance.samples_taken,
+            distance_doubts_at_start=self.distance.doubts_taken,
+            recorded=not inp.journal.start_needs_commit,
+        )
+        events.append(
+            Event(EventKind.SESSION_STARTED, {"skin_c": value_of(skin.good), "distance_mm": self.person_mm(dist.good)})
+        )
 
     def _end_session(self, reason: str, now: float, events: list[Event]) -> None:
         ses = self.session
@@ -490,22 +518,33 @@ class SafetyController:
         self.last_session_end_s = now
         self.last_end_reason = reason
         self.sessions_ended += 1
-        events.append(Event(EventKind.SESSION_ENDED, {
-            "reason": reason, "on_s": round(ses.on_s, 3), "elapsed_s": round(now - ses.start_s, 3),
-            "max_skin_c": ses.peak_skin_c, "min_distance_mm": ses.closest_mm,
-            **self.session_counters(ses), **self.session_light(ses)}))
+        events.append(
+            Event(
+                EventKind.SESSION_ENDED,
+                {
+                    "reason": reason,
+                    "on_s": round(ses.on_s, 3),
+                    "elapsed_s": round(now - ses.start_s, 3),
+                    "max_skin_c": ses.peak_skin_c,
+                    "min_distance_mm": ses.closest_mm,
+                    **self.session_counters(ses),
+                    **self.session_light(ses),
+                },
+            )
+        )
 
     @staticmethod
     def session_counters(ses: Session) -> dict[str, float]:
         """What only grows during a session: its heat dose and lamp switch-ons."""
-        return {"dose_cem43": round(ses.dose.cem43, 6), "switches": ses.switches,
-                "doubt_switches": ses.doubt_switches}
+        return {"dose_cem43": round(ses.dose.cem43, 6), "switches": ses.switches, "doubt_switches": ses.doubt_switches}
 
     def session_light(self, ses: Session) -> dict[str, float | int | None]:
         """The session's light-rate range and how many of its distance samples were doubted."""
-        return {**ses.light.as_fields(),
-                "distance_samples": self.distance.samples_taken - ses.distance_samples_at_start,
-                "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start}
+        return {
+            **ses.light.as_fields(),
+            "distance_samples": self.distance.samples_taken - ses.distance_samples_at_start,
+            "distance_doubts": self.distance.doubts_taken - ses.distance_doubts_at_start,
+        }
 
     # -- the session ---------------------------------------------------------------
     def _open_session(self) -> Session:
@@ -521,7 +560,7 @@ class SafetyController:
             ses.max_skin_c = max(ses.max_skin_c, skin_c)
             ses.dose.add(skin.good.t_s, skin_c)
             if cfg.skin.comfort_c is not None and skin_c >= cfg.skin.comfort_c:
-                ses.heating_seen = True      # a start is refused at comfort_c: the skin rose to it
+                ses.heating_seen = True  # a start is refused at comfort_c: the skin rose to it
             if skin_at_limit(cfg, skin_c):
                 self._latch("skin_overheat", f"skin {skin_c:.2f} C >= limit {cfg.skin.limit_c} C", events)
         if self.latched:
@@ -537,12 +576,15 @@ class SafetyController:
         if not ses.heating_seen:
             ses.heating_seen = ses.max_skin_c - ses.skin_baseline_c >= cfg.skin.heating_min_rise_c
             if not ses.heating_seen and ses.on_s >= cfg.skin.heating_check_s:
-                self._latch("skin_not_heating", f"skin rose {ses.max_skin_c - ses.skin_baseline_c:.2f} C "
-                            f"in {ses.on_s:.0f} s of heat", events)
+                self._latch(
+                    "skin_not_heating",
+                    f"skin rose {ses.max_skin_c - ses.skin_baseline_c:.2f} C in {ses.on_s:.0f} s of heat",
+                    events,
+                )
                 self._end_session("fault", now, events)
                 return False, "skin_not_heating"
         distance_ok = self._distance_step(now, dist, events)
-        if ses is not self.session:          # the pause lasted too long and ended the session
+        if ses is not self.session:  # the pause lasted too long and ended the session
             return False, ses.pause_reason or "paused"
         if not distance_ok:
             return False, ses.pause_reason or dist.doubt or "distance_doubt"
@@ -610,8 +652,11 @@ class SafetyController:
             self._pause("too_close", now, events)
         elif distance_mm >= d.absent_mm or value_of(dist.good) >= NO_TARGET_MM:
             self._pause("nobody_there", now, events)
-        elif ses.paused_since_s is not None and ses.in_band_since_s is not None \
-                and now - ses.in_band_since_s >= d.resume_after_s:
+        elif (
+            ses.paused_since_s is not None
+            and ses.in_band_since_s is not None
+            and now - ses.in_band_since_s >= d.resume_after_s
+        ):
             events.append(Event(EventKind.RESUMED, {"paused_s": round(now - ses.paused_since_s, 3)}))
             ses.paused_since_s = ses.pause_reason = None
         if ses.paused_since_s is None:
@@ -644,9 +689,11 @@ class SafetyController:
         ses, d = self._open_session(), self.cfg.distance
         if ses.paused_since_s is None:
             return False
-        ends = {"too_close": (d.max_pause_s, "too_close_too_long"),
-                "nobody_there": (d.absent_end_s, "nobody_there"),
-                DOUBT_PAUSE: (d.max_pause_s, "distance_doubt_too_long")}
+        ends = {
+            "too_close": (d.max_pause_s, "too_close_too_long"),
+            "nobody_there": (d.absent_end_s, "nobody_there"),
+            DOUBT_PAUSE: (d.max_pause_s, "distance_doubt_too_long"),
+        }
         limit_s, end_reason = ends.get(ses.pause_reason or "", (d.max_pause_s, "paused_too_long"))
         if now - ses.paused_since_s >= limit_s:
             self._end_session(end_reason, now, events)
@@ -662,7 +709,7 @@ class SafetyController:
 
     def _decide(self, lamp_on: bool, reason: str, events: list[Event], skin: Verdict) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
-        if self.session is not None:     # what the next switch-on ends (see _count_switch_on)
+        if self.session is not None:  # what the next switch-on ends (see _count_switch_on)
             if lamp_on:
                 self.session.off_reasons.clear()
             else:

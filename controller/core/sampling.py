@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from controller.core.settings import Config
 
-IDLE_DISTANCE_PERIOD_S = 0.2   # 5 Hz (full rate: the VL53L0X's timing budget, 33 ms)
-IDLE_SKIN_PERIOD_S = 0.5       # 2 Hz (full rate: skin.period_ms, 250 ms)
-FULL_RATE_HOLD_S = 2.0         # after the last button edge (a press is being decided)
+IDLE_DISTANCE_PERIOD_S = 0.2  # 5 Hz (full rate: the VL53L0X's timing budget, 33 ms)
+IDLE_SKIN_PERIOD_S = 0.5  # 2 Hz (full rate: skin.period_ms, 250 ms)
+FULL_RATE_HOLD_S = 2.0  # after the last button edge (a press is being decided)
 # Quiet idle: the loop steps at least this often (besides every sample), so a bound that
 # runs out between samples (a hung read, a sensor gone silent) is acted on within it.
 IDLE_LOOP_PERIOD_S = IDLE_DISTANCE_PERIOD_S
@@ -24,12 +24,14 @@ IDLE_LOOP_PERIOD_S = IDLE_DISTANCE_PERIOD_S
 
 def idle_periods_s(cfg: Config) -> tuple[float, float]:
     """(distance, skin) idle-rate periods: never faster than the full rate."""
-    return (max(IDLE_DISTANCE_PERIOD_S, cfg.distance.timing_budget_ms / 1000.0),
-            max(IDLE_SKIN_PERIOD_S, cfg.skin.period_ms / 1000.0))
+    return (
+        max(IDLE_DISTANCE_PERIOD_S, cfg.distance.timing_budget_ms / 1000.0),
+        max(IDLE_SKIN_PERIOD_S, cfg.skin.period_ms / 1000.0),
+    )
 
 
-def wants_full_rate(*, session_open: bool, button_pressed: bool, start_waiting: bool,
-                    last_button_edge_s: float, now_s: float) -> bool:
+def wants_full_rate(
+    *, session_open: bool, button_pressed: bool, start_waiting: bool, last_button_edge_s: float, now_s: float
+) -> bool:
     """Should the samplers read at the full rate now?"""
-    return (session_open or button_pressed or start_waiting
-            or now_s - last_button_edge_s < FULL_RATE_HOLD_S)
+    return session_open or button_pressed or start_waiting or now_s - last_button_edge_s < FULL_RATE_HOLD_S

@@ -42,36 +42,41 @@ from controller.core.readings import Sample, SensorFeed, value_of
 
 @dataclass(frozen=True)
 class SensorLimits:
-    name: str                 # 'distance' or 'skin'; fault codes are f'{name}_{kind}'
+    name: str  # 'distance' or 'skin'; fault codes are f'{name}_{kind}'
     stale_s: float
     doubt_s: float
     frozen_s: float
     retry_errors: int
     startup_grace_s: float
-    plausible: Callable[[Sample], str | None]   # returns a failure kind or None
+    plausible: Callable[[Sample], str | None]  # returns a failure kind or None
     frozen_exempt: Callable[[float], bool] = lambda value: False
-    doubt_kinds: frozenset[str] = frozenset()    # failure kinds that are doubt, not a broken part
+    doubt_kinds: frozenset[str] = frozenset()  # failure kinds that are doubt, not a broken part
     unreliable_after_s: float = math.inf
     unreliable_window_s: float = 10.0
     unreliable_share: float = 1.0
-    period_s: float = 0.0     # the full-rate sample period the time bounds are stated for (0: no scaling)
+    period_s: float = 0.0  # the full-rate sample period the time bounds are stated for (0: no scaling)
 
     def at_period(self, period_s: float | None) -> SensorLimits:
         """These limits for a sampler reading every `period_s` (rule 7)."""
         if not self.period_s or period_s is None or period_s <= self.period_s:
             return self
         factor = period_s / self.period_s
-        return replace(self, stale_s=self.stale_s * factor, doubt_s=self.doubt_s * factor,
-                       frozen_s=self.frozen_s * factor, period_s=period_s)
+        return replace(
+            self,
+            stale_s=self.stale_s * factor,
+            doubt_s=self.doubt_s * factor,
+            frozen_s=self.frozen_s * factor,
+            period_s=period_s,
+        )
 
 
 @dataclass(frozen=True)
 class Verdict:
-    good: Sample | None        # the newest good sample when the sensor may be trusted now
-    doubt: str | None = None   # why the lamp must be off for now (not latched)
-    fault: str | None = None   # fault kind to latch ('io_error', 'frozen', ...)
+    good: Sample | None  # the newest good sample when the sensor may be trusted now
+    doubt: str | None = None  # why the lamp must be off for now (not latched)
+    fault: str | None = None  # fault kind to latch ('io_error', 'frozen', ...)
     detail: str = ""
-    unreliable: bool = False   # the doubt is the sensor's own "not trustworthy" (SR-15)
+    unreliable: bool = False  # the doubt is the sensor's own "not trustworthy" (SR-15)
 
 
 def sample_problem(lim: SensorLimits, sample: Sample) -> tuple[str | None, str]:
@@ -80,8 +85,11 @@ def sample_problem(lim: SensorLimits, sample: Sample) -> tuple[str | None, str]:
     sampler's hazard check (controller/core/safety.py: distance_hazard, skin_hazard)."""
     if sample.error is not None:
         return sample.error, sample.detail
-    if sample.value is None or math.isnan(sample.value) or (
-            sample.ambient_c is not None and math.isnan(sample.ambient_c)):
+    if (
+        sample.value is None
+        or math.isnan(sample.value)
+        or (sample.ambient_c is not None and math.isnan(sample.ambient_c))
+    ):
         return "nan", "reading is not a number"
     kind = lim.plausible(sample)
     if kind is None:
@@ -108,16 +116,17 @@ class SensorJudge:
         self.frozen_since_s = 0.0
         self.last_problem = ""
         self.last_sample_s = now_s
-        self.doubting = False                            # the newest sample was a doubt
+        self.doubting = False  # the newest sample was a doubt
         self.window: deque[tuple[float, bool]] = deque()  # (t_s, doubted) of recent samples
         self.window_doubts = 0
-        self.samples_taken = 0                           # counters for the session's record
+        self.samples_taken = 0  # counters for the session's record
         self.doubts_taken = 0
-        self.latest: Sample | None = None                # newest sample, good or not
+        self.latest: Sample | None = None  # newest sample, good or not
 
     def doubt_share(self) -> float:
         """Share of doubted samples in the current window (0 when empty)."""
         return self.window_doubts / len(self.window) if self.window else 0.0
+
     def full_rate(self, sample: Sample | None) -> bool:
         """Was `sample` read at the full rate (not the idle rate)?"""
         return sample is not None and (sample.period_s is None or sample.period_s <= self.limits.period_s)
@@ -140,23 +149,28 @@ class SensorJudge:
             busy_s = now_s - feed.busy_since_s
             good_age_s = now_s - (self.last_good.t_s if self.last_good else self.start_s)
             if busy_s > lim.stale_s or good_age_s > lim.stale_s:
-                return Verdict(None, fault="hang", detail=f"read blocked for {busy_s:.2f} s, "
-                                                          f"no good reading for {good_age_s:.2f} s")
+                return Verdict(
+                    None,
+                    fault="hang",
+                    detail=f"read blocked for {busy_s:.2f} s, no good reading for {good_age_s:.2f} s",
+                )
         # While fresh samples keep coming and say "not trustworthy", the longer doubt bound
         # replaces the stale rule; a sampler that stops delivering is still stale at stale_s.
         doubting = self.doubting and now_s - self.last_sample_s <= lim.stale_s
         if self.last_good is None:
             if doubting and now_s - self.start_s > max(lim.startup_grace_s, lim.unreliable_after_s):
-                return Verdict(None, fault="unreliable", detail=f"no trustworthy reading since start "
-                                                                f"({self.last_problem})")
+                return Verdict(
+                    None, fault="unreliable", detail=f"no trustworthy reading since start ({self.last_problem})"
+                )
             if not doubting and now_s - self.start_s > lim.startup_grace_s:
                 detail = self.last_problem or f"no reading within {lim.startup_grace_s:.1f} s of start"
                 return Verdict(None, fault="missing", detail=detail)
             return Verdict(None, doubt=f"{lim.name}_not_ready", unreliable=doubting)
         age_s = now_s - self.last_good.t_s
         if doubting and age_s > lim.unreliable_after_s:
-            return Verdict(None, fault="unreliable",
-                           detail=f"no trustworthy reading for {age_s:.2f} s ({self.last_problem})")
+            return Verdict(
+                None, fault="unreliable", detail=f"no trustworthy reading for {age_s:.2f} s ({self.last_problem})"
+            )
         if not doubting and age_s > lim.stale_s:
             detail = f"no good reading for {age_s:.2f} s" + (f" ({self.last_problem})" if self.last_problem else "")
             return Verdict(None, fault="stale", detail=detail)
@@ -178,12 +192,14 @@ class SensorJudge:
             self.doubting = True
             self.doubts_taken += 1
             self.last_problem = f"{kind}: {detail}"
-            if (sample.t_s - self.start_s >= lim.unreliable_window_s
-                    and self.doubt_share() > lim.unreliable_share):
-                return Verdict(None, fault="unreliable",
-                               detail=f"{self.window_doubts} of {len(self.window)} readings in "
-                                      f"{lim.unreliable_window_s:g} s not trustworthy ({detail})")
-            return None               # judge() applies the no-trustworthy bound and says "doubt"
+            if sample.t_s - self.start_s >= lim.unreliable_window_s and self.doubt_share() > lim.unreliable_share:
+                return Verdict(
+                    None,
+                    fault="unreliable",
+                    detail=f"{self.window_doubts} of {len(self.window)} readings in "
+                    f"{lim.unreliable_window_s:g} s not trustworthy ({detail})",
+                )
+            return None  # judge() applies the no-trustworthy bound and says "doubt"
         if kind is not None:
             self.error_streak += 1
             self.last_problem = f"{kind}: {detail}"
@@ -197,8 +213,11 @@ class SensorJudge:
         if lim.frozen_exempt(value_of(sample)) or sample.value != self.frozen_value:
             self.frozen_value, self.frozen_since_s = sample.value, sample.t_s
         elif sample.t_s - self.frozen_since_s >= lim.frozen_s:
-            return Verdict(None, fault="frozen",
-                           detail=f"value {sample.value!r} unchanged for {sample.t_s - self.frozen_since_s:.1f} s")
+            return Verdict(
+                None,
+                fault="frozen",
+                detail=f"value {sample.value!r} unchanged for {sample.t_s - self.frozen_since_s:.1f} s",
+            )
         return None
 
     def _count(self, t_s: float, doubted: bool) -> None:

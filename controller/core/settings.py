@@ -19,7 +19,7 @@ class Hard(float):
     """A bound that is a safety limit (SR-4..SR-7, SR-12): configuration may only tighten it."""
 
 
-USABLE_PINS = (4, 27)   # BCM 0/1 are the HAT EEPROM, 2/3 are I2C
+USABLE_PINS = (4, 27)  # BCM 0/1 are the HAT EEPROM, 2/3 are I2C
 
 
 def bounded(default: Any, lowest: float, highest: float) -> Any:
@@ -29,8 +29,12 @@ def bounded(default: Any, lowest: float, highest: float) -> Any:
 
 def field_bounds(sections: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """{"section.key": (lowest, highest)} of every `bounded` field of the sections' dataclasses."""
-    return {f"{name}.{f.name}": f.metadata["bounds"] for name, cls in sections.items()
-            for f in dataclasses.fields(cls) if "bounds" in f.metadata}
+    return {
+        f"{name}.{f.name}": f.metadata["bounds"]
+        for name, cls in sections.items()
+        for f in dataclasses.fields(cls)
+        if "bounds" in f.metadata
+    }
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class GpioConfig:
     led_amber_pin: int = bounded(23, *USABLE_PINS)
     led_red_pin: int = bounded(24, *USABLE_PINS)
     buzzer_pin: int | None = bounded(None, *USABLE_PINS)
-    distance_ready_pin: int | None = bounded(None, *USABLE_PINS)   # VL53L0X GPIO1 (data ready); None: poll I2C
+    distance_ready_pin: int | None = bounded(None, *USABLE_PINS)  # VL53L0X GPIO1 (data ready); None: poll I2C
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class SkinConfig:
     heating_min_rise_c: float = bounded(1.0, 0.3, 5)
     sensor_body_max_c: float = bounded(60.0, 35, 85)
     period_ms: int = bounded(250, 100, 250)
-    comfort_c: float | None = bounded(41.0, 36, 45)   # SR-14 servo set point; None: no servo (trip only)
+    comfort_c: float | None = bounded(41.0, 36, 45)  # SR-14 servo set point; None: no servo (trip only)
     comfort_hysteresis_c: float = bounded(0.7, 0.3, 2)
 
 
@@ -91,8 +95,8 @@ class SessionConfig:
     max_wall_minutes: float = bounded(30.0, 1, 40)
     sessions_per_day: int = bounded(3, 1, Hard(3))
     min_gap_minutes: float = bounded(60.0, Hard(30), 1440)
-    min_off_s: float = bounded(30.0, 10, 300)      # SR-14: a comfort pause lasts at least this long
-    max_switches: int = bounded(20, 2, 100)        # SR-14: lamp switch-ons per session (doubt switches aside)
+    min_off_s: float = bounded(30.0, 10, 300)  # SR-14: a comfort pause lasts at least this long
+    max_switches: int = bounded(20, 2, 100)  # SR-14: lamp switch-ons per session (doubt switches aside)
     max_daily_dose_cem43: float | None = bounded(None, 0.1, 1000)
 
     @property

@@ -63,7 +63,7 @@ def current_boot_id(path: Path = BOOT_ID_PATH) -> str | None:
         return None
 
 
-TIME_ERROR = 5   # adjtimex() return value: clock not synchronised
+TIME_ERROR = 5  # adjtimex() return value: clock not synchronised
 
 
 def boot_id() -> str:
@@ -90,7 +90,7 @@ class ClockSync:
         if Path("/run/systemd/timesync/synchronized").exists():
             return True
         try:
-            buf = ctypes.create_string_buffer(512)       # struct timex, zeroed: modes = 0 (read only)
+            buf = ctypes.create_string_buffer(512)  # struct timex, zeroed: modes = 0 (read only)
             state = ctypes.CDLL(None, use_errno=True).adjtimex(buf)
             return state not in (-1, TIME_ERROR)
         except (OSError, AttributeError):

@@ -25,8 +25,19 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from controller.core.settings import (  # noqa: F401 - the settings' types, read through this module too
-    USABLE_PINS, ButtonConfig, Config, DistanceConfig, FaultConfig, GpioConfig, Hard, LoopConfig, PathsConfig,
-    SessionConfig, SkinConfig, bounded, field_bounds,
+    USABLE_PINS,
+    ButtonConfig,
+    Config,
+    DistanceConfig,
+    FaultConfig,
+    GpioConfig,
+    Hard,
+    LoopConfig,
+    PathsConfig,
+    SessionConfig,
+    SkinConfig,
+    bounded,
+    field_bounds,
 )
 from controller.service.yaml_numbers import NumberFormError, plain_number
 
@@ -42,6 +53,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class _Where:
     """Where a value came from: rank 0 = default, 1 = config file, 2 = overrides."""
+
     source: str
     line: int | None
     rank: int
@@ -76,21 +88,22 @@ class Schema:
 
     @property
     def types(self) -> dict:
-        return {f"{name}.{key}": hint for name, cls in self.sections.items()
-                for key, hint in typing.get_type_hints(cls).items()}
+        return {
+            f"{name}.{key}": hint
+            for name, cls in self.sections.items()
+            for key, hint in typing.get_type_hints(cls).items()
+        }
 
 
 def sections_of(config_class) -> dict:
     """{section name: dataclass} of a config dataclass whose fields are sections (+ `source`,
     and `origins` where it has them)."""
     hints = typing.get_type_hints(config_class)
-    return {f.name: hints[f.name] for f in dataclasses.fields(config_class)
-            if f.name not in ("source", "origins")}
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class) if f.name not in ("source", "origins")}
 
 
 _SECTIONS = sections_of(Config)
-_TYPES = {f"{name}.{key}": hint for name, cls in _SECTIONS.items()
-          for key, hint in typing.get_type_hints(cls).items()}
+_TYPES = {f"{name}.{key}": hint for name, cls in _SECTIONS.items() for key, hint in typing.get_type_hints(cls).items()}
 _PIN_KEYS = [key for key in _TYPES if key.startswith("gpio.") and key.endswith("_pin")]
 
 # Inclusive (lowest, highest) of every number, as declared at its field.
@@ -108,8 +121,12 @@ _RELATIONS = (
     ("faults.distance_unreliable_after_s", ">=", "faults.distance_stale_s"),
     ("skin.comfort_c", "<=", "skin.limit_c - skin.warning_margin_c"),
 )
-_COMPARE = {">=": (operator.ge, "at least"), ">": (operator.gt, "greater than"),
-            "<": (operator.lt, "less than"), "<=": (operator.le, "at most")}
+_COMPARE = {
+    ">=": (operator.ge, "at least"),
+    ">": (operator.gt, "greater than"),
+    "<": (operator.lt, "less than"),
+    "<=": (operator.le, "at most"),
+}
 
 LAMP_SCHEMA = Schema(_SECTIONS, _BOUNDS, _RELATIONS)
 
@@ -131,8 +148,8 @@ def _last_set(keys: typing.Iterable[str], where_of: typing.Callable[[str], _Wher
 
 
 def _fmt(number) -> str:
-    if isinstance(number, int) and not isinstance(number, bool) and abs(number) >= 10 ** 15:
-        return f"a {int(math.log10(abs(number))) + 1}-digit number"   # str() of it may even fail
+    if isinstance(number, int) and not isinstance(number, bool) and abs(number) >= 10**15:
+        return f"a {int(math.log10(abs(number))) + 1}-digit number"  # str() of it may even fail
     if isinstance(number, float) and math.isfinite(number):
         number = round(number, 9)
         return str(int(number)) if number.is_integer() else repr(number)
@@ -219,8 +236,7 @@ def _checked_value(schema: Schema, key: str, raw, where: _Where):
     if kind is bool or kind is str:
         if not isinstance(value, kind):
             wanted = "true or false" if kind is bool else ("text" if pattern else "a path (text)")
-            _refuse(where, key, f"must be {wanted}{' or null' if optional else ''}, "
-                                f"got {_describe(value)}")
+            _refuse(where, key, f"must be {wanted}{' or null' if optional else ''}, got {_describe(value)}")
         if kind is str and isinstance(value, str) and pattern is None and not Path(value).is_absolute():
             _refuse(where, key, f"must be an absolute path, got {value!r}")
         if kind is str and isinstance(value, str) and pattern is not None and not re.fullmatch(pattern[0], value):
@@ -234,7 +250,7 @@ def _checked_value(schema: Schema, key: str, raw, where: _Where):
     if kind is float and is_number:
         try:
             value = float(value)
-        except OverflowError:         # an int from a dict beyond the float range
+        except OverflowError:  # an int from a dict beyond the float range
             _refuse(where, key, f"{_fmt(value)} is far too large")
     if kind is float and (not is_number or math.isnan(value)):
         _refuse(where, key, f"must be a number, got {_describe(value)}")
@@ -256,8 +272,7 @@ def _read_entries(schema: Schema, tree, source: str, rank: int) -> dict:
     known = schema.types
     for section, section_tree, section_where in _items(tree, "(top level)", top):
         if section not in schema.sections:
-            _refuse(section_where, section,
-                    "unknown section" + _suggest(section, [*schema.sections, *known]))
+            _refuse(section_where, section, "unknown section" + _suggest(section, [*schema.sections, *known]))
         for key, raw, where in _items(section_tree, section, section_where):
             dotted = f"{section}.{key}"
             if dotted not in known:
@@ -305,7 +320,7 @@ def _check_relations(schema: Schema, values: dict) -> None:
             bound = bound + amount if sign == "+" else bound - amount
         compare, words = _COMPARE[relation]
         value = values[subject][0]
-        if value is None or compare(value, round(bound, 9)):   # null: the setting is off
+        if value is None or compare(value, round(bound, 9)):  # null: the setting is off
             continue
         involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
         blamed = _last_set(involved, lambda key: values[key][1])
@@ -335,35 +350,42 @@ def default_config_path() -> Path:
     return BUNDLED_CONFIG_PATH
 
 
-def load_config(path: str | Path | None = None, *, overrides=None,
-                overrides_source: str = "<overrides>") -> Config:
+def load_config(path: str | Path | None = None, *, overrides=None, overrides_source: str = "<overrides>") -> Config:
     """Load and validate the file, deep-merging `overrides` (None, a dict, or a yaml MappingNode
     whose marks point into `overrides_source`) over it. Returns a Config or raises ConfigError."""
     source = str(default_config_path() if path is None else path)
-    return load_sections(LAMP_SCHEMA, source, overrides=overrides, overrides_source=overrides_source,
-                         check=_check_pins_distinct,
-                         build=lambda sections, origins: Config(**sections, source=source, origins=origins))
+    return load_sections(
+        LAMP_SCHEMA,
+        source,
+        overrides=overrides,
+        overrides_source=overrides_source,
+        check=_check_pins_distinct,
+        build=lambda sections, origins: Config(**sections, source=source, origins=origins),
+    )
 
 
-def load_sections(schema: Schema, source: str, *, build, overrides=None,
-                  overrides_source: str = "<overrides>", check=None):
+def load_sections(
+    schema: Schema, source: str, *, build, overrides=None, overrides_source: str = "<overrides>", check=None
+):
     """Validate the YAML file `source` (plus `overrides`) against `schema` and return
     `build({section name: section dataclass}, {dotted key: where it was set})`, or raise
     ConfigError (one line, file:line: key).
     `check(values)` runs extra rules over {'section.key': (value, where)}."""
     try:
         defaults = _Where(source, None, 0)
-        values = {key: (getattr(schema.sections[key.split(".")[0]](), key.split(".")[1]), defaults)
-                  for key in schema.types}
+        values = {
+            key: (getattr(schema.sections[key.split(".")[0]](), key.split(".")[1]), defaults) for key in schema.types
+        }
         values.update(_read_entries(schema, _compose_file(source), source, rank=1))
         if overrides is not None:
             values.update(_read_entries(schema, overrides, overrides_source, rank=2))
         _check_relations(schema, values)
         if check is not None:
             check(values)
-        sections = {name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items()
-                                 if key.startswith(name + ".")})
-                    for name, cls in schema.sections.items()}
+        sections = {
+            name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items() if key.startswith(name + ".")})
+            for name, cls in schema.sections.items()
+        }
         return build(sections, types.MappingProxyType({key: where for key, (_, where) in values.items()}))
     except ConfigError:
         raise

@@ -40,22 +40,23 @@ from drivers.hardware import Hardware
 
 log = logging.getLogger("irlamp")
 
-MAX_EXCEPTION_STREAK = 20      # consecutive failing steps before the daemon gives up (exit 1)
+MAX_EXCEPTION_STREAK = 20  # consecutive failing steps before the daemon gives up (exit 1)
 ALLOWANCE_REFRESH_S = 1.0
 FAULT_BUZZ_S = 1.0
 END_BUZZ_S = 0.3
-DRAIN_TIMEOUT_S = 15.0          # a clean stop waits this long for the journal backlog
+DRAIN_TIMEOUT_S = 15.0  # a clean stop waits this long for the journal backlog
 STATUS_CLOSE_TIMEOUT_S = 2.0
-TRACE_INTERVAL_S = 1.0          # a session's trace: one row about this often (and at each relay change)
+TRACE_INTERVAL_S = 1.0  # a session's trace: one row about this often (and at each relay change)
 
-Emit = Callable[..., None]      # emit(kind, **fields): an EventKind or a DaemonEvent
+Emit = Callable[..., None]  # emit(kind, **fields): an EventKind or a DaemonEvent
 
 
 class DaemonEvent(StrEnum):
     """What the daemon reports besides the decision's events (core/events.py)."""
-    RELAY = "relay"                              # on, reason: the lamp's actual state changed
+
+    RELAY = "relay"  # on, reason: the lamp's actual state changed
     SESSION_INTERRUPTED = "session_interrupted"  # session: a crash-cut session closed at start-up
-    FAULTS_RESTORED = "faults_restored"          # codes: faults still latched from before a restart
+    FAULTS_RESTORED = "faults_restored"  # codes: faults still latched from before a restart
 
 
 class FatalLoopError(Exception):
@@ -63,11 +64,24 @@ class FatalLoopError(Exception):
 
 
 class Daemon:
-    def __init__(self, cfg, hw: Hardware, clock, journal: Journal, *, status_path, boot_id: str,
-                 clock_synced: Callable[[], bool] = lambda: True, notifier=None,
-                 emit: Emit | None = None, status_interval_s: float | None = None,
-                 simulated: bool | None = None, remote_stop=None, disk: SimulatedDisk | None = None,
-                 on_journal_commit: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        cfg,
+        hw: Hardware,
+        clock,
+        journal: Journal,
+        *,
+        status_path,
+        boot_id: str,
+        clock_synced: Callable[[], bool] = lambda: True,
+        notifier=None,
+        emit: Emit | None = None,
+        status_interval_s: float | None = None,
+        simulated: bool | None = None,
+        remote_stop=None,
+        disk: SimulatedDisk | None = None,
+        on_journal_commit: Callable[[], None] | None = None,
+    ):
         """`disk`: the simulated disk's commit timing; with a simulated clock the journal writer
         always runs on it (default: commits take no time). With a real clock the writer and the
         status writer get threads of their own; `on_journal_commit` is called on the writer's
@@ -80,13 +94,13 @@ class Daemon:
         self.emit: Emit = emit or (lambda event, **fields: None)
         self.status_interval_s = status_interval_s or cfg.loop.status_interval_s
         self.simulated = clock.simulated if simulated is None else simulated
-        self.remote_stop = remote_stop      # controller.service.remote_stop.RemoteStopChannel or None
+        self.remote_stop = remote_stop  # controller.service.remote_stop.RemoteStopChannel or None
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
-        self.start_ticket: int | None = None     # the open session's start record
-        self.session_ticket = 0                  # the newest session start/end record
+        self.start_ticket: int | None = None  # the open session's start record
+        self.session_ticket = 0  # the newest session start/end record
         self.last_checkpoint_s = now
-        self.trace: list[TracePoint] = []        # rows not yet handed to the writer
+        self.trace: list[TracePoint] = []  # rows not yet handed to the writer
         self.last_trace_s = float("-inf")
         self.last_status_s = float("-inf")
         self.last_ping_s = float("-inf")
@@ -116,15 +130,15 @@ class Daemon:
             self.last_fault = {"code": last.code, "detail": last.detail, "wall": last.wall}
             log.warning("faults still latched from before the restart: %s (hold the button 3 s)", ", ".join(codes))
             self.emit(DaemonEvent.FAULTS_RESTORED, codes=codes)
-        if clock_synced():       # only a wall clock known to be right may say what is 90 days old
+        if clock_synced():  # only a wall clock known to be right may say what is 90 days old
             pruned = journal.prune_traces(clock.wall() - self._trace_retention_s())
             if pruned:
                 log.info("pruned %d trace rows older than %g days", pruned, cfg.records.trace_retention_days)
         real_time = not clock.simulated
-        self.writer = JournalWriter(journal, clock.monotonic, on_commit=on_journal_commit,
-                                    disk=None if real_time else (disk or SimulatedDisk()))
-        self.status_writer = (StatusWriter(status_path, threaded=real_time)
-                              if status_path is not None else None)
+        self.writer = JournalWriter(
+            journal, clock.monotonic, on_commit=on_journal_commit, disk=None if real_time else (disk or SimulatedDisk())
+        )
+        self.status_writer = StatusWriter(status_path, threaded=real_time) if status_path is not None else None
 
     # -- the loop body ---------------------------------------------------------------------
     def step(self) -> None:
@@ -138,14 +152,24 @@ class Daemon:
 
     def _step(self, now: float) -> None:
         hw, ctl = self.hw, self.controller
-        edges = hw.panel.take_button_edges()     # edges first: a later edge is also in the level
+        edges = hw.panel.take_button_edges()  # edges first: a later edge is also in the level
         button = hw.panel.button_pressed()
         allowance = self._allowance(now, refresh=bool(edges) or button != self.last_button)
         self.last_button = button
         remote_stop = self.remote_stop is not None and self.remote_stop.take()
-        decision = ctl.step(StepInputs(now, hw.distance.feed(), hw.skin.feed(), button, allowance,
-                                       hw.guard.tripped, remote_stop, journal=self.journal_health(now),
-                                       button_edges=tuple(edges)))
+        decision = ctl.step(
+            StepInputs(
+                now,
+                hw.distance.feed(),
+                hw.skin.feed(),
+                button,
+                allowance,
+                hw.guard.tripped,
+                remote_stop,
+                journal=self.journal_health(now),
+                button_edges=tuple(edges),
+            )
+        )
         # A new session's lamp stays off ('starting') until its start record is durable
         # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
         hw.guard.command(decision.lamp_on, now, decision.reason)
@@ -156,8 +180,9 @@ class Daemon:
         self._set_sampling_rate(now, edges, button)
         first_fault = ctl.latched[0] if ctl.latched else None
         pause_reason = ctl.session.pause_reason if ctl.session is not None else None
-        hw.panel.show(leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s,
-                               pause_reason))
+        hw.panel.show(
+            leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s, pause_reason)
+        )
         if now - self.last_status_s >= self.status_interval_s:
             self.last_status_s = now
             self._write_status(now)
@@ -175,8 +200,9 @@ class Daemon:
         changed = bool(self.trace) and self.trace[-1].lamp_on != lamp_on
         if changed or now - self.last_trace_s >= TRACE_INTERVAL_S:
             self.last_trace_s = now
-            self.trace.append(TracePoint(round(now - ses.start_s, 3), lamp_on, ctl.last_distance_mm,
-                                         ctl.last_skin_c, ctl.state))
+            self.trace.append(
+                TracePoint(round(now - ses.start_s, 3), lamp_on, ctl.last_distance_mm, ctl.last_skin_c, ctl.state)
+            )
 
     def _take_trace(self) -> tuple[TracePoint, ...]:
         rows, self.trace = tuple(self.trace), []
@@ -188,8 +214,11 @@ class Daemon:
         return JournalHealth(
             start_needs_commit=True,
             start_recorded=self.start_ticket is not None and writer.committed(self.start_ticket),
-            stalled_s=writer.stalled_s(now), write_error=writer.last_error, full=writer.full,
-            limits_current=writer.limits_view().as_of_ticket >= self.session_ticket)
+            stalled_s=writer.stalled_s(now),
+            write_error=writer.last_error,
+            full=writer.full,
+            limits_current=writer.limits_view().as_of_ticket >= self.session_ticket,
+        )
 
     def next_wake_s(self) -> float:
         """The latest time the next step may run (it also runs at every new sample).
@@ -203,9 +232,12 @@ class Daemon:
         if self._quiet_idle(now):
             dues = (self.last_status_s + self.status_interval_s, self.last_ping_s + 1.0)
             wake = min(next_heartbeat_change_s(now), now + IDLE_LOOP_PERIOD_S, *(due for due in dues if due > now))
-        if (self.controller.state == "starting" and self.start_ticket is not None
-                and self.writer.committed(self.start_ticket)):
-            return now                      # the start is durable: light the lamp now
+        if (
+            self.controller.state == "starting"
+            and self.start_ticket is not None
+            and self.writer.committed(self.start_ticket)
+        ):
+            return now  # the start is durable: light the lamp now
         button_due = self.controller.button.next_deadline_s()
         if button_due is not None:
             wake = min(wake, max(now + 1e-6, button_due))
@@ -216,18 +248,26 @@ class Daemon:
         """Nothing to show but the heartbeat and nothing to watch but idle-rate samples."""
         ctl = self.controller
         refusal_showing = ctl.refused is not None and now < ctl.refused[1]
-        return (ctl.state == "idle" and not refusal_showing and now >= self.buzz_until_s
-                and not self.hw.distance.full_rate and not self.hw.skin.full_rate)
-
+        return (
+            ctl.state == "idle"
+            and not refusal_showing
+            and now >= self.buzz_until_s
+            and not self.hw.distance.full_rate
+            and not self.hw.skin.full_rate
+        )
 
     def _set_sampling_rate(self, now: float, edges, button: bool) -> None:
         """Idle rate while nothing is going on, full rate otherwise (controller/core/sampling.py)."""
         if edges:
             self.last_button_edge_s = max(t for t, _ in edges)
         ctl = self.controller
-        full = wants_full_rate(session_open=ctl.session is not None, button_pressed=button,
-                               start_waiting=ctl.start_waiting_since_s is not None,
-                               last_button_edge_s=self.last_button_edge_s, now_s=now)
+        full = wants_full_rate(
+            session_open=ctl.session is not None,
+            button_pressed=button,
+            start_waiting=ctl.start_waiting_since_s is not None,
+            last_button_edge_s=self.last_button_edge_s,
+            now_s=now,
+        )
         self.hw.distance.set_full_rate(full)
         self.hw.skin.set_full_rate(full)
 
@@ -241,12 +281,16 @@ class Daemon:
                 self.writer.note_clock_synced(wall, now)
             view = self.writer.limits_view()
             self.allowance = start_allowance(
-                view.sessions, now_wall=wall, now_mono=now,
-                boot_id=self.boot_id, clock_synced=synced,
+                view.sessions,
+                now_wall=wall,
+                now_mono=now,
+                boot_id=self.boot_id,
+                clock_synced=synced,
                 newest_record_wall=view.newest_record_wall,
                 sessions_per_day=self.cfg.session.sessions_per_day,
                 min_gap_s=self.cfg.session.min_gap_minutes * 60.0,
-                max_daily_dose_cem43=self.cfg.session.max_daily_dose_cem43)
+                max_daily_dose_cem43=self.cfg.session.max_daily_dose_cem43,
+            )
             self.allowance_at_s = now
         return self.allowance
 
@@ -254,26 +298,46 @@ class Daemon:
         """Hand an event's record to the journal writer (never waits), log it, emit it."""
         wall = self.clock.wall()
         if name == EventKind.SESSION_STARTED:
-            self.start_ticket = self.session_ticket = self.writer.submit(records.StartSession(
-                wall, now, fields["distance_mm"], fields["skin_c"]))
+            self.start_ticket = self.session_ticket = self.writer.submit(
+                records.StartSession(wall, now, fields["distance_mm"], fields["skin_c"])
+            )
             self.last_checkpoint_s = now
             self.allowance = None
-            log.info("session starting: its lamp goes on once the journal has it (distance %.0f mm, "
-                     "skin %.2f C)", fields["distance_mm"], fields["skin_c"])
+            log.info(
+                "session starting: its lamp goes on once the journal has it (distance %.0f mm, skin %.2f C)",
+                fields["distance_mm"],
+                fields["skin_c"],
+            )
         elif name == EventKind.SESSION_ENDED:
-            if self.start_ticket is not None:     # the trace ends with what the sensors said last
+            if self.start_ticket is not None:  # the trace ends with what the sensors said last
                 ctl = self.controller
-                self.trace.append(TracePoint(fields["elapsed_s"], False, ctl.last_distance_mm,
-                                             ctl.last_skin_c, "ended"))
-                self.session_ticket = self.writer.submit(records.EndSession(
-                    fields["on_s"], fields["reason"], fields["max_skin_c"], fields["min_distance_mm"],
-                    wall, now, light={k: fields[k] for k in LIGHT_FIELDS},
-                    counters={k: fields[k] for k in COUNTER_FIELDS}, trace=self._take_trace(),
-                    trace_retention_s=self._trace_retention_s() if self.clock_synced() else None))
+                self.trace.append(
+                    TracePoint(fields["elapsed_s"], False, ctl.last_distance_mm, ctl.last_skin_c, "ended")
+                )
+                self.session_ticket = self.writer.submit(
+                    records.EndSession(
+                        fields["on_s"],
+                        fields["reason"],
+                        fields["max_skin_c"],
+                        fields["min_distance_mm"],
+                        wall,
+                        now,
+                        light={k: fields[k] for k in LIGHT_FIELDS},
+                        counters={k: fields[k] for k in COUNTER_FIELDS},
+                        trace=self._take_trace(),
+                        trace_retention_s=self._trace_retention_s() if self.clock_synced() else None,
+                    )
+                )
             self.trace = []
-            log.info("session ended: %s after %.1f s of heat, dose %.3f CEM43 min, %d lamp switch-ons "
-                     "(%d after a sensor doubt)", fields["reason"], fields["on_s"], fields["dose_cem43"],
-                     fields["switches"], fields["doubt_switches"])
+            log.info(
+                "session ended: %s after %.1f s of heat, dose %.3f CEM43 min, %d lamp switch-ons "
+                "(%d after a sensor doubt)",
+                fields["reason"],
+                fields["on_s"],
+                fields["dose_cem43"],
+                fields["switches"],
+                fields["doubt_switches"],
+            )
             self.start_ticket = None
             self.allowance = None
             self.buzz_until_s = now + END_BUZZ_S
@@ -283,13 +347,23 @@ class Daemon:
             unstored = " (not in the journal yet: it cannot be written now)" if self.writer.last_error else ""
             self.last_fault = {"code": fields["code"], "detail": fields["detail"] + unstored, "wall": wall}
             self.buzz_until_s = now + FAULT_BUZZ_S
-            log.error("FAULT %s (%s): %s; blink code red %d / amber %d", fields["code"], info.meaning,
-                      fields["detail"], info.red, info.amber)
+            log.error(
+                "FAULT %s (%s): %s; blink code red %d / amber %d",
+                fields["code"],
+                info.meaning,
+                fields["detail"],
+                info.red,
+                info.amber,
+            )
         elif name == EventKind.AMBIENT_HIGH:
-            log.warning("ambient light on the distance sensor is %.2f Mcps (warns at %g, doubts at %g); "
-                        "%.1f %% of recent readings doubted: shade the sensor from the bulb",
-                        fields["ambient_mcps"], fields["warn_mcps"], fields["doubt_mcps"],
-                        100 * fields["doubt_share"])
+            log.warning(
+                "ambient light on the distance sensor is %.2f Mcps (warns at %g, doubts at %g); "
+                "%.1f %% of recent readings doubted: shade the sensor from the bulb",
+                fields["ambient_mcps"],
+                fields["warn_mcps"],
+                fields["doubt_mcps"],
+                100 * fields["doubt_share"],
+            )
         elif name == EventKind.FAULT_ACKNOWLEDGED:
             self.writer.submit(records.AcknowledgeFaults(wall))
             self.hw.guard.acknowledge()
@@ -304,10 +378,18 @@ class Daemon:
             return
         if now - self.last_checkpoint_s >= self.cfg.loop.checkpoint_s:
             self.last_checkpoint_s = now
-            self.writer.submit(records.Checkpoint(ses.on_s, ses.peak_skin_c, ses.closest_mm, self.clock.wall(), now,
-                                                  light=self.controller.session_light(ses),
-                                                  counters=self.controller.session_counters(ses),
-                                                  trace=self._take_trace()))
+            self.writer.submit(
+                records.Checkpoint(
+                    ses.on_s,
+                    ses.peak_skin_c,
+                    ses.closest_mm,
+                    self.clock.wall(),
+                    now,
+                    light=self.controller.session_light(ses),
+                    counters=self.controller.session_counters(ses),
+                    trace=self._take_trace(),
+                )
+            )
 
     def _on_relay(self, on: bool, reason: str) -> None:
         log.info("relay %s (%s)", "ON" if on else "OFF", reason)
@@ -317,8 +399,9 @@ class Daemon:
         self.healthy = False
         self.hw.output.set(False, "control_exception")
         self.exception_streak += 1
-        detail = (f"records cannot be written: {exc}" if isinstance(exc, StorageError)
-                  else f"{type(exc).__name__}: {exc}")
+        detail = (
+            f"records cannot be written: {exc}" if isinstance(exc, StorageError) else f"{type(exc).__name__}: {exc}"
+        )
         # A storage failure's message says what and where; other exceptions need the stack.
         stack = "" if isinstance(exc, StorageError) else "\n" + traceback.format_exc()
         log.error("exception in the control loop (lamp off): %s%s", detail, stack)
@@ -328,10 +411,12 @@ class Daemon:
                 self._record(name, fields, now)
             except Exception as record_exc:  # the journal itself may be what failed
                 log.error("could not record %s: %s", name, record_exc)
-                if name == EventKind.FAULT:   # the caregiver still sees what latched, and that it is unrecorded
-                    self.last_fault = {"code": fields["code"], "wall": self.clock.wall(),
-                                       "detail": f"{fields['detail']} (not in the journal: it "
-                                                 f"cannot be written)"}
+                if name == EventKind.FAULT:  # the caregiver still sees what latched, and that it is unrecorded
+                    self.last_fault = {
+                        "code": fields["code"],
+                        "wall": self.clock.wall(),
+                        "detail": f"{fields['detail']} (not in the journal: it cannot be written)",
+                    }
                 self.emit(name, **fields)
         if self.exception_streak >= MAX_EXCEPTION_STREAK:
             raise FatalLoopError(f"control loop failed {self.exception_streak} times in a row: {detail}")
@@ -361,22 +446,32 @@ class Daemon:
         allowance = self._allowance(now, refresh=False)
         ses = ctl.session
         return {
-            "state": ctl.state, "lamp_on": self.hw.output.is_on(), "time_left_s": ctl.time_left_s(),
+            "state": ctl.state,
+            "lamp_on": self.hw.output.is_on(),
+            "time_left_s": ctl.time_left_s(),
             "on_s": None if ses is None else round(ses.on_s, 1),
             "dose_cem43": None if ses is None else round(ses.dose.cem43, 4),
             "switches": None if ses is None else ses.switches,
-            "distance_mm": ctl.last_distance_mm, "skin_c": ctl.last_skin_c, "ambient_c": ctl.last_ambient_c,
-            "signal_rate_mcps": ctl.last_signal_mcps, "ambient_rate_mcps": ctl.last_ambient_mcps,
+            "distance_mm": ctl.last_distance_mm,
+            "skin_c": ctl.last_skin_c,
+            "ambient_c": ctl.last_ambient_c,
+            "signal_rate_mcps": ctl.last_signal_mcps,
+            "ambient_rate_mcps": ctl.last_ambient_mcps,
             "distance_doubt_share": round(ctl.distance.doubt_share(), 4),
-            "sessions_today": allowance.sessions_today, "sessions_per_day": self.cfg.session.sessions_per_day,
+            "sessions_today": allowance.sessions_today,
+            "sessions_per_day": self.cfg.session.sessions_per_day,
             "next_start_allowed_wall": allowance.next_start_wall,
             "start_blocked_reason": allowance.reason or journal_refusal(self.journal_health(now)),
             "pause_reason": None if ses is None else ses.pause_reason,
-            "fault_latched": bool(ctl.latched), "latched_faults": list(ctl.latched),
+            "fault_latched": bool(ctl.latched),
+            "latched_faults": list(ctl.latched),
             "last_fault": self.last_fault,
             "leds": self.hw.panel.shown.describe() if self.hw.panel.shown else "...",
-            "heartbeat_wall": self.clock.wall(), "heartbeat_mono": now, "boot_id": self.boot_id,
-            "pid": os.getpid(), "simulated": bool(self.simulated),
+            "heartbeat_wall": self.clock.wall(),
+            "heartbeat_mono": now,
+            "boot_id": self.boot_id,
+            "pid": os.getpid(),
+            "simulated": bool(self.simulated),
             "journal_backlog": self.writer.backlog,
             "journal_stalled_s": round(self.writer.stalled_s(now), 1),
             "journal_error": self.writer.last_error,

@@ -76,8 +76,7 @@ def _lock_file(path: Path, what: str) -> int:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         adopt_directory_owner(path)
     except OSError as exc:
-        raise LockUnavailable(f"cannot create the lock file {path}: "
-                              f"{exc.strerror or exc}", path) from exc
+        raise LockUnavailable(f"cannot create the lock file {path}: {exc.strerror or exc}", path) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -85,11 +84,13 @@ def _lock_file(path: Path, what: str) -> int:
         os.close(fd)
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
             holder = f"pid {pid}" if pid else "another process"
-            raise DirectoryBusy(f"{what} is in use by another irlamp ({holder}): only one daemon "
-                                f"per lamp. Stop that one first (sudo systemctl stop irlamp), or "
-                                f"give this one its own --state-dir and --runtime-dir") from exc
+            raise DirectoryBusy(
+                f"{what} is in use by another irlamp ({holder}): only one daemon "
+                f"per lamp. Stop that one first (sudo systemctl stop irlamp), or "
+                f"give this one its own --state-dir and --runtime-dir"
+            ) from exc
         raise LockUnavailable(f"cannot lock {path}: {exc.strerror or exc}", path) from exc
-    try:   # for the message a second process prints; the lock itself is the flock
+    try:  # for the message a second process prints; the lock itself is the flock
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     except OSError:
@@ -123,8 +124,7 @@ def lock_for_writing(state_dir: str | Path, status_file: str | Path | None = Non
     targets = [(state_dir / STATE_LOCK_FILENAME, f"state directory {state_dir}")]
     if status_file is not None:
         status_file = Path(status_file)
-        targets.append((status_file.with_name(status_file.name + LOCK_SUFFIX),
-                        f"status file {status_file}"))
+        targets.append((status_file.with_name(status_file.name + LOCK_SUFFIX), f"status file {status_file}"))
     try:
         for path, what in targets:
             held._fds.append(_lock_file(path, what))

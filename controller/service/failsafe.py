@@ -36,7 +36,7 @@ import yaml
 
 OUTPUTS_FILENAME = "outputs.json"
 RECORD_VERSION = 1
-BCM_PINS = range(0, 28)        # the GPIO numbers on the Pi's 40-pin header
+BCM_PINS = range(0, 28)  # the GPIO numbers on the Pi's 40-pin header
 RELAY_KEYS = ("relay_pin", "relay_active_high", "enable_relay_pin", "enable_relay_active_high")
 PANEL_OUTPUT_KEYS = ("led_green_pin", "led_amber_pin", "led_red_pin", "buzzer_pin")
 RECORD_KEYS = RELAY_KEYS + PANEL_OUTPUT_KEYS + ("button_pin",)
@@ -44,7 +44,7 @@ RECORD_KEYS = RELAY_KEYS + PANEL_OUTPUT_KEYS + ("button_pin",)
 
 @dataclass(frozen=True)
 class Relay:
-    role: str           # 'lamp relay' | 'enable relay'
+    role: str  # 'lamp relay' | 'enable relay'
     pin: int
     active_high: bool
 
@@ -52,10 +52,11 @@ class Relay:
 @dataclass(frozen=True)
 class PinPlan:
     """What to drive off, and where the pins came from (in words, for the log)."""
+
     source: str
     relays: tuple[Relay, ...]
-    dark_pins: tuple[int, ...] = ()                       # LEDs and buzzer: driven low
-    roles: dict[int, str] = field(default_factory=dict)   # every pin the source names -> its key
+    dark_pins: tuple[int, ...] = ()  # LEDs and buzzer: driven low
+    roles: dict[int, str] = field(default_factory=dict)  # every pin the source names -> its key
 
 
 class PinSourceError(Exception):
@@ -82,12 +83,22 @@ def _polarity(value, key: str) -> bool:
 
 def plan_from_gpio(values: dict, source: str) -> PinPlan:
     """A plan from the gpio keys (a record, or a validated config); raises PinSourceError."""
-    relays = [Relay("lamp relay", _bcm_pin(values.get("relay_pin"), "relay_pin"),
-                    _polarity(values.get("relay_active_high"), "relay_active_high"))]
+    relays = [
+        Relay(
+            "lamp relay",
+            _bcm_pin(values.get("relay_pin"), "relay_pin"),
+            _polarity(values.get("relay_active_high"), "relay_active_high"),
+        )
+    ]
     enable_pin = _pin(values.get("enable_relay_pin"), "enable_relay_pin", optional=True)
     if enable_pin is not None:
-        relays.append(Relay("enable relay", enable_pin,
-                            _polarity(values.get("enable_relay_active_high"), "enable_relay_active_high")))
+        relays.append(
+            Relay(
+                "enable relay",
+                enable_pin,
+                _polarity(values.get("enable_relay_active_high"), "enable_relay_active_high"),
+            )
+        )
     roles = {}
     for key in (key for key in RECORD_KEYS if key.endswith("_pin")):
         pin = _pin(values.get(key), key, optional=True)
@@ -101,6 +112,7 @@ def plan_from_gpio(values: dict, source: str) -> PinPlan:
 def write_output_record(directory: Path, gpio) -> Path:
     """Record the pins the daemon is about to drive (atomic, fsynced). Call before driving any."""
     from controller.service.status import write_status_atomic
+
     path = Path(directory) / OUTPUTS_FILENAME
     record = {key: getattr(gpio, key) for key in RECORD_KEYS}
     record.update(version=RECORD_VERSION, pid=os.getpid(), written_wall=time.time())
@@ -149,10 +161,11 @@ def lenient_relay_plan(path: Path, problem: str) -> PinPlan:
     lamp relay's pin cannot be determined from it."""
     from controller.service.config import GpioConfig
     from drivers.relay import undriven_level_high
+
     text = Path(path).read_bytes().decode("utf-8", errors="replace")
     try:
         tree = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError):   # RecursionError: nesting deeper than the parser copes with
+    except (yaml.YAMLError, RecursionError):  # RecursionError: nesting deeper than the parser copes with
         values, doubts = _scan_relay_keys(text)
         how = "read line by line (the file is not valid YAML)"
         if "relay_pin" not in values:
@@ -161,8 +174,10 @@ def lenient_relay_plan(path: Path, problem: str) -> PinPlan:
         if "relay_active_high" not in values and isinstance(pin, int) and not isinstance(pin, bool):
             # the only polarity the daemon accepts on this pin (SR-2 boot-pull rule)
             values["relay_active_high"] = not undriven_level_high(pin)
-            how += (f"; relay_active_high not found, taken as {values['relay_active_high']}, the only "
-                    f"polarity the daemon runs with on GPIO {pin}")
+            how += (
+                f"; relay_active_high not found, taken as {values['relay_active_high']}, the only "
+                f"polarity the daemon runs with on GPIO {pin}"
+            )
         values.setdefault("enable_relay_pin", None)
         values.setdefault("enable_relay_active_high", GpioConfig.enable_relay_active_high)
     else:
@@ -181,6 +196,7 @@ def config_plan(config_path) -> tuple[PinPlan | None, str]:
     import dataclasses
 
     from controller.service.config import ConfigError, default_config_path, load_config
+
     path = Path(default_config_path() if config_path is None else config_path)
     try:
         cfg = load_config(path)
@@ -205,6 +221,7 @@ def _level(active_high: bool) -> str:
 def drive_off(relays, dark_pins, pin_factory, say) -> bool:
     """Drive each relay to its off level and each LED pin low. True when every relay was driven."""
     from drivers.relay import leave_driven_off
+
     all_driven = True
     for relay in relays:
         try:
@@ -232,20 +249,27 @@ def _config_only_relays(record: PinPlan, config: PinPlan, say) -> list[Relay]:
     for relay in config.relays:
         if relay.pin in recorded:
             if recorded[relay.pin].active_high != relay.active_high:
-                say(f"the config says GPIO {relay.pin} is active-{'high' if relay.active_high else 'low'}, "
-                    f"but the daemon drove it the other way: its off level is the daemon's")
+                say(
+                    f"the config says GPIO {relay.pin} is active-{'high' if relay.active_high else 'low'}, "
+                    f"but the daemon drove it the other way: its off level is the daemon's"
+                )
         elif relay.pin in record.roles:
-            say(f"the config names GPIO {relay.pin} as the {relay.role}, but the daemon used it as "
-                f"{record.roles[relay.pin]}: left alone")
+            say(
+                f"the config names GPIO {relay.pin} as the {relay.role}, but the daemon used it as "
+                f"{record.roles[relay.pin]}: left alone"
+            )
         else:
-            say(f"the config names GPIO {relay.pin} as the {relay.role}, which the daemon did not drive "
-                f"(config edited since it started?): driving it off too")
+            say(
+                f"the config names GPIO {relay.pin} as the {relay.role}, which the daemon did not drive "
+                f"(config edited since it started?): driving it off too"
+            )
             extra.append(relay)
     return extra
 
 
-def failsafe_command(config_path=None, runtime_dir=None, state_dir=None, *, pin_factory=None,
-                     err: TextIO | None = None) -> int:
+def failsafe_command(
+    config_path=None, runtime_dir=None, state_dir=None, *, pin_factory=None, err: TextIO | None = None
+) -> int:
     """Exit 0: the lamp relay pins were driven off. 1: a relay pin could not be driven, or none
     of the sources names the lamp relay's pin (then nothing was driven)."""
     from controller.service.config import PathsConfig
@@ -254,8 +278,9 @@ def failsafe_command(config_path=None, runtime_dir=None, state_dir=None, *, pin_
     def say(line: str) -> None:
         print(f"irlamp failsafe: {line}", file=err or sys.stderr)
 
-    record_path = find_status_file(runtime_dir or PathsConfig.runtime_dir, state_dir or PathsConfig.state_dir,
-                                   OUTPUTS_FILENAME)
+    record_path = find_status_file(
+        runtime_dir or PathsConfig.runtime_dir, state_dir or PathsConfig.state_dir, OUTPUTS_FILENAME
+    )
     record, record_problem = None, f"no record {record_path}"
     try:
         record = read_output_record(record_path)
@@ -264,7 +289,7 @@ def failsafe_command(config_path=None, runtime_dir=None, state_dir=None, *, pin_
     except (OSError, PinSourceError) as exc:
         record_problem = f"ignoring {record_path}: {exc}"
         say(record_problem)
-    if record is not None:           # drive what was really driven before parsing anything else
+    if record is not None:  # drive what was really driven before parsing anything else
         say(f"pins from {record.source}")
         all_driven = drive_off(record.relays, record.dark_pins, pin_factory, say)
         config, _ = config_plan(config_path)
@@ -273,8 +298,10 @@ def failsafe_command(config_path=None, runtime_dir=None, state_dir=None, *, pin_
         return 0 if all_driven else 1
     config, config_problem = config_plan(config_path)
     if config is None:
-        say(f"cannot tell which GPIO drives the lamp relay: {record_problem}; {config_problem}. "
-            f"No pin was driven: make sure the lamp is off (unplug it) and fix the config")
+        say(
+            f"cannot tell which GPIO drives the lamp relay: {record_problem}; {config_problem}. "
+            f"No pin was driven: make sure the lamp is off (unplug it) and fix the config"
+        )
         return 1
     say(f"pins from {config.source}")
     return 0 if drive_off(config.relays, config.dark_pins, pin_factory, say) else 1

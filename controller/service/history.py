@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from controller.service.journal import (FaultRecord, JournalError, SessionRecord, journal_path,
-                                reader_for_one_read)
+from controller.service.journal import FaultRecord, JournalError, SessionRecord, journal_path, reader_for_one_read
 from controller.service.status import local_time
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
@@ -56,15 +55,28 @@ def _distance(mm: float | None) -> str:
 
 def session_row(s: SessionRecord, tz: dt.tzinfo | None = None) -> dict:
     """One session as a JSON-ready dict (times as epoch seconds and as local text)."""
-    return {"id": s.id, "boot_id": s.boot_id, "start_wall": s.start_wall,
-            "start_local": _local(s.start_wall, tz, "%Y-%m-%d %H:%M:%S"),
-            "end_wall": s.end_wall, "on_s": s.on_s, "heat_minutes": round(s.on_s / 60.0, 1),
-            "end_reason": s.end_reason, "ended_by": end_reason_words(s.end_reason),
-            "max_skin_c": s.max_skin_c, "min_distance_mm": s.min_distance_mm,
-            "min_signal_mcps": s.min_signal_mcps, "max_signal_mcps": s.max_signal_mcps,
-            "min_ambient_mcps": s.min_ambient_mcps, "max_ambient_mcps": s.max_ambient_mcps,
-            "distance_samples": s.distance_samples, "distance_doubts": s.distance_doubts,
-            "dose_cem43": s.dose_cem43, "switches": s.switches, "doubt_switches": s.doubt_switches}
+    return {
+        "id": s.id,
+        "boot_id": s.boot_id,
+        "start_wall": s.start_wall,
+        "start_local": _local(s.start_wall, tz, "%Y-%m-%d %H:%M:%S"),
+        "end_wall": s.end_wall,
+        "on_s": s.on_s,
+        "heat_minutes": round(s.on_s / 60.0, 1),
+        "end_reason": s.end_reason,
+        "ended_by": end_reason_words(s.end_reason),
+        "max_skin_c": s.max_skin_c,
+        "min_distance_mm": s.min_distance_mm,
+        "min_signal_mcps": s.min_signal_mcps,
+        "max_signal_mcps": s.max_signal_mcps,
+        "min_ambient_mcps": s.min_ambient_mcps,
+        "max_ambient_mcps": s.max_ambient_mcps,
+        "distance_samples": s.distance_samples,
+        "distance_doubts": s.distance_doubts,
+        "dose_cem43": s.dose_cem43,
+        "switches": s.switches,
+        "doubt_switches": s.doubt_switches,
+    }
 
 
 def _dose(value: float | None) -> str:
@@ -77,9 +89,14 @@ def daily_doses(sessions: list[SessionRecord], tz: dt.tzinfo | None = None) -> l
     days: dict[str, list[float | None]] = {}
     for s in sessions:
         days.setdefault(_local(s.start_wall, tz, "%Y-%m-%d"), []).append(s.dose_cem43)
-    return [{"date": day, "sessions": len(doses),
-             "dose_cem43": None if all(d is None for d in doses) else round(sum(d or 0.0 for d in doses), 4)}
-            for day, doses in sorted(days.items(), reverse=True)]
+    return [
+        {
+            "date": day,
+            "sessions": len(doses),
+            "dose_cem43": None if all(d is None for d in doses) else round(sum(d or 0.0 for d in doses), 4),
+        }
+        for day, doses in sorted(days.items(), reverse=True)
+    ]
 
 
 def _light(s: SessionRecord) -> str:
@@ -99,30 +116,43 @@ def _switches(s: SessionRecord) -> str:
 
 
 def fault_row(f: FaultRecord, tz: dt.tzinfo | None = None) -> dict:
-    return {"id": f.id, "wall": f.wall, "local": _local(f.wall, tz, "%Y-%m-%d %H:%M:%S"),
-            "code": f.code, "detail": f.detail, "ack_wall": f.ack_wall,
-            "acknowledged": f.ack_wall is not None}
+    return {
+        "id": f.id,
+        "wall": f.wall,
+        "local": _local(f.wall, tz, "%Y-%m-%d %H:%M:%S"),
+        "code": f.code,
+        "detail": f.detail,
+        "ack_wall": f.ack_wall,
+        "acknowledged": f.ack_wall is not None,
+    }
 
 
-def format_history(sessions: list[SessionRecord], faults: list[FaultRecord], days: float,
-                   tz: dt.tzinfo | None = None) -> list[str]:
+def format_history(
+    sessions: list[SessionRecord], faults: list[FaultRecord], days: float, tz: dt.tzinfo | None = None
+) -> list[str]:
     """The caregiver's table, one string per line."""
     span = f"last {days:g} day{'s' if days != 1 else ''}"
     lines = [f"Sessions, {span}, newest first:"]
     if sessions:
-        lines.append(f"{'Date':<10}  {'Start':<5}  {'Heat min':>8}  {'How it ended':<32}  "
-                     f"{'Peak skin':>9}  {'Dose':>5}  {'Switch-ons':<13}  {'Closest':<18}  Ambient light")
+        lines.append(
+            f"{'Date':<10}  {'Start':<5}  {'Heat min':>8}  {'How it ended':<32}  "
+            f"{'Peak skin':>9}  {'Dose':>5}  {'Switch-ons':<13}  {'Closest':<18}  Ambient light"
+        )
         for s in sessions:
             skin = "-" if s.max_skin_c is None else f"{s.max_skin_c:.1f} °C"
-            lines.append(f"{_local(s.start_wall, tz, '%Y-%m-%d'):<10}  "
-                         f"{_local(s.start_wall, tz, '%H:%M'):<5}  {s.on_s / 60.0:>8.1f}  "
-                         f"{end_reason_words(s.end_reason):<32}  {skin:>9}  {_dose(s.dose_cem43):>5}  "
-                         f"{_switches(s):<13}  {_distance(s.min_distance_mm):<18}  {_light(s)}")
+            lines.append(
+                f"{_local(s.start_wall, tz, '%Y-%m-%d'):<10}  "
+                f"{_local(s.start_wall, tz, '%H:%M'):<5}  {s.on_s / 60.0:>8.1f}  "
+                f"{end_reason_words(s.end_reason):<32}  {skin:>9}  {_dose(s.dose_cem43):>5}  "
+                f"{_switches(s):<13}  {_distance(s.min_distance_mm):<18}  {_light(s)}"
+            )
         lines.append("")
         lines.append("Heat dose per day (CEM43: equivalent minutes at 43 °C; see the README):")
         for day in daily_doses(sessions, tz):
-            lines.append(f"  {day['date']:<10}  {_dose(day['dose_cem43']):>6}  "
-                         f"({day['sessions']} session{'s' if day['sessions'] != 1 else ''})")
+            lines.append(
+                f"  {day['date']:<10}  {_dose(day['dose_cem43']):>6}  "
+                f"({day['sessions']} session{'s' if day['sessions'] != 1 else ''})"
+            )
     else:
         lines.append("  none")
     lines.append("")
@@ -131,8 +161,7 @@ def format_history(sessions: list[SessionRecord], faults: list[FaultRecord], day
         lines.append(f"{'Time':<16}  {'Code':<24}  {'Acknowledged':<16}  Detail")
         for f in faults:
             ack = "NO" if f.ack_wall is None else f"yes {_local(f.ack_wall, tz, '%m-%d %H:%M')}"
-            lines.append(f"{_local(f.wall, tz, '%Y-%m-%d %H:%M'):<16}  {f.code:<24}  "
-                         f"{ack:<16}  {f.detail}")
+            lines.append(f"{_local(f.wall, tz, '%Y-%m-%d %H:%M'):<16}  {f.code:<24}  {ack:<16}  {f.detail}")
     else:
         lines.append("  none")
     return lines
@@ -145,21 +174,30 @@ def read_journal(state_dir: Path, command: str, read, err: TextIO):
         with reader_for_one_read(state_dir) as reader:
             return read(reader), None
     except FileNotFoundError:
-        print(f"irlamp {command}: no journal at {journal_path(state_dir)} — the daemon has not "
-              f"recorded anything yet, or the state directory is wrong", file=err)
+        print(
+            f"irlamp {command}: no journal at {journal_path(state_dir)} — the daemon has not "
+            f"recorded anything yet, or the state directory is wrong",
+            file=err,
+        )
         return None, EXIT_NO_JOURNAL
     except JournalError as exc:
         print(f"irlamp {command}: {exc}", file=err)
         return None, EXIT_UNREADABLE
 
 
-def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float | None = None,
-                    *, tz: dt.tzinfo | None = None, out: TextIO | None = None,
-                    err: TextIO | None = None) -> int:
+def history_command(
+    state_dir: Path,
+    days: float,
+    as_json: bool,
+    now_wall: float | None = None,
+    *,
+    tz: dt.tzinfo | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """`irlamp history [--days N] [--json]`. Returns the exit code (see module docstring)."""
     out, err = out or sys.stdout, err or sys.stderr
-    if isinstance(days, bool) or not isinstance(days, (int, float)) or not math.isfinite(days) \
-            or days <= 0:
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not math.isfinite(days) or days <= 0:
         print(f"irlamp history: --days must be a number greater than 0, got {days!r}", file=err)
         return EXIT_BAD_ARGUMENT
     now_wall = time.time() if now_wall is None else now_wall
@@ -168,9 +206,16 @@ def history_command(state_dir: Path, days: float, as_json: bool, now_wall: float
         return failed
     sessions, faults = found
     if as_json:
-        print(json.dumps({"sessions": [session_row(s, tz) for s in sessions],
-                          "days": daily_doses(sessions, tz),
-                          "faults": [fault_row(f, tz) for f in faults]}), file=out)
+        print(
+            json.dumps(
+                {
+                    "sessions": [session_row(s, tz) for s in sessions],
+                    "days": daily_doses(sessions, tz),
+                    "faults": [fault_row(f, tz) for f in faults],
+                }
+            ),
+            file=out,
+        )
     else:
         for line in format_history(sessions, faults, days, tz):
             print(line, file=out)

@@ -41,8 +41,16 @@ from typing import Iterator
 from urllib.parse import quote
 
 from controller.core.records import SessionRecord
-from controller.service.storage import (DAMAGED, DAMAGED_ADVICE, PERMISSION, README_RECOVERY, READ_ONLY,
-                                StorageError, explain_read_access, storage_error)
+from controller.service.storage import (
+    DAMAGED,
+    DAMAGED_ADVICE,
+    PERMISSION,
+    README_RECOVERY,
+    READ_ONLY,
+    StorageError,
+    explain_read_access,
+    storage_error,
+)
 
 JOURNAL_FILENAME = "journal.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -77,8 +85,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX faults_by_wall ON faults(wall)",
     ),
     (  # v4: what the distance sensor said about its light per session (SR-15): the range of
-       # its signal and ambient rates, and how many of its samples were doubted. Old sessions
-       # keep NULL (not measured), never a made-up zero.
+        # its signal and ambient rates, and how many of its samples were doubted. Old sessions
+        # keep NULL (not measured), never a made-up zero.
         "ALTER TABLE sessions ADD COLUMN min_signal_mcps REAL",
         "ALTER TABLE sessions ADD COLUMN max_signal_mcps REAL",
         "ALTER TABLE sessions ADD COLUMN min_ambient_mcps REAL",
@@ -87,8 +95,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE sessions ADD COLUMN distance_doubts INTEGER",
     ),
     (  # v5 (SR-14, issue 13): each session's heat dose (CEM43 minutes) and lamp switch-ons, and
-       # a trace of each session (about one row a second) for its picture. Old sessions keep
-       # NULL (not measured) and have no trace.
+        # a trace of each session (about one row a second) for its picture. Old sessions keep
+        # NULL (not measured) and have no trace.
         "ALTER TABLE sessions ADD COLUMN dose_cem43 REAL",
         "ALTER TABLE sessions ADD COLUMN switches INTEGER",
         "ALTER TABLE sessions ADD COLUMN doubt_switches INTEGER",
@@ -100,8 +108,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-LIGHT_FIELDS = ("min_signal_mcps", "max_signal_mcps", "min_ambient_mcps", "max_ambient_mcps",
-                "distance_samples", "distance_doubts")
+LIGHT_FIELDS = (
+    "min_signal_mcps",
+    "max_signal_mcps",
+    "min_ambient_mcps",
+    "max_ambient_mcps",
+    "distance_samples",
+    "distance_doubts",
+)
 # What only grows during a session (v5): recorded as the largest value handed over.
 COUNTER_FIELDS = ("dose_cem43", "switches", "doubt_switches")
 
@@ -140,12 +154,14 @@ def check_not_damaged(path: Path) -> bool:
         size = path.stat().st_size
     except FileNotFoundError:
         if wal.exists() and wal.stat().st_size > 0:
-            raise _damaged(path, f"is missing but its write-ahead log {wal.name} is there "
-                                 "(the journal file was deleted or moved)") from None
+            raise _damaged(
+                path, f"is missing but its write-ahead log {wal.name} is there (the journal file was deleted or moved)"
+            ) from None
         marker = created_marker_path(path)
         if marker.exists():
-            raise _damaged(path, f"is missing, but a journal existed here ({marker.name}): it "
-                                 "was deleted or moved") from None
+            raise _damaged(
+                path, f"is missing, but a journal existed here ({marker.name}): it was deleted or moved"
+            ) from None
         return False
     except OSError as exc:
         raise storage_error(path, exc, "examine", f"journal {path}", JournalError) from exc
@@ -164,8 +180,7 @@ def check_not_damaged(path: Path) -> bool:
     header_size_valid = header[24:28] == header[92:96]
     # With a write-ahead log present, a checkpoint cut off by a crash may have written the new
     # header before the pages: SQLite repairs that from the log, so only judge a file without one.
-    if header_size_valid and not (wal.exists() and wal.stat().st_size > 0) \
-            and pages * page_size > size:
+    if header_size_valid and not (wal.exists() and wal.stat().st_size > 0) and pages * page_size > size:
         raise _damaged(path, f"is truncated ({size} of {pages * page_size} bytes)")
     return True
 
@@ -173,6 +188,7 @@ def check_not_damaged(path: Path) -> bool:
 @dataclass(frozen=True)
 class TracePoint:
     """One row of a session's trace: `t_s` seconds after its start."""
+
     t_s: float
     lamp_on: bool
     distance_mm: float | None
@@ -234,8 +250,7 @@ class _JournalQueries:
             raise self._error(action, exc) from exc
 
     def _sessions(self, where_order_limit: str, params: tuple = ()) -> list[SessionRecord]:
-        rows = self._query("read sessions", f"SELECT {_SESSION_COLUMNS} {where_order_limit}",
-                           params)
+        rows = self._query("read sessions", f"SELECT {_SESSION_COLUMNS} {where_order_limit}", params)
         return [SessionRecord(*row) for row in rows]
 
     def _faults(self, where_order: str, params: tuple = ()) -> list[FaultRecord]:
@@ -248,8 +263,8 @@ class _JournalQueries:
         Selection trusts the recorded wall times. For the daily limits prefer
         `sessions_for_limits()`, which does not."""
         return self._sessions(
-            "WHERE s.start_wall >= ? OR s.end_wall >= ? OR s.end_wall IS NULL ORDER BY s.id",
-            (wall, wall))
+            "WHERE s.start_wall >= ? OR s.end_wall >= ? OR s.end_wall IS NULL ORDER BY s.id", (wall, wall)
+        )
 
     def sessions_for_limits(self, count: int = 32) -> list[SessionRecord]:
         """The newest `count` sessions by id (true start order), oldest first.
@@ -263,8 +278,7 @@ class _JournalQueries:
         """The newest `limit` sessions, newest first."""
         return self._sessions("ORDER BY s.id DESC LIMIT ?", (int(limit),))
 
-    def history(self, days: float,
-                now_wall: float) -> tuple[list[SessionRecord], list[FaultRecord]]:
+    def history(self, days: float, now_wall: float) -> tuple[list[SessionRecord], list[FaultRecord]]:
         """Sessions started and faults recorded within `days` before `now_wall` (or later than
         it, should the clock have been set back), newest first."""
         since_wall = now_wall - days * 86400.0
@@ -278,8 +292,12 @@ class _JournalQueries:
 
     def trace(self, session_id: int) -> list[TracePoint]:
         """A session's trace, oldest first (empty: none recorded, or pruned)."""
-        rows = self._query("read a session's trace", """SELECT t_s, lamp_on, distance_mm, skin_c, state
-            FROM trace WHERE session_id = ? ORDER BY t_s""", (int(session_id),))
+        rows = self._query(
+            "read a session's trace",
+            """SELECT t_s, lamp_on, distance_mm, skin_c, state
+            FROM trace WHERE session_id = ? ORDER BY t_s""",
+            (int(session_id),),
+        )
         return [TracePoint(t, bool(on), d, skin, state) for t, on, d, skin, state in rows]
 
     def faults_between(self, from_wall: float, to_wall: float) -> list[FaultRecord]:
@@ -295,13 +313,17 @@ class _JournalQueries:
 
     def ended_sessions_after(self, session_id: int, limit: int) -> list[SessionRecord]:
         """Up to `limit` ended sessions with an id above `session_id`, oldest first."""
-        return self._sessions("WHERE s.id > ? AND s.end_reason IS NOT NULL ORDER BY s.id LIMIT ?",
-                              (int(session_id), int(limit)))
+        return self._sessions(
+            "WHERE s.id > ? AND s.end_reason IS NOT NULL ORDER BY s.id LIMIT ?", (int(session_id), int(limit))
+        )
 
     def newest_ids(self) -> tuple[int, int]:
         """(highest fault id, highest session id), 0 for none."""
-        rows = self._query("read newest ids", """SELECT (SELECT COALESCE(MAX(id), 0) FROM faults),
-            (SELECT COALESCE(MAX(id), 0) FROM sessions)""")
+        rows = self._query(
+            "read newest ids",
+            """SELECT (SELECT COALESCE(MAX(id), 0) FROM faults),
+            (SELECT COALESCE(MAX(id), 0) FROM sessions)""",
+        )
         return int(rows[0][0]), int(rows[0][1])
 
     def newest_record_wall(self) -> float | None:
@@ -309,12 +331,15 @@ class _JournalQueries:
         start, checkpoint or end, fault, acknowledgement, clock note); None for an empty journal.
 
         The synthetic end time `close_interrupted` gives a crashed session is not included."""
-        rows = self._query("read newest record time", """SELECT MAX(w) FROM (
+        rows = self._query(
+            "read newest record time",
+            """SELECT MAX(w) FROM (
             SELECT MAX(start_wall) AS w FROM sessions
             UNION ALL SELECT MAX(checkpoint_wall) FROM sessions
             UNION ALL SELECT MAX(wall) FROM faults
             UNION ALL SELECT MAX(ack_wall) FROM faults
-            UNION ALL SELECT MAX(noted_wall) FROM boot_clocks)""")
+            UNION ALL SELECT MAX(noted_wall) FROM boot_clocks)""",
+        )
         return rows[0][0]
 
     def integrity_check(self) -> str:
@@ -351,22 +376,25 @@ class JournalReader(_JournalQueries):
             exists = self.path.is_file()
         except PermissionError as exc:
             raise JournalError(explain_read_access(self.path), PERMISSION) from exc
-        if not check_not_damaged(self.path) or not exists:   # gone after it existed: damaged
+        if not check_not_damaged(self.path) or not exists:  # gone after it existed: damaged
             raise FileNotFoundError(f"no journal at {self.path}")
         version = self._open(immutable)
         if version != SCHEMA_VERSION:
             self._conn.close()
-            hint = ("start the irlamp daemon once to upgrade it" if version < SCHEMA_VERSION
-                    else "it was written by a newer irlamp")
-            raise JournalError(f"journal {self.path}: schema version {version}, this irlamp "
-                               f"reads version {SCHEMA_VERSION}; {hint}")
+            hint = (
+                "start the irlamp daemon once to upgrade it"
+                if version < SCHEMA_VERSION
+                else "it was written by a newer irlamp"
+            )
+            raise JournalError(
+                f"journal {self.path}: schema version {version}, this irlamp reads version {SCHEMA_VERSION}; {hint}"
+            )
 
     def _open(self, immutable: bool) -> int:
         """Connect read-only; return the schema version."""
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro{'&immutable=1' if immutable else ''}"
         try:
-            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
-                                         isolation_level=None)
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._error("open read-only", exc) from exc
         try:
@@ -385,8 +413,11 @@ def reader_for_one_read(state_dir: str | Path) -> JournalReader:
     try:
         return JournalReader(state_dir)
     except JournalError as exc:
-        if exc.kind not in (READ_ONLY, PERMISSION) or isinstance(exc.__cause__, PermissionError) \
-                or Path(f"{journal_path(state_dir)}-wal").exists():
+        if (
+            exc.kind not in (READ_ONLY, PERMISSION)
+            or isinstance(exc.__cause__, PermissionError)
+            or Path(f"{journal_path(state_dir)}-wal").exists()
+        ):
             raise
     return JournalReader(state_dir, immutable=True)
 
@@ -423,8 +454,10 @@ class Journal(_JournalQueries):
         if marker.exists():
             return
         try:
-            marker.write_text("a journal was created here; if journal.sqlite3 is missing, its "
-                              "records were lost: run `irlamp journal recover`\n")
+            marker.write_text(
+                "a journal was created here; if journal.sqlite3 is missing, its "
+                "records were lost: run `irlamp journal recover`\n"
+            )
         except OSError as exc:
             raise self._error("mark that it exists", exc) from exc
 
@@ -432,8 +465,7 @@ class Journal(_JournalQueries):
         try:
             # check_same_thread=False: the daemon opens and repairs the journal at start-up, then
             # hands it to its writer thread (controller/service/journal_writer.py); one thread at a time.
-            return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
+            return sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._error("open", exc) from exc
 
@@ -443,12 +475,12 @@ class Journal(_JournalQueries):
         would be refused as lost records at the next start)."""
         tmp = self.path.with_name(f".{self.path.name}.new")
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            leftover.unlink(missing_ok=True)     # an unfinished creation: held no records
+            leftover.unlink(missing_ok=True)  # an unfinished creation: held no records
         self._conn = self._connect(tmp)
         try:
             self._prepare()
         finally:
-            self._conn.close()   # the last connection checkpoints the log into the file
+            self._conn.close()  # the last connection checkpoints the log into the file
         try:
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -482,8 +514,10 @@ class Journal(_JournalQueries):
         with self._write("migrate schema") as conn:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > SCHEMA_VERSION:
-                raise JournalError(f"journal {self.path}: schema version {version} is newer than "
-                                   f"this irlamp understands ({SCHEMA_VERSION})")
+                raise JournalError(
+                    f"journal {self.path}: schema version {version} is newer than "
+                    f"this irlamp understands ({SCHEMA_VERSION})"
+                )
             if version == 0 and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
                 raise _damaged(self.path, "holds other tables: not an irlamp journal")
             for step in range(version, SCHEMA_VERSION):
@@ -515,21 +549,25 @@ class Journal(_JournalQueries):
         Returns the ids closed."""
         gap_s = _require_finite("checkpoint_s", checkpoint_s)
         with self._write("close interrupted sessions") as conn:
-            ids = [row[0] for row in conn.execute(
-                "SELECT id FROM sessions WHERE end_wall IS NULL ORDER BY id")]
-            conn.execute("""UPDATE sessions SET end_reason = 'interrupted',
+            ids = [row[0] for row in conn.execute("SELECT id FROM sessions WHERE end_wall IS NULL ORDER BY id")]
+            conn.execute(
+                """UPDATE sessions SET end_reason = 'interrupted',
                 end_wall = COALESCE(checkpoint_wall, start_wall) + ?,
                 end_mono = COALESCE(checkpoint_mono, start_mono) + ?
-                WHERE end_wall IS NULL""", (gap_s, gap_s))
+                WHERE end_wall IS NULL""",
+                (gap_s, gap_s),
+            )
         return ids
 
     def start_session(self, start_wall: float, start_mono: float) -> int:
         """Record a session that starts now (on-time 0); returns its id."""
         wall, mono = _require_finite("start_wall", start_wall), _require_finite("start_mono", start_mono)
         with self._write("start a session") as conn:
-            cursor = conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono, on_s,
+            cursor = conn.execute(
+                """INSERT INTO sessions (boot_id, start_wall, start_mono, on_s,
                 checkpoint_wall, checkpoint_mono) VALUES (?, ?, ?, 0, ?, ?)""",
-                (self.boot_id, wall, mono, wall, mono))
+                (self.boot_id, wall, mono, wall, mono),
+            )
             return _row_id(cursor)
 
     def record_lost_day(self, count: int, reason: str, wall: float, mono: float) -> list[int]:
@@ -540,31 +578,78 @@ class Journal(_JournalQueries):
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
         wall, mono = _require_finite("wall", wall), _require_finite("mono", mono)
         with self._write("record the lost day") as conn:
-            return [_row_id(conn.execute("""INSERT INTO sessions (boot_id, start_wall, start_mono,
+            return [
+                _row_id(
+                    conn.execute(
+                        """INSERT INTO sessions (boot_id, start_wall, start_mono,
                 end_wall, end_mono, on_s, end_reason, checkpoint_wall, checkpoint_mono)
                 VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)""",
-                (self.boot_id, wall, mono, wall, mono, reason, wall, mono)))
-                for _ in range(int(count))]
+                        (self.boot_id, wall, mono, wall, mono, reason, wall, mono),
+                    )
+                )
+                for _ in range(int(count))
+            ]
 
-    def checkpoint(self, session_id: int, on_s: float, max_skin_c: float | None,
-                   min_distance_mm: float | None, wall: float, mono: float, *,
-                   light: dict | None = None, counters: dict | None = None,
-                   trace: tuple[TracePoint, ...] = ()) -> None:
+    def checkpoint(
+        self,
+        session_id: int,
+        on_s: float,
+        max_skin_c: float | None,
+        min_distance_mm: float | None,
+        wall: float,
+        mono: float,
+        *,
+        light: dict | None = None,
+        counters: dict | None = None,
+        trace: tuple[TracePoint, ...] = (),
+    ) -> None:
         """Durably record an open session's progress. The recorded on-time never decreases and
         the extremes only widen. `light`: the distance sensor's light so far (keys of
         LIGHT_FIELDS, values None when unknown). Raises JournalError if the session is not open."""
-        self._update_open(session_id, "checkpoint a session", on_s, max_skin_c, min_distance_mm,
-                          wall, mono, end=None, light=light, counters=counters, trace=trace)
+        self._update_open(
+            session_id,
+            "checkpoint a session",
+            on_s,
+            max_skin_c,
+            min_distance_mm,
+            wall,
+            mono,
+            end=None,
+            light=light,
+            counters=counters,
+            trace=trace,
+        )
 
-    def end_session(self, session_id: int, on_s: float, reason: str, max_skin_c: float | None,
-                    min_distance_mm: float | None, end_wall: float, end_mono: float, *,
-                    light: dict | None = None, counters: dict | None = None,
-                    trace: tuple[TracePoint, ...] = ()) -> None:
+    def end_session(
+        self,
+        session_id: int,
+        on_s: float,
+        reason: str,
+        max_skin_c: float | None,
+        min_distance_mm: float | None,
+        end_wall: float,
+        end_mono: float,
+        *,
+        light: dict | None = None,
+        counters: dict | None = None,
+        trace: tuple[TracePoint, ...] = (),
+    ) -> None:
         """Close an open session with its final values. Raises JournalError if it is not open."""
         if not isinstance(reason, str) or not reason:
             raise ValueError(f"journal: end reason must be a non-empty string, got {reason!r}")
-        self._update_open(session_id, "end a session", on_s, max_skin_c, min_distance_mm,
-                          end_wall, end_mono, end=reason, light=light, counters=counters, trace=trace)
+        self._update_open(
+            session_id,
+            "end a session",
+            on_s,
+            max_skin_c,
+            min_distance_mm,
+            end_wall,
+            end_mono,
+            end=reason,
+            light=light,
+            counters=counters,
+            trace=trace,
+        )
 
     @staticmethod
     def _known_values(values: dict | None, fields: tuple[str, ...], what: str) -> dict | None:
@@ -581,14 +666,17 @@ class Journal(_JournalQueries):
         limit); the sessions themselves are kept. Returns how many trace rows went."""
         cutoff = _require_finite("older_than_wall", older_than_wall)
         with self._write("prune old traces") as conn:
-            return conn.execute("""DELETE FROM trace WHERE session_id IN
+            return conn.execute(
+                """DELETE FROM trace WHERE session_id IN
                 (SELECT id FROM sessions WHERE start_wall < ? AND end_wall IS NOT NULL)""",
-                (cutoff,)).rowcount
+                (cutoff,),
+            ).rowcount
 
     @staticmethod
     def _widen_light(conn: sqlite3.Connection, session_id: int, values: dict) -> None:
         """Widen an open session's light ranges and raise its sample counts (never narrow)."""
-        conn.execute("""UPDATE sessions SET
+        conn.execute(
+            """UPDATE sessions SET
                 min_signal_mcps = MIN(COALESCE(:min_signal_mcps, min_signal_mcps),
                     COALESCE(min_signal_mcps, :min_signal_mcps)),
                 max_signal_mcps = MAX(COALESCE(:max_signal_mcps, max_signal_mcps),
@@ -601,48 +689,87 @@ class Journal(_JournalQueries):
                     COALESCE(distance_samples, :distance_samples)),
                 distance_doubts = MAX(COALESCE(:distance_doubts, distance_doubts),
                     COALESCE(distance_doubts, :distance_doubts))
-                WHERE id = :id AND end_wall IS NULL""", {**values, "id": int(session_id)})
+                WHERE id = :id AND end_wall IS NULL""",
+            {**values, "id": int(session_id)},
+        )
 
-    def _update_open(self, session_id: int, action: str, on_s: float, max_skin_c: float | None,
-                     min_distance_mm: float | None, wall: float, mono: float,
-                     end: str | None, light: dict | None = None, counters: dict | None = None,
-                     trace: tuple[TracePoint, ...] = ()) -> None:
+    def _update_open(
+        self,
+        session_id: int,
+        action: str,
+        on_s: float,
+        max_skin_c: float | None,
+        min_distance_mm: float | None,
+        wall: float,
+        mono: float,
+        end: str | None,
+        light: dict | None = None,
+        counters: dict | None = None,
+        trace: tuple[TracePoint, ...] = (),
+    ) -> None:
         light_values = self._known_values(light, LIGHT_FIELDS, "light")
         counter_values = self._known_values(counters, COUNTER_FIELDS, "counter")
-        trace_rows = [(int(session_id), _require_finite("t_s", p.t_s), int(bool(p.lamp_on)),
-                       _optional_finite("distance_mm", p.distance_mm), _optional_finite("skin_c", p.skin_c),
-                       str(p.state)) for p in trace]
-        values = (_require_finite("on_s", on_s), _optional_finite("max_skin_c", max_skin_c),
-                  _optional_finite("min_distance_mm", min_distance_mm),
-                  _require_finite("wall", wall), _require_finite("mono", mono))
+        trace_rows = [
+            (
+                int(session_id),
+                _require_finite("t_s", p.t_s),
+                int(bool(p.lamp_on)),
+                _optional_finite("distance_mm", p.distance_mm),
+                _optional_finite("skin_c", p.skin_c),
+                str(p.state),
+            )
+            for p in trace
+        ]
+        values = (
+            _require_finite("on_s", on_s),
+            _optional_finite("max_skin_c", max_skin_c),
+            _optional_finite("min_distance_mm", min_distance_mm),
+            _require_finite("wall", wall),
+            _require_finite("mono", mono),
+        )
         on, skin, distance, wall_s, mono_s = values
         ending = end is not None
         with self._write(action) as conn:
             if light_values is not None:
                 self._widen_light(conn, session_id, light_values)
             if counter_values is not None:
-                conn.execute("""UPDATE sessions SET
+                conn.execute(
+                    """UPDATE sessions SET
                     dose_cem43 = MAX(COALESCE(:dose_cem43, dose_cem43), COALESCE(dose_cem43, :dose_cem43)),
                     switches = MAX(COALESCE(:switches, switches), COALESCE(switches, :switches)),
                     doubt_switches = MAX(COALESCE(:doubt_switches, doubt_switches),
                                          COALESCE(doubt_switches, :doubt_switches))
-                    WHERE id = :id AND end_wall IS NULL""", {**counter_values, "id": int(session_id)})
+                    WHERE id = :id AND end_wall IS NULL""",
+                    {**counter_values, "id": int(session_id)},
+                )
             if trace_rows:
-                conn.executemany("""INSERT INTO trace (session_id, t_s, lamp_on, distance_mm, skin_c, state)
+                conn.executemany(
+                    """INSERT INTO trace (session_id, t_s, lamp_on, distance_mm, skin_c, state)
                     SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ? AND end_wall IS NULL)""",
-                    [(*row, row[0]) for row in trace_rows])
-            cursor = conn.execute(f"""UPDATE sessions SET
+                    [(*row, row[0]) for row in trace_rows],
+                )
+            cursor = conn.execute(
+                f"""UPDATE sessions SET
                 on_s = MAX(on_s, ?),
                 max_skin_c = MAX(COALESCE(?, max_skin_c), COALESCE(max_skin_c, ?)),
                 min_distance_mm = MIN(COALESCE(?, min_distance_mm), COALESCE(min_distance_mm, ?)),
                 checkpoint_wall = ?, checkpoint_mono = ?
                 {", end_wall = ?, end_mono = ?, end_reason = ?" if ending else ""}
                 WHERE id = ? AND end_wall IS NULL""",
-                (on, skin, skin, distance, distance, wall_s, mono_s,
-                 *((wall_s, mono_s, end) if ending else ()), int(session_id)))
+                (
+                    on,
+                    skin,
+                    skin,
+                    distance,
+                    distance,
+                    wall_s,
+                    mono_s,
+                    *((wall_s, mono_s, end) if ending else ()),
+                    int(session_id),
+                ),
+            )
             if cursor.rowcount != 1:
-                raise JournalError(f"journal {self.path}: cannot {action}: "
-                                   f"session {session_id} is not open")
+                raise JournalError(f"journal {self.path}: cannot {action}: session {session_id} is not open")
 
     def record_fault(self, code: str, detail: str, wall: float, mono: float) -> int:
         """Record a fault (unacknowledged); returns its id."""
@@ -651,14 +778,16 @@ class Journal(_JournalQueries):
         with self._write("record a fault") as conn:
             cursor = conn.execute(
                 "INSERT INTO faults (boot_id, wall, mono, code, detail) VALUES (?, ?, ?, ?, ?)",
-                (self.boot_id, _require_finite("wall", wall), _require_finite("mono", mono), code, str(detail)))
+                (self.boot_id, _require_finite("wall", wall), _require_finite("mono", mono), code, str(detail)),
+            )
             return _row_id(cursor)
 
     def acknowledge_faults(self, wall: float) -> int:
         """Mark every unacknowledged fault as acknowledged at `wall`; returns how many."""
         with self._write("acknowledge faults") as conn:
-            return conn.execute("UPDATE faults SET ack_wall = ? WHERE ack_wall IS NULL",
-                                (_require_finite("wall", wall),)).rowcount
+            return conn.execute(
+                "UPDATE faults SET ack_wall = ? WHERE ack_wall IS NULL", (_require_finite("wall", wall),)
+            ).rowcount
 
     def note_clock_synced(self, wall: float, mono: float) -> None:
         """Tell the journal that the wall clock is synchronised (NTP) right now. Stores this
@@ -671,8 +800,10 @@ class Journal(_JournalQueries):
         if previous_s is not None and abs(offset_s - previous_s) < _OFFSET_REWRITE_S:
             return
         with self._write("note the clock offset") as conn:
-            conn.execute("""INSERT INTO boot_clocks (boot_id, wall_minus_mono_s, noted_wall)
+            conn.execute(
+                """INSERT INTO boot_clocks (boot_id, wall_minus_mono_s, noted_wall)
                 VALUES (?, ?, ?) ON CONFLICT(boot_id) DO UPDATE SET
                 wall_minus_mono_s = excluded.wall_minus_mono_s, noted_wall = excluded.noted_wall""",
-                (self.boot_id, offset_s, wall))
+                (self.boot_id, offset_s, wall),
+            )
         self._noted_offset_s = offset_s

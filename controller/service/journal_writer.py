@@ -47,9 +47,9 @@ from controller.service.journal import Journal, JournalError, SessionRecord, Tra
 
 log = logging.getLogger("irlamp.journal")
 
-CAPACITY = 32          # backlog at which the writer reports itself full
-RETRY_S = 1.0          # wait before retrying a record whose commit failed
-LIMITS_SESSIONS = 32   # sessions read back for the daily limits (>= any sessions_per_day)
+CAPACITY = 32  # backlog at which the writer reports itself full
+RETRY_S = 1.0  # wait before retrying a record whose commit failed
+LIMITS_SESSIONS = 32  # sessions read back for the daily limits (>= any sessions_per_day)
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,9 @@ class Checkpoint:
     min_distance_mm: float | None
     wall: float
     mono: float
-    light: dict | None = None     # the distance sensor's light so far (journal.LIGHT_FIELDS)
+    light: dict | None = None  # the distance sensor's light so far (journal.LIGHT_FIELDS)
     counters: dict | None = None  # dose and switch-ons so far (journal.COUNTER_FIELDS)
-    trace: tuple[TracePoint, ...] = ()   # the trace rows since the previous checkpoint
+    trace: tuple[TracePoint, ...] = ()  # the trace rows since the previous checkpoint
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class EndSession:
     light: dict | None = None
     counters: dict | None = None
     trace: tuple[TracePoint, ...] = ()
-    trace_retention_s: float | None = None   # after the end: prune traces older than this
+    trace_retention_s: float | None = None  # after the end: prune traces older than this
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,7 @@ Record = Union[StartSession, Checkpoint, EndSession, Fault, AcknowledgeFaults]
 @dataclass(frozen=True)
 class LimitsView:
     """What the daily limits need from the journal, read after the commit of `as_of_ticket`."""
+
     sessions: tuple[SessionRecord, ...]
     newest_record_wall: float | None
     as_of_ticket: int
@@ -136,8 +137,14 @@ class _Pending:
 
 
 class JournalWriter:
-    def __init__(self, journal: Journal, monotonic: Callable[[], float], *,
-                 disk: SimulatedDisk | None = None, on_commit: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        journal: Journal,
+        monotonic: Callable[[], float],
+        *,
+        disk: SimulatedDisk | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ):
         self.journal = journal
         self.monotonic = monotonic
         self.disk = disk
@@ -146,7 +153,7 @@ class JournalWriter:
         self._queue: deque[_Pending] = deque()
         self._next_ticket = 1
         self._committed_ticket = 0
-        self._progress_s = monotonic()       # when the latest commit completed
+        self._progress_s = monotonic()  # when the latest commit completed
         self._session_id: int | None = None  # the open session, once its start is committed
         self._clock_note: tuple[float, float] | None = None
         self.last_error: str | None = None
@@ -166,7 +173,7 @@ class JournalWriter:
         """Hand a record over; returns its ticket (records commit in ticket order)."""
         now = self.monotonic()
         with self._lock:
-            tail = self._queue[-1] if len(self._queue) > 1 else None   # the head may be in progress
+            tail = self._queue[-1] if len(self._queue) > 1 else None  # the head may be in progress
             if isinstance(record, Checkpoint) and tail is not None and isinstance(tail.record, Checkpoint):
                 # newer progress; its wait still counts from the first; no trace row is dropped
                 tail.record = replace(record, trace=tail.record.trace + record.trace)
@@ -213,18 +220,39 @@ class JournalWriter:
         j = self.journal
         if isinstance(record, StartSession):
             self._session_id = j.start_session(record.wall, record.mono)
-            log.info("session %s started (distance %.0f mm, skin %.2f C)", self._session_id,
-                     record.distance_mm, record.skin_c)
+            log.info(
+                "session %s started (distance %.0f mm, skin %.2f C)",
+                self._session_id,
+                record.distance_mm,
+                record.skin_c,
+            )
         elif isinstance(record, Checkpoint):
             if self._session_id is not None:
-                j.checkpoint(self._session_id, record.on_s, record.max_skin_c, record.min_distance_mm,
-                             record.wall, record.mono, light=record.light, counters=record.counters,
-                             trace=record.trace)
+                j.checkpoint(
+                    self._session_id,
+                    record.on_s,
+                    record.max_skin_c,
+                    record.min_distance_mm,
+                    record.wall,
+                    record.mono,
+                    light=record.light,
+                    counters=record.counters,
+                    trace=record.trace,
+                )
         elif isinstance(record, EndSession):
             if self._session_id is not None:
-                j.end_session(self._session_id, record.on_s, record.reason, record.max_skin_c,
-                              record.min_distance_mm, record.wall, record.mono, light=record.light,
-                              counters=record.counters, trace=record.trace)
+                j.end_session(
+                    self._session_id,
+                    record.on_s,
+                    record.reason,
+                    record.max_skin_c,
+                    record.min_distance_mm,
+                    record.wall,
+                    record.mono,
+                    light=record.light,
+                    counters=record.counters,
+                    trace=record.trace,
+                )
             self._session_id = None
             if record.trace_retention_s is not None:
                 pruned = j.prune_traces(record.wall - record.trace_retention_s)
@@ -238,8 +266,9 @@ class JournalWriter:
             raise TypeError(f"not a journal record: {record!r}")
 
     def _read_limits(self, ticket: int) -> LimitsView:
-        return LimitsView(tuple(self.journal.sessions_for_limits(LIMITS_SESSIONS)),
-                          self.journal.newest_record_wall(), ticket)
+        return LimitsView(
+            tuple(self.journal.sessions_for_limits(LIMITS_SESSIONS)), self.journal.newest_record_wall(), ticket
+        )
 
     def _commit_head(self, done_s: Callable[[], float]) -> bool:
         """Commit the oldest record; True on success. On failure the record stays first."""
@@ -281,7 +310,7 @@ class JournalWriter:
                 while not self._queue and self._clock_note is None and not self._closing:
                     self._lock.wait()
                 if not self._queue and self._clock_note is None:
-                    break                                   # closing and drained
+                    break  # closing and drained
                 busy = bool(self._queue)
             if not busy:
                 self._write_clock_note()
@@ -324,7 +353,7 @@ class JournalWriter:
             self._head_due = None
             if self._commit_head(functools.partial(float, due)):
                 done += 1
-            else:                                   # retried RETRY_S later
+            else:  # retried RETRY_S later
                 self._head_due = (self.disk.version, now + RETRY_S)
                 break
         if not self._queue:
@@ -352,8 +381,13 @@ class JournalWriter:
             self._close_journal()
         if not drained or self._queue:
             self.lost = len(self._queue)
-            log.error("journal: %d record(s) not written before exit (waited %.0f s; last error: %s); "
-                      "the last committed checkpoint stands", self.lost, timeout_s, self.last_error)
+            log.error(
+                "journal: %d record(s) not written before exit (waited %.0f s; last error: %s); "
+                "the last committed checkpoint stands",
+                self.lost,
+                timeout_s,
+                self.last_error,
+            )
         self._closed = True
         return not self.lost
 

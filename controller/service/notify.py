@@ -23,8 +23,7 @@ class SystemdNotifier:
         if self.address:
             # Non-blocking: the control loop sends these, and must never wait on a full queue
             # (a busy PID 1); a dropped WATCHDOG=1 is what systemd's watchdog is there to judge.
-            self._sock = socket.socket(socket.AF_UNIX,
-                                       socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
 
     @property
     def enabled(self) -> bool:

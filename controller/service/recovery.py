@@ -60,9 +60,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def recover_journal(state_dir: str | Path, *, boot_id: str, clock_synced: bool,
-                    now_wall: float | None = None, now_mono: float | None = None,
-                    out: TextIO | None = None, err: TextIO | None = None) -> int:
+def recover_journal(
+    state_dir: str | Path,
+    *,
+    boot_id: str,
+    clock_synced: bool,
+    now_wall: float | None = None,
+    now_mono: float | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Returns the exit code: 0 recovered or nothing to do, 1 failed, 2 refused (daemon running)."""
     out, err = out or sys.stdout, err or sys.stderr
     state_dir = Path(state_dir)
@@ -74,8 +81,7 @@ def recover_journal(state_dir: str | Path, *, boot_id: str, clock_synced: bool,
         return EXIT_REFUSED
     with lock:
         if not any(p.exists() for p in (path, Path(f"{path}-wal"), created_marker_path(path))):
-            print(f"no journal at {path}: nothing to recover (the daemon makes a new one at its "
-                  f"first start)", file=out)
+            print(f"no journal at {path}: nothing to recover (the daemon makes a new one at its first start)", file=out)
             return EXIT_OK
         try:
             Journal(state_dir, boot_id).close()
@@ -92,20 +98,20 @@ def recover_journal(state_dir: str | Path, *, boot_id: str, clock_synced: bool,
         try:
             aside = _replace(state_dir, path, boot_id, clock_synced, now_wall, now_mono)
         except (OSError, JournalError) as exc:
-            print(f"irlamp journal recover: failed, the damaged journal is still in place: "
-                  f"{exc}", file=err)
+            print(f"irlamp journal recover: failed, the damaged journal is still in place: {exc}", file=err)
             return EXIT_FAILED
     print(f"was: {damage}", file=out)
     print(f"kept the damaged journal as {state_dir / aside} (nothing deleted)", file=out)
-    print(f"started a new journal {path}; it counts the rest of today as used up: no session "
-          f"before local midnight ({local_time(now_wall, None, '%Y-%m-%d')} ends) nor before "
-          f"the cool-down from now has passed. Start irlamp again: sudo systemctl start irlamp",
-          file=out)
+    print(
+        f"started a new journal {path}; it counts the rest of today as used up: no session "
+        f"before local midnight ({local_time(now_wall, None, '%Y-%m-%d')} ends) nor before "
+        f"the cool-down from now has passed. Start irlamp again: sudo systemctl start irlamp",
+        file=out,
+    )
     return EXIT_OK
 
 
-def _replace(state_dir: Path, path: Path, boot_id: str, clock_synced: bool, now_wall: float,
-             now_mono: float) -> str:
+def _replace(state_dir: Path, path: Path, boot_id: str, clock_synced: bool, now_wall: float, now_mono: float) -> str:
     scratch = state_dir / f".recovering-{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
@@ -115,7 +121,7 @@ def _replace(state_dir: Path, path: Path, boot_id: str, clock_synced: bool, now_
                 fresh.note_clock_synced(now_wall, now_mono)
             fresh.record_lost_day(LOST_DAY_PLACEHOLDERS, RECOVERED_END_REASON, now_wall, now_mono)
         new_file = journal_path(scratch)
-        if Path(f"{new_file}-wal").exists():   # its close could not fold the log into the file
+        if Path(f"{new_file}-wal").exists():  # its close could not fold the log into the file
             raise JournalError(f"journal {new_file}: could not be completed (log left over)")
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_wall))
         aside = _aside_name(state_dir, stamp)
@@ -126,7 +132,7 @@ def _replace(state_dir: Path, path: Path, boot_id: str, clock_synced: bool, now_
         _fsync_dir(state_dir)
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
-        adopt_directory_owner(new_file, state_dir)   # after sudo: still the daemon's file
+        adopt_directory_owner(new_file, state_dir)  # after sudo: still the daemon's file
         os.replace(new_file, path)
         _fsync_dir(state_dir)
     finally:

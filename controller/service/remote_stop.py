@@ -36,7 +36,7 @@ log = logging.getLogger("irlamp")
 STOP_SOCKET_FILENAME = "stop.sock"
 STOP_REQUEST = b"irlamp stop-session v1"
 BRIDGE_USER = "irlamp-bridge"
-_UCRED = struct.Struct("3i")     # struct ucred: pid, uid, gid
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 SOCKET_MODE = 0o660
 MAX_DATAGRAMS_PER_STEP = 64
 MAX_DATAGRAM_BYTES = 512
@@ -50,8 +50,7 @@ def stop_socket_path(runtime_dir: str | Path) -> Path:
 class IgnoredInputs:
     """Counts inputs that were not the one accepted request; logs at most once per `every_s`."""
 
-    def __init__(self, what: str, logger: logging.Logger = log, monotonic=time.monotonic,
-                 every_s: float = LOG_EVERY_S):
+    def __init__(self, what: str, logger: logging.Logger = log, monotonic=time.monotonic, every_s: float = LOG_EVERY_S):
         self.what, self.log, self.monotonic, self.every_s = what, logger, monotonic, every_s
         self.count = 0
         self._logged = 0
@@ -63,8 +62,12 @@ class IgnoredInputs:
         if self.count == self._logged or now - self._last_log_s < self.every_s:
             return
         self._last_log_s = now
-        self.log.warning("%s: ignored %d input(s) that were not a stop request (%d in total)",
-                         self.what, self.count - self._logged, self.count)
+        self.log.warning(
+            "%s: ignored %d input(s) that were not a stop request (%d in total)",
+            self.what,
+            self.count - self._logged,
+            self.count,
+        )
         self._logged = self.count
 
 
@@ -76,12 +79,12 @@ class RemoteStopChannel:
         self.allowed_uids = allowed_uids
         self.ignored = IgnoredInputs(f"remote stop channel {self.path}", monotonic=monotonic)
         self.accepted = 0
-        self.path.unlink(missing_ok=True)        # a socket left by a crashed daemon
+        self.path.unlink(missing_ok=True)  # a socket left by a crashed daemon
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             self._sock.setblocking(False)
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            self._sock.bind(str(self.path))       # umask 0022: nobody but the owner can write yet
+            self._sock.bind(str(self.path))  # umask 0022: nobody but the owner can write yet
             os.chmod(self.path, SOCKET_MODE)
         except OSError:
             self._sock.close()
@@ -93,8 +96,9 @@ class RemoteStopChannel:
         rejected = 0
         for _ in range(MAX_DATAGRAMS_PER_STEP):
             try:
-                data, ancdata, _flags, _address = self._sock.recvmsg(MAX_DATAGRAM_BYTES + 1,
-                                                                      socket.CMSG_SPACE(_UCRED.size))
+                data, ancdata, _flags, _address = self._sock.recvmsg(
+                    MAX_DATAGRAM_BYTES + 1, socket.CMSG_SPACE(_UCRED.size)
+                )
             except (BlockingIOError, InterruptedError):
                 break
             if data == STOP_REQUEST and _sender_uid(ancdata) in self.allowed_uids:
@@ -129,7 +133,7 @@ def allowed_sender_uids() -> frozenset[int]:
     """root, the daemon's own user, and the bridge's user if it exists."""
     try:
         bridge = {pwd.getpwnam(BRIDGE_USER).pw_uid}
-    except KeyError:        # no bridge installed: only root and the daemon's own user
+    except KeyError:  # no bridge installed: only root and the daemon's own user
         bridge = set()
     return frozenset({0, os.getuid(), *bridge})
 

@@ -29,16 +29,21 @@ from drivers.hardware import ReopeningSource, build_hardware
 
 log = logging.getLogger("irlamp")
 
+
 def _real_sources(cfg):
     """The Adafruit-driver sources on the Pi's bus 1, shared politely by both sampler threads."""
     from drivers.i2c_bus import pi_i2c_bus
     from drivers.mlx90614 import MLX90614Source
     from drivers.vl53l0x import VL53L0XSource, data_ready_input
+
     budget = cfg.distance.timing_budget_ms
     ready_pin = data_ready_input(cfg.gpio.distance_ready_pin)
-    distance = ReopeningSource("distance", lambda: VL53L0XSource(
-        pi_i2c_bus(), timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0),
-        data_ready_pin=ready_pin))
+    distance = ReopeningSource(
+        "distance",
+        lambda: VL53L0XSource(
+            pi_i2c_bus(), timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0), data_ready_pin=ready_pin
+        ),
+    )
     skin = ReopeningSource("skin", lambda: MLX90614Source(pi_i2c_bus()))
     return distance, skin, None
 
@@ -47,6 +52,7 @@ def _sim_sources(cfg, clock):
     from gpiozero.pins.mock import MockFactory
 
     from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
+
     world = SimWorld(400.0, 32.0, thermal_model=True, seed=int(time.time()), monotonic=clock.monotonic)
     return SimDistanceSource(world), SimSkinSource(world), MockFactory(), world
 
@@ -85,19 +91,20 @@ def run_daemon(cfg, args) -> int:
         except OSError as exc:
             raise storage_error(record_dir, exc, "record the relay pins for the fail-safe") from exc
         this_boot = boot_id()
-        journal = Journal(state_dir, this_boot)   # refuses a damaged journal before any pin
+        journal = Journal(state_dir, this_boot)  # refuses a damaged journal before any pin
         handed_over: list[bool] = []
         try:
             return _run_locked(cfg, args, journal, this_boot, runtime_dir, status_file, handed_over)
         finally:
-            if not handed_over:   # a daemon's journal writer closes it on its own thread, after
-                journal.close()   # its backlog; a writer stuck on the disk must not be waited on
+            if not handed_over:  # a daemon's journal writer closes it on its own thread, after
+                journal.close()  # its backlog; a writer stuck on the disk must not be waited on
     finally:
         writer_lock.release()
 
 
-def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
-                status_file: Path, handed_over: list[bool]) -> int:
+def _run_locked(
+    cfg, args, journal: Journal, this_boot: str, runtime_dir: Path, status_file: Path, handed_over: list[bool]
+) -> int:
     clock = RealClock()
     wake = threading.Event()
     stop = threading.Event()
@@ -106,8 +113,14 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
         distance_src, skin_src, factory, world = _sim_sources(cfg, clock)
     else:
         distance_src, skin_src, factory = _real_sources(cfg)
-    hw = build_hardware(cfg, distance_source=distance_src, skin_source=skin_src, monotonic=clock.monotonic,
-                        pin_factory=factory, on_sample=wake.set)
+    hw = build_hardware(
+        cfg,
+        distance_source=distance_src,
+        skin_source=skin_src,
+        monotonic=clock.monotonic,
+        pin_factory=factory,
+        on_sample=wake.set,
+    )
     if world is not None:
         world.lamp_on = hw.output.is_on
     notifier = SystemdNotifier()
@@ -116,10 +129,19 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
     reason = "exit"
     try:
         remote_stop = open_remote_stop(runtime_dir)
-        daemon = Daemon(cfg, hw, clock, journal, status_path=status_file,
-                        boot_id=this_boot, clock_synced=ClockSync(), notifier=notifier,
-                        simulated=bool(args.simulate), remote_stop=remote_stop,
-                        on_journal_commit=wake.set)
+        daemon = Daemon(
+            cfg,
+            hw,
+            clock,
+            journal,
+            status_path=status_file,
+            boot_id=this_boot,
+            clock_synced=ClockSync(),
+            notifier=notifier,
+            simulated=bool(args.simulate),
+            remote_stop=remote_stop,
+            on_journal_commit=wake.set,
+        )
         handed_over.append(True)
 
         def on_signal(signum, _frame):
@@ -134,11 +156,14 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
         start_threads(hw, cfg, clock)
         daemon.step()
         notifier.ready(daemon.status_line())
-        log.info("irlamp running (%s); lamp off until the button starts a session",
-                 "SIMULATED hardware" if args.simulate else "real hardware")
+        log.info(
+            "irlamp running (%s); lamp off until the button starts a session",
+            "SIMULATED hardware" if args.simulate else "real hardware",
+        )
         keyboard = None
         if world is not None:
             from drivers.sim_keyboard import KeyboardDriver
+
             keyboard = KeyboardDriver(world, factory, cfg, daemon, stop, wake)
             keyboard.start()
         serve(daemon, clock, wake, stop)
@@ -153,7 +178,7 @@ def _run_locked(cfg, args, journal: Journal, this_boot: str, runtime_dir: Path,
         hw.output.set(False, "exit")
         try:
             if daemon is not None:
-                daemon.shutdown(reason)     # a no-op after a clean stop; drains the writer otherwise
+                daemon.shutdown(reason)  # a no-op after a clean stop; drains the writer otherwise
         finally:
             hw.close()
             if remote_stop is not None:
@@ -166,13 +191,16 @@ def selftest(cfg, seconds: float, pin_factory=None) -> int:
 
     from controller.service.selftest import run_selftest_on_pi
     from drivers.relay import open_relay_line, switch_pair
+
     check_startup(cfg)
     g = cfg.gpio
     # The relays through the relay driver, like the daemon's: claimed at their off level.
-    outputs = {"relay": open_relay_line(g.relay_pin, g.relay_active_high, pin_factory),
-               "green": LED(g.led_green_pin, pin_factory=pin_factory),
-               "amber": LED(g.led_amber_pin, pin_factory=pin_factory),
-               "red": LED(g.led_red_pin, pin_factory=pin_factory)}
+    outputs = {
+        "relay": open_relay_line(g.relay_pin, g.relay_active_high, pin_factory),
+        "green": LED(g.led_green_pin, pin_factory=pin_factory),
+        "amber": LED(g.led_amber_pin, pin_factory=pin_factory),
+        "red": LED(g.led_red_pin, pin_factory=pin_factory),
+    }
     if g.enable_relay_pin is not None:
         outputs["enable_relay"] = open_relay_line(g.enable_relay_pin, g.enable_relay_active_high, pin_factory)
     if g.buzzer_pin is not None:

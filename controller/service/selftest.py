@@ -39,14 +39,14 @@ BUS_LOCK_TIMEOUT_S = 1.0
 MM_PER_INCH = 25.4
 
 RELAY_PROMPT = "Type yes to click the relay for 1 s (the lamp will light if connected): "
-INDICATORS = (("green", "green LED"), ("amber", "amber LED"), ("red", "red LED"),
-              ("buzzer", "buzzer"))
+INDICATORS = (("green", "green LED"), ("amber", "amber LED"), ("red", "red LED"), ("buzzer", "buzzer"))
 
-WIRING_HINT = ("check the wiring: SDA to GPIO2 (pin 3), SCL to GPIO3 (pin 5), "
-               "VIN to 3.3 V (pin 1), GND to GND (pin 6)")
+WIRING_HINT = "check the wiring: SDA to GPIO2 (pin 3), SCL to GPIO3 (pin 5), VIN to 3.3 V (pin 1), GND to GND (pin 6)"
 I2C_DISABLED_HINT = "if I2C is disabled, enable it: sudo raspi-config nonint do_i2c 0 (then reboot)"
-MLX_SPEED_HINT = ("the MLX90614 needs the bus at <= 50 kHz: add dtparam=i2c_arm_baudrate=50000 "
-                  "to /boot/firmware/config.txt and reboot")
+MLX_SPEED_HINT = (
+    "the MLX90614 needs the bus at <= 50 kHz: add dtparam=i2c_arm_baudrate=50000 "
+    "to /boot/firmware/config.txt and reboot"
+)
 READ_ERRORS = (OSError, RuntimeError, SensorValueError)
 
 Say = Callable[[str], None]
@@ -68,11 +68,18 @@ class _SensorCheck:
         return self.found and self.good_readings > 0 and self.failed_readings == 0
 
 
-def run_selftest(i2c, outputs: dict[str, Any], *, ask: Callable[[str], str] = input,
-                 say: Say = print, readings_s: float = 3.0,
-                 sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 cfg=None, lamp_s: float = DEFAULT_LAMP_S) -> int:
+def run_selftest(
+    i2c,
+    outputs: dict[str, Any],
+    *,
+    ask: Callable[[str], str] = input,
+    say: Say = print,
+    readings_s: float = 3.0,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    cfg=None,
+    lamp_s: float = DEFAULT_LAMP_S,
+) -> int:
     """Run the hardware self-test on bus ``i2c`` with gpiozero-like ``outputs``.
 
     ``outputs`` maps 'green', 'amber', 'red', 'relay' and optionally 'buzzer' and
@@ -81,8 +88,7 @@ def run_selftest(i2c, outputs: dict[str, Any], *, ask: Callable[[str], str] = in
     """
     checks = [
         _SensorCheck("VL53L0X distance sensor", VL53L0X_ADDRESS, (WIRING_HINT,)),
-        _SensorCheck("MLX90614 skin thermometer", MLX90614_ADDRESS,
-                     (WIRING_HINT, MLX_SPEED_HINT)),
+        _SensorCheck("MLX90614 skin thermometer", MLX90614_ADDRESS, (WIRING_HINT, MLX_SPEED_HINT)),
     ]
     _relays_off(outputs)
     verdicts = []
@@ -95,8 +101,19 @@ def run_selftest(i2c, outputs: dict[str, Any], *, ask: Callable[[str], str] = in
         _blink_indicators(outputs, say, sleep)
         _click_relay_if_confirmed(outputs, ask, say, sleep)
         if cfg is not None and outputs.get("relay") is not None and all(c.source for c in checks):
-            verdicts = run_lamp_test(checks[0].source, checks[1].source, outputs, cfg, ask=ask, say=say,
-                                     monotonic=monotonic, lamp_s=lamp_s) or []
+            verdicts = (
+                run_lamp_test(
+                    checks[0].source,
+                    checks[1].source,
+                    outputs,
+                    cfg,
+                    ask=ask,
+                    say=say,
+                    monotonic=monotonic,
+                    lamp_s=lamp_s,
+                )
+                or []
+            )
     finally:
         try:
             _relays_off(outputs)
@@ -120,6 +137,7 @@ def run_selftest_on_pi(outputs: dict[str, Any], **options) -> int:
 
 
 # --- steps ---------------------------------------------------------------------------
+
 
 def _scan(i2c, say: Say, sleep, monotonic) -> list[int]:
     say("Scanning I2C bus 1 ...")
@@ -160,8 +178,13 @@ def _report_presence(checks: list[_SensorCheck], found: list[int], say: Say) -> 
 
 def _open_readers(i2c, checks: list[_SensorCheck], say: Say, sleep, monotonic, budget_ms: int = 33) -> None:
     openers = {
-        VL53L0X_ADDRESS: lambda: VL53L0XSource(i2c, timing_budget_ms=budget_ms, sleep=sleep, monotonic=monotonic,
-                                               io_timeout_s=max(0.2, 3 * budget_ms / 1000.0)),
+        VL53L0X_ADDRESS: lambda: VL53L0XSource(
+            i2c,
+            timing_budget_ms=budget_ms,
+            sleep=sleep,
+            monotonic=monotonic,
+            io_timeout_s=max(0.2, 3 * budget_ms / 1000.0),
+        ),
         MLX90614_ADDRESS: lambda: MLX90614Source(i2c),
     }
     for check in checks:
@@ -177,8 +200,7 @@ def _open_readers(i2c, checks: list[_SensorCheck], say: Say, sleep, monotonic, b
                 say(f"    - {hint}")
 
 
-def _show_live_readings(checks: list[_SensorCheck], say: Say, readings_s: float,
-                        sleep, monotonic) -> None:
+def _show_live_readings(checks: list[_SensorCheck], say: Say, readings_s: float, sleep, monotonic) -> None:
     running = [check for check in checks if check.source is not None]
     if not running:
         say("No sensor to read.")
@@ -196,8 +218,11 @@ def _read_once(check: _SensorCheck) -> str:
     try:
         if check.address == VL53L0X_ADDRESS:
             distance_mm = check.source.read_distance_mm()
-            text = ("distance: no target in range" if distance_mm >= NO_TARGET_MM else
-                    f"distance {distance_mm:.0f} mm ({distance_mm / MM_PER_INCH:.1f} in)")
+            text = (
+                "distance: no target in range"
+                if distance_mm >= NO_TARGET_MM
+                else f"distance {distance_mm:.0f} mm ({distance_mm / MM_PER_INCH:.1f} in)"
+            )
         else:
             reading = check.source.read_skin()
             text = f"skin {reading.skin_c:.2f} °C, sensor body {reading.ambient_c:.2f} °C"
@@ -260,7 +285,9 @@ def _summarise(checks: list[_SensorCheck], say: Say) -> int:
         elif not check.found:
             say(f"FAIL {check.label}: not found on the bus")
         else:
-            say(f"FAIL {check.label}: {check.good_readings} good, "
+            say(
+                f"FAIL {check.label}: {check.good_readings} good, "
                 f"{check.failed_readings} failed; last error: "
-                f"{check.errors[-1] if check.errors else 'no reading'}")
+                f"{check.errors[-1] if check.errors else 'no reading'}"
+            )
     return 0 if all(check.passed for check in checks) else 1

@@ -35,16 +35,18 @@ DEFAULT_LAMP_S = 20.0
 BASELINE_S = 5.0
 PRESS_S = 0.2
 RELEASE_S = 0.15
-SKIN_EVERY = 8                  # a skin reading every 8th distance sample (~250 ms at 33 ms)
-GOOD_DOUBT_SHARE = 0.01         # more doubted samples than this with the lamp on: marginal
+SKIN_EVERY = 8  # a skin reading every 8th distance sample (~250 ms at 33 ms)
+GOOD_DOUBT_SHARE = 0.01  # more doubted samples than this with the lamp on: marginal
 BODY_RATE_MARGINAL_C_PER_MIN = 0.5
 SKIN_RISE_MIN_C = 0.1
 ALLOWED = Allowance(True, None, 0, None, None)
 
 GOOD, MARGINAL, NOT_USABLE = "good", "marginal", "not usable"
 
-LAMP_PROMPT = ("Now the lamp itself, with every safety rule active. Plug the lamp in, lie or sit in "
-               "front of it at {band}, then type yes to light it for {seconds:g} s: ")
+LAMP_PROMPT = (
+    "Now the lamp itself, with every safety rule active. Plug the lamp in, lie or sit in "
+    "front of it at {band}, then type yes to light it for {seconds:g} s: "
+)
 
 DISTANCE_ADVICE = (
     "shade the VL53L0X from the bulb: an opaque hood or short tube around its window, so that "
@@ -61,8 +63,7 @@ SKIN_BODY_ADVICE = (
     "use the MLX90614's medical-accuracy variant (the DCI type): it compensates the "
     "temperature difference across its own package that a heated body causes",
 )
-SKIN_AIM_ADVICE = ("aim the thermometer at the centre of the lit skin: its reading should rise "
-                   "while the lamp is on",)
+SKIN_AIM_ADVICE = ("aim the thermometer at the centre of the lit skin: its reading should rise while the lamp is on",)
 
 Say = Callable[[str], None]
 
@@ -151,8 +152,7 @@ class _Rig:
             phase.add_skin(self.skin_sample)
         now = self.monotonic()
         was_on = self.lamp_on
-        decision = self.ctl.step(StepInputs(now, SensorFeed(distance), SensorFeed(self.skin_sample),
-                                            button, ALLOWED))
+        decision = self.ctl.step(StepInputs(now, SensorFeed(distance), SensorFeed(self.skin_sample), button, ALLOWED))
         for name, fields in decision.events:
             if name == "fault":
                 self.test.faults.append(fields["code"])
@@ -174,9 +174,16 @@ class _Rig:
                 value, rates = reading.distance_mm, reading.rates
             else:
                 value, ambient_c = reading.skin_c, reading.ambient_c
-        return Sample(self.seq, self.monotonic(), value, ambient_c, error, detail,
-                      None if rates is None else rates.signal_rate_mcps,
-                      None if rates is None else rates.ambient_rate_mcps)
+        return Sample(
+            self.seq,
+            self.monotonic(),
+            value,
+            ambient_c,
+            error,
+            detail,
+            None if rates is None else rates.signal_rate_mcps,
+            None if rates is None else rates.ambient_rate_mcps,
+        )
 
     def _switch(self, on: bool) -> None:
         if on == self.lamp_on:
@@ -190,8 +197,17 @@ def lamp_off(outputs: dict) -> None:
     switch_pair(outputs.get("relay"), outputs.get("enable_relay"), False)
 
 
-def run_lamp_test(distance_source, skin_source, outputs: dict, cfg, *, ask, say: Say,
-                  monotonic: Callable[[], float], lamp_s: float = DEFAULT_LAMP_S) -> list[SensorVerdict] | None:
+def run_lamp_test(
+    distance_source,
+    skin_source,
+    outputs: dict,
+    cfg,
+    *,
+    ask,
+    say: Say,
+    monotonic: Callable[[], float],
+    lamp_s: float = DEFAULT_LAMP_S,
+) -> list[SensorVerdict] | None:
     """The lamp-on test; None when it was skipped (no yes, nobody in the band, start refused)."""
     lamp_s = min(max(lamp_s, 1.0), LAMP_TEST_MAX_S)
     d = cfg.distance
@@ -239,6 +255,7 @@ def _mm(value: float | None) -> str:
 
 # --- verdicts -----------------------------------------------------------------------------
 
+
 def distance_verdict(test: LampTest, cfg) -> SensorVerdict:
     off, on = test.off, test.on
     if on.samples == 0:
@@ -249,11 +266,15 @@ def distance_verdict(test: LampTest, cfg) -> SensorVerdict:
     if "distance_unreliable" in test.faults:
         bad.append("the safety rules latched distance_unreliable")
     if on.doubt_share > f.distance_unreliable_share:
-        bad.append(f"{100 * on.doubt_share:.1f} % of measurements untrustworthy with the lamp on "
-                   f"(the daemon faults above {100 * f.distance_unreliable_share:g} %)")
+        bad.append(
+            f"{100 * on.doubt_share:.1f} % of measurements untrustworthy with the lamp on "
+            f"(the daemon faults above {100 * f.distance_unreliable_share:g} %)"
+        )
     elif on.doubt_share > GOOD_DOUBT_SHARE:
-        doubtful.append(f"{100 * on.doubt_share:.1f} % of measurements untrustworthy with the lamp on: "
-                        f"each one switches the lamp off for a moment (relay wear)")
+        doubtful.append(
+            f"{100 * on.doubt_share:.1f} % of measurements untrustworthy with the lamp on: "
+            f"each one switches the lamp off for a moment (relay wear)"
+        )
     if ambient_max >= d.ambient_doubt_mcps:
         bad.append(f"ambient light {ambient_max:.2f} Mcps reaches the doubt level ({d.ambient_doubt_mcps:g})")
     elif ambient_max >= d.ambient_warn_mcps:
@@ -261,8 +282,12 @@ def distance_verdict(test: LampTest, cfg) -> SensorVerdict:
     if on.noise_mm > max(2.0 * off.noise_mm, off.noise_mm + 3.0):
         doubtful.append(f"distance noise grows from {off.noise_mm:.1f} mm to {on.noise_mm:.1f} mm")
     grade = NOT_USABLE if bad else MARGINAL if doubtful else GOOD
-    return SensorVerdict("distance", grade, bad + doubtful or ["the lamp's light does not disturb it"],
-                         DISTANCE_ADVICE if grade != GOOD else ())
+    return SensorVerdict(
+        "distance",
+        grade,
+        bad + doubtful or ["the lamp's light does not disturb it"],
+        DISTANCE_ADVICE if grade != GOOD else (),
+    )
 
 
 def skin_verdict(test: LampTest, cfg) -> SensorVerdict:
@@ -279,19 +304,22 @@ def skin_verdict(test: LampTest, cfg) -> SensorVerdict:
     doubtful: list[str] = []
     advice: tuple[str, ...] = ()
     if "skin_sensor_hot" in test.faults or projected_c >= cfg.skin.sensor_body_max_c:
-        bad.append(f"its body warms {rate_c_per_min:.1f} °C/min: about {projected_c:.0f} °C after a "
-                   f"full session, over the {cfg.skin.sensor_body_max_c:g} °C limit")
+        bad.append(
+            f"its body warms {rate_c_per_min:.1f} °C/min: about {projected_c:.0f} °C after a "
+            f"full session, over the {cfg.skin.sensor_body_max_c:g} °C limit"
+        )
         advice = SKIN_BODY_ADVICE
     elif rate_c_per_min >= BODY_RATE_MARGINAL_C_PER_MIN:
-        doubtful.append(f"its body warms {rate_c_per_min:.1f} °C/min (about {projected_c:.0f} °C after a "
-                        f"full session): a package heated from one side reads the skin wrong")
+        doubtful.append(
+            f"its body warms {rate_c_per_min:.1f} °C/min (about {projected_c:.0f} °C after a "
+            f"full session): a package heated from one side reads the skin wrong"
+        )
         advice = SKIN_BODY_ADVICE
     if skin_rise_c < SKIN_RISE_MIN_C:
         doubtful.append(f"the skin reading rose only {skin_rise_c:.2f} °C under the lamp")
         advice = advice + SKIN_AIM_ADVICE
     grade = NOT_USABLE if bad else MARGINAL if doubtful else GOOD
-    return SensorVerdict("skin", grade, bad + doubtful or ["its body stays cool and the skin reading rises"],
-                         advice)
+    return SensorVerdict("skin", grade, bad + doubtful or ["its body stays cool and the skin reading rises"], advice)
 
 
 def report(test: LampTest, verdicts: list[SensorVerdict], say: Say) -> None:
@@ -301,21 +329,29 @@ def report(test: LampTest, verdicts: list[SensorVerdict], say: Say) -> None:
         return f"{statistics.fmean(values):.{digits}f} {unit}" if values else "-"
 
     say("Distance sensor (VL53L0X)         lamp off        lamp on")
-    say(f"  valid measurements          {100 * off.valid_share:7.1f} %      {100 * on.valid_share:7.1f} %"
-        f"   ({off.samples} / {on.samples} samples)")
+    say(
+        f"  valid measurements          {100 * off.valid_share:7.1f} %      {100 * on.valid_share:7.1f} %"
+        f"   ({off.samples} / {on.samples} samples)"
+    )
     say(f"  flagged untrustworthy       {100 * off.doubt_share:7.1f} %      {100 * on.doubt_share:7.1f} %")
     say(f"  noise (standard deviation)  {off.noise_mm:7.1f} mm     {on.noise_mm:7.1f} mm")
-    say(f"  ambient light               {mean(off.ambient_mcps, 'Mcps'):>12}  {mean(on.ambient_mcps, 'Mcps'):>12}"
-        f"   (max {max(on.ambient_mcps, default=0.0):.2f})")
+    say(
+        f"  ambient light               {mean(off.ambient_mcps, 'Mcps'):>12}  {mean(on.ambient_mcps, 'Mcps'):>12}"
+        f"   (max {max(on.ambient_mcps, default=0.0):.2f})"
+    )
     say(f"  signal (the laser's return) {mean(off.signal_mcps, 'Mcps'):>12}  {mean(on.signal_mcps, 'Mcps'):>12}")
     skin_before = off.skin_c[-1:] or on.skin_c[:1]
     body_before = off.body_c[-1:] or on.body_c[:1]
     say("Skin thermometer (MLX90614)")
     if skin_before and on.skin_c:
-        say(f"  skin reading   {skin_before[0]:.2f} °C -> {max(on.skin_c):.2f} °C "
-            f"(+{max(on.skin_c) - skin_before[0]:.2f} °C in {test.on_s:.0f} s of heat)")
-        say(f"  sensor body    {body_before[0]:.2f} °C -> {on.body_c[-1]:.2f} °C "
-            f"(+{on.body_c[-1] - body_before[0]:.2f} °C)")
+        say(
+            f"  skin reading   {skin_before[0]:.2f} °C -> {max(on.skin_c):.2f} °C "
+            f"(+{max(on.skin_c) - skin_before[0]:.2f} °C in {test.on_s:.0f} s of heat)"
+        )
+        say(
+            f"  sensor body    {body_before[0]:.2f} °C -> {on.body_c[-1]:.2f} °C "
+            f"(+{on.body_c[-1] - body_before[0]:.2f} °C)"
+        )
     for verdict in verdicts:
         label = "Distance sensor" if verdict.sensor == "distance" else "Skin thermometer"
         say(f"VERDICT {label}: {verdict.grade.upper()} - {'; '.join(verdict.reasons)}")

@@ -66,17 +66,39 @@ EXIT_RUNNING, EXIT_NOT_RUNNING, EXIT_STALE_OR_UNREADABLE = 0, 3, 4
 MM_PER_INCH = 25.4
 
 STATUS_KEYS = (
-    "state", "lamp_on", "time_left_s", "on_s", "dose_cem43", "switches", "distance_mm", "skin_c", "ambient_c",
-    "signal_rate_mcps", "ambient_rate_mcps", "distance_doubt_share",
-    "sessions_today", "sessions_per_day", "next_start_allowed_wall", "start_blocked_reason",
-    "pause_reason", "fault_latched", "last_fault", "leds", "heartbeat_wall", "heartbeat_mono",
-    "boot_id", "pid", "simulated",
+    "state",
+    "lamp_on",
+    "time_left_s",
+    "on_s",
+    "dose_cem43",
+    "switches",
+    "distance_mm",
+    "skin_c",
+    "ambient_c",
+    "signal_rate_mcps",
+    "ambient_rate_mcps",
+    "distance_doubt_share",
+    "sessions_today",
+    "sessions_per_day",
+    "next_start_allowed_wall",
+    "start_blocked_reason",
+    "pause_reason",
+    "fault_latched",
+    "last_fault",
+    "leds",
+    "heartbeat_wall",
+    "heartbeat_mono",
+    "boot_id",
+    "pid",
+    "simulated",
 )
 STATES = ("starting", "idle", "running", "paused", "cooling", "fault", "stopped")
-_BLOCK_WORDS = {"daily_limit": "daily session limit reached",
-                "daily_dose": "today's heat-dose cap reached",
-                "cooldown": "skin cool-down between sessions",
-                "journal_busy": "the journal (SD card) is behind"}
+_BLOCK_WORDS = {
+    "daily_limit": "daily session limit reached",
+    "daily_dose": "today's heat-dose cap reached",
+    "cooldown": "skin cool-down between sessions",
+    "journal_busy": "the journal (SD card) is behind",
+}
 
 
 def _json_safe(value):
@@ -177,8 +199,7 @@ def status_path(runtime_dir: str | Path | None, state_dir: str | Path) -> Path:
     return Path(state_dir) / STATUS_FILENAME
 
 
-def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path,
-                     filename: str = STATUS_FILENAME) -> Path:
+def find_status_file(runtime_dir: str | Path | None, state_dir: str | Path, filename: str = STATUS_FILENAME) -> Path:
     """Where a reader should look for `filename` (the status file, or another file the daemon
     keeps beside it): the more recently written of the two possible files; if neither exists,
     the runtime one (or the state one without a runtime dir)."""
@@ -212,8 +233,7 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _heartbeat_age_s(status: dict, now_wall: float, now_mono: float | None,
-                     boot_id: str | None) -> float:
+def _heartbeat_age_s(status: dict, now_wall: float, now_mono: float | None, boot_id: str | None) -> float:
     beat_mono = _number(status.get("heartbeat_mono"))
     if beat_mono is not None and status.get("boot_id") and status.get("boot_id") == boot_id:
         return (time.monotonic() if now_mono is None else now_mono) - beat_mono
@@ -223,8 +243,7 @@ def _heartbeat_age_s(status: dict, now_wall: float, now_mono: float | None,
     return now_wall - beat_wall
 
 
-def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H:%M",
-               missing: str = "?") -> str:
+def local_time(wall: float | None, tz: dt.tzinfo | None, fmt: str = "%Y-%m-%d %H:%M", missing: str = "?") -> str:
     """Epoch seconds as local (or `tz`) time; `missing` for None, '?' for an impossible time."""
     if wall is None:
         return missing
@@ -264,8 +283,9 @@ def _light_line(status: dict) -> list[str]:
         return []
     share = _number(status.get("distance_doubt_share"))
     doubted = "" if share is None else f", {100 * share:.1f} % of readings doubted"
-    return [f"Sensor light:   ambient {ambient:.2f} Mcps, signal "
-            f"{_fmt(status.get('signal_rate_mcps'), 'Mcps', 2)}{doubted}"]
+    return [
+        f"Sensor light:   ambient {ambient:.2f} Mcps, signal {_fmt(status.get('signal_rate_mcps'), 'Mcps', 2)}{doubted}"
+    ]
 
 
 def _dose_line(status: dict) -> list[str]:
@@ -273,8 +293,10 @@ def _dose_line(status: dict) -> list[str]:
     if dose is None:
         return []
     switches = status.get("switches")
-    return [f"Heat dose:      {dose:.2f} CEM43 min this session"
-            + (f", lamp switched on {switches} times" if isinstance(switches, int) else "")]
+    return [
+        f"Heat dose:      {dose:.2f} CEM43 min this session"
+        + (f", lamp switched on {switches} times" if isinstance(switches, int) else "")
+    ]
 
 
 def format_status(status: dict, now_wall: float, tz: dt.tzinfo | None = None) -> list[str]:
@@ -283,33 +305,45 @@ def format_status(status: dict, now_wall: float, tz: dt.tzinfo | None = None) ->
     pause = status.get("pause_reason")
     if state == "cooling" and not pause:
         pause = "lamp off at the comfort set point until the skin has cooled"
-    lines = [f"State:          {state}" + (f" ({str(pause).replace('_', ' ')})" if pause else ""),
-             f"Lamp:           {'ON' if status.get('lamp_on') else 'OFF'}",
-             f"Time left:      {_clock(status.get('time_left_s'))}",
-             *_dose_line(status),
-             f"Distance:       {_distance(status.get('distance_mm'))}",
-             f"Skin:           {_fmt(status.get('skin_c'), '°C')}"
-             + (f"   (sensor body {_fmt(status.get('ambient_c'), '°C')})"
-                if _number(status.get("ambient_c")) is not None else ""),
-             *_light_line(status),
-             f"Sessions today: {status.get('sessions_today', '?')} of "
-             f"{status.get('sessions_per_day', '?')}"]
+    lines = [
+        f"State:          {state}" + (f" ({str(pause).replace('_', ' ')})" if pause else ""),
+        f"Lamp:           {'ON' if status.get('lamp_on') else 'OFF'}",
+        f"Time left:      {_clock(status.get('time_left_s'))}",
+        *_dose_line(status),
+        f"Distance:       {_distance(status.get('distance_mm'))}",
+        f"Skin:           {_fmt(status.get('skin_c'), '°C')}"
+        + (
+            f"   (sensor body {_fmt(status.get('ambient_c'), '°C')})"
+            if _number(status.get("ambient_c")) is not None
+            else ""
+        ),
+        *_light_line(status),
+        f"Sessions today: {status.get('sessions_today', '?')} of {status.get('sessions_per_day', '?')}",
+    ]
     next_wall = _number(status.get("next_start_allowed_wall"))
     blocked = status.get("start_blocked_reason")
     if next_wall is None and not blocked:
         lines.append("Next start:     allowed now")
     else:
-        when = "?" if next_wall is None else (
-            local_time(next_wall, tz, "%H:%M") if local_time(next_wall, tz, "%Y-%m-%d")
-            == local_time(now_wall, tz, "%Y-%m-%d") else local_time(next_wall, tz))
+        when = (
+            "?"
+            if next_wall is None
+            else (
+                local_time(next_wall, tz, "%H:%M")
+                if local_time(next_wall, tz, "%Y-%m-%d") == local_time(now_wall, tz, "%Y-%m-%d")
+                else local_time(next_wall, tz)
+            )
+        )
         why = _BLOCK_WORDS.get(str(blocked), str(blocked).replace("_", " ")) if blocked else ""
         lines.append(f"Next start:     not before {when}" + (f" ({why})" if why else ""))
     fault = status.get("last_fault")
     if isinstance(fault, dict) and fault.get("code"):
         code = str(fault["code"])
         latched = "LATCHED — " if status.get("fault_latched") else ""
-        lines.append(f"Last fault:     {latched}{code} at {local_time(_number(fault.get('wall')), tz)}"
-                     + (f": {fault['detail']}" if fault.get("detail") else ""))
+        lines.append(
+            f"Last fault:     {latched}{code} at {local_time(_number(fault.get('wall')), tz)}"
+            + (f": {fault['detail']}" if fault.get("detail") else "")
+        )
         lines.append(f"  what it means: {_fault_words(code)}")
         if status.get("fault_latched"):
             lines.append("  no session can start until someone holds the button for about 3 s")
@@ -339,10 +373,17 @@ def _read_status(path: Path) -> dict:
     return status
 
 
-def status_command(path: Path, as_json: bool, now_wall: float | None = None, *,
-                   now_mono: float | None = None, boot_id: str | None = None,
-                   tz: dt.tzinfo | None = None, out: TextIO | None = None,
-                   err: TextIO | None = None) -> int:
+def status_command(
+    path: Path,
+    as_json: bool,
+    now_wall: float | None = None,
+    *,
+    now_mono: float | None = None,
+    boot_id: str | None = None,
+    tz: dt.tzinfo | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """`irlamp status [--json]`. Returns the exit code (see module docstring)."""
     out, err = out or sys.stdout, err or sys.stderr
     path = Path(path)
@@ -351,8 +392,7 @@ def status_command(path: Path, as_json: bool, now_wall: float | None = None, *,
         status = _read_status(path)
     except FileNotFoundError:
         if as_json:
-            print(json.dumps({"daemon": "not running", "age_s": None, "status_file": str(path)}),
-                  file=out)
+            print(json.dumps({"daemon": "not running", "age_s": None, "status_file": str(path)}), file=out)
         else:
             print(f"irlamp daemon is not running (no status file at {path})", file=out)
         return EXIT_NOT_RUNNING
@@ -360,8 +400,7 @@ def status_command(path: Path, as_json: bool, now_wall: float | None = None, *,
         print(f"irlamp status: {exc}", file=err)
         return EXIT_STALE_OR_UNREADABLE
 
-    age_s = _heartbeat_age_s(status, now_wall, now_mono,
-                             current_boot_id() if boot_id is None else boot_id)
+    age_s = _heartbeat_age_s(status, now_wall, now_mono, current_boot_id() if boot_id is None else boot_id)
     if status.get("state") == "stopped" or not _pid_alive(status.get("pid")):
         daemon, code = "not running", EXIT_NOT_RUNNING
     elif abs(age_s) <= STALE_AFTER_S:
@@ -370,18 +409,24 @@ def status_command(path: Path, as_json: bool, now_wall: float | None = None, *,
         daemon, code = "stale", EXIT_STALE_OR_UNREADABLE
 
     if as_json:
-        print(json.dumps({**status, "daemon": daemon, "age_s": round(age_s, 3)}, sort_keys=True),
-              file=out)
+        print(json.dumps({**status, "daemon": daemon, "age_s": round(age_s, 3)}, sort_keys=True), file=out)
         return code
     if daemon == "not running":
-        print(f"irlamp daemon is not running (its last status is {age_s:.0f} s old, "
-              f"state was '{status.get('state', '?')}')", file=out)
+        print(
+            f"irlamp daemon is not running (its last status is {age_s:.0f} s old, "
+            f"state was '{status.get('state', '?')}')",
+            file=out,
+        )
         return code
     if daemon == "stale":
-        when = (f"for {age_s:.0f} s" if age_s > 0
-                else f"(its heartbeat is {-age_s:.0f} s in the future: clock set back?)")
-        print(f"STALE: the daemon has not updated its status {when} — it may be frozen "
-              f"(pid {status.get('pid', '?')} still exists). Values below are old.", file=out)
+        when = (
+            f"for {age_s:.0f} s" if age_s > 0 else f"(its heartbeat is {-age_s:.0f} s in the future: clock set back?)"
+        )
+        print(
+            f"STALE: the daemon has not updated its status {when} — it may be frozen "
+            f"(pid {status.get('pid', '?')} still exists). Values below are old.",
+            file=out,
+        )
     else:
         print(f"irlamp daemon running (updated {max(age_s, 0.0):.1f} s ago)", file=out)
     for line in format_status(status, now_wall, tz):

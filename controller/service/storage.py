@@ -18,8 +18,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
-DISK_FULL, IO_ERROR, READ_ONLY, PERMISSION, DAMAGED = (
-    "disk_full", "io_error", "read_only", "permission", "damaged")
+DISK_FULL, IO_ERROR, READ_ONLY, PERMISSION, DAMAGED = ("disk_full", "io_error", "read_only", "permission", "damaged")
 # Below this much free space a "disk I/O error" is taken to be a full disk: SQLite needs a few
 # pages for its write-ahead log and shared-memory index, and the status file a few hundred bytes.
 NEARLY_FULL_BYTES = 1 << 20
@@ -30,11 +29,23 @@ SERVICE_USER = "irlamp"
 # SQLite primary result codes (sqlite3.Error.sqlite_errorcode & 0xff)
 _SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 3, 8, 10, 11
 _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
-_BY_SQLITE_CODE = {_SQLITE_FULL: DISK_FULL, _SQLITE_IOERR: IO_ERROR, _SQLITE_READONLY: READ_ONLY,
-                   _SQLITE_PERM: PERMISSION, _SQLITE_CORRUPT: DAMAGED, _SQLITE_NOTADB: DAMAGED}
-_BY_ERRNO = {errno.ENOSPC: DISK_FULL, errno.EDQUOT: DISK_FULL, errno.EFBIG: DISK_FULL,
-             errno.EIO: IO_ERROR, errno.EROFS: READ_ONLY, errno.EACCES: PERMISSION,
-             errno.EPERM: PERMISSION}
+_BY_SQLITE_CODE = {
+    _SQLITE_FULL: DISK_FULL,
+    _SQLITE_IOERR: IO_ERROR,
+    _SQLITE_READONLY: READ_ONLY,
+    _SQLITE_PERM: PERMISSION,
+    _SQLITE_CORRUPT: DAMAGED,
+    _SQLITE_NOTADB: DAMAGED,
+}
+_BY_ERRNO = {
+    errno.ENOSPC: DISK_FULL,
+    errno.EDQUOT: DISK_FULL,
+    errno.EFBIG: DISK_FULL,
+    errno.EIO: IO_ERROR,
+    errno.EROFS: READ_ONLY,
+    errno.EACCES: PERMISSION,
+    errno.EPERM: PERMISSION,
+}
 
 
 class StorageError(Exception):
@@ -80,21 +91,26 @@ def storage_problem(exc: BaseException, path: str | Path) -> str | None:
         code = getattr(exc, "sqlite_errorcode", None)
         kind = _BY_SQLITE_CODE.get(code & 0xFF) if isinstance(code, int) else None
         text = str(exc).lower()
-        if kind is None:   # errors raised without a code (tests, older builds): by their text
-            kind = (DISK_FULL if "disk is full" in text else
-                    DAMAGED if "malformed" in text or "not a database" in text else
-                    READ_ONLY if "readonly" in text else
-                    IO_ERROR if "disk i/o error" in text else None)
-        if kind is None and (code is not None and code & 0xFF == _SQLITE_CANTOPEN
-                             or "unable to open" in text):
+        if kind is None:  # errors raised without a code (tests, older builds): by their text
+            kind = (
+                DISK_FULL
+                if "disk is full" in text
+                else DAMAGED
+                if "malformed" in text or "not a database" in text
+                else READ_ONLY
+                if "readonly" in text
+                else IO_ERROR
+                if "disk i/o error" in text
+                else None
+            )
+        if kind is None and (code is not None and code & 0xFF == _SQLITE_CANTOPEN or "unable to open" in text):
             where = _existing(Path(path))
-            if where is not None and not os.access(where, os.R_OK | (os.X_OK if where.is_dir()
-                                                                      else 0)):
+            if where is not None and not os.access(where, os.R_OK | (os.X_OK if where.is_dir() else 0)):
                 kind = PERMISSION
     elif isinstance(exc, OSError):
         kind = _BY_ERRNO.get(exc.errno) if exc.errno is not None else None
     if kind == READ_ONLY and isinstance(exc, sqlite3.Error) and not _read_only_file_system(path):
-        kind = PERMISSION   # SQLite says "readonly database" for a file it may not write, too
+        kind = PERMISSION  # SQLite says "readonly database" for a file it may not write, too
     if kind == IO_ERROR:
         free = free_bytes(path)
         if free is not None and free < NEARLY_FULL_BYTES:
@@ -103,21 +119,23 @@ def storage_problem(exc: BaseException, path: str | Path) -> str | None:
 
 
 # Why, in plain words, and the fix; README_RECOVERY is appended.
-DAMAGED_ADVICE = (f", so today's sessions cannot be counted. Stop irlamp and run "
-                  f"`{RECOVER_COMMAND}` (it keeps the damaged file and counts the rest of today "
-                  f"as used up)")
+DAMAGED_ADVICE = (
+    f", so today's sessions cannot be counted. Stop irlamp and run "
+    f"`{RECOVER_COMMAND}` (it keeps the damaged file and counts the rest of today "
+    f"as used up)"
+)
 _PLAIN_WORDS = {
     DISK_FULL: "the disk is full ({detail}{free}). Free some space (df -h {directory}; e.g. "
-               "sudo journalctl --vacuum-size=50M, sudo apt clean), then sudo systemctl "
-               "restart irlamp",
+    "sudo journalctl --vacuum-size=50M, sudo apt clean), then sudo systemctl "
+    "restart irlamp",
     READ_ONLY: "the file system is read-only ({detail}); after disk errors Linux remounts the "
-               "SD card read-only: check dmesg, then reboot",
+    "SD card read-only: check dmesg, then reboot",
     PERMISSION: "permission denied; {owner} and this runs as {me}. The daemon runs as user "
-                "{user}: sudo chown -R {user}:{user} {directory}; to only read it, see the "
-                "caregivers' group",
+    "{user}: sudo chown -R {user}:{user} {directory}; to only read it, see the "
+    "caregivers' group",
     IO_ERROR: "disk I/O error ({detail}{free}); the disk may be full or the SD card failing: "
-              "check df -h {directory} and dmesg",
-    DAMAGED: "the journal is damaged ({detail})" + DAMAGED_ADVICE,   # (it holds no braces)
+    "check df -h {directory} and dmesg",
+    DAMAGED: "the journal is damaged ({detail})" + DAMAGED_ADVICE,  # (it holds no braces)
 }
 
 
@@ -143,8 +161,11 @@ def _owner(path: Path) -> str:
             return lookup(ident)[0]
         except KeyError:
             return str(ident)
-    return (f"{where} belongs to {name(pwd.getpwuid, st.st_uid)}:{name(grp.getgrgid, st.st_gid)}"
-            f" (mode {stat.S_IMODE(st.st_mode):04o})")
+
+    return (
+        f"{where} belongs to {name(pwd.getpwuid, st.st_uid)}:{name(grp.getgrgid, st.st_gid)}"
+        f" (mode {stat.S_IMODE(st.st_mode):04o})"
+    )
 
 
 def _me() -> str:
@@ -159,14 +180,18 @@ def _free_words(path: Path) -> str:
     return "" if free is None else f", {free // 1024} KiB left"
 
 
-def storage_error(path: str | Path, exc: BaseException, action: str,
-                  subject: str | None = None, cls: type[StorageError] = StorageError):
+def storage_error(
+    path: str | Path,
+    exc: BaseException,
+    action: str,
+    subject: str | None = None,
+    cls: type[StorageError] = StorageError,
+):
     """`cls(explain_storage_error(...), kind)`."""
     return cls(explain_storage_error(path, exc, action, subject), storage_problem(exc, path))
 
 
-def explain_storage_error(path: str | Path, exc: BaseException, action: str,
-                          subject: str | None = None) -> str:
+def explain_storage_error(path: str | Path, exc: BaseException, action: str, subject: str | None = None) -> str:
     """One line: what could not be done to `path`, why in plain words, and the fix.
     `subject` starts the line (default: the path)."""
     path = Path(path)
@@ -179,19 +204,26 @@ def explain_storage_error(path: str | Path, exc: BaseException, action: str,
     if kind is None:
         return f"{head}: {detail}"
     words = _PLAIN_WORDS[kind].format(
-        detail=detail, directory=directory, free=_free_words(path), owner=_owner(path), me=_me(),
-        user=SERVICE_USER)
+        detail=detail, directory=directory, free=_free_words(path), owner=_owner(path), me=_me(), user=SERVICE_USER
+    )
     return f"{head}: {words}; see {README_RECOVERY}"
 
 
 def explain_read_access(path: str | Path) -> str:
     """One line for a caregiver who may not read the journal: who owns it and how to get in."""
     path = Path(path)
-    blocked = next((p for p in (*reversed(path.parents), path)
-                    if p.exists() and not os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0))),
-                   path.parent)
+    blocked = next(
+        (
+            p
+            for p in (*reversed(path.parents), path)
+            if p.exists() and not os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0))
+        ),
+        path.parent,
+    )
     me = _me()
-    return (f"cannot read {path}: permission denied ({_owner(blocked)}; you are {me}). To read "
-            f"the history without sudo, an administrator adds you to the read-only caregivers' "
-            f"group once: sudo usermod -aG {SERVICE_USER} {me} (then log in again); or use "
-            f"sudo irlamp history")
+    return (
+        f"cannot read {path}: permission denied ({_owner(blocked)}; you are {me}). To read "
+        f"the history without sudo, an administrator adds you to the read-only caregivers' "
+        f"group once: sudo usermod -aG {SERVICE_USER} {me} (then log in again); or use "
+        f"sudo irlamp history"
+    )

@@ -30,7 +30,7 @@ NUMBER_LIKE = re.compile(r"[-+]?\.?[0-9]")
 MAX_WHOLE_DIGITS = 15
 RULE = "write numbers in plain decimal, like 17, 0.5 or 1e3"
 
-_RESOLVER = yaml.SafeLoader("")   # only for the tag a plain scalar gets when no tag is written
+_RESOLVER = yaml.SafeLoader("")  # only for the tag a plain scalar gets when no tag is written
 
 
 class NumberFormError(ValueError):
@@ -75,7 +75,7 @@ def plain_number(node: yaml.ScalarNode) -> int | float | None:
         return int(text)
     if DECIMAL.fullmatch(text) and not WHOLE.fullmatch(text):
         value = float(text)
-        if not math.isfinite(value):     # e.g. 1e400: beyond the float range
+        if not math.isfinite(value):  # e.g. 1e400: beyond the float range
             raise NumberFormError(f"{_shown(text)} is far too large")
         return value
     raise NumberFormError(f"{_shown(text)} {_form(body)}; {RULE}")

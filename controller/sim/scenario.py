@@ -27,8 +27,17 @@ from drivers.sim_sensors import FAULT_KINDS
 
 TOP_KEYS = ("config", "start", "thermal_model", "events", "until", "seed", "name", "description")
 START_KEYS = ("distance_mm", "skin_c", "ambient_c", "glare", "wall_clock")
-ACTION_KEYS = ("press", "distance_mm", "skin_c", "ambient_c", "glare", "fault", "restart",
-               "wall_clock_jump_s", "journal_commit_s")
+ACTION_KEYS = (
+    "press",
+    "distance_mm",
+    "skin_c",
+    "ambient_c",
+    "glare",
+    "fault",
+    "restart",
+    "wall_clock_jump_s",
+    "journal_commit_s",
+)
 DEFAULT_WALL_CLOCK = "2026-01-05T09:00:00"
 MAX_UNTIL_S = 7 * 86400.0
 DEFAULT_TAIL_S = 60.0
@@ -90,9 +99,9 @@ class _Reader:
             self.fail(node, f"{what}: expected a single value")
         try:
             return yaml.SafeLoader("").construct_object(node)
-        except yaml.YAMLError as exc:   # e.g. a !!python/... tag the safe loader refuses
+        except yaml.YAMLError as exc:  # e.g. a !!python/... tag the safe loader refuses
             self.fail(node, f"{what}: {getattr(exc, 'problem', None) or exc}")
-        except ValueError as exc:       # e.g. 2026-13-01 looks like a date but is none
+        except ValueError as exc:  # e.g. 2026-13-01 looks like a date but is none
             self.fail(node, f"{what}: {exc}")
 
     def number(self, node, what: str, low: float = -math.inf, high: float = math.inf) -> float:
@@ -122,7 +131,7 @@ class _Reader:
                 self.fail(node, f"start.wall_clock must be an ISO date-time like {DEFAULT_WALL_CLOCK}, got {value!r}")
         if not isinstance(value, dt.datetime):
             self.fail(node, f"start.wall_clock must be an ISO date-time, got {value!r}")
-        return value.timestamp()   # naive -> local time
+        return value.timestamp()  # naive -> local time
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -169,9 +178,11 @@ def load_scenario(path: str | Path) -> Scenario:
     if "until" in top:
         until = r.number(top["until"][1], "until", 0.0, MAX_UNTIL_S)
         late = [e for e in events if e.at_s > until]
-        if late:   # it would silently never happen
-            raise ScenarioError(f"{path}:{late[0].line}: event at {late[0].at_s:g} s comes after "
-                                f"until ({until:g} s) and would never run")
+        if late:  # it would silently never happen
+            raise ScenarioError(
+                f"{path}:{late[0].line}: event at {late[0].at_s:g} s comes after "
+                f"until ({until:g} s) and would never run"
+            )
     config_node = top["config"][1] if "config" in top else None
     if config_node is not None and not isinstance(config_node, yaml.MappingNode):
         if not (isinstance(config_node, yaml.ScalarNode) and config_node.value in ("", "~", "null")):
@@ -180,10 +191,15 @@ def load_scenario(path: str | Path) -> Scenario:
     return Scenario(path=path, config_node=config_node, events=events, until_s=until, **kw)
 
 
-_RANGES = {"distance_mm": (0.0, 65535.0), "skin_c": (-40.0, 400.0), "ambient_c": (-40.0, 125.0),
-           "glare": (0.0, 100.0),
-           "press": (0.001, 3600.0), "wall_clock_jump_s": (-10 * 365 * 86400.0, 10 * 365 * 86400.0),
-           "journal_commit_s": (0.0, 3600.0)}
+_RANGES = {
+    "distance_mm": (0.0, 65535.0),
+    "skin_c": (-40.0, 400.0),
+    "ambient_c": (-40.0, 125.0),
+    "glare": (0.0, 100.0),
+    "press": (0.001, 3600.0),
+    "wall_clock_jump_s": (-10 * 365 * 86400.0, 10 * 365 * 86400.0),
+    "journal_commit_s": (0.0, 3600.0),
+}
 
 
 def _events(r: _Reader, node) -> list[ScenarioEvent]:
@@ -198,8 +214,10 @@ def _events(r: _Reader, node) -> list[ScenarioEvent]:
             r.fail(item, f"event {index} has no 'at' (seconds of simulated time)")
         at_s = r.number(entries["at"][1], f"event {index}: at", 0.0, MAX_UNTIL_S)
         if events and at_s < events[-1].at_s:
-            r.fail(entries["at"][1], f"event {index}: events must be sorted by 'at' ({at_s:g} comes after "
-                                     f"{events[-1].at_s:g})")
+            r.fail(
+                entries["at"][1],
+                f"event {index}: events must be sorted by 'at' ({at_s:g} comes after {events[-1].at_s:g})",
+            )
         actions: dict[str, Any] = {}
         for key, (_key_node, value_node) in entries.items():
             if key == "at":
@@ -211,8 +229,7 @@ def _events(r: _Reader, node) -> list[ScenarioEvent]:
                 if value is not True:
                     r.fail(value_node, f"event {index}: restart must be true, got {value!r}")
                 actions[key] = True
-            elif key == "journal_commit_s" and isinstance(value_node, yaml.ScalarNode) \
-                    and value_node.value == "never":
+            elif key == "journal_commit_s" and isinstance(value_node, yaml.ScalarNode) and value_node.value == "never":
                 actions[key] = None
             else:
                 actions[key] = r.number(value_node, f"event {index}: {key}", *_RANGES[key])

@@ -40,9 +40,9 @@ from drivers.hardware import build_hardware
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
 GUARD_PERIOD_S = 0.05
-SETTLE_WAIT_S = 5.0     # real seconds to wait for a released read to return (it returns at once)
+SETTLE_WAIT_S = 5.0  # real seconds to wait for a released read to return (it returns at once)
 RESTART_DOWNTIME_S = 1.0
-PROGRESS_EVERY_S = 300.0   # a `progress` line every 5 simulated minutes while a session runs
+PROGRESS_EVERY_S = 300.0  # a `progress` line every 5 simulated minutes while a session runs
 
 log = logging.getLogger("irlamp.simulate")
 
@@ -55,8 +55,14 @@ class Summary:
 
 
 class Simulation:
-    def __init__(self, scenario: Scenario, *, state_dir: Path, config_path=None,
-                 write: Callable[[dict], None] = lambda record: None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        state_dir: Path,
+        config_path=None,
+        write: Callable[[dict], None] = lambda record: None,
+    ):
         self.scenario = scenario
         self.cfg = load_config(config_path, overrides=scenario.config_node, overrides_source=scenario.path)
         check_startup(self.cfg)
@@ -64,12 +70,18 @@ class Simulation:
         self.write = write
         self.clock = SimClock(scenario.wall_clock)
         self.factory = MockFactory()
-        self.world = SimWorld(scenario.distance_mm, scenario.skin_c, thermal_model=scenario.thermal_model,
-                              ambient_c=scenario.ambient_c, seed=scenario.seed,
-                              lamp_on=self._lamp_on, monotonic=self.clock.monotonic)
+        self.world = SimWorld(
+            scenario.distance_mm,
+            scenario.skin_c,
+            thermal_model=scenario.thermal_model,
+            ambient_c=scenario.ambient_c,
+            seed=scenario.seed,
+            lamp_on=self._lamp_on,
+            monotonic=self.clock.monotonic,
+        )
         self.world.glare_mcps = scenario.glare
         self.boot_id = f"sim-{uuid.uuid4()}"
-        self.disk = SimulatedDisk()   # kept across restarts, like the SD card
+        self.disk = SimulatedDisk()  # kept across restarts, like the SD card
         self.summary = Summary()
         self.daemon: Daemon | None = None
         self._relay_on_since: float | None = None
@@ -77,7 +89,7 @@ class Simulation:
         self._new_sample = False
 
     # -- output --------------------------------------------------------------------------
-    def emit(self, event: str, **fields) -> None:   # an EventKind, DaemonEvent or SimEvent
+    def emit(self, event: str, **fields) -> None:  # an EventKind, DaemonEvent or SimEvent
         t = self.clock.monotonic()
         if event == DaemonEvent.RELAY:
             if fields["on"]:
@@ -96,10 +108,16 @@ class Simulation:
         ctl = daemon.controller
         if ctl.session is None:
             return
-        self.emit(SimEvent.PROGRESS, state=ctl.state, on_s=round(ctl.session.on_s, 1),
-                  time_left_s=round(ctl.time_left_s() or 0.0, 1), distance_mm=ctl.last_distance_mm,
-                  skin_c=ctl.last_skin_c, ambient_mcps=ctl.last_ambient_mcps,
-                  leds=pattern_name(ctl.state, ctl.warning, pause_reason=ctl.session.pause_reason))
+        self.emit(
+            SimEvent.PROGRESS,
+            state=ctl.state,
+            on_s=round(ctl.session.on_s, 1),
+            time_left_s=round(ctl.time_left_s() or 0.0, 1),
+            distance_mm=ctl.last_distance_mm,
+            skin_c=ctl.last_skin_c,
+            ambient_mcps=ctl.last_ambient_mcps,
+            leds=pattern_name(ctl.state, ctl.warning, pause_reason=ctl.session.pause_reason),
+        )
 
     def _lamp_on(self) -> bool:
         return self.daemon is not None and self.daemon.hw.output.is_on()
@@ -108,14 +126,28 @@ class Simulation:
     def boot(self) -> Daemon:
         try:
             journal = Journal(self.state_dir, self.boot_id)
-        except JournalError as exc:   # an unusable --state-dir: one line, before anything runs
+        except JournalError as exc:  # an unusable --state-dir: one line, before anything runs
             raise ScenarioError(str(exc)) from exc
-        hw = build_hardware(self.cfg, distance_source=SimDistanceSource(self.world),
-                            skin_source=SimSkinSource(self.world), monotonic=self.clock.monotonic,
-                            pin_factory=self.factory, on_sample=self._on_sample, edges_on_clock=True)
-        self.daemon = Daemon(self.cfg, hw, self.clock, journal,
-                             status_path=simulation_status_path(self.state_dir),
-                             boot_id=self.boot_id, emit=self.emit, status_interval_s=10.0, disk=self.disk)
+        hw = build_hardware(
+            self.cfg,
+            distance_source=SimDistanceSource(self.world),
+            skin_source=SimSkinSource(self.world),
+            monotonic=self.clock.monotonic,
+            pin_factory=self.factory,
+            on_sample=self._on_sample,
+            edges_on_clock=True,
+        )
+        self.daemon = Daemon(
+            self.cfg,
+            hw,
+            self.clock,
+            journal,
+            status_path=simulation_status_path(self.state_dir),
+            boot_id=self.boot_id,
+            emit=self.emit,
+            status_interval_s=10.0,
+            disk=self.disk,
+        )
         return self.daemon
 
     def halt(self, reason: str) -> None:
@@ -123,11 +155,11 @@ class Simulation:
             return
         self.daemon.shutdown(reason)
         hw = self.daemon.hw
-        for source in hw.sources:       # abandon reads blocked on a hung bus, and wait for them,
-            source.close()              # so stopping the samplers neither waits nor races
+        for source in hw.sources:  # abandon reads blocked on a hung bus, and wait for them,
+            source.close()  # so stopping the samplers neither waits nor races
         for sampler in (hw.distance, hw.skin):
             sampler.wait_idle(SETTLE_WAIT_S)
-        hw.close()                      # the journal was closed by shutdown, after its backlog
+        hw.close()  # the journal was closed by shutdown, after its backlog
         self.daemon = None
 
     def _on_sample(self) -> None:
@@ -141,11 +173,11 @@ class Simulation:
         counters = {"guard": 0}
         next_step = 0.0
         boot_at: float | None = 0.0
-        base = 0.0    # time the current daemon instance booted; periodic reads count from it
+        base = 0.0  # time the current daemon instance booted; periodic reads count from it
         t = 0.0
         while True:
             candidates = [next_step, base + counters["guard"] * GUARD_PERIOD_S]
-            if self.daemon is not None:     # each sampler's own schedule (idle or full rate)
+            if self.daemon is not None:  # each sampler's own schedule (idle or full rate)
                 candidates += [self.daemon.hw.distance.next_read_s(), self.daemon.hw.skin.next_read_s()]
             if events:
                 candidates.append(events[0].at_s)
@@ -164,8 +196,8 @@ class Simulation:
             if boot_at is not None and t >= boot_at:
                 boot_at = None
                 booted = self.boot()
-                if releases:   # a press held through the restart: new gpiozero devices reset the
-                    self.factory.pin(self.cfg.gpio.button_pin).drive_low()   # mock pin to its pull-up
+                if releases:  # a press held through the restart: new gpiozero devices reset the
+                    self.factory.pin(self.cfg.gpio.button_pin).drive_low()  # mock pin to its pull-up
                 # The daemon is up just before anything scripted for this instant happens, so a
                 # press at the boot instant is a press, not a button held during start-up.
                 booted.step()
@@ -194,7 +226,7 @@ class Simulation:
                 daemon.hw.skin.step()
             if t >= base + counters["guard"] * GUARD_PERIOD_S:
                 counters["guard"] += 1
-                daemon.hw.guard.tick(t, GUARD_PERIOD_S)   # as its thread: fails closed if the check raises
+                daemon.hw.guard.tick(t, GUARD_PERIOD_S)  # as its thread: fails closed if the check raises
             if step_now or self._new_sample:
                 self._new_sample = False
                 daemon.step()
@@ -238,9 +270,11 @@ class Simulation:
         return bool(acts.get("restart"))
 
 
-def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: str | None = None,
-                 config_path: str | None = None) -> Summary:
+def run_scenario(
+    scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: str | None = None, config_path: str | None = None
+) -> Summary:
     """Run and print (JSON lines or a timeline). The state dir is temporary unless given."""
+
     def write(record: dict) -> None:
         if as_json:
             out.write(json.dumps(record, default=str) + "\n")
@@ -251,19 +285,25 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
 
     with tempfile.TemporaryDirectory(prefix="irlamp-sim-") as tmp:
         directory = Path(state_dir) if state_dir else Path(tmp)
-        try:   # never a second writer beside a live daemon (or another simulation)
+        try:  # never a second writer beside a live daemon (or another simulation)
             lock = lock_state_dir(directory, simulation_status_path(directory))
         except (DirectoryBusy, StorageError) as exc:
             raise ScenarioError(str(exc)) from exc
         with lock:
             sim = Simulation(scenario, state_dir=directory, config_path=config_path, write=write)
             if not as_json:
-                out.write(f"irlamp simulation of {scenario.path}: times are simulated minutes:seconds; "
-                          f"'>' lines are the script, the others are what the daemon did.\n")
+                out.write(
+                    f"irlamp simulation of {scenario.path}: times are simulated minutes:seconds; "
+                    f"'>' lines are the script, the others are what the daemon did.\n"
+                )
             summary = sim.run()
-        record = {"t": round(sim.clock.monotonic(), 3), "event": SimEvent.SUMMARY,
-                  "lamp_on_s": round(summary.lamp_on_s, 3), "sessions": summary.sessions,
-                  "faults": summary.faults}
+        record = {
+            "t": round(sim.clock.monotonic(), 3),
+            "event": SimEvent.SUMMARY,
+            "lamp_on_s": round(summary.lamp_on_s, 3),
+            "sessions": summary.sessions,
+            "faults": summary.faults,
+        }
         write(record)
     return summary
 
@@ -271,4 +311,3 @@ def run_scenario(scenario: Scenario, *, as_json: bool, out: TextIO, state_dir: s
 def simulation_status_path(state_dir: Path) -> Path:
     """A simulation never writes a real runtime directory: its status file is in its state dir."""
     return status_path(Path("/nonexistent-irlamp-runtime"), state_dir)
-

@@ -12,20 +12,31 @@ from controller.service.daemon import DaemonEvent
 
 class SimEvent(StrEnum):
     """What the simulator itself adds to the decision's and the daemon's events."""
-    SCENARIO = "scenario"     # the scenario's actions at this instant
-    PROGRESS = "progress"     # every few simulated minutes of a session
-    SUMMARY = "summary"       # the last line
 
-PAUSE_WORDS = {"too_close": "person is closer than the minimum distance",
-               "nobody_there": "nobody in front of the lamp",
-               "distance_doubt": "the distance sensor says its measurement is not trustworthy"}
-END_WORDS = {"completed": "time limit reached", "stopped_by_button": "stopped with the button",
-             "too_close_too_long": "too close for too long", "nobody_there": "nobody there for too long",
-             "overheat": "skin reached the limit", "fault": "a fault", "wall_time_cap": "session wall-time cap",
-             "daemon_stopped": "daemon stopped", "interrupted": "interrupted by a crash",
-             "distance_doubt_too_long": "distance untrustworthy for too long",
-             "comfort_cycling": "the comfort set point needed too many lamp switches",
-             "switching_limit": "too many lamp switches"}
+    SCENARIO = "scenario"  # the scenario's actions at this instant
+    PROGRESS = "progress"  # every few simulated minutes of a session
+    SUMMARY = "summary"  # the last line
+
+
+PAUSE_WORDS = {
+    "too_close": "person is closer than the minimum distance",
+    "nobody_there": "nobody in front of the lamp",
+    "distance_doubt": "the distance sensor says its measurement is not trustworthy",
+}
+END_WORDS = {
+    "completed": "time limit reached",
+    "stopped_by_button": "stopped with the button",
+    "too_close_too_long": "too close for too long",
+    "nobody_there": "nobody there for too long",
+    "overheat": "skin reached the limit",
+    "fault": "a fault",
+    "wall_time_cap": "session wall-time cap",
+    "daemon_stopped": "daemon stopped",
+    "interrupted": "interrupted by a crash",
+    "distance_doubt_too_long": "distance untrustworthy for too long",
+    "comfort_cycling": "the comfort set point needed too many lamp switches",
+    "switching_limit": "too many lamp switches",
+}
 
 
 def _clock(t: float) -> str:
@@ -58,8 +69,11 @@ def _scenario(r: dict) -> str:
         parts.append(f"wall clock jumps {r['wall_clock_jump_s']:+g} s")
     if "journal_commit_s" in r:
         commit_s = r["journal_commit_s"]
-        parts.append("journal commits never return from now on" if commit_s is None
-                     else f"each journal commit takes {commit_s:g} s from now on")
+        parts.append(
+            "journal commits never return from now on"
+            if commit_s is None
+            else f"each journal commit takes {commit_s:g} s from now on"
+        )
     return "> " + "; ".join(parts)
 
 
@@ -73,9 +87,11 @@ def format_event(r: dict) -> str | None:
     elif e == EventKind.SESSION_STARTED:
         text = f"session started: distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}"
     elif e == EventKind.SESSION_ENDED:
-        text = (f"session ended: {END_WORDS.get(r['reason'], r['reason'])} after {r['on_s'] / 60:.2f} min of heat "
-                f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)}, "
-                f"heat dose {_fmt(r.get('dose_cem43'), 'CEM43 min', 2)}, {r.get('switches', '?')} lamp switch-ons)")
+        text = (
+            f"session ended: {END_WORDS.get(r['reason'], r['reason'])} after {r['on_s'] / 60:.2f} min of heat "
+            f"(peak skin {_fmt(r.get('max_skin_c'), 'C', 2)}, closest {_fmt(r.get('min_distance_mm'), 'mm', 0)}, "
+            f"heat dose {_fmt(r.get('dose_cem43'), 'CEM43 min', 2)}, {r.get('switches', '?')} lamp switch-ons)"
+        )
     elif e == EventKind.PAUSED:
         text = f"paused: {PAUSE_WORDS.get(r['reason'], r['reason'])} (lamp off)"
     elif e == EventKind.COOLING:
@@ -89,14 +105,15 @@ def format_event(r: dict) -> str | None:
         text = f"start refused: {r['reason'].replace('_', ' ')} (amber blinks {blinks}x)"
     elif e == EventKind.FAULT:
         info = fault_info(r["code"])
-        text = (f"FAULT {r['code']}: {r.get('detail', '')} -- LEDs red {info.red} / amber {info.amber}; "
-                f"{info.advice}")
+        text = f"FAULT {r['code']}: {r.get('detail', '')} -- LEDs red {info.red} / amber {info.amber}; {info.advice}"
     elif e == EventKind.FAULT_ACKNOWLEDGED:
         text = f"fault acknowledged by long press: {', '.join(r['codes'])}"
     elif e == EventKind.AMBIENT_HIGH:
-        text = (f"warning: ambient light on the distance sensor {r['ambient_mcps']:g} Mcps "
-                f"(warns at {r['warn_mcps']:g}, doubts at {r['doubt_mcps']:g}); "
-                f"{100 * r['doubt_share']:.1f} % of recent readings doubted")
+        text = (
+            f"warning: ambient light on the distance sensor {r['ambient_mcps']:g} Mcps "
+            f"(warns at {r['warn_mcps']:g}, doubts at {r['doubt_mcps']:g}); "
+            f"{100 * r['doubt_share']:.1f} % of recent readings doubted"
+        )
     elif e == EventKind.SKIN_WARNING:
         text = "skin in the warning band (amber on)" if r["on"] else "skin below the warning band"
     elif e == DaemonEvent.FAULTS_RESTORED:
@@ -104,13 +121,17 @@ def format_event(r: dict) -> str | None:
     elif e == DaemonEvent.SESSION_INTERRUPTED:
         text = f"session {r['session']} had been cut off by a crash; recorded as interrupted"
     elif e == SimEvent.PROGRESS:
-        text = (f"  ... {r['state']}: {r['on_s'] / 60:.1f} min of heat, {r['time_left_s'] / 60:.1f} min left, "
-                f"distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}, "
-                f"LEDs {r['leds']}")
+        text = (
+            f"  ... {r['state']}: {r['on_s'] / 60:.1f} min of heat, {r['time_left_s'] / 60:.1f} min left, "
+            f"distance {_fmt(r.get('distance_mm'), 'mm', 0)}, skin {_fmt(r.get('skin_c'), 'C', 2)}, "
+            f"LEDs {r['leds']}"
+        )
     elif e == SimEvent.SUMMARY:
         faults = ", ".join(r["faults"]) or "none"
-        text = (f"summary: lamp on {r['lamp_on_s'] / 60:.2f} min in total, {r['sessions']} session(s) started, "
-                f"faults: {faults}")
+        text = (
+            f"summary: lamp on {r['lamp_on_s'] / 60:.2f} min in total, {r['sessions']} session(s) started, "
+            f"faults: {faults}"
+        )
     else:
         return None
     return f"{_clock(r['t'])}  {text}"

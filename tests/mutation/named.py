@@ -28,8 +28,8 @@ COPIED = ["controller", "drivers", "tests", "config", "pyproject.toml"]
 @dataclass(frozen=True)
 class NamedMutant:
     name: str
-    path: str           # file to change, relative to the repository
-    old: str            # text that must occur exactly once in it
+    path: str  # file to change, relative to the repository
+    old: str  # text that must occur exactly once in it
     new: str
     tests: tuple[str, ...]
 
@@ -39,37 +39,90 @@ LIMITS_TESTS = ("tests/test_limits.py",)
 GUARD_TESTS = ("tests/test_guard.py", "tests/test_guard_schedule.py")
 
 MUTANTS = [
-    NamedMutant("startup grace raised from 2 to 4 s", "controller/core/safety.py",
-                "STARTUP_GRACE_S = 2.0", "STARTUP_GRACE_S = 4.0", SAFETY_TESTS),
-    NamedMutant("heating check accepts half the rise", "controller/core/safety.py",
-                ">= cfg.skin.heating_min_rise_c", ">= cfg.skin.heating_min_rise_c / 2", SAFETY_TESTS),
-    NamedMutant("heating check accepts 0.1 C less", "controller/core/safety.py",
-                ">= cfg.skin.heating_min_rise_c", ">= cfg.skin.heating_min_rise_c - 0.1", SAFETY_TESTS),
-    NamedMutant("distance and skin swapped in the displayed readings", "controller/core/safety.py",
-                "            if judge is self.distance:\n                self.last_distance_mm",
-                "            if judge is not self.distance:\n                self.last_distance_mm", SAFETY_TESTS),
-    NamedMutant("min_gap_s validation deleted (a NaN gap disables the cool-down)", "controller/core/limits.py",
-                '    min_gap_s = _require("min_gap_s", min_gap_s)\n', "", LIMITS_TESTS),
-    NamedMutant("cross-boot chronology: no uptime bound across a reboot", "controller/core/limits.py",
-                "return max(0.0, later_mono)        # of the later boot",
-                "return 0.0        # of the later boot", LIMITS_TESTS),
-    NamedMutant("cross-boot chronology one minute generous per reboot", "controller/core/limits.py",
-                "return max(0.0, later_mono)        # of the later boot",
-                "return max(0.0, later_mono + 60.0)        # of the later boot", LIMITS_TESTS),
-    NamedMutant("guard error handler switches the relay on", "drivers/guard.py",
-                'self.fail_closed(f"the guard\'s own check raised {type(exc).__name__}: {exc}")',
-                'self.output.set(True, "guard_failed")',
-                GUARD_TESTS),
-    NamedMutant("frozen-loop cut one period late (min -> max of period and due time)", "drivers/guard.py",
-                "min(period_s, max(MIN_WAIT_S, due_s))", "max(period_s, max(MIN_WAIT_S, due_s))",
-                GUARD_TESTS),
-    NamedMutant("frozen-loop cut one period late (due-time wake deleted)", "drivers/guard.py",
-                "min(period_s, max(MIN_WAIT_S, due_s))", "period_s", GUARD_TESTS),
-    NamedMutant("guard's on-time check in command() disabled", "drivers/guard.py",
-                "if on and self.tripped is None and self.on_s >= self.max_on_s:",
-                "if False:", GUARD_TESTS),
-    NamedMutant("guard's on-time check in check() disabled", "drivers/guard.py",
-                "elif self.on_s >= self.max_on_s:", "elif False:", GUARD_TESTS),
+    NamedMutant(
+        "startup grace raised from 2 to 4 s",
+        "controller/core/safety.py",
+        "STARTUP_GRACE_S = 2.0",
+        "STARTUP_GRACE_S = 4.0",
+        SAFETY_TESTS,
+    ),
+    NamedMutant(
+        "heating check accepts half the rise",
+        "controller/core/safety.py",
+        ">= cfg.skin.heating_min_rise_c",
+        ">= cfg.skin.heating_min_rise_c / 2",
+        SAFETY_TESTS,
+    ),
+    NamedMutant(
+        "heating check accepts 0.1 C less",
+        "controller/core/safety.py",
+        ">= cfg.skin.heating_min_rise_c",
+        ">= cfg.skin.heating_min_rise_c - 0.1",
+        SAFETY_TESTS,
+    ),
+    NamedMutant(
+        "distance and skin swapped in the displayed readings",
+        "controller/core/safety.py",
+        "            if judge is self.distance:\n                self.last_distance_mm",
+        "            if judge is not self.distance:\n                self.last_distance_mm",
+        SAFETY_TESTS,
+    ),
+    NamedMutant(
+        "min_gap_s validation deleted (a NaN gap disables the cool-down)",
+        "controller/core/limits.py",
+        '    min_gap_s = _require("min_gap_s", min_gap_s)\n',
+        "",
+        LIMITS_TESTS,
+    ),
+    NamedMutant(
+        "cross-boot chronology: no uptime bound across a reboot",
+        "controller/core/limits.py",
+        "return max(0.0, later_mono)        # of the later boot",
+        "return 0.0        # of the later boot",
+        LIMITS_TESTS,
+    ),
+    NamedMutant(
+        "cross-boot chronology one minute generous per reboot",
+        "controller/core/limits.py",
+        "return max(0.0, later_mono)        # of the later boot",
+        "return max(0.0, later_mono + 60.0)        # of the later boot",
+        LIMITS_TESTS,
+    ),
+    NamedMutant(
+        "guard error handler switches the relay on",
+        "drivers/guard.py",
+        'self.fail_closed(f"the guard\'s own check raised {type(exc).__name__}: {exc}")',
+        'self.output.set(True, "guard_failed")',
+        GUARD_TESTS,
+    ),
+    NamedMutant(
+        "frozen-loop cut one period late (min -> max of period and due time)",
+        "drivers/guard.py",
+        "min(period_s, max(MIN_WAIT_S, due_s))",
+        "max(period_s, max(MIN_WAIT_S, due_s))",
+        GUARD_TESTS,
+    ),
+    NamedMutant(
+        "frozen-loop cut one period late (due-time wake deleted)",
+        "drivers/guard.py",
+        "min(period_s, max(MIN_WAIT_S, due_s))",
+        "period_s",
+        GUARD_TESTS,
+    ),
+    NamedMutant(
+        "guard's on-time check in command() disabled",
+        "drivers/guard.py",
+        "if on and self.tripped is None and self.on_s >= self.max_on_s:",
+        "if False:",
+        GUARD_TESTS,
+    ),
+    NamedMutant(
+        "guard's on-time check in check() disabled",
+        "drivers/guard.py",
+        "elif self.on_s >= self.max_on_s:",
+        "elif False:",
+        GUARD_TESTS,
+    ),
 ]
 
 
@@ -91,9 +144,12 @@ def run_one(mutant: NamedMutant, python: str) -> tuple[bool, float, str]:
         started = time.monotonic()
         # `python -m pytest` from the copy: its directory comes first on sys.path, so the copy's
         # (mutated) packages shadow the editable install of the real tree.
-        proc = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                               "-k", "not real_time", *mutant.tests],
-                              cwd=root, capture_output=True, text=True)
+        proc = subprocess.run(
+            [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-k", "not real_time", *mutant.tests],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.monotonic() - started
         failed = [line.split(" - ")[0] for line in proc.stdout.splitlines() if line.startswith("FAILED ")]
         note = failed[0] if failed else (proc.stdout.strip().splitlines() or [""])[-1]
