@@ -55,6 +55,25 @@ def test_bad_bridge_config_is_one_line_with_file_line_key(tmp_path, text, messag
     assert refused.value.message.startswith(str(path)) and message in refused.value.message
 
 
+def test_reconnect_backoff_may_not_end_below_where_it_starts(tmp_path):
+    """The cross-field rule of bridge.yaml at its bound (accepted) and one step past (refused),
+    blamed on the key written last."""
+    at_bound = load_bridge_config(write(tmp_path, "broker:\n  reconnect_min_s: 30\n  reconnect_max_s: 30\n"))
+    assert (at_bound.broker.reconnect_min_s, at_bound.broker.reconnect_max_s) == (30, 30)
+    path = write(tmp_path, "broker:\n  reconnect_min_s: 30\n  reconnect_max_s: 29.9\n")
+    with pytest.raises(ConfigError) as refused:
+        load_bridge_config(path)
+    assert refused.value.message == (
+        f"{path}:3: broker.reconnect_max_s: must be at least broker.reconnect_min_s = 30, got 29.9"
+    )
+    path = write(tmp_path, "broker:\n  reconnect_max_s: 29.9\n  reconnect_min_s: 30\n")
+    with pytest.raises(ConfigError) as refused:
+        load_bridge_config(path)
+    assert refused.value.message == (
+        f"{path}:3: broker.reconnect_min_s: broker.reconnect_max_s (29.9) must be at least broker.reconnect_min_s = 30"
+    )
+
+
 def test_password_file_readable_by_others_is_refused(tmp_path):
     secret = tmp_path / "pw"
     secret.write_text("hunter2\n")
