@@ -22,14 +22,24 @@ real files underneath); the same two users run as `nobody` in
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from nobody_helpers import directory_for_nobody, run_python_as_nobody, why_nobody_was_denied
 
 from controller.bridge.events import JournalEvents
 from controller.service.history import EXIT_NO_JOURNAL, EXIT_UNREADABLE, read_journal
-from controller.service.journal import SCHEMA_VERSION, Journal, JournalError, JournalReader, journal_path
+from controller.service.journal import (
+    SCHEMA_VERSION,
+    Journal,
+    JournalError,
+    JournalReader,
+    journal_path,
+)
 from controller.service.storage import DAMAGED, PERMISSION, READ_ONLY
 
 WALL = 1_800_000_000.0
@@ -220,3 +230,45 @@ def test_bridge_closes_a_kept_reader_that_fails_and_opens_anew_at_the_next_read(
 def test_bridge_without_a_journal_opens_nothing(tmp_path, opens):
     assert bridge(tmp_path / "nowhere", tmp_path).pending(50) == []
     assert opens.seen == []
+
+
+# --- the one helper, as an unprivileged user ---------------------------------------------------
+
+AS_NOBODY = """
+import json, sys
+from controller.service.journal import ReadOnlyJournal
+kept = ReadOnlyJournal(sys.argv[1], keep_open=True)
+print(json.dumps({
+    "one_read": ReadOnlyJournal(sys.argv[1], keep_open=False).read(lambda reader: reader.newest_ids()),
+    "kept": [kept.read(lambda reader: reader.newest_ids()) for _ in range(2)],
+}))
+kept.close()
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to read as a user who cannot write the state directory",
+)
+def test_the_one_helper_reads_as_nobody_while_the_daemon_runs_and_after_it_stopped():
+    """Both ways of reading, run as `nobody` on a 0755 state directory owned by root: while the
+    daemon has the journal open (its log and index exist) and after it stopped (the file alone,
+    read immutable), seeing every record and creating no file."""
+    with directory_for_nobody("irlamp-read-only-") as directory:
+        state = directory / "state"
+        state.mkdir(mode=0o755)
+
+        def read_as_nobody() -> dict:
+            proc = run_python_as_nobody(AS_NOBODY, str(state))
+            assert proc.returncode == 0, proc.stderr + why_nobody_was_denied(state)
+            return json.loads(proc.stdout)
+
+        with Journal(state, "boot") as daemon:
+            daemon.record_fault("skin_overheat", "a", WALL, 1.0)
+            files = sorted(p.name for p in state.iterdir())
+            assert "journal.sqlite3-wal" in files
+            assert read_as_nobody() == {"one_read": [1, 0], "kept": [[1, 0], [1, 0]]}
+            assert sorted(p.name for p in state.iterdir()) == files
+        assert sorted(p.name for p in state.iterdir()) == ["journal.sqlite3", "journal.sqlite3.created"]
+        assert read_as_nobody() == {"one_read": [1, 0], "kept": [[1, 0], [1, 0]]}
+        assert sorted(p.name for p in state.iterdir()) == ["journal.sqlite3", "journal.sqlite3.created"]
