@@ -166,6 +166,7 @@ def start_band_clears_the_resume_point(cfg: Config) -> None:
 
 
 def nobody_there_is_beyond_the_band(cfg: Config) -> None:
+    """Nobody there (beyond absent_mm) is farther than the top of the start band."""
     distance = cfg.distance
     bound = bound_of(distance.max_mm)
     if not distance.absent_mm > bound:
@@ -174,6 +175,7 @@ def nobody_there_is_beyond_the_band(cfg: Config) -> None:
 
 
 def wall_time_cap_allows_the_on_time_cap(cfg: Config) -> None:
+    """A session's elapsed-time cap leaves room for its whole lamp-on cap."""
     session = cfg.session
     bound = bound_of(session.max_on_minutes)
     if not session.max_wall_minutes >= bound:
@@ -182,8 +184,8 @@ def wall_time_cap_allows_the_on_time_cap(cfg: Config) -> None:
 
 
 def plausible_skin_reaches_above_the_limit(cfg: Config) -> None:
-    """A skin reading that trips the limit must still be believed (plausible_max_c 46..100
-    and limit_c 38..45 already keep it; the rule stays for bounds that may change)."""
+    """A skin reading at the limit is still believed, so it trips the limit. (Today's field
+    bounds already keep this one and the next two; the rules stay for bounds that may change.)"""
     skin = cfg.skin
     bound = bound_of(skin.limit_c)
     if not skin.plausible_max_c > bound:
@@ -192,7 +194,7 @@ def plausible_skin_reaches_above_the_limit(cfg: Config) -> None:
 
 
 def plausible_skin_reaches_below_the_warning_band(cfg: Config) -> None:
-    """(The bounds already keep it: plausible_min_c at most 30, the warning band from 33.)"""
+    """A skin reading at the start of the warning band is still believed (not a sensor fault)."""
     skin = cfg.skin
     bound = bound_of(skin.limit_c - skin.warning_margin_c)
     if not skin.plausible_min_c < bound:
@@ -201,7 +203,7 @@ def plausible_skin_reaches_below_the_warning_band(cfg: Config) -> None:
 
 
 def stuck_button_outlasts_a_long_press(cfg: Config) -> None:
-    """(The bounds already keep it: stuck_s from 10, long_press_s up to 5.)"""
+    """A long press (acknowledge) is over well before the button counts as stuck."""
     button = cfg.button
     bound = bound_of(button.long_press_s + 5)
     if not button.stuck_s >= bound:
@@ -210,6 +212,7 @@ def stuck_button_outlasts_a_long_press(cfg: Config) -> None:
 
 
 def glare_doubt_is_above_the_glare_warning(cfg: Config) -> None:
+    """Ambient light is warned about before it is strong enough to doubt a measurement."""
     distance = cfg.distance
     bound = bound_of(distance.ambient_warn_mcps)
     if not distance.ambient_doubt_mcps > bound:
@@ -218,6 +221,7 @@ def glare_doubt_is_above_the_glare_warning(cfg: Config) -> None:
 
 
 def unreliable_distance_waits_for_a_stale_one(cfg: Config) -> None:
+    """Doubted distances latch distance_unreliable no sooner than missing ones go stale."""
     faults = cfg.faults
     bound = bound_of(faults.distance_stale_s)
     if not faults.distance_unreliable_after_s >= bound:
