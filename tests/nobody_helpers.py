@@ -9,11 +9,18 @@ the test says so instead of failing with a bare "Permission denied".
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import stat
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
 
 CANDIDATE_BASES = (tempfile.gettempdir(), "/dev/shm", "/var/tmp")
 
@@ -56,3 +63,18 @@ def directory_for_nobody(prefix: str) -> Iterator[Path]:
         yield directory
     finally:
         shutil.rmtree(directory)
+
+
+def run_python_as_nobody(code: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -c code args...` as `nobody` (group nogroup, no other groups), from /, with this
+    checkout importable. Skips when this Python lives where `nobody` cannot run it."""
+    if not os.access(sys.executable, os.X_OK) or "/root/" in sys.executable:
+        pytest.skip("the test's Python lives where 'nobody' cannot run it")
+    return subprocess.run(
+        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd="/",
+    )

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from nobody_helpers import directory_for_nobody, why_nobody_was_denied
+from nobody_helpers import directory_for_nobody, run_python_as_nobody, why_nobody_was_denied
 from scenario_helpers import REPO, run_cli
 
 from controller.bridge.config import ConfigError, load_bridge_config, read_password
@@ -53,6 +53,25 @@ def test_bad_bridge_config_is_one_line_with_file_line_key(tmp_path, text, messag
     with pytest.raises(ConfigError) as refused:
         load_bridge_config(path)
     assert refused.value.message.startswith(str(path)) and message in refused.value.message
+
+
+def test_reconnect_backoff_may_not_end_below_where_it_starts(tmp_path):
+    """The cross-field rule of bridge.yaml at its bound (accepted) and one step past (refused),
+    blamed on the key written last."""
+    at_bound = load_bridge_config(write(tmp_path, "broker:\n  reconnect_min_s: 30\n  reconnect_max_s: 30\n"))
+    assert (at_bound.broker.reconnect_min_s, at_bound.broker.reconnect_max_s) == (30, 30)
+    path = write(tmp_path, "broker:\n  reconnect_min_s: 30\n  reconnect_max_s: 29.9\n")
+    with pytest.raises(ConfigError) as refused:
+        load_bridge_config(path)
+    assert refused.value.message == (
+        f"{path}:3: broker.reconnect_max_s: must be at least broker.reconnect_min_s = 30, got 29.9"
+    )
+    path = write(tmp_path, "broker:\n  reconnect_max_s: 29.9\n  reconnect_min_s: 30\n")
+    with pytest.raises(ConfigError) as refused:
+        load_bridge_config(path)
+    assert refused.value.message == (
+        f"{path}:3: broker.reconnect_min_s: broker.reconnect_max_s (29.9) must be at least broker.reconnect_min_s = 30"
+    )
 
 
 def test_password_file_readable_by_others_is_refused(tmp_path):
@@ -225,33 +244,10 @@ def _read_as_nobody_while_open_and_after_close(tmp_path: Path) -> None:
     journal.record_fault("skin_overheat", "a", NOW, 1.0)
 
     def read_as_nobody() -> list[str]:
-        script = tmp_path / "reader.py"
-        script.write_text(READER)
-        script.chmod(0o644)
-        proc = subprocess.run(
-            [
-                "setpriv",
-                "--reuid",
-                "nobody",
-                "--regid",
-                "nogroup",
-                "--clear-groups",
-                sys.executable,
-                str(script),
-                str(state),
-                str(tmp_path / "nobody-bridge"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            cwd="/",
-        )
+        proc = run_python_as_nobody(READER, str(state), str(tmp_path / "nobody-bridge"))
         assert proc.returncode == 0, proc.stderr + why_nobody_was_denied(state)
         return json.loads(proc.stdout)
 
-    if not os.access(sys.executable, os.X_OK) or "/root/" in sys.executable:
-        pytest.skip("the test's Python lives where 'nobody' cannot run it")
     assert read_as_nobody() == ["x-fault-1"]
     journal.record_fault("skin_overheat", "b", NOW + 1, 2.0)
     assert read_as_nobody() == ["x-fault-1", "x-fault-2"]

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 
 import pytest
+from nobody_helpers import directory_for_nobody, why_nobody_was_denied
 from scenario_helpers import PYTHON, REPO, cli_env
 
 from controller.service.journal import Journal, journal_path
@@ -48,12 +49,18 @@ def _as_nobody(*args: str, groups: tuple[int, ...] = ()) -> subprocess.Completed
 
 
 @pytest.fixture
-def state(tmp_path):
+def nobody_tmp():
+    """A fresh directory that `nobody` can enter (pytest's tmp_path is 0700 under root, and its
+    base directory is not this test's to open up)."""
+    with directory_for_nobody("irlamp-caregiver-") as directory:
+        yield directory
+
+
+@pytest.fixture
+def state(nobody_tmp):
     """A state directory laid out as the installer and the service leave it: 0750, group =
     the caregivers' group, journal 0644 written by its owner (root here, irlamp on a Pi)."""
-    for parent in [tmp_path, *tmp_path.parents][:4]:
-        os.chmod(parent, os.stat(parent).st_mode | 0o055)
-    directory = tmp_path / "state"
+    directory = nobody_tmp / "state"
     directory.mkdir()
     os.chown(directory, 0, CAREGIVERS_GID)
     directory.chmod(0o750)
@@ -83,13 +90,13 @@ def test_a_caregiver_in_the_group_reads_while_the_daemon_runs_and_when_it_is_sto
         files = sorted(p.name for p in state.iterdir())
         assert "journal.sqlite3-wal" in files
         running = _history(state, groups=(CAREGIVERS_GID,))
-        assert running.returncode == 0, running.stderr
+        assert running.returncode == 0, running.stderr + why_nobody_was_denied(state.parent)
         assert len(json.loads(running.stdout)["sessions"]) == 2
         assert sorted(p.name for p in state.iterdir()) == files
     stopped_files = sorted(p.name for p in state.iterdir())
     assert stopped_files == ["journal.sqlite3", "journal.sqlite3.created"]
     stopped = _history(state, groups=(CAREGIVERS_GID,))
-    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.returncode == 0, stopped.stderr + why_nobody_was_denied(state.parent)
     assert [s["end_reason"] for s in json.loads(stopped.stdout)["sessions"]] == [
         None,
         "completed",
@@ -97,8 +104,8 @@ def test_a_caregiver_in_the_group_reads_while_the_daemon_runs_and_when_it_is_sto
     assert sorted(p.name for p in state.iterdir()) == stopped_files  # the reader made nothing
 
 
-def test_status_without_access_to_the_state_dir_is_clean(state, tmp_path):
-    runtime = tmp_path / "run"
+def test_status_without_access_to_the_state_dir_is_clean(state, nobody_tmp):
+    runtime = nobody_tmp / "run"
     runtime.mkdir(mode=0o755)
     proc = _as_nobody("status", "--state-dir", str(state), "--runtime-dir", str(runtime))
     assert proc.returncode == 3 and "Traceback" not in proc.stderr

@@ -354,6 +354,161 @@ def test_cross_field_rule_blames_the_override_that_broke_it(tmp_path):
     assert message.startswith("s.yaml:3: distance.min_mm: distance.max_mm (460) must be at least")
 
 
+# --- cross-field rules: each boundary on both sides --------------------------------------------
+
+# (section, the other settings of the rule in file order, subject key, the last value accepted,
+#  the first value refused (one step past), what the refusal says the subject must be).
+# Written from the rules as README / config/lamp.yaml state them, not read from config.py.
+CROSS_FIELD_BOUNDARIES = [
+    (  # 304.8 + 5.1 + 20 is 329.90000000000003 in floating point: the bound is as typed
+        "distance",
+        {"min_mm": "304.8", "hysteresis_mm": "5.1"},
+        "distance.max_mm",
+        "329.9",
+        "329.8",
+        "at least distance.min_mm + distance.hysteresis_mm + 20 = 329.9",
+    ),
+    ("distance", {"max_mm": "500"}, "distance.absent_mm", "500.1", "500", "greater than distance.max_mm = 500"),
+    (
+        "distance",
+        {"ambient_warn_mcps": "5"},
+        "distance.ambient_doubt_mcps",
+        "5.01",
+        "5",
+        "greater than distance.ambient_warn_mcps = 5",
+    ),
+    (
+        "session",
+        {"max_on_minutes": "15"},
+        "session.max_wall_minutes",
+        "15",
+        "14.9",
+        "at least session.max_on_minutes = 15",
+    ),
+    (
+        "faults",
+        {"distance_stale_s": "0.8"},
+        "faults.distance_unreliable_after_s",
+        "0.8",
+        "0.79",
+        "at least faults.distance_stale_s = 0.8",
+    ),
+    (  # 38.1 - 0.8 is 37.300000000000004 in floating point: the bound is as typed
+        "skin",
+        {"limit_c": "38.1", "warning_margin_c": "0.8"},
+        "skin.comfort_c",
+        "37.3",
+        "37.31",
+        "at most skin.limit_c - skin.warning_margin_c = 37.3",
+    ),
+]
+
+
+def rule_file(section: str, lines: list[tuple[str, str]]) -> str:
+    return f"{section}:\n" + "".join(f"  {key.split('.')[-1]}: {value}\n" for key, value in lines)
+
+
+@pytest.mark.parametrize("section, others, subject, accepted, refused, must_be", CROSS_FIELD_BOUNDARIES)
+def test_cross_field_rule_accepts_its_bound_and_refuses_one_step_past_naming_the_subject(
+    tmp_path, section, others, subject, accepted, refused, must_be
+):
+    settings = [*others.items()]
+    cfg = load_config(write(tmp_path, rule_file(section, [*settings, (subject, accepted)])))
+    assert getattr(getattr(cfg, section), subject.split(".")[1]) == float(accepted)
+    path = write(tmp_path, rule_file(section, [*settings, (subject, refused)]), "refused.yaml")
+    line = len(settings) + 2
+    assert refusal(path) == f"{path}:{line}: {subject}: must be {must_be}, got {refused}"
+
+
+@pytest.mark.parametrize("section, others, subject, accepted, refused, must_be", CROSS_FIELD_BOUNDARIES)
+def test_cross_field_rule_broken_by_the_other_key_blames_that_key_and_names_the_subject(
+    tmp_path, section, others, subject, accepted, refused, must_be
+):
+    settings = [*others.items()]
+    assert load_config(write(tmp_path, rule_file(section, [(subject, accepted), *settings])))
+    path = write(tmp_path, rule_file(section, [(subject, refused), *settings]), "refused.yaml")
+    line, last_key = len(settings) + 2, f"{section}.{settings[-1][0]}"
+    assert refusal(path) == f"{path}:{line}: {last_key}: {subject} ({refused}) must be {must_be}"
+
+
+# Rules that today's field bounds already keep (no file can break them), tested on the rule
+# itself with settings past the field bounds; same columns as above.
+CROSS_FIELD_BOUNDARIES_THE_BOUNDS_KEEP = [
+    ("skin", {"limit_c": "45"}, "skin.plausible_max_c", "45.1", "45", "greater than skin.limit_c = 45"),
+    (  # 42.1 - 0.8 is 41.300000000000004 in floating point: the bound is as typed
+        "skin",
+        {"limit_c": "42.1", "warning_margin_c": "0.8"},
+        "skin.plausible_min_c",
+        "41.29",
+        "41.3",
+        "less than skin.limit_c - skin.warning_margin_c = 41.3",
+    ),
+    ("button", {"long_press_s": "5"}, "button.stuck_s", "10", "9.9", "at least button.long_press_s + 5 = 10"),
+]
+
+
+def with_settings(cfg: Config, section: str, settings: dict[str, str]) -> Config:
+    """`cfg` with some settings of one section replaced (past the field bounds if need be)."""
+    values = {key.split(".")[-1]: float(value) for key, value in settings.items()}
+    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+
+
+def rules_that_refuse(cfg: Config) -> list:
+    refusing = []
+    for rule in config_module.CROSS_FIELD_RULES:
+        try:
+            rule(cfg)
+        except ConfigError:
+            refusing.append(rule)
+    return refusing
+
+
+def test_every_cross_field_rule_is_the_one_rule_that_refuses_one_boundary_case():
+    """A rule deleted, or added without a boundary case above, fails here."""
+    refused_by = []
+    for section, others, subject, accepted, refused, _ in [
+        *CROSS_FIELD_BOUNDARIES,
+        *CROSS_FIELD_BOUNDARIES_THE_BOUNDS_KEEP,
+    ]:
+        at_bound = with_settings(load_config(DEFAULT_FILE), section, {**others, subject: accepted})
+        assert rules_that_refuse(at_bound) == [], subject
+        (rule,) = rules_that_refuse(with_settings(at_bound, section, {subject: refused}))
+        refused_by.append(rule)
+    assert sorted(refused_by, key=id) == sorted(config_module.CROSS_FIELD_RULES, key=id)
+
+
+@pytest.mark.parametrize("section, others, subject, accepted, refused, must_be", CROSS_FIELD_BOUNDARIES_THE_BOUNDS_KEEP)
+def test_cross_field_rule_the_bounds_keep_still_holds_on_its_own(
+    tmp_path, section, others, subject, accepted, refused, must_be
+):
+    defaults = load_config(DEFAULT_FILE)
+    at_bound = with_settings(defaults, section, {**others, subject: accepted})
+    for rule in config_module.CROSS_FIELD_RULES:
+        rule(at_bound)
+    past = with_settings(at_bound, section, {subject: refused})
+    with pytest.raises(ConfigError) as caught:
+        for rule in config_module.CROSS_FIELD_RULES:
+            rule(past)
+    line = (
+        DEFAULT_FILE.read_text()
+        .splitlines()
+        .index(
+            next(
+                text for text in DEFAULT_FILE.read_text().splitlines() if text.startswith(f"  {subject.split('.')[1]}:")
+            )
+        )
+    )
+    assert caught.value.message == f"{DEFAULT_FILE}:{line + 1}: {subject}: must be {must_be}, got {refused}"
+    # ... and a file cannot get there: a field bound refuses first
+    path = write(tmp_path, rule_file(section, [*others.items(), (subject, refused)]))
+    assert re.search(r": must be at (least|most) [0-9.]+( \(hard (floor|ceiling)\))?, got ", refusal(path))
+
+
+def test_comfort_set_point_off_needs_no_room_below_the_warning_band(tmp_path):
+    cfg = load_config(write(tmp_path, "skin:\n  limit_c: 38\n  warning_margin_c: 5\n  comfort_c: null\n"))
+    assert cfg.skin.comfort_c is None
+
+
 # --- the command and the path -----------------------------------------------------------------
 
 
@@ -401,22 +556,21 @@ def test_formatted_config_loads_back_to_the_same_values(tmp_path):
 # --- property: any number either loads inside its bounds or is refused by name -----------------
 
 NUMERIC_KEYS = sorted(config_module._BOUNDS)
-RELATIONS = {subject: (relation, expression) for subject, relation, expression in config_module._RELATIONS}
-
-
-def relation_holds(cfg: Config, dotted: str) -> bool:
-    if dotted not in RELATIONS:
-        return True
-    relation, expression = RELATIONS[dotted]
-    flat = {f"{name}.{key}": value for name, values in config_to_dict(cfg).items() for key, value in values.items()}
-    terms = expression.split()
-    bound = flat[terms[0]]
-    for sign, term in zip(terms[1::2], terms[2::2], strict=True):
-        bound += (1 if sign == "+" else -1) * (flat[term] if term in flat else float(term))
-    value = flat[dotted]
-    if value is None:  # an optional setting turned off has nothing to relate
-        return True
-    return {">=": value >= bound - 1e-9, ">": value > bound, "<": value < bound, "<=": value <= bound + 1e-9}[relation]
+# Every cross-field rule as README / config/lamp.yaml state it, written out here on its own
+# (not read from config.py): whatever loads must keep all of them.
+RULES_AS_DOCUMENTED = {
+    "distance.max_mm": lambda c: c.distance.max_mm >= c.distance.min_mm + c.distance.hysteresis_mm + 20 - 1e-9,
+    "distance.absent_mm": lambda c: c.distance.absent_mm > c.distance.max_mm,
+    "session.max_wall_minutes": lambda c: c.session.max_wall_minutes >= c.session.max_on_minutes,
+    "skin.plausible_max_c": lambda c: c.skin.plausible_max_c > c.skin.limit_c,
+    "skin.plausible_min_c": lambda c: c.skin.plausible_min_c < c.skin.limit_c - c.skin.warning_margin_c,
+    "button.stuck_s": lambda c: c.button.stuck_s >= c.button.long_press_s + 5,
+    "distance.ambient_doubt_mcps": lambda c: c.distance.ambient_doubt_mcps > c.distance.ambient_warn_mcps,
+    "faults.distance_unreliable_after_s": lambda c: c.faults.distance_unreliable_after_s >= c.faults.distance_stale_s,
+    "skin.comfort_c": lambda c: (
+        c.skin.comfort_c is None or c.skin.comfort_c <= c.skin.limit_c - c.skin.warning_margin_c + 1e-9
+    ),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -493,4 +647,4 @@ def test_any_value_loads_in_bounds_or_is_refused_by_name(key, value):
     assert isinstance(loaded, float if hint in (float, float | None) else int)
     if isinstance(value, Written) and hint not in (float, float | None):
         assert value.text.lstrip("+-").isdigit(), "a whole number was given as a decimal"
-    assert relation_holds(cfg, key)
+    assert [subject for subject, holds in RULES_AS_DOCUMENTED.items() if not holds(cfg)] == []

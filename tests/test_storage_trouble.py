@@ -21,6 +21,7 @@ import subprocess
 import textwrap
 
 import pytest
+from nobody_helpers import directory_for_nobody, why_nobody_was_denied
 from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli
 from test_daemon_exceptions import rig  # noqa: F401  (a fixture: the same daemon rig)
 
@@ -139,15 +140,15 @@ def _as_nobody(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def world_readable_tmp(tmp_path):
-    """pytest's tmp_path is 0700 under root: open the path to `nobody` up to tmp_path."""
-    for parent in [tmp_path, *tmp_path.parents][:4]:
-        os.chmod(parent, os.stat(parent).st_mode | 0o055)
-    return tmp_path
+def nobody_tmp():
+    """A fresh directory that `nobody` can enter (pytest's tmp_path is 0700 under root, and its
+    base directory is not this test's to open up)."""
+    with directory_for_nobody("irlamp-storage-") as directory:
+        yield directory
 
 
-def test_a_foreign_owned_state_directory_says_who_owns_it_and_how_to_fix_it(world_readable_tmp):
-    state = world_readable_tmp / "state"
+def test_a_foreign_owned_state_directory_says_who_owns_it_and_how_to_fix_it(nobody_tmp):
+    state = nobody_tmp / "state"
     state.mkdir(mode=0o755)  # root's, like a directory made by hand with sudo mkdir
     with Journal(state, "b"):
         pass
@@ -157,11 +158,11 @@ def test_a_foreign_owned_state_directory_says_who_owns_it_and_how_to_fix_it(worl
         "--state-dir",
         str(state),
         "--runtime-dir",
-        str(world_readable_tmp / "none"),
+        str(nobody_tmp / "none"),
         "--config",
         str(DEFAULT_CONFIG),
     )
-    assert proc.returncode == 2, proc.stderr  # restarting cannot fix it
+    assert proc.returncode == 2, proc.stderr + why_nobody_was_denied(nobody_tmp)  # restarting cannot fix it
     (line,) = proc.stderr.strip().splitlines()
     assert str(state) in line and "permission denied" in line and "root:root" in line
     assert "sudo chown -R irlamp:irlamp" in line and README_RECOVERY in line

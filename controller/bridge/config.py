@@ -1,16 +1,27 @@
 """The bridge's own YAML file (`/etc/irlamp/bridge.yaml`; commented default `config/bridge.yaml`).
 
 Validated by the same machinery as lamp.yaml (`controller.service.config.load_sections`): unknown keys,
-wrong types and out-of-range values are refused with `file:line: key: problem`.
+wrong types, out-of-range values and a broken cross-field rule (`backoff_ends_at_or_above_its_start`)
+are refused with `file:line: key: problem`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.service.config import BUNDLED_CONFIG_DIR, ConfigError, Schema, load_sections, sections_of
+from controller.service.config import (
+    BUNDLED_CONFIG_DIR,
+    ConfigError,
+    Schema,
+    bound_of,
+    broken_rule,
+    load_sections,
+    sections_of,
+)
 
 SYSTEM_BRIDGE_CONFIG_PATH = Path("/etc/irlamp/bridge.yaml")
 MACHINE_ID_PATH = Path("/etc/machine-id")
@@ -83,6 +94,16 @@ class BridgeConfig:
     daemon: DaemonConfig
     bridge: PublishConfig
     source: str
+    origins: Mapping[str, object] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+
+def backoff_ends_at_or_above_its_start(cfg: BridgeConfig) -> None:
+    """The reconnect back-off grows from reconnect_min_s up to reconnect_max_s."""
+    broker = cfg.broker
+    bound = bound_of(broker.reconnect_min_s)
+    if not broker.reconnect_max_s >= bound:
+        keys = ("broker.reconnect_max_s", "broker.reconnect_min_s")
+        raise broken_rule(cfg, keys, broker.reconnect_max_s, "at least broker.reconnect_min_s", bound)
 
 
 BRIDGE_SCHEMA = Schema(
@@ -98,7 +119,7 @@ BRIDGE_SCHEMA = Schema(
         "bridge.backlog_per_round": (1, 1000),
         "bridge.first_start_backlog": (0, 1000),
     },
-    relations=(("broker.reconnect_max_s", ">=", "broker.reconnect_min_s"),),
+    rules=(backoff_ends_at_or_above_its_start,),
     text_patterns={
         "broker.host": (r"[A-Za-z0-9.:_-]{1,253}", "a host name or IP address"),
         "broker.username": (r"[^\x00-\x1f]{1,128}", "a user name without control characters"),
@@ -140,7 +161,7 @@ def load_bridge_config(path: str | Path | None = None, *, overrides=None) -> Bri
         source,
         overrides=overrides,
         check=_check_tls,
-        build=lambda sections, _origins: BridgeConfig(**sections, source=source),
+        build=lambda sections, origins: BridgeConfig(**sections, source=source, origins=origins),
     )
 
 

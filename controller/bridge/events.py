@@ -10,7 +10,7 @@ only the newest `first_start_backlog` old events are sent.
 Reading: the bridge's user may read but not write the daemon's state directory. SQLite then
 opens a WAL journal read-only as long as the daemon has it open (its -shm and -wal exist);
 when the daemon is stopped (no -wal), the main file holds everything and is read `immutable`
-for that one read.
+for that one read (`controller.service.journal.ReadOnlyJournal`, keep_open=True).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 from controller.bridge.live_state import iso_utc
 from controller.core.faults import fault_info
 from controller.service.history import END_REASON_WORDS
-from controller.service.journal import JournalError, JournalReader, journal_path
+from controller.service.journal import JournalError, JournalReader, ReadOnlyJournal
 from controller.service.status import write_status_atomic
 
 log = logging.getLogger("irlamp.bridge")
@@ -116,19 +116,18 @@ class JournalEvents:
         *,
         read_only: bool = False,
     ):
-        self.state_dir = daemon_state_dir
         self.lamp_id = lamp_id
         self.cursor_path = Path(bridge_state_dir) / CURSOR_FILENAME
         self.first_start_backlog = first_start_backlog
         self.read_only = read_only  # `irlamp bridge --print`: never writes the cursor
         self.cursor = load_cursor(self.cursor_path)
-        self._reader: JournalReader | None = None
+        self._journal = ReadOnlyJournal(daemon_state_dir, keep_open=True)
         self._problem: str | None = None
 
     def pending(self, limit: int) -> list[Event]:
         """Up to `limit` unsent events in time order; [] when the journal cannot be read now."""
         try:
-            with_reader = self._read(lambda reader: self._pending(reader, limit))
+            with_reader = self._journal.read(lambda reader: self._pending(reader, limit))
         except (JournalError, FileNotFoundError, sqlite3.Error) as exc:
             self._close()
             if str(exc) != self._problem:
@@ -137,19 +136,6 @@ class JournalEvents:
             return []
         self._problem = None
         return with_reader
-
-    def _read(self, action):
-        if self._reader is not None:
-            return action(self._reader)
-        try:
-            self._reader = JournalReader(self.state_dir)
-            return action(self._reader)
-        except JournalError:
-            self._close()
-            if Path(str(journal_path(self.state_dir)) + "-wal").exists():
-                raise
-        with JournalReader(self.state_dir, immutable=True) as reader:  # daemon stopped
-            return action(reader)
 
     def _pending(self, reader: JournalReader, limit: int) -> list[Event]:
         newest_fault, newest_session = reader.newest_ids()
@@ -183,12 +169,10 @@ class JournalEvents:
         self.commit(Cursor(max([old.fault_id, *faults]), max([old.session_id, *sessions])))
 
     def _close(self) -> None:
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            try:
-                reader.close()
-            except JournalError as exc:
-                log.warning("%s", exc)
+        try:
+            self._journal.close()
+        except JournalError as exc:
+            log.warning("%s", exc)
 
     def close(self) -> None:
         self._close()

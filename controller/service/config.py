@@ -7,13 +7,14 @@ must be at most 20 (hard ceiling), got 25`. Unknown keys, duplicate keys, wrong 
 out-of-range values and broken cross-field rules are all refused; nothing is guessed.
 Every number has bounds, declared at its field (`bounded`, gathered in `_BOUNDS`); bounds
 that are safety limits (`Hard`) are called "hard floor" / "hard ceiling" in messages because
-no configuration may loosen them. Cross-field rules are listed in `_RELATIONS`.
+no configuration may loosen them. Rules between settings (`distance.absent_mm` above
+`distance.max_mm`, ...) are plain functions over the loaded settings, listed in
+`CROSS_FIELD_RULES`; each refuses naming every key it reads and the bound with its value.
 """
 
 import dataclasses
 import difflib
 import math
-import operator
 import os
 import re
 import types
@@ -65,25 +66,66 @@ class _Where:
         return f"{self.source}:{self.line}" if self.line else self.source
 
 
-def refusal(cfg: Config, keys: typing.Sequence[str], problem: str) -> ConfigError:
-    """A ConfigError `file:line: key: problem` blaming whichever of `keys` was set last in `cfg`
-    (for a rule that several keys break together, e.g. a relay pin and its polarity)."""
+class LoadedSettings(typing.Protocol):
+    """A loaded config (lamp.yaml's `Config`, bridge.yaml's `BridgeConfig`): its file, and
+    where each dotted key was set."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def origins(self) -> typing.Mapping[str, object]: ...
+
+
+def _blamed(cfg: LoadedSettings, keys: typing.Sequence[str]) -> tuple[str, _Where]:
+    """Of `keys`, the one set last in `cfg`, and where."""
     fallback = _Where(cfg.source, None, 0)
     origins = typing.cast(typing.Mapping[str, _Where], cfg.origins)
     key = _last_set(keys, lambda key: origins.get(key, fallback))
-    return ConfigError(f"{origins.get(key, fallback)}: {key}: {problem}")
+    return key, origins.get(key, fallback)
+
+
+def refusal(cfg: LoadedSettings, keys: typing.Sequence[str], problem: str) -> ConfigError:
+    """A ConfigError `file:line: key: problem` blaming whichever of `keys` was set last in `cfg`
+    (for a rule that several keys break together, e.g. a relay pin and its polarity)."""
+    key, where = _blamed(cfg, keys)
+    return ConfigError(f"{where}: {key}: {problem}")
+
+
+def bound_of(total: float) -> float:
+    """A bound summed from settings, rounded to 9 places, so that it is what the user typed:
+    304.8 + 5.1 + 20 is 329.90000000000003 in floating point, the bound is 329.9."""
+    return round(total, 9)
+
+
+def broken_rule(
+    cfg: LoadedSettings, keys: typing.Sequence[str], value: float, must_be: str, bound: float
+) -> ConfigError:
+    """The refusal of a cross-field rule: `keys[0]` (now `value`) must be `must_be` (the bound
+    written out with its keys, e.g. "at least session.max_on_minutes") = `bound`. `keys` are
+    the subject and every key of the bound; the one set last is blamed (that is the edit that
+    broke the rule), and the message names the others: `lamp.yaml:12: session.max_wall_minutes:
+    must be at least session.max_on_minutes = 20, got 15`, or when max_on_minutes was set
+    last, `lamp.yaml:14: session.max_on_minutes: session.max_wall_minutes (15) must be ...`."""
+    subject = keys[0]
+    blamed, where = _blamed(cfg, keys)
+    rule = f"must be {must_be} = {_fmt(bound)}"
+    if blamed == subject:
+        return ConfigError(f"{where}: {subject}: {rule}, got {_fmt(value)}")
+    return ConfigError(f"{where}: {blamed}: {subject} ({_fmt(value)}) {rule}")
 
 
 @dataclass(frozen=True)
 class Schema:
     """What one YAML file may hold: sections (name -> dataclass with defaults), inclusive
-    (lowest, highest) bounds of every number, cross-field rules, and for text settings that
+    (lowest, highest) bounds of every number, cross-field rules (functions that raise
+    ConfigError for a loaded config that breaks them), and for text settings that
     are not absolute paths a (regex, description) they must match. lamp.yaml and the MQTT
     bridge's bridge.yaml are both read through this one validator."""
 
     sections: dict
     bounds: dict
-    relations: tuple = ()
+    rules: tuple[typing.Callable[[typing.Any], None], ...] = ()
     text_patterns: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -109,26 +151,107 @@ _PIN_KEYS = [key for key in _TYPES if key.startswith("gpio.") and key.endswith("
 # Inclusive (lowest, highest) of every number, as declared at its field.
 _BOUNDS = field_bounds(_SECTIONS)
 
-# Cross-field rules: (subject, relation, expression of other keys and constants joined by + / -).
-_RELATIONS = (
-    ("distance.max_mm", ">=", "distance.min_mm + distance.hysteresis_mm + 20"),
-    ("distance.absent_mm", ">", "distance.max_mm"),
-    ("session.max_wall_minutes", ">=", "session.max_on_minutes"),
-    ("skin.plausible_max_c", ">", "skin.limit_c"),
-    ("skin.plausible_min_c", "<", "skin.limit_c - skin.warning_margin_c"),
-    ("button.stuck_s", ">=", "button.long_press_s + 5"),
-    ("distance.ambient_doubt_mcps", ">", "distance.ambient_warn_mcps"),
-    ("faults.distance_unreliable_after_s", ">=", "faults.distance_stale_s"),
-    ("skin.comfort_c", "<=", "skin.limit_c - skin.warning_margin_c"),
-)
-_COMPARE = {
-    ">=": (operator.ge, "at least"),
-    ">": (operator.gt, "greater than"),
-    "<": (operator.lt, "less than"),
-    "<=": (operator.le, "at most"),
-}
 
-LAMP_SCHEMA = Schema(_SECTIONS, _BOUNDS, _RELATIONS)
+# --- cross-field rules: one plain function each, over the loaded settings -----------------------
+
+
+def start_band_clears_the_resume_point(cfg: Config) -> None:
+    """A start needs the person 20 mm or more inside the band beyond where a paused session
+    resumes (min_mm + hysteresis_mm)."""
+    distance = cfg.distance
+    bound = bound_of(distance.min_mm + distance.hysteresis_mm + 20)
+    if not distance.max_mm >= bound:
+        keys = ("distance.max_mm", "distance.min_mm", "distance.hysteresis_mm")
+        raise broken_rule(cfg, keys, distance.max_mm, "at least distance.min_mm + distance.hysteresis_mm + 20", bound)
+
+
+def nobody_there_is_beyond_the_band(cfg: Config) -> None:
+    """Nobody there (beyond absent_mm) is farther than the top of the start band."""
+    distance = cfg.distance
+    bound = bound_of(distance.max_mm)
+    if not distance.absent_mm > bound:
+        keys = ("distance.absent_mm", "distance.max_mm")
+        raise broken_rule(cfg, keys, distance.absent_mm, "greater than distance.max_mm", bound)
+
+
+def wall_time_cap_allows_the_on_time_cap(cfg: Config) -> None:
+    """A session's elapsed-time cap leaves room for its whole lamp-on cap."""
+    session = cfg.session
+    bound = bound_of(session.max_on_minutes)
+    if not session.max_wall_minutes >= bound:
+        keys = ("session.max_wall_minutes", "session.max_on_minutes")
+        raise broken_rule(cfg, keys, session.max_wall_minutes, "at least session.max_on_minutes", bound)
+
+
+def plausible_skin_reaches_above_the_limit(cfg: Config) -> None:
+    """A skin reading at the limit is still believed, so it trips the limit. (Today's field
+    bounds already keep this one and the next two; the rules stay for bounds that may change.)"""
+    skin = cfg.skin
+    bound = bound_of(skin.limit_c)
+    if not skin.plausible_max_c > bound:
+        keys = ("skin.plausible_max_c", "skin.limit_c")
+        raise broken_rule(cfg, keys, skin.plausible_max_c, "greater than skin.limit_c", bound)
+
+
+def plausible_skin_reaches_below_the_warning_band(cfg: Config) -> None:
+    """A skin reading at the start of the warning band is still believed (not a sensor fault)."""
+    skin = cfg.skin
+    bound = bound_of(skin.limit_c - skin.warning_margin_c)
+    if not skin.plausible_min_c < bound:
+        keys = ("skin.plausible_min_c", "skin.limit_c", "skin.warning_margin_c")
+        raise broken_rule(cfg, keys, skin.plausible_min_c, "less than skin.limit_c - skin.warning_margin_c", bound)
+
+
+def stuck_button_outlasts_a_long_press(cfg: Config) -> None:
+    """A long press (acknowledge) is over well before the button counts as stuck."""
+    button = cfg.button
+    bound = bound_of(button.long_press_s + 5)
+    if not button.stuck_s >= bound:
+        keys = ("button.stuck_s", "button.long_press_s")
+        raise broken_rule(cfg, keys, button.stuck_s, "at least button.long_press_s + 5", bound)
+
+
+def glare_doubt_is_above_the_glare_warning(cfg: Config) -> None:
+    """Ambient light is warned about before it is strong enough to doubt a measurement."""
+    distance = cfg.distance
+    bound = bound_of(distance.ambient_warn_mcps)
+    if not distance.ambient_doubt_mcps > bound:
+        keys = ("distance.ambient_doubt_mcps", "distance.ambient_warn_mcps")
+        raise broken_rule(cfg, keys, distance.ambient_doubt_mcps, "greater than distance.ambient_warn_mcps", bound)
+
+
+def unreliable_distance_waits_for_a_stale_one(cfg: Config) -> None:
+    """Doubted distances latch distance_unreliable no sooner than missing ones go stale."""
+    faults = cfg.faults
+    bound = bound_of(faults.distance_stale_s)
+    if not faults.distance_unreliable_after_s >= bound:
+        keys = ("faults.distance_unreliable_after_s", "faults.distance_stale_s")
+        value = faults.distance_unreliable_after_s
+        raise broken_rule(cfg, keys, value, "at least faults.distance_stale_s", bound)
+
+
+def comfort_set_point_below_the_warning_band(cfg: Config) -> None:
+    """SR-14: the servo may only switch off earlier than the warning band; null: no servo."""
+    skin = cfg.skin
+    bound = bound_of(skin.limit_c - skin.warning_margin_c)
+    if skin.comfort_c is not None and not skin.comfort_c <= bound:
+        keys = ("skin.comfort_c", "skin.limit_c", "skin.warning_margin_c")
+        raise broken_rule(cfg, keys, skin.comfort_c, "at most skin.limit_c - skin.warning_margin_c", bound)
+
+
+CROSS_FIELD_RULES = (
+    start_band_clears_the_resume_point,
+    nobody_there_is_beyond_the_band,
+    wall_time_cap_allows_the_on_time_cap,
+    plausible_skin_reaches_above_the_limit,
+    plausible_skin_reaches_below_the_warning_band,
+    stuck_button_outlasts_a_long_press,
+    glare_doubt_is_above_the_glare_warning,
+    unreliable_distance_waits_for_a_stale_one,
+    comfort_set_point_below_the_warning_band,
+)
+
+LAMP_SCHEMA = Schema(_SECTIONS, _BOUNDS, CROSS_FIELD_RULES)
 
 SYSTEM_CONFIG_PATH = Path("/etc/irlamp/lamp.yaml")
 # The example config of this checkout (outside an installed package: a source checkout only).
@@ -310,26 +433,6 @@ def _compose_file(source: str):
         raise ConfigError(f"{source}: YAML nested too deeply") from None
 
 
-def _check_relations(schema: Schema, values: dict) -> None:
-    """Cross-field rules, blamed on the key of the rule that was set last (the 'second' key)."""
-    for subject, relation, expression in schema.relations:
-        terms = expression.split()
-        bound = values[terms[0]][0]
-        for sign, term in zip(terms[1::2], terms[2::2], strict=True):
-            amount = values[term][0] if term in values else float(term)
-            bound = bound + amount if sign == "+" else bound - amount
-        compare, words = _COMPARE[relation]
-        value = values[subject][0]
-        if value is None or compare(value, round(bound, 9)):  # null: the setting is off
-            continue
-        involved = [subject, *re.findall(r"[a-z_]+\.[a-z_]+", expression)]
-        blamed = _last_set(involved, lambda key: values[key][1])
-        rule = f"must be {words} {expression} = {_fmt(bound)}"
-        if blamed == subject:
-            _refuse(values[subject][1], subject, f"{rule}, got {_fmt(value)}")
-        _refuse(values[blamed][1], blamed, f"{subject} ({_fmt(value)}) {rule}")
-
-
 def _check_pins_distinct(values: dict) -> None:
     used: dict[int, str] = {}
     for key in sorted(_PIN_KEYS, key=lambda key: values[key][1].order()):
@@ -369,8 +472,8 @@ def load_sections(
 ):
     """Validate the YAML file `source` (plus `overrides`) against `schema` and return
     `build({section name: section dataclass}, {dotted key: where it was set})`, or raise
-    ConfigError (one line, file:line: key).
-    `check(values)` runs extra rules over {'section.key': (value, where)}."""
+    ConfigError (one line, file:line: key). The schema's rules run on what `build` returned,
+    then `check(values)` runs extra rules over {'section.key': (value, where)}."""
     try:
         defaults = _Where(source, None, 0)
         values = {
@@ -379,14 +482,16 @@ def load_sections(
         values.update(_read_entries(schema, _compose_file(source), source, rank=1))
         if overrides is not None:
             values.update(_read_entries(schema, overrides, overrides_source, rank=2))
-        _check_relations(schema, values)
-        if check is not None:
-            check(values)
         sections = {
             name: cls(**{key.split(".")[1]: value for key, (value, _) in values.items() if key.startswith(name + ".")})
             for name, cls in schema.sections.items()
         }
-        return build(sections, types.MappingProxyType({key: where for key, (_, where) in values.items()}))
+        loaded = build(sections, types.MappingProxyType({key: where for key, (_, where) in values.items()}))
+        for rule in schema.rules:
+            rule(loaded)
+        if check is not None:
+            check(values)
+        return loaded
     except ConfigError:
         raise
     except Exception as error:  # a bug here must still end as one clear line, lamp off

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from controller.service.journal import FaultRecord, JournalError, SessionRecord, journal_path, reader_for_one_read
+from controller.service.journal import FaultRecord, JournalError, ReadOnlyJournal, SessionRecord, journal_path
 from controller.service.status import local_time
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
@@ -171,8 +171,7 @@ def read_journal(state_dir: Path, command: str, read, err: TextIO):
     """`read(reader)` on the journal opened read-only for one read. Returns (result, None), or
     (None, exit code) after printing the one-line reason (no journal, unreadable) to `err`."""
     try:
-        with reader_for_one_read(state_dir) as reader:
-            return read(reader), None
+        return ReadOnlyJournal(state_dir, keep_open=False).read(read), None
     except FileNotFoundError:
         print(
             f"irlamp {command}: no journal at {journal_path(state_dir)} — the daemon has not "

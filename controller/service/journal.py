@@ -25,19 +25,21 @@ a moment the wall clock was known to be right; with it the true wall time of eve
 that boot (even those written before the clock was set) is `offset + mono`.
 
 One process writes (`Journal`, the daemon); any number may read (`JournalReader`, opened
-read-only, e.g. `irlamp history`). Use a connection from one thread at a time
+read-only; `ReadOnlyJournal` for a user who may not write the directory: `irlamp history`,
+the MQTT bridge). Use a connection from one thread at a time
 (the daemon hands its `Journal` to the writer thread after start-up).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 from urllib.parse import quote
 
 from controller.core.records import SessionRecord
@@ -51,6 +53,9 @@ from controller.service.storage import (
     explain_read_access,
     storage_error,
 )
+
+log = logging.getLogger("irlamp.journal")
+T = TypeVar("T")
 
 JOURNAL_FILENAME = "journal.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -404,22 +409,71 @@ class JournalReader(_JournalQueries):
             raise
 
 
-def reader_for_one_read(state_dir: str | Path) -> JournalReader:
-    """A `JournalReader` for one read (`irlamp history`), also for a user with read-only access
-    (a caregiver in the irlamp group). Such a user cannot create the shared-memory index a WAL
-    reader needs: while the daemon runs it exists, and SQLite reads without writing it; when
-    the daemon is stopped there is no write-ahead log, the file alone holds every record, and it
-    is read `immutable`. Do not keep that reader: the daemon may start at any moment."""
-    try:
-        return JournalReader(state_dir)
-    except JournalError as exc:
-        if (
-            exc.kind not in (READ_ONLY, PERMISSION)
-            or isinstance(exc.__cause__, PermissionError)
-            or Path(f"{journal_path(state_dir)}-wal").exists()
-        ):
-            raise
-    return JournalReader(state_dir, immutable=True)
+class ReadOnlyJournal:
+    """The journal read by a user who may read but not write the state directory (the MQTT
+    bridge, a caregiver's `irlamp history` or `plot`). Such a user cannot create the
+    shared-memory index a WAL reader needs: while the daemon runs it exists and SQLite reads
+    without writing it; when the daemon is stopped there is no write-ahead log, the file alone
+    holds every record, and it is read `immutable` for that one read (never kept: the daemon
+    may start at any moment). Nothing is read `immutable` while a write-ahead log exists.
+
+    `keep_open=False` (history, plot): every `read` opens, reads once and closes. It reads
+    `immutable` only when the normal open was refused as read-only or permission-denied on the
+    file itself (a path the user cannot reach stays refused); a read that fails is not retried.
+
+    `keep_open=True` (the bridge): the normal reader stays open across reads. When there is
+    none yet, or the one just opened fails its read, any `JournalError` falls back to
+    `immutable` for that read. A kept reader's failure is raised: `close()`, and the next read
+    opens anew."""
+
+    def __init__(self, state_dir: str | Path, *, keep_open: bool):
+        self.state_dir = state_dir
+        self.keep_open = keep_open
+        self._kept: JournalReader | None = None
+
+    def read(self, action: Callable[[JournalReader], T]) -> T:
+        """`action(reader)`'s result. Raises FileNotFoundError (no journal) or JournalError."""
+        if self._kept is not None:
+            return action(self._kept)
+        if not self.keep_open:
+            with self._open_for_one_read() as reader:
+                return action(reader)
+        try:
+            self._kept = JournalReader(self.state_dir)
+            return action(self._kept)
+        except JournalError:
+            self._close_kept_logging_errors()
+            if self._write_ahead_log_exists():
+                raise
+        with JournalReader(self.state_dir, immutable=True) as reader:
+            return action(reader)
+
+    def _open_for_one_read(self) -> JournalReader:
+        try:
+            return JournalReader(self.state_dir)
+        except JournalError as exc:
+            if (
+                exc.kind not in (READ_ONLY, PERMISSION)
+                or isinstance(exc.__cause__, PermissionError)
+                or self._write_ahead_log_exists()
+            ):
+                raise
+        return JournalReader(self.state_dir, immutable=True)
+
+    def _write_ahead_log_exists(self) -> bool:
+        return Path(f"{journal_path(self.state_dir)}-wal").exists()
+
+    def _close_kept_logging_errors(self) -> None:
+        try:
+            self.close()
+        except JournalError as exc:
+            log.warning("%s", exc)
+
+    def close(self) -> None:
+        """Close the kept reader, if any (the next read opens anew)."""
+        if self._kept is not None:
+            reader, self._kept = self._kept, None
+            reader.close()
 
 
 class Journal(_JournalQueries):
