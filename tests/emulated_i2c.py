@@ -381,10 +381,17 @@ class EmulatedVL53L0X:
 
     def _read_locked(self, length: int) -> bytes:
         self._advance_clock()
-        out = bytearray()
-        for _ in range(length):
-            out.append(self._read_register(self._pointer))
-            self._pointer = (self._pointer + 1) & 0xFF
+        page, regs, reads = self._page, self._regs(self._page), self.register_reads
+        out = bytearray(length)
+        pointer = self._pointer
+        for i in range(length):  # _read_register, inlined: reads never change the page
+            if pointer == self.PAGE_SELECT:
+                out[i] = page
+            else:
+                reads[(page, pointer)] += 1
+                out[i] = regs[pointer]
+            pointer = (pointer + 1) & 0xFF
+        self._pointer = pointer
         return bytes(out)
 
     def write_then_read(self, data: bytes, length: int) -> bytes:
@@ -394,7 +401,10 @@ class EmulatedVL53L0X:
 
     # --- register file -------------------------------------------------------------
     def _regs(self, page: int) -> bytearray:
-        return self._pages.setdefault(page, bytearray(256))
+        regs = self._pages.get(page)
+        if regs is None:  # (not setdefault: that would build a 256-byte default on every call)
+            regs = self._pages[page] = bytearray(256)
+        return regs
 
     def _load_power_on_defaults(self) -> None:
         page0 = self._regs(0)
@@ -556,13 +566,20 @@ LAMP_SKIN_TAU_S = 60.0  # skin under a 250 W lamp at 40 cm: minutes to settle
 LAMP_BODY_TAU_S = 120.0  # the MLX90614's TO-39 can behind a bracket: slower
 
 
+def _crc8_step(crc: int) -> int:
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+_CRC8_TABLE = bytes(_crc8_step(value) for value in range(256))  # one table look-up per byte
+
+
 def smbus_pec(data: bytes) -> int:
     """SMBus Packet Error Code: CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), initial 0."""
     crc = 0
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        crc = _CRC8_TABLE[crc ^ byte]
     return crc
 
 
