@@ -207,9 +207,11 @@ class VL53L0XSource:
         """
         now = self._monotonic()
         deadline = now + self._io_timeout_s
-        in_phase = self._ready_pin is None and self._next_look_s is not None and now < self._next_look_s
-        if in_phase:
-            self._sleep(min(self._next_look_s, deadline) - now)  # the sample cannot be ready before
+        next_look_s = self._next_look_s
+        in_phase = False
+        if self._ready_pin is None and next_look_s is not None and now < next_look_s:
+            in_phase = True  # the sample cannot be ready before: sleep without a look
+            self._sleep(min(next_look_s, deadline) - now)
         elif self._ready_pin is not None and not self._data_ready():
             # GPIO1: sleep until the chip says so (at most one period and a little); confirm
             # over I2C, else poll below for the rest of the deadline
