@@ -337,13 +337,16 @@ class EmulatedVL53L0X:
     # --- I2C transfers -----------------------------------------------------------
     def write(self, data: bytes) -> None:
         with self._chip_lock:
-            self._advance_clock()
-            if not data:
-                return  # address-only probe
-            self._pointer = data[0]
-            for value in data[1:]:
-                self._write_register(self._pointer, value)
-                self._pointer = (self._pointer + 1) & 0xFF
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
+        self._advance_clock()
+        if not data:
+            return  # address-only probe
+        self._pointer = data[0]
+        for value in data[1:]:
+            self._write_register(self._pointer, value)
+            self._pointer = (self._pointer + 1) & 0xFF
 
     # --- GPIO1: "new sample ready", active low (as the Adafruit driver configures it) -----
     def attach_gpio1(self, pin) -> None:
@@ -395,9 +398,9 @@ class EmulatedVL53L0X:
         return bytes(out)
 
     def write_then_read(self, data: bytes, length: int) -> bytes:
-        with self._chip_lock:
-            self.write(data)
-            return self.read(length)
+        with self._chip_lock:  # one lock for the whole transfer
+            self._write_locked(data)
+            return self._read_locked(length)
 
     # --- register file -------------------------------------------------------------
     def _regs(self, page: int) -> bytearray:
@@ -493,16 +496,17 @@ class EmulatedVL53L0X:
         A status set by a test wins; a target beyond range reads the sentinel. Otherwise,
         with glare or ranging noise, the shared glare model decides; without either the
         range is exact (so tests can compare readings to the millimetre)."""
+        distance_mm = self.distance_mm  # once: a subclass may draw noise on every access
         glare_mcps = self.current_glare_mcps()
-        signal_mcps = glare.signal_rate_mcps(self.distance_mm)
+        signal_mcps = glare.signal_rate_mcps(distance_mm)
         ambient_mcps = glare.DARK_AMBIENT_MCPS + glare_mcps
         if (
             self.range_status != self.STATUS_RANGE_COMPLETE
-            or self.distance_mm >= self.NO_TARGET_RANGE_MM
+            or distance_mm >= self.NO_TARGET_RANGE_MM
             or not (glare_mcps > 0.0 or self.ranging_noise)
         ):
-            return self.range_status, self.distance_mm, signal_mcps, ambient_mcps
-        measured = glare.measure(self.distance_mm, glare_mcps, self.rng)
+            return self.range_status, distance_mm, signal_mcps, ambient_mcps
+        measured = glare.measure(distance_mm, glare_mcps, self.rng)
         return (measured.device_status, measured.range_mm, measured.signal_rate_mcps, measured.ambient_rate_mcps)
 
     def _timing_budget_us(self) -> float:
