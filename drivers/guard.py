@@ -23,6 +23,11 @@ The liveness deadline is measured from the loop's last confirmation, and a check
 instant cuts. The thread wakes STALL_LEAD_S before it, because a sleeping thread wakes late
 (bench: p99 0.2 ms, worst 10 ms on a loaded 2-core machine); the rule counts as broken from
 that moment, so the cut lands at or before `last confirmation + deadline_s`.
+
+The thread sleeps until a rule falls due (`seconds_until_due`), re-checking then: while the
+loop confirms, that is about once per `deadline_s`. While the relay is off nothing can trip,
+and only `command` can switch it on: the thread looks every OFF_RECHECK_S, and `command`
+wakes it the moment the relay goes on, so the deadline runs from that instant as before.
 """
 
 from __future__ import annotations
@@ -37,6 +42,37 @@ log = logging.getLogger("irlamp.guard")
 STALL_LEAD_S = 0.010  # the liveness rule trips this long before deadline_s (thread wake-up lateness)
 HAZARD_HOLD = "hazard_cut"  # the relay reason while a step older than a sampler's cut asks for on
 MIN_WAIT_S = 0.001  # the thread never spins: at least this between two rounds (well inside the lead)
+OFF_RECHECK_S = 1.0  # relay off: the thread's sleep between looks (switching on wakes it at once)
+
+
+class _ThreadSleep:
+    """The guard thread's sleep. `wait(s)` returns True once stopped (`set()`), False when `s`
+    has passed or `wake()` was called (also a wake before the wait: none is lost)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._stopped = False
+        self._woken = False
+
+    def wait(self, timeout_s: float) -> bool:
+        with self._cond:
+            if not (self._woken or self._stopped):
+                self._cond.wait(timeout_s)
+            self._woken = False
+            return self._stopped
+
+    def wake(self) -> None:
+        with self._cond:
+            self._woken = True
+            self._cond.notify()
+
+    def set(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def is_set(self) -> bool:
+        return self._stopped
 
 
 class RelayGuard:
@@ -54,7 +90,7 @@ class RelayGuard:
         self.tripped: str | None = None
         self.trip_detail = ""
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._stop = _ThreadSleep()  # the thread's sleep, ended by stop, a timeout or the relay going on
 
     # -- called by the control loop ----------------------------------------------------
     def command(self, on: bool, now_s: float, reason: str) -> bool:
@@ -66,8 +102,11 @@ class RelayGuard:
                 self._trip("guard_on_time", f"asked for more than the guard's cap of {self.max_on_s:.0f} s on")
             held = now_s < self._held_off_until_s  # this step's inputs predate a sampler's cut
             allowed = on and self.tripped is None and not held
+            was_on = self.output.commanded_on
             self.output.set(allowed, reason if allowed or not on else (self.tripped or HAZARD_HOLD))
             self._note_output(now_s)
+            if self.output.commanded_on and not was_on:
+                self._stop.wake()  # the thread sleeps while the relay is off: the deadline runs now
             return self.output.commanded_on
 
     # -- called by a sampler's thread ----------------------------------------------------
@@ -135,7 +174,9 @@ class RelayGuard:
 
     def tick(self, now_s: float, period_s: float) -> float:
         """One round of the guard's thread: enforce both rules, failing closed when that raises.
-        Returns how long to sleep: `period_s`, or less when a rule falls due sooner."""
+        Returns how long to sleep: until a rule falls due (at least MIN_WAIT_S); OFF_RECHECK_S
+        while the relay is off (`command` wakes the thread when it goes on); `period_s` after a
+        round that failed."""
         try:
             self.check(now_s)
             due_s = self.seconds_until_due(now_s)
@@ -143,7 +184,7 @@ class RelayGuard:
             log.exception("guard check failed; relay switched off, guard_failed latched")
             self.fail_closed(f"the guard's own check raised {type(exc).__name__}: {exc}")
             return period_s
-        return period_s if due_s is None else min(period_s, max(MIN_WAIT_S, due_s))
+        return OFF_RECHECK_S if due_s is None else max(MIN_WAIT_S, due_s)
 
     def fail_closed(self, detail: str) -> None:
         """Latch 'guard_failed' (unless already tripped) and cut the relay."""
@@ -151,8 +192,8 @@ class RelayGuard:
             self._trip("guard_failed", detail)
 
     def start_thread(self, monotonic, period_s: float) -> None:
-        """Check every `period_s`, and also exactly when a rule would trip: a frozen loop is
-        cut at its deadline, not up to one period later."""
+        """Check exactly when a rule would trip (a frozen loop is cut at its deadline), first
+        after `period_s`, and `period_s` after a round that failed (see `tick`)."""
 
         def run() -> None:
             wait_s = period_s

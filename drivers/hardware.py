@@ -131,6 +131,7 @@ def build_hardware(
         hazard=skin_hazard,
         on_hazard=guard.cut,
         idle_period_s=idle_skin_s,
+        wake_only_on_hazard=True,  # judged at the loop's next step (each distance sample, or a tick)
     )
 
     def full_rate_now() -> None:  # the press edge: a start is decided on full-rate samples

@@ -19,7 +19,10 @@ Two ways to drive it, same read path:
 The hazard fast path: with `hazard` (a pure rule function from controller/core/safety.py, the
 same one the decision calls) and `on_hazard` (the guard's `cut`), a sample the rule calls
 hazardous cuts the relay on this thread right after it is published, before the loop is
-woken (`on_sample`) to decide and record why. It can only switch the lamp off.
+woken (`on_sample`) to decide and record why. It can only switch the lamp off. With
+`wake_only_on_hazard` (the skin sampler) `on_sample` is called only for such a sample: the
+others wait for the loop's next step (every distance sample, or its own tick), which saves
+the loop a wake-up per sample.
 Exceptions map to fault kinds: OSError -> io_error, RuntimeError -> timeout,
 DistanceDoubtError -> unreliable (a doubt; its light rates stay in the sample),
 SensorValueError -> out_of_range; anything else -> io_error with its type named.
@@ -68,6 +71,7 @@ class Sampler:
         hazard: Callable[[Sample], str | None] | None = None,
         on_hazard: Callable[[str, float], None] | None = None,
         idle_period_s: float | None = None,
+        wake_only_on_hazard: bool = False,
     ):
         self.name = name
         self._read = read
@@ -83,6 +87,7 @@ class Sampler:
         self.may_block = may_block
         self.hazard = hazard
         self.on_hazard = on_hazard
+        self.wake_only_on_hazard = wake_only_on_hazard
         self._latest: Sample | None = None
         self._busy_since: float | None = None
         self._seq = 0
@@ -159,20 +164,21 @@ class Sampler:
                 None if period_s == self.full_period_s else period_s,
             )
             self._busy_since = None
-        self._check_hazard(sample)
-        if self.on_sample is not None:
+        hazardous = self._check_hazard(sample)
+        if self.on_sample is not None and (hazardous or not self.wake_only_on_hazard):
             self.on_sample()
 
-    def _check_hazard(self, sample: Sample) -> None:
+    def _check_hazard(self, sample: Sample) -> bool:
         """Cut the relay now when this sample alone calls for it (see the module text)."""
         if self.hazard is None or self.on_hazard is None:
-            return
+            return False
         try:
             reason = self.hazard(sample)
         except Exception as exc:  # noqa: BLE001 - a rule that cannot judge resolves to off
             reason = f"{self.name}_hazard_check_failed: {type(exc).__name__}"
         if reason is not None:
             self.on_hazard(reason, self._monotonic())
+        return reason is not None
 
     # -- real time ------------------------------------------------------------------------
     def start(self) -> None:

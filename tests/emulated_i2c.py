@@ -337,13 +337,16 @@ class EmulatedVL53L0X:
     # --- I2C transfers -----------------------------------------------------------
     def write(self, data: bytes) -> None:
         with self._chip_lock:
-            self._advance_clock()
-            if not data:
-                return  # address-only probe
-            self._pointer = data[0]
-            for value in data[1:]:
-                self._write_register(self._pointer, value)
-                self._pointer = (self._pointer + 1) & 0xFF
+            self._write_locked(data)
+
+    def _write_locked(self, data: bytes) -> None:
+        self._advance_clock()
+        if not data:
+            return  # address-only probe
+        self._pointer = data[0]
+        for value in data[1:]:
+            self._write_register(self._pointer, value)
+            self._pointer = (self._pointer + 1) & 0xFF
 
     # --- GPIO1: "new sample ready", active low (as the Adafruit driver configures it) -----
     def attach_gpio1(self, pin) -> None:
@@ -381,20 +384,30 @@ class EmulatedVL53L0X:
 
     def _read_locked(self, length: int) -> bytes:
         self._advance_clock()
-        out = bytearray()
-        for _ in range(length):
-            out.append(self._read_register(self._pointer))
-            self._pointer = (self._pointer + 1) & 0xFF
+        page, regs, reads = self._page, self._regs(self._page), self.register_reads
+        out = bytearray(length)
+        pointer = self._pointer
+        for i in range(length):  # _read_register, inlined: reads never change the page
+            if pointer == self.PAGE_SELECT:
+                out[i] = page
+            else:
+                reads[(page, pointer)] += 1
+                out[i] = regs[pointer]
+            pointer = (pointer + 1) & 0xFF
+        self._pointer = pointer
         return bytes(out)
 
     def write_then_read(self, data: bytes, length: int) -> bytes:
-        with self._chip_lock:
-            self.write(data)
-            return self.read(length)
+        with self._chip_lock:  # one lock for the whole transfer
+            self._write_locked(data)
+            return self._read_locked(length)
 
     # --- register file -------------------------------------------------------------
     def _regs(self, page: int) -> bytearray:
-        return self._pages.setdefault(page, bytearray(256))
+        regs = self._pages.get(page)
+        if regs is None:  # (not setdefault: that would build a 256-byte default on every call)
+            regs = self._pages[page] = bytearray(256)
+        return regs
 
     def _load_power_on_defaults(self) -> None:
         page0 = self._regs(0)
@@ -483,16 +496,17 @@ class EmulatedVL53L0X:
         A status set by a test wins; a target beyond range reads the sentinel. Otherwise,
         with glare or ranging noise, the shared glare model decides; without either the
         range is exact (so tests can compare readings to the millimetre)."""
+        distance_mm = self.distance_mm  # once: a subclass may draw noise on every access
         glare_mcps = self.current_glare_mcps()
-        signal_mcps = glare.signal_rate_mcps(self.distance_mm)
+        signal_mcps = glare.signal_rate_mcps(distance_mm)
         ambient_mcps = glare.DARK_AMBIENT_MCPS + glare_mcps
         if (
             self.range_status != self.STATUS_RANGE_COMPLETE
-            or self.distance_mm >= self.NO_TARGET_RANGE_MM
+            or distance_mm >= self.NO_TARGET_RANGE_MM
             or not (glare_mcps > 0.0 or self.ranging_noise)
         ):
-            return self.range_status, self.distance_mm, signal_mcps, ambient_mcps
-        measured = glare.measure(self.distance_mm, glare_mcps, self.rng)
+            return self.range_status, distance_mm, signal_mcps, ambient_mcps
+        measured = glare.measure(distance_mm, glare_mcps, self.rng)
         return (measured.device_status, measured.range_mm, measured.signal_rate_mcps, measured.ambient_rate_mcps)
 
     def _timing_budget_us(self) -> float:
@@ -556,13 +570,20 @@ LAMP_SKIN_TAU_S = 60.0  # skin under a 250 W lamp at 40 cm: minutes to settle
 LAMP_BODY_TAU_S = 120.0  # the MLX90614's TO-39 can behind a bracket: slower
 
 
+def _crc8_step(crc: int) -> int:
+    for _ in range(8):
+        crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+_CRC8_TABLE = bytes(_crc8_step(value) for value in range(256))  # one table look-up per byte
+
+
 def smbus_pec(data: bytes) -> int:
     """SMBus Packet Error Code: CRC-8, polynomial x^8 + x^2 + x + 1 (0x07), initial 0."""
     crc = 0
     for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        crc = _CRC8_TABLE[crc ^ byte]
     return crc
 
 

@@ -8,6 +8,9 @@ last confirmation (SR-9), not from the moment it froze: a check at exactly that 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from gpiozero.pins.mock import MockFactory
 
@@ -107,11 +110,13 @@ class SimulatedSleep:
         self.now_s = 0.0
         self.off_at_s: float | None = None
         self._loop_steps = 0
+        self.waits = 0  # how often the thread went to sleep (each is a wake-up on a real machine)
 
     def monotonic(self) -> float:
         return self.now_s
 
     def wait(self, timeout_s: float) -> bool:
+        self.waits += 1
         if self.off_at_s is None and not self.pin.state:
             self.off_at_s = self.now_s  # the previous round (at now_s) cut the relay
         end_s = self.now_s + timeout_s
@@ -126,6 +131,9 @@ class SimulatedSleep:
 
     def set(self) -> None:
         self.until_s = -1.0
+
+    def wake(self) -> None:
+        """`command` switching the relay on: the simulated thread re-checks after its wait anyway."""
 
 
 def run_thread_on_simulated_clock(
@@ -196,3 +204,60 @@ def test_the_guard_thread_is_a_named_daemon_thread_that_stop_thread_joins():
     assert thread.name == "irlamp-guard" and thread.daemon is True and thread.is_alive()
     guard.stop_thread()
     assert not thread.is_alive(), "stop_thread() returned before the thread ended"
+
+
+# -- how often the thread wakes (each wake-up costs CPU on a small Pi: issue 15) ---------------
+def test_with_the_lamp_off_the_guard_thread_does_not_wake_at_its_check_period():
+    """Nothing can trip while the relay is off (only `command` switches it on, and that wakes
+    the thread): the thread looks about once a second, not every period."""
+    factory = MockFactory()
+    guard = RelayGuard(
+        LampOutput(17, True, pin_factory=factory), deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0
+    )
+    sleep = run_thread_on_simulated_clock(guard, factory.pin(17), 0.1, until_s=10.0)
+    assert sleep.waits <= 12  # at the 0.1 s period: 100
+    assert guard.tripped is None
+
+
+def test_while_the_loop_confirms_the_guard_thread_wakes_when_the_deadline_is_due_not_every_period():
+    factory = MockFactory()
+    guard = RelayGuard(
+        LampOutput(17, True, pin_factory=factory), deadline_s=0.5, max_on_s=60.0, rest_s=600.0, start_s=0.0
+    )
+    guard.command(True, 0.0, "test")
+    sleep = run_thread_on_simulated_clock(guard, factory.pin(17), 0.1, until_s=3.0, freeze_at_s=100.0)
+    assert guard.tripped is None and factory.pin(17).state
+    assert sleep.waits <= 3.0 / (0.5 - 0.05) + 2  # at the 0.1 s period: 30
+
+
+def test_the_relay_going_on_wakes_the_sleeping_guard_thread_so_a_frozen_loop_is_still_cut(monkeypatch):
+    """Real time: the thread sleeps (lamp off) for far longer than the test; `command(on)` must
+    wake it, or the loop that then stays silent would never be cut."""
+    monkeypatch.setattr("drivers.guard.OFF_RECHECK_S", 600.0)
+    factory = MockFactory()
+    guard = RelayGuard(
+        LampOutput(17, True, pin_factory=factory), deadline_s=0.2, max_on_s=60.0, rest_s=600.0, start_s=time.monotonic()
+    )
+    asleep = threading.Event()
+    real_tick = guard.tick
+
+    def tick(now_s: float, period_s: float) -> float:
+        wait_s = real_tick(now_s, period_s)
+        if wait_s >= 600.0:
+            asleep.set()  # the thread is about to sleep with the lamp off
+        return wait_s
+
+    monkeypatch.setattr(guard, "tick", tick)
+    guard.start_thread(time.monotonic, 0.01)
+    try:
+        assert asleep.wait(5.0)
+        guard.command(True, time.monotonic(), "test")  # then the loop freezes
+        assert factory.pin(17).state
+        cut = threading.Event()
+        for _ in range(300):  # at most 3 s
+            if not factory.pin(17).state:
+                break
+            cut.wait(0.01)
+        assert not factory.pin(17).state and guard.tripped == "guard_loop_stall"
+    finally:
+        guard.stop_thread()

@@ -191,3 +191,34 @@ def test_a_hazard_rule_that_raises_cuts():
     sampler = Sampler("skin", lambda: (33.0, 25.0, None), 0.25, lambda: 0.0, hazard=broken, on_hazard=guard.cut)
     sampler.read_once()
     assert not output.is_on() and changes[-1] == (False, "skin_hazard_check_failed: ValueError")
+
+
+def test_the_skin_sampler_wakes_the_loop_only_for_a_hazard():
+    """Issue 15: every wake-up of the loop costs CPU. A skin sample the hazard rule passes is
+    judged at the loop's next step anyway (each distance sample, or its own tick); one the
+    rule flags cuts the relay and wakes the loop at once to record why."""
+    from drivers.hardware import build_hardware
+    from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
+
+    cfg = default_config()
+    world = SimWorld(400.0, 33.0, monotonic=lambda: 0.0)
+    woken: list[str] = []
+    hw = build_hardware(
+        cfg,
+        distance_source=SimDistanceSource(world),
+        skin_source=SimSkinSource(world),
+        monotonic=lambda: 0.0,
+        pin_factory=MockFactory(),
+        on_sample=lambda: woken.append("woken"),
+    )
+    try:
+        hw.guard.command(True, 0.0, "test")
+        hw.skin.read_once()
+        assert woken == [] and hw.skin.feed().latest.value is not None  # published, the loop not woken
+        world.set_skin(44.0)
+        hw.skin.read_once()
+        assert woken == ["woken"] and not hw.output.is_on()
+        hw.distance.read_once()
+        assert woken == ["woken", "woken"]  # every distance sample still wakes it
+    finally:
+        hw.close()

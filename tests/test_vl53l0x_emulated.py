@@ -205,6 +205,21 @@ def test_polls_per_sample_are_few_when_reads_follow_each_other(source, chip):
     assert (polls(chip) - before) / 20 <= 5
 
 
+def test_in_phase_a_read_sleeps_until_the_predicted_sample_and_looks_about_once(source, chip, clock):
+    """Each look is an I2C transfer (0.85 ms at 50 kHz on a Pi) and each sleep a thread
+    wake-up: locked to the chip's phase, a read sleeps until just before the next sample
+    and usually finds it at its first look, without returning it any later."""
+    for _ in range(3):  # lock to the chip's phase
+        source.read_distance_mm()
+    before, lateness_s = polls(chip), []
+    for _ in range(30):
+        source.read_distance_mm()
+        ready_s = chip._next_sample_due - chip.measurement_period_s()  # when this sample completed
+        lateness_s.append(clock.monotonic() - ready_s)
+    assert (polls(chip) - before) / 30 <= 2  # ~1.5 here (the old fixed 2 ms aim: ~4)
+    assert max(lateness_s) <= 0.0012  # still within about one ~1 ms poll of data-ready
+
+
 def test_first_read_and_late_reads_poll_a_bounded_number_of_times(source, chip, clock):
     before = polls(chip)
     source.read_distance_mm()  # phase known from start_continuous

@@ -224,14 +224,13 @@ class Daemon:
         """The latest time the next step may run (it also runs at every new sample).
 
         Quiet idle (no session, no fault, no refusal or buzz showing, samplers at their idle
-        rate): the loop runs for the samples (they wake it), the heartbeat LED's edges, the
-        status file, the watchdog ping, and at least every IDLE_LOOP_PERIOD_S; otherwise at
-        least at loop.rate_hz."""
+        rate): the loop runs for the samples (they wake it), the heartbeat LED's edges, and at
+        least every IDLE_LOOP_PERIOD_S; the status file and the watchdog ping ride on those
+        steps (at most that late; no wake-up of their own). Otherwise at least at loop.rate_hz."""
         now = self.clock.monotonic()
         wake = now + 1.0 / self.cfg.loop.rate_hz
         if self._quiet_idle(now):
-            dues = (self.last_status_s + self.status_interval_s, self.last_ping_s + 1.0)
-            wake = min(next_heartbeat_change_s(now), now + IDLE_LOOP_PERIOD_S, *(due for due in dues if due > now))
+            wake = min(next_heartbeat_change_s(now), now + IDLE_LOOP_PERIOD_S)
         if (
             self.controller.state == "starting"
             and self.start_ticket is not None
