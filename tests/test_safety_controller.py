@@ -6,10 +6,12 @@ controller after every sample, like the daemon. Times are simulated; nothing sle
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
+from controller.core.indicators import REFUSAL_SHOW_S
 from helpers_core import COOLDOWN, DAILY_LIMIT, Bench, config_with, default_config, distance_period_s, skin_period_s
 
 CFG = default_config()
@@ -131,7 +133,7 @@ def test_each_start_refusal_reason(setup, reason):
     bench.button = False
     bench.run(BOUNCE_S + 0.07, **run_kwargs)
     assert refusal_of(bench) == reason
-    assert bench.ctl.refused[0] == reason and bench.ctl.refused[1] > bench.now
+    assert bench.readout.refused[0] == reason and bench.readout.refused[1] > bench.now
     assert bench.ctl.session is None and not any(d.lamp_on for _, d in bench.decisions)
     assert bench.ctl.latched == latched_before, "a refusal latches nothing"
 
@@ -171,7 +173,7 @@ def test_refusal_leaves_the_lamp_off_and_a_later_press_can_start():
     assert refusal_of(bench) == "too_close"
     bench.settle()
     bench.press(0.2)
-    assert bench.lamp_on() and bench.ctl.refused is None
+    assert bench.lamp_on() and bench.readout.refused is None
 
 
 # -- SR-4: distance -------------------------------------------------------------------------
@@ -601,13 +603,53 @@ def test_the_displayed_readings_are_the_last_good_ones_of_each_sensor():
     """What status, the keyboard view and the simulator show: distance from the distance sensor,
     skin and sensor body from the thermometer, never swapped."""
     bench = Bench(CFG)
-    assert (bench.ctl.last_distance_mm, bench.ctl.last_skin_c, bench.ctl.last_ambient_c) == (None, None, None)
+    assert (bench.readout.distance_mm, bench.readout.skin_c, bench.readout.ambient_c) == (None, None, None)
     bench.settle(distance_mm=420.0, skin_c=34.5, ambient_c=27.0, noise=False)
-    assert bench.ctl.last_distance_mm == 420.0
-    assert bench.ctl.last_skin_c == 34.5 and bench.ctl.last_ambient_c == 27.0
+    assert bench.readout.distance_mm == 420.0
+    assert bench.readout.skin_c == 34.5 and bench.readout.ambient_c == 27.0
     bench.publish("distance", None, error="io_error")  # a failed read keeps the last good one
     bench.step(bench.now + 0.001)
-    assert bench.ctl.last_distance_mm == 420.0
+    assert bench.readout.distance_mm == 420.0
+
+
+def test_the_displayed_light_rates_are_the_distance_sensors_newest_even_when_doubted():
+    """The status shows the VL53L0X's newest signal and ambient rates, also of a sample the
+    decision doubts (the glare is what the caregiver needs to see); a sample without rates
+    keeps the previous ones."""
+    bench = Bench(CFG)
+    bench.settle()
+    assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (None, None)
+    bench.publish("distance", 400.0)
+    bench._latest["distance"] = dataclasses.replace(
+        bench._latest["distance"], signal_rate_mcps=3.5, ambient_rate_mcps=0.4
+    )
+    decision = bench.step(bench.now + 0.001)
+    assert decision.readings.light.signal_rate_mcps == 3.5
+    assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (3.5, 0.4)
+    glare = D.ambient_doubt_mcps + 1.0
+    bench.publish("distance", 400.0, error="unreliable")
+    bench._latest["distance"] = dataclasses.replace(
+        bench._latest["distance"], signal_rate_mcps=1.0, ambient_rate_mcps=glare
+    )
+    bench.step(bench.now + 0.001)
+    assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (1.0, glare)
+    assert bench.readout.distance_mm == 400.0, "a doubted distance is not displayed"
+    bench.publish("distance", 410.0)
+    bench.step(bench.now + 0.001)
+    assert bench.readout.distance_mm == 410.0 and bench.readout.ambient_mcps == glare
+
+
+def test_a_refusal_shows_for_its_time_and_a_start_clears_it():
+    bench = Bench(CFG)
+    bench.settle(distance_mm=250.0)
+    bench.press(0.2, distance_mm=250.0)
+    refused_at = bench.first_time("start_refused")
+    assert bench.readout.refused == ("too_close", refused_at + REFUSAL_SHOW_S)
+    assert bench.readout.refusal_showing(refused_at + REFUSAL_SHOW_S - 0.01)
+    assert not bench.readout.refusal_showing(refused_at + REFUSAL_SHOW_S)
+    bench.settle()
+    bench.press(0.2)
+    assert bench.lamp_on() and bench.readout.refused is None
 
 
 def test_restored_faults_keep_the_lamp_off_after_a_restart():
@@ -684,8 +726,9 @@ def test_restored_faults_are_latched_once_each_in_order():
 
 
 def test_a_new_controller_starts_off_with_no_refusal_shown_and_the_configured_debounce():
-    ctl = Bench(CFG).ctl
-    assert ctl.lamp_on is False and ctl.refused is None and ctl.state == "idle"
+    bench = Bench(CFG)
+    ctl = bench.ctl
+    assert ctl.lamp_on is False and bench.readout.refused is None and ctl.state == "idle"
     assert ctl.button.bounce_s == BTN.bounce_ms / 1000.0
     assert ctl.button.long_press_s == BTN.long_press_s and ctl.button.stuck_s == BTN.stuck_s
 
