@@ -35,7 +35,7 @@ from controller.service.readout import Readout
 from controller.core.limits import Allowance, start_allowance
 from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
 from controller.core.sampling import IDLE_LOOP_PERIOD_S, wants_full_rate
-from controller.service.status import StatusWriter
+from controller.service.status_writer import StatusWriter
 from controller.service.storage import StorageError
 from drivers.hardware import Hardware
 

@@ -33,7 +33,7 @@ from controller.service.journal import Journal, JournalError
 from controller.service.journal_writer import SimulatedDisk
 from controller.service.preflight import check_startup
 from controller.sim.scenario import Scenario, ScenarioError
-from controller.service.status import status_path
+from controller.service.status_writer import status_path
 from controller.service.storage import StorageError
 from controller.sim.timeline import SimEvent, format_event
 from drivers.hardware import build_hardware
