@@ -125,6 +125,8 @@ class Bench:
         ambient_c: float | None = None,
         error: str | None = None,
         t_s: float | None = None,
+        signal_rate_mcps: float | None = None,
+        ambient_rate_mcps: float | None = None,
     ) -> Sample:
         self._seq[sensor] += 1
         if sensor == "skin" and ambient_c is None and error is None:
@@ -136,6 +138,8 @@ class Bench:
             ambient_c,
             error,
             f"injected {error}" if error else "",
+            signal_rate_mcps,
+            ambient_rate_mcps,
         )
         self._latest[sensor] = sample
         return sample

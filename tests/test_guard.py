@@ -271,3 +271,39 @@ def test_stopping_a_guard_whose_thread_never_started_is_harmless():
     assert rig.guard.tripped is None and rig.guard.trip_detail == ""
     rig.guard.stop_thread()
     assert rig.guard.command(True, 0.1, "test") and rig.relay_on()
+
+
+# -- a sampler's hazard cut (drivers/sampler.py) --------------------------------------------------
+def test_a_sampler_cut_switches_off_at_once_latches_nothing_and_counts_the_on_time_to_it():
+    rig = Rig()
+    changes: list[tuple[bool, str]] = []
+    rig.output.observer = lambda on, reason: changes.append((on, reason))
+    rig.guard.command(True, 1.0, "session_started")
+    rig.guard.cut("too_close", 1.5)
+    assert not rig.relay_on() and changes == [(True, "session_started"), (False, "too_close")]
+    assert rig.guard.tripped is None
+    assert rig.guard.on_s == pytest.approx(0.5)
+    rig.guard.cut("skin_overheat", 1.6)  # already off: nothing changes
+    assert changes[-1] == (False, "too_close") and rig.guard.on_s == pytest.approx(0.5)
+
+
+def test_a_cut_holds_off_every_step_that_began_before_the_latest_cut():
+    rig = Rig()
+    rig.guard.cut("too_close", 2.0)
+    rig.guard.cut("too_close", 1.0)  # an older sample's cut, handled late, does not shorten the hold
+    assert not rig.guard.command(True, 1.99, "resumed") and not rig.relay_on()
+    assert rig.guard.command(True, 2.0, "resumed") and rig.relay_on()
+
+
+def test_a_cut_for_a_sample_older_than_the_guards_last_check_keeps_the_rest_from_the_check():
+    """The relay was on until the cut happened, not until the sample's own time: the rest that
+    restarts the guard's on-time counts from the later of the two."""
+    rig = Rig(rest_s=1.0)
+    rig.guard.command(True, 1.0, "session_started")
+    rig.guard.check(1.5)
+    rig.guard.cut("too_close", 1.2)
+    assert rig.guard.on_s == pytest.approx(0.5)
+    rig.guard.check(2.3)  # 1.1 s after the sample, 0.8 s after the relay was last seen on
+    assert rig.guard.on_s == pytest.approx(0.5), "the rest counted from the sample's time"
+    rig.guard.check(2.6)
+    assert rig.guard.on_s == 0.0

@@ -6,12 +6,13 @@ controller after every sample, like the daemon. Times are simulated; nothing sle
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 
 from controller.core.indicators import REFUSAL_SHOW_S
+from controller.core.readings import NO_TARGET_MM, Sample
+from controller.core.safety import hazard_checks
 from helpers_core import COOLDOWN, DAILY_LIMIT, Bench, config_with, default_config, distance_period_s, skin_period_s
 
 CFG = default_config()
@@ -619,18 +620,12 @@ def test_the_displayed_light_rates_are_the_distance_sensors_newest_even_when_dou
     bench = Bench(CFG)
     bench.settle()
     assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (None, None)
-    bench.publish("distance", 400.0)
-    bench._latest["distance"] = dataclasses.replace(
-        bench._latest["distance"], signal_rate_mcps=3.5, ambient_rate_mcps=0.4
-    )
+    bench.publish("distance", 400.0, signal_rate_mcps=3.5, ambient_rate_mcps=0.4)
     decision = bench.step(bench.now + 0.001)
     assert decision.readings.light.signal_rate_mcps == 3.5
     assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (3.5, 0.4)
     glare = D.ambient_doubt_mcps + 1.0
-    bench.publish("distance", 400.0, error="unreliable")
-    bench._latest["distance"] = dataclasses.replace(
-        bench._latest["distance"], signal_rate_mcps=1.0, ambient_rate_mcps=glare
-    )
+    bench.publish("distance", 400.0, error="unreliable", signal_rate_mcps=1.0, ambient_rate_mcps=glare)
     bench.step(bench.now + 0.001)
     assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (1.0, glare)
     assert bench.readout.distance_mm == 400.0, "a doubted distance is not displayed"
@@ -958,3 +953,58 @@ def test_a_press_begun_at_the_very_step_the_session_ends_never_starts_one():
     bench.button = False
     tick(bench, 16)
     assert len(bench.fields_of("session_started")) == 1, "the stopping press started a new session"
+
+
+# -- the hazard rules the samplers cut the relay by (drivers/sampler.py) -------------------------
+def _distance_sample(value, *, error=None, ambient_mcps=None) -> Sample:
+    return Sample(1, 0.0, value, None, error, "", None if ambient_mcps is None else 1.0, ambient_mcps)
+
+
+def _skin_sample(value, *, ambient_c=25.0, error=None) -> Sample:
+    return Sample(1, 0.0, value, ambient_c, error, "")
+
+
+def test_the_distance_hazard_names_a_bad_read_a_doubt_or_too_close_and_nothing_else():
+    cfg = config_with({"distance": {"offset_mm": 50.0}})
+    distance_hazard, _ = hazard_checks(cfg)
+    floor_mm = cfg.distance.offset_mm + cfg.distance.min_mm  # the reading at the floor
+    assert distance_hazard(_distance_sample(floor_mm)) is None
+    assert distance_hazard(_distance_sample(floor_mm - 0.5)) == "too_close"
+    assert distance_hazard(_distance_sample(cfg.distance.min_mm)) == "too_close", "the offset is subtracted"
+    assert distance_hazard(_distance_sample(400.0, error="io_error")) == "distance_io_error"
+    assert distance_hazard(_distance_sample(float("nan"))) == "distance_nan"
+    assert distance_hazard(_distance_sample(NO_TARGET_MM + 2)) == "distance_out_of_range"
+    assert distance_hazard(_distance_sample(NO_TARGET_MM)) is None  # nobody there: not a hazard
+    doubt_mcps = cfg.distance.ambient_doubt_mcps
+    assert distance_hazard(_distance_sample(400.0, ambient_mcps=doubt_mcps)) == "distance_unreliable"
+    assert distance_hazard(_distance_sample(400.0, ambient_mcps=doubt_mcps - 0.01)) is None
+
+
+def test_the_skin_hazard_names_a_bad_read_the_limit_or_a_hot_sensor_body_and_nothing_else():
+    _, skin_hazard = hazard_checks(CFG)
+    assert skin_hazard(_skin_sample(S.limit_c - 0.01)) is None
+    assert skin_hazard(_skin_sample(S.limit_c)) == "skin_overheat"
+    assert skin_hazard(_skin_sample(33.0, ambient_c=S.sensor_body_max_c)) == "skin_sensor_hot"
+    assert skin_hazard(_skin_sample(33.0, ambient_c=S.sensor_body_max_c - 0.1)) is None
+    assert skin_hazard(_skin_sample(33.0, ambient_c=None)) is None
+    assert skin_hazard(_skin_sample(S.limit_c, ambient_c=S.sensor_body_max_c)) == "skin_overheat"
+    assert skin_hazard(_skin_sample(None, error="timeout")) == "skin_timeout"
+    assert skin_hazard(_skin_sample(S.plausible_max_c + 1.0)) == "skin_out_of_range"
+
+
+def test_a_session_records_the_range_of_the_light_rates_it_saw_and_nothing_from_before_it():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.publish("distance", 399.0, signal_rate_mcps=99.0, ambient_rate_mcps=0.01)  # before the session
+    bench.step(bench.now + 0.001)
+    bench.start_session()
+    rates = [(3.0, 0.2), (5.0, 0.6), (None, 0.05), (6.0, None), (4.5, 0.3)]  # (6.0, None): no ambient, not kept
+    for k, (signal_mcps, ambient_mcps) in enumerate(rates):
+        bench.publish("distance", 400.0 + k, signal_rate_mcps=signal_mcps, ambient_rate_mcps=ambient_mcps)
+        bench.publish("skin", 33.0 + 0.01 * k)
+        bench.step(bench.now + 0.01)
+    bench.remote_stop = True
+    bench.step(bench.now + 0.01)
+    (ended,) = bench.fields_of("session_ended")
+    assert (ended["min_signal_mcps"], ended["max_signal_mcps"]) == (3.0, 5.0)
+    assert (ended["min_ambient_mcps"], ended["max_ambient_mcps"]) == (0.05, 0.6)
