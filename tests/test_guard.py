@@ -6,13 +6,14 @@ real-thread test. The relay pin's mock level is the truth in every assertion.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.guard import RelayGuard
+from drivers.guard import STALL_LEAD_S, RelayGuard
 from drivers.relay import LampOutput
 from helpers_core import default_config
 
@@ -307,3 +308,46 @@ def test_a_cut_for_a_sample_older_than_the_guards_last_check_keeps_the_rest_from
     assert rig.guard.on_s == pytest.approx(0.5), "the rest counted from the sample's time"
     rig.guard.check(2.6)
     assert rig.guard.on_s == 0.0
+
+
+def test_the_stall_rule_cuts_at_exactly_its_due_instant_and_names_the_silence():
+    rig = Rig()
+    rig.guard.command(True, 1.0, "session_started")
+    due_s = 1.0 + DEADLINE_S - STALL_LEAD_S  # the deadline less the thread's wake-up lead
+    assert rig.guard.check(math.nextafter(due_s, 0.0)) is None and rig.relay_on()
+    assert rig.guard.check(due_s) == "guard_loop_stall" and not rig.relay_on()
+    assert rig.guard.trip_detail == f"no confirmation from the control loop for {due_s - 1.0:.2f} s"
+
+
+def test_a_guard_whose_check_raises_says_what_raised():
+    rig = Rig()
+    rig.guard.command(True, 1.0, "session_started")
+
+    def broken(now_s):
+        raise ZeroDivisionError("a broken rule")
+
+    rig.guard.check = broken
+    assert rig.guard.tick(1.1, CHECK_PERIOD_S) == CHECK_PERIOD_S
+    assert rig.guard.tripped == "guard_failed" and not rig.relay_on()
+    assert rig.guard.trip_detail == "the guard's own check raised ZeroDivisionError: a broken rule"
+
+
+def test_the_guard_thread_keeps_checking_after_a_round_that_raised():
+    """Even a round whose cut failed must not end the thread's checking (it retries each period)."""
+    rig = Rig()
+    rounds: list[float] = []
+    done = threading.Event()
+
+    def tick(now_s, period_s):
+        rounds.append(now_s)
+        if len(rounds) == 1:
+            raise OSError("the relay pin could not be driven")
+        done.set()
+        return period_s
+
+    rig.guard.tick = tick
+    rig.guard.start_thread(time.monotonic, 0.01)
+    try:
+        assert done.wait(5.0), f"the thread stopped after {len(rounds)} round(s)"
+    finally:
+        rig.guard.stop_thread()

@@ -1008,3 +1008,30 @@ def test_a_session_records_the_range_of_the_light_rates_it_saw_and_nothing_from_
     (ended,) = bench.fields_of("session_ended")
     assert (ended["min_signal_mcps"], ended["max_signal_mcps"]) == (3.0, 5.0)
     assert (ended["min_ambient_mcps"], ended["max_ambient_mcps"]) == (0.05, 0.6)
+
+
+def test_a_distance_doubt_pause_that_never_clears_ends_the_session_after_max_pause_s():
+    """Pairs of doubted samples (two in a row break "continuously in the band") below the doubt
+    share that latches a fault: the session stays paused as distance_doubt and ends when the
+    pause reaches max_pause_s."""
+    cfg = config_with(
+        {"distance": {"resume_after_s": 30.0, "max_pause_s": 10.0}, "faults": {"distance_unreliable_share": 0.5}}
+    )
+    bench = running_bench(cfg)
+    d_period, s_period = distance_period_s(cfg), skin_period_s(cfg)
+    paused_at = None
+    k, next_skin = 0, bench.now + s_period
+    while not bench.fields_of("session_ended") and k < 20_000:
+        k += 1
+        bench.now += d_period
+        doubted = k % 6 in (1, 2)
+        bench.publish("distance", None if doubted else 400.0 + k % 2, error="unreliable" if doubted else None)
+        if bench.now >= next_skin:
+            next_skin += s_period
+            bench.publish("skin", 33.0 + 0.01 * (k % 2))
+        bench.step()
+        if paused_at is None and bench.ctl.state == "paused":
+            paused_at = bench.now
+    (ended,) = bench.fields_of("session_ended")
+    assert ended["reason"] == "distance_doubt_too_long" and bench.fault_codes() == []
+    assert bench.first_time("session_ended") - paused_at == pytest.approx(10.0, abs=d_period)
