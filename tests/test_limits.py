@@ -628,18 +628,7 @@ def test_daily_dose_of_sessions_recorded_before_doses_counts_as_nothing_and_yest
     old = session(2, "B", 1 * HOUR, 1 * HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)  # no dose
     sessions = _with_doses([yesterday], [5.0]) + [old]
     now_mono = 12 * HOUR
-    a = start_allowance(
-        sessions,
-        now_wall=BOOT_WALL + now_mono,
-        now_mono=now_mono,
-        boot_id="B",
-        clock_synced=True,
-        newest_record_wall=None,
-        sessions_per_day=3,
-        min_gap_s=GAP_S,
-        tz=UTC,
-        max_daily_dose_cem43=1.0,
-    )
+    a = _dose_capped(sessions, now_mono=now_mono, now_wall=BOOT_WALL + now_mono, synced=True, tz=UTC)
     assert a.allowed and a.sessions_today == 1
 
 
