@@ -221,10 +221,8 @@ class IrlampRig:
         time.sleep(0.1)  # > bounce_ms
         self.button.drive_high()
         if self.relay.changes.wait_for(t_press, lambda on: on, START_TIMEOUT_S) is None:
-            ctl = self.daemon.controller
-            raise BenchError(
-                f"the session did not start (state {ctl.state}, refused {ctl.refused}, faults {ctl.latched})"
-            )
+            ctl, refused = self.daemon.controller, self.daemon.readout.refused
+            raise BenchError(f"the session did not start (state {ctl.state}, refused {refused}, faults {ctl.latched})")
 
     def step_around(self, t: float) -> tuple[float, float] | None:
         """The loop step (start, end) that was running at instant `t`, if any."""

@@ -162,7 +162,8 @@ def commit_never_trials(n: int, *, seed: int = 0, cfg=None) -> list[dict]:
                     time.sleep(0.2)
                     _press(rig)
                     time.sleep(0.2)
-                    refused = ctl.refused[0] if ctl.refused else None
+                    shown = rig.daemon.readout.refused
+                    refused = shown[0] if shown else None
                 steps = [(end - start) * 1000.0 for start, end in rig.steps if start >= t_stuck]
                 trials.append(
                     {

@@ -152,7 +152,7 @@ def _cmd_simulate(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    from controller.service.status import find_status_file, status_command
+    from controller.service.status_reader import find_status_file, status_command
 
     state, runtime = _dirs(args, _config_or_default(args.config))
     return status_command(find_status_file(runtime, state), args.json)

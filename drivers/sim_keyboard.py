@@ -83,8 +83,8 @@ class KeyboardDriver:
         d = self.daemon
         leds = d.hw.panel.shown.describe() if d.hw.panel.shown else "..."
         left = d.controller.time_left_s()
-        dist = d.controller.last_distance_mm
-        skin = d.controller.last_skin_c
+        dist = d.readout.distance_mm
+        skin = d.readout.skin_c
         return (
             f"\rrelay {'ON ' if d.hw.output.is_on() else 'off'} | LEDs {leds} | {d.controller.state:7s} | "
             f"distance {'-' if dist is None else f'{dist:4.0f} mm'} | "

@@ -15,6 +15,7 @@ from controller.service.config import load_config
 from controller.core.limits import Allowance
 from controller.core.readings import Sample, SensorFeed
 from controller.core.safety import Decision, JournalHealth, SafetyController, StepInputs
+from controller.service.readout import Readout
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO / "config" / "lamp.yaml"
@@ -104,6 +105,7 @@ class Bench:
     distance_busy_since: float | None = None
     skin_busy_since: float | None = None
     ctl: SafetyController = field(init=False)
+    readout: Readout = field(default_factory=Readout)  # what the displays keep of the decisions
     decisions: list[tuple[float, Decision]] = field(default_factory=list)
     events: list[tuple[float, str, dict]] = field(default_factory=list)
 
@@ -123,6 +125,8 @@ class Bench:
         ambient_c: float | None = None,
         error: str | None = None,
         t_s: float | None = None,
+        signal_rate_mcps: float | None = None,
+        ambient_rate_mcps: float | None = None,
     ) -> Sample:
         self._seq[sensor] += 1
         if sensor == "skin" and ambient_c is None and error is None:
@@ -134,6 +138,8 @@ class Bench:
             ambient_c,
             error,
             f"injected {error}" if error else "",
+            signal_rate_mcps,
+            ambient_rate_mcps,
         )
         self._latest[sensor] = sample
         return sample
@@ -159,6 +165,7 @@ class Bench:
         if now is not None:
             self.now = now
         decision = self.ctl.step(self._inputs())
+        self.readout.observe(decision, self.now)
         self.decisions.append((self.now, decision))
         self.events.extend((self.now, name, fields) for name, fields in decision.events)
         self.last_decision = decision

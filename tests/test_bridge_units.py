@@ -292,7 +292,8 @@ BRIDGE_MAY_IMPORT = {
     "controller.service.history",
     "controller.service.journal",
     "controller.service.remote_stop",
-    "controller.service.status",
+    "controller.service.status_reader",  # judging the daemon from its status file
+    "controller.service.status_writer",  # the atomic write of the bridge's cursor file
     "controller.service.storage",  # the journal's plain-words error messages
     "controller.service.yaml_numbers",
 }  # how config.py reads numbers

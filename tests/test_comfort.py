@@ -182,7 +182,7 @@ def test_a_start_at_or_above_the_set_point_is_refused_with_its_own_reason():
     bench.settle(skin_c=COMFORT_C, noise=False)
     bench.press(0.2, skin_c=COMFORT_C, noise=False)
     assert bench.fields_of("start_refused") == [{"reason": "skin_above_comfort"}]
-    assert bench.ctl.refused[0] == "skin_above_comfort" and bench.ctl.session is None
+    assert bench.readout.refused[0] == "skin_above_comfort" and bench.ctl.session is None
     bench = Bench(CFG)
     bench.start_session(skin_c=COMFORT_C - 0.1)  # just below: starts
 

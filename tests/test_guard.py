@@ -6,13 +6,14 @@ real-thread test. The relay pin's mock level is the truth in every assertion.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.guard import RelayGuard
+from drivers.guard import STALL_LEAD_S, RelayGuard
 from drivers.relay import LampOutput
 from helpers_core import default_config
 
@@ -271,3 +272,82 @@ def test_stopping_a_guard_whose_thread_never_started_is_harmless():
     assert rig.guard.tripped is None and rig.guard.trip_detail == ""
     rig.guard.stop_thread()
     assert rig.guard.command(True, 0.1, "test") and rig.relay_on()
+
+
+# -- a sampler's hazard cut (drivers/sampler.py) --------------------------------------------------
+def test_a_sampler_cut_switches_off_at_once_latches_nothing_and_counts_the_on_time_to_it():
+    rig = Rig()
+    changes: list[tuple[bool, str]] = []
+    rig.output.observer = lambda on, reason: changes.append((on, reason))
+    rig.guard.command(True, 1.0, "session_started")
+    rig.guard.cut("too_close", 1.5)
+    assert not rig.relay_on() and changes == [(True, "session_started"), (False, "too_close")]
+    assert rig.guard.tripped is None
+    assert rig.guard.on_s == pytest.approx(0.5)
+    rig.guard.cut("skin_overheat", 1.6)  # already off: nothing changes
+    assert changes[-1] == (False, "too_close") and rig.guard.on_s == pytest.approx(0.5)
+
+
+def test_a_cut_holds_off_every_step_that_began_before_the_latest_cut():
+    rig = Rig()
+    rig.guard.cut("too_close", 2.0)
+    rig.guard.cut("too_close", 1.0)  # an older sample's cut, handled late, does not shorten the hold
+    assert not rig.guard.command(True, 1.99, "resumed") and not rig.relay_on()
+    assert rig.guard.command(True, 2.0, "resumed") and rig.relay_on()
+
+
+def test_a_cut_for_a_sample_older_than_the_guards_last_check_keeps_the_rest_from_the_check():
+    """The relay was on until the cut happened, not until the sample's own time: the rest that
+    restarts the guard's on-time counts from the later of the two."""
+    rig = Rig(rest_s=1.0)
+    rig.guard.command(True, 1.0, "session_started")
+    rig.guard.check(1.5)
+    rig.guard.cut("too_close", 1.2)
+    assert rig.guard.on_s == pytest.approx(0.5)
+    rig.guard.check(2.3)  # 1.1 s after the sample, 0.8 s after the relay was last seen on
+    assert rig.guard.on_s == pytest.approx(0.5), "the rest counted from the sample's time"
+    rig.guard.check(2.6)
+    assert rig.guard.on_s == 0.0
+
+
+def test_the_stall_rule_cuts_at_exactly_its_due_instant_and_names_the_silence():
+    rig = Rig()
+    rig.guard.command(True, 1.0, "session_started")
+    due_s = 1.0 + DEADLINE_S - STALL_LEAD_S  # the deadline less the thread's wake-up lead
+    assert rig.guard.check(math.nextafter(due_s, 0.0)) is None and rig.relay_on()
+    assert rig.guard.check(due_s) == "guard_loop_stall" and not rig.relay_on()
+    assert rig.guard.trip_detail == f"no confirmation from the control loop for {due_s - 1.0:.2f} s"
+
+
+def test_a_guard_whose_check_raises_says_what_raised():
+    rig = Rig()
+    rig.guard.command(True, 1.0, "session_started")
+
+    def broken(now_s):
+        raise ZeroDivisionError("a broken rule")
+
+    rig.guard.check = broken
+    assert rig.guard.tick(1.1, CHECK_PERIOD_S) == CHECK_PERIOD_S
+    assert rig.guard.tripped == "guard_failed" and not rig.relay_on()
+    assert rig.guard.trip_detail == "the guard's own check raised ZeroDivisionError: a broken rule"
+
+
+def test_the_guard_thread_keeps_checking_after_a_round_that_raised():
+    """Even a round whose cut failed must not end the thread's checking (it retries each period)."""
+    rig = Rig()
+    rounds: list[float] = []
+    done = threading.Event()
+
+    def tick(now_s, period_s):
+        rounds.append(now_s)
+        if len(rounds) == 1:
+            raise OSError("the relay pin could not be driven")
+        done.set()
+        return period_s
+
+    rig.guard.tick = tick
+    rig.guard.start_thread(time.monotonic, 0.01)
+    try:
+        assert done.wait(5.0), f"the thread stopped after {len(rounds)} round(s)"
+    finally:
+        rig.guard.stop_thread()

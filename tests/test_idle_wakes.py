@@ -12,7 +12,7 @@ from test_daemon_exceptions import Rig
 
 from controller.core.indicators import next_heartbeat_change_s
 from controller.core.sampling import IDLE_LOOP_PERIOD_S
-from controller.service.status import STALE_AFTER_S
+from controller.service.status_reader import STALE_AFTER_S
 
 
 def _quiet_idle_rig(tmp_path) -> Rig:

@@ -11,8 +11,14 @@ import functools
 import pytest
 
 from controller.core.faults import FAULTS, fault_info
-from controller.core.indicators import HEARTBEAT_PERIOD_S, REFUSAL_BLINKS, LedState, fault_code_leds, leds_for
-from controller.core.safety import REFUSAL_SHOW_S
+from controller.core.indicators import (
+    HEARTBEAT_PERIOD_S,
+    REFUSAL_BLINKS,
+    REFUSAL_SHOW_S,
+    LedState,
+    fault_code_leds,
+    leds_for,
+)
 
 DT_S = 0.01
 WINDOW_S = 20.0

@@ -628,16 +628,36 @@ def test_daily_dose_of_sessions_recorded_before_doses_counts_as_nothing_and_yest
     old = session(2, "B", 1 * HOUR, 1 * HOUR + 20 * MINUTE, wall_minus_mono=BOOT_WALL)  # no dose
     sessions = _with_doses([yesterday], [5.0]) + [old]
     now_mono = 12 * HOUR
-    a = start_allowance(
+    a = _dose_capped(sessions, now_mono=now_mono, now_wall=BOOT_WALL + now_mono, synced=True, tz=UTC)
+    assert a.allowed and a.sessions_today == 1
+
+
+def _dose_capped(sessions, *, now_mono: float, now_wall: float, synced: bool, tz: dt.tzinfo):
+    return start_allowance(
         sessions,
-        now_wall=BOOT_WALL + now_mono,
+        now_wall=now_wall,
         now_mono=now_mono,
         boot_id="B",
-        clock_synced=True,
+        clock_synced=synced,
         newest_record_wall=None,
         sessions_per_day=3,
         min_gap_s=GAP_S,
-        tz=UTC,
+        tz=tz,
         max_daily_dose_cem43=1.0,
     )
-    assert a.allowed and a.sessions_today == 1
+
+
+def test_daily_dose_cap_without_a_trusted_clock_waits_until_the_newest_counted_session_leaves_26_hours():
+    sessions = _with_doses(three_sessions_today()[:2], [0.6, 0.5])  # started 11 h and 8 h ago
+    now_mono = 12 * HOUR
+    a = _dose_capped(sessions, now_mono=now_mono, now_wall=BOOT_WALL + now_mono, synced=False, tz=UTC)
+    assert not a.allowed and a.reason == "daily_dose"
+    assert a.next_start_mono == pytest.approx(now_mono + MAX_LOCAL_DAY_S - 8 * HOUR)
+
+
+def test_daily_dose_cap_waits_for_midnight_in_the_lamps_time_zone():
+    sessions = _with_doses(three_sessions_today()[:2], [0.6, 0.5])
+    now_mono = 12 * HOUR
+    a = _dose_capped(sessions, now_mono=now_mono, now_wall=BOOT_WALL + now_mono, synced=True, tz=BERLIN)
+    assert not a.allowed and a.reason == "daily_dose"
+    assert a.next_start_wall == at("2026-01-06T00:00:00", BERLIN)

@@ -10,6 +10,9 @@ import math
 
 import pytest
 
+from controller.core.indicators import REFUSAL_SHOW_S
+from controller.core.readings import NO_TARGET_MM, Sample
+from controller.core.safety import hazard_checks
 from helpers_core import COOLDOWN, DAILY_LIMIT, Bench, config_with, default_config, distance_period_s, skin_period_s
 
 CFG = default_config()
@@ -131,7 +134,7 @@ def test_each_start_refusal_reason(setup, reason):
     bench.button = False
     bench.run(BOUNCE_S + 0.07, **run_kwargs)
     assert refusal_of(bench) == reason
-    assert bench.ctl.refused[0] == reason and bench.ctl.refused[1] > bench.now
+    assert bench.readout.refused[0] == reason and bench.readout.refused[1] > bench.now
     assert bench.ctl.session is None and not any(d.lamp_on for _, d in bench.decisions)
     assert bench.ctl.latched == latched_before, "a refusal latches nothing"
 
@@ -171,7 +174,7 @@ def test_refusal_leaves_the_lamp_off_and_a_later_press_can_start():
     assert refusal_of(bench) == "too_close"
     bench.settle()
     bench.press(0.2)
-    assert bench.lamp_on() and bench.ctl.refused is None
+    assert bench.lamp_on() and bench.readout.refused is None
 
 
 # -- SR-4: distance -------------------------------------------------------------------------
@@ -601,13 +604,47 @@ def test_the_displayed_readings_are_the_last_good_ones_of_each_sensor():
     """What status, the keyboard view and the simulator show: distance from the distance sensor,
     skin and sensor body from the thermometer, never swapped."""
     bench = Bench(CFG)
-    assert (bench.ctl.last_distance_mm, bench.ctl.last_skin_c, bench.ctl.last_ambient_c) == (None, None, None)
+    assert (bench.readout.distance_mm, bench.readout.skin_c, bench.readout.ambient_c) == (None, None, None)
     bench.settle(distance_mm=420.0, skin_c=34.5, ambient_c=27.0, noise=False)
-    assert bench.ctl.last_distance_mm == 420.0
-    assert bench.ctl.last_skin_c == 34.5 and bench.ctl.last_ambient_c == 27.0
+    assert bench.readout.distance_mm == 420.0
+    assert bench.readout.skin_c == 34.5 and bench.readout.ambient_c == 27.0
     bench.publish("distance", None, error="io_error")  # a failed read keeps the last good one
     bench.step(bench.now + 0.001)
-    assert bench.ctl.last_distance_mm == 420.0
+    assert bench.readout.distance_mm == 420.0
+
+
+def test_the_displayed_light_rates_are_the_distance_sensors_newest_even_when_doubted():
+    """The status shows the VL53L0X's newest signal and ambient rates, also of a sample the
+    decision doubts (the glare is what the caregiver needs to see); a sample without rates
+    keeps the previous ones."""
+    bench = Bench(CFG)
+    bench.settle()
+    assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (None, None)
+    bench.publish("distance", 400.0, signal_rate_mcps=3.5, ambient_rate_mcps=0.4)
+    decision = bench.step(bench.now + 0.001)
+    assert decision.readings.light.signal_rate_mcps == 3.5
+    assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (3.5, 0.4)
+    glare = D.ambient_doubt_mcps + 1.0
+    bench.publish("distance", 400.0, error="unreliable", signal_rate_mcps=1.0, ambient_rate_mcps=glare)
+    bench.step(bench.now + 0.001)
+    assert (bench.readout.signal_mcps, bench.readout.ambient_mcps) == (1.0, glare)
+    assert bench.readout.distance_mm == 400.0, "a doubted distance is not displayed"
+    bench.publish("distance", 410.0)
+    bench.step(bench.now + 0.001)
+    assert bench.readout.distance_mm == 410.0 and bench.readout.ambient_mcps == glare
+
+
+def test_a_refusal_shows_for_its_time_and_a_start_clears_it():
+    bench = Bench(CFG)
+    bench.settle(distance_mm=250.0)
+    bench.press(0.2, distance_mm=250.0)
+    refused_at = bench.first_time("start_refused")
+    assert bench.readout.refused == ("too_close", refused_at + REFUSAL_SHOW_S)
+    assert bench.readout.refusal_showing(refused_at + REFUSAL_SHOW_S - 0.01)
+    assert not bench.readout.refusal_showing(refused_at + REFUSAL_SHOW_S)
+    bench.settle()
+    bench.press(0.2)
+    assert bench.lamp_on() and bench.readout.refused is None
 
 
 def test_restored_faults_keep_the_lamp_off_after_a_restart():
@@ -684,8 +721,9 @@ def test_restored_faults_are_latched_once_each_in_order():
 
 
 def test_a_new_controller_starts_off_with_no_refusal_shown_and_the_configured_debounce():
-    ctl = Bench(CFG).ctl
-    assert ctl.lamp_on is False and ctl.refused is None and ctl.state == "idle"
+    bench = Bench(CFG)
+    ctl = bench.ctl
+    assert ctl.lamp_on is False and bench.readout.refused is None and ctl.state == "idle"
     assert ctl.button.bounce_s == BTN.bounce_ms / 1000.0
     assert ctl.button.long_press_s == BTN.long_press_s and ctl.button.stuck_s == BTN.stuck_s
 
@@ -915,3 +953,85 @@ def test_a_press_begun_at_the_very_step_the_session_ends_never_starts_one():
     bench.button = False
     tick(bench, 16)
     assert len(bench.fields_of("session_started")) == 1, "the stopping press started a new session"
+
+
+# -- the hazard rules the samplers cut the relay by (drivers/sampler.py) -------------------------
+def _distance_sample(value, *, error=None, ambient_mcps=None) -> Sample:
+    return Sample(1, 0.0, value, None, error, "", None if ambient_mcps is None else 1.0, ambient_mcps)
+
+
+def _skin_sample(value, *, ambient_c=25.0, error=None) -> Sample:
+    return Sample(1, 0.0, value, ambient_c, error, "")
+
+
+def test_the_distance_hazard_names_a_bad_read_a_doubt_or_too_close_and_nothing_else():
+    cfg = config_with({"distance": {"offset_mm": 50.0}})
+    distance_hazard, _ = hazard_checks(cfg)
+    floor_mm = cfg.distance.offset_mm + cfg.distance.min_mm  # the reading at the floor
+    assert distance_hazard(_distance_sample(floor_mm)) is None
+    assert distance_hazard(_distance_sample(floor_mm - 0.5)) == "too_close"
+    assert distance_hazard(_distance_sample(cfg.distance.min_mm)) == "too_close", "the offset is subtracted"
+    assert distance_hazard(_distance_sample(400.0, error="io_error")) == "distance_io_error"
+    assert distance_hazard(_distance_sample(float("nan"))) == "distance_nan"
+    assert distance_hazard(_distance_sample(NO_TARGET_MM + 2)) == "distance_out_of_range"
+    assert distance_hazard(_distance_sample(NO_TARGET_MM)) is None  # nobody there: not a hazard
+    doubt_mcps = cfg.distance.ambient_doubt_mcps
+    assert distance_hazard(_distance_sample(400.0, ambient_mcps=doubt_mcps)) == "distance_unreliable"
+    assert distance_hazard(_distance_sample(400.0, ambient_mcps=doubt_mcps - 0.01)) is None
+
+
+def test_the_skin_hazard_names_a_bad_read_the_limit_or_a_hot_sensor_body_and_nothing_else():
+    _, skin_hazard = hazard_checks(CFG)
+    assert skin_hazard(_skin_sample(S.limit_c - 0.01)) is None
+    assert skin_hazard(_skin_sample(S.limit_c)) == "skin_overheat"
+    assert skin_hazard(_skin_sample(33.0, ambient_c=S.sensor_body_max_c)) == "skin_sensor_hot"
+    assert skin_hazard(_skin_sample(33.0, ambient_c=S.sensor_body_max_c - 0.1)) is None
+    assert skin_hazard(_skin_sample(33.0, ambient_c=None)) is None
+    assert skin_hazard(_skin_sample(S.limit_c, ambient_c=S.sensor_body_max_c)) == "skin_overheat"
+    assert skin_hazard(_skin_sample(None, error="timeout")) == "skin_timeout"
+    assert skin_hazard(_skin_sample(S.plausible_max_c + 1.0)) == "skin_out_of_range"
+
+
+def test_a_session_records_the_range_of_the_light_rates_it_saw_and_nothing_from_before_it():
+    bench = Bench(CFG)
+    bench.settle()
+    bench.publish("distance", 399.0, signal_rate_mcps=99.0, ambient_rate_mcps=0.01)  # before the session
+    bench.step(bench.now + 0.001)
+    bench.start_session()
+    rates = [(3.0, 0.2), (5.0, 0.6), (None, 0.05), (6.0, None), (4.5, 0.3)]  # (6.0, None): no ambient, not kept
+    for k, (signal_mcps, ambient_mcps) in enumerate(rates):
+        bench.publish("distance", 400.0 + k, signal_rate_mcps=signal_mcps, ambient_rate_mcps=ambient_mcps)
+        bench.publish("skin", 33.0 + 0.01 * k)
+        bench.step(bench.now + 0.01)
+    bench.remote_stop = True
+    bench.step(bench.now + 0.01)
+    (ended,) = bench.fields_of("session_ended")
+    assert (ended["min_signal_mcps"], ended["max_signal_mcps"]) == (3.0, 5.0)
+    assert (ended["min_ambient_mcps"], ended["max_ambient_mcps"]) == (0.05, 0.6)
+
+
+def test_a_distance_doubt_pause_that_never_clears_ends_the_session_after_max_pause_s():
+    """Pairs of doubted samples (two in a row break "continuously in the band") below the doubt
+    share that latches a fault: the session stays paused as distance_doubt and ends when the
+    pause reaches max_pause_s."""
+    cfg = config_with(
+        {"distance": {"resume_after_s": 30.0, "max_pause_s": 10.0}, "faults": {"distance_unreliable_share": 0.5}}
+    )
+    bench = running_bench(cfg)
+    d_period, s_period = distance_period_s(cfg), skin_period_s(cfg)
+    paused_at = None
+    k, next_skin = 0, bench.now + s_period
+    while not bench.fields_of("session_ended") and k < 20_000:
+        k += 1
+        bench.now += d_period
+        doubted = k % 6 in (1, 2)
+        bench.publish("distance", None if doubted else 400.0 + k % 2, error="unreliable" if doubted else None)
+        if bench.now >= next_skin:
+            next_skin += s_period
+            bench.publish("skin", 33.0 + 0.01 * (k % 2))
+        bench.step()
+        if paused_at is None and bench.ctl.state == "paused":
+            paused_at = bench.now
+    (ended,) = bench.fields_of("session_ended")
+    assert ended["reason"] == "distance_doubt_too_long" and bench.fault_codes() == []
+    assert bench.first_time("session_ended") - paused_at == pytest.approx(10.0, abs=d_period)

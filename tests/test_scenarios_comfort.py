@@ -88,7 +88,7 @@ def test_the_dose_is_journaled_shown_in_history_and_the_daily_cap_refuses_the_ne
 
 def test_status_shows_the_running_sessions_dose_and_switch_ons(tmp_path: Path, monkeypatch):
     from controller.service.daemon import Daemon
-    from controller.service.status import format_status
+    from controller.service.status_reader import format_status
 
     snapshots = []
     original = Daemon.status_snapshot

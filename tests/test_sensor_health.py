@@ -368,3 +368,17 @@ def test_a_read_that_blocks_from_start_up_is_a_hang_counted_from_the_start():
     assert f.wait(CFG.faults.distance_stale_s).fault is None
     hung = f.wait(1.0 / 64)
     assert hung.fault == "hang" and hung.detail.endswith("no good reading for 0.27 s")
+
+
+def test_limits_at_a_slower_period_scale_every_time_bound_and_say_their_period():
+    lim = distance_limits(CFG, 2.0)
+    assert lim.at_period(None) is lim and lim.at_period(lim.period_s) is lim and lim.at_period(lim.period_s / 2) is lim
+    slow = lim.at_period(4 * lim.period_s)
+    assert slow.period_s == 4 * lim.period_s
+    assert (slow.stale_s, slow.doubt_s, slow.frozen_s) == (4 * lim.stale_s, 4 * lim.doubt_s, 4 * lim.frozen_s)
+    assert slow.at_period(slow.period_s) is slow
+
+
+def test_a_judge_that_has_seen_no_sample_reports_no_doubt_share():
+    judge = SensorJudge(distance_limits(CFG, 2.0), 0.0)
+    assert judge.doubt_share() == 0.0

@@ -13,14 +13,10 @@ import threading
 
 import pytest
 
-from controller.service import status as status_mod
-from controller.service.status import (
-    STATUS_KEYS,
-    find_status_file,
-    status_command,
-    status_path,
-    write_status_atomic,
-)
+from controller.service import status_reader, status_writer
+from controller.service.status_reader import find_status_file, status_command
+from controller.service.status_writer import STATUS_KEYS, status_path, write_status_atomic
+from scenario_helpers import press, run_sim, scenario
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 1, 5, 10, 0, tzinfo=UTC).timestamp()
@@ -53,6 +49,10 @@ def sample(**changes) -> dict:
         "boot_id": None,
         "pid": os.getpid(),
         "simulated": False,
+        "latched_faults": [],
+        "journal_backlog": 0,
+        "journal_stalled_s": 0.0,
+        "journal_error": None,
     }
     data.update(changes)
     return data
@@ -67,7 +67,24 @@ def run(path, as_json=False, **kwargs):
 def test_sample_uses_exactly_the_documented_keys():
     assert set(sample()) == set(STATUS_KEYS)
     for key in STATUS_KEYS:
-        assert key in status_mod.__doc__
+        assert key in status_writer.__doc__
+
+
+def test_the_daemon_writes_exactly_the_documented_keys_in_a_session_and_when_stopped(tmp_path, monkeypatch):
+    """STATUS_KEYS is the file's documented contract: a key the daemon writes that is not listed
+    (or a listed key it never writes) fails here."""
+    from controller.service.daemon import Daemon
+
+    written: list[dict] = []
+    original = Daemon.status_snapshot
+    monkeypatch.setattr(Daemon, "status_snapshot", lambda self: written.append(original(self)) or written[-1])
+    state = tmp_path / "state"
+    run_sim(tmp_path, scenario([press(2.0)], 20.0), state_dir=state)
+    assert {"idle", "running"} <= {snapshot["state"] for snapshot in written}
+    for snapshot in written:
+        assert sorted(snapshot) == sorted(STATUS_KEYS)
+    final = json.loads((state / "status.json").read_text())
+    assert final["state"] == "stopped" and sorted(final) == sorted(STATUS_KEYS)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -106,7 +123,7 @@ def test_failed_replace_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypat
     def broken_replace(src, dst):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(status_mod.os, "replace", broken_replace)
+    monkeypatch.setattr(status_writer.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk gone"):
         write_status_atomic(path, sample(state="running"))
     assert json.loads(path.read_text())["state"] == "idle"
@@ -145,7 +162,7 @@ def test_status_path_prefers_a_writable_runtime_dir(tmp_path, monkeypatch):
     runtime.mkdir()
     assert status_path(runtime, state) == runtime / "status.json"
     assert status_path(None, state) == state / "status.json"
-    monkeypatch.setattr(status_mod.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(status_writer.os, "access", lambda path, mode: False)
     assert status_path(runtime, state) == state / "status.json"  # not writable
 
 
@@ -318,7 +335,7 @@ def test_unreadable_file_is_a_clear_message_exit_4(tmp_path, monkeypatch):
     def refuse(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(status_mod.Path, "read_text", refuse)
+    monkeypatch.setattr(status_reader.Path, "read_text", refuse)
     code, out, err = run(path)
     assert code == 4 and "cannot read" in err and "Permission denied" in err
 
@@ -333,7 +350,7 @@ def test_reading_status_changes_nothing(tmp_path):
 
 
 def test_cooling_says_why_the_lamp_is_off_and_shows_the_dose(tmp_path):
-    from controller.service.status import format_status
+    from controller.service.status_reader import format_status
 
     lines = format_status(sample(state="cooling", lamp_on=False), NOW)
     assert lines[0] == "State:          cooling (lamp off at the comfort set point until the skin has cooled)"

@@ -26,7 +26,7 @@ from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli
 from test_daemon_exceptions import rig  # noqa: F401  (a fixture: the same daemon rig)
 
 from controller.service.journal import Journal, journal_path
-from controller.service.status import format_status
+from controller.service.status_reader import format_status
 from controller.service.storage import DISK_FULL, PERMISSION, README_RECOVERY, explain_storage_error
 
 ROOT = os.geteuid() == 0

@@ -26,7 +26,7 @@ from controller.bridge.live_state import iso_utc
 from controller.core.faults import fault_info
 from controller.service.history import END_REASON_WORDS
 from controller.service.journal import JournalError, JournalReader, ReadOnlyJournal
-from controller.service.status import write_status_atomic
+from controller.service.status_writer import write_status_atomic
 
 log = logging.getLogger("irlamp.bridge")
 

@@ -13,7 +13,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
-from controller.service.status import local_time
+from controller.service.status_reader import local_time
 
 COLUMNS = ("LAMP", "NAME", "STATE", "LEFT", "SKIN", "TODAY", "LAST FAULT", "LAST SEEN")
 

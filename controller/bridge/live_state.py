@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from controller.service.clock import BOOT_ID_PATH, current_boot_id
-from controller.service.status import _heartbeat_age_s, _pid_alive, _read_status, find_status_file
+from controller.service.status_reader import find_status_file, heartbeat_age_s, pid_alive, read_status
 
 NOT_RUNNING = "not running"
 STATES = ("starting", "idle", "running", "paused", "cooling", "fault", NOT_RUNNING)
@@ -44,8 +44,8 @@ def state_payload(
 ) -> dict:
     """The state JSON (without `seen`) for a status dict, or for None (no or unreadable file)."""
     state = NOT_RUNNING
-    if status is not None and status.get("state") in LIVE_STATES and _pid_alive(status.get("pid")):
-        age_s = _heartbeat_age_s(status, now_wall, now_mono, boot_id)
+    if status is not None and status.get("state") in LIVE_STATES and pid_alive(status.get("pid")):
+        age_s = heartbeat_age_s(status, now_wall, now_mono, boot_id)
         if abs(age_s) <= stale_after_s:
             state = status["state"]
     if state == NOT_RUNNING or status is None:
@@ -80,7 +80,7 @@ class StatusWatcher:
 
     def read(self) -> dict | None:
         try:
-            return _read_status(find_status_file(self.runtime_dir, self.state_dir))
+            return read_status(find_status_file(self.runtime_dir, self.state_dir))
         except (FileNotFoundError, ValueError):
             return None
 

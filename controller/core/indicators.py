@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controller.core.faults import fault_info
-from controller.core.safety import REFUSAL_SHOW_S
 
 HEARTBEAT_PERIOD_S = 2.0
 HEARTBEAT_BLIP_S = 0.15
 CODE_ON_S = 0.3  # one blink of a blink code: 0.3 s on, 0.3 s off
 CODE_GAP_S = 1.5  # dark pause between repetitions of a code
 REFUSAL_BLINK_S = 0.15  # refused-start blinks are faster than fault codes
+REFUSAL_SHOW_S = 6.0  # how long the LEDs show why a start was refused
 
 # Why a start was refused -> number of fast amber blinks (shown for a few seconds).
 REFUSAL_BLINKS = {

@@ -4,8 +4,11 @@
 GPIO, no files. Everything it knows arrives in `StepInputs` (sensor feeds, the raw
 button level, the daily-limit allowance, the independent guard's state, and `now_s`
 on the monotonic clock). Everything it wants done leaves in `Decision` (lamp on/off
-with a reason, events to log and journal, what the LEDs should show). The daemon,
-the scenario simulator and the property tests all drive this same object.
+with a reason, events to log and journal, whether the skin is in the warning band, and the
+samples it judged by). What the displays keep from those (the latest readings, a refusal's
+blinks) is kept where they are shown (controller/service/readout.py), not here: this object
+holds only what decides. The daemon, the scenario simulator and the property tests all drive
+this same object.
 
 Priority, checked every step: latched fault > skin limit > on-time cap > wall-time
 cap > heating not observed > distance (too close / nobody there / not trustworthy) >
@@ -50,7 +53,6 @@ from controller.core.readings import NO_TARGET_MM, Sample, SensorFeed, value_of
 from controller.core.sensor_health import SensorJudge, SensorLimits, Verdict, sample_problem
 from controller.core.settings import Config
 
-REFUSAL_SHOW_S = 6.0  # how long the LEDs show why a start was refused
 JOURNAL_STALL_S = 10.0  # a record uncommitted this long: the session ends, the fault latches
 JOURNAL_BUSY_S = 2.0  # a record uncommitted this long: no new start
 WARNING_HYSTERESIS_C = 0.2  # the warning band ends only this far below where it began (no flicker)
@@ -155,12 +157,24 @@ def _higher(current: float | None, value: float) -> float:
     return value if current is None else max(current, value)
 
 
+@dataclass(frozen=True)
+class StepReadings:
+    """The samples a step judged by, for what displays them (status, trace, simulator): the
+    good sample of each sensor's verdict (None while it is in doubt) and the distance sensor's
+    newest sample, good or not (its light rates)."""
+
+    distance: Sample | None = None
+    skin: Sample | None = None
+    light: Sample | None = None
+
+
 @dataclass
 class Decision:
     lamp_on: bool
     reason: str
     events: list[Event] = field(default_factory=list)
-    warning: bool = False
+    warning: bool = False  # the skin is in the warning band (the skin_warning events say when it changed)
+    readings: StepReadings = StepReadings()
 
 
 def journal_refusal(journal: JournalHealth) -> str | None:
@@ -289,17 +303,12 @@ class SafetyController:
         self.session: Session | None = None
         self.lamp_on = False
         self.last_step_s = start_s
-        self.refused: tuple[str, float] | None = None  # (reason, until_s) for the LEDs
         self.press_consumed = False
         self.last_session_end_s = float("-inf")
         self.last_end_reason: str | None = None  # why the newest session ended
         self.sessions_ended = 0
+        # The warning band's hysteresis: it decides when a skin_warning event is emitted.
         self.warning = False
-        self.last_distance_mm: float | None = None
-        self.last_skin_c: float | None = None
-        self.last_ambient_c: float | None = None
-        self.last_signal_mcps: float | None = None
-        self.last_ambient_mcps: float | None = None
         self.ambient_warned_s = float("-inf")
         self.start_waiting_since_s: float | None = None  # a start request waiting for full-rate samples
 
@@ -362,6 +371,7 @@ class SafetyController:
         ended_before = self.sessions_ended
         dist = self._judge(self.distance, inp.distance, now, events)
         skin = self._judge(self.skin, inp.skin, now, events)
+        readings = StepReadings(dist.good, skin.good, self.distance.latest)
         if inp.guard_fault:
             self._latch(inp.guard_fault, "independent guard cut the relay", events)
         if inp.remote_stop:  # like a stop press: ends a session, does nothing without one
@@ -382,8 +392,8 @@ class SafetyController:
         if self.session is None:
             ended_reason = self.last_end_reason if self.sessions_ended > ended_before else None
             reason = self.latched[0] if self.latched else (ended_reason or "idle")
-            return self._decide(False, reason, events, skin)
-        return self._decide(*self._session_step(now, dist, skin, events), events, skin)
+            return self._decide(False, reason, events, readings)
+        return self._decide(*self._session_step(now, dist, skin, events), events, readings)
 
     # -- sensors -------------------------------------------------------------------
     def _judge(self, judge: SensorJudge, feed: SensorFeed, now: float, events: list[Event]) -> Verdict:
@@ -396,18 +406,13 @@ class SafetyController:
             ambient_c = verdict.good.ambient_c
             if sensor_body_hot(self.cfg, ambient_c):
                 self._latch("skin_sensor_hot", f"sensor body {ambient_c:.1f} C", events)
-            if judge is self.distance:
-                self.last_distance_mm = verdict.good.value
-            else:
-                self.last_skin_c, self.last_ambient_c = verdict.good.value, verdict.good.ambient_c
         return verdict
 
     def _watch_light(self, sample: Sample | None, now: float, events: list[Event]) -> None:
-        """Keep the VL53L0X's light rates: latest, the session's range, and a rate-limited
-        event when the ambient light nears the level where measurements fail."""
+        """Keep the VL53L0X's light rates over the session, and a rate-limited event when the
+        ambient light nears the level where measurements fail."""
         if sample is None or sample.ambient_rate_mcps is None:
             return
-        self.last_signal_mcps, self.last_ambient_mcps = sample.signal_rate_mcps, sample.ambient_rate_mcps
         if self.session is not None:
             self.session.light.add(sample.signal_rate_mcps, sample.ambient_rate_mcps)
         d = self.cfg.distance
@@ -494,10 +499,8 @@ class SafetyController:
         self.start_waiting_since_s = None
         reason = self.start_refusal(inp, dist, skin) or (None if fresh else "sensor_unhealthy")
         if reason is not None:
-            self.refused = (reason, inp.now_s + REFUSAL_SHOW_S)
             events.append(Event(EventKind.START_REFUSED, {"reason": reason}))
             return
-        self.refused = None
         assert dist.good is not None and skin.good is not None  # start_refusal said so
         self.session = Session(
             start_s=inp.now_s,
@@ -707,7 +710,7 @@ class SafetyController:
             ses.pause_reason = reason
             events.append(Event(EventKind.PAUSED, {"reason": reason}))
 
-    def _decide(self, lamp_on: bool, reason: str, events: list[Event], skin: Verdict) -> Decision:
+    def _decide(self, lamp_on: bool, reason: str, events: list[Event], readings: StepReadings) -> Decision:
         lamp_on = lamp_on and not self.latched and self.session is not None
         if self.session is not None:  # what the next switch-on ends (see _count_switch_on)
             if lamp_on:
@@ -716,9 +719,9 @@ class SafetyController:
                 self.session.off_reasons.add(reason)
         s = self.cfg.skin
         threshold_c = s.limit_c - s.warning_margin_c - (WARNING_HYSTERESIS_C if self.warning else 0.0)
-        warning = skin.good is not None and value_of(skin.good) >= threshold_c
+        warning = readings.skin is not None and value_of(readings.skin) >= threshold_c
         if warning != self.warning:
             self.warning = warning
             events.append(Event(EventKind.SKIN_WARNING, {"on": warning}))
         self.lamp_on = lamp_on
-        return Decision(lamp_on, reason, events, warning)
+        return Decision(lamp_on, reason, events, warning, readings)

@@ -31,10 +31,11 @@ from controller.core.faults import fault_info
 from controller.core.indicators import leds_for, next_heartbeat_change_s
 from controller.service.journal import COUNTER_FIELDS, LIGHT_FIELDS, Journal, TracePoint
 from controller.service.journal_writer import JournalWriter, SimulatedDisk
+from controller.service.readout import Readout
 from controller.core.limits import Allowance, start_allowance
 from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
 from controller.core.sampling import IDLE_LOOP_PERIOD_S, wants_full_rate
-from controller.service.status import StatusWriter
+from controller.service.status_writer import StatusWriter
 from controller.service.storage import StorageError
 from drivers.hardware import Hardware
 
@@ -97,6 +98,7 @@ class Daemon:
         self.remote_stop = remote_stop  # controller.service.remote_stop.RemoteStopChannel or None
         now = clock.monotonic()
         self.controller = SafetyController(cfg, now)
+        self.readout = Readout()  # what the status, trace and LEDs show of the decisions
         self.start_ticket: int | None = None  # the open session's start record
         self.session_ticket = 0  # the newest session start/end record
         self.last_checkpoint_s = now
@@ -173,6 +175,7 @@ class Daemon:
         # A new session's lamp stays off ('starting') until its start record is durable
         # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
         hw.guard.command(decision.lamp_on, now, decision.reason)
+        self.readout.observe(decision, now)
         self._trace(now, decision.lamp_on)
         for name, fields in decision.events:
             self._record(name, fields, now)
@@ -181,7 +184,9 @@ class Daemon:
         first_fault = ctl.latched[0] if ctl.latched else None
         pause_reason = ctl.session.pause_reason if ctl.session is not None else None
         hw.panel.show(
-            leds_for(now, ctl.state, first_fault, decision.warning, ctl.refused, self.buzz_until_s, pause_reason)
+            leds_for(
+                now, ctl.state, first_fault, decision.warning, self.readout.refused, self.buzz_until_s, pause_reason
+            )
         )
         if now - self.last_status_s >= self.status_interval_s:
             self.last_status_s = now
@@ -194,14 +199,14 @@ class Daemon:
     def _trace(self, now: float, lamp_on: bool) -> None:
         """Keep a trace row about once a second and at every lamp change while a session runs;
         rows go to the writer with the next checkpoint (a crash loses at most that interval)."""
-        ctl, ses = self.controller, self.controller.session
+        ctl, ses, seen = self.controller, self.controller.session, self.readout
         if ses is None or self.start_ticket is None:
             return
         changed = bool(self.trace) and self.trace[-1].lamp_on != lamp_on
         if changed or now - self.last_trace_s >= TRACE_INTERVAL_S:
             self.last_trace_s = now
             self.trace.append(
-                TracePoint(round(now - ses.start_s, 3), lamp_on, ctl.last_distance_mm, ctl.last_skin_c, ctl.state)
+                TracePoint(round(now - ses.start_s, 3), lamp_on, seen.distance_mm, seen.skin_c, ctl.state)
             )
 
     def _take_trace(self) -> tuple[TracePoint, ...]:
@@ -245,11 +250,9 @@ class Daemon:
     # -- helpers ---------------------------------------------------------------------------
     def _quiet_idle(self, now: float) -> bool:
         """Nothing to show but the heartbeat and nothing to watch but idle-rate samples."""
-        ctl = self.controller
-        refusal_showing = ctl.refused is not None and now < ctl.refused[1]
         return (
-            ctl.state == "idle"
-            and not refusal_showing
+            self.controller.state == "idle"
+            and not self.readout.refusal_showing(now)
             and now >= self.buzz_until_s
             and not self.hw.distance.full_rate
             and not self.hw.skin.full_rate
@@ -309,10 +312,8 @@ class Daemon:
             )
         elif name == EventKind.SESSION_ENDED:
             if self.start_ticket is not None:  # the trace ends with what the sensors said last
-                ctl = self.controller
-                self.trace.append(
-                    TracePoint(fields["elapsed_s"], False, ctl.last_distance_mm, ctl.last_skin_c, "ended")
-                )
+                seen = self.readout
+                self.trace.append(TracePoint(fields["elapsed_s"], False, seen.distance_mm, seen.skin_c, "ended"))
                 self.session_ticket = self.writer.submit(
                     records.EndSession(
                         fields["on_s"],
@@ -451,11 +452,11 @@ class Daemon:
             "on_s": None if ses is None else round(ses.on_s, 1),
             "dose_cem43": None if ses is None else round(ses.dose.cem43, 4),
             "switches": None if ses is None else ses.switches,
-            "distance_mm": ctl.last_distance_mm,
-            "skin_c": ctl.last_skin_c,
-            "ambient_c": ctl.last_ambient_c,
-            "signal_rate_mcps": ctl.last_signal_mcps,
-            "ambient_rate_mcps": ctl.last_ambient_mcps,
+            "distance_mm": self.readout.distance_mm,
+            "skin_c": self.readout.skin_c,
+            "ambient_c": self.readout.ambient_c,
+            "signal_rate_mcps": self.readout.signal_mcps,
+            "ambient_rate_mcps": self.readout.ambient_mcps,
             "distance_doubt_share": round(ctl.distance.doubt_share(), 4),
             "sessions_today": allowance.sessions_today,
             "sessions_per_day": self.cfg.session.sessions_per_day,

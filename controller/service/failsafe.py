@@ -111,7 +111,7 @@ def plan_from_gpio(values: dict, source: str) -> PinPlan:
 # -- the daemon's record --------------------------------------------------------------------
 def write_output_record(directory: Path, gpio) -> Path:
     """Record the pins the daemon is about to drive (atomic, fsynced). Call before driving any."""
-    from controller.service.status import write_status_atomic
+    from controller.service.status_writer import write_status_atomic
 
     path = Path(directory) / OUTPUTS_FILENAME
     record = {key: getattr(gpio, key) for key in RECORD_KEYS}
@@ -273,7 +273,7 @@ def failsafe_command(
     """Exit 0: the lamp relay pins were driven off. 1: a relay pin could not be driven, or none
     of the sources names the lamp relay's pin (then nothing was driven)."""
     from controller.service.config import PathsConfig
-    from controller.service.status import find_status_file
+    from controller.service.status_reader import find_status_file
 
     def say(line: str) -> None:
         print(f"irlamp failsafe: {line}", file=err or sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from controller.service.journal import FaultRecord, JournalError, ReadOnlyJournal, SessionRecord, journal_path
-from controller.service.status import local_time
+from controller.service.status_reader import local_time
 
 EXIT_OK, EXIT_BAD_ARGUMENT, EXIT_NO_JOURNAL, EXIT_UNREADABLE = 0, 2, 3, 4
 MM_PER_INCH = 25.4

@@ -35,7 +35,7 @@ from typing import TextIO
 from controller.service.config import _BOUNDS
 from controller.service.dirlock import DirectoryBusy, adopt_directory_owner, lock_state_dir
 from controller.service.journal import Journal, JournalError, created_marker_path, journal_path
-from controller.service.status import local_time
+from controller.service.status_reader import local_time
 from controller.service.storage import DAMAGED, StorageError
 
 # The hard ceiling of session.sessions_per_day: a configuration may only lower it.

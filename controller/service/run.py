@@ -23,7 +23,7 @@ from controller.service.journal import Journal
 from controller.service.notify import SystemdNotifier
 from controller.service.preflight import check_startup
 from controller.service.remote_stop import open_remote_stop
-from controller.service.status import status_path
+from controller.service.status_writer import status_path
 from controller.service.storage import storage_error
 from drivers.hardware import ReopeningSource, build_hardware
 

@@ -27,6 +27,7 @@ from typing import Callable
 from controller.core.limits import Allowance
 from controller.core.readings import Sample, SensorFeed
 from controller.core.safety import SafetyController, StepInputs
+from controller.service.readout import Readout
 from drivers.relay import switch_pair
 from drivers.sampler import classify
 
@@ -137,6 +138,7 @@ class _Rig:
         self.distance_source, self.skin_source = distance_source, skin_source
         self.outputs, self.monotonic = outputs, monotonic
         self.ctl = SafetyController(cfg, monotonic())
+        self.readout = Readout()
         self.seq = 0
         self.skin_sample: Sample | None = None
         self.lamp_on = False
@@ -153,6 +155,7 @@ class _Rig:
         now = self.monotonic()
         was_on = self.lamp_on
         decision = self.ctl.step(StepInputs(now, SensorFeed(distance), SensorFeed(self.skin_sample), button, ALLOWED))
+        self.readout.observe(decision, now)
         for name, fields in decision.events:
             if name == "fault":
                 self.test.faults.append(fields["code"])
@@ -229,7 +232,7 @@ def run_lamp_test(
             reason = rig.test.refused or (rig.test.faults[0] if rig.test.faults else "no start")
             say(f"Lamp test not run: the safety rules refused the start ({reason.replace('_', ' ')}).")
             if reason in ("too_close", "out_of_band"):
-                say(f"  be at {band}; the sensor measured {_mm(rig.ctl.last_distance_mm)}")
+                say(f"  be at {band}; the sensor measured {_mm(rig.readout.distance_mm)}")
             return None
         say(f"Lamp ON for up to {lamp_s:g} s (every safety rule active; Ctrl-C stops it) ...")
         started = monotonic()

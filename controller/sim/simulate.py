@@ -33,7 +33,7 @@ from controller.service.journal import Journal, JournalError
 from controller.service.journal_writer import SimulatedDisk
 from controller.service.preflight import check_startup
 from controller.sim.scenario import Scenario, ScenarioError
-from controller.service.status import status_path
+from controller.service.status_writer import status_path
 from controller.service.storage import StorageError
 from controller.sim.timeline import SimEvent, format_event
 from drivers.hardware import build_hardware
@@ -105,7 +105,7 @@ class Simulation:
 
     def _progress(self, daemon: Daemon) -> None:
         """A `progress` record every few simulated minutes of a session, for people following along."""
-        ctl = daemon.controller
+        ctl, seen = daemon.controller, daemon.readout
         if ctl.session is None:
             return
         self.emit(
@@ -113,9 +113,9 @@ class Simulation:
             state=ctl.state,
             on_s=round(ctl.session.on_s, 1),
             time_left_s=round(ctl.time_left_s() or 0.0, 1),
-            distance_mm=ctl.last_distance_mm,
-            skin_c=ctl.last_skin_c,
-            ambient_mcps=ctl.last_ambient_mcps,
+            distance_mm=seen.distance_mm,
+            skin_c=seen.skin_c,
+            ambient_mcps=seen.ambient_mcps,
             leds=pattern_name(ctl.state, ctl.warning, pause_reason=ctl.session.pause_reason),
         )
 

@@ -63,8 +63,8 @@ MUTANTS = [
     NamedMutant(
         "distance and skin swapped in the displayed readings",
         "controller/core/safety.py",
-        "            if judge is self.distance:\n                self.last_distance_mm",
-        "            if judge is not self.distance:\n                self.last_distance_mm",
+        "readings = StepReadings(dist.good, skin.good, self.distance.latest)",
+        "readings = StepReadings(skin.good, dist.good, self.distance.latest)",
         SAFETY_TESTS,
     ),
     NamedMutant(
@@ -77,15 +77,15 @@ MUTANTS = [
     NamedMutant(
         "cross-boot chronology: no uptime bound across a reboot",
         "controller/core/limits.py",
-        "return max(0.0, later_mono)        # of the later boot",
-        "return 0.0        # of the later boot",
+        "return max(0.0, later_mono)  # of the later boot",
+        "return 0.0  # of the later boot",
         LIMITS_TESTS,
     ),
     NamedMutant(
         "cross-boot chronology one minute generous per reboot",
         "controller/core/limits.py",
-        "return max(0.0, later_mono)        # of the later boot",
-        "return max(0.0, later_mono + 60.0)        # of the later boot",
+        "return max(0.0, later_mono)  # of the later boot",
+        "return max(0.0, later_mono + 60.0)  # of the later boot",
         LIMITS_TESTS,
     ),
     NamedMutant(
