@@ -71,6 +71,11 @@ def distance_trials(n: int, *, seed: int = 0, cfg=None, usage: dict | None = Non
     (the real VL53L0X/MLX90614 readers on the emulated chips included).
     """
     cfg = cfg or bench_config()
+    if n + 1 > cfg.session.max_switches:  # the start and every resume are switch-ons (SR-14)
+        raise BenchError(
+            f"distance: {n} trials need {n + 1} switch-ons in one session; session.max_switches is "
+            f"{cfg.session.max_switches}"
+        )
     rng = random.Random(seed)
     min_mm = cfg.distance.min_mm
     period_s = cfg.distance.timing_budget_ms / 1000.0
