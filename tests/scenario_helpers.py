@@ -138,6 +138,34 @@ def cli_env() -> dict:
     return env
 
 
+def run_cli_as_nobody(*args: str, groups: tuple[int, ...] = ()) -> subprocess.CompletedProcess:
+    """`python -m controller.cli ARGS` as the user `nobody` (group nogroup, and `groups` as its
+    only supplementary groups), with no home. Skips unless root with `setpriv` and a `nobody`."""
+    import pwd
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run irlamp as another user")
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    group_args = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    env = cli_env()
+    env["HOME"] = "/nonexistent"
+    return subprocess.run(
+        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", *group_args, PYTHON, "-m", "controller.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def run_cli(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
     """`python -m controller.cli ARGS` in the repo; text output captured."""
     return subprocess.run(

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
-import shutil
 import subprocess
 
 import pytest
 from nobody_helpers import directory_for_nobody, why_nobody_was_denied
-from scenario_helpers import PYTHON, REPO, cli_env
+from scenario_helpers import run_cli_as_nobody
 
 from controller.service.journal import Journal, journal_path
 
@@ -28,24 +26,7 @@ WALL = 1_767_600_000.0
 
 
 def _as_nobody(*args: str, groups: tuple[int, ...] = ()) -> subprocess.CompletedProcess:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv to run irlamp as another user")
-    try:
-        pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-    group_args = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
-    env = cli_env()
-    env["HOME"] = "/nonexistent"
-    return subprocess.run(
-        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", *group_args, PYTHON, "-m", "controller.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli_as_nobody(*args, groups=groups)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ How the full disk is made, honestly:
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import sqlite3
 import subprocess
@@ -22,7 +21,7 @@ import textwrap
 
 import pytest
 from nobody_helpers import directory_for_nobody, why_nobody_was_denied
-from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli
+from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli, run_cli_as_nobody
 from test_daemon_exceptions import rig  # noqa: F401  (a fixture: the same daemon rig)
 
 from controller.service.journal import Journal, journal_path
@@ -120,23 +119,7 @@ Journal(sys.argv[1], 'b').close()" "$MNT/state"
 
 
 def _as_nobody(*args: str) -> subprocess.CompletedProcess:
-    if not ROOT:
-        pytest.skip("needs root to run a command as another user")
-    try:
-        pwd.getpwnam(NOBODY)
-    except KeyError:
-        pytest.skip(f"no user {NOBODY}")
-    env = cli_env()
-    env["HOME"] = "/nonexistent"
-    return subprocess.run(
-        ["setpriv", "--reuid", NOBODY, "--regid", "nogroup", "--clear-groups", PYTHON, "-m", "controller.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_cli_as_nobody(*args)
 
 
 @pytest.fixture
