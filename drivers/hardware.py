@@ -6,6 +6,8 @@ Adafruit), the gpiozero pin factory (MockFactory or the Pi's default) and the cl
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -16,6 +18,8 @@ from drivers.panel import Panel
 from drivers.relay import LampOutput, check_boot_safe
 from drivers.sampler import Sampler
 from drivers.sensor_source import DistanceDoubtError, DistanceSource, SensorMissingError, SkinSource
+
+log = logging.getLogger("irlamp.hardware")
 
 
 @dataclass
@@ -39,8 +43,8 @@ class Hardware:
         for source in self.sources:
             try:
                 source.close()
-            except Exception:  # noqa: BLE001 - a sensor that fails to close must not stop shutdown
-                pass
+            except Exception as exc:  # noqa: BLE001 - a sensor that fails to close must not stop shutdown
+                log.warning("could not close the %s sensor: %s", getattr(source, "name", "?"), exc)
         self.panel.close()
         self.output.close()
         self.closed = True  # only now: a close that failed half-way is tried again in full
@@ -185,8 +189,8 @@ class ReopeningSource:
                 self._device = None
                 try:
                     device.close()
-                except Exception:  # noqa: BLE001 - the chip is being given up on anyway
-                    pass
+                except Exception as exc:  # noqa: BLE001 - the chip is being given up on anyway
+                    log.warning("%s sensor: closing it before reopening failed: %s", self.name, exc)
             raise
         self._failures = 0
         return value

@@ -29,3 +29,29 @@ def test_hardware_close_twice_is_safe_and_leaves_the_relay_off():
     hw.close()
     assert factory.pin(cfg.gpio.relay_pin).state is False
     assert not hw.output.commanded_on
+
+
+def test_a_sensor_that_fails_to_close_is_logged_and_shutdown_still_drives_the_relay_off(caplog):
+    cfg = default_config()
+    clock = SimClock(1_767_600_000.0)
+    world = SimWorld(400.0, 32.0, monotonic=clock.monotonic)
+
+    class DistanceThatWillNotClose(SimDistanceSource):
+        name = "distance"
+
+        def close(self):
+            raise OSError(121, "Remote I/O error")
+
+    factory = MockFactory()
+    hw = build_hardware(
+        cfg,
+        distance_source=DistanceThatWillNotClose(world),
+        skin_source=SimSkinSource(world),
+        monotonic=clock.monotonic,
+        pin_factory=factory,
+    )
+    hw.guard.command(True, clock.monotonic(), "test")
+    with caplog.at_level("WARNING", logger="irlamp.hardware"):
+        hw.close()
+    assert factory.pin(cfg.gpio.relay_pin).state is False
+    assert "could not close the distance sensor: [Errno 121] Remote I/O error" in caplog.text

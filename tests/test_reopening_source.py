@@ -51,3 +51,28 @@ def test_repeated_failures_reopen_the_chip():
     assert made[0].closed and len(made) == 1
     assert source.read_distance_mm() == 400.0
     assert len(made) == 2
+
+
+def test_a_chip_that_fails_to_close_before_reopening_is_logged_and_reopened(caplog):
+    class Broken:
+        def read_distance_mm(self):
+            raise RuntimeError("no data ready")
+
+        def close(self):
+            raise OSError(5, "Input/output error")
+
+    made = []
+
+    def opener():
+        made.append(Broken())
+        return made[-1]
+
+    source = ReopeningSource("distance", opener, reopen_after=2)
+    with caplog.at_level("WARNING", logger="irlamp.hardware"):
+        for _ in range(2):
+            with pytest.raises(RuntimeError):
+                source.read_distance_mm()
+        with pytest.raises(RuntimeError):
+            source.read_distance_mm()
+    assert len(made) == 2  # given up on and opened afresh despite the failed close
+    assert "distance sensor: closing it before reopening failed: [Errno 5] Input/output error" in caplog.text
