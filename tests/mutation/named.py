@@ -96,17 +96,17 @@ MUTANTS = [
         GUARD_TESTS,
     ),
     NamedMutant(
-        "frozen-loop cut one period late (min -> max of period and due time)",
+        "frozen-loop cut one period late (the thread wakes a period after the due time)",
         "drivers/guard.py",
-        "min(period_s, max(MIN_WAIT_S, due_s))",
-        "max(period_s, max(MIN_WAIT_S, due_s))",
+        "return OFF_RECHECK_S if due_s is None else max(MIN_WAIT_S, due_s)",
+        "return OFF_RECHECK_S if due_s is None else max(MIN_WAIT_S, due_s + period_s)",
         GUARD_TESTS,
     ),
     NamedMutant(
-        "frozen-loop cut one period late (due-time wake deleted)",
+        "frozen-loop cut late (due-time wake deleted: the thread sleeps its relay-off recheck)",
         "drivers/guard.py",
-        "min(period_s, max(MIN_WAIT_S, due_s))",
-        "period_s",
+        "return OFF_RECHECK_S if due_s is None else max(MIN_WAIT_S, due_s)",
+        "return OFF_RECHECK_S",
         GUARD_TESTS,
     ),
     NamedMutant(
