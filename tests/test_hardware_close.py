@@ -11,19 +11,25 @@ from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 from helpers_core import default_config
 
 
-def test_hardware_close_twice_is_safe_and_leaves_the_relay_off():
+def _lit_hardware(distance_source_class=SimDistanceSource):
+    """Simulated hardware with the relay switched on; returns (cfg, factory, hardware)."""
     cfg = default_config()
     clock = SimClock(1_767_600_000.0)
     world = SimWorld(400.0, 32.0, monotonic=clock.monotonic)
     factory = MockFactory()
     hw = build_hardware(
         cfg,
-        distance_source=SimDistanceSource(world),
+        distance_source=distance_source_class(world),
         skin_source=SimSkinSource(world),
         monotonic=clock.monotonic,
         pin_factory=factory,
     )
     hw.guard.command(True, clock.monotonic(), "test")
+    return cfg, factory, hw
+
+
+def test_hardware_close_twice_is_safe_and_leaves_the_relay_off():
+    cfg, factory, hw = _lit_hardware()
     assert factory.pin(cfg.gpio.relay_pin).state is True
     hw.close()
     hw.close()
@@ -32,25 +38,13 @@ def test_hardware_close_twice_is_safe_and_leaves_the_relay_off():
 
 
 def test_a_sensor_that_fails_to_close_is_logged_and_shutdown_still_drives_the_relay_off(caplog):
-    cfg = default_config()
-    clock = SimClock(1_767_600_000.0)
-    world = SimWorld(400.0, 32.0, monotonic=clock.monotonic)
-
     class DistanceThatWillNotClose(SimDistanceSource):
         name = "distance"
 
         def close(self):
             raise OSError(121, "Remote I/O error")
 
-    factory = MockFactory()
-    hw = build_hardware(
-        cfg,
-        distance_source=DistanceThatWillNotClose(world),
-        skin_source=SimSkinSource(world),
-        monotonic=clock.monotonic,
-        pin_factory=factory,
-    )
-    hw.guard.command(True, clock.monotonic(), "test")
+    cfg, factory, hw = _lit_hardware(DistanceThatWillNotClose)
     with caplog.at_level("WARNING", logger="irlamp.hardware"):
         hw.close()
     assert factory.pin(cfg.gpio.relay_pin).state is False
