@@ -110,16 +110,20 @@ class RelayGuard:
             return self.output.commanded_on
 
     # -- called by a sampler's thread ----------------------------------------------------
-    def cut(self, reason: str, now_s: float) -> None:
+    def cut(self, reason: str, now_s: float) -> bool:
         """A sampler read a hazardous value at `now_s` (after publishing it): relay off now.
         Only ever switches off and latches nothing. A loop step that began before `now_s` may
         not have seen that sample, so `command(on)` from such a step keeps the relay off; a
-        step that began at or after it has seen it (the loop reads `now` before the feeds)."""
+        step that began at or after it has seen it (the loop reads `now` before the feeds).
+        True when the relay was on and this switched it off (the sampler then wakes the loop
+        to record why; with the relay already off the loop's next tick judges the sample)."""
         with self._lock:
             self._held_off_until_s = max(self._held_off_until_s, now_s)
-            if self.output.commanded_on:
-                self._account(max(now_s, self._last_account_s))
-                self.output.set(False, reason)
+            if not self.output.commanded_on:
+                return False
+            self._account(max(now_s, self._last_account_s))
+            self.output.set(False, reason)
+            return True
 
     @property
     def last_confirm_s(self) -> float:

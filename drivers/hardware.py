@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from controller.core.safety import hazard_checks
+from controller.core.safety import POSITION_HAZARDS, hazard_checks
 from controller.core.sampling import idle_periods_s
 from drivers.guard import RelayGuard
 from drivers.panel import Panel
@@ -119,6 +119,8 @@ def build_hardware(
         hazard=distance_hazard,
         on_hazard=guard.cut,
         idle_period_s=idle_distance_s,
+        wake_only_on_hazard=True,  # the loop judges every sample at its next tick (Daemon._judge_missed)
+        quiet_hazards=POSITION_HAZARDS,
     )
 
     def read_skin():
@@ -135,7 +137,7 @@ def build_hardware(
         hazard=skin_hazard,
         on_hazard=guard.cut,
         idle_period_s=idle_skin_s,
-        wake_only_on_hazard=True,  # judged at the loop's next step (each distance sample, or a tick)
+        wake_only_on_hazard=True,
     )
 
     def full_rate_now() -> None:  # the press edge: a start is decided on full-rate samples

@@ -20,9 +20,11 @@ The hazard fast path: with `hazard` (a pure rule function from controller/core/s
 same one the decision calls) and `on_hazard` (the guard's `cut`), a sample the rule calls
 hazardous cuts the relay on this thread right after it is published, before the loop is
 woken (`on_sample`) to decide and record why. It can only switch the lamp off. With
-`wake_only_on_hazard` (the skin sampler) `on_sample` is called only for such a sample: the
-others wait for the loop's next step (every distance sample, or its own tick), which saves
-the loop a wake-up per sample.
+`wake_only_on_hazard` (both samplers of the daemon) `on_sample` is called only for such a
+sample, and for one of the `quiet_hazards` (where the person is: too close, nobody there)
+only when its cut switched the relay off. Every other sample waits for the loop's next tick,
+which judges each sample published since its last step in order (`feed_since`,
+Daemon._judge_missed): a wake-up of the loop per sample would cost CPU for nothing (issue 15).
 Exceptions map to fault kinds: OSError -> io_error, RuntimeError -> timeout,
 DistanceDoubtError -> unreliable (a doubt; its light rates stay in the sample),
 SensorValueError -> out_of_range; anything else -> io_error with its type named.
@@ -31,6 +33,7 @@ SensorValueError -> out_of_range; anything else -> io_error with its type named.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from typing import Callable
 
 from controller.core.readings import Sample, SensorFeed
@@ -39,6 +42,10 @@ from drivers.sensor_source import DistanceDoubtError, LightRates, SensorMissingE
 # Simulation: real seconds a read that has begun on the worker gets to finish before the
 # simulator treats it as blocked (a simulated source only uses the worker while it hangs).
 SIM_FINISH_GRACE_S = 0.05
+# Samples kept for `feed_since`: the loop takes every sample published since its last step.
+# At the full distance rate this covers 2 s of a loop that did not step (the guard has cut
+# the relay by then); older ones are dropped, and the loop still judges the newest.
+HISTORY_SAMPLES = 64
 
 # -> (value, ambient_c or None, light rates or None)
 ReadFn = Callable[[], tuple[float, float | None, LightRates | None]]
@@ -69,9 +76,10 @@ class Sampler:
         sim_wait_s: float = 0.5,
         may_block: Callable[[], bool] = lambda: True,
         hazard: Callable[[Sample], str | None] | None = None,
-        on_hazard: Callable[[str, float], None] | None = None,
+        on_hazard: Callable[[str, float], bool] | None = None,
         idle_period_s: float | None = None,
         wake_only_on_hazard: bool = False,
+        quiet_hazards: frozenset[str] = frozenset(),
     ):
         self.name = name
         self._read = read
@@ -88,7 +96,9 @@ class Sampler:
         self.hazard = hazard
         self.on_hazard = on_hazard
         self.wake_only_on_hazard = wake_only_on_hazard
+        self.quiet_hazards = quiet_hazards  # hazard reasons that wake the loop only if they cut
         self._latest: Sample | None = None
+        self._history: deque[Sample] = deque(maxlen=HISTORY_SAMPLES)
         self._busy_since: float | None = None
         self._seq = 0
         self._lock = threading.Lock()
@@ -132,6 +142,16 @@ class Sampler:
         with self._lock:
             return SensorFeed(self._latest, self._busy_since, self.period_s)
 
+    def feed_since(self, seen_seq: int) -> tuple[tuple[Sample, ...], SensorFeed]:
+        """The feed now and, taken with it in one look, the samples published after sample
+        `seen_seq` and before the feed's newest (oldest first): the loop judges each of them
+        in its own sub-step, so a loop that steps on its own tick misses none."""
+        with self._lock:
+            latest = self._latest
+            newest_seq = latest.seq if latest is not None else seen_seq
+            missed = tuple(s for s in self._history if seen_seq < s.seq < newest_seq)
+            return missed, SensorFeed(latest, self._busy_since, self.period_s)
+
     def read_once(self) -> None:
         """One read, published as a Sample (value or error). Never raises."""
         with self._lock:
@@ -163,22 +183,26 @@ class Sampler:
                 ambient_mcps,
                 None if period_s == self.full_period_s else period_s,
             )
+            self._history.append(sample)
             self._busy_since = None
-        hazardous = self._check_hazard(sample)
-        if self.on_sample is not None and (hazardous or not self.wake_only_on_hazard):
+        urgent = self._check_hazard(sample)
+        if self.on_sample is not None and (urgent or not self.wake_only_on_hazard):
             self.on_sample()
 
     def _check_hazard(self, sample: Sample) -> bool:
-        """Cut the relay now when this sample alone calls for it (see the module text)."""
+        """Cut the relay now when this sample alone calls for it (see the module text).
+        True when the loop should step now: the cut switched the relay off, or the hazard is
+        more than where the person is (a failed or implausible read: a fault may latch)."""
         if self.hazard is None or self.on_hazard is None:
             return False
         try:
             reason = self.hazard(sample)
         except Exception as exc:  # noqa: BLE001 - a rule that cannot judge resolves to off
             reason = f"{self.name}_hazard_check_failed: {type(exc).__name__}"
-        if reason is not None:
-            self.on_hazard(reason, self._monotonic())
-        return reason is not None
+        if reason is None:
+            return False
+        cut = self.on_hazard(reason, self._monotonic())
+        return cut or reason not in self.quiet_hazards
 
     # -- real time ------------------------------------------------------------------------
     def start(self) -> None:

@@ -31,8 +31,8 @@ DOUBT_S = {s: min(2.5 * PERIOD_S[s], STALE_S[s]) for s in SENSORS}
 IDLE_PERIOD_S = dict(zip(SENSORS, idle_periods_s(CFG), strict=True))
 # idle rate: the same number of sample periods (rule 7)
 IDLE_FACTOR = {s: IDLE_PERIOD_S[s] / PERIOD_S[s] for s in SENSORS}
-# The loop steps at every new sample and at least at rate_hz: a condition that becomes true
-# between samples is acted on within one loop period.
+# The loop steps at rate_hz (judging every sample since its last step) and at once after a
+# hazard cut: a condition that becomes true between samples is acted on within one loop period.
 STEP_S = 1.0 / CFG.loop.rate_hz
 EPS_S = ROUNDING_S + 1e-6
 

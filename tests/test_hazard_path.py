@@ -71,8 +71,9 @@ def test_distance_hazard_verdict_equals_the_decisions(value, error, ambient_mcps
     lamp_on, reason, sample = _decide_after("distance", value, error, None, ambient_mcps)
     distance_hazard, _ = hazard_checks(_RUNNING.cfg)
     verdict = distance_hazard(sample)
-    # "nobody there" switches the lamp off too, but it is not a hazard: no fast cut for it.
-    decision_says_hazard = not lamp_on and reason != "nobody_there"
+    # every reason a distance sample alone gives for the lamp off is a hazard, "nobody there"
+    # included: since the loop steps on its own tick, the sampler's cut is the fast path
+    decision_says_hazard = not lamp_on
     assert (verdict is not None) == decision_says_hazard, (sample, verdict, lamp_on, reason)
 
 
@@ -97,6 +98,8 @@ def test_the_property_sees_both_verdicts():
     distance_hazard, skin_hazard = hazard_checks(_RUNNING.cfg)
     assert distance_hazard(Sample(1, 0.0, 400.0)) is None
     assert distance_hazard(Sample(1, 0.0, 300.0)) == "too_close"
+    assert distance_hazard(Sample(1, 0.0, 8190.0)) == "nobody_there"
+    assert distance_hazard(Sample(1, 0.0, 1200.0)) == "nobody_there"
     assert distance_hazard(Sample(1, 0.0, None, error="io_error")) == "distance_io_error"
     assert distance_hazard(Sample(1, 0.0, 400.0, signal_rate_mcps=5.0, ambient_rate_mcps=9.0)) == "distance_unreliable"
     assert skin_hazard(Sample(1, 0.0, 33.0, 25.0)) is None
@@ -193,10 +196,11 @@ def test_a_hazard_rule_that_raises_cuts():
     assert not output.is_on() and changes[-1] == (False, "skin_hazard_check_failed: ValueError")
 
 
-def test_the_skin_sampler_wakes_the_loop_only_for_a_hazard():
-    """Issue 15: every wake-up of the loop costs CPU. A skin sample the hazard rule passes is
-    judged at the loop's next step anyway (each distance sample, or its own tick); one the
-    rule flags cuts the relay and wakes the loop at once to record why."""
+def test_the_samplers_wake_the_loop_only_when_a_hazard_cut_the_relay():
+    """Issue 15: every wake-up of the loop costs CPU. A sample the hazard rule passes is
+    judged at the loop's next tick (with every other sample since its last step); one the
+    rule flags cuts the relay and wakes the loop at once to record why. With the relay
+    already off there is nothing to cut and nothing that cannot wait for the tick."""
     from drivers.hardware import build_hardware
     from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
 
@@ -218,7 +222,22 @@ def test_the_skin_sampler_wakes_the_loop_only_for_a_hazard():
         world.set_skin(44.0)
         hw.skin.read_once()
         assert woken == ["woken"] and not hw.output.is_on()
+        hw.skin.read_once()
+        assert woken == ["woken"] * 2  # still too hot, relay off: not a position, a fault may latch
+        world.set_skin(33.0)
+        hw.guard.command(True, 0.0, "test")
         hw.distance.read_once()
-        assert woken == ["woken", "woken"]  # every distance sample still wakes it
+        assert woken == ["woken"] * 2 and hw.output.is_on()  # a good distance sample: the tick judges it
+        world.distance_mm = 250.0
+        hw.distance.read_once()
+        assert woken == ["woken"] * 3 and not hw.output.is_on()
+        hw.distance.read_once()
+        assert woken == ["woken"] * 3  # still too close, relay already off: the tick judges it
+        world.distance_mm = 8190.0
+        hw.distance.read_once()
+        assert woken == ["woken"] * 3  # nobody there with the relay off: the tick judges it
+        world.set_fault("distance", "io_error")
+        hw.distance.read_once()
+        assert woken == ["woken"] * 4  # a failed read: a fault may latch, step now
     finally:
         hw.close()

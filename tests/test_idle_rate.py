@@ -79,7 +79,33 @@ def test_bounds_scale_with_the_idle_rate():
     assert idle.stale_s == pytest.approx(lim.stale_s * factor)
     assert idle.doubt_s == pytest.approx(lim.doubt_s * factor)
     assert idle.frozen_s == pytest.approx(lim.frozen_s * factor)
+    assert idle.unreliable_window_s == pytest.approx(lim.unreliable_window_s * factor)
     assert lim.at_period(FULL_D_S) is lim and lim.at_period(None) is lim
+
+
+def _idle_doubts(judge: SensorJudge, doubted_at: set[int], count: int) -> list[str | None]:
+    """`count` idle-rate distance samples, those numbered in `doubted_at` flagged unreliable."""
+    faults = []
+    for i in range(count):
+        t_s = 3.0 + i * IDLE_D_S
+        doubted = i in doubted_at
+        sample = Sample(i + 1, t_s, None if doubted else 400.0 + i % 3, error="unreliable" if doubted else None)
+        faults.append(judge.judge(SensorFeed(sample, None, IDLE_D_S), t_s).fault)
+    return faults
+
+
+def test_the_doubt_share_window_holds_as_many_samples_at_the_idle_rate():
+    """A share of a few samples is noise: at 5 Hz a 10 s window holds 50 readings, where a burst
+    of 6 doubts in 3 % glare already crosses 10 %. The window scales with the rate like the
+    other bounds, so the same number of readings is judged (the glare scenario latched
+    distance_unreliable while idle before this)."""
+    share = CFG.faults.distance_unreliable_share
+    window_samples = round(CFG.faults.distance_unreliable_window_s / FULL_D_S)  # ~300
+    burst = set(range(400, 400 + int(share * 50) + 2))  # > share of 50 readings, < share of 300
+    assert _idle_doubts(_judge(), burst, 450).count("unreliable") == 0
+    # a real share over a whole (scaled) window still latches
+    steady = {i for i in range(0, 2 * window_samples) if i % 5 == 0}  # 20 % of the readings
+    assert "unreliable" in _idle_doubts(_judge(), steady, 2 * window_samples)
 
 
 def test_an_idle_sample_is_judged_by_the_idle_bounds_and_a_full_rate_one_by_the_full():

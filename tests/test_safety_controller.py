@@ -235,6 +235,24 @@ def test_a_reading_in_doubt_restarts_the_resume_wait():
     assert bench.ctl.state == "running" and bench.first_time("resumed") >= glitch_at + D.resume_after_s
 
 
+def test_a_one_sample_glare_doubt_judged_a_tick_late_is_not_a_gap_in_the_band():
+    """The loop steps on its own tick, up to a loop period after a sample arrived. A single
+    doubted sample between two good ones (the glare case) pauses for that sample only: the
+    gap between good samples is measured between the samples, not to the later step, so the
+    resume is not restarted (which would cost resume_after_s of heat at every doubt)."""
+    bench = running_bench()
+    bench.run(D.resume_after_s + 1.0)  # in the band for longer than the resume wait
+    period_s, tick_s = CFG.distance.timing_budget_ms / 1000.0, 1.0 / CFG.loop.rate_hz
+    t0 = bench.now
+    bench.publish("distance", 400.0, t_s=t0 + period_s)
+    bench.step(t0 + period_s + tick_s)
+    bench.publish("distance", 400.0, error="unreliable", t_s=t0 + 2 * period_s)
+    assert not bench.step(t0 + 2 * period_s + tick_s).lamp_on
+    bench.publish("distance", 401.0, t_s=t0 + 3 * period_s)
+    decision = bench.step(t0 + 3 * period_s + tick_s)
+    assert decision.lamp_on and bench.ctl.state == "running"
+
+
 def test_paused_too_long_ends_the_session():
     bench = running_bench()
     bench.run(1.0)
@@ -964,7 +982,7 @@ def _skin_sample(value, *, ambient_c=25.0, error=None) -> Sample:
     return Sample(1, 0.0, value, ambient_c, error, "")
 
 
-def test_the_distance_hazard_names_a_bad_read_a_doubt_or_too_close_and_nothing_else():
+def test_the_distance_hazard_names_a_bad_read_a_doubt_too_close_or_nobody_there_and_nothing_else():
     cfg = config_with({"distance": {"offset_mm": 50.0}})
     distance_hazard, _ = hazard_checks(cfg)
     floor_mm = cfg.distance.offset_mm + cfg.distance.min_mm  # the reading at the floor
@@ -974,7 +992,10 @@ def test_the_distance_hazard_names_a_bad_read_a_doubt_or_too_close_and_nothing_e
     assert distance_hazard(_distance_sample(400.0, error="io_error")) == "distance_io_error"
     assert distance_hazard(_distance_sample(float("nan"))) == "distance_nan"
     assert distance_hazard(_distance_sample(NO_TARGET_MM + 2)) == "distance_out_of_range"
-    assert distance_hazard(_distance_sample(NO_TARGET_MM)) is None  # nobody there: not a hazard
+    assert distance_hazard(_distance_sample(NO_TARGET_MM)) == "nobody_there"
+    absent_mm = cfg.distance.offset_mm + cfg.distance.absent_mm  # the reading at absent_mm
+    assert distance_hazard(_distance_sample(absent_mm)) == "nobody_there", "the offset is subtracted"
+    assert distance_hazard(_distance_sample(absent_mm - 0.5)) is None
     doubt_mcps = cfg.distance.ambient_doubt_mcps
     assert distance_hazard(_distance_sample(400.0, ambient_mcps=doubt_mcps)) == "distance_unreliable"
     assert distance_hazard(_distance_sample(400.0, ambient_mcps=doubt_mcps - 0.01)) is None

@@ -195,6 +195,18 @@ def too_close(cfg: Config, reading_mm: float) -> bool:
     return reading_mm - cfg.distance.offset_mm < cfg.distance.min_mm
 
 
+# Hazards that say where the person is, not that a sensor failed: with the relay already off
+# there is nothing to cut and nothing to latch, so the sampler need not wake the loop for them
+# (an idle lamp with nobody under it reads "nobody there" all day); its next tick judges them.
+POSITION_HAZARDS = frozenset({"too_close", "nobody_there"})
+
+
+def nobody_there(cfg: Config, reading_mm: float) -> bool:
+    """SR-4: a distance reading (before the offset) that says nobody is under the lamp: no
+    target, or at or beyond `absent_mm` from the lamp."""
+    return reading_mm - cfg.distance.offset_mm >= cfg.distance.absent_mm or reading_mm >= NO_TARGET_MM
+
+
 def skin_at_limit(cfg: Config, skin_c: float) -> bool:
     """SR-5: skin at or above the limit."""
     return skin_c >= cfg.skin.limit_c
@@ -207,11 +219,13 @@ def sensor_body_hot(cfg: Config, ambient_c: float | None) -> bool:
 
 def distance_hazard(cfg: Config, limits: SensorLimits, sample: Sample) -> str | None:
     """Why this distance sample alone means the lamp must be off now, or None: an invalid
-    or doubted reading (sensor_health.sample_problem), or too close."""
+    or doubted reading (sensor_health.sample_problem), too close, or nobody there."""
     kind, _ = sample_problem(limits, sample)
     if kind is not None:
         return f"distance_{kind}"
-    return "too_close" if too_close(cfg, value_of(sample)) else None
+    if too_close(cfg, value_of(sample)):
+        return "too_close"
+    return "nobody_there" if nobody_there(cfg, value_of(sample)) else None
 
 
 def skin_hazard(cfg: Config, limits: SensorLimits, sample: Sample) -> str | None:
@@ -653,7 +667,7 @@ class SafetyController:
         ses.min_distance_mm = min(ses.min_distance_mm, distance_mm)
         if too_close(self.cfg, value_of(dist.good)):
             self._pause("too_close", now, events)
-        elif distance_mm >= d.absent_mm or value_of(dist.good) >= NO_TARGET_MM:
+        elif nobody_there(self.cfg, value_of(dist.good)):
             self._pause("nobody_there", now, events)
         elif (
             ses.paused_since_s is not None
@@ -674,13 +688,17 @@ class SafetyController:
         ses, d = self._open_session(), self.cfg.distance
         good = dist.good
         last_good_s = ses.last_good_distance_s
-        gap = last_good_s is None or now - last_good_s > self.distance.limits.doubt_s
+        # the gap ends at the newest sample, not at this step: a loop that steps on its own tick
+        # judges a sample a little after it arrived, and that must not look like a gap
+        newest = good or self.distance.latest
+        newest_s = now if newest is None else newest.t_s
+        gap = last_good_s is None or newest_s - last_good_s > self.distance.limits.doubt_s
         if good is None:
             if gap or not dist.unreliable:
                 ses.in_band_since_s = None
             return
         distance_mm = self.person_mm(good)
-        in_band = d.min_mm + d.hysteresis_mm <= distance_mm < d.absent_mm and value_of(good) < NO_TARGET_MM
+        in_band = d.min_mm + d.hysteresis_mm <= distance_mm and not nobody_there(self.cfg, value_of(good))
         if not in_band:
             ses.in_band_since_s = None
         elif ses.in_band_since_s is None or (good.t_s != last_good_s and gap):

@@ -17,9 +17,10 @@ from controller.core.settings import Config
 IDLE_DISTANCE_PERIOD_S = 0.2  # 5 Hz (full rate: the VL53L0X's timing budget, 33 ms)
 IDLE_SKIN_PERIOD_S = 0.5  # 2 Hz (full rate: skin.period_ms, 250 ms)
 FULL_RATE_HOLD_S = 2.0  # after the last button edge (a press is being decided)
-# Quiet idle: the loop steps at least this often (besides every sample), so a bound that
-# runs out between samples (a hung read, a sensor gone silent) is acted on within it.
-IDLE_LOOP_PERIOD_S = IDLE_DISTANCE_PERIOD_S
+# Quiet idle: the loop steps at least this often (and at the heartbeat LED's edges), judging
+# every sample since its last step; a bound that runs out (a hung read, a sensor gone silent)
+# is acted on within this of running out. A hazard the samplers cut wakes it at once.
+IDLE_LOOP_PERIOD_S = 0.5
 
 
 def idle_periods_s(cfg: Config) -> tuple[float, float]:

@@ -23,8 +23,9 @@ Rules, per sensor, evaluated at every control step:
      `unreliable_share` of the samples of the last `unreliable_window_s` were doubted
      (judged once the sensor has been watched for a whole window).
   7. Idle-rate sampling: with no session the samplers read slower (controller/core/sampling.py).
-     `stale_s`, `doubt_s` and `frozen_s` are stated for the full rate (`period_s`) and scale
-     with the sampler's period: the same number of sample periods. The slower of the
+     `stale_s`, `doubt_s`, `frozen_s` and the doubt-share window `unreliable_window_s` are
+     stated for the full rate (`period_s`) and scale with the sampler's period: the same
+     number of sample periods (a share of fewer samples would be noise, not a verdict). The slower of the
      sampler's period now and the newest sample's period counts, so neither switch
      (idle -> full on a button press, full -> idle after a session) makes an older sample
      look stale. `full_rate()` says whether a sample was read at the full rate.
@@ -66,6 +67,7 @@ class SensorLimits:
             stale_s=self.stale_s * factor,
             doubt_s=self.doubt_s * factor,
             frozen_s=self.frozen_s * factor,
+            unreliable_window_s=self.unreliable_window_s * factor,
             period_s=period_s,
         )
 
@@ -187,7 +189,7 @@ class SensorJudge:
         self.last_sample_s = sample.t_s
         self.samples_taken += 1
         doubted = kind in lim.doubt_kinds
-        self._count(sample.t_s, doubted)
+        self._count(sample.t_s, doubted, lim.unreliable_window_s)
         if doubted:
             self.doubting = True
             self.doubts_taken += 1
@@ -220,10 +222,10 @@ class SensorJudge:
             )
         return None
 
-    def _count(self, t_s: float, doubted: bool) -> None:
+    def _count(self, t_s: float, doubted: bool, window_s: float) -> None:
         """Slide the doubt-share window to end at `t_s` and add this sample."""
         window = self.window
         window.append((t_s, doubted))
         self.window_doubts += doubted
-        while window and window[0][0] < t_s - self.limits.unreliable_window_s:
+        while window and window[0][0] < t_s - window_s:
             self.window_doubts -= window.popleft()[1]

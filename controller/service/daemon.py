@@ -1,9 +1,11 @@
-"""The control loop: one `step()` per tick or new sample, identical on a Pi and in simulation.
+"""The control loop: one `step()` per tick, identical on a Pi and in simulation.
 
 A step reads the sensor feeds, the button's timestamped edges and level (never blocking),
-asks the safety controller for a decision, hands it to the independent guard (which owns
-the relay), then hands the records to the journal writer, shows LEDs, offers the status
-snapshot to the status writer and pings systemd. Relay first, records after.
+judges every sample published since the previous step in a sub-step of its own (the loop
+wakes on its own tick, not per sample; a hazard was already cut by its sampler), asks the
+safety controller for a decision, hands it to the independent guard (which owns the relay),
+then hands the records to the journal writer, shows LEDs, offers the status snapshot to the
+status writer and pings systemd. Relay first, records after.
 
 The loop never touches the disk: journal records go to `JournalWriter` (its own thread;
 `SimulatedDisk` in simulation), the status file to `StatusWriter`, and the daily-limit
@@ -33,6 +35,7 @@ from controller.service.journal import COUNTER_FIELDS, LIGHT_FIELDS, Journal, Tr
 from controller.service.journal_writer import JournalWriter, SimulatedDisk
 from controller.service.readout import Readout
 from controller.core.limits import Allowance, start_allowance
+from controller.core.readings import Sample, SensorFeed
 from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
 from controller.core.sampling import IDLE_LOOP_PERIOD_S, wants_full_rate
 from controller.service.status_writer import StatusWriter
@@ -50,6 +53,19 @@ STATUS_CLOSE_TIMEOUT_S = 2.0
 TRACE_INTERVAL_S = 1.0  # a session's trace: one row about this often (and at each relay change)
 
 Emit = Callable[..., None]  # emit(kind, **fields): an EventKind or a DaemonEvent
+
+
+def _edges_until(edges: tuple[tuple[float, bool], ...], t_s: float) -> tuple[tuple[float, bool], ...]:
+    """The leading edges (oldest first) stamped at or before `t_s`."""
+    count = 0
+    while count < len(edges) and edges[count][0] <= t_s:
+        count += 1
+    return edges[:count]
+
+
+def _feed_of(sample: Sample | None) -> SensorFeed:
+    """A sub-step's view of a sensor: that sample as the newest, no read in progress."""
+    return SensorFeed(sample, None, None if sample is None else sample.period_s)
 
 
 class DaemonEvent(StrEnum):
@@ -109,6 +125,8 @@ class Daemon:
         self.allowance: Allowance | None = None
         self.allowance_at_s = float("-inf")
         self.last_button = False
+        self.last_step_s = now
+        self._see(None, None)
         self.last_button_edge_s = float("-inf")
         self.buzz_until_s = 0.0
         self.exception_streak = 0
@@ -157,21 +175,26 @@ class Daemon:
         edges = hw.panel.take_button_edges()  # edges first: a later edge is also in the level
         button = hw.panel.button_pressed()
         allowance = self._allowance(now, refresh=bool(edges) or button != self.last_button)
+        missed_distance, distance_feed = hw.distance.feed_since(self.seen_distance_seq)
+        missed_skin, skin_feed = hw.skin.feed_since(self.seen_skin_seq)
+        edges_left = self._judge_missed(missed_distance, missed_skin, edges, allowance, now)
         self.last_button = button
+        self._see(distance_feed.latest, skin_feed.latest)
         remote_stop = self.remote_stop is not None and self.remote_stop.take()
         decision = ctl.step(
             StepInputs(
                 now,
-                hw.distance.feed(),
-                hw.skin.feed(),
+                distance_feed,
+                skin_feed,
                 button,
                 allowance,
                 hw.guard.tripped,
                 remote_stop,
                 journal=self.journal_health(now),
-                button_edges=tuple(edges),
+                button_edges=edges_left,
             )
         )
+        self.last_step_s = now
         # A new session's lamp stays off ('starting') until its start record is durable
         # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
         hw.guard.command(decision.lamp_on, now, decision.reason)
@@ -192,6 +215,57 @@ class Daemon:
             self.last_status_s = now
             self._write_status(now)
         self._ping(now)
+
+    def _judge_missed(
+        self, missed_distance, missed_skin, edges: list[tuple[float, bool]], allowance: Allowance, now: float
+    ) -> tuple[tuple[float, bool], ...]:
+        """Sub-steps: the samples published since the last step, other than each sensor's
+        newest (the step itself judges those), one decision each at its own instant, oldest
+        first, as a loop woken by every sample would have made them. Each sub-step takes the
+        button edges up to its instant and the level they leave (the button's deadlines
+        complete at their own times); no remote stop. The relay follows the step's own
+        decision (a hazardous sample was cut by its sampler). Returns the edges left for the
+        step itself."""
+        edges_left = tuple(edges)
+        if not missed_distance and not missed_skin:
+            return edges_left
+        hw, ctl = self.hw, self.controller
+        missed = sorted([*missed_distance, *missed_skin], key=lambda sample: sample.t_s)
+        distance, skin = self.seen_distance, self.seen_skin
+        level = self.last_button
+        for sample in missed:
+            if sample in missed_distance:
+                distance = sample
+            else:
+                skin = sample
+            at_s = min(max(sample.t_s, self.last_step_s), now)
+            taken = _edges_until(edges_left, at_s)
+            edges_left = edges_left[len(taken) :]
+            level = taken[-1][1] if taken else level
+            decision = ctl.step(
+                StepInputs(
+                    at_s,
+                    _feed_of(distance),
+                    _feed_of(skin),
+                    level,
+                    allowance,
+                    hw.guard.tripped,
+                    False,
+                    journal=self.journal_health(at_s),
+                    button_edges=taken,
+                )
+            )
+            self.last_step_s = at_s
+            self.readout.observe(decision, at_s)
+            for name, fields in decision.events:
+                self._record(name, fields, at_s)
+        return edges_left
+
+    def _see(self, distance: Sample | None, skin: Sample | None) -> None:
+        """The newest samples the step judges: the next step's sub-steps start after them."""
+        self.seen_distance, self.seen_skin = distance, skin
+        self.seen_distance_seq = distance.seq if distance is not None else 0
+        self.seen_skin_seq = skin.seq if skin is not None else 0
 
     def _trace_retention_s(self) -> float:
         return self.cfg.records.trace_retention_days * 86400.0
@@ -226,12 +300,14 @@ class Daemon:
         )
 
     def next_wake_s(self) -> float:
-        """The latest time the next step may run (it also runs at every new sample).
+        """When the next step runs, unless something wakes the loop earlier: a hazard the
+        samplers cut, a press edge, a journal commit. Samples do not wake it; each step judges
+        every sample published since the previous one (`_judge_missed`).
 
         Quiet idle (no session, no fault, no refusal or buzz showing, samplers at their idle
-        rate): the loop runs for the samples (they wake it), the heartbeat LED's edges, and at
-        least every IDLE_LOOP_PERIOD_S; the status file and the watchdog ping ride on those
-        steps (at most that late; no wake-up of their own). Otherwise at least at loop.rate_hz."""
+        rate): at the heartbeat LED's edges and at least every IDLE_LOOP_PERIOD_S; the status
+        file and the watchdog ping ride on those steps (at most that late; no wake-up of their
+        own). Otherwise at loop.rate_hz, and at the button's next deadline."""
         now = self.clock.monotonic()
         wake = now + 1.0 / self.cfg.loop.rate_hz
         if self._quiet_idle(now):
