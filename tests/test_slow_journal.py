@@ -239,10 +239,6 @@ def test_relay_is_never_on_before_the_start_record_is_committed(delays, press_at
 
 
 # -- the status counts a session once its start is durable ----------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs Daemon._allowance (controller/service/daemon.py) to recompute after each journal commit",
-)
 def test_the_status_counts_a_session_as_soon_as_its_lamp_is_on_with_a_slow_journal(tmp_path):
     """With a commit slower than a loop step, the allowance recomputed right after the start
     still saw the journal without the new session. The status (and the MQTT state built from it)

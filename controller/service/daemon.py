@@ -36,7 +36,14 @@ from controller.service.journal_writer import JournalWriter, SimulatedDisk
 from controller.service.readout import Readout
 from controller.core.limits import Allowance, start_allowance
 from controller.core.readings import Sample, SensorFeed
-from controller.core.safety import JOURNAL_STALL_S, JournalHealth, SafetyController, StepInputs, journal_refusal
+from controller.core.safety import (
+    JOURNAL_STALL_S,
+    Decision,
+    JournalHealth,
+    SafetyController,
+    StepInputs,
+    journal_refusal,
+)
 from controller.core.sampling import IDLE_LOOP_PERIOD_S, wants_full_rate
 from controller.service.status_writer import StatusWriter
 from controller.service.storage import StorageError
@@ -63,9 +70,11 @@ def _edges_until(edges: tuple[tuple[float, bool], ...], t_s: float) -> tuple[tup
     return edges[:count]
 
 
-def _feed_of(sample: Sample | None) -> SensorFeed:
-    """A sub-step's view of a sensor: that sample as the newest, no read in progress."""
-    return SensorFeed(sample, None, None if sample is None else sample.period_s)
+def _feed_of(sample: Sample | None, now_feed: SensorFeed) -> SensorFeed:
+    """A sub-step's view of a sensor: that sample as the newest, no read in progress, and the
+    sampler's period as it is now (only the loop and a press edge change it: the same as at
+    the sub-step's instant, or the full rate since, which is the stricter bound)."""
+    return SensorFeed(sample, None, now_feed.period_s)
 
 
 class DaemonEvent(StrEnum):
@@ -124,6 +133,7 @@ class Daemon:
         self.last_ping_s = float("-inf")
         self.allowance: Allowance | None = None
         self.allowance_at_s = float("-inf")
+        self.allowance_ticket = -1  # the journal commit (LimitsView.as_of_ticket) it was read from
         self.last_button = False
         self.last_step_s = now
         self._see(None, None)
@@ -177,24 +187,11 @@ class Daemon:
         allowance = self._allowance(now, refresh=bool(edges) or button != self.last_button)
         missed_distance, distance_feed = hw.distance.feed_since(self.seen_distance_seq)
         missed_skin, skin_feed = hw.skin.feed_since(self.seen_skin_seq)
-        edges_left = self._judge_missed(missed_distance, missed_skin, edges, allowance, now)
+        edges_left = self._judge_missed(missed_distance, missed_skin, (distance_feed, skin_feed), edges, allowance, now)
         self.last_button = button
         self._see(distance_feed.latest, skin_feed.latest)
         remote_stop = self.remote_stop is not None and self.remote_stop.take()
-        decision = ctl.step(
-            StepInputs(
-                now,
-                distance_feed,
-                skin_feed,
-                button,
-                allowance,
-                hw.guard.tripped,
-                remote_stop,
-                journal=self.journal_health(now),
-                button_edges=edges_left,
-            )
-        )
-        self.last_step_s = now
+        decision = self._decide(now, distance_feed, skin_feed, button, allowance, remote_stop, edges_left)
         # A new session's lamp stays off ('starting') until its start record is durable
         # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
         hw.guard.command(decision.lamp_on, now, decision.reason)
@@ -217,7 +214,13 @@ class Daemon:
         self._ping(now)
 
     def _judge_missed(
-        self, missed_distance, missed_skin, edges: list[tuple[float, bool]], allowance: Allowance, now: float
+        self,
+        missed_distance,
+        missed_skin,
+        feeds_now: tuple[SensorFeed, SensorFeed],
+        edges: list[tuple[float, bool]],
+        allowance: Allowance,
+        now: float,
     ) -> tuple[tuple[float, bool], ...]:
         """Sub-steps: the samples published since the last step, other than each sensor's
         newest (the step itself judges those), one decision each at its own instant, oldest
@@ -229,7 +232,6 @@ class Daemon:
         edges_left = tuple(edges)
         if not missed_distance and not missed_skin:
             return edges_left
-        hw, ctl = self.hw, self.controller
         missed = sorted([*missed_distance, *missed_skin], key=lambda sample: sample.t_s)
         distance, skin = self.seen_distance, self.seen_skin
         level = self.last_button
@@ -242,24 +244,40 @@ class Daemon:
             taken = _edges_until(edges_left, at_s)
             edges_left = edges_left[len(taken) :]
             level = taken[-1][1] if taken else level
-            decision = ctl.step(
-                StepInputs(
-                    at_s,
-                    _feed_of(distance),
-                    _feed_of(skin),
-                    level,
-                    allowance,
-                    hw.guard.tripped,
-                    False,
-                    journal=self.journal_health(at_s),
-                    button_edges=taken,
-                )
+            decision = self._decide(
+                at_s, _feed_of(distance, feeds_now[0]), _feed_of(skin, feeds_now[1]), level, allowance, False, taken
             )
-            self.last_step_s = at_s
             self.readout.observe(decision, at_s)
             for name, fields in decision.events:
                 self._record(name, fields, at_s)
         return edges_left
+
+    def _decide(
+        self,
+        at_s: float,
+        distance: SensorFeed,
+        skin: SensorFeed,
+        button: bool,
+        allowance: Allowance,
+        remote_stop: bool,
+        edges: tuple[tuple[float, bool], ...],
+    ) -> Decision:
+        """One decision of the safety controller at `at_s` (a step's or a sub-step's)."""
+        decision = self.controller.step(
+            StepInputs(
+                at_s,
+                distance,
+                skin,
+                button,
+                allowance,
+                self.hw.guard.tripped,
+                remote_stop,
+                journal=self.journal_health(at_s),
+                button_edges=edges,
+            )
+        )
+        self.last_step_s = at_s
+        return decision
 
     def _see(self, distance: Sample | None, skin: Sample | None) -> None:
         """The newest samples the step judges: the next step's sub-steps start after them."""
@@ -351,13 +369,21 @@ class Daemon:
 
     def _allowance(self, now: float, refresh: bool) -> Allowance:
         """The daily-limit allowance from the sessions the writer read back after its newest
-        commit (JournalHealth.limits_current says whether that includes every session record)."""
-        if refresh or self.allowance is None or now - self.allowance_at_s >= ALLOWANCE_REFRESH_S:
+        commit (JournalHealth.limits_current says whether that includes every session record).
+        Recomputed at a button change, after each commit (a session start counts as soon as it is
+        durable, not up to ALLOWANCE_REFRESH_S later), and at least every ALLOWANCE_REFRESH_S."""
+        view = self.writer.limits_view()
+        if (
+            refresh
+            or self.allowance is None
+            or view.as_of_ticket != self.allowance_ticket
+            or now - self.allowance_at_s >= ALLOWANCE_REFRESH_S
+        ):
             wall = self.clock.wall()
             synced = self.clock_synced()
             if synced:
                 self.writer.note_clock_synced(wall, now)
-            view = self.writer.limits_view()
+                view = self.writer.limits_view()  # a simulated disk commits inside the note
             self.allowance = start_allowance(
                 view.sessions,
                 now_wall=wall,
@@ -369,7 +395,7 @@ class Daemon:
                 min_gap_s=self.cfg.session.min_gap_minutes * 60.0,
                 max_daily_dose_cem43=self.cfg.session.max_daily_dose_cem43,
             )
-            self.allowance_at_s = now
+            self.allowance_at_s, self.allowance_ticket = now, view.as_of_ticket
         return self.allowance
 
     def _record(self, name: EventKind, fields: dict, now: float) -> None:
