@@ -46,6 +46,10 @@ SIM_FINISH_GRACE_S = 0.05
 # At the full distance rate this covers 2 s of a loop that did not step (the guard has cut
 # the relay by then); older ones are dropped, and the loop still judges the newest.
 HISTORY_SAMPLES = 64
+# Real time: a read due sooner than this starts at once. A source that paces itself (the
+# VL53L0X waits for its own next measurement) is often due a fraction of a millisecond after
+# the previous read returns; sleeping for that would only add a wake-up.
+MIN_WAIT_S = 0.002
 
 # -> (value, ambient_c or None, light rates or None)
 ReadFn = Callable[[], tuple[float, float | None, LightRates | None]]
@@ -216,7 +220,8 @@ class Sampler:
                     with self._lock:
                         self._due_base_s, self._due_n = now, 0
                     continue
-                self._wake.wait(due_s - now)
+                if due_s - now >= MIN_WAIT_S:  # a shorter wait costs a wake-up and saves nothing
+                    self._wake.wait(due_s - now)
 
         self._thread = threading.Thread(target=run, name=f"irlamp-{self.name}", daemon=True)
         self._thread.start()

@@ -38,7 +38,7 @@ class Clock:
 
 # -- the sampler ----------------------------------------------------------------------------
 def test_idle_periods_are_the_documented_rates():
-    assert (IDLE_D_S, IDLE_S_S) == (IDLE_DISTANCE_PERIOD_S, IDLE_SKIN_PERIOD_S) == (0.2, 0.5)
+    assert (IDLE_D_S, IDLE_S_S) == (IDLE_DISTANCE_PERIOD_S, IDLE_SKIN_PERIOD_S) == (0.5, 1.0)
 
 
 def test_sampler_starts_idle_and_the_switch_makes_a_read_due_at_once():
@@ -95,13 +95,14 @@ def _idle_doubts(judge: SensorJudge, doubted_at: set[int], count: int) -> list[s
 
 
 def test_the_doubt_share_window_holds_as_many_samples_at_the_idle_rate():
-    """A share of a few samples is noise: at 5 Hz a 10 s window holds 50 readings, where a burst
-    of 6 doubts in 3 % glare already crosses 10 %. The window scales with the rate like the
-    other bounds, so the same number of readings is judged (the glare scenario latched
-    distance_unreliable while idle before this)."""
+    """A share of a few samples is noise: at the idle rate a 10 s window would hold 20 readings
+    (50 at 5 Hz, where a burst of 6 doubts in 3 % glare already crossed 10 %). The window
+    scales with the rate like the other bounds, so the same number of readings is judged (the
+    glare scenario latched distance_unreliable while idle before this)."""
     share = CFG.faults.distance_unreliable_share
     window_samples = round(CFG.faults.distance_unreliable_window_s / FULL_D_S)  # ~300
-    burst = set(range(400, 400 + int(share * 50) + 2))  # > share of 50 readings, < share of 300
+    unscaled = round(CFG.faults.distance_unreliable_window_s / IDLE_D_S)  # readings in 10 s idle
+    burst = set(range(400, 400 + int(share * unscaled) + 2))  # > share of those, < share of 300
     assert _idle_doubts(_judge(), burst, 450).count("unreliable") == 0
     # a real share over a whole (scaled) window still latches
     steady = {i for i in range(0, 2 * window_samples) if i % 5 == 0}  # 20 % of the readings
@@ -231,7 +232,7 @@ def test_idle_rate_in_the_daemon_full_rate_from_the_press_and_idle_again_after(t
     assert 10.0 in read_times["distance"] and 10.0 in read_times["skin"]
     started = run.first("session_started")
     assert started is not None and started["t"] <= 10 + 0.2 + 2 * CFG.button.bounce_ms / 1000.0
-    # idle before the press: 5 Hz / 2 Hz; the session: full rate; idle again after the hold
+    # idle before the press: 2 Hz / 1 Hz; the session: full rate; idle again after the hold
     assert count("distance", 2, 9.9) == pytest.approx(7.9 / IDLE_D_S, abs=2)
     assert count("skin", 2, 9.9) == pytest.approx(7.9 / IDLE_S_S, abs=2)
     assert count("distance", 11, 19) == pytest.approx(8 / FULL_D_S, abs=2)

@@ -1,7 +1,7 @@
 """Idle-rate sampling: with no session, the sensors are read slowly. Pure: no I/O, no clock.
 
 A daemon spends most of its life waiting for a button press. While no session exists and
-the button is not in use, the samplers read at their idle rate (distance 5 Hz, skin 2 Hz);
+the button is not in use, the samplers read at their idle rate (distance 2 Hz, skin 1 Hz);
 the judge's time bounds scale with the rate (controller/core/sensor_health.py, rule 7), so a
 sensor that fails while idle is still caught, within the scaled bound. The button's
 press edge switches both samplers to the full rate at once (drivers/hardware.py wires the
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from controller.core.settings import Config
 
-IDLE_DISTANCE_PERIOD_S = 0.2  # 5 Hz (full rate: the VL53L0X's timing budget, 33 ms)
-IDLE_SKIN_PERIOD_S = 0.5  # 2 Hz (full rate: skin.period_ms, 250 ms)
+IDLE_DISTANCE_PERIOD_S = 0.5  # 2 Hz (full rate: the VL53L0X's timing budget, 33 ms)
+IDLE_SKIN_PERIOD_S = 1.0  # 1 Hz (full rate: skin.period_ms, 250 ms)
 FULL_RATE_HOLD_S = 2.0  # after the last button edge (a press is being decided)
 # Quiet idle: the loop steps at least this often (and at the heartbeat LED's edges), judging
 # every sample since its last step; a bound that runs out (a hung read, a sensor gone silent)
 # is acted on within this of running out. A hazard the samplers cut wakes it at once.
-IDLE_LOOP_PERIOD_S = 0.5
+IDLE_LOOP_PERIOD_S = 1.0
 
 
 def idle_periods_s(cfg: Config) -> tuple[float, float]:
