@@ -70,14 +70,6 @@ class Rig:
         assert self.relay_pin_on(), self.events
 
 
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path)
-    yield r
-    r.hw.close()
-    r.journal.close()
-
-
 def test_exception_in_a_step_turns_the_lamp_off_and_latches(rig, monkeypatch):
     rig.start_session()
 

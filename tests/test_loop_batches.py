@@ -19,14 +19,6 @@ from drivers.sampler import HISTORY_SAMPLES, Sampler
 PERIOD_S = 1 / 30
 
 
-@pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path)
-    yield r
-    r.hw.close()
-    r.journal.close()
-
-
 def _samples_between_steps(rig: Rig, reads: list) -> None:
     """Publish one distance sample per entry of `reads` (a value in mm or an exception to
     raise), a distance period apart, without a loop step in between; then one step."""

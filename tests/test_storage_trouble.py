@@ -22,7 +22,6 @@ import textwrap
 import pytest
 from nobody_helpers import directory_for_nobody, why_nobody_was_denied
 from scenario_helpers import DEFAULT_CONFIG, PYTHON, REPO, cli_env, run_cli, run_cli_as_nobody
-from test_daemon_exceptions import rig  # noqa: F401  (a fixture: the same daemon rig)
 
 from controller.service.journal import Journal, journal_path
 from controller.service.status_reader import format_status
