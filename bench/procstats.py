@@ -10,6 +10,7 @@ threads) per wall second; memory is VmHWM (peak resident set) from /proc/<pid>/s
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -22,6 +23,28 @@ Command = Callable[[Path], list[str]]  # argv for a run whose scratch directory 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT_S = 15.0
+# On a Pi the status file is written to /run/irlamp, a tmpfs (systemd's RuntimeDirectory=):
+# the measured program gets a runtime directory on a tmpfs too when the machine has one, so
+# its once-a-second status write is not measured as an fsync on the build machine's disk.
+TMPFS = Path("/dev/shm")
+TMPFS_MARKER = "tmpfs-runtime-dir"  # in the scratch directory: the tmpfs directory to remove
+
+
+def runtime_dir(workdir: Path) -> Path:
+    """A runtime directory for a run whose scratch directory is `workdir`: on a tmpfs if the
+    machine has a writable one (removed with the run), else `workdir/run`."""
+    if TMPFS.is_dir() and os.access(TMPFS, os.W_OK | os.X_OK):
+        path = Path(tempfile.mkdtemp(prefix="irlamp-bench-run-", dir=TMPFS))
+        (workdir / TMPFS_MARKER).write_text(str(path))
+        return path
+    path = workdir / "run"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def runtime_on_tmpfs() -> bool:
+    """Whether `runtime_dir` puts the status file on a tmpfs on this machine."""
+    return TMPFS.is_dir() and os.access(TMPFS, os.W_OK | os.X_OK)
 
 
 class ProcessError(Exception):
@@ -150,6 +173,9 @@ class Program:
                     self.proc.kill()
                     self.proc.wait()
         self.notified.close()
+        marker = self.workdir / TMPFS_MARKER
+        if marker.exists():
+            shutil.rmtree(marker.read_text(), ignore_errors=True)
 
 
 def measure_program(
@@ -198,9 +224,8 @@ def irlamp_command(workdir: Path) -> list[str]:
     """`irlamp run --simulate` with its journal and status file in `workdir`."""
     import sys
 
-    state, runtime = workdir / "state", workdir / "run"
+    state, runtime = workdir / "state", runtime_dir(workdir)
     state.mkdir(exist_ok=True)
-    runtime.mkdir(exist_ok=True)
     config = Path(__file__).resolve().parent.parent / "config" / "lamp.yaml"
     return [
         sys.executable,
@@ -221,9 +246,8 @@ def emulated_command(workdir: Path) -> list[str]:
     """`irlamp run` on the real readers over emulated chips (bench/emulated_program.py)."""
     import sys
 
-    state, runtime = workdir / "state", workdir / "run"
+    state, runtime = workdir / "state", runtime_dir(workdir)
     state.mkdir(exist_ok=True)
-    runtime.mkdir(exist_ok=True)
     return [sys.executable, "-m", "bench.emulated_program", "--state-dir", str(state), "--runtime-dir", str(runtime)]
 
 

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.procstats import runtime_on_tmpfs
+
 # -- statistics -------------------------------------------------------------------------------
 
 
@@ -87,6 +89,7 @@ def machine_facts() -> dict:
         "kernel": platform.release(),
         "arch": platform.machine(),
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "status_file_on_tmpfs": runtime_on_tmpfs(),  # as on a Pi (/run/irlamp): bench/procstats.py
         "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "executable": sys.executable,
     }
