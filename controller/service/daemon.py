@@ -323,13 +323,15 @@ class Daemon:
         every sample published since the previous one (`_judge_missed`).
 
         Quiet idle (no session, no fault, no refusal or buzz showing, samplers at their idle
-        rate): at the heartbeat LED's edges and at least every IDLE_LOOP_PERIOD_S; the status
-        file and the watchdog ping ride on those steps (at most that late; no wake-up of their
-        own). Otherwise at loop.rate_hz, and at the button's next deadline."""
+        rate): at the heartbeat LED's edges, when the status file is due (the watchdog ping
+        rides on that step) and at least every IDLE_LOOP_PERIOD_S. The status must not be late:
+        the bridge calls a daemon whose status is older than its daemon.stale_after_s (1.5 s at
+        the least) not running. Otherwise at loop.rate_hz, and at the button's next deadline."""
         now = self.clock.monotonic()
         wake = now + 1.0 / self.cfg.loop.rate_hz
         if self._quiet_idle(now):
-            wake = min(next_heartbeat_change_s(now), now + IDLE_LOOP_PERIOD_S)
+            status_due_s = max(now, self.last_status_s + self.status_interval_s)
+            wake = min(next_heartbeat_change_s(now), status_due_s, now + IDLE_LOOP_PERIOD_S)
         if (
             self.controller.state == "starting"
             and self.start_ticket is not None
