@@ -73,3 +73,26 @@ def test_in_quiet_idle_the_status_file_is_written_once_a_second_and_never_late(t
     finally:
         rig.hw.close()
         rig.journal.close()
+
+
+def test_the_step_at_the_status_due_instant_writes_it_and_the_loop_moves_on(tmp_path):
+    """The due instant is last + interval; a step exactly then must write the status, even when
+    (last + interval) - last rounds below the interval. It did not once: the simulator then
+    stepped at the same instant forever (the fault-matrix test hung)."""
+    rig = _quiet_idle_rig(tmp_path)
+    try:
+        daemon, clock = rig.daemon, rig.clock
+        rig.run(0.2)
+        last = 3.001  # (3.001 + 1.0) - 3.001 < 1.0 in binary floating point
+        assert (last + daemon.status_interval_s) - last < daemon.status_interval_s
+        assert last <= clock.monotonic() < last + daemon.status_interval_s
+        daemon.last_status_s = last
+        due = daemon.next_wake_s()
+        assert due <= last + daemon.status_interval_s
+        clock.advance_to(last + daemon.status_interval_s)
+        daemon.step()
+        assert daemon.last_status_s == clock.monotonic()  # written
+        assert daemon.next_wake_s() > clock.monotonic()
+    finally:
+        rig.hw.close()
+        rig.journal.close()

@@ -208,7 +208,7 @@ class Daemon:
                 now, ctl.state, first_fault, decision.warning, self.readout.refused, self.buzz_until_s, pause_reason
             )
         )
-        if now - self.last_status_s >= self.status_interval_s:
+        if now >= self.last_status_s + self.status_interval_s:  # the same sum as next_wake_s: a due step writes
             self.last_status_s = now
             self._write_status(now)
         self._ping(now)
