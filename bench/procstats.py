@@ -56,6 +56,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
+def voluntary_switches(pid: int) -> int:
+    """Voluntary context switches of all the process's threads: each is a thread going to
+    sleep (or waiting for a lock), so their rate is the process's wake-ups per second."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return total
+
+
 def status_field_kb(pid: int, name: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(name + ":"):
@@ -141,15 +155,16 @@ class Program:
     def cpu_percent_over(self, seconds: float) -> dict:
         """CPU of the whole process per wall second, over `seconds`, as % of one core."""
         pid = self.proc.pid
-        wall0, cpu0 = time.perf_counter(), cpu_seconds(pid)
+        wall0, cpu0, woken0 = time.perf_counter(), cpu_seconds(pid), voluntary_switches(pid)
         time.sleep(seconds)
-        wall1, cpu1 = time.perf_counter(), cpu_seconds(pid)
+        wall1, cpu1, woken1 = time.perf_counter(), cpu_seconds(pid), voluntary_switches(pid)
         if self.proc.poll() is not None:
             raise ProcessError(f"{self.argv[1:4]} exited during the CPU measurement: {self.stderr_tail()}")
         return {
             "cpu_percent": round(100.0 * (cpu1 - cpu0) / (wall1 - wall0), 3),
             "cpu_s": round(cpu1 - cpu0, 3),
             "wall_s": round(wall1 - wall0, 3),
+            "wakeups_per_s": round((woken1 - woken0) / (wall1 - wall0), 1),
         }
 
     def stderr_tail(self) -> str:

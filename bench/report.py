@@ -323,6 +323,10 @@ def pi_estimates(results: dict) -> dict:
 # -- the table ---------------------------------------------------------------------------------
 
 
+def _wakeups(program: dict, window: str) -> float | None:
+    return program["cpu_percent"].get("windows", {}).get(window, {}).get("wakeups_per_s")
+
+
 def _fmt(value, unit: str = "") -> str:
     if value is None:
         return "-"
@@ -436,6 +440,11 @@ def table(results: dict) -> str:
     )
     row("CPU idle, % of one core", lambda p: _fmt(p["cpu_percent"]["idle"]), "cpu_idle")
     row("CPU in a session, % of one core", lambda p: _fmt(p["cpu_percent"]["running"]), "cpu_running")
+    row(
+        "  wake-ups per second (voluntary switches), idle / session",
+        lambda p: f"{_fmt(_wakeups(p, 'idle'))} / {_fmt(_wakeups(p, 'running'))}",
+        None,
+    )
     loop = irl.get("loop") or {}
     if loop.get("steps_per_s") and loop.get("step_ms", {}).get("n"):
         sm = loop["step_ms"]
