@@ -120,11 +120,15 @@ def _idle_then_short_press(bench: Bench) -> None:
     """2 s of idle-rate samples (the controller is healthy), then a short press decided at the
     release; the newest samples are idle-rate ones."""
     _idle(bench)
+    _hold(bench)
+    _release(bench)
+
+
+def _hold(bench: Bench) -> None:
     bench.button = True
     for _ in range(4):
         bench.now += 0.05
         bench.step()
-    _release(bench)
 
 
 def _release(bench: Bench) -> None:
@@ -203,10 +207,7 @@ def test_a_start_waits_for_a_full_rate_skin_sample_when_the_idle_one_failed():
     start still waits for a full-rate one instead of refusing at once."""
     bench = Bench(CFG)
     _idle(bench)
-    bench.button = True
-    for _ in range(4):
-        bench.now += 0.05
-        bench.step()
+    _hold(bench)
     failed = bench.publish("skin", None, error="io_error")
     bench._latest["skin"] = Sample(failed.seq, failed.t_s, None, error="io_error", period_s=IDLE_S_S)
     _publish(bench, "distance", 401.0, None)

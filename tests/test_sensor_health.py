@@ -446,13 +446,9 @@ def test_doubted_samples_that_stop_coming_are_stale_only_past_stale_s():
     assert verdict.fault == "stale"
 
 
-@pytest.mark.parametrize("doubts, fault_at_window", [(9, True), (8, False)], ids=["share_above", "share_exactly"])
-def test_the_doubt_share_is_judged_from_exactly_one_window_and_only_above_the_share(doubts, fault_at_window):
-    """80 samples in the first window (10 s), `doubts` of them doubted, the last one at exactly
-    the window's end: 9/80 is above the 0.1 share, 8/80 is exactly it."""
-    lim = distance_limits(CFG, GRACE_S)
-    assert (lim.unreliable_window_s, lim.unreliable_share) == (10.0, 0.1)
-    judge = SensorJudge(lim, 0.0)
+def first_ten_seconds(judge: SensorJudge, doubts: int) -> list[tuple[float, str]]:
+    """Feed 80 samples over 10 s (one every TICK_S from TICK_S on), `doubts` of them doubted
+    (the last one among them); the (time, kind) of each fault the judge returned."""
     doubted = {80 - 9 * j for j in range(doubts)}
     faults = []
     for k in range(1, 81):
@@ -460,6 +456,16 @@ def test_the_doubt_share_is_judged_from_exactly_one_window_and_only_above_the_sh
         verdict = judge.judge(SensorFeed(sample), sample.t_s)
         if verdict.fault:
             faults.append((sample.t_s, verdict.fault))
+    return faults
+
+
+@pytest.mark.parametrize("doubts, fault_at_window", [(9, True), (8, False)], ids=["share_above", "share_exactly"])
+def test_the_doubt_share_is_judged_from_exactly_one_window_and_only_above_the_share(doubts, fault_at_window):
+    """80 samples in the first window (10 s), `doubts` of them doubted, the last one at exactly
+    the window's end: 9/80 is above the 0.1 share, 8/80 is exactly it."""
+    lim = distance_limits(CFG, GRACE_S)
+    assert (lim.unreliable_window_s, lim.unreliable_share) == (10.0, 0.1)
+    faults = first_ten_seconds(SensorJudge(lim, 0.0), doubts)
     assert faults == ([(lim.unreliable_window_s, "unreliable")] if fault_at_window else [])
 
 
@@ -503,8 +509,5 @@ def test_the_limits_follow_the_newest_sample_fed_else_the_newest_taken():
 
 def test_the_doubt_share_window_is_the_configured_one():
     cfg = config_with({"faults": {"distance_unreliable_window_s": 20.0}})
-    judge = SensorJudge(distance_limits(cfg, GRACE_S), 0.0)
-    doubted = {80 - 9 * j for j in range(9)}  # 9 of the first 80: above the share, but only 10 s watched
-    for k in range(1, 81):
-        sample = blinded(k, k * TICK_S) if k in doubted else Sample(k, k * TICK_S, 400.0 + k % 2)
-        assert judge.judge(SensorFeed(sample), sample.t_s).fault is None
+    # 9 of the first 80 samples doubted: above the share, but only 10 s of the 20 s window watched
+    assert first_ten_seconds(SensorJudge(distance_limits(cfg, GRACE_S), 0.0), 9) == []
