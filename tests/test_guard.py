@@ -13,7 +13,7 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from drivers.guard import STALL_LEAD_S, RelayGuard
+from drivers.guard import STALL_LEAD_S, RelayGuard, _ThreadSleep
 from drivers.relay import LampOutput
 from helpers_core import default_config
 
@@ -351,3 +351,70 @@ def test_the_guard_thread_keeps_checking_after_a_round_that_raised():
         assert done.wait(5.0), f"the thread stopped after {len(rounds)} round(s)"
     finally:
         rig.guard.stop_thread()
+
+
+# -- the guard thread's sleep and wake-ups, without real time (found by mutation testing) ---------
+class _RecordingCondition(threading.Condition):
+    """A condition whose wait returns at once and records its timeout: a sleep that was slept."""
+
+    def __init__(self) -> None:
+        super().__init__(threading.Lock())
+        self.waits: list[float] = []
+
+    def wait(self, timeout=None) -> bool:
+        self.waits.append(timeout)
+        return False
+
+
+def test_the_thread_sleep_waits_unless_woken_or_stopped_and_a_wake_is_used_once():
+    sleep = _ThreadSleep()
+    cond = sleep._cond = _RecordingCondition()
+    assert sleep.wait(0.5) is False and cond.waits == [0.5]  # nothing pending: it sleeps
+    sleep.wake()
+    assert sleep.wait(0.5) is False and cond.waits == [0.5]  # woken: returns at once
+    assert sleep.wait(0.25) is False and cond.waits == [0.5, 0.25]  # the wake was used up
+    sleep.wake()  # a wake before the wait is not lost ...
+    sleep.set()
+    assert sleep.wait(0.5) is True and cond.waits == [0.5, 0.25]  # ... and stopped ends the thread
+    assert sleep.wait(0.5) is True and cond.waits == [0.5, 0.25] and sleep.is_set()
+
+
+class _CountingSleep:
+    def __init__(self, rounds: int) -> None:
+        self.rounds, self.waits, self.wakes = rounds, [], 0
+
+    def wait(self, timeout_s):
+        self.waits.append(timeout_s)
+        return len(self.waits) > self.rounds
+
+    def wake(self) -> None:
+        self.wakes += 1
+
+    def set(self) -> None:
+        self.rounds = 0
+
+
+def test_command_wakes_the_thread_only_when_the_relay_goes_on():
+    rig = Rig()
+    sleep = rig.guard._stop = _CountingSleep(0)
+    rig.guard.command(False, 0.1, "idle")
+    assert sleep.wakes == 0
+    rig.guard.command(True, 0.2, "session_started")
+    assert sleep.wakes == 1
+    rig.guard.command(True, 0.3, "running")  # already on: the thread's deadline is running
+    assert sleep.wakes == 1
+
+
+def test_after_a_failed_round_the_guard_thread_sleeps_its_period(monkeypatch):
+    rig = Rig()
+    sleep = rig.guard._stop = _CountingSleep(3)
+
+    def broken_check(now_s):
+        raise OSError("bus gone")
+
+    monkeypatch.setattr(rig.guard, "check", broken_check)
+    rig.guard.start_thread(lambda: 1.0, CHECK_PERIOD_S)
+    rig.guard._thread.join(timeout=5.0)
+    assert not rig.guard._thread.is_alive()
+    assert sleep.waits == [CHECK_PERIOD_S] * 4
+    assert rig.guard.tripped == "guard_failed" and not rig.relay_on()

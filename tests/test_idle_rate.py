@@ -146,6 +146,27 @@ def _publish(bench: Bench, sensor: str, value: float, period_s: float | None) ->
 def _idle_then_short_press(bench: Bench) -> None:
     """2 s of idle-rate samples (the controller is healthy), then a short press decided at the
     release; the newest samples are idle-rate ones."""
+    _idle(bench)
+    _hold(bench)
+    _release(bench)
+
+
+def _hold(bench: Bench) -> None:
+    bench.button = True
+    for _ in range(4):
+        bench.now += 0.05
+        bench.step()
+
+
+def _release(bench: Bench) -> None:
+    bench.button = False
+    for _ in range(2):
+        bench.now += CFG.button.bounce_ms / 1000.0
+        bench.step()
+
+
+def _idle(bench: Bench) -> None:
+    """2 s of idle-rate samples: the controller is healthy."""
     t_end = bench.now + 2.0
     i = 0
     while bench.now < t_end:
@@ -155,14 +176,6 @@ def _idle_then_short_press(bench: Bench) -> None:
             _publish(bench, "distance", 400.0 + (i % 4), IDLE_D_S)
         if i % 5 == 0:
             _publish(bench, "skin", 33.0 + 0.01 * (i % 10), IDLE_S_S)
-        bench.step()
-    bench.button = True
-    for _ in range(4):
-        bench.now += 0.05
-        bench.step()
-    bench.button = False
-    for _ in range(2):
-        bench.now += CFG.button.bounce_ms / 1000.0
         bench.step()
 
 
@@ -193,6 +206,61 @@ def test_a_start_without_full_rate_samples_is_refused_after_the_wait():
     assert bench.fields_of("start_refused") == [{"reason": "sensor_unhealthy"}]
     assert bench.ctl.session is None and not bench.lamp_on()
     assert bench.ctl.start_waiting_since_s is None
+
+
+def test_the_wait_for_full_rate_samples_ends_exactly_at_start_fresh_wait_s():
+    bench = Bench(CFG, now=-2.5)  # exact binary times near 0: waiting_since + 0.1 is exactly 0.1 later
+    _idle(bench)
+    bench.now, bench.button = -0.5, True
+    for _ in range(4):
+        bench.now += 0.0625
+        bench.step()
+    bench.button = False
+    for _ in range(2):
+        bench.now += 0.03125  # the debounce time
+        bench.step()
+    waiting_since = bench.ctl.start_waiting_since_s
+    assert (waiting_since + START_FRESH_WAIT_S) - waiting_since == START_FRESH_WAIT_S
+    bench.now = waiting_since + START_FRESH_WAIT_S - 0.001
+    bench.step()
+    assert "start_refused" not in bench.names()
+    bench.now = waiting_since + START_FRESH_WAIT_S
+    bench.step()
+    assert bench.fields_of("start_refused") == [{"reason": "sensor_unhealthy"}]
+
+
+def test_a_start_waits_for_a_full_rate_skin_sample_when_the_idle_one_failed():
+    """The newest skin sample is an idle-rate read that failed (no good one to judge by): the
+    start still waits for a full-rate one instead of refusing at once."""
+    bench = Bench(CFG)
+    _idle(bench)
+    _hold(bench)
+    failed = bench.publish("skin", None, error="io_error")
+    bench._latest["skin"] = Sample(failed.seq, failed.t_s, None, error="io_error", period_s=IDLE_S_S)
+    _publish(bench, "distance", 401.0, None)
+    _release(bench)
+    assert "start_refused" not in bench.names() and bench.ctl.start_waiting_since_s is not None
+    bench.now += 0.02
+    _publish(bench, "distance", 401.5, None)
+    _publish(bench, "skin", 33.2, None)
+    bench.step()
+    assert bench.ctl.state == "running" and "start_refused" not in bench.names()
+
+
+def test_an_idle_rate_skin_sample_is_good_for_longer_than_a_full_rate_one():
+    """The skin judge scales its bounds with the skin sampler's idle period (rule 7): a skin
+    sample read at the idle rate is not in doubt while younger than the scaled doubt_s."""
+    bench = Bench(CFG)
+    full_doubt_s = bench.ctl.skin.limits.doubt_s
+    assert bench.ctl.skin.limits.at_period(IDLE_S_S).doubt_s > full_doubt_s + 0.1
+    _idle(bench)
+    last_skin = bench.ctl.skin.latest
+    for _ in range(16):  # distance only, until the skin sample is older than the full-rate doubt_s
+        bench.now += 0.05
+        _publish(bench, "distance", 400.0 + bench.now % 1, IDLE_D_S)
+        decision = bench.step()
+    assert bench.now - last_skin.t_s > full_doubt_s
+    assert decision.readings.skin == last_skin
 
 
 def test_a_refusal_for_a_latched_fault_does_not_wait():

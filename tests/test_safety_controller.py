@@ -12,8 +12,25 @@ import pytest
 
 from controller.core.indicators import REFUSAL_SHOW_S
 from controller.core.readings import NO_TARGET_MM, Sample
-from controller.core.safety import hazard_checks
-from helpers_core import COOLDOWN, DAILY_LIMIT, Bench, config_with, default_config, distance_period_s, skin_period_s
+from controller.core.safety import (
+    AMBIENT_WARN_EVERY_S,
+    JOURNAL_BUSY_S,
+    JOURNAL_STALL_S,
+    Decision,
+    JournalHealth,
+    hazard_checks,
+    journal_refusal,
+)
+from helpers_core import (
+    COOLDOWN,
+    DAILY_LIMIT,
+    TIGHT_OVERRIDES,
+    Bench,
+    config_with,
+    default_config,
+    distance_period_s,
+    skin_period_s,
+)
 
 CFG = default_config()
 D, S, SES, BTN = CFG.distance, CFG.skin, CFG.session, CFG.button
@@ -1056,3 +1073,277 @@ def test_a_distance_doubt_pause_that_never_clears_ends_the_session_after_max_pau
     (ended,) = bench.fields_of("session_ended")
     assert ended["reason"] == "distance_doubt_too_long" and bench.fault_codes() == []
     assert bench.first_time("session_ended") - paused_at == pytest.approx(10.0, abs=d_period)
+
+
+# -- the journal's health, a remote stop, the ambient light, the session record -----------------
+# (found untested by mutation testing: docs/mutation.md)
+def step_at(
+    bench: Bench, t_s: float, distance_mm: float | None = IN_BAND_MM, skin_c: float = 33.0, **distance
+) -> Decision:
+    """Publish one sample of each sensor at exactly `t_s` and step there (`distance`: the
+    distance sample's error or light rates)."""
+    bench.now = t_s
+    bench.publish("distance", distance_mm, **distance)
+    bench.publish("skin", skin_c)
+    return bench.step()
+
+
+def advance_to(bench: Bench, t_s: float, **run_kwargs) -> None:
+    """Run the sensors up to just before `t_s` and leave the clock exactly there."""
+    bench.run(t_s - bench.now - 1e-6, **run_kwargs)
+    bench.now = t_s
+
+
+@pytest.mark.parametrize(
+    "health, refusal",
+    [
+        (JournalHealth(), None),
+        (JournalHealth(full=True), "journal_busy"),
+        (JournalHealth(limits_current=False), "journal_busy"),
+        (JournalHealth(write_error="disk I/O error"), "journal_busy"),
+        (JournalHealth(stalled_s=JOURNAL_BUSY_S), None),
+        (JournalHealth(stalled_s=JOURNAL_BUSY_S + 0.01), "journal_busy"),
+    ],
+    ids=["healthy", "full", "limits_not_current", "write_error", "stalled_exactly_busy_s", "stalled_longer"],
+)
+def test_each_journal_trouble_alone_refuses_a_start_and_a_wait_of_exactly_busy_s_does_not(health, refusal):
+    assert journal_refusal(health) == refusal
+
+
+def test_a_start_with_a_busy_journal_is_refused_as_journal_busy():
+    bench = Bench(CFG)
+    bench.journal = JournalHealth(full=True)
+    bench.settle()
+    bench.press(0.2)
+    assert refusal_of(bench) == "journal_busy" and bench.ctl.session is None
+
+
+def test_the_lamp_waits_starting_until_the_session_start_is_durable():
+    bench = Bench(CFG)
+    bench.journal = JournalHealth(start_needs_commit=True, start_recorded=False)
+    bench.settle()
+    bench.press(0.2)
+    assert bench.fields_of("session_started") and bench.ctl.state == "starting"
+    assert not bench.lamp_on() and bench.last_decision.reason == "starting"
+    assert not any(d.lamp_on for _, d in bench.decisions)
+    bench.journal = JournalHealth(start_needs_commit=True, start_recorded=True)
+    bench.run(0.1)
+    assert bench.lamp_on() and bench.ctl.state == "running"
+
+
+def test_a_remote_stop_ends_the_session_and_the_decision_says_so_then_idle():
+    bench = running_bench()
+    bench.remote_stop = True
+    decision = bench.step(bench.now + 0.01)
+    assert not decision.lamp_on and decision.reason == "stopped_remotely"
+    assert [f["reason"] for f in bench.fields_of("session_ended")] == ["stopped_remotely"]
+    bench.remote_stop = False
+    assert bench.step(bench.now + 0.01).reason == "idle", "the end reason is said once, at the end"
+
+
+def test_the_second_session_end_is_named_in_its_decision_too():
+    bench = running_bench()
+    bench.press(0.2)  # stop
+    bench.run(1.0)
+    bench.press(0.2)  # start again
+    assert bench.lamp_on()
+    bench.remote_stop = True
+    assert bench.step(bench.now + 0.01).reason == "stopped_remotely"
+
+
+def test_a_failed_journal_commit_in_a_session_latches_journal_stalled_with_the_error():
+    bench = running_bench()
+    bench.journal = JournalHealth(write_error="disk I/O error")
+    decision = bench.step(bench.now + 0.01)
+    assert not decision.lamp_on and decision.reason == "journal_stalled"
+    assert bench.fields_of("fault") == [
+        {"code": "journal_stalled", "detail": "records cannot be written: disk I/O error"}
+    ]
+    assert [f["reason"] for f in bench.fields_of("session_ended")] == ["fault"]
+
+
+def test_a_record_waiting_longer_than_stall_s_latches_journal_stalled_and_exactly_stall_s_does_not():
+    bench = running_bench()
+    bench.journal = JournalHealth(stalled_s=JOURNAL_STALL_S)
+    bench.run(0.1)
+    assert bench.lamp_on() and bench.ctl.latched == []
+    bench.journal = JournalHealth(stalled_s=JOURNAL_STALL_S + 0.5)
+    decision = bench.step(bench.now + 0.01)
+    assert not decision.lamp_on and decision.reason == "journal_stalled"
+    detail = f"a journal record has waited {JOURNAL_STALL_S + 0.5:.1f} s for its commit"
+    assert bench.fields_of("fault") == [{"code": "journal_stalled", "detail": detail}]
+    assert [f["reason"] for f in bench.fields_of("session_ended")] == ["fault"]
+
+
+def test_ambient_light_at_the_warning_level_is_recorded_at_most_once_a_minute():
+    bench = Bench(CFG)
+    t0 = bench.now
+    tick_s = 1 / 32  # exact binary times, so that "exactly a minute on" is exact
+    for k in range(1, 5):
+        step_at(bench, t0 + tick_s * k)
+    step_at(bench, t0 + 5 * tick_s, None, error="unreliable", ambient_rate_mcps=0.5)  # 1 of 6 doubted
+    step_at(bench, t0 + 6 * tick_s, ambient_rate_mcps=D.ambient_warn_mcps)  # exactly at the warning level
+    first = {"ambient_mcps": D.ambient_warn_mcps, "warn_mcps": D.ambient_warn_mcps}
+    first |= {"doubt_mcps": D.ambient_doubt_mcps, "doubt_share": 0.167}
+    assert bench.fields_of("ambient_high") == [first]
+    warned_at = bench.now
+    step_at(bench, warned_at + tick_s, ambient_rate_mcps=5.0)
+    advance_to(bench, warned_at + 59.0)
+    step_at(bench, warned_at + 59.0, ambient_rate_mcps=5.0)
+    assert len(bench.fields_of("ambient_high")) == 1, "again within the minute"
+    advance_to(bench, warned_at + AMBIENT_WARN_EVERY_S)
+    step_at(bench, warned_at + AMBIENT_WARN_EVERY_S, ambient_rate_mcps=1.23456)  # exactly a minute on
+    second = {"ambient_mcps": 1.23, "warn_mcps": D.ambient_warn_mcps, "doubt_mcps": D.ambient_doubt_mcps}
+    assert bench.fields_of("ambient_high")[1:] == [second | {"doubt_share": 0.0}]
+    advance_to(bench, warned_at + 3 * AMBIENT_WARN_EVERY_S)
+    step_at(bench, warned_at + 3 * AMBIENT_WARN_EVERY_S, ambient_rate_mcps=D.ambient_warn_mcps - 0.01)
+    assert len(bench.fields_of("ambient_high")) == 2, "light below the warning level is not recorded"
+
+
+def test_the_session_record_counts_only_its_own_distance_samples_and_doubts():
+    bench = Bench(CFG)
+    bench.settle()
+    for _ in range(2):  # doubted samples before the session
+        bench.publish("distance", None, error="unreliable")
+        bench.step(bench.now + 0.01)
+        bench.run(0.5)
+    bench.start_session()
+    start = next(d for _, d in bench.decisions if ("session_started" in [e.kind for e in d.events]))
+    seq_at_start = start.readings.light.seq
+    for _ in range(3):  # three doubted samples in the session
+        bench.run(0.5)
+        bench.publish("distance", None, error="unreliable")
+        bench.step(bench.now + 0.01)
+    bench.run(0.5)
+    bench.remote_stop = True
+    bench.step(bench.now + 0.01)
+    (ended,) = bench.fields_of("session_ended")
+    assert ended["distance_samples"] == bench.ctl.distance.latest.seq - seq_at_start
+    assert ended["distance_doubts"] == 3
+
+
+def test_the_session_record_has_the_heat_dose_to_a_millionth():
+    cfg = config_with({"skin": {"comfort_c": None}})
+    bench = running_bench(cfg)
+    bench.run(31.0, skin_c=42.0)
+    dose = bench.ctl.session.dose.cem43
+    bench.remote_stop = True
+    bench.step(bench.now + 0.01)
+    (ended,) = bench.fields_of("session_ended")
+    # about 31 s at 42 C: half a minute at a quarter of the rate at 43 C (a hair more: the noise)
+    assert ended["dose_cem43"] == pytest.approx(31.0 / 60.0 * 0.25, rel=0.05)
+    assert round(dose, 6) != round(dose, 7), "the dose needs more than six decimals for this test"
+    assert ended["dose_cem43"] == round(dose, 6)
+
+
+def test_a_pause_that_ends_on_a_doubted_sample_ends_the_session_as_distance_doubt_too_long():
+    bench = running_bench()
+    bench.run(0.2, distance_mm=D.min_mm - 50.0)
+    paused_at = bench.first_time("paused")
+    advance_to(bench, paused_at + D.max_pause_s, distance_mm=D.min_mm - 50.0)
+    assert bench.ctl.session is not None
+    decision = step_at(bench, paused_at + D.max_pause_s, None, error="unreliable")
+    assert [f["reason"] for f in bench.fields_of("paused")] == ["too_close", "distance_doubt"]
+    assert [f["reason"] for f in bench.fields_of("session_ended")] == ["distance_doubt_too_long"]
+    assert not decision.lamp_on and bench.ctl.latched == []
+
+
+# -- SR-14 comfort control at its edges -----------------------------------------------------------
+def cooling_bench() -> tuple[Bench, float]:
+    """A session whose skin reached the comfort set point at an exact time t0 (returned); the
+    resume point is comfort_c - 0.5 C = 40.5 C."""
+    bench = running_bench(config_with({"skin": {"comfort_hysteresis_c": 0.5}}))
+    t0 = float(math.ceil(bench.now) + 1)
+    advance_to(bench, t0)
+    assert not step_at(bench, t0, skin_c=S.comfort_c).lamp_on
+    assert bench.ctl.state == "cooling"
+    return bench, t0
+
+
+def test_comfort_resumes_exactly_at_the_resume_point_after_exactly_min_off_s():
+    bench, t0 = cooling_bench()
+    advance_to(bench, t0 + SES.min_off_s, skin_c=40.6)
+    decision = step_at(bench, t0 + SES.min_off_s, skin_c=40.5)
+    assert decision.lamp_on and bench.ctl.state == "running"
+    assert bench.fields_of("cooled") == [{"skin_c": 40.5, "off_s": SES.min_off_s}]
+
+
+def test_comfort_does_not_resume_a_hair_above_the_resume_point():
+    bench, t0 = cooling_bench()
+    advance_to(bench, t0 + SES.min_off_s + 1.0, skin_c=40.6)
+    assert not step_at(bench, t0 + SES.min_off_s + 1.0, skin_c=40.51).lamp_on
+    assert bench.fields_of("cooled") == []
+
+
+def test_the_cooled_event_records_the_off_time_to_the_millisecond():
+    bench, t0 = cooling_bench()
+    advance_to(bench, t0 + SES.min_off_s + 0.0006, skin_c=40.6)
+    assert step_at(bench, t0 + SES.min_off_s + 0.0006, skin_c=40.0).lamp_on
+    (cooled,) = bench.fields_of("cooled")
+    assert cooled == {"skin_c": 40.0, "off_s": round(SES.min_off_s + 0.001, 3)}
+
+
+def test_skin_reaching_exactly_the_set_point_proves_heating():
+    """A skin held at the set point may never rise heating_min_rise_c above where it started
+    (a warm start): reaching comfort_c, to the last bit, is the proof the lamp heats it."""
+    cfg = config_with(TIGHT_OVERRIDES)  # comfort 38.5, hysteresis 0.7, heating check 30 s, rise 0.5
+    bench = running_bench(cfg, skin_c=38.2)
+    bench.run(0.5, skin_c=cfg.skin.comfort_c, noise=False)
+    assert bench.ctl.state == "cooling"
+    bench.run(cfg.session.min_off_s + 1.0, skin_c=37.7)
+    assert bench.lamp_on()
+    bench.run(cfg.skin.heating_check_s, skin_c=37.7)  # never again above the start
+    assert bench.ctl.session.on_s >= cfg.skin.heating_check_s
+    assert bench.lamp_on() and bench.fault_codes() == []
+
+
+def test_doubt_switch_ons_leave_the_allowance_of_the_other_switch_ons_untouched():
+    cfg = config_with({"session": {"max_switches": 2}})
+    bench = running_bench(cfg)  # switch-on 1
+    for _ in range(3):  # three switch-ons after a one-sample doubt: counted apart
+        bench.publish("distance", IN_BAND_MM, error="unreliable")
+        assert not bench.step(bench.now + 0.01).lamp_on
+        bench.run(cfg.distance.resume_after_s + 0.5)
+    bench.run(1.0, distance_mm=cfg.distance.min_mm - 20)  # too close, back: switch-on 2 of 2
+    bench.run(cfg.distance.resume_after_s + 0.5)
+    assert bench.lamp_on() and bench.fields_of("session_ended") == []
+    assert (bench.ctl.session.switches, bench.ctl.session.doubt_switches) == (5, 3)
+
+
+# -- resuming after a pause: what counts as "continuously in the band" ----------------------------
+def test_a_reading_exactly_at_absent_mm_does_not_count_towards_the_resume_wait():
+    cfg = config_with(TIGHT_OVERRIDES)  # absent 700 mm, offset 30 mm: read 730 mm
+    d = cfg.distance
+    bench = running_bench(cfg)
+    bench.run(1.0, distance_mm=d.absent_mm + d.offset_mm, noise=False)
+    assert bench.ctl.state == "paused"
+    back = bench.now
+    bench.run(d.resume_after_s + 0.3)
+    first_in_band = back + distance_period_s(cfg)
+    resumed_at = bench.first_time("resumed")
+    assert resumed_at - first_in_band == pytest.approx(d.resume_after_s, abs=1e-6)
+
+
+def test_a_gap_of_exactly_doubt_s_between_good_readings_keeps_the_resume_wait():
+    """One doubted sample between good ones (their gap exactly the judge's doubt_s) does not
+    restart the wait for the person to be back in the band."""
+    cfg = config_with(TIGHT_OVERRIDES)  # distance period 0.1 s: doubt_s 0.25 s
+    d = cfg.distance
+    bench = running_bench(cfg)
+    doubt_s = bench.ctl.distance.limits.doubt_s
+    assert doubt_s == 0.25
+    bench.run(1.0, distance_mm=300.0)
+    assert bench.ctl.state == "paused"
+    tick_s = 0.125  # exact binary times
+    t0 = math.ceil(bench.now / tick_s) * tick_s
+    back_at = t0 + tick_s
+    step_at(bench, t0, 300.0)
+    k = 1
+    while bench.ctl.state == "paused" and k < 40:
+        t = t0 + k * tick_s
+        if t == back_at + 0.625:
+            step_at(bench, t, None, error="unreliable")  # good readings at +0.5 and +0.75
+        else:
+            step_at(bench, t, IN_BAND_MM + k % 2)
+        k += 1
+    assert bench.first_time("resumed") == back_at + d.resume_after_s

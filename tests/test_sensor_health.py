@@ -12,7 +12,7 @@ import pytest
 
 from controller.core.readings import Sample, SensorFeed
 from controller.core.safety import distance_limits, skin_limits
-from controller.core.sensor_health import SensorJudge
+from controller.core.sensor_health import SensorJudge, Verdict, sample_problem
 from drivers.sensor_source import NO_TARGET_MM
 from helpers_core import config_with, default_config
 
@@ -382,3 +382,132 @@ def test_limits_at_a_slower_period_scale_every_time_bound_and_say_their_period()
 def test_a_judge_that_has_seen_no_sample_reports_no_doubt_share():
     judge = SensorJudge(distance_limits(CFG, 2.0), 0.0)
     assert judge.doubt_share() == 0.0
+
+
+# -- SR-15 graded doubt at its edges, and the counters (found untested by mutation testing) ----
+TICK_S = 0.125  # exact binary sample times, so that the boundaries below are exact
+
+
+def blinded(seq: int, t_s: float) -> Sample:
+    return Sample(seq, t_s, None, error="unreliable", detail="blinded")
+
+
+def judged(judge: SensorJudge, samples: list[Sample], now_s: float | None = None):
+    verdict = None
+    for sample in samples:
+        verdict = judge.judge(SensorFeed(sample), sample.t_s)
+    if now_s is not None:
+        verdict = judge.judge(SensorFeed(samples[-1]), now_s)
+    return verdict
+
+
+def test_a_good_sample_has_no_problem_and_no_detail():
+    assert sample_problem(distance_limits(CFG, GRACE_S), Sample(1, 0.0, 400.0)) == (None, "")
+
+
+def test_before_any_sample_the_verdict_is_not_ready_and_not_unreliable():
+    judge = SensorJudge(distance_limits(CFG, GRACE_S), 0.0)
+    assert judge.judge(SensorFeed(None), 0.1) == Verdict(None, doubt="distance_not_ready")
+
+
+def test_a_sensor_never_trustworthy_since_start_is_unreliable_just_past_the_bound():
+    lim = distance_limits(CFG, GRACE_S)
+    bound_s = max(lim.startup_grace_s, lim.unreliable_after_s)
+    judge = SensorJudge(lim, 0.0)
+    samples = [blinded(k, k * TICK_S) for k in range(1, int(bound_s / TICK_S) + 1)]
+    verdict = judged(judge, samples)
+    assert samples[-1].t_s == bound_s
+    assert verdict == Verdict(None, doubt="distance_not_ready", unreliable=True)
+    verdict = judged(judge, [blinded(len(samples) + 1, bound_s + TICK_S)])
+    detail = "no trustworthy reading since start (unreliable: blinded)"
+    assert (verdict.fault, verdict.detail) == ("unreliable", detail)
+
+
+def test_no_trustworthy_reading_for_exactly_unreliable_after_s_is_still_doubt():
+    lim = distance_limits(CFG, GRACE_S)
+    judge = SensorJudge(lim, 0.0)
+    samples = [Sample(0, 0.0, 400.0)] + [blinded(k, k * TICK_S) for k in range(1, 17)]
+    verdict = judged(judge, samples)
+    assert samples[-1].t_s == lim.unreliable_after_s
+    assert verdict == Verdict(None, doubt="distance_unreliable", unreliable=True)
+    verdict = judged(judge, [blinded(17, 17 * TICK_S)])
+    detail = f"no trustworthy reading for {17 * TICK_S:.2f} s (unreliable: blinded)"
+    assert (verdict.fault, verdict.detail) == ("unreliable", detail)
+
+
+def test_doubted_samples_that_stop_coming_are_stale_only_past_stale_s():
+    lim = distance_limits(CFG, GRACE_S)
+    assert lim.stale_s == 0.25
+    judge = SensorJudge(lim, 0.0)
+    samples = [Sample(0, 0.0, 400.0), blinded(1, TICK_S)]
+    verdict = judged(judge, samples, now_s=TICK_S + lim.stale_s)
+    assert verdict == Verdict(None, doubt="distance_unreliable", unreliable=True)
+    verdict = judge.judge(SensorFeed(samples[-1]), TICK_S + lim.stale_s + 0.001)
+    assert verdict.fault == "stale"
+
+
+def first_ten_seconds(judge: SensorJudge, doubts: int) -> list[tuple[float, str]]:
+    """Feed 80 samples over 10 s (one every TICK_S from TICK_S on), `doubts` of them doubted
+    (the last one among them); the (time, kind) of each fault the judge returned."""
+    doubted = {80 - 9 * j for j in range(doubts)}
+    faults = []
+    for k in range(1, 81):
+        sample = blinded(k, k * TICK_S) if k in doubted else Sample(k, k * TICK_S, 400.0 + k % 2)
+        verdict = judge.judge(SensorFeed(sample), sample.t_s)
+        if verdict.fault:
+            faults.append((sample.t_s, verdict.fault))
+    return faults
+
+
+@pytest.mark.parametrize("doubts, fault_at_window", [(9, True), (8, False)], ids=["share_above", "share_exactly"])
+def test_the_doubt_share_is_judged_from_exactly_one_window_and_only_above_the_share(doubts, fault_at_window):
+    """80 samples in the first window (10 s), `doubts` of them doubted, the last one at exactly
+    the window's end: 9/80 is above the 0.1 share, 8/80 is exactly it."""
+    lim = distance_limits(CFG, GRACE_S)
+    assert (lim.unreliable_window_s, lim.unreliable_share) == (10.0, 0.1)
+    faults = first_ten_seconds(SensorJudge(lim, 0.0), doubts)
+    assert faults == ([(lim.unreliable_window_s, "unreliable")] if fault_at_window else [])
+
+
+def test_the_share_window_keeps_a_sample_exactly_one_window_old_and_slides_on():
+    lim = distance_limits(CFG, GRACE_S)
+    judge = SensorJudge(lim, 0.0)
+    judged(judge, [Sample(1, 0.0, 400.0), blinded(2, TICK_S), Sample(3, 10.0, 400.5)])
+    assert judge.doubt_share() == pytest.approx(1 / 3)  # the sample at 0.0 is exactly 10 s old: kept
+    judged(judge, [Sample(4, 10.0625, 400.0)])
+    assert judge.doubt_share() == pytest.approx(1 / 3)  # it left; the doubted one is still in
+
+
+def test_a_judge_counts_its_samples_and_doubts_and_a_clean_start_has_no_doubt_share():
+    judge = SensorJudge(distance_limits(CFG, GRACE_S), 0.0)
+    samples = [Sample(k, k * TICK_S, 400.0 + k % 2) for k in range(1, 5)]
+    judged(judge, samples)
+    assert judge.doubt_share() == 0.0
+    judged(judge, [blinded(5, 5 * TICK_S), Sample(6, 6 * TICK_S, 400.0), blinded(7, 7 * TICK_S)])
+    assert (judge.samples_taken, judge.doubts_taken) == (7, 2)
+
+
+def test_a_sample_stamped_with_the_full_period_is_full_rate():
+    judge = SensorJudge(distance_limits(CFG, GRACE_S), 0.0)
+    period_s = judge.limits.period_s
+    assert judge.full_rate(Sample(1, 0.0, 400.0, period_s=period_s))
+    assert judge.full_rate(Sample(1, 0.0, 400.0))  # unstamped: the full rate
+    assert not judge.full_rate(Sample(1, 0.0, 400.0, period_s=2 * period_s))
+    assert not judge.full_rate(None)
+
+
+def test_the_limits_follow_the_newest_sample_fed_else_the_newest_taken():
+    lim = distance_limits(CFG, GRACE_S)
+    slow_s = 4 * lim.period_s
+    judge = SensorJudge(lim, 0.0)
+    idle = Sample(1, 0.0, 400.0, period_s=slow_s)
+    assert judge.limits_now(SensorFeed(idle)).period_s == slow_s  # fed, not yet taken
+    judge.judge(SensorFeed(idle), 0.0)
+    assert judge.limits_now(SensorFeed(None)).period_s == slow_s  # taken, the feed has none
+    assert judge.limits_now(SensorFeed(Sample(2, 0.1, 400.0))) is lim  # a newer full-rate one
+
+
+def test_the_doubt_share_window_is_the_configured_one():
+    cfg = config_with({"faults": {"distance_unreliable_window_s": 20.0}})
+    # 9 of the first 80 samples doubted: above the share, but only 10 s of the 20 s window watched
+    assert first_ten_seconds(SensorJudge(distance_limits(cfg, GRACE_S), 0.0), 9) == []
