@@ -22,6 +22,7 @@ from scenario_helpers import (
     write_scenario,
 )
 
+from controller.core.sampling import idle_periods_s
 from controller.service.journal import JournalReader
 
 CFG = default_config()
@@ -87,7 +88,11 @@ def test_json_contract_on_a_busy_scenario(tmp_path):
     ended = run.events("session_ended")
     assert [e["reason"] for e in ended] == ["stopped_by_button"]
     assert run.summary["lamp_on_s"] == pytest.approx(sum(e["on_s"] for e in ended), abs=0.05)
-    assert run.summary["faults"] == ["skin_io_error", "skin_stale"]
+    # the 2 s of failed reads (idle) latch io_error at the second one; stale only if they last
+    # longer than the idle-rate stale bound (skin_stale_s scaled by the idle rate: 4 s)
+    _, idle_skin_s = idle_periods_s(CFG)
+    stale_idle_s = CFG.faults.skin_stale_s * idle_skin_s / (CFG.skin.period_ms / 1000.0)
+    assert run.summary["faults"] == ["skin_io_error"] + (["skin_stale"] if stale_idle_s < 2.0 else [])
     assert run.first("fault_acknowledged") is not None
     assert run.first("start_refused")["reason"] == "cooldown"
 
@@ -173,8 +178,13 @@ def test_fault_event_every_kind_and_clear(tmp_path, sensor, kind):
     """Each kind latches `<sensor>_<kind>` first; after `clear` and a long press the sensor is
     healthy again and a start works."""
     # idle: the samplers read at their idle rate and 'frozen' takes as many samples as at the
-    # full rate (skin: 30 s), so the clear comes after the slowest idle frozen bound
-    clear_at = 34
+    # full rate (distance ~45 s, skin 60 s), so the clear comes after the slowest idle frozen bound
+    idle_d_s, idle_s_s = idle_periods_s(CFG)
+    frozen_idle_s = max(
+        CFG.faults.distance_frozen_s * idle_d_s / (CFG.distance.timing_budget_ms / 1000.0),
+        CFG.faults.skin_frozen_s * idle_s_s / (CFG.skin.period_ms / 1000.0),
+    )
+    clear_at = round(2 + frozen_idle_s + 4)
     events = [
         {"at": 2, "fault": {"sensor": sensor, "kind": kind}},
         {"at": clear_at, "fault": {"sensor": sensor, "kind": "clear"}},
