@@ -70,6 +70,11 @@ def _edges_until(edges: tuple[tuple[float, bool], ...], t_s: float) -> tuple[tup
     return edges[:count]
 
 
+def _seq_of(sample: Sample | None) -> int:
+    """The sample's number; 0 before the first (samplers count from 1)."""
+    return 0 if sample is None else sample.seq
+
+
 def _feed_of(sample: Sample | None, now_feed: SensorFeed) -> SensorFeed:
     """A sub-step's view of a sensor: that sample as the newest, no read in progress, and the
     sampler's period as it is now (only the loop and a press edge change it: the same as at
@@ -135,8 +140,8 @@ class Daemon:
         self.allowance_at_s = float("-inf")
         self.allowance_ticket = -1  # the journal commit (LimitsView.as_of_ticket) it was read from
         self.last_button = False
-        self.last_step_s = now
-        self._see(None, None)
+        self.seen_distance: Sample | None = None  # the newest samples the last step judged
+        self.seen_skin: Sample | None = None
         self.last_button_edge_s = float("-inf")
         self.buzz_until_s = 0.0
         self.exception_streak = 0
@@ -185,11 +190,11 @@ class Daemon:
         edges = hw.panel.take_button_edges()  # edges first: a later edge is also in the level
         button = hw.panel.button_pressed()
         allowance = self._allowance(now, refresh=bool(edges) or button != self.last_button)
-        missed_distance, distance_feed = hw.distance.feed_since(self.seen_distance_seq)
-        missed_skin, skin_feed = hw.skin.feed_since(self.seen_skin_seq)
+        missed_distance, distance_feed = hw.distance.feed_since(_seq_of(self.seen_distance))
+        missed_skin, skin_feed = hw.skin.feed_since(_seq_of(self.seen_skin))
         edges_left = self._judge_missed(missed_distance, missed_skin, (distance_feed, skin_feed), edges, allowance, now)
         self.last_button = button
-        self._see(distance_feed.latest, skin_feed.latest)
+        self.seen_distance, self.seen_skin = distance_feed.latest, skin_feed.latest
         remote_stop = self.remote_stop is not None and self.remote_stop.take()
         decision = self._decide(now, distance_feed, skin_feed, button, allowance, remote_stop, edges_left)
         # A new session's lamp stays off ('starting') until its start record is durable
@@ -232,15 +237,18 @@ class Daemon:
         edges_left = tuple(edges)
         if not missed_distance and not missed_skin:
             return edges_left
-        missed = sorted([*missed_distance, *missed_skin], key=lambda sample: sample.t_s)
+        missed = sorted(
+            [(sample, True) for sample in missed_distance] + [(sample, False) for sample in missed_skin],
+            key=lambda item: item[0].t_s,
+        )
         distance, skin = self.seen_distance, self.seen_skin
         level = self.last_button
-        for sample in missed:
-            if sample in missed_distance:
+        for sample, is_distance in missed:
+            if is_distance:
                 distance = sample
             else:
                 skin = sample
-            at_s = min(max(sample.t_s, self.last_step_s), now)
+            at_s = min(max(sample.t_s, self.controller.last_step_s), now)
             taken = _edges_until(edges_left, at_s)
             edges_left = edges_left[len(taken) :]
             level = taken[-1][1] if taken else level
@@ -263,7 +271,7 @@ class Daemon:
         edges: tuple[tuple[float, bool], ...],
     ) -> Decision:
         """One decision of the safety controller at `at_s` (a step's or a sub-step's)."""
-        decision = self.controller.step(
+        return self.controller.step(
             StepInputs(
                 at_s,
                 distance,
@@ -276,14 +284,6 @@ class Daemon:
                 button_edges=edges,
             )
         )
-        self.last_step_s = at_s
-        return decision
-
-    def _see(self, distance: Sample | None, skin: Sample | None) -> None:
-        """The newest samples the step judges: the next step's sub-steps start after them."""
-        self.seen_distance, self.seen_skin = distance, skin
-        self.seen_distance_seq = distance.seq if distance is not None else 0
-        self.seen_skin_seq = skin.seq if skin is not None else 0
 
     def _trace_retention_s(self) -> float:
         return self.cfg.records.trace_retention_days * 86400.0
