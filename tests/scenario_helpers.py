@@ -153,25 +153,19 @@ def run_cli_as_nobody(*args: str, groups: tuple[int, ...] = ()) -> subprocess.Co
     except KeyError:
         pytest.skip("no user nobody")
     group_args = ["--groups", ",".join(map(str, groups))] if groups else ["--clear-groups"]
-    env = cli_env()
-    env["HOME"] = "/nonexistent"
-    return subprocess.run(
-        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", *group_args, PYTHON, "-m", "controller.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    setpriv = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", *group_args]
+    return run_cli(*args, timeout_s=60.0, env_extra={"HOME": "/nonexistent"}, prefix=setpriv)
 
 
-def run_cli(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
-    """`python -m controller.cli ARGS` in the repo; text output captured."""
+def run_cli(
+    *args: str, timeout_s: float = 120.0, env_extra: dict[str, str] | None = None, prefix: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python -m controller.cli ARGS` in the repo (after `prefix`, e.g. setpriv), with
+    `env_extra` over cli_env(); text output captured, stdin empty."""
     return subprocess.run(
-        [PYTHON, "-m", "controller.cli", *args],
+        [*(prefix or []), PYTHON, "-m", "controller.cli", *args],
         cwd=REPO,
-        env=cli_env(),
+        env={**cli_env(), **(env_extra or {})},
         capture_output=True,
         text=True,
         timeout=timeout_s,

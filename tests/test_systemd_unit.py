@@ -188,23 +188,14 @@ def test_the_lgpio_directory_is_made_private_at_start(tmp_path):
 def test_a_shared_sticky_lg_wd_like_tmp_is_never_narrowed(tmp_path):
     """LG_WD=/tmp (inherited, e.g. from a program that ran irlamp in-process) must not make
     /tmp 0700 as root: that locked every other user out of /tmp on a shared machine."""
-    import os
     import stat
-    import sys
+
+    from scenario_helpers import run_cli
 
     shared = tmp_path / "shared-tmp"
     shared.mkdir()
     shared.chmod(0o1777)
-    env = {**os.environ, "LG_WD": str(shared), "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "controller.cli", "run", "--config", str(tmp_path / "missing.yaml")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_cli("run", "--config", str(tmp_path / "missing.yaml"), timeout_s=60.0, env_extra={"LG_WD": str(shared)})
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
     assert f"LG_WD={shared} is a shared directory" in proc.stderr
 
