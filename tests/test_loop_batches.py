@@ -134,3 +134,23 @@ def test_feed_since_returns_what_the_loop_has_not_seen_and_the_feed_in_one_look(
     assert [s.seq for s in missed] == [2, 3] and feed.latest.seq == 4
     missed, feed = sampler.feed_since(4)
     assert missed == () and feed.latest.seq == 4
+
+
+def test_a_sub_step_sees_a_read_that_was_already_blocked_at_its_instant(rig):
+    """A hung skin read while distance samples keep coming: whichever judges first after the
+    skin's stale bound runs out, a sub-step or the step, the fault is the hung read's."""
+    rig.start_session()
+    rig.world.set_fault("skin", "hang")
+    rig.hw.skin.step()  # the read that blocks: busy from now on
+    assert rig.hw.skin.feed().busy_since_s is not None
+    bound_s = rig.hw.skin.feed().busy_since_s + rig.cfg.faults.skin_stale_s
+    try:
+        while rig.clock.monotonic() < bound_s - 0.25:  # steps often enough for the guard
+            _samples_between_steps(rig, [400.0] * 5)
+        assert _faults(rig) == []
+        _samples_between_steps(rig, [400.0] * 12)  # the bound runs out at one of these
+        assert _faults(rig)[:1] == ["skin_hang"]
+        assert not rig.relay_pin_on()
+    finally:
+        rig.world.set_fault("skin", "clear")
+        rig.hw.skin.wait_idle(1.0)

@@ -75,11 +75,15 @@ def _seq_of(sample: Sample | None) -> int:
     return 0 if sample is None else sample.seq
 
 
-def _feed_of(sample: Sample | None, now_feed: SensorFeed) -> SensorFeed:
-    """A sub-step's view of a sensor: that sample as the newest, no read in progress, and the
-    sampler's period as it is now (only the loop and a press edge change it: the same as at
-    the sub-step's instant, or the full rate since, which is the stricter bound)."""
-    return SensorFeed(sample, None, now_feed.period_s)
+def _feed_of(sample: Sample | None, now_feed: SensorFeed, at_s: float) -> SensorFeed:
+    """A sub-step's view of a sensor at `at_s`: that sample as the newest; the read in
+    progress now if it had begun by `at_s` (it is still blocked, so it was then: a sub-step
+    that reaches the stale bound first names a hung read 'hang', as the step would), none
+    otherwise; and the sampler's period as it is now (only the loop and a press edge change
+    it: the same as at the sub-step's instant, or the full rate since, the stricter bound)."""
+    busy_since_s = now_feed.busy_since_s
+    blocked = busy_since_s is not None and busy_since_s <= at_s
+    return SensorFeed(sample, busy_since_s if blocked else None, now_feed.period_s)
 
 
 class DaemonEvent(StrEnum):
@@ -253,7 +257,13 @@ class Daemon:
             edges_left = edges_left[len(taken) :]
             level = taken[-1][1] if taken else level
             decision = self._decide(
-                at_s, _feed_of(distance, feeds_now[0]), _feed_of(skin, feeds_now[1]), level, allowance, False, taken
+                at_s,
+                _feed_of(distance, feeds_now[0], at_s),
+                _feed_of(skin, feeds_now[1], at_s),
+                level,
+                allowance,
+                False,
+                taken,
             )
             self.readout.observe(decision, at_s)
             for name, fields in decision.events:
