@@ -217,3 +217,37 @@ def test_remote_stop_mid_session_then_the_button_still_works():
     bench.press(0.2)  # a new session needs the button, and it still starts one
     assert [f["reason"] for f in bench.fields_of("session_ended")] == ["stopped_remotely"]
     assert bench.ctl.state == "running" and len(bench.fields_of("session_started")) == 2
+
+
+class CountingChannel:
+    """A stop channel that says 'stop' from `stop_from_call` on and counts the looks."""
+
+    def __init__(self, stop_from_call: int | None = None):
+        self.looks = 0
+        self.stop_from_call = stop_from_call
+
+    def take(self) -> bool:
+        self.looks += 1
+        return self.stop_from_call is not None and self.looks >= self.stop_from_call
+
+
+def test_the_loop_looks_at_the_stop_channel_a_few_times_a_second_not_at_every_step(rig):
+    """Each look is a system call (a non-blocking receive): issue 15 spends it REMOTE_STOP_LOOK_S
+    apart, not at every 20 Hz step; the bridge's own round trip is longer than that."""
+    from controller.service.daemon import REMOTE_STOP_LOOK_S
+
+    rig.start_session()
+    rig.daemon.remote_stop = channel = CountingChannel()
+    rig.run(2.0)
+    assert 2.0 / REMOTE_STOP_LOOK_S - 1 <= channel.looks <= 2.0 / REMOTE_STOP_LOOK_S + 1
+    assert rig.relay_pin_on()
+
+
+def test_a_remote_stop_ends_the_session_within_one_look_of_arriving(rig):
+    from controller.service.daemon import REMOTE_STOP_LOOK_S
+
+    rig.start_session()
+    rig.daemon.remote_stop = CountingChannel(stop_from_call=3)
+    rig.run(2 * REMOTE_STOP_LOOK_S + 0.1)  # the first look is at once, the third 2 looks (+ a step) later
+    assert [f["reason"] for name, f in rig.events if name == "session_ended"] == ["stopped_remotely"]
+    assert not rig.relay_pin_on()

@@ -57,6 +57,9 @@ FAULT_BUZZ_S = 1.0
 END_BUZZ_S = 0.3
 DRAIN_TIMEOUT_S = 15.0  # a clean stop waits this long for the journal backlog
 STATUS_CLOSE_TIMEOUT_S = 2.0
+# The remote stop channel is looked at this often, not at every step: a look is a system call
+# (a non-blocking receive), the bridge's own MQTT round trip is longer than this anyway.
+REMOTE_STOP_LOOK_S = 0.2
 TRACE_INTERVAL_S = 1.0  # a session's trace: one row about this often (and at each relay change)
 
 Emit = Callable[..., None]  # emit(kind, **fields): an EventKind or a DaemonEvent
@@ -140,6 +143,7 @@ class Daemon:
         self.last_trace_s = float("-inf")
         self.last_status_s = float("-inf")
         self.last_ping_s = float("-inf")
+        self.next_remote_look_s = float("-inf")
         self.allowance: Allowance | None = None
         self.allowance_at_s = float("-inf")
         self.allowance_ticket = -1  # the journal commit (LimitsView.as_of_ticket) it was read from
@@ -199,7 +203,7 @@ class Daemon:
         edges_left = self._judge_missed(missed_distance, missed_skin, (distance_feed, skin_feed), edges, allowance, now)
         self.last_button = button
         self.seen_distance, self.seen_skin = distance_feed.latest, skin_feed.latest
-        remote_stop = self.remote_stop is not None and self.remote_stop.take()
+        remote_stop = self._take_remote_stop(now)
         decision = self._decide(now, distance_feed, skin_feed, button, allowance, remote_stop, edges_left)
         # A new session's lamp stays off ('starting') until its start record is durable
         # (JournalHealth.start_recorded in a later step): a crash in between cannot lose it.
@@ -294,6 +298,13 @@ class Daemon:
                 button_edges=edges,
             )
         )
+
+    def _take_remote_stop(self, now: float) -> bool:
+        """A stop request from the bridge, looked for at most every REMOTE_STOP_LOOK_S."""
+        if self.remote_stop is None or now < self.next_remote_look_s:
+            return False
+        self.next_remote_look_s = now + REMOTE_STOP_LOOK_S
+        return self.remote_stop.take()
 
     def _trace_retention_s(self) -> float:
         return self.cfg.records.trace_retention_days * 86400.0

@@ -10,9 +10,10 @@ keeps `PrivateNetwork=yes`, AF_UNIX sockets on the file system still work.
 
 Promises:
 - `take()` never blocks: it drains at most `MAX_DATAGRAMS_PER_STEP` waiting datagrams and says
-  whether one of them was exactly `STOP_REQUEST`. The control loop calls it once per step and
-  hands the answer to the safety decision as an input (`StepInputs.remote_stop`), which ends a
-  running session like a button stop press and does nothing without one.
+  whether one of them was exactly `STOP_REQUEST`. The control loop calls it every 0.2 s
+  (`daemon.REMOTE_STOP_LOOK_S`; each call is a system call, not worth making at every step)
+  and hands the answer to the safety decision as an input (`StepInputs.remote_stop`), which
+  ends a running session like a button stop press and does nothing without one.
 - Every other datagram (any other bytes, empty, too long) is ignored and counted; the log gets
   at most one line per `LOG_EVERY_S` about them, with the running count.
 - There is no request to start a session, acknowledge a fault or change a setting: the
