@@ -153,8 +153,14 @@ class Sampler:
         with self._lock:
             latest = self._latest
             newest_seq = latest.seq if latest is not None else seen_seq
-            missed = tuple(s for s in self._history if seen_seq < s.seq < newest_seq)
-            return missed, SensorFeed(latest, self._busy_since, self.period_s)
+            missed: list[Sample] = []
+            for sample in reversed(self._history):  # newest first; usually one or two to look at
+                if sample.seq <= seen_seq:
+                    break
+                if sample.seq < newest_seq:
+                    missed.append(sample)
+            missed.reverse()
+            return tuple(missed), SensorFeed(latest, self._busy_since, self.period_s)
 
     def read_once(self) -> None:
         """One read, published as a Sample (value or error). Never raises."""
