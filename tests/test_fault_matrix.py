@@ -17,7 +17,7 @@ import math
 import pytest
 from scenario_helpers import ROUNDING_S, SimRun, default_config, press, run_sim, scenario
 
-from controller.core.sampling import IDLE_LOOP_PERIOD_S, idle_periods_s
+from controller.core.sampling import IDLE_LOOP_PERIOD_S, idle_periods_s, lamp_on_loop_period_s
 
 CFG = default_config()
 SENSORS = ("distance", "skin")
@@ -33,7 +33,10 @@ IDLE_PERIOD_S = dict(zip(SENSORS, idle_periods_s(CFG), strict=True))
 IDLE_FACTOR = {s: IDLE_PERIOD_S[s] / PERIOD_S[s] for s in SENSORS}
 # The loop steps at rate_hz (judging every sample since its last step) and at once after a
 # hazard cut: a condition that becomes true between samples is acted on within one loop period.
+# While the lamp is on and steady it steps at lamp_on_rate_hz; quiet idle, at least every second.
 STEP_S = 1.0 / CFG.loop.rate_hz
+LAMP_ON_STEP_S = lamp_on_loop_period_s(CFG)
+LOOP_PERIOD_S = {"idle": IDLE_LOOP_PERIOD_S, "running": LAMP_ON_STEP_S, "paused": STEP_S}
 EPS_S = ROUNDING_S + 1e-6
 
 
@@ -45,11 +48,11 @@ def bounds_s(sensor: str, kind: str, state: str = "running") -> tuple[float, flo
     if kind in ("io_error", "timeout", "out_of_range", "nan"):
         # the first bad sample is doubt (off at once); retry_errors more bad samples latch
         return period + EPS_S, (CFG.faults.retry_errors + 1) * period + EPS_S
+    step_s = LOOP_PERIOD_S[state]  # how often the loop steps at least
     if kind == "frozen":  # the identical run may have begun just before the injection
-        latch = FROZEN_S[sensor] * factor + period + EPS_S
+        latch = FROZEN_S[sensor] * factor + period + step_s + EPS_S  # found by the next step
         return latch, latch
     if kind == "hang":  # the last good sample ages: doubt, then the stale deadline latches
-        step_s = IDLE_LOOP_PERIOD_S if state == "idle" else STEP_S  # how often the loop steps at least
         return (DOUBT_S[sensor] * factor + step_s + EPS_S, STALE_S[sensor] * factor + step_s + EPS_S)
     raise AssertionError(kind)
 
@@ -182,7 +185,7 @@ def test_one_bad_sample_is_doubt_lamp_off_then_on_without_a_fault(tmp_path, sens
     off = run.first("relay", after=FAULT_AT_S)
     assert off["on"] is False and off["t"] <= FAULT_AT_S + period + EPS_S
     back = run.first("relay", after=off["t"] + 1e-9)
-    assert back["on"] is True and back["t"] <= first_bad + 2 * period + STEP_S
+    assert back["on"] is True and back["t"] <= first_bad + 2 * period + LAMP_ON_STEP_S
     assert run.events("session_ended")[0]["reason"] == "daemon_stopped"
 
 
@@ -192,8 +195,9 @@ def test_a_hang_shorter_than_the_stale_deadline_is_doubt_only(tmp_path, sensor):
     the released read lands when the bus is released (not later), and the session goes on."""
     period = PERIOD_S[sensor]
     last_good_s = full_rate_read_s(sensor, FAULT_AT_S, before=True)  # reads at the injection instant hang
-    clear_at_s = last_good_s + (DOUBT_S[sensor] + STALE_S[sensor]) / 2
-    assert last_good_s + DOUBT_S[sensor] + STEP_S < clear_at_s < last_good_s + STALE_S[sensor] - STEP_S
+    off_by_s = last_good_s + DOUBT_S[sensor] + LAMP_ON_STEP_S  # the lamp is off by then
+    clear_at_s = (off_by_s + last_good_s + STALE_S[sensor]) / 2
+    assert off_by_s < clear_at_s < last_good_s + STALE_S[sensor] - 0.01  # the read lands at the release
     events = [
         press(START_PRESS_S),
         {"at": FAULT_AT_S, "fault": {"sensor": sensor, "kind": "hang"}},
@@ -202,8 +206,8 @@ def test_a_hang_shorter_than_the_stale_deadline_is_doubt_only(tmp_path, sensor):
     run = run_sim(tmp_path, scenario(events, 20))
     assert run.fault_codes() == []
     off = run.first("relay", after=FAULT_AT_S)
-    assert off["on"] is False and off["t"] <= FAULT_AT_S + DOUBT_S[sensor] + STEP_S + EPS_S
-    assert run.relay_on_at(clear_at_s + 2 * period + STEP_S)
+    assert off["on"] is False and off["t"] <= FAULT_AT_S + DOUBT_S[sensor] + LAMP_ON_STEP_S + EPS_S
+    assert run.relay_on_at(clear_at_s + 2 * period + LAMP_ON_STEP_S)
     assert run.events("session_ended")[0]["reason"] == "daemon_stopped"
 
 

@@ -1,4 +1,5 @@
-"""Quiet idle wakes the control loop only for the heartbeat LED, the status file and its floor.
+"""Quiet idle wakes the control loop only for the heartbeat LED, the status file and its floor;
+a session's steady lamp-on state at 10 Hz, the heartbeat's edges and its time caps.
 
 Every wake-up of the loop thread costs CPU (issue 15: idle almost free on a small Pi). Samples
 do not wake it (each step judges every sample since the previous one). The status file is due
@@ -9,11 +10,13 @@ older than its `daemon.stale_after_s` (1.5 s at the least) not running.
 
 from __future__ import annotations
 
+import pytest
 from test_daemon_exceptions import Rig
 
 from controller.bridge.config import BRIDGE_SCHEMA
 from controller.core.indicators import next_heartbeat_change_s
-from controller.core.sampling import IDLE_LOOP_PERIOD_S
+from controller.core.sampling import GUARD_DEADLINE_STEPS, IDLE_LOOP_PERIOD_S, lamp_on_loop_period_s
+from controller.service.config import load_config
 from controller.service.status_reader import STALE_AFTER_S
 
 BRIDGE_STALE_MIN_S = BRIDGE_SCHEMA.bounds["daemon.stale_after_s"][0]
@@ -96,3 +99,41 @@ def test_the_step_at_the_status_due_instant_writes_it_and_the_loop_moves_on(tmp_
     finally:
         rig.hw.close()
         rig.journal.close()
+
+
+# -- a session's lamp on and steady: 10 Hz, the heartbeat's edges and the time caps ------------------
+
+
+def test_with_the_lamp_on_and_steady_the_loop_steps_at_the_lamp_on_rate_and_the_heartbeat(tmp_path):
+    rig = Rig(tmp_path)
+    try:
+        rig.start_session()
+        daemon, now = rig.daemon, rig.clock.monotonic()
+        assert daemon.controller.state == "running"
+        period_s = lamp_on_loop_period_s(rig.cfg)
+        assert period_s == 1.0 / rig.cfg.loop.lamp_on_rate_hz > 1.0 / rig.cfg.loop.rate_hz
+        assert daemon.next_wake_s() == min(now + period_s, next_heartbeat_change_s(now))
+        daemon.buzz_until_s = now + 0.03  # a buzzer sounding: the full rate, to end it on time
+        assert daemon.next_wake_s() == now + 1.0 / rig.cfg.loop.rate_hz
+    finally:
+        rig.hw.close()
+        rig.journal.close()
+
+
+def test_with_the_lamp_on_the_loop_wakes_when_the_on_time_cap_runs_out(tmp_path):
+    rig = Rig(tmp_path)
+    try:
+        rig.start_session()
+        daemon, ctl = rig.daemon, rig.daemon.controller
+        ctl.session.on_s = ctl.cfg.session.max_on_s - 0.042  # 42 ms of lamp-on time left
+        assert daemon.next_wake_s() == pytest.approx(ctl.last_step_s + 0.042, abs=1e-9)
+    finally:
+        rig.hw.close()
+        rig.journal.close()
+
+
+def test_the_lamp_on_loop_confirms_the_relay_at_least_five_times_per_guard_deadline():
+    cfg = load_config(overrides={"loop": {"guard_deadline_s": 0.2, "lamp_on_rate_hz": 10}})
+    assert lamp_on_loop_period_s(cfg) == 0.2 / GUARD_DEADLINE_STEPS == 0.04
+    cfg = load_config(overrides={"loop": {"lamp_on_rate_hz": 40}})
+    assert lamp_on_loop_period_s(cfg) == 1 / 40

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from controller.core.sampling import lamp_on_loop_period_s
 from controller.service.daemon import TRACE_INTERVAL_S
 from controller.service.journal import Journal, JournalReader, TracePoint
 from scenario_helpers import REPO, RunningDaemon, default_config, run_sim
@@ -35,7 +36,7 @@ def test_a_simulated_session_leaves_a_trace_of_about_one_row_a_second_with_its_s
     elapsed_s = run.events("session_ended")[0]["elapsed_s"]
     times = [p.t_s for p in trace]
     assert times == sorted(times) and times[0] < 1.0
-    step_s = 1.0 / CFG.loop.rate_hz  # a row is kept at the first loop tick once it is due
+    step_s = lamp_on_loop_period_s(CFG)  # a row is kept at the first loop tick once it is due
     assert max(b - a for a, b in pairwise(times)) <= TRACE_INTERVAL_S + step_s + 1e-6
     assert elapsed_s - CFG.loop.checkpoint_s <= times[-1] <= elapsed_s
     assert {p.state for p in trace} >= {"running", "cooling"}

@@ -21,6 +21,7 @@ FULL_RATE_HOLD_S = 2.0  # after the last button edge (a press is being decided)
 # every sample since its last step; a bound that runs out (a hung read, a sensor gone silent)
 # is acted on within this of running out. A hazard the samplers cut wakes it at once.
 IDLE_LOOP_PERIOD_S = 1.0
+GUARD_DEADLINE_STEPS = 5  # a lamp-on loop confirms the relay at least this often per guard deadline
 
 
 def idle_periods_s(cfg: Config) -> tuple[float, float]:
@@ -29,6 +30,13 @@ def idle_periods_s(cfg: Config) -> tuple[float, float]:
         max(IDLE_DISTANCE_PERIOD_S, cfg.distance.timing_budget_ms / 1000.0),
         max(IDLE_SKIN_PERIOD_S, cfg.skin.period_ms / 1000.0),
     )
+
+
+def lamp_on_loop_period_s(cfg: Config) -> float:
+    """How often the loop steps while a session's lamp is on and steady: `loop.lamp_on_rate_hz`,
+    but never fewer than GUARD_DEADLINE_STEPS steps per guard deadline (the guard cuts the relay
+    when the loop has not confirmed it for `loop.guard_deadline_s`)."""
+    return min(1.0 / cfg.loop.lamp_on_rate_hz, cfg.loop.guard_deadline_s / GUARD_DEADLINE_STEPS)
 
 
 def wants_full_rate(

@@ -134,6 +134,7 @@ class LoopConfig:
     """Control loop, independent guard, journal checkpoint (at most 5 s) and status timing."""
 
     rate_hz: float = bounded(20.0, 20, 100)
+    lamp_on_rate_hz: float = bounded(10.0, 10, 100)
     guard_deadline_s: float = bounded(0.5, 0.1, 3.0)
     guard_on_margin_s: float = bounded(5.0, 1, 30)
     checkpoint_s: float = bounded(5.0, 1, Hard(5))

@@ -44,7 +44,7 @@ from controller.core.safety import (
     StepInputs,
     journal_refusal,
 )
-from controller.core.sampling import IDLE_LOOP_PERIOD_S, wants_full_rate
+from controller.core.sampling import IDLE_LOOP_PERIOD_S, lamp_on_loop_period_s, wants_full_rate
 from controller.service.status_writer import StatusWriter
 from controller.service.storage import StorageError
 from drivers.hardware import Hardware
@@ -57,6 +57,7 @@ FAULT_BUZZ_S = 1.0
 END_BUZZ_S = 0.3
 DRAIN_TIMEOUT_S = 15.0  # a clean stop waits this long for the journal backlog
 STATUS_CLOSE_TIMEOUT_S = 2.0
+CAP_WAKE_MIN_S = 0.001  # a wake at a session's cap is never sooner than this after a step
 # The remote stop channel is looked at this often, not at every step: a look is a system call
 # (a non-blocking receive), the bridge's own MQTT round trip is longer than this anyway.
 REMOTE_STOP_LOOK_S = 0.2
@@ -347,12 +348,20 @@ class Daemon:
         rate): at the heartbeat LED's edges, when the status file is due (the watchdog ping
         rides on that step) and at least every IDLE_LOOP_PERIOD_S. The status must not be late:
         the bridge calls a daemon whose status is older than its daemon.stale_after_s (1.5 s at
-        the least) not running. Otherwise at loop.rate_hz, and at the button's next deadline."""
+        the least) not running.
+
+        Lamp on and steady (state 'running', no buzzer sounding): every lamp_on_loop_period_s
+        (10 Hz), at the heartbeat LED's edges, and when the session's on-time or wall-time cap
+        runs out (the lamp goes off at the cap, not up to a period after it).
+        Otherwise at loop.rate_hz (20 Hz: the blink patterns need it). Always at the button's
+        next deadline."""
         now = self.clock.monotonic()
         wake = now + 1.0 / self.cfg.loop.rate_hz
         if self._quiet_idle(now):
             status_due_s = max(now, self.last_status_s + self.status_interval_s)
             wake = min(next_heartbeat_change_s(now), status_due_s, now + IDLE_LOOP_PERIOD_S)
+        elif self.controller.state == "running" and now >= self.buzz_until_s:
+            wake = min(now + lamp_on_loop_period_s(self.cfg), next_heartbeat_change_s(now), self._session_cap_s(now))
         if (
             self.controller.state == "starting"
             and self.start_ticket is not None
@@ -365,6 +374,16 @@ class Daemon:
         return wake
 
     # -- helpers ---------------------------------------------------------------------------
+    def _session_cap_s(self, now: float) -> float:
+        """When the open session's lamp-on time or elapsed time runs out if nothing else happens
+        first (never sooner than CAP_WAKE_MIN_S from now: no storm of tiny steps on rounding)."""
+        ctl = self.controller
+        session, left_s = ctl.session, ctl.time_left_s()
+        if session is None or left_s is None:
+            return float("inf")
+        wall_cap_s = session.start_s + self.cfg.session.max_wall_minutes * 60.0
+        return max(now + CAP_WAKE_MIN_S, min(ctl.last_step_s + left_s, wall_cap_s))
+
     def _quiet_idle(self, now: float) -> bool:
         """Nothing to show but the heartbeat and nothing to watch but idle-rate samples."""
         return (
