@@ -325,6 +325,7 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
             "guard_deadline_s": cfg.loop.guard_deadline_s,
             "guard_check_period_s": cfg.loop.guard_deadline_s / 5.0,
             "loop_rate_hz": cfg.loop.rate_hz,
+            "lamp_on_loop_rate_hz": round(1.0 / _lamp_on_loop_period_s(cfg), 3),
             "idle_periods_s": list(_idle_periods_s(cfg)),
         },
         "platform": {"thread_wake_ms": report.latency_figures(irl_trials, "thread_wake").get("wake", {}), "load": load},
@@ -360,6 +361,12 @@ def _measure(command, idle_s: float, running_s: float, plan: Plan, errors: list[
     except ProcessError as exc:
         errors.append(f"{label}: {exc}")
         return None
+
+
+def _lamp_on_loop_period_s(cfg) -> float:
+    from controller.core.sampling import lamp_on_loop_period_s
+
+    return lamp_on_loop_period_s(cfg)
 
 
 def _idle_periods_s(cfg) -> tuple[float, float]:
