@@ -6,17 +6,23 @@ not have: `controller.service.run._real_sources` is replaced by the same constru
 bench's noisy emulated I2C bus (the production `VL53L0XSource` and `MLX90614Source` on the
 unmodified Adafruit drivers, each in a `ReopeningSource`, sharing one `PoliteI2C`), and the
 pins are gpiozero MockFactory pins. A line with 'space' on stdin presses the mock button
-for 0.15 s (bench scaffolding, as `irlamp run --simulate` reads its keyboard).
+for 0.15 s (bench scaffolding, as `irlamp run --simulate` reads its keyboard). With
+$IRLAMP_BENCH_CHIP_CPU_FILE set, the CPU spent in the emulated chips is counted into that file
+(bench/chip_cpu.py; a separate run, never the headline one).
 
     python -m bench.emulated_program --state-dir D --runtime-dir R   (READY=1 to $NOTIFY_SOCKET)
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
+
+from bench import chip_cpu
 
 BUTTON_HELD_S = 0.15
 
@@ -52,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.instruments import press_on_stdin_lines
 
     argv = sys.argv[1:] if argv is None else list(argv)
+    if os.environ.get(chip_cpu.ENV):  # the bench's separate run that measures the chips' share
+        from emulated_i2c import EmulatedI2C
+
+        chip_cpu.install(Path(os.environ[chip_cpu.ENV]), EmulatedI2C)
     config = str(REPO / "config" / "lamp.yaml")
     factory = MockFactory()
     install_emulated_sources(factory)

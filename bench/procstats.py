@@ -125,15 +125,16 @@ class Notified:
 class Program:
     """One run of a program under measurement (context manager: always stopped on exit)."""
 
-    def __init__(self, command: Command, workdir: Path, cwd: Path):
+    def __init__(self, command: Command, workdir: Path, cwd: Path, env: dict[str, str] | None = None):
         self.argv, self.workdir, self.cwd = command(workdir), workdir, cwd
+        self.env = env or {}
         self.notified = Notified(workdir)
         self.stderr_path = workdir / "stderr.txt"
         self.proc: subprocess.Popen | None = None
         self.started_s = 0.0
 
     def __enter__(self) -> Program:
-        env = {**os.environ, "NOTIFY_SOCKET": self.notified.path, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, "NOTIFY_SOCKET": self.notified.path, "PYTHONUNBUFFERED": "1"}
         with open(self.stderr_path, "wb") as err:
             self.started_s = time.perf_counter()
             self.proc = subprocess.Popen(
@@ -223,6 +224,31 @@ def measure_program(
             "rss_peak_mb": round(rss_peak_kb / 1024.0, 2),
             "threads": threads,
         }
+
+
+def measure_chip_share(command: Command, *, cwd: Path, running_s: float, settle_s: float = 1.0) -> dict:
+    """A session of `command` (bench/emulated_program.py) with its emulated chips' CPU counted
+    (bench/chip_cpu.py): the process's CPU and the chips' part of it, over `running_s`."""
+    from bench import chip_cpu
+
+    with tempfile.TemporaryDirectory(prefix="irlamp-bench-chips-") as tmp:
+        workdir = Path(tmp)
+        counted = workdir / "chip-cpu"
+        with Program(command, workdir, cwd, env={chip_cpu.ENV: str(counted)}) as prog:
+            prog.wait_ready()
+            time.sleep(settle_s)
+            t_press = time.perf_counter()
+            prog.send("space\n")
+            if prog.notified.wait_for("lamp ON", 5.0, after=t_press) is None:
+                raise ProcessError(f"{prog.argv[1:4]}: no 'lamp ON' status after a button press: {prog.stderr_tail()}")
+            time.sleep(2 * chip_cpu.WRITE_EVERY_S)
+            chips0 = chip_cpu.read_total_s(counted)
+            window = prog.cpu_percent_over(running_s)
+            chips1 = chip_cpu.read_total_s(counted)
+    return {
+        **window,
+        "emulated_chips_percent": round(100.0 * (chips1 - chips0) / window["wall_s"], 3),
+    }
 
 
 def measure_startups(command: Command, *, cwd: Path, count: int) -> list[float]:

@@ -4,8 +4,12 @@ Writes bench/results.json and prints a table. Its phases, each a few fresh proce
   0. start-up to READY=1: irlamp on its real readers over emulated chips (the headline), and
      both baselines, several times each, on an otherwise idle machine;
   1. irlamp's CPU (idle, then in a session) and peak RSS, measured from outside the process
-     (bench/emulated_program.py: `irlamp run` on the real readers over emulated chips), beside
-     two latency workers (overheat, stall, hang trials: bench/trials.py on bench/harness.py);
+     (bench/emulated_program.py: `irlamp run` on the real readers over emulated chips), alone;
+     1b. what the session figure is made of: a second session run with the emulated chips'
+     own CPU counted (bench/chip_cpu.py), and the readers alone at a session's rates
+     (bench/readers_floor.py);
+     1c. two latency workers side by side (overheat, stall, hang trials: bench/trials.py on
+     bench/harness.py);
   2. distance hazard trials on an otherwise quiet machine (two workers);
   3. the loaded machine: two CPU-burning processes at normal priority, and beside them
      irlamp's distance trials, then the sleeping baseline's; the burners are killed after;
@@ -33,6 +37,7 @@ if str(REPO) not in sys.path:  # `python bench/run.py` puts bench/ first, not th
 
 from bench import report  # noqa: E402
 from bench.procstats import (  # noqa: E402
+    measure_chip_share,
     baseline_command,
     emulated_command,
     measure_program,
@@ -220,14 +225,26 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
         starts[name] = measure_startups(command, cwd=REPO, count=plan.baseline_startups)
     load["phase0_startup"] = meter.read()
 
-    log(f"phase 1: irlamp CPU/RSS (real readers, emulated chips) beside {len(plan.side_workers)} latency workers")
+    log("phase 1: irlamp CPU/RSS (real readers, emulated chips), machine otherwise quiet")
+    meter = report.LoadMeter()
+    irl_run = _measure(emulated_command, plan.idle_s, plan.running_s, plan, errors, "irlamp")
+    load["phase1_irlamp_cpu"] = meter.read()
+
+    log("phase 1b: what the session figure is made of: the emulated chips' share, the readers alone")
+    meter = report.LoadMeter()
+    chip_share = _chip_share(plan, errors)
+    readers_only = _collect(
+        _spawn(["-m", "bench.readers_floor", "--seconds", str(plan.running_s)]), "readers floor", errors
+    )
+    load["phase1b_cpu_parts"] = meter.read()
+
+    log(f"phase 1c: irlamp latency trials, {len(plan.side_workers)} workers side by side")
     meter = report.LoadMeter()
     workers = [
         _spawn(["-m", "bench.trials", *items, "--seed", str(i + 1)]) for i, items in enumerate(plan.side_workers)
     ]
-    irl_run = _measure(emulated_command, plan.idle_s, plan.running_s, plan, errors, "irlamp")
     irl_data = [_collect(w, f"irlamp worker {i + 1}", errors) for i, w in enumerate(workers)]
-    load["phase1_irlamp_cpu"] = meter.read()
+    load["phase1c_latency"] = meter.read()
 
     log(f"phase 2: irlamp distance trials, {len(plan.distance_workers)} workers, machine otherwise quiet")
     meter = report.LoadMeter()
@@ -283,6 +300,11 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
     load["slowdisk_journal"] = meter.read()
 
     irlamp = _program_figures(irl_run, starts["irlamp"], errors, "irlamp")
+    irlamp["cpu_percent"]["session_parts"] = {
+        "emulated_chips": None if chip_share is None else chip_share["emulated_chips_percent"],
+        "chip_share_run": chip_share,
+        "readers_only": readers_only if readers_only.get("cpu_percent") is not None else None,
+    }
     irlamp["cpu_percent"]["daemon_threads_in_distance_trials"] = usage.get("daemon_cpu_percent")
     irlamp["cpu_percent"]["threads_in_distance_trials"] = usage.get("thread_cpu_percent")
     irlamp["loop"] = {"steps_per_s": usage.get("loop_steps_per_s"), "step_ms": usage.get("loop_step_ms")}
@@ -360,6 +382,16 @@ def _measure(command, idle_s: float, running_s: float, plan: Plan, errors: list[
         )
     except ProcessError as exc:
         errors.append(f"{label}: {exc}")
+        return None
+
+
+def _chip_share(plan: Plan, errors: list[str]) -> dict | None:
+    from bench.procstats import ProcessError
+
+    try:
+        return measure_chip_share(emulated_command, cwd=REPO, running_s=plan.running_s, settle_s=plan.settle_s)
+    except ProcessError as exc:
+        errors.append(f"irlamp chip share: {exc}")
         return None
 
 

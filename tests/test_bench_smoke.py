@@ -137,3 +137,15 @@ def test_the_slow_disk_phase_stops_inside_a_commit_stall_without_a_guard_trip(qu
     assert disk["trials"] == 1 and disk["guard_trips"] == 0 and disk["faults"] == []
     assert disk["stops_inside_a_commit_stall"] == 1
     assert disk["loop_step_p99_ms_worst"] is not None
+
+
+def test_the_session_figure_is_split_into_the_emulated_chips_and_the_readers_alone(quick):
+    results, _ = quick
+    parts = results["irlamp"]["cpu_percent"]["session_parts"]
+    share = parts["chip_share_run"]
+    assert finite_non_negative(parts["emulated_chips"]) and parts["emulated_chips"] <= share["cpu_percent"]
+    readers = parts["readers_only"]
+    assert finite_non_negative(readers["cpu_percent"])
+    assert readers["distance_reads_per_s"] > 0 and readers["skin_reads_per_s"] > 0
+    table = report.table(results)
+    assert "emulated chips' own code" in table and "the readers alone" in table
