@@ -28,13 +28,15 @@ READY_TIMEOUT_S = 15.0
 # its once-a-second status write is not measured as an fsync on the build machine's disk.
 TMPFS = Path("/dev/shm")
 TMPFS_MARKER = "tmpfs-runtime-dir"  # in the scratch directory: the tmpfs directory to remove
+TMPFS_PREFIX = "irlamp-bench-run-"  # then the pid of the bench process that made it, then "-"
 
 
 def runtime_dir(workdir: Path) -> Path:
     """A runtime directory for a run whose scratch directory is `workdir`: on a tmpfs if the
-    machine has a writable one (removed with the run), else `workdir/run`."""
-    if TMPFS.is_dir() and os.access(TMPFS, os.W_OK | os.X_OK):
-        path = Path(tempfile.mkdtemp(prefix="irlamp-bench-run-", dir=TMPFS))
+    machine has a writable one (removed with the run; one left by a killed bench is removed
+    by the next: `sweep_runtime_dirs`), else `workdir/run`."""
+    if runtime_on_tmpfs():
+        path = Path(tempfile.mkdtemp(prefix=f"{TMPFS_PREFIX}{os.getpid()}-", dir=TMPFS))
         (workdir / TMPFS_MARKER).write_text(str(path))
         return path
     path = workdir / "run"
@@ -45,6 +47,31 @@ def runtime_dir(workdir: Path) -> Path:
 def runtime_on_tmpfs() -> bool:
     """Whether `runtime_dir` puts the status file on a tmpfs on this machine."""
     return TMPFS.is_dir() and os.access(TMPFS, os.W_OK | os.X_OK)
+
+
+def sweep_runtime_dirs() -> list[Path]:
+    """Remove the tmpfs runtime directories of bench processes that no longer run (a bench
+    killed with SIGKILL cannot remove its own). Returns what was removed."""
+    removed = []
+    if not TMPFS.is_dir():
+        return removed
+    for path in TMPFS.glob(f"{TMPFS_PREFIX}*"):
+        pid_text = path.name[len(TMPFS_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _running(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 class ProcessError(Exception):

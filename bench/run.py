@@ -43,6 +43,7 @@ from bench.procstats import (  # noqa: E402
     measure_program,
     measure_startups,
     sleeping_baseline_command,
+    sweep_runtime_dirs,
 )
 
 BASELINES = {"baseline_busy": ([], baseline_command), "baseline_sleeping": (["--sleeping"], sleeping_baseline_command)}
@@ -214,6 +215,8 @@ def run_bench(plan: Plan, out_path: Path | None, *, log=print) -> dict:
 
     t0 = time.monotonic()
     errors: list[str] = []
+    for path in sweep_runtime_dirs():
+        log(f"removed {path}, left by a bench that was killed")
     machine = report.machine_facts()
     cfg = bench_config()
 

@@ -149,3 +149,27 @@ def test_the_session_figure_is_split_into_the_emulated_chips_and_the_readers_alo
     assert readers["distance_reads_per_s"] > 0 and readers["skin_reads_per_s"] > 0
     table = report.table(results)
     assert "emulated chips' own code" in table and "the readers alone" in table
+
+
+def test_the_status_file_goes_to_the_scratch_directory_when_there_is_no_tmpfs(tmp_path, monkeypatch):
+    from bench import procstats
+
+    monkeypatch.setattr(procstats, "TMPFS", tmp_path / "no-such-tmpfs")
+    assert not procstats.runtime_on_tmpfs()
+    assert procstats.runtime_dir(tmp_path) == tmp_path / "run" and (tmp_path / "run").is_dir()
+    assert not (tmp_path / procstats.TMPFS_MARKER).exists()
+
+
+def test_a_runtime_directory_left_by_a_killed_bench_is_swept_and_a_live_ones_kept(tmp_path, monkeypatch):
+    from bench import procstats
+
+    tmpfs = tmp_path / "shm"
+    tmpfs.mkdir()
+    monkeypatch.setattr(procstats, "TMPFS", tmpfs)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = tmpfs / f"{procstats.TMPFS_PREFIX}{int(gone.stdout)}-abc"
+    (dead / "sub").mkdir(parents=True)
+    live = procstats.runtime_dir(tmp_path)  # this process's, on the (fake) tmpfs
+    assert live.parent == tmpfs
+    assert procstats.sweep_runtime_dirs() == [dead]
+    assert not dead.exists() and live.is_dir()
