@@ -7,6 +7,8 @@ import threading
 
 import adafruit_mlx90614
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import emulated_i2c
 from drivers import mlx90614
@@ -42,6 +44,11 @@ def test_pec_matches_known_answers(pec):
     assert pec(b"123456789") == 0xF4  # CRC-8 (poly 0x07) check value
     # MLX90614 datasheet example: SA 0x5A, read Tobj1 (0x07) -> LSB 0xD2, MSB 0x3A, PEC 0x30
     assert pec(bytes([0xB4, 0x07, 0xB5, 0xD2, 0x3A])) == 0x30
+
+
+@given(st.binary(max_size=64))
+def test_the_reader_s_table_pec_equals_the_bitwise_one_for_any_bytes(data):
+    assert mlx90614.smbus_pec(data) == emulated_i2c.smbus_pec(data)
 
 
 # --- normal operation ---------------------------------------------------------------
