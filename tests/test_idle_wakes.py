@@ -104,32 +104,22 @@ def test_the_step_at_the_status_due_instant_writes_it_and_the_loop_moves_on(tmp_
 # -- a session's lamp on and steady: 10 Hz, the heartbeat's edges and the time caps ------------------
 
 
-def test_with_the_lamp_on_and_steady_the_loop_steps_at_the_lamp_on_rate_and_the_heartbeat(tmp_path):
-    rig = Rig(tmp_path)
-    try:
-        rig.start_session()
-        daemon, now = rig.daemon, rig.clock.monotonic()
-        assert daemon.controller.state == "running"
-        period_s = lamp_on_loop_period_s(rig.cfg)
-        assert period_s == 1.0 / rig.cfg.loop.lamp_on_rate_hz > 1.0 / rig.cfg.loop.rate_hz
-        assert daemon.next_wake_s() == min(now + period_s, next_heartbeat_change_s(now))
-        daemon.buzz_until_s = now + 0.03  # a buzzer sounding: the full rate, to end it on time
-        assert daemon.next_wake_s() == now + 1.0 / rig.cfg.loop.rate_hz
-    finally:
-        rig.hw.close()
-        rig.journal.close()
+def test_with_the_lamp_on_and_steady_the_loop_steps_at_the_lamp_on_rate_and_the_heartbeat(rig):
+    rig.start_session()
+    daemon, now = rig.daemon, rig.clock.monotonic()
+    assert daemon.controller.state == "running"
+    period_s = lamp_on_loop_period_s(rig.cfg)
+    assert period_s == 1.0 / rig.cfg.loop.lamp_on_rate_hz > 1.0 / rig.cfg.loop.rate_hz
+    assert daemon.next_wake_s() == min(now + period_s, next_heartbeat_change_s(now))
+    daemon.buzz_until_s = now + 0.03  # a buzzer sounding: the full rate, to end it on time
+    assert daemon.next_wake_s() == now + 1.0 / rig.cfg.loop.rate_hz
 
 
-def test_with_the_lamp_on_the_loop_wakes_when_the_on_time_cap_runs_out(tmp_path):
-    rig = Rig(tmp_path)
-    try:
-        rig.start_session()
-        daemon, ctl = rig.daemon, rig.daemon.controller
-        ctl.session.on_s = ctl.cfg.session.max_on_s - 0.042  # 42 ms of lamp-on time left
-        assert daemon.next_wake_s() == pytest.approx(ctl.last_step_s + 0.042, abs=1e-9)
-    finally:
-        rig.hw.close()
-        rig.journal.close()
+def test_with_the_lamp_on_the_loop_wakes_when_the_on_time_cap_runs_out(rig):
+    rig.start_session()
+    daemon, ctl = rig.daemon, rig.daemon.controller
+    ctl.session.on_s = ctl.cfg.session.max_on_s - 0.042  # 42 ms of lamp-on time left
+    assert daemon.next_wake_s() == pytest.approx(ctl.last_step_s + 0.042, abs=1e-9)
 
 
 def test_the_lamp_on_loop_confirms_the_relay_at_least_five_times_per_guard_deadline():
