@@ -13,9 +13,10 @@ chip, so the programmed period alone drifts a sample away within a few dozen sam
   - A look that finds nothing at instant t proves R > t; one that finds the sample, R <= t. A
     look that missed followed by one that found brackets R: a *lock* (centre, half-width).
   - The period is learned from a *chain* of locks with every sample between them read (so the
-    count is exact): T = (newest lock - first lock) / samples, uncertain by the two half-widths
-    / samples, so it sharpens as the chain grows. Before any chain: the programmed period,
-    uncertain by PERIOD_TOLERANCE.
+    count is exact): T = (newest lock - an earlier lock) / samples, uncertain by the two
+    half-widths / samples, from whichever earlier lock within CHAIN_SPAN_MAX samples gives the
+    surest figure - it sharpens as the chain grows, and still follows an oscillator that
+    drifts. Before any chain: the programmed period, uncertain by PERIOD_TOLERANCE.
   - The next sample is predicted from the last lock: lock + n * T, within +-(half-width + n *
     sigma_T). Predictions are anchored on the lock, never on when the thread happened to
     wake, so wake-up lateness does not accumulate.
@@ -25,16 +26,21 @@ chip, so the programmed period alone drifts a sample away within a few dozen sam
     window would grow past UNCERTAINTY_MAX_S, and at least every RELOCK_EVERY_MAX samples, so
     an error in the learned period cannot let the normal looks drift late until a sample is
     overwritten unseen (at 2 % error, 30 samples drift 0.6 of a period).
-  - What the model did not expect loses the phase, and the reader polls as before until it
-    sees a sample appear: a re-lock whose early look already finds the sample (the period
-    changed: the period is trusted no more than PERIOD_TOLERANCE again), a look so late that the
-    next sample may have come and overwritten this one (a caller that came back late), a read
-    that timed out. A lock outside its predicted window (a normal look that missed) restarts
-    the period from the last span alone.
+  - A lock outside its predicted window (the period grew: a normal look missed and polled;
+    or it shrank: below) learns the period from the last span alone, trusted no closer than
+    the error just seen.
+  - A re-lock whose early look already finds the sample (the period shrank) re-locks at the
+    next sample twice as early (the counted sample is still the right one unless the error
+    reached a period), up to EARLY_EXTRA_MAX_S early.
+  - What the model did not expect beyond that loses the phase, and the reader polls as before
+    until it sees a sample appear: a re-lock still too late at EARLY_EXTRA_MAX_S (the period is
+    then trusted no more than PERIOD_TOLERANCE again), a look so late that the next sample may
+    have come and overwritten this one (a caller that came back late), a read that timed out.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 POLL_INTERVAL_S = 0.001  # poll cadence while the phase is unknown or the sample is overdue
@@ -43,6 +49,8 @@ FINE_POLL_AFTER_S = 0.001  # fine polls go on this long past the window, then PO
 AIM_SLACK_S = 0.00005  # a look's margin beyond the predicted window
 UNCERTAINTY_MAX_S = 0.0004  # a prediction less sure than this re-locks
 RELOCK_EVERY_MAX = 30  # samples: re-lock at least this often
+EARLY_EXTRA_MAX_S = 0.004  # a re-lock that keeps finding the sample looks earlier, up to this
+CHAIN_SPAN_MAX = 150  # samples: the period is learned over no more (~5 s), to follow a drift
 LATE_MARGIN_S = 0.001  # a look this close to the next sample's window may have found it
 PERIOD_TOLERANCE = 0.03  # the real period vs the programmed one, before anything is learned
 PERIOD_SIGMA_FLOOR = 5e-5  # the learned period is never trusted closer than this fraction
@@ -70,10 +78,27 @@ class _Lock:
     half_width_s: float
 
 
-@dataclass
 class _Chain:
-    first: _Lock
-    samples: int  # from `first` to the newest lock, every one read
+    """Locks with every sample between them read, each with its sample number in the chain."""
+
+    def __init__(self, first: _Lock) -> None:
+        self._locks: deque[tuple[_Lock, int]] = deque([(first, 0)])
+
+    def add(self, lock: _Lock, samples: int) -> tuple[float, float]:
+        """Add `lock`, `samples` after the newest; returns the period and its uncertainty from
+        the earlier lock that gives the surest estimate, at most CHAIN_SPAN_MAX samples back."""
+        number = self._locks[-1][1] + samples
+        while len(self._locks) > 1 and number - self._locks[0][1] > CHAIN_SPAN_MAX:
+            self._locks.popleft()
+        estimates = [
+            (
+                (lock.centre_s - first.centre_s) / (number - first_number),
+                (lock.half_width_s + first.half_width_s) / (number - first_number),
+            )
+            for first, first_number in self._locks
+        ]
+        self._locks.append((lock, number))
+        return min(estimates, key=lambda estimate: estimate[1])
 
 
 class DataReadyPhase:
@@ -86,6 +111,7 @@ class DataReadyPhase:
         self._lock: _Lock | None = _Lock(started_s, START_HALF_WIDTH_S)
         self._read_since_lock = 0
         self._chain: _Chain | None = None  # the start of ranging is no lock to learn from
+        self._relock_earlier_s = 0.0  # > 0: the last re-lock found the sample already there
 
     def plan(self) -> Look | None:
         """The next look; None while the phase is unknown (look at once, then poll)."""
@@ -95,8 +121,9 @@ class DataReadyPhase:
         samples = self._read_since_lock + 1
         predicted_s = lock.centre_s + samples * self.period_s
         uncertainty_s = lock.half_width_s + samples * self.period_sigma_s
-        if uncertainty_s > UNCERTAINTY_MAX_S or samples >= RELOCK_EVERY_MAX:
-            return Look(predicted_s - uncertainty_s - AIM_SLACK_S, predicted_s, uncertainty_s, relock=True)
+        if uncertainty_s > UNCERTAINTY_MAX_S or samples >= RELOCK_EVERY_MAX or self._relock_earlier_s:
+            at_s = predicted_s - uncertainty_s - AIM_SLACK_S - self._relock_earlier_s
+            return Look(at_s, predicted_s, uncertainty_s, relock=True)
         return Look(predicted_s + uncertainty_s + AIM_SLACK_S, predicted_s, uncertainty_s, relock=False)
 
     def found_at_first_look(self, look: Look | None, looked_s: float, seen_s: float) -> None:
@@ -104,8 +131,14 @@ class DataReadyPhase:
         if look is None:
             return  # it may have waited for long: when it came is unknown, so is the phase
         if look.relock and looked_s < look.predicted_s - look.uncertainty_s:
-            self.lose_phase(period_doubtful=True)  # ready before its window opened
-            return
+            # Ready before its window opened: the period is shorter than learned. Re-lock at
+            # the next sample, twice as early (it is still this sample unless the error
+            # reached a period), and at worst poll from scratch.
+            earlier_s = max(2 * self._relock_earlier_s, 2 * (look.uncertainty_s + AIM_SLACK_S))
+            if earlier_s > EARLY_EXTRA_MAX_S:
+                self.lose_phase(period_doubtful=True)
+                return
+            self._relock_earlier_s = earlier_s
         next_window_s = look.predicted_s + self.period_s - look.uncertainty_s - self.period_sigma_s
         if seen_s >= next_window_s - LATE_MARGIN_S:
             self.lose_phase()  # the next sample may have come: which one this is, is unknown
@@ -117,20 +150,26 @@ class DataReadyPhase:
         lock = _Lock((missed_s + seen_s) / 2, (seen_s - missed_s) / 2)
         previous = self._lock
         if look is None or previous is None:
-            self._chain = _Chain(lock, 0)  # how many samples since the last lock is unknown
+            self._chain = _Chain(lock)  # how many samples since the last lock is unknown
         else:
             samples = self._read_since_lock + 1
-            if abs(lock.centre_s - look.predicted_s) > look.uncertainty_s + lock.half_width_s:
+            error_s = lock.centre_s - look.predicted_s
+            if abs(error_s) > look.uncertainty_s + lock.half_width_s:
                 # Outside the predicted window: the period is not what was learned (or the
-                # start-up guess was off): learn it from this span alone.
-                self._chain = _Chain(previous, 0)
-                self._learn(lock, samples, always=True)
+                # start-up guess was off). Learn it from this span alone, and trust it no
+                # closer than the error just seen.
+                self._chain = _Chain(previous)
+                period_s, sigma_s = self._chain.add(lock, samples)
+                self._adopt(period_s, max(sigma_s, abs(error_s) / samples))
             elif self._chain is None:
-                self._chain = _Chain(lock, 0)  # the first lock since ranging started
+                self._chain = _Chain(lock)  # the first lock since ranging started
             else:
-                self._learn(lock, samples, always=False)
+                period_s, sigma_s = self._chain.add(lock, samples)
+                if sigma_s <= self.period_sigma_s:
+                    self._adopt(period_s, sigma_s)
         self._lock = lock
         self._read_since_lock = 0
+        self._relock_earlier_s = 0.0
 
     def lose_phase(self, *, period_doubtful: bool = False) -> None:
         """Forget the phase (the reader polls until it sees a sample appear); the period is kept,
@@ -138,15 +177,10 @@ class DataReadyPhase:
         self._lock = None
         self._chain = None
         self._read_since_lock = 0
+        self._relock_earlier_s = 0.0
         if period_doubtful:
             self.period_sigma_s = max(self.period_sigma_s, PERIOD_TOLERANCE * self._programmed_period_s)
 
-    def _learn(self, lock: _Lock, samples: int, *, always: bool) -> None:
-        chain = self._chain
-        assert chain is not None
-        chain.samples += samples
-        period_s = (lock.centre_s - chain.first.centre_s) / chain.samples
-        sigma_s = (lock.half_width_s + chain.first.half_width_s) / chain.samples
-        if always or sigma_s <= self.period_sigma_s:
-            self.period_s = period_s
-            self.period_sigma_s = max(sigma_s, PERIOD_SIGMA_FLOOR * self._programmed_period_s)
+    def _adopt(self, period_s: float, sigma_s: float) -> None:
+        self.period_s = period_s
+        self.period_sigma_s = max(sigma_s, PERIOD_SIGMA_FLOOR * self._programmed_period_s)
