@@ -32,6 +32,9 @@ chip, so the programmed period alone drifts a sample away within a few dozen sam
   - A re-lock whose early look already finds the sample (the period shrank) re-locks at the
     next sample twice as early (the counted sample is still the right one unless the error
     reached a period), up to EARLY_EXTRA_MAX_S early.
+  - A learned period more than PERIOD_LIMIT off the programmed one is no oscillator error (a
+    miscounted span would give a multiple, and looks a whole period apart would skip every
+    other sample): the programmed period, trusted to PERIOD_TOLERANCE, is taken instead.
   - What the model did not expect beyond that loses the phase, and the reader polls as before
     until it sees a sample appear: a re-lock still too late at EARLY_EXTRA_MAX_S (the period is
     then trusted no more than PERIOD_TOLERANCE again), a look so late that the next sample may
@@ -53,6 +56,7 @@ EARLY_EXTRA_MAX_S = 0.004  # a re-lock that keeps finding the sample looks earli
 CHAIN_SPAN_MAX = 150  # samples: the period is learned over no more (~5 s), to follow a drift
 LATE_MARGIN_S = 0.001  # a look this close to the next sample's window may have found it
 PERIOD_TOLERANCE = 0.03  # the real period vs the programmed one, before anything is learned
+PERIOD_LIMIT = 0.1  # a learned period further than this from the programmed one is refused
 PERIOD_SIGMA_FLOOR = 5e-5  # the learned period is never trusted closer than this fraction
 START_HALF_WIDTH_S = 0.001  # ranging started -> first sample, taken as the first lock
 
@@ -182,5 +186,11 @@ class DataReadyPhase:
             self.period_sigma_s = max(self.period_sigma_s, PERIOD_TOLERANCE * self._programmed_period_s)
 
     def _adopt(self, period_s: float, sigma_s: float) -> None:
+        if abs(period_s - self._programmed_period_s) > PERIOD_LIMIT * self._programmed_period_s:
+            # Not a chip's oscillator error: a miscount (a sample lost unseen) would learn a
+            # multiple. Back to the programmed period, trusted only to PERIOD_TOLERANCE.
+            self.period_s = self._programmed_period_s
+            self.period_sigma_s = PERIOD_TOLERANCE * self._programmed_period_s
+            return
         self.period_s = period_s
         self.period_sigma_s = max(sigma_s, PERIOD_SIGMA_FLOOR * self._programmed_period_s)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.data_ready_phase import AIM_SLACK_S, DataReadyPhase
+from drivers.data_ready_phase import AIM_SLACK_S, PERIOD_TOLERANCE, DataReadyPhase
 
 PROGRAMMED_PERIOD_S = 0.0336
 BRACKET_HALF_WIDTH_S = 1e-6
@@ -42,3 +42,18 @@ def test_the_period_is_learned_from_the_recent_samples_only():
     after_ready_s = follow(phase, ready_s)
     assert phase.period_s == pytest.approx(new_period_s, abs=2e-8)
     assert max(after_ready_s[-200:]) <= 2 * phase.period_sigma_s * 30 + 2 * BRACKET_HALF_WIDTH_S + AIM_SLACK_S
+
+
+def test_a_span_that_would_learn_a_period_far_off_the_programmed_one_is_refused():
+    """A sample lost unseen (say, its data-ready cleared with the previous one) makes a span of
+    two periods count as one: learning 2 x the period would make every look skip a sample."""
+    phase = DataReadyPhase(PROGRAMMED_PERIOD_S, started_s=0.0)
+    first = phase.plan()
+    assert first is not None
+    phase.found_by_polling(first, PROGRAMMED_PERIOD_S - 1e-6, PROGRAMMED_PERIOD_S + 1e-6)
+    second = phase.plan()
+    assert second is not None
+    lost_one_s = 3 * PROGRAMMED_PERIOD_S
+    phase.found_by_polling(second, lost_one_s - 1e-6, lost_one_s + 1e-6)
+    assert phase.period_s == PROGRAMMED_PERIOD_S
+    assert phase.period_sigma_s == pytest.approx(PERIOD_TOLERANCE * PROGRAMMED_PERIOD_S)
