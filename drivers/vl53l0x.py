@@ -47,6 +47,7 @@ from typing import Callable
 import adafruit_vl53l0x
 
 from controller.core.readings import TIMING_BUDGET_MS_MAX, TIMING_BUDGET_MS_MIN
+from drivers.data_ready_phase import POLL_INTERVAL_S, DataReadyPhase, Look
 from drivers.sensor_source import NO_TARGET_MM, DistanceDoubtError, DistanceReading, LightRates, SensorValueError
 
 log = logging.getLogger(__name__)
@@ -96,13 +97,9 @@ NO_TARGET_RAW_MM = 8190  # the chip reports 8190 or 8191 when out of range
 # Bounds of the configuration numbers (the timing budget's: controller/core/readings.py).
 IO_TIMEOUT_S_MIN, IO_TIMEOUT_S_MAX = 0.05, 5.0
 
-POLL_INTERVAL_S = 0.001  # poll cadence once a sample is due
-# In phase, a read sleeps until AIM_EARLY_MIN_S before the predicted sample and looks once.
-# A first look that already finds it may have come late (a slow wake-up): the next aims
-# twice as early, up to AIM_EARLY_MAX_S; a look that misses locks the phase again and the
-# aim goes back to the minimum. About 1.3 looks per sample instead of ~3.5 at a fixed 2 ms.
-AIM_EARLY_MIN_S = 0.00025
-AIM_EARLY_MAX_S = 0.002
+# In phase, a read sleeps until just after the predicted data-ready instant and looks once;
+# now and then it re-locks (looks just before and polls through the window). The prediction
+# and why: drivers/data_ready_phase.py.
 
 
 def open_pi_i2c_bus():
@@ -131,9 +128,11 @@ def data_ready_input(pin: int | None, pin_factory=None):
 class VL53L0XSource:
     """A ``DistanceSource`` on a VL53L0X in continuous (back-to-back) ranging mode.
 
-    ``read_distance_mm()`` returns the next new sample: it sleeps until just before the
-    sample is due (the chip's phase is known from the previous read), looks at data-ready
-    once, polls it every ~1 ms if not yet set, and gives up with RuntimeError after
+    ``read_distance_mm()`` returns the next new sample: it sleeps until just after the
+    sample is predicted to be ready (the chip's phase and real period are learned from the
+    previous reads: drivers/data_ready_phase.py) and looks at data-ready once; now and then it
+    looks just before and polls through the predicted window to re-lock; when the phase is
+    unknown, or a look finds nothing, it polls (~1 ms) and gives up with RuntimeError after
     ``io_timeout_s``. With ``data_ready_pin`` (the chip's GPIO1 on a Pi input, as a gpiozero
     input device that is active while the chip signals "new sample ready": the Adafruit
     driver configures GPIO1 that way, active low) it waits for that edge instead of polling
@@ -185,14 +184,19 @@ class VL53L0XSource:
         self._status = bytearray(1)
         self._result = bytearray(RESULT_BLOCK_LENGTH)
         self._sensor.start_continuous()
-        # When the next sample is expected, minus the aim (None: phase unknown, look at once).
-        self._aim_early_s = AIM_EARLY_MIN_S
-        self._next_look_s: float | None = self._monotonic() + self._sample_period_s - self._aim_early_s
+        # When the next sample becomes ready, learned from the looks (the polling path only).
+        self._phase = DataReadyPhase(self._sample_period_s, started_s=self._monotonic())
 
     @property
     def sample_period_s(self) -> float:
         """The measurement period the chip is programmed for."""
         return self._sample_period_s
+
+    @property
+    def learned_period_s(self) -> float:
+        """The chip's real period as learned from when its samples became ready (a real chip's
+        oscillator is a few % off the programmed period); the programmed one until then."""
+        return self._phase.period_s
 
     def read_distance_mm(self) -> float:
         """The next new measurement in mm, NO_TARGET_MM when nothing is in range (see read_distance)."""
@@ -207,28 +211,43 @@ class VL53L0XSource:
         """
         now = self._monotonic()
         deadline = now + self._io_timeout_s
-        next_look_s = self._next_look_s
-        in_phase = False
-        if self._ready_pin is None and next_look_s is not None and now < next_look_s:
-            in_phase = True  # the sample cannot be ready before: sleep without a look
-            self._sleep(min(next_look_s, deadline) - now)
-        elif self._ready_pin is not None and not self._data_ready():
+        look: Look | None = None
+        if self._ready_pin is None:
+            look = self._phase.plan()
+            if look is not None and now < look.at_s:  # it cannot be ready before: sleep, no look
+                self._sleep(min(look.at_s, deadline) - now)
+        elif not self._data_ready():
             # GPIO1: sleep until the chip says so (at most one period and a little); confirm
             # over I2C, else poll below for the rest of the deadline
             self._ready_pin.wait_for_active(
                 max(0.0, min(deadline, now + self._sample_period_s + READY_PIN_SLACK_S) - now)
             )
-        first_look = True
-        while not self._data_ready():
-            first_look = False
+        looked_s = self._monotonic()
+        if self._data_ready():
+            if self._ready_pin is None:
+                self._phase.found_at_first_look(look, looked_s, self._monotonic())
+        else:
+            missed_s = self._poll_until_ready(look, looked_s, deadline)
+            if self._ready_pin is None:
+                self._phase.found_by_polling(look, missed_s, self._monotonic())
+        return _interpret(self._read_result_and_clear())
+
+    def _poll_until_ready(self, look: Look | None, missed_s: float, deadline: float) -> float:
+        """Poll data-ready until set; returns when the last look that found nothing began.
+        Raises RuntimeError at `deadline` (the phase is then lost)."""
+        while True:
             now = self._monotonic()
             if now >= deadline:
+                self._phase.lose_phase()
                 raise RuntimeError(
                     f"VL53L0X: no new measurement within {self._io_timeout_s:.3f} s (data-ready never set)"
                 )
-            self._sleep(min(POLL_INTERVAL_S, deadline - now))
-        self._aim_next_look(self._monotonic(), in_phase=in_phase, first_look=first_look)
-        return _interpret(self._read_result_and_clear())
+            interval_s = POLL_INTERVAL_S if look is None else look.poll_interval_s(now)
+            self._sleep(min(interval_s, deadline - now))
+            looked_s = self._monotonic()
+            if self._data_ready():
+                return missed_s
+            missed_s = looked_s
 
     def close(self) -> None:
         """Stop continuous ranging. Never raises; a failure is logged."""
@@ -241,20 +260,6 @@ class VL53L0XSource:
             log.warning("VL53L0X: could not stop continuous ranging: %s", exc)
 
     # --- registers -------------------------------------------------------------------
-    def _aim_next_look(self, seen_ready_s: float, *, in_phase: bool, first_look: bool) -> None:
-        """When to look for the next sample, from the instant this one was seen ready."""
-        if first_look and not in_phase:
-            # Already waiting for a caller that came late (or for GPIO1): when it completed is
-            # unknown, so is the phase. The next read polls from its start and finds it again.
-            self._next_look_s = None
-            self._aim_early_s = AIM_EARLY_MIN_S
-            return
-        if first_look:  # found at once: it may have waited for a late wake-up, aim earlier
-            self._aim_early_s = min(AIM_EARLY_MAX_S, 2 * self._aim_early_s)
-        else:  # the polls saw it appear: the phase is known to within one poll
-            self._aim_early_s = AIM_EARLY_MIN_S
-        self._next_look_s = seen_ready_s + self._sample_period_s - self._aim_early_s
-
     def _data_ready(self) -> bool:
         self._register[0] = RESULT_INTERRUPT_STATUS
         with self._device as device:

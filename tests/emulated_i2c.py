@@ -15,6 +15,8 @@ Faults a test can switch on:
   - ``chip.nack = True``           the chip stops acknowledging: OSError(121, 'Remote I/O error')
   - ``bus.stuck = True``           every transfer blocks until ``bus.stuck = False``
   - ``vl53l0x.data_ready_stops``   the ranging core never raises data-ready again
+  - ``vl53l0x.period_factor``      the chip's real ranging period over the programmed one (a real
+                                   chip's oscillator is a few % off); may change while ranging
   - ``mlx90614.corrupt_pec``       the PEC byte of every read is wrong
   - ``mlx90614.error_flag``        bit 15 (error flag) of the object temperature is set
 
@@ -305,12 +307,15 @@ class EmulatedVL53L0X:
         # Observation for tests.
         self.register_reads: Counter[tuple[int, int]] = Counter()
         self.samples_completed = 0
+        self.samples_due = 0  # continuous measurements finished, counting those overwritten unread
+        self.last_sample_s = 0.0  # when the newest continuous measurement finished
 
         self._pages: dict[int, bytearray] = {}
         self._page = 0
         self._pointer = 0
         self._nvm = {self.NVM_ADDRESS_SPAD_INFO: 0x86}  # aperture SPADs, 6 of them
         self._continuous_period_s: float | None = None
+        self._period_factor = 1.0
         self._next_sample_due = 0.0
         self._chip_lock = threading.RLock()  # bus transfers vs the GPIO1 thread
         self.gpio1 = None  # a MockPin wired to GPIO1 (attach_gpio1)
@@ -330,9 +335,26 @@ class EmulatedVL53L0X:
         """The current value of a register (without counting it as a bus read)."""
         return self._regs(page)[register]
 
+    def newest_sample(self) -> int:
+        """The number of the newest measurement finished by now (counting overwritten ones)."""
+        with self._chip_lock:
+            self._advance_clock()
+            return self.samples_due
+
     def measurement_period_s(self) -> float:
         """The ranging period the chip's timing registers currently program."""
         return self._timing_budget_us() / 1e6
+
+    @property
+    def period_factor(self) -> float:
+        """The real ranging period over the programmed one (1.0: exact, 1.02: 2 % slow)."""
+        return self._period_factor
+
+    @period_factor.setter
+    def period_factor(self, value: float) -> None:
+        self._period_factor = value
+        if self._continuous_period_s is not None:  # while ranging: from the next sample on
+            self._continuous_period_s = self.measurement_period_s() * value
 
     # --- I2C transfers -----------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -454,7 +476,7 @@ class EmulatedVL53L0X:
     def _on_sysrange_start(self, value: int) -> None:
         page0 = self._regs(0)
         if value & (self.SYSRANGE_MODE_BACK_TO_BACK | self.SYSRANGE_MODE_TIMED):
-            self._continuous_period_s = self.measurement_period_s()
+            self._continuous_period_s = self.measurement_period_s() * self._period_factor
             self._next_sample_due = self.monotonic() + self._continuous_period_s
         elif value & self.SYSRANGE_START_STOP:
             if self.continuous:
@@ -470,6 +492,8 @@ class EmulatedVL53L0X:
         if now < self._next_sample_due:
             return
         missed = math.floor((now - self._next_sample_due) / self._continuous_period_s)
+        self.last_sample_s = self._next_sample_due + missed * self._continuous_period_s
+        self.samples_due += missed + 1
         self._next_sample_due += (missed + 1) * self._continuous_period_s
         self._complete_measurement()
 
