@@ -67,6 +67,7 @@ FIXED_POINT_97 = 128.0
 INTERRUPT_STATUS_MASK = 0x07
 READY_PIN_SLACK_S = 0.005  # GPIO1 wait: one period plus this, then the polling path
 INTERRUPT_CLEAR_RANGING = 0x01
+CLEAR_RANGING_INTERRUPT = bytes([SYSTEM_INTERRUPT_CLEAR, INTERRUPT_CLEAR_RANGING])  # the write that clears it
 
 # Device range status values (bits 6:3 of RESULT_RANGE_STATUS).
 STATUS_RANGE_COMPLETE = 11
@@ -183,6 +184,7 @@ class VL53L0XSource:
         self._register = bytearray(1)
         self._status = bytearray(1)
         self._result = bytearray(RESULT_BLOCK_LENGTH)
+        self._status_and_result = bytearray(1 + RESULT_BLOCK_LENGTH)  # from RESULT_INTERRUPT_STATUS
         self._sensor.start_continuous()
         # When the next sample becomes ready, learned from the looks (the polling path only).
         self._phase = DataReadyPhase(self._sample_period_s, started_s=self._monotonic())
@@ -223,14 +225,23 @@ class VL53L0XSource:
                 max(0.0, min(deadline, now + self._sample_period_s + READY_PIN_SLACK_S) - now)
             )
         looked_s = self._monotonic()
-        if self._data_ready():
+        block: bytes | None = None
+        if look is not None and not look.relock:  # expected to find it: the result comes along
+            ready = self._look_with_result()
+            block = bytes(self._status_and_result[1:]) if ready else None
+        else:
+            ready = self._data_ready()
+        if ready:
             if self._ready_pin is None:
                 self._phase.found_at_first_look(look, looked_s, self._monotonic())
         else:
             missed_s = self._poll_until_ready(look, looked_s, deadline)
             if self._ready_pin is None:
                 self._phase.found_by_polling(look, missed_s, self._monotonic())
-        return _interpret(self._read_result_and_clear())
+        if block is None:
+            block = self._read_result()
+        self._clear_interrupt()
+        return _interpret(block)
 
     def _poll_until_ready(self, look: Look | None, missed_s: float, deadline: float) -> float:
         """Poll data-ready until set; returns when the last look that found nothing began.
@@ -266,13 +277,25 @@ class VL53L0XSource:
             device.write_then_readinto(self._register, self._status)
         return self._status[0] & INTERRUPT_STATUS_MASK != 0
 
-    def _read_result_and_clear(self) -> bytes:
+    def _look_with_result(self) -> bool:
+        """A look that also reads the result block, in one transfer: the interrupt status
+        (0x13) and the block (0x14..0x1F) are consecutive registers. For a look expected to
+        find the sample, which then needs no second read (one I2C transfer a sample less);
+        when it finds nothing the block is not used."""
+        self._register[0] = RESULT_INTERRUPT_STATUS
+        with self._device as device:
+            device.write_then_readinto(self._register, self._status_and_result)
+        return self._status_and_result[0] & INTERRUPT_STATUS_MASK != 0
+
+    def _read_result(self) -> bytes:
         self._register[0] = RESULT_RANGE_STATUS
         with self._device as device:
             device.write_then_readinto(self._register, self._result)
-        with self._device as device:
-            device.write(bytes([SYSTEM_INTERRUPT_CLEAR, INTERRUPT_CLEAR_RANGING]))
         return bytes(self._result)
+
+    def _clear_interrupt(self) -> None:
+        with self._device as device:
+            device.write(CLEAR_RANGING_INTERRUPT)
 
 
 def _u16(block: bytes, offset: int) -> int:

@@ -321,6 +321,18 @@ def test_in_steady_state_a_read_looks_once_per_sample_and_every_sample_is_read(p
     assert reads.source.learned_period_s == pytest.approx(reads.chip.measurement_period_s() * period_factor, abs=2e-5)
 
 
+def test_a_sample_found_at_its_first_look_costs_two_transfers_the_look_carries_the_result():
+    """The interrupt status (0x13) and the result block (0x14..) are consecutive registers: a
+    look expected to find the sample reads both in one transfer; then only the clear is left."""
+    reads = Reads(LateWakingClock(WAKE_LATENESS_S, 1), period_factor=1.0)
+    bus = reads.source._sensor._device.i2c
+    reads.read(100)
+    transfers_before = sum(bus.transfer_count.values())
+    reads.read(300)
+    assert (sum(bus.transfer_count.values()) - transfers_before) / 300 <= 2.1  # was 3: look, result, clear
+    assert reads.numbers == list(range(1, 401))
+
+
 def test_without_wake_up_lateness_a_read_returns_within_half_a_millisecond_of_data_ready():
     reads = Reads(FakeClock(tick_s=1e-6), period_factor=1.02)
     reads.read(100)
