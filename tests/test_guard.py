@@ -288,6 +288,16 @@ def test_a_sampler_cut_switches_off_at_once_latches_nothing_and_counts_the_on_ti
     assert changes[-1] == (False, "too_close") and rig.guard.on_s == pytest.approx(0.5)
 
 
+def test_a_cut_says_whether_it_switched_the_relay_off():
+    """The sampler wakes the loop only for a cut that switched the relay off (drivers/sampler.py,
+    quiet hazards): True then, False when the relay was already off."""
+    rig = Rig()
+    assert rig.guard.cut("nobody_there", 0.5) is False, "the relay was never on"
+    rig.guard.command(True, 1.0, "session_started")
+    assert rig.guard.cut("too_close", 1.5) is True and not rig.relay_on()
+    assert rig.guard.cut("too_close", 1.6) is False, "already off"
+
+
 def test_a_cut_holds_off_every_step_that_began_before_the_latest_cut():
     rig = Rig()
     rig.guard.cut("too_close", 2.0)
