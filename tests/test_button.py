@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from controller.core.button import ButtonTracker
+from controller.core.button import EPSILON_S, ButtonTracker
 
 LONG_S, STUCK_S, BOUNCE_S = 3.0, 20.0, 0.03
 
@@ -208,3 +208,16 @@ def test_edges_fed_late_give_the_events_of_a_level_sampled_every_millisecond(gap
         level_now = due[-1][1] if due else sparse.last_level
         sparse_events += sparse.update_edges(due, now_ms / 1000.0, level_now)
     assert sparse_events == dense_events
+
+
+def test_an_edge_within_the_float_tolerance_after_a_deadline_falls_on_it():
+    """EPSILON_S makes instants 1 ns apart one instant both ways: a sample 1 ns before the
+    debounce deadline meets it (above), and an edge 1 ns after it falls on it, so the level
+    changed at the deadline and the press is not confirmed, as for an edge exactly on it."""
+    for release_s in (1.0 + BOUNCE_S, 1.0 + BOUNCE_S + EPSILON_S):
+        b = tracker()
+        assert b.update_edges([(1.0, True)], 1.0, True) == []
+        assert b.update_edges([(release_s, False)], 1.5, False) == [], release_s
+    b = tracker()
+    b.update_edges([(1.0, True)], 1.0, True)
+    assert b.update_edges([(1.0 + BOUNCE_S + 2 * EPSILON_S, False)], 1.5, False) == ["press", "short"]
