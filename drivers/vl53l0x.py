@@ -182,9 +182,8 @@ class VL53L0XSource:
         self._sample_period_s = self._sensor.measurement_timing_budget / 1e6
         self._device = self._sensor._device  # the driver's I2CDevice, for result registers
         self._register = bytearray(1)
-        self._status = bytearray(1)
-        self._result = bytearray(RESULT_BLOCK_LENGTH)
-        self._status_and_result = bytearray(1 + RESULT_BLOCK_LENGTH)  # from RESULT_INTERRUPT_STATUS
+        # RESULT_INTERRUPT_STATUS (0x13) and then the result block (0x14..0x1F): consecutive registers
+        self._status_and_result = bytearray(1 + RESULT_BLOCK_LENGTH)
         self._sensor.start_continuous()
         # When the next sample becomes ready, learned from the looks (the polling path only).
         self._phase = DataReadyPhase(self._sample_period_s, started_s=self._monotonic())
@@ -225,12 +224,8 @@ class VL53L0XSource:
                 max(0.0, min(deadline, now + self._sample_period_s + READY_PIN_SLACK_S) - now)
             )
         looked_s = self._monotonic()
-        block: bytes | None = None
-        if look is not None and not look.relock:  # expected to find it: the result comes along
-            ready = self._look_with_result()
-            block = bytes(self._status_and_result[1:]) if ready else None
-        else:
-            ready = self._data_ready()
+        with_result = look is not None and not look.relock  # expected to find it: the result comes along
+        ready = self._data_ready(with_result=with_result)
         if ready:
             if self._ready_pin is None:
                 self._phase.found_at_first_look(look, looked_s, self._monotonic())
@@ -238,10 +233,10 @@ class VL53L0XSource:
             missed_s = self._poll_until_ready(look, looked_s, deadline)
             if self._ready_pin is None:
                 self._phase.found_by_polling(look, missed_s, self._monotonic())
-        if block is None:
-            block = self._read_result()
+        if not (ready and with_result):
+            self._read_result()
         self._clear_interrupt()
-        return _interpret(block)
+        return _interpret(bytes(self._status_and_result[1:]))
 
     def _poll_until_ready(self, look: Look | None, missed_s: float, deadline: float) -> float:
         """Poll data-ready until set; returns when the last look that found nothing began.
@@ -271,27 +266,23 @@ class VL53L0XSource:
             log.warning("VL53L0X: could not stop continuous ranging: %s", exc)
 
     # --- registers -------------------------------------------------------------------
-    def _data_ready(self) -> bool:
+    def _data_ready(self, *, with_result: bool = False) -> bool:
+        """One look at the interrupt status. `with_result`: the result block too, in the same
+        transfer (the registers are consecutive) - for a look expected to find the sample,
+        which then needs no second read (one I2C transfer a sample less); when it finds
+        nothing the block is not used."""
         self._register[0] = RESULT_INTERRUPT_STATUS
         with self._device as device:
-            device.write_then_readinto(self._register, self._status)
-        return self._status[0] & INTERRUPT_STATUS_MASK != 0
-
-    def _look_with_result(self) -> bool:
-        """A look that also reads the result block, in one transfer: the interrupt status
-        (0x13) and the block (0x14..0x1F) are consecutive registers. For a look expected to
-        find the sample, which then needs no second read (one I2C transfer a sample less);
-        when it finds nothing the block is not used."""
-        self._register[0] = RESULT_INTERRUPT_STATUS
-        with self._device as device:
-            device.write_then_readinto(self._register, self._status_and_result)
+            device.write_then_readinto(
+                self._register, self._status_and_result, in_end=len(self._status_and_result) if with_result else 1
+            )
         return self._status_and_result[0] & INTERRUPT_STATUS_MASK != 0
 
-    def _read_result(self) -> bytes:
+    def _read_result(self) -> None:
+        """The result block alone, into its place after the status byte."""
         self._register[0] = RESULT_RANGE_STATUS
         with self._device as device:
-            device.write_then_readinto(self._register, self._result)
-        return bytes(self._result)
+            device.write_then_readinto(self._register, self._status_and_result, in_start=1)
 
     def _clear_interrupt(self) -> None:
         with self._device as device:
