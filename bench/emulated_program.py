@@ -27,25 +27,24 @@ from bench import chip_cpu
 BUTTON_HELD_S = 0.15
 
 
-def install_emulated_sources(factory: MockFactory, seed: int = 1) -> None:
-    """Make `irlamp run` build its sensors on the emulated bus and its pins on `factory`."""
-    import controller.service.run as run
+def emulated_readers(cfg, seed: int = 1):
+    """The production sources as `irlamp run` builds them (drivers.hardware.reopening_readers),
+    on one `PoliteI2C` over the bench's noisy emulated bus: (distance, skin)."""
     from bench.instruments import noisy_bus
-    from drivers.hardware import ReopeningSource
+    from drivers.hardware import reopening_readers
     from drivers.i2c_bus import PoliteI2C
-    from drivers.mlx90614 import MLX90614Source
-    from drivers.vl53l0x import VL53L0XSource
 
     bus, _, _ = noisy_bus(seed=seed, distance_mm=400.0, skin_c=33.0)
     shared = PoliteI2C(bus)
+    return reopening_readers(lambda: shared, cfg.distance.timing_budget_ms)
+
+
+def install_emulated_sources(factory: MockFactory, seed: int = 1) -> None:
+    """Make `irlamp run` build its sensors on the emulated bus and its pins on `factory`."""
+    import controller.service.run as run
 
     def emulated_sources(cfg):  # run.py's _real_sources, on the emulated bus
-        budget = cfg.distance.timing_budget_ms
-        distance = ReopeningSource(
-            "distance",
-            lambda: VL53L0XSource(shared, timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0)),
-        )
-        skin = ReopeningSource("skin", lambda: MLX90614Source(shared))
+        distance, skin = emulated_readers(cfg, seed)
         return distance, skin, factory
 
     run._real_sources = emulated_sources

@@ -27,11 +27,9 @@ from controller.service.journal import Journal
 from controller.service.notify import SystemdNotifier
 from controller.service.clock import ClockSync, boot_id
 from controller.service.run import serve, start_threads
-from drivers.hardware import ReopeningSource, build_hardware
+from drivers.hardware import build_hardware, reopening_readers
 from drivers.i2c_bus import PoliteI2C
-from drivers.mlx90614 import MLX90614Source
 from drivers.sim_sensors import SimDistanceSource, SimSkinSource, SimWorld
-from drivers.vl53l0x import VL53L0XSource
 
 from bench.instruments import TimedDistance, TimedSkin, noisy_bus, now, timed_factory
 
@@ -93,14 +91,7 @@ class IrlampRig:
         if sources == "emulated":  # as run.py's _real_sources, on the emulated bus
             self.bus, self.vl53, self.mlx = noisy_bus(seed=seed, distance_mm=IN_BAND_MM, skin_c=SKIN_START_C)
             shared = PoliteI2C(self.bus)
-            budget_ms = cfg.distance.timing_budget_ms
-            distance = ReopeningSource(
-                "distance",
-                lambda: VL53L0XSource(
-                    shared, timing_budget_ms=budget_ms, io_timeout_s=max(0.1, 3 * budget_ms / 1000.0)
-                ),
-            )
-            skin = ReopeningSource("skin", lambda: MLX90614Source(shared))
+            distance, skin = reopening_readers(lambda: shared, cfg.distance.timing_budget_ms)
         elif sources == "sim":
             self.world = SimWorld(IN_BAND_MM, SKIN_START_C, seed=seed, monotonic=self.clock.monotonic)
             distance, skin = SimDistanceSource(self.world), SimSkinSource(self.world)

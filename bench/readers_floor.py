@@ -1,7 +1,8 @@
 """What reading alone costs: irlamp's real readers at a session's rates, one thread, nothing else.
 
-The production `VL53L0XSource` and `MLX90614Source` (unmodified Adafruit drivers underneath) on
-the bench's emulated chips, read back to back as a session reads them: every distance sample
+The production sources exactly as the bench's `irlamp run` builds them (bench/emulated_program.py:
+`VL53L0XSource` and `MLX90614Source` on the unmodified Adafruit drivers, each in a
+`ReopeningSource`, on the bench's emulated chips), read back to back as a session reads them: every distance sample
 (the reader sleeps until each is due) and the skin every `skin.period_ms`. No judging, no
 loop, no guard, no journal. Its CPU is the floor any program pays on this machine to read
 these sensors at these rates through these drivers; the rest of irlamp's figure is the
@@ -18,18 +19,11 @@ import time
 
 
 def measure(seconds: float) -> dict:
+    from bench.emulated_program import emulated_readers
     from bench.harness import bench_config
-    from bench.instruments import noisy_bus
-    from drivers.i2c_bus import PoliteI2C
-    from drivers.mlx90614 import MLX90614Source
-    from drivers.vl53l0x import VL53L0XSource
 
     cfg = bench_config()
-    budget = cfg.distance.timing_budget_ms
-    bus, _, _ = noisy_bus(seed=1, distance_mm=400.0, skin_c=33.0)
-    shared = PoliteI2C(bus)
-    distance = VL53L0XSource(shared, timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0))
-    skin = MLX90614Source(shared)
+    distance, skin = emulated_readers(cfg)
     skin_period_s = cfg.skin.period_ms / 1000.0
     for _ in range(10):  # the reader finds the chip's phase
         distance.read_distance()

@@ -209,3 +209,21 @@ class ReopeningSource:
     def close(self) -> None:
         if self._device is not None:
             self._device.close()
+
+
+def reopening_readers(i2c: Callable[[], object], timing_budget_ms: int, data_ready_pin=None):
+    """The production sensor sources, each in a `ReopeningSource`: a `VL53L0XSource` (I/O
+    timeout three timing budgets, at least 0.1 s) and an `MLX90614Source`, each opened on the
+    bus `i2c()` returns (the Pi's bus 1; the bench's emulated one). Returns (distance, skin)."""
+    from drivers.mlx90614 import MLX90614Source
+    from drivers.vl53l0x import VL53L0XSource
+
+    io_timeout_s = max(0.1, 3 * timing_budget_ms / 1000.0)
+    distance = ReopeningSource(
+        "distance",
+        lambda: VL53L0XSource(
+            i2c(), timing_budget_ms=timing_budget_ms, io_timeout_s=io_timeout_s, data_ready_pin=data_ready_pin
+        ),
+    )
+    skin = ReopeningSource("skin", lambda: MLX90614Source(i2c()))
+    return distance, skin

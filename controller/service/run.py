@@ -25,7 +25,7 @@ from controller.service.preflight import check_startup
 from controller.service.remote_stop import open_remote_stop
 from controller.service.status_writer import status_path
 from controller.service.storage import storage_error
-from drivers.hardware import ReopeningSource, build_hardware
+from drivers.hardware import build_hardware, reopening_readers
 
 log = logging.getLogger("irlamp")
 
@@ -33,18 +33,10 @@ log = logging.getLogger("irlamp")
 def _real_sources(cfg):
     """The Adafruit-driver sources on the Pi's bus 1, shared politely by both sampler threads."""
     from drivers.i2c_bus import pi_i2c_bus
-    from drivers.mlx90614 import MLX90614Source
-    from drivers.vl53l0x import VL53L0XSource, data_ready_input
+    from drivers.vl53l0x import data_ready_input
 
-    budget = cfg.distance.timing_budget_ms
     ready_pin = data_ready_input(cfg.gpio.distance_ready_pin)
-    distance = ReopeningSource(
-        "distance",
-        lambda: VL53L0XSource(
-            pi_i2c_bus(), timing_budget_ms=budget, io_timeout_s=max(0.1, 3 * budget / 1000.0), data_ready_pin=ready_pin
-        ),
-    )
-    skin = ReopeningSource("skin", lambda: MLX90614Source(pi_i2c_bus()))
+    distance, skin = reopening_readers(pi_i2c_bus, cfg.distance.timing_budget_ms, ready_pin)
     return distance, skin, None
 
 
