@@ -180,6 +180,16 @@ class Program:
         self.proc.stdin.write(line.encode())
         self.proc.stdin.flush()
 
+    def press_until(self, status_marker: str, timeout_s: float = 5.0) -> None:
+        """Press the (mock) button and wait for a STATUS= text containing `status_marker`
+        (e.g. 'lamp ON': the session is running)."""
+        t_press = time.perf_counter()
+        self.send("space\n")
+        if self.notified.wait_for(status_marker, timeout_s, after=t_press) is None:
+            raise ProcessError(
+                f"{self.argv[1:4]}: no '{status_marker}' status after a button press: {self.stderr_tail()}"
+            )
+
     def cpu_percent_over(self, seconds: float) -> dict:
         """CPU of the whole process per wall second, over `seconds`, as % of one core."""
         pid = self.proc.pid
@@ -234,12 +244,7 @@ def measure_program(
             startup_s = prog.wait_ready()
             time.sleep(settle_s)
             idle = prog.cpu_percent_over(idle_s)
-            t_press = time.perf_counter()
-            prog.send("space\n")
-            if prog.notified.wait_for(running_marker, 5.0, after=t_press) is None:
-                raise ProcessError(
-                    f"{prog.argv[1:4]}: no '{running_marker}' status after a button press: {prog.stderr_tail()}"
-                )
+            prog.press_until(running_marker)
             running = prog.cpu_percent_over(running_s)
             pid = prog.proc.pid
             rss_peak_kb = status_field_kb(pid, "VmHWM")
@@ -264,10 +269,7 @@ def measure_chip_share(command: Command, *, cwd: Path, running_s: float, settle_
         with Program(command, workdir, cwd, env={chip_cpu.ENV: str(counted)}) as prog:
             prog.wait_ready()
             time.sleep(settle_s)
-            t_press = time.perf_counter()
-            prog.send("space\n")
-            if prog.notified.wait_for("lamp ON", 5.0, after=t_press) is None:
-                raise ProcessError(f"{prog.argv[1:4]}: no 'lamp ON' status after a button press: {prog.stderr_tail()}")
+            prog.press_until("lamp ON")
             time.sleep(2 * chip_cpu.WRITE_EVERY_S)
             chips0 = chip_cpu.read_total_s(counted)
             window = prog.cpu_percent_over(running_s)
