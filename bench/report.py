@@ -128,6 +128,18 @@ class LoadMeter:
 # -- targets ----------------------------------------------------------------------------------
 
 
+def _spread(program: dict, window: str) -> str:
+    """How the median CPU window sits among the others: 'median of N windows, a..b, mean m'."""
+    figures = program["cpu_percent"].get("windows", {}).get(window, {})
+    windows = figures.get("windows_percent")
+    if not windows:
+        return ""
+    return (
+        f"median of {len(windows)} windows, {_fmt(min(windows))}..{_fmt(max(windows))},"
+        f" whole-span mean {_fmt(figures.get('mean_percent'))}"
+    )
+
+
 def check_targets(results: dict) -> list[dict]:
     """The issue's targets first (irlamp on its real readers over emulated chips), then the
     earlier ones the bench keeps watching. Measured value, met or not (True/False)."""
@@ -141,7 +153,7 @@ def check_targets(results: dict) -> list[dict]:
         rows.append({"figure": name, "target": target, "measured": measured, "met": met, "note": note})
 
     idle, base_idle = irl["cpu_percent"]["idle"], sleeping["cpu_percent"]["idle"]
-    add("CPU idle, % of one core", "<= 0.3 %", idle, 0.3)
+    add("CPU idle, % of one core", "<= 0.3 %", idle, 0.3, _spread(irl, "idle"))
     add(
         "CPU idle, irlamp minus the sleeping baseline, % of one core",
         "<= 0 (not above the baseline's)",
@@ -155,7 +167,15 @@ def check_targets(results: dict) -> list[dict]:
         "<= 1.0 %",
         irl["cpu_percent"]["running"],
         1.0,
-        f"of which emulated chips {_fmt(parts.get('emulated_chips'))} %; the readers alone {_fmt(readers)} %",
+        "; ".join(
+            part
+            for part in (
+                _spread(irl, "running"),
+                f"of which emulated chips {_fmt(parts.get('emulated_chips'))} %",
+                f"the readers alone {_fmt(readers)} %",
+            )
+            if part
+        ),
     )
     add(
         "distance: sample -> off, p99 ms, quiet machine",

@@ -70,9 +70,9 @@ class Plan:
 FULL = Plan(
     startups=5,
     baseline_startups=3,
-    idle_s=30.0,
-    running_s=30.0,
-    baseline_cpu_s=15.0,
+    idle_s=60.0,  # six 10 s windows each (procstats.CPU_WINDOW_S)
+    running_s=60.0,
+    baseline_cpu_s=30.0,
     settle_s=2.0,
     side_workers=(
         ("overheat=80", "stall=20", "stall_tight=10"),

@@ -173,3 +173,24 @@ def test_a_runtime_directory_left_by_a_killed_bench_is_swept_and_a_live_ones_kep
     assert live.parent == tmpfs
     assert procstats.sweep_runtime_dirs() == [dead]
     assert not dead.exists() and live.is_dir()
+
+
+def test_cpu_windows_headline_is_the_median_window_and_the_mean_is_kept():
+    from bench.procstats import summarize_windows
+
+    # (wall s, CPU s, voluntary switches): four 10 s windows at 1.0, 1.2, 3.0 (a burst) and 1.1 % of a core
+    marks = [(0.0, 0.0, 0), (10.0, 0.10, 500), (20.0, 0.22, 1000), (30.0, 0.52, 1500), (40.0, 0.63, 2000)]
+    figures = summarize_windows(marks)
+    assert figures["windows_percent"] == [1.0, 1.2, 3.0, 1.1]
+    assert figures["cpu_percent"] == 1.15  # the burst does not decide it
+    assert figures["mean_percent"] == 1.575
+    assert figures["wall_s"] == 40.0 and figures["cpu_s"] == 0.63
+    assert figures["wakeups_per_s"] == 50.0
+
+
+def test_cpu_windows_need_one_window():
+    from bench.procstats import summarize_windows
+
+    assert summarize_windows([(0.0, 0.0, 0), (2.0, 0.01, 3)])["cpu_percent"] == 0.5
+    with pytest.raises(ValueError, match="at least two marks"):
+        summarize_windows([(0.0, 0.0, 0)])
