@@ -304,6 +304,12 @@ def skin_limits(cfg: Config, start_s_grace: float) -> SensorLimits:
     )
 
 
+def wall_time_cap_s(cfg: Config, session: Session) -> float:
+    """The instant the session's wall-time cap ends it: session.max_wall_minutes after its start,
+    paused or not. One sum, so the loop can wake at the very instant the step will find it."""
+    return session.start_s + cfg.session.max_wall_minutes * 60.0
+
+
 class SafetyController:
     STARTUP_GRACE_S = 2.0
 
@@ -587,7 +593,7 @@ class SafetyController:
         if ses.on_s >= cfg.session.max_on_s:
             self._end_session("completed", now, events)
             return False, "session_completed"
-        if now - ses.start_s >= cfg.session.max_wall_minutes * 60.0:
+        if now >= wall_time_cap_s(cfg, ses):
             self._end_session("wall_time_cap", now, events)
             return False, "wall_time_cap"
         if not ses.heating_seen:

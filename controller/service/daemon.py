@@ -43,6 +43,7 @@ from controller.core.safety import (
     SafetyController,
     StepInputs,
     journal_refusal,
+    wall_time_cap_s,
 )
 from controller.core.sampling import IDLE_LOOP_PERIOD_S, lamp_on_loop_period_s, wants_full_rate
 from controller.service.status_writer import StatusWriter
@@ -381,8 +382,7 @@ class Daemon:
         session, left_s = ctl.session, ctl.time_left_s()
         if session is None or left_s is None:
             return float("inf")
-        wall_cap_s = session.start_s + self.cfg.session.max_wall_minutes * 60.0
-        return max(now + CAP_WAKE_MIN_S, min(ctl.last_step_s + left_s, wall_cap_s))
+        return max(now + CAP_WAKE_MIN_S, min(ctl.last_step_s + left_s, wall_time_cap_s(self.cfg, session)))
 
     def _quiet_idle(self, now: float) -> bool:
         """Nothing to show but the heartbeat and nothing to watch but idle-rate samples."""
