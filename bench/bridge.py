@@ -3,8 +3,10 @@ the MQTT bridge's own cost and speed, against a real broker.
 
 A real `irlamp run --simulate` daemon, `irlamp bridge` and a broker (mosquitto, else amqtt,
 as in the tests) on loopback. Measured from outside the bridge's process: CPU (utime + stime
-of all its threads per wall second, /proc/<pid>/stat) over a window with the lamp idle and a
-window with a session running, and its resident memory (VmRSS at the end, VmHWM peak).
+of all its threads per wall second, /proc/<pid>/stat) with the lamp idle and with a session
+running, each the median of 10 s windows as for irlamp (`procstats.cpu_over`; every window and
+the span's mean are kept in `cpu_windows`), and its resident memory (VmRSS at the end, VmHWM
+peak).
 Change -> publish latency: the bench polls the daemon's status file every 5 ms; for each new
 status it takes the daemon's `heartbeat_wall` (when the daemon wrote it) and the arrival, at
 a subscriber on the same machine, of the bridge's state message carrying that status's values.
@@ -27,7 +29,7 @@ for path in (REPO, REPO / "tests"):  # the tests' broker, daemon and bridge laun
         sys.path.insert(0, str(path))
 
 from bench import report  # noqa: E402
-from bench.procstats import cpu_seconds, status_field_kb  # noqa: E402
+from bench.procstats import cpu_over, status_field_kb  # noqa: E402
 
 TARGET_CPU_PERCENT = 0.5
 TARGET_RSS_MB = 35.0
@@ -67,12 +69,6 @@ class StatusPoller:
         self._thread.join(timeout=2)
 
 
-def _cpu_window(pid: int, seconds: float) -> float:
-    start_cpu, start_wall = cpu_seconds(pid), time.monotonic()
-    time.sleep(seconds)
-    return round(100.0 * (cpu_seconds(pid) - start_cpu) / (time.monotonic() - start_wall), 3)
-
-
 def run_bridge_bench(idle_s: float, running_s: float, out_path: Path | None, log=print) -> dict:
     from mqtt_helpers import HaClient, RunningBridge, TestBroker, choose_broker
     from scenario_helpers import RunningDaemon
@@ -95,12 +91,12 @@ def run_bridge_bench(idle_s: float, running_s: float, out_path: Path | None, log
             )
             time.sleep(2.0)  # start-up imports settle
             log(f"bridge bench: idle window {idle_s:.0f} s (broker {kind})")
-            idle = _cpu_window(bridge.proc.pid, idle_s)
+            idle_windows = cpu_over(bridge.proc.pid, idle_s)
             poller = StatusPoller(daemon.status_file)
             daemon.keys("space")
             daemon.wait_status(lambda s: s["lamp_on"], what="session running")
             log(f"bridge bench: session window {running_s:.0f} s")
-            running = _cpu_window(bridge.proc.pid, running_s)
+            running_windows = cpu_over(bridge.proc.pid, running_s)
             rss_mb = round(status_field_kb(bridge.proc.pid, "VmRSS") / 1024.0, 1)
             hwm_mb = round(status_field_kb(bridge.proc.pid, "VmHWM") / 1024.0, 1)
             poller.stop()
@@ -119,18 +115,20 @@ def run_bridge_bench(idle_s: float, running_s: float, out_path: Path | None, log
                     (part.stop if isinstance(part, StatusPoller) else part.close)()
             daemon.close()
             broker.stop()
+    cpu = {"idle": idle_windows["cpu_percent"], "running": running_windows["cpu_percent"]}
     results = {
         "broker": kind,
         "idle_s": idle_s,
         "running_s": running_s,
-        "cpu_percent": {"idle": idle, "running": running},
+        "cpu_percent": cpu,
+        "cpu_windows": {"idle": idle_windows, "running": running_windows},
         "rss_mb": rss_mb,
         "rss_peak_mb": hwm_mb,
         "change_to_publish_ms": {**report.summarize(latencies), "n": len(latencies)},
         "targets": {
             "cpu_percent_max": TARGET_CPU_PERCENT,
             "rss_mb_max": TARGET_RSS_MB,
-            "met": max(idle, running) <= TARGET_CPU_PERCENT and hwm_mb <= TARGET_RSS_MB,
+            "met": max(cpu["idle"], cpu["running"]) <= TARGET_CPU_PERCENT and hwm_mb <= TARGET_RSS_MB,
         },
         "errors": [] if latencies else ["no state message matched a status write"],
     }
@@ -143,14 +141,17 @@ def table(results: dict) -> str:
     if "cpu_percent" not in results:
         return "bridge bench: " + "; ".join(results["errors"])
     lat, cpu = results["change_to_publish_ms"], results["cpu_percent"]
+    windows = results.get("cpu_windows", {})  # results written before stop 21 have none
     rows = [
         (f"MQTT bridge (broker {results['broker']})", "measured", "target"),
         (f"CPU idle, % of one core ({results['idle_s']:.0f} s)", f"{cpu['idle']:.2f}", f"<= {TARGET_CPU_PERCENT}"),
+        (f"  {report.spread_text(windows.get('idle', {}))}", "", ""),
         (
             f"CPU in a session, % of one core ({results['running_s']:.0f} s)",
             f"{cpu['running']:.2f}",
             f"<= {TARGET_CPU_PERCENT}",
         ),
+        (f"  {report.spread_text(windows.get('running', {}))}", "", ""),
         ("RSS now / peak, MB", f"{results['rss_mb']:.1f} / {results['rss_peak_mb']:.1f}", f"<= {TARGET_RSS_MB:.0f}"),
         (
             f"status change -> on the broker, p50 / p99 / max ms [n={lat['n']}]",
@@ -158,7 +159,7 @@ def table(results: dict) -> str:
             "<= 1500",
         ),
     ]
-    return "\n".join(f"{a:<58}  {b:<14}  {c}" for a, b, c in rows)
+    return "\n".join(f"{a:<58}  {b:<14}  {c}".rstrip() for a, b, c in rows if a.strip())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -108,6 +108,18 @@ def summarize_windows(marks: list[tuple[float, float, int]]) -> dict:
     }
 
 
+def cpu_over(pid: int, seconds: float, window_s: float = CPU_WINDOW_S) -> dict:
+    """Process `pid`'s CPU per wall second over `seconds`, as % of one core, taken in
+    consecutive windows of about `window_s` (see `summarize_windows`). Every bench phase that
+    reports a CPU figure (irlamp's, the baselines', the bridge's) takes it this way."""
+    count = max(1, round(seconds / window_s))
+    marks = [(time.perf_counter(), cpu_seconds(pid), voluntary_switches(pid))]
+    for _ in range(count):
+        time.sleep(seconds / count)
+        marks.append((time.perf_counter(), cpu_seconds(pid), voluntary_switches(pid)))
+    return summarize_windows(marks)
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
@@ -223,15 +235,10 @@ class Program:
     def cpu_percent_over(self, seconds: float, window_s: float = CPU_WINDOW_S) -> dict:
         """CPU of the whole process per wall second over `seconds`, as % of one core, taken in
         consecutive windows of about `window_s` (see `summarize_windows`)."""
-        pid = self.proc.pid
-        count = max(1, round(seconds / window_s))
-        marks = [(time.perf_counter(), cpu_seconds(pid), voluntary_switches(pid))]
-        for _ in range(count):
-            time.sleep(seconds / count)
-            marks.append((time.perf_counter(), cpu_seconds(pid), voluntary_switches(pid)))
+        figures = cpu_over(self.proc.pid, seconds, window_s)
         if self.proc.poll() is not None:
             raise ProcessError(f"{self.argv[1:4]} exited during the CPU measurement: {self.stderr_tail()}")
-        return summarize_windows(marks)
+        return figures
 
     def stderr_tail(self) -> str:
         try:

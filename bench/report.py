@@ -129,8 +129,12 @@ class LoadMeter:
 
 
 def _spread(program: dict, window: str) -> str:
-    """How the median CPU window sits among the others: 'median of N windows, a..b, mean m'."""
-    figures = program["cpu_percent"].get("windows", {}).get(window, {})
+    return spread_text(program["cpu_percent"].get("windows", {}).get(window, {}))
+
+
+def spread_text(figures: dict) -> str:
+    """How the median CPU window (`procstats.summarize_windows`) sits among the others:
+    'median of N windows, a..b, whole-span mean m'; '' without windows."""
     windows = figures.get("windows_percent")
     if not windows:
         return ""
@@ -478,7 +482,8 @@ def table(results: dict) -> str:
         share = parts["chip_share_run"]
         rows.append(
             (
-                f"  of a session: the emulated chips' own code (a run of its own, {_fmt(share['cpu_percent'])} %)",
+                f"  of a session: the emulated chips' own code (a run of its own, whose whole-span mean was "
+                f"{_fmt(share['mean_percent'])} %)",
                 _fmt(parts["emulated_chips"]),
                 "",
                 "",

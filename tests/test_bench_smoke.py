@@ -194,3 +194,41 @@ def test_cpu_windows_need_one_window():
     assert summarize_windows([(0.0, 0.0, 0), (2.0, 0.01, 3)])["cpu_percent"] == 0.5
     with pytest.raises(ValueError, match="at least two marks"):
         summarize_windows([(0.0, 0.0, 0)])
+
+
+def test_cpu_spread_text_names_the_windows_and_the_mean():
+    figures = {"windows_percent": [0.9, 1.4, 1.1], "mean_percent": 1.18, "cpu_percent": 1.1}
+    assert report.spread_text(figures) == "median of 3 windows, 0.9..1.4, whole-span mean 1.18"
+    assert report.spread_text({}) == ""
+
+
+def test_the_bridge_table_shows_its_cpu_windows_and_reads_older_results():
+    from bench.bridge import table
+
+    results = {
+        "broker": "mosquitto",
+        "idle_s": 30.0,
+        "running_s": 30.0,
+        "cpu_percent": {"idle": 0.33, "running": 0.3},
+        "cpu_windows": {
+            "idle": {"windows_percent": [0.3, 0.33, 0.4], "mean_percent": 0.343},
+            "running": {"windows_percent": [0.27, 0.3, 0.31], "mean_percent": 0.293},
+        },
+        "rss_mb": 31.9,
+        "rss_peak_mb": 32.0,
+        "change_to_publish_ms": {"p50": 170.0, "p99": 231.0, "max": 240.0, "n": 29},
+    }
+    text = table(results)
+    assert "median of 3 windows, 0.3..0.4, whole-span mean 0.343" in text
+    assert "median of 3 windows, 0.27..0.31, whole-span mean 0.293" in text
+    del results["cpu_windows"]  # a results file written before the bridge took windows
+    older = table(results)
+    assert "median of" not in older and "0.33" in older and "170 / 231 / 240" in older
+
+
+def test_the_chip_share_is_labelled_with_the_mean_it_is_a_share_of(quick):
+    results, _ = quick
+    parts = results["irlamp"]["cpu_percent"]["session_parts"]
+    lines = [line for line in report.table(results).splitlines() if "emulated chips' own code" in line]
+    assert len(lines) == 1
+    assert f"whole-span mean was {report._fmt(parts['chip_share_run']['mean_percent'])} %" in lines[0]
