@@ -6,8 +6,9 @@ An entry names the mutated function and the change itself (not mutmut's running 
 shifts whenever the function is edited), so a stale entry matches nothing and shows up as a
 survivor again.
 
-Exit status 1 when a module scores below TARGET or a result is missing (not checked), so
-`make mutate` is a gate. Score = killed / (total - equivalent).
+Exit status 1 when a module scores below TARGET, a result is missing (not checked) or an entry
+of equivalent.txt matches no mutant of today's code (stale), so `make mutate` is a gate.
+Score = killed / (total - equivalent).
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ def function_changes(mutated_source: str) -> dict[str, str]:
     return changes
 
 
-def load_equivalent(path: Path = EQUIVALENT) -> dict[tuple[str, str], str]:
-    """(function, change) -> reason. Lines: function <TAB> change <TAB> reason; '#' comments."""
+def load_equivalent(path: Path | None = None) -> dict[tuple[str, str], str]:
+    """(function, change) -> reason. Lines: function <TAB> change <TAB> reason; '#' comments.
+    `path`: EQUIVALENT unless given."""
+    path = EQUIVALENT if path is None else path
     table = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -116,6 +119,13 @@ def collect(module: str, equivalent: dict[tuple[str, str], str]) -> ModuleResult
         else:
             result.surviving.append(mutant)
     return result
+
+
+def stale_entries(results: list[ModuleResult], equivalent: dict[tuple[str, str], str]) -> list[tuple[str, str]]:
+    """Entries of equivalent.txt that match no mutant mutmut generates from today's code: a
+    judgement about a line that no longer exists (the function was edited since)."""
+    generated = {(m.function, m.change) for r in results for m in r.mutants}
+    return [entry for entry in equivalent if entry not in generated]
 
 
 def natural_key(key: str) -> tuple[str, int]:
@@ -197,11 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check:
         (REPO / "docs" / "mutation.md").write_text(markdown(results, args.elapsed) + "\n", encoding="utf-8")
         update_safety_md(REPO / "docs" / "safety.md", results)
+    stale = stale_entries(results, equivalent)
+    for function, change in stale:
+        print(f"STALE {EQUIVALENT.name}: {function}\t{change}")
     failing = [r.path for r in results if r.score < TARGET or r.not_checked]
     if failing:
         print(f"below {TARGET:.0%} or not fully checked: {', '.join(failing)}", file=sys.stderr)
-        return 1
-    return 0
+    if stale:
+        print(f"{len(stale)} entries of {EQUIVALENT} match no mutant of today's code: delete them", file=sys.stderr)
+    return 1 if failing or stale else 0
 
 
 if __name__ == "__main__":
