@@ -3,12 +3,19 @@ because a gate that cannot fail is no gate."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "mutation"))
-
-import report  # noqa: E402
+# Loaded by its path under a name of its own: putting tests/mutation on sys.path would let its
+# generic `report` shadow any other module of that name for the rest of the test session.
+_SPEC = importlib.util.spec_from_file_location(
+    "mutation_report", Path(__file__).resolve().parent / "mutation" / "report.py"
+)
+assert _SPEC is not None and _SPEC.loader is not None
+report = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = report  # dataclasses look their module up while the class is built
+_SPEC.loader.exec_module(report)
 
 
 def _result(*mutants: tuple[str, str, int | None]) -> report.ModuleResult:
