@@ -3,8 +3,8 @@
 Reads mutmut's results (mutants/<file>.meta) and the mutated sources (mutants/<file>), and
 tests/mutation/equivalent.txt: the surviving mutants judged equivalent, each with one line of why.
 An entry names the mutated function and the change itself (not mutmut's running number, which
-shifts whenever the function is edited), so a stale entry matches nothing and shows up as a
-survivor again.
+shifts whenever the function is edited). When the line is edited, its mutant shows up as a
+survivor again, and the old entry, which now matches no mutant, is reported as stale.
 
 Exit status 1 when a module scores below TARGET, a result is missing (not checked) or an entry
 of equivalent.txt matches no mutant of today's code (stale), so `make mutate` is a gate.
